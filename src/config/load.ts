@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** config/default.json, found from src/config (sources) and from dist/config (build). */
+export const DEFAULT_CONFIG_FILE = resolve(here, '..', '..', 'config', 'default.json');
+
+type Kind = 'string' | 'int' | 'trustProxy';
+interface EnvBinding { path: string[]; kind: Kind; secret?: boolean }
+
+/** Every environment variable Tessera reads, and the configuration key it sets. */
+export const ENV_BINDINGS: Record<string, EnvBinding> = {
+  ISSUER: { path: ['issuer'], kind: 'string' },
+  HOST: { path: ['http', 'host'], kind: 'string' },
+  PORT: { path: ['http', 'port'], kind: 'int' },
+  DATABASE_URL: { path: ['database', 'url'], kind: 'string', secret: true },
+  REDIS_URL: { path: ['redis', 'url'], kind: 'string', secret: true },
+  TESSERA_TRUST_PROXY: { path: ['http', 'trustProxy'], kind: 'trustProxy' },
+  TESSERA_BODY_LIMIT: { path: ['http', 'bodyLimit'], kind: 'string' },
+  TESSERA_SHUTDOWN_GRACE_MS: { path: ['http', 'shutdownGraceMs'], kind: 'int' },
+  TESSERA_DATA_DIR: { path: ['database', 'dataDir'], kind: 'string' },
+  TESSERA_DB_POOL_SIZE: { path: ['database', 'poolSize'], kind: 'int' },
+  TESSERA_REDIS_PREFIX: { path: ['redis', 'keyPrefix'], kind: 'string' },
+  TESSERA_REDIS_CONNECT_TIMEOUT_MS: { path: ['redis', 'connectTimeoutMs'], kind: 'int' },
+  TESSERA_REDIS_COMMAND_TIMEOUT_MS: { path: ['redis', 'commandTimeoutMs'], kind: 'int' },
+  TESSERA_LOG_LEVEL: { path: ['log', 'level'], kind: 'string' },
+  TESSERA_ARGON2_MEMORY_KIB: { path: ['passwords', 'argon2', 'memoryKiB'], kind: 'int' },
+  TESSERA_ARGON2_TIME_COST: { path: ['passwords', 'argon2', 'timeCost'], kind: 'int' },
+  TESSERA_ARGON2_PARALLELISM: { path: ['passwords', 'argon2', 'parallelism'], kind: 'int' },
+  TESSERA_PASSWORD_MIN_LENGTH: { path: ['passwords', 'minLength'], kind: 'int' },
+  TESSERA_ADMIN_USERNAME: { path: ['admin', 'username'], kind: 'string' },
+  TESSERA_ADMIN_PASSWORD: { path: ['admin', 'password'], kind: 'string', secret: true },
+};
+/** Read by loadConfig itself, not a configuration key. */
+const META_VARIABLES = new Set(['TESSERA_CONFIG']);
+
+/** Paths whose values are secrets: never printed, never logged. */
+export const SECRET_PATHS = [['admin', 'password']];
+/** Paths holding URLs that may carry a password. */
+export const URL_PATHS = [['database', 'url'], ['redis', 'url']];
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function setPath(target: Json, path: string[], value: unknown): void {
+  let node = target;
+  for (const part of path.slice(0, -1)) {
+    if (typeof node[part] !== 'object' || node[part] === null) node[part] = {};
+    node = node[part] as Json;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function mergeDeep(base: Json, override: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    if (value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)) {
+      out[key] = mergeDeep(current as Json, value as Json);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function readJson(file: string, problems: string[]): Json {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      problems.push(`${file}: must hold a JSON object`);
+      return {};
+    }
+    const { $comment: _comment, ...rest } = parsed as Json;
+    return rest;
+  } catch (error) {
+    problems.push(`${file}: ${(error as Error).message}`);
+    return {};
+  }
+}
+
+function fromEnv(binding: EnvBinding, raw: string): unknown {
+  if (binding.kind === 'int') return raw.trim() === '' ? raw : Number(raw);
+  if (binding.kind === 'trustProxy') {
+    if (raw === 'true' || raw === 'false') return raw === 'true';
+    if (/^\d+$/.test(raw)) return Number(raw);
+    return raw;
+  }
+  return raw;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Extra overrides applied after the environment (used by tests and the composition root). */
+  overrides?: Json;
+}
+
+/**
+ * Builds the configuration from config/default.json, an optional TESSERA_CONFIG file, and the
+ * environment, in that order of precedence (later wins). Throws ConfigError naming every bad key.
+ */
+export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = {}): Config {
+  const problems: string[] = [];
+  let raw = readJson(DEFAULT_CONFIG_FILE, problems);
+  const sourceOf = new Map<string, string>();
+
+  const extraFile = env.TESSERA_CONFIG;
+  if (extraFile) raw = mergeDeep(raw, readJson(resolve(extraFile), problems));
+
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    const binding = ENV_BINDINGS[name];
+    if (binding) {
+      setPath(raw, binding.path, fromEnv(binding, value));
+      sourceOf.set(binding.path.join('.'), name);
+    } else if (name.startsWith('TESSERA_') && !META_VARIABLES.has(name)) {
+      problems.push(`${name}: unknown setting (known: ${Object.keys(ENV_BINDINGS).filter((k) => k.startsWith('TESSERA_')).join(', ')})`);
+    }
+  }
+  raw = mergeDeep(raw, overrides);
+  if (problems.length) throw new ConfigError(problems);
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, sourceOf));
+  return result.data;
+}
+
+function describeIssues(issues: z.core.$ZodIssue[], sourceOf: Map<string, string>): string[] {
+  return issues.map((issue) => {
+    const key = issue.path.join('.');
+    const env = sourceOf.get(key);
+    const name = env ? `${env} (${key})` : key || '(root)';
+    return `${name}: ${issue.message}`;
+  });
+}
+
+/** Replaces the password of a URL with ***; leaves anything unparseable alone. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '***';
+  }
+}
+
+/** A copy of the configuration that is safe to print or log. */
+export function redactConfig(config: Config): Json {
+  const copy = structuredClone(config) as unknown as Json;
+  const at = (path: string[]) => path.slice(0, -1).reduce<Json>((node, part) => node[part] as Json, copy);
+  for (const path of SECRET_PATHS) {
+    const parent = at(path);
+    if (parent[path.at(-1)!] != null) parent[path.at(-1)!] = '***';
+  }
+  for (const path of URL_PATHS) {
+    const parent = at(path);
+    const value = parent[path.at(-1)!];
+    if (typeof value === 'string') parent[path.at(-1)!] = redactUrl(value);
+  }
+  return copy;
+}
+
+/** Where the embedded database lives, resolved against the working directory. */
+export function dataDirectory(config: Config): string {
+  return resolve(config.database.dataDir);
+}

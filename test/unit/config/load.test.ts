@@ -1,0 +1,48 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig, redactConfig } from '../../../src/config/load.ts';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults with an empty environment', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.issuer).toBe('http://localhost:8080');
+    expect(config.http.port).toBe(8080);
+    expect(config.database.url).toBeNull();
+    expect(config.redis.url).toBeNull();
+    expect(config.passwords.argon2).toEqual({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
+  });
+
+  it('lets the environment override defaults', () => {
+    const config = loadConfig({
+      env: { ISSUER: 'https://auth.example.org/', PORT: '9000', REDIS_URL: 'redis://r:6379', TESSERA_REDIS_PREFIX: 'x:', TESSERA_TRUST_PROXY: '1' },
+    });
+    expect(config.issuer).toBe('https://auth.example.org');
+    expect(config.http.port).toBe(9000);
+    expect(config.redis.url).toBe('redis://r:6379');
+    expect(config.redis.keyPrefix).toBe('x:');
+    expect(config.http.trustProxy).toBe(1);
+  });
+
+  it('names the variable and the key of an invalid value', () => {
+    expect(() => loadConfig({ env: { PORT: 'eighty' } })).toThrow(ConfigError);
+    try {
+      loadConfig({ env: { PORT: 'eighty', DATABASE_URL: 'mysql://x' } });
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toMatch(/PORT \(http\.port\)/);
+      expect(message).toMatch(/DATABASE_URL \(database\.url\): must be a URL starting with postgres:/);
+    }
+  });
+
+  it('refuses unknown TESSERA_ variables, which are usually typos', () => {
+    expect(() => loadConfig({ env: { TESSERA_REDIS_PREFX: 'x' } })).toThrow(/TESSERA_REDIS_PREFX: unknown setting/);
+  });
+
+  it('never prints a secret in an error or a redacted copy', () => {
+    const config = loadConfig({
+      env: { DATABASE_URL: 'postgres://u:hunter2hunter2@db/tessera', REDIS_URL: 'redis://:s3cretpass@r:6379', TESSERA_ADMIN_PASSWORD: 'correct horse' },
+    });
+    const printed = JSON.stringify(redactConfig(config));
+    expect(printed).not.toMatch(/hunter2|s3cretpass|correct horse/);
+    expect(printed).toMatch(/postgres:\/\/u:\*\*\*@db\/tessera/);
+  });
+});
