@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** The real services integration tests use; override with TEST_DATABASE_URL / TEST_REDIS_URL. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A name no other run or test file shares: its own Redis prefix, its own database. */
+export function uniqueName(kind: string): string {
+  return `tessera_${kind}_${process.pid}_${randomBytes(4).toString('hex')}`;
+}
+
+/** A Redis key prefix for one test file; keys under it are deleted by `dropRedisPrefix`. */
+export function uniqueRedisPrefix(): string {
+  return `${uniqueName('t')}:`;
+}
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database of its own on the test server; drop() removes it. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = uniqueName('db');
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
