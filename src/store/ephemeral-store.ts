@@ -1,0 +1,81 @@
+/**
+ * The ephemeral store: short-lived state with a time to live — login sessions, oidc-provider
+ * models, rate-limit counters — and the pub/sub channel that carries cache invalidations between
+ * nodes. Redis implements it in production (redis-ephemeral-store.ts); an in-process
+ * implementation (memory-ephemeral-store.ts) serves single-process trials. Both pass the same
+ * contract suite (test/contract/ephemeral-store.contract.ts).
+ *
+ * Keys given to the store are logical: each implementation prepends its configured prefix. A key
+ * may carry a Redis Cluster hash tag (`{...}`) so that keys used together land in one slot; the
+ * prefix is put in front and never contains braces, so the tag keeps working.
+ *
+ * Every write takes a TTL in milliseconds: nothing in this store lives forever.
+ */
+export interface SetOptions {
+  /** Time to live in milliseconds (> 0). */
+  ttlMs: number;
+  /** Write only when the key does not exist yet (Redis SET NX). */
+  onlyIfAbsent?: boolean;
+}
+
+export interface CounterResult {
+  /** The count after this increment. */
+  count: number;
+  /** Milliseconds until the counter's window ends and it resets. */
+  ttlMs: number;
+}
+
+export type ConnectionState = 'up' | 'down';
+
+export interface Subscription {
+  /** Stops delivering messages to this handler. */
+  close(): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Called when the channel's connection is lost or restored. Messages published while it was
+   * down are lost, so a subscriber that caches must flush on 'down' and bypass its cache until 'up'.
+   */
+  onStateChange?: (state: ConnectionState) => void;
+}
+
+export interface EphemeralStore {
+  /** 'redis' or 'memory', for /readyz and the start-up log. */
+  readonly kind: 'redis' | 'memory';
+
+  get(key: string): Promise<string | null>;
+  /** Values of several keys, in order (null where missing). Keys should share a hash tag. */
+  getMany(keys: string[]): Promise<(string | null)[]>;
+  /** Writes the value; returns false only when onlyIfAbsent was set and the key existed. */
+  set(key: string, value: string, options: SetOptions): Promise<boolean>;
+  /** Reads and deletes in one atomic step: of many concurrent callers, exactly one gets the value. */
+  getDel(key: string): Promise<string | null>;
+  /** Deletes keys; returns how many existed. Keys should share a hash tag. */
+  del(...keys: string[]): Promise<number>;
+  /** Sets a new TTL on an existing key; false when the key does not exist. */
+  expire(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Remaining TTL in ms, or null when the key does not exist. (A key without a TTL, which this
+   * store never writes, reports Infinity.)
+   */
+  ttl(key: string): Promise<number | null>;
+
+  /**
+   * Fixed-window counter: atomically increments the key; the first increment starts a window
+   * of windowMs, at whose end the counter disappears.
+   */
+  increment(key: string, windowMs: number): Promise<CounterResult>;
+
+  /** Adds a member to a set and (re)sets the set's TTL to at least ttlMs. */
+  addToSet(key: string, member: string, ttlMs: number): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+  removeFromSet(key: string, member: string): Promise<void>;
+
+  publish(channel: string, message: string): Promise<void>;
+  subscribe(channel: string, handler: (message: string) => void, options?: SubscribeOptions): Promise<Subscription>;
+
+  /** Resolves when the store answers; rejects with a clear message otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

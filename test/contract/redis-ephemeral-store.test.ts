@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
+import { TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
+import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';
+
+/** Deletes every key under the prefix (SCAN + DEL), with a connection of its own. */
+async function dropRedisPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  try {
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
+}
+
+function openStore(keyPrefix: string, logger?: Parameters<typeof createRedisEphemeralStore>[0]['logger']) {
+  return createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000, logger });
+}
+
+describeEphemeralStoreContract('Redis', async () => {
+  const keyPrefix = uniqueRedisPrefix();
+  const store = await openStore(keyPrefix);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await dropRedisPrefix(keyPrefix);
+    },
+  };
+});
+
+describe('Redis ephemeral store', () => {
+  const keyPrefix = uniqueRedisPrefix();
+  const warnings: { obj: object; msg: string }[] = [];
+  let store: EphemeralStore;
+  let raw: Redis;
+
+  beforeAll(async () => {
+    store = await openStore(keyPrefix, { warn: (obj, msg) => warnings.push({ obj, msg }), info: () => undefined });
+    raw = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+    await raw.connect();
+  });
+  afterAll(async () => {
+    await store.close();
+    await raw.quit();
+    await dropRedisPrefix(keyPrefix);
+  });
+
+  it('writes each key under the prefix, hash tag intact, with its TTL', async () => {
+    await store.set('{user:9}:profile', 'v', { ttlMs: 60_000 });
+    expect(await raw.get(`${keyPrefix}{user:9}:profile`)).toBe('v');
+    expect(await raw.pttl(`${keyPrefix}{user:9}:profile`)).toBeGreaterThan(55_000);
+    await store.increment('{ip:1}:logins', 60_000);
+    await store.addToSet('{user:9}:sessions', 's1', 60_000);
+    const keys = (await raw.keys(`${keyPrefix}*`)).sort();
+    expect(keys).toEqual([`${keyPrefix}{ip:1}:logins`, `${keyPrefix}{user:9}:profile`, `${keyPrefix}{user:9}:sessions`]);
+    for (const key of keys) expect(await raw.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('publishes on the prefixed channel, through one subscription per channel', async () => {
+    const first = inbox();
+    const second = inbox();
+    const a = await store.subscribe('invalidate', first.handler);
+    const b = await store.subscribe('invalidate', second.handler);
+    const [, subscribers] = (await raw.pubsub('NUMSUB', `${keyPrefix}invalidate`)) as [string, number];
+    expect(subscribers).toBe(1);
+    await raw.publish(`${keyPrefix}invalidate`, 'from outside');
+    await Promise.all([first.received('from outside'), second.received('from outside')]);
+    await a.close();
+    expect(((await raw.pubsub('NUMSUB', `${keyPrefix}invalidate`)) as [string, number])[1]).toBe(1);
+    await b.close();
+    expect(((await raw.pubsub('NUMSUB', `${keyPrefix}invalidate`)) as [string, number])[1]).toBe(0);
+  });
+
+  it('logs a handler that throws instead of letting it escape', async () => {
+    await store.subscribe('fragile', () => {
+      throw new Error('handler bug');
+    });
+    await store.publish('fragile', 'boom');
+    await waitFor('the warning', () => warnings.some((w) => w.msg === 'a subscriber failed to handle a message'));
+  });
+
+  it('explains Redis errors', async () => {
+    await store.addToSet('a-set', 'm', 60_000);
+    await expect(store.get('a-set')).rejects.toThrow(/Redis GET failed: WRONGTYPE/);
+  });
+
+  it('refuses a prefix with braces, which would break hash tags', async () => {
+    await expect(openStore('bad{prefix}:')).rejects.toThrow(/must not contain braces/);
+  });
+});
