@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { AppError } from '../http/app-error.ts';
+import { parseInput } from '../http/validation.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+import { emailSchema, usernameSchema, type User } from './user.ts';
+import { UniqueViolation, withoutSecret, type UserRepository } from './user-repository.ts';
+
+/** Who asked for a change, for the audit log. */
+export interface Actor {
+  actor: string;
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+/** Told about changes that must end what a user had: sessions, cached introspections. */
+export interface AccountListener {
+  passwordChanged?(user: User): Promise<void>;
+  disabled?(user: User): Promise<void>;
+}
+
+export interface AccountServiceOptions {
+  users: UserRepository;
+  audit: AuditLog;
+  hasher: PasswordHasher;
+  /** The scope catalog: a user's allowed scopes must come from it. */
+  scopeCatalog: Record<string, string>;
+  defaultScopes: string[];
+  passwordMinLength: number;
+  listeners?: AccountListener[];
+}
+
+export interface CreateUserInput {
+  username: string;
+  email?: string | null;
+  password: string;
+  scopes?: string[];
+}
+
+/** The outcome of a password check; `user` only when it succeeded. */
+export type Authentication = { ok: true; user: User } | { ok: false; reason: 'unknown_user' | 'wrong_password' | 'disabled' };
+
+const MAX_PASSWORD_LENGTH = 1024;
+
+export function createAccountService(options: AccountServiceOptions) {
+  const { users, audit, hasher, scopeCatalog, listeners = [] } = options;
+
+  const passwordSchema = z
+    .string()
+    .min(options.passwordMinLength, { message: `must be at least ${options.passwordMinLength} characters` })
+    .max(MAX_PASSWORD_LENGTH, { message: `must be at most ${MAX_PASSWORD_LENGTH} characters` });
+  const scopesSchema = z
+    .array(z.string())
+    .min(1, { message: 'must name at least one scope' })
+    .superRefine((scopes, context) => {
+      scopes.forEach((scope, index) => {
+        if (!(scope in scopeCatalog)) {
+          context.addIssue({ code: 'custom', path: [index], message: `unknown scope "${scope}" (known: ${Object.keys(scopeCatalog).join(', ')})` });
+        }
+      });
+    })
+    .transform((scopes) => [...new Set(scopes)]);
+  const createSchema = z.object({
+    username: usernameSchema,
+    email: emailSchema.nullish(),
+    password: passwordSchema,
+    scopes: scopesSchema.optional(),
+  });
+
+  async function requireUser(username: string) {
+    const user = await users.findByUsername(username);
+    if (!user) throw AppError.notFound(`No user named "${username}".`);
+    return user;
+  }
+
+  return {
+    async createUser(input: CreateUserInput, by: Actor): Promise<User> {
+      const valid = parseInput(createSchema, input);
+      const passwordHash = await hasher.hash(valid.password);
+      try {
+        const user = await users.insert({
+          username: valid.username,
+          email: valid.email ?? null,
+          passwordHash,
+          allowedScopes: valid.scopes ?? options.defaultScopes,
+        });
+        await audit.record({ ...by, action: 'user.created', subject: `user:${user.id}`, details: { username: user.username, scopes: user.allowedScopes } });
+        return withoutSecret(user);
+      } catch (error) {
+        if (error instanceof UniqueViolation) {
+          throw AppError.conflict(`That ${error.field} is already taken.`, [{ field: error.field, code: 'taken', message: `already taken` }]);
+        }
+        throw error;
+      }
+    },
+
+    /**
+     * Checks a password. Every outcome costs one argon2 verification, so response time does not
+     * tell whether the account exists or is disabled. A hash made with older parameters is
+     * replaced after a successful check.
+     */
+    async authenticate(login: string, password: string): Promise<Authentication> {
+      const user = login.length <= 254 ? await users.findByLogin(login) : null;
+      if (!user || password.length > MAX_PASSWORD_LENGTH) {
+        await hasher.verifyDecoy(password.slice(0, MAX_PASSWORD_LENGTH));
+        return { ok: false, reason: 'unknown_user' };
+      }
+      const check = await hasher.verify(user.passwordHash, password);
+      if (!check.ok) return { ok: false, reason: 'wrong_password' };
+      if (user.disabled) return { ok: false, reason: 'disabled' };
+      if (check.needsRehash) {
+        await users.updatePasswordHash(user.id, await hasher.hash(password), false);
+      }
+      return { ok: true, user: withoutSecret(user) };
+    },
+
+    async changePassword(username: string, newPassword: string, by: Actor): Promise<User> {
+      const password = parseInput(z.object({ password: passwordSchema }), { password: newPassword }).password;
+      const user = await requireUser(username);
+      await users.updatePasswordHash(user.id, await hasher.hash(password), true);
+      await audit.record({ ...by, action: 'user.password_changed', subject: `user:${user.id}` });
+      const updated = withoutSecret(user);
+      for (const listener of listeners) await listener.passwordChanged?.(updated);
+      return updated;
+    },
+
+    async setDisabled(username: string, disabled: boolean, by: Actor): Promise<User> {
+      const user = await requireUser(username);
+      await users.setDisabled(user.id, disabled);
+      await audit.record({ ...by, action: disabled ? 'user.disabled' : 'user.enabled', subject: `user:${user.id}` });
+      const updated = { ...withoutSecret(user), disabled };
+      if (disabled) for (const listener of listeners) await listener.disabled?.(updated);
+      return updated;
+    },
+
+    async setAllowedScopes(username: string, scopes: string[], by: Actor): Promise<User> {
+      const valid = parseInput(z.object({ scopes: scopesSchema }), { scopes }).scopes;
+      const user = await requireUser(username);
+      await users.setAllowedScopes(user.id, valid);
+      await audit.record({ ...by, action: 'user.scopes_changed', subject: `user:${user.id}`, details: { scopes: valid } });
+      return { ...withoutSecret(user), allowedScopes: valid };
+    },
+
+    async findUser(username: string): Promise<User | null> {
+      const user = await users.findByUsername(username);
+      return user && withoutSecret(user);
+    },
+
+    async listUsers(options: { limit: number; offset: number }): Promise<User[]> {
+      return (await users.list(options)).map(withoutSecret);
+    },
+
+    /**
+     * On the first start with an empty database: creates the admin account with every scope of
+     * the catalog. Returns the generated password (to be printed once) when none was configured.
+     */
+    async ensureInitialAdmin(username: string, configuredPassword: string | null): Promise<{ user: User; generatedPassword: string | null } | null> {
+      if ((await users.count()) > 0) return null;
+      const generatedPassword = configuredPassword ? null : randomBytes(18).toString('base64url');
+      try {
+        const user = await this.createUser(
+          { username, password: configuredPassword ?? generatedPassword!, scopes: Object.keys(scopeCatalog) },
+          { actor: 'system' },
+        );
+        return { user, generatedPassword };
+      } catch (error) {
+        // Another node created it first.
+        if (error instanceof AppError && error.status === 409) return null;
+        throw error;
+      }
+    },
+  };
+}
+
+export type AccountService = ReturnType<typeof createAccountService>;

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import argon2 from 'argon2';
+
+export interface Argon2Parameters {
+  memoryKiB: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+export interface PasswordCheck {
+  ok: boolean;
+  /** True when the hash was made with other parameters and should be replaced now. */
+  needsRehash: boolean;
+}
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(hash: string, password: string): Promise<PasswordCheck>;
+  /**
+   * Spends one verification against a decoy hash made with the current parameters, so that a
+   * login for a user who does not exist takes as long as one with a wrong password.
+   */
+  verifyDecoy(password: string): Promise<void>;
+}
+
+/** argon2id with the given parameters (OWASP's minimum: m=19 MiB, t=2, p=1). */
+export function createPasswordHasher(parameters: Argon2Parameters): PasswordHasher {
+  const options = {
+    type: argon2.argon2id,
+    memoryCost: parameters.memoryKiB,
+    timeCost: parameters.timeCost,
+    parallelism: parameters.parallelism,
+  } as const;
+  let decoy: Promise<string> | undefined;
+
+  return {
+    hash: (password) => argon2.hash(password, options),
+    async verify(hash, password) {
+      let ok: boolean;
+      try {
+        ok = await argon2.verify(hash, password);
+      } catch {
+        // A malformed stored hash never authenticates.
+        return { ok: false, needsRehash: false };
+      }
+      return { ok, needsRehash: ok && argon2.needsRehash(hash, options) };
+    },
+    async verifyDecoy(password) {
+      decoy ??= argon2.hash(randomBytes(32).toString('base64url'), options);
+      await argon2.verify(await decoy, password).catch(() => false);
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+
+export interface User {
+  id: string;
+  username: string;
+  email: string | null;
+  allowedScopes: string[];
+  disabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  passwordChangedAt: Date;
+}
+
+/** What the user store keeps beyond the public profile; never leaves the accounts service. */
+export interface UserWithSecret extends User {
+  passwordHash: string;
+}
+
+export const usernameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, { message: 'must be 1–64 characters: letters, digits and . _ @ -, starting with a letter or digit' });
+
+export const emailSchema = z.email({ message: 'must be an e-mail address' }).max(254);
