@@ -1,0 +1,43 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { errorHandler, notFound } from './http/error-handler.ts';
+import { createHealthRoutes } from './http/health-routes.ts';
+import { requestContext } from './http/request-context.ts';
+import { requireHttps } from './http/require-https.ts';
+import type { Database } from './store/database.ts';
+import type { EphemeralStore } from './store/ephemeral-store.ts';
+
+export interface AppDependencies {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  ephemeral: EphemeralStore;
+}
+
+/** Builds the express application from its dependencies; it never listens (main.ts does). */
+export function createApp({ config, logger, database, ephemeral }: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.http.trustProxy);
+  app.set('json spaces', 0);
+
+  app.use(requestContext(logger));
+  app.use(
+    helmet({
+      // JSON by default: nothing may load. Pages that render HTML set their own narrower policy.
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] } },
+      strictTransportSecurity: new URL(config.issuer).protocol === 'https:',
+    }),
+  );
+  if (new URL(config.issuer).protocol === 'https:') app.use(requireHttps(['/healthz', '/readyz']));
+  app.use(express.json({ limit: config.http.bodyLimit }));
+  app.use(express.urlencoded({ extended: false, limit: config.http.bodyLimit }));
+
+  app.use(createHealthRoutes({ database, ephemeral }));
+
+  app.use(notFound());
+  app.use(errorHandler());
+  return app;
+}

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { redactUrlQuery } from '../logger.ts';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The request id: the caller's X-Request-Id when it looks sane, otherwise a new UUID. */
+    id: string;
+    log: Logger;
+  }
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Gives each request an id (echoed in X-Request-Id) and a child logger, and logs one line when
+ * the response ends. The line carries no headers and no body, and credentials in the query
+ * string are replaced.
+ */
+export function requestContext(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get('x-request-id');
+    req.id = incoming && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.log = logger.child({ reqId: req.id });
+    res.setHeader('X-Request-Id', req.id);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const line = {
+        method: req.method,
+        url: redactUrlQuery(req.originalUrl),
+        status: res.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        ip: req.ip,
+        userAgent: req.get('user-agent'),
+      };
+      if (res.statusCode >= 500) req.log.error(line, 'request failed');
+      else req.log.info(line, 'request');
+    });
+    next();
+  };
+}

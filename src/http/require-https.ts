@@ -1,0 +1,18 @@
+import type { RequestHandler } from 'express';
+import { AppError } from './app-error.ts';
+
+/**
+ * When the issuer is https, refuses requests that reached Tessera over plain http. Behind a
+ * proxy, `req.secure` follows X-Forwarded-Proto only from addresses in http.trustProxy. Health
+ * checks are exempt: orchestrators probe the container directly.
+ */
+export function requireHttps(exemptPaths: string[]): RequestHandler {
+  const exempt = new Set(exemptPaths);
+  return (req, _res, next) => {
+    if (req.secure || exempt.has(req.path)) {
+      next();
+      return;
+    }
+    next(new AppError(403, 'https_required', 'HTTPS is required.'));
+  };
+}

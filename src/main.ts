@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig, redactConfig } from './config/load.ts';
+import { createLogger } from './logger.ts';
+import { startTessera } from './tessera.ts';
+
+/** The composition root: configuration, then the service, then signal handling. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`tessera: ${error.message}`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.log.level });
+  logger.debug({ config: redactConfig(config) }, 'configuration');
+
+  let running;
+  try {
+    running = await startTessera(config, logger);
+  } catch (error) {
+    logger.fatal({ reason: (error as Error).message }, 'Tessera could not start');
+    console.error(`tessera: could not start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,113 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createAccountService, type AccountService } from './accounts/account-service.ts';
+import { createPasswordHasher } from './accounts/password-hasher.ts';
+import { createUserRepository } from './accounts/user-repository.ts';
+import { createApp } from './app.ts';
+import { createAuditLog } from './audit/audit-log.ts';
+import type { Config } from './config/schema.ts';
+import type { Database } from './store/database.ts';
+import type { EphemeralStore } from './store/ephemeral-store.ts';
+import { migrate } from './store/migrations.ts';
+import { openDatabase, openEphemeralStore } from './store/open-stores.ts';
+
+/** The durable side of Tessera, shared by the server and the admin CLI. */
+export interface Core {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  accounts: AccountService;
+}
+
+/** Opens the database, applies pending migrations (unless told not to) and builds the services on it. */
+export async function openCore(config: Config, logger: Logger, options: { migrate?: boolean } = {}): Promise<Core> {
+  const database = await openDatabase(config, logger);
+  if (options.migrate !== false) {
+    try {
+      const report = await migrate(database);
+      if (report.applied.length) logger.info({ applied: report.applied.map((m) => `${m.version}_${m.name}`) }, 'database migrated');
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
+  }
+  const accounts = createAccountService({
+    users: createUserRepository(database),
+    audit: createAuditLog(database),
+    hasher: createPasswordHasher(config.passwords.argon2),
+    scopeCatalog: config.scopes,
+    defaultScopes: config.accounts.defaultScopes,
+    passwordMinLength: config.passwords.minLength,
+  });
+  return { config, logger, database, accounts };
+}
+
+export interface RunningTessera {
+  server: Server;
+  /** The URL it listens on (useful with port 0). */
+  url: string;
+  core: Core;
+  ephemeral: EphemeralStore;
+  /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
+  stop(): Promise<void>;
+}
+
+/** Wires every real dependency, creates the first admin if needed, and listens. */
+export async function startTessera(config: Config, logger: Logger): Promise<RunningTessera> {
+  const core = await openCore(config, logger);
+  let ephemeral: EphemeralStore;
+  try {
+    ephemeral = await openEphemeralStore(config, logger);
+  } catch (error) {
+    await core.database.close();
+    throw error;
+  }
+
+  const admin = await core.accounts.ensureInitialAdmin(config.admin.username, config.admin.password);
+  if (admin?.generatedPassword) {
+    // Printed once, on purpose, to the console rather than the log stream: it is a secret.
+    process.stderr.write(
+      `\n  Created the first account "${admin.user.username}" with the password:\n\n      ${admin.generatedPassword}\n\n` +
+        `  It is shown only now. Change it with: npx tessera user passwd ${admin.user.username}\n\n`,
+    );
+  } else if (admin) {
+    logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
+  }
+
+  const app = createApp({ config, logger, database: core.database, ephemeral });
+  const server = createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.http.shutdownGraceMs);
+      });
+      if ((await Promise.race([closed, grace])) === 'timeout') {
+        logger.warn({ graceMs: config.http.shutdownGraceMs }, 'requests still in flight after the grace period; closing their connections');
+        server.closeAllConnections();
+        await closed;
+      }
+      clearTimeout(timer);
+      await Promise.allSettled([ephemeral.close(), core.database.close()]);
+      logger.info('Tessera stopped');
+    })());
+
+  return { server, url, core, ephemeral, stop };
+}

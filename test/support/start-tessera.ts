@@ -1,0 +1,36 @@
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startTessera, type RunningTessera } from '../../src/tessera.ts';
+
+/** Log lines a test can search (for "no secret in a log line"), instead of printing them. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _encoding: string, callback: () => void) {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    callback();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export interface TestTessera extends RunningTessera {
+  config: Config;
+  logs: LogCapture;
+}
+
+/**
+ * Starts a real Tessera in this process on a free port, configured like production apart from
+ * what `env` says. Light argon2 parameters keep tests quick.
+ */
+export async function startTestTessera(env: Record<string, string>): Promise<TestTessera> {
+  const config = loadConfig({
+    env: { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...env },
+  });
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'info', destination: logs });
+  const running = await startTessera(config, logger);
+  return { ...running, config, logs };
+}

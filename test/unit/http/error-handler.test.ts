@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import express from 'express';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AppError } from '../../../src/http/app-error.ts';
+import { errorHandler, notFound, requireJsonBody } from '../../../src/http/error-handler.ts';
+import { requestContext } from '../../../src/http/request-context.ts';
+import { parseInput } from '../../../src/http/validation.ts';
+import { z } from 'zod';
+import { createLogger } from '../../../src/logger.ts';
+import { LogCapture } from '../../support/start-tessera.ts';
+
+// The error handler and the JSON-body guard on a small app of their own: routes that fail in
+// each way a real route can.
+describe('the JSON error shape', () => {
+  let server: Server;
+  let base: string;
+  const logs = new LogCapture();
+
+  beforeAll(async () => {
+    const app = express();
+    app.use(requestContext(createLogger({ level: 'info', destination: logs })));
+    app.use(express.json());
+    app.post('/things', requireJsonBody(), (req, res) => {
+      const body = parseInput(z.object({ name: z.string().min(1), count: z.number().int() }), req.body);
+      res.status(201).json(body);
+    });
+    app.get('/crash', () => {
+      throw new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2');
+    });
+    app.get('/limited', () => {
+      throw AppError.tooManyRequests(2.2);
+    });
+    app.use(notFound());
+    app.use(errorHandler());
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('lists every invalid field with a 400', async () => {
+    const res = await fetch(`${base}/things`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: '', count: 1.5 }) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { message: string; status: number; errors: { field: string; code: string }[] };
+    expect(body.message).toBe('Validation error.');
+    expect(body.status).toBe(400);
+    expect(body.errors.map((e) => [e.field, e.code])).toEqual([['name', 'too_small'], ['count', 'invalid_type']]);
+  });
+
+  it('answers 415 when a JSON endpoint gets another content type', async () => {
+    const res = await fetch(`${base}/things`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'name=x' });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({ message: 'This endpoint accepts only application/json.', status: 415 });
+  });
+
+  it('answers 500 without internals, and logs them instead', async () => {
+    const res = await fetch(`${base}/crash`);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ message: 'Internal server error.', status: 500 });
+    expect(text).not.toMatch(/ECONNREFUSED|hunter2/);
+    expect(logs.text).toMatch(/unhandled error/);
+  });
+
+  it('answers 429 with Retry-After in whole seconds', async () => {
+    const res = await fetch(`${base}/limited`);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('3');
+    expect(await res.json()).toEqual({ message: 'Too many requests. Try again later.', status: 429 });
+  });
+
+  it('echoes a sane request id and replaces an unsafe one', async () => {
+    const sane = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'abc-123' } });
+    expect(sane.headers.get('x-request-id')).toBe('abc-123');
+    const unsafe = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'a b <script>' } });
+    expect(unsafe.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
