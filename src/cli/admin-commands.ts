@@ -1,0 +1,101 @@
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { Actor } from '../accounts/account-service.ts';
+import type { User } from '../accounts/user.ts';
+import { AppError } from '../http/app-error.ts';
+import { migrate } from '../store/migrations.ts';
+import type { Core } from '../tessera.ts';
+import { readNewPassword, UsageError } from './prompt.ts';
+
+export interface Output {
+  out(line: string): void;
+}
+
+function cliActor(): Actor {
+  let name = 'unknown';
+  try {
+    name = userInfo().username;
+  } catch {
+    // Containers may run as a uid without a passwd entry.
+  }
+  return { actor: `cli:${name}` };
+}
+
+function describeUser(user: User): string {
+  const state = user.disabled ? 'disabled' : 'active';
+  return `${user.username}\t${user.email ?? '-'}\t${user.allowedScopes.join(',')}\t${state}\t${user.id}`;
+}
+
+function splitScopes(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(/[,\s]+/).filter(Boolean);
+}
+
+function oneUsername(positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new UsageError(`usage: ${usage}`);
+  return positionals[0]!;
+}
+
+/** `tessera migrate`: applies pending migrations (the server also does so at start). */
+export async function migrateCommand(core: Core, io: Output): Promise<void> {
+  const report = await migrate(core.database);
+  io.out(report.applied.length ? `Applied ${report.applied.map((m) => `${m.version}_${m.name}`).join(', ')}; schema at ${report.current}.` : `Schema is up to date (${report.current}).`);
+}
+
+export async function userCommand(core: Core, args: string[], io: Output): Promise<void> {
+  const [action, ...rest] = args;
+  const { accounts } = core;
+  switch (action) {
+    case 'create': {
+      const usage = 'tessera user create <username> [--email E] [--scopes S,...] [--password-stdin]';
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { email: { type: 'string' }, scopes: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+      });
+      const username = oneUsername(positionals, usage);
+      const password = await readNewPassword(values['password-stdin'] ?? false);
+      const user = await accounts.createUser({ username, email: values.email ?? null, password, scopes: splitScopes(values.scopes) }, cliActor());
+      io.out(`Created ${user.username} (${user.id}) with scopes ${user.allowedScopes.join(', ')}.`);
+      return;
+    }
+    case 'passwd': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'password-stdin': { type: 'boolean' } } });
+      const username = oneUsername(positionals, 'tessera user passwd <username> [--password-stdin]');
+      if (!(await accounts.findUser(username))) throw AppError.notFound(`No user named "${username}".`);
+      const password = await readNewPassword(values['password-stdin'] ?? false);
+      const user = await accounts.changePassword(username, password, cliActor());
+      io.out(`Changed the password of ${user.username}.`);
+      return;
+    }
+    case 'disable':
+    case 'enable': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const username = oneUsername(positionals, `tessera user ${action} <username>`);
+      const user = await accounts.setDisabled(username, action === 'disable', cliActor());
+      io.out(`${user.username} is now ${user.disabled ? 'disabled' : 'enabled'}.`);
+      return;
+    }
+    case 'scopes': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      if (positionals.length !== 2) throw new UsageError('usage: tessera user scopes <username> <scope,scope,...>');
+      const user = await accounts.setAllowedScopes(positionals[0]!, splitScopes(positionals[1]) ?? [], cliActor());
+      io.out(`${user.username} may now be granted: ${user.allowedScopes.join(', ')}.`);
+      return;
+    }
+    case 'list': {
+      const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '100' }, offset: { type: 'string', default: '0' } } });
+      const limit = Number(values.limit);
+      const offset = Number(values.offset);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000 || !Number.isInteger(offset) || offset < 0) {
+        throw new UsageError('--limit must be 1–10000 and --offset 0 or more');
+      }
+      const users = await accounts.listUsers({ limit, offset });
+      io.out('USERNAME\tEMAIL\tSCOPES\tSTATE\tID');
+      for (const user of users) io.out(describeUser(user));
+      return;
+    }
+    default:
+      throw new UsageError('usage: tessera user create|passwd|disable|enable|scopes|list ...');
+  }
+}

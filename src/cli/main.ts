@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { AppError } from '../http/app-error.ts';
+import { createLogger } from '../logger.ts';
+import { openCore } from '../tessera.ts';
+import { migrateCommand, userCommand } from './admin-commands.ts';
+import { UsageError } from './prompt.ts';
+
+/** Exit codes, documented in the README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
+
+const HELP = `tessera — administer a Tessera authorization service
+
+Usage:
+  tessera migrate                           apply pending database migrations
+  tessera user create <username> [--email E] [--scopes S,...] [--password-stdin]
+  tessera user passwd <username> [--password-stdin]
+  tessera user disable <username>
+  tessera user enable <username>
+  tessera user scopes <username> <S,...>    set the scopes a user may be granted
+  tessera user list [--limit N] [--offset N]
+  tessera help | --help
+  tessera version | --version
+
+The database comes from the same configuration as the server (DATABASE_URL, or the embedded
+database in TESSERA_DATA_DIR, default ./var/db). Passwords are read from a terminal without
+echo, or from standard input with --password-stdin.
+
+Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof AppError) {
+    const fields = (error.errors ?? []).map((e) => `\n  ${e.field}: ${e.message}`).join('');
+    return `${error.message}${fields}`;
+  }
+  return (error as Error).message;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === 'version' || command === '--version') {
+    console.log(version());
+    return EXIT.ok;
+  }
+  if (command !== 'migrate' && command !== 'user') {
+    console.error(`tessera: unknown command "${command}"\n\n${HELP}`);
+    return EXIT.usage;
+  }
+
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`tessera: ${error.message}`);
+      return EXIT.config;
+    }
+    throw error;
+  }
+  // The CLI speaks to people: only warnings and worse from the services reach stderr.
+  const logger = createLogger({ level: process.env.TESSERA_LOG_LEVEL ?? 'warn', destination: process.stderr as never });
+  const io = { out: (line: string) => console.log(line) };
+
+  let core;
+  try {
+    // `migrate` reports what it applies; every other command brings the schema up to date first.
+    core = await openCore(config, logger, { migrate: command !== 'migrate' });
+  } catch (error) {
+    console.error(`tessera: ${describeFailure(error)}`);
+    return EXIT.failure;
+  }
+  try {
+    if (command === 'migrate') await migrateCommand(core, io);
+    else await userCommand(core, rest, io);
+    return EXIT.ok;
+  } catch (error) {
+    console.error(`tessera: ${describeFailure(error)}`);
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.usage;
+    return EXIT.failure;
+  } finally {
+    await core.database.close();
+  }
+}
+
+process.exitCode = await runCli(process.argv.slice(2));

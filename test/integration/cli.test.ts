@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/logger.ts';
+import { openCore } from '../../src/tessera.ts';
+import { createTestDatabase, type TestDatabase } from '../support/services.ts';
+
+const CLI = resolve('src/cli/main.ts');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `tessera` command in a child process, as an operator would. */
+function tessera(args: string[], env: Record<string, string>, stdin?: string): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
+}
+
+/** Checks a password the way the server does, through a freshly opened core. */
+async function passwordWorks(env: Record<string, string>, username: string, password: string): Promise<boolean> {
+  const core = await openCore(loadConfig({ env: { TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env } }), createLogger({ level: 'silent' }));
+  try {
+    return (await core.accounts.authenticate(username, password)).ok;
+  } finally {
+    await core.database.close();
+  }
+}
+
+function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }>) {
+  describe(`tessera CLI on ${name}`, () => {
+    let env: Record<string, string>;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      ({ env, cleanup } = await setup());
+    });
+    afterAll(async () => cleanup());
+
+    it('migrates, creates a user whose password then checks, and lists it', async () => {
+      const migrated = await tessera(['migrate'], env);
+      expect(migrated).toMatchObject({ code: 0 });
+      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events; schema at 2\./);
+      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(2\)/);
+
+      const created = await tessera(['user', 'create', 'alice', '--email', 'alice@example.org', '--scopes', 'read,deposit:write', '--password-stdin'], env, 'a long enough password\n');
+      expect(created.stderr).toBe('');
+      expect(created.code).toBe(0);
+      expect(created.stdout).toMatch(/^Created alice \([0-9a-f-]{36}\) with scopes read, deposit:write\.$/m);
+      expect(await passwordWorks(env, 'alice', 'a long enough password')).toBe(true);
+      expect(await passwordWorks(env, 'alice', 'another password')).toBe(false);
+
+      const listed = await tessera(['user', 'list'], env);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/^alice\talice@example\.org\tread,deposit:write\tactive\t/m);
+    });
+
+    it('changes a password and disables and enables a user', async () => {
+      expect((await tessera(['user', 'passwd', 'ALICE', '--password-stdin'], env, 'the second password\n')).code).toBe(0);
+      expect(await passwordWorks(env, 'alice', 'the second password')).toBe(true);
+      expect((await tessera(['user', 'disable', 'alice'], env)).stdout).toMatch(/alice is now disabled/);
+      expect(await passwordWorks(env, 'alice', 'the second password')).toBe(false);
+      expect((await tessera(['user', 'list'], env)).stdout).toMatch(/^alice\t.*\tdisabled\t/m);
+      expect((await tessera(['user', 'enable', 'alice'], env)).code).toBe(0);
+      expect(await passwordWorks(env, 'alice', 'the second password')).toBe(true);
+    });
+
+    it('explains what is wrong, with the documented exit codes', async () => {
+      const short = await tessera(['user', 'create', 'bob', '--password-stdin'], env, 'short\n');
+      expect(short.code).toBe(1);
+      expect(short.stderr).toMatch(/password: must be at least 10 characters/);
+      const taken = await tessera(['user', 'create', 'Alice', '--password-stdin'], env, 'a long enough password\n');
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toMatch(/already taken/);
+      const scope = await tessera(['user', 'create', 'carol', '--scopes', 'read,root', '--password-stdin'], env, 'a long enough password\n');
+      expect(scope.stderr).toMatch(/unknown scope "root"/);
+      const missing = await tessera(['user', 'disable', 'nobody'], env);
+      expect(missing).toMatchObject({ code: 1 });
+      expect(missing.stderr).toMatch(/No user named "nobody"/);
+      const noTerminal = await tessera(['user', 'create', 'dave'], env);
+      expect(noTerminal.code).toBe(2);
+      expect(noTerminal.stderr).toMatch(/--password-stdin/);
+      expect((await tessera(['user', 'frobnicate'], env)).code).toBe(2);
+      expect((await tessera(['user', 'create', 'x', '--bogus'], env)).code).toBe(2);
+      const badConfig = await tessera(['user', 'list'], { ...env, TESSERA_ARGON2_TIME_COST: 'lots' });
+      expect(badConfig.code).toBe(78);
+      expect(badConfig.stderr).toMatch(/TESSERA_ARGON2_TIME_COST \(passwords\.argon2\.timeCost\)/);
+    });
+  });
+}
+
+describeCliOn('PostgreSQL', async () => {
+  const db: TestDatabase = await createTestDatabase();
+  return { env: { DATABASE_URL: db.url }, cleanup: db.drop };
+});
+
+describeCliOn('the embedded database (PGlite)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
+  return { env: { TESSERA_DATA_DIR: join(dir, 'db') }, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+describe('tessera CLI help', () => {
+  it('prints usage and exit codes', async () => {
+    const help = await tessera(['--help'], {});
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/tessera user create <username>/);
+    expect(help.stdout).toMatch(/Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration/);
+    expect((await tessera([], {})).code).toBe(2);
+  });
+});
