@@ -390,7 +390,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
       }
     });
   }, heartbeatMs);
-
+  heartbeat.unref();
 
   const store: EphemeralStore = {
     kind: 'redis',
@@ -497,6 +497,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     close() {
       closed ??= (async () => {
         closing = true;
+        clearInterval(heartbeat);
         const subscriberNow = subscriberConnection ? await subscriberConnection.catch(() => undefined) : undefined;
         await Promise.all([commands, ...(subscriberNow ? [subscriberNow] : [])].map(({ client }) => quit(client)));
       })();

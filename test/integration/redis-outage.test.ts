@@ -80,7 +80,7 @@ function openSockets(): number {
 /**
  * Records the timers that the code under test (the store, ioredis) starts from now on, through
  * this test environment's globals; Jest's own timers, which Node's resource list would mix in,
- * are not seen. `left()` lists those still pending that would keep the process alive.
+ * are not seen. `left()` lists those still pending, unref()'d or not.
  */
 function trackTimers() {
   const real = { setTimeout, clearTimeout, setInterval, clearInterval };
@@ -112,7 +112,7 @@ function trackTimers() {
   }) as typeof clearInterval;
   return {
     started: () => started,
-    left: () => [...pending].filter(([timer]) => timer.hasRef()).map(([, where]) => where),
+    left: () => [...pending.values()],
     restore: () => Object.assign(globalThis, real),
   };
 }
