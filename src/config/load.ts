@@ -8,7 +8,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** config/default.json, found from src/config (sources) and from dist/config (build). */
 export const DEFAULT_CONFIG_FILE = resolve(here, '..', '..', 'config', 'default.json');
 
-type Kind = 'string' | 'int' | 'trustProxy';
+type Kind = 'string' | 'int' | 'trustProxy' | 'list';
 interface EnvBinding { path: string[]; kind: Kind; secret?: boolean }
 
 /** Every environment variable Tessera reads, and the configuration key it sets. */
@@ -33,12 +33,20 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_PASSWORD_MIN_LENGTH: { path: ['passwords', 'minLength'], kind: 'int' },
   TESSERA_ADMIN_USERNAME: { path: ['admin', 'username'], kind: 'string' },
   TESSERA_ADMIN_PASSWORD: { path: ['admin', 'password'], kind: 'string', secret: true },
+  TESSERA_DEFAULT_SCOPES: { path: ['accounts', 'defaultScopes'], kind: 'list' },
+  TESSERA_KEY_SECRET: { path: ['secrets', 'keyEncryptionSecret'], kind: 'string', secret: true },
+  TESSERA_COOKIE_KEYS: { path: ['secrets', 'cookieKeys'], kind: 'list', secret: true },
+  TESSERA_ACCESS_TOKEN_TTL: { path: ['oauth', 'accessTokenTtlSeconds'], kind: 'int' },
+  TESSERA_REFRESH_TOKEN_TTL: { path: ['oauth', 'refreshTokenTtlSeconds'], kind: 'int' },
+  TESSERA_DEVICE_CODE_TTL: { path: ['oauth', 'deviceCodeTtlSeconds'], kind: 'int' },
+  TESSERA_DEVICE_POLL_INTERVAL: { path: ['oauth', 'devicePollIntervalSeconds'], kind: 'int' },
+  TESSERA_SIGNING_ALG: { path: ['oauth', 'signingAlgorithm'], kind: 'string' },
 };
 /** Read by loadConfig itself, not a configuration key. */
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);
 
 /** Paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS = [['admin', 'password']];
+export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys']];
 /** Paths holding URLs that may carry a password. */
 export const URL_PATHS = [['database', 'url'], ['redis', 'url']];
 
@@ -93,6 +101,7 @@ function readJson(file: string, problems: string[]): Json {
 
 function fromEnv(binding: EnvBinding, raw: string): unknown {
   if (binding.kind === 'int') return raw.trim() === '' ? raw : Number(raw);
+  if (binding.kind === 'list') return raw.split(',').map((item) => item.trim()).filter(Boolean);
   if (binding.kind === 'trustProxy') {
     if (raw === 'true' || raw === 'false') return raw === 'true';
     if (/^\d+$/.test(raw)) return Number(raw);

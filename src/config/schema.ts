@@ -10,6 +10,34 @@ const urlWith = (protocols: string[]) =>
     }
   }, { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` });
 
+/** A client identifier: what people type on a command line and read in logs. */
+export const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/**
+ * What a client is for. Each kind fixes its grants and how it authenticates:
+ * - device: a public command-line tool (device grant + refresh, no client authentication, PKCE allowed)
+ * - service: a confidential backend (client credentials, client_secret_basic/post)
+ * - resource_server: an API that introspects and revokes tokens (client_secret_basic/post)
+ * - web: a web application (authorization code with PKCE S256 + refresh, confidential)
+ */
+export const CLIENT_KINDS = ['device', 'service', 'resource_server', 'web'] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+
+/** A client declared in configuration (infrastructure as code); its secret only as a SHA-256 digest. */
+export const declaredClientSchema = z.object({
+  clientId: z.string().regex(CLIENT_ID, { message: 'letters, digits and . _ : -, at most 128' }),
+  name: z.string().min(1).max(200),
+  kind: z.enum(CLIENT_KINDS),
+  /** Hex SHA-256 of the client secret (confidential kinds). `printf %s "$SECRET" | sha256sum`. */
+  secretSha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 lower-case hex digits (sha256sum of the secret)' }).optional(),
+  redirectUris: z.array(urlWith(['http:', 'https:'])).default([]),
+  /** Scopes the client may obtain; tokens also never exceed the user's allowed scopes. */
+  scopes: z.array(z.string()).min(1),
+  defaultResource: z.string().min(1).optional(),
+  accessTokenTtlSeconds: z.number().int().min(60).max(86400).optional(),
+});
+export type DeclaredClient = z.infer<typeof declaredClientSchema>;
+
 /** A scope name: what RFC 6749 allows, narrowed to a readable lower-case alphabet. */
 export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
 
@@ -53,6 +81,29 @@ export const configSchema = z.object({
     }),
     minLength: positiveInt.max(1024),
   }),
+  secrets: z.object({
+    /**
+     * Encrypts signing keys at rest (AES-256-GCM, key derived with HKDF). At least 32 characters.
+     * Unset: generated once and kept in the data directory (refused when the issuer is https).
+     */
+    keyEncryptionSecret: z.string().min(32, { message: 'must be at least 32 characters' }).nullable(),
+    /** Keys signing cookies, newest first (older ones still verify). Unset: like keyEncryptionSecret. */
+    cookieKeys: z.array(z.string().min(32, { message: 'each must be at least 32 characters' })).min(1).nullable(),
+  }),
+  oauth: z.object({
+    accessTokenTtlSeconds: positiveInt.min(60).max(86400),
+    refreshTokenTtlSeconds: positiveInt.min(300),
+    deviceCodeTtlSeconds: positiveInt.min(60).max(3600),
+    devicePollIntervalSeconds: positiveInt.max(60),
+    userCodeAttemptsPerIpPerHour: positiveInt,
+    userCodeAttemptsPerSessionPerHour: positiveInt,
+    signingAlgorithm: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA']),
+    /** Resource servers (RFC 8707 audiences) and the format of their access tokens. */
+    resources: z.record(z.string().min(1), z.object({ format: z.enum(['opaque', 'jwt']) })),
+    /** The audience of tokens for clients that never send `resource`. */
+    defaultResource: z.string().min(1),
+  }),
+  clients: z.array(declaredClientSchema),
   /** The scope catalog: name → description shown to people granting it. Operators add their own. */
   scopes: z
     .record(z.string().regex(SCOPE_NAME, { message: 'scope names are lower-case letters, digits and : _ . -' }), z.string().min(1))
@@ -66,6 +117,33 @@ export const configSchema = z.object({
     password: z.string().min(1).nullable(),
   }),
 }).superRefine((config, context) => {
+  if (!(config.oauth.defaultResource in config.oauth.resources)) {
+    context.addIssue({ code: 'custom', path: ['oauth', 'defaultResource'], message: `"${config.oauth.defaultResource}" is not one of oauth.resources` });
+  }
+  if (new URL(config.issuer).protocol === 'https:') {
+    for (const key of ['keyEncryptionSecret', 'cookieKeys'] as const) {
+      if (config.secrets[key] === null) {
+        context.addIssue({ code: 'custom', path: ['secrets', key], message: 'is required when the issuer is https (generated secrets suit trials only)' });
+      }
+    }
+  }
+  const seen = new Set<string>();
+  config.clients.forEach((client, index) => {
+    if (seen.has(client.clientId)) context.addIssue({ code: 'custom', path: ['clients', index, 'clientId'], message: 'declared twice' });
+    seen.add(client.clientId);
+    const confidential = client.kind !== 'device';
+    if (confidential && !client.secretSha256) context.addIssue({ code: 'custom', path: ['clients', index, 'secretSha256'], message: `is required for a ${client.kind} client` });
+    if (!confidential && client.secretSha256) context.addIssue({ code: 'custom', path: ['clients', index, 'secretSha256'], message: 'a device client is public and has no secret' });
+    if (client.kind === 'web' && client.redirectUris.length === 0) context.addIssue({ code: 'custom', path: ['clients', index, 'redirectUris'], message: 'a web client needs at least one redirect URI' });
+    client.scopes.forEach((scope, i) => {
+      if (!(scope in config.scopes) && scope !== 'openid' && scope !== 'offline_access') {
+        context.addIssue({ code: 'custom', path: ['clients', index, 'scopes', i], message: `"${scope}" is not in the scope catalog` });
+      }
+    });
+    if (client.defaultResource && !(client.defaultResource in config.oauth.resources)) {
+      context.addIssue({ code: 'custom', path: ['clients', index, 'defaultResource'], message: `"${client.defaultResource}" is not one of oauth.resources` });
+    }
+  });
   for (const [index, scope] of config.accounts.defaultScopes.entries()) {
     if (!(scope in config.scopes)) {
       context.addIssue({ code: 'custom', path: ['accounts', 'defaultScopes', index], message: `"${scope}" is not in the scope catalog` });

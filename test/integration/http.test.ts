@@ -84,6 +84,8 @@ describe('HTTPS issuer behind a trusted proxy', () => {
     db = await createTestDatabase();
     tessera = await startTestTessera({
       ISSUER: 'https://auth.example.org',
+      TESSERA_KEY_SECRET: 'test-key-encryption-secret-0123456789',
+      TESSERA_COOKIE_KEYS: 'test-cookie-key-0123456789abcdefghijkl',
       DATABASE_URL: db.url,
       REDIS_URL: TEST_REDIS_URL,
       TESSERA_REDIS_PREFIX: uniqueRedisPrefix(),

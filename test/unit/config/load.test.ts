@@ -13,13 +13,26 @@ describe('loadConfig', () => {
 
   it('lets the environment override defaults', () => {
     const config = loadConfig({
-      env: { ISSUER: 'https://auth.example.org/', PORT: '9000', REDIS_URL: 'redis://r:6379', TESSERA_REDIS_PREFIX: 'x:', TESSERA_TRUST_PROXY: '1' },
+      env: { ISSUER: 'https://auth.example.org/', TESSERA_KEY_SECRET: 'k'.repeat(32), TESSERA_COOKIE_KEYS: `${'a'.repeat(32)}, ${'b'.repeat(32)}`, PORT: '9000', REDIS_URL: 'redis://r:6379', TESSERA_REDIS_PREFIX: 'x:', TESSERA_TRUST_PROXY: '1' },
     });
     expect(config.issuer).toBe('https://auth.example.org');
     expect(config.http.port).toBe(9000);
     expect(config.redis.url).toBe('redis://r:6379');
     expect(config.redis.keyPrefix).toBe('x:');
     expect(config.http.trustProxy).toBe(1);
+    expect(config.secrets.cookieKeys).toEqual(['a'.repeat(32), 'b'.repeat(32)]);
+  });
+
+  it('requires real secrets when the issuer is https', () => {
+    expect(() => loadConfig({ env: { ISSUER: 'https://auth.example.org' } })).toThrow(/secrets\.keyEncryptionSecret: is required when the issuer is https/);
+    expect(() => loadConfig({ env: { ISSUER: 'https://auth.example.org', TESSERA_KEY_SECRET: 'short', TESSERA_COOKIE_KEYS: 'k'.repeat(40) } })).toThrow(
+      /TESSERA_KEY_SECRET \(secrets\.keyEncryptionSecret\): must be at least 32 characters/,
+    );
+  });
+
+  it('checks declared clients against the scope catalog and their kind', () => {
+    const file = { clients: [{ clientId: 'svc', name: 'Service', kind: 'service', scopes: ['read', 'nope'] }] };
+    expect(() => loadConfig({ env: {}, overrides: file })).toThrow(/clients\.0\.secretSha256: is required for a service client[\s\S]*clients\.0\.scopes\.1: "nope" is not in the scope catalog/);
   });
 
   it('names the variable and the key of an invalid value', () => {
@@ -39,10 +52,10 @@ describe('loadConfig', () => {
 
   it('never prints a secret in an error or a redacted copy', () => {
     const config = loadConfig({
-      env: { DATABASE_URL: 'postgres://u:hunter2hunter2@db/tessera', REDIS_URL: 'redis://:s3cretpass@r:6379', TESSERA_ADMIN_PASSWORD: 'correct horse' },
+      env: { DATABASE_URL: 'postgres://u:hunter2hunter2@db/tessera', REDIS_URL: 'redis://:s3cretpass@r:6379', TESSERA_ADMIN_PASSWORD: 'correct horse', TESSERA_KEY_SECRET: 'x-key-secret-'.repeat(3), TESSERA_COOKIE_KEYS: 'y-cookie-key-'.repeat(3) },
     });
     const printed = JSON.stringify(redactConfig(config));
-    expect(printed).not.toMatch(/hunter2|s3cretpass|correct horse/);
+    expect(printed).not.toMatch(/hunter2|s3cretpass|correct horse|key-secret|cookie-key/);
     expect(printed).toMatch(/postgres:\/\/u:\*\*\*@db\/tessera/);
   });
 });
