@@ -2,25 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
-import { TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
+import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';
-
-/** Deletes every key under the prefix (SCAN + DEL), with a connection of its own. */
-async function dropRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
-  await redis.connect();
-  try {
-    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    await redis.quit();
-  }
-}
 
 function openStore(keyPrefix: string, logger?: Parameters<typeof createRedisEphemeralStore>[0]['logger']) {
   return createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000, logger });

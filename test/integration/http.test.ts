@@ -1,18 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { createTestDatabase, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 
 describe('HTTP surface on PostgreSQL and Redis', () => {
+  const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
   let tessera: TestTessera;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: uniqueRedisPrefix() });
+    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
   });
   afterAll(async () => {
     await tessera?.stop();
     await db?.drop();
+    await dropRedisPrefix(prefix);
   });
 
   it('GET /healthz says the process is alive', async () => {
