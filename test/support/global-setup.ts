@@ -20,6 +20,13 @@ function reachable(url: string, defaultPort: number): Promise<string | null> {
 }
 
 export default async function globalSetup(): Promise<void> {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  if (major < 22 || (major === 22 && minor < 12)) {
+    throw new Error(
+      `The tests run on Node ${process.versions.node}; Tessera needs Node >= 22.12. ` +
+        '`npm ci` installs Node 24 into node_modules/.bin (the "node" devDependency): run the tests through `npm test`.',
+    );
+  }
   const checks = await Promise.all([
     reachable(TEST_DATABASE_URL, 5432).then((p) => (p ? `PostgreSQL at ${new URL(TEST_DATABASE_URL).host} cannot be reached (${p}); start it or set TEST_DATABASE_URL` : null)),
     reachable(TEST_REDIS_URL, 6379).then((p) => (p ? `Redis at ${new URL(TEST_REDIS_URL).host} cannot be reached (${p}); start it or set TEST_REDIS_URL` : null)),
