@@ -1,0 +1,290 @@
+import { createHash } from 'node:crypto';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+
+/**
+ * oidc-provider's storage adapter on the ephemeral store (Redis in production, in-process for
+ * trials): tokens, codes, grants, sessions and interactions. Clients are not kept here: they come
+ * from PostgreSQL (src/oauth/provider.ts gives oidc-provider a separate adapter for 'Client').
+ *
+ * Layout (logical keys: the store prepends its own prefix). `d(x)` is the SHA-256 of x in
+ * base64url, so no token, code, user code, session uid or grant id appears in a key name:
+ *
+ *   oidc:{d(id)}:<Model>                  the payload, as JSON
+ *   oidc:{d(id)}:<Model>:consumed         the consumed marker (epoch seconds), set once, atomically;
+ *                                         it lives 1 s longer than the payload, never shorter
+ *   oidc:userCode:{d(userCode)}:<Model>   → d(id), for findByUserCode (device flow)
+ *   oidc:uid:{d(uid)}:<Model>             → d(id), for findByUid (sessions)
+ *   oidc:grant:{d(grantId)}               set of the payload keys issued under a grant
+ *
+ * Redis Cluster: the part in braces is the hash tag. A payload and its marker share one, so they
+ * are read (MGET) and deleted (DEL) together in one slot; every other operation touches one key.
+ *
+ * Every key has a TTL: the one oidc-provider gives (expiresIn, seconds), or, when a model gives
+ * none (a token type whose `ttl` is not configured), DEFAULT_TTL_SECONDS. Indexes live exactly as
+ * long as what they point to; a grant's index lives as long as its longest-lived member (the
+ * store's addToSet never shortens a TTL).
+ *
+ * The raw token value (`jti`) is not stored in the payload either, except where oidc-provider
+ * must get it back from a lookup by another value: device codes (findByUserCode) and sessions
+ * (findByUid). find(id) puts it back. So access tokens, refresh tokens and authorization codes
+ * exist in the store only as digests.
+ */
+
+/**
+ * The lifetime of a payload saved without one: 14 days. oidc-provider passes no expiresIn only
+ * for token types whose `ttl` is left undefined (which it treats as "never expires"); this store
+ * keeps nothing for ever, so such a token is gone after two weeks at the latest.
+ */
+export const DEFAULT_TTL_SECONDS = 14 * 24 * 60 * 60;
+
+/** The models that carry a grantId and are revoked with their grant (as oidc-provider's own adapter). */
+const GRANT_BOUND_MODELS: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+/** How oidc-provider names the single-use artefacts in its messages. */
+const LABELS: Readonly<Record<string, string>> = {
+  AuthorizationCode: 'authorization code',
+  RefreshToken: 'refresh token',
+  DeviceCode: 'device code',
+  BackchannelAuthenticationRequest: 'backchannel authentication request',
+  PreAuthorizedCode: 'pre-authorized code',
+  PushedAuthorizationRequest: 'pushed authorization request',
+};
+
+/**
+ * A consumed marker outlives its payload by this much, never the other way round: the payload
+ * must not exist, even for a few milliseconds, without the marker that says it was used.
+ */
+const MARKER_MARGIN_MS = 1000;
+
+const MODEL_NAME = /^[A-Za-z]+$/;
+const PAYLOAD_KEY = /^oidc:\{([A-Za-z0-9_-]{43})\}:([A-Za-z]+)$/;
+
+export interface OidcAdapter extends Adapter {
+  upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<AdapterPayload | undefined>;
+  findByUserCode(userCode: string): Promise<AdapterPayload | undefined>;
+  findByUid(uid: string): Promise<AdapterPayload | undefined>;
+  /** Marks the artefact consumed; of concurrent callers exactly one succeeds, the others get InvalidGrant. */
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  /** Deletes every artefact issued under the grant, whatever its model. */
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+export interface OidcAdapterOptions {
+  /** Milliseconds since the epoch, for the `consumed` timestamp. Default Date.now. */
+  clock?: () => number;
+}
+
+/** SHA-256 in base64url: what stands for a token, code or id in every key name. */
+export function oidcDigest(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('base64url');
+}
+
+const keys = {
+  payload: (model: string, digest: string) => `oidc:{${digest}}:${model}`,
+  consumed: (model: string, digest: string) => `oidc:{${digest}}:${model}:consumed`,
+  userCode: (model: string, userCode: string) => `oidc:userCode:{${oidcDigest(userCode)}}:${model}`,
+  uid: (model: string, uid: string) => `oidc:uid:{${oidcDigest(uid)}}:${model}`,
+  grant: (grantId: string) => `oidc:grant:{${oidcDigest(grantId)}}`,
+};
+
+/** The key under which a model's payload with this id is stored (for tests and diagnostics). */
+export function oidcKeyFor(modelName: string, id: string): string {
+  return keys.payload(modelName, oidcDigest(id));
+}
+
+/** The key of the consumed marker of a model's payload with this id. */
+export function oidcConsumedKeyFor(modelName: string, id: string): string {
+  return keys.consumed(modelName, oidcDigest(id));
+}
+
+/** The key of the set of payload keys issued under a grant. */
+export function oidcGrantKeyFor(grantId: string): string {
+  return keys.grant(grantId);
+}
+
+/**
+ * expiresIn (seconds) as a TTL in ms; null when the payload has already expired. Missing, NaN or
+ * infinite ("never") becomes the bounded default.
+ */
+function ttlMsFor(expiresIn: number | undefined): number | null {
+  if (typeof expiresIn === 'number' && expiresIn <= 0) return null;
+  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn)) return DEFAULT_TTL_SECONDS * 1000;
+  return Math.ceil(expiresIn * 1000);
+}
+
+/** A remaining TTL from the store as one a write accepts (a key without one gets the default). */
+function writableTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs)) return DEFAULT_TTL_SECONDS * 1000;
+  return Math.max(1, Math.ceil(ttlMs));
+}
+
+function parsePayload(raw: string): AdapterPayload {
+  const value: unknown = JSON.parse(raw);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error('an oidc-provider payload in the ephemeral store is not a JSON object');
+  }
+  return value as AdapterPayload;
+}
+
+/** Whether the raw id must stay in the payload: a lookup by another value has to return it. */
+function keepsJti(payload: AdapterPayload): boolean {
+  return typeof payload.userCode === 'string' || typeof payload.uid === 'string';
+}
+
+/**
+ * oidc-provider's adapter factory: called once per model name ('AccessToken', 'Session', …).
+ * Throws for 'Client': clients are not ephemeral and come from PostgreSQL.
+ */
+export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAdapterOptions = {}): (modelName: string) => OidcAdapter {
+  const clock = options.clock ?? Date.now;
+
+  return (model: string): OidcAdapter => {
+    if (model === 'Client') {
+      throw new Error('the ephemeral oidc-provider adapter does not store clients: they come from PostgreSQL');
+    }
+    if (!MODEL_NAME.test(model)) throw new Error(`unexpected oidc-provider model name ${JSON.stringify(model)}`);
+    const label = LABELS[model] ?? model;
+
+    /** The payload of a digest, with `consumed` from its marker (one MGET, one slot). */
+    async function findByDigest(digest: string, id?: string): Promise<AdapterPayload | undefined> {
+      const [raw, consumed] = await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]);
+      if (raw === null || raw === undefined) return undefined;
+      const payload = parsePayload(raw);
+      if (id !== undefined && payload.jti === undefined) payload.jti = id;
+      if (consumed !== null && consumed !== undefined) payload.consumed = Number(consumed);
+      return payload;
+    }
+
+    /** Deletes a payload, its marker and the lookups that point to it; returns the payload. */
+    async function removeRecord(recordModel: string, digest: string): Promise<AdapterPayload | undefined> {
+      const payloadKey = keys.payload(recordModel, digest);
+      const raw = await store.get(payloadKey);
+      await store.del(payloadKey, keys.consumed(recordModel, digest));
+      if (raw === null) return undefined;
+      const payload = parsePayload(raw);
+      const lookups: string[] = [];
+      if (typeof payload.userCode === 'string') lookups.push(keys.userCode(recordModel, payload.userCode));
+      if (typeof payload.uid === 'string') lookups.push(keys.uid(recordModel, payload.uid));
+      // A lookup is removed only while it still points here (a newer record may own it now).
+      await Promise.all(
+        lookups.map(async (lookup) => {
+          if ((await store.get(lookup)) === digest) await store.del(lookup);
+        }),
+      );
+      return payload;
+    }
+
+    const adapter: OidcAdapter = {
+      async upsert(id, payload, expiresIn) {
+        const digest = oidcDigest(id);
+        const ttlMs = ttlMsFor(expiresIn);
+        if (ttlMs === null) {
+          // Saved with no time left (e.g. Session.persist at its expiry): it is gone already.
+          await adapter.destroy(id);
+          return;
+        }
+        const payloadKey = keys.payload(model, digest);
+
+        // Indexes first: a crash in between leaves an index entry without a payload (harmless),
+        // never a token that its grant's revocation would miss.
+        const indexes: Promise<unknown>[] = [];
+        if (GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
+          indexes.push(store.addToSet(keys.grant(payload.grantId), payloadKey, ttlMs));
+        }
+        if (typeof payload.userCode === 'string') {
+          indexes.push(store.set(keys.userCode(model, payload.userCode), digest, { ttlMs }));
+        }
+        if (typeof payload.uid === 'string') {
+          indexes.push(store.set(keys.uid(model, payload.uid), digest, { ttlMs }));
+        }
+        await Promise.all(indexes);
+
+        // `consumed` lives in the marker only; the raw id only where a lookup must return it.
+        const { consumed, ...stored } = payload;
+        if (stored.jti === id && !keepsJti(stored)) delete stored.jti;
+        const markerKey = keys.consumed(model, digest);
+        await Promise.all([
+          store.set(payloadKey, JSON.stringify(stored), { ttlMs }),
+          // The marker must live as long as the payload, or the payload would become unused again.
+          (async () => {
+            const markerTtlMs = ttlMs + MARKER_MARGIN_MS;
+            if (typeof consumed === 'number' || (typeof consumed === 'string' && consumed !== '')) {
+              const written = await store.set(markerKey, String(consumed), { onlyIfAbsent: true, ttlMs: markerTtlMs });
+              if (written) return;
+            }
+            await store.expire(markerKey, markerTtlMs);
+          })(),
+        ]);
+      },
+
+      async find(id) {
+        return findByDigest(oidcDigest(id), id);
+      },
+
+      async findByUserCode(userCode) {
+        const digest = await store.get(keys.userCode(model, userCode));
+        if (digest === null) return undefined;
+        const payload = await findByDigest(digest);
+        // A lookup left behind by a record that changed its user code finds nothing.
+        return payload?.userCode === userCode ? payload : undefined;
+      },
+
+      async findByUid(uid) {
+        const digest = await store.get(keys.uid(model, uid));
+        if (digest === null) return undefined;
+        const payload = await findByDigest(digest);
+        return payload?.uid === uid ? payload : undefined;
+      },
+
+      async consume(id) {
+        const digest = oidcDigest(id);
+        const payloadKey = keys.payload(model, digest);
+        const markerKey = keys.consumed(model, digest);
+        const remaining = await store.ttl(payloadKey);
+        if (remaining === null) throw new errors.InvalidGrant(`${label} not found`);
+        const ttlMs = writableTtl(remaining) + MARKER_MARGIN_MS;
+        // SET NX: of any number of concurrent redemptions, exactly one writes the marker.
+        const first = await store.set(markerKey, String(Math.floor(clock() / 1000)), { onlyIfAbsent: true, ttlMs });
+        if (!first) throw new errors.InvalidGrant(`${label} already consumed`);
+        // Re-saved meanwhile with a longer lifetime: the marker follows the payload.
+        const now = await store.ttl(payloadKey);
+        if (now !== null && writableTtl(now) + MARKER_MARGIN_MS > ttlMs) await store.expire(markerKey, writableTtl(now) + MARKER_MARGIN_MS);
+      },
+
+      async destroy(id) {
+        const digest = oidcDigest(id);
+        const payload = await removeRecord(model, digest);
+        if (payload && GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
+          await store.removeFromSet(keys.grant(payload.grantId), keys.payload(model, digest));
+        }
+      },
+
+      async revokeByGrantId(grantId) {
+        const grantKey = keys.grant(grantId);
+        const members = await store.setMembers(grantKey);
+        // One member at a time (each payload and its marker share a slot; different members do
+        // not). Each member leaves the index once deleted, and the index disappears with its last
+        // member: a token issued under the grant meanwhile keeps its entry, so a later
+        // revocation still finds it (deleting the whole index at the end would lose it).
+        await Promise.all(
+          members.map(async (member) => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match) await removeRecord(match[2]!, match[1]!);
+            await store.removeFromSet(grantKey, member);
+          }),
+        );
+      },
+    };
+    return adapter;
+  };
+}

@@ -1,0 +1,16 @@
+import { createMemoryEphemeralStore } from '../../src/store/memory-ephemeral-store.ts';
+import { describeOidcAdapterContract } from './oidc-adapter.contract.ts';
+
+describeOidcAdapterContract('in-process store', async () => {
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const clock = () => now;
+  const store = createMemoryEphemeralStore({ keyPrefix: 'tessera:', clock });
+  return {
+    store,
+    clock,
+    advance: async (ms) => {
+      now += ms;
+    },
+    cleanup: () => store.close(),
+  };
+});

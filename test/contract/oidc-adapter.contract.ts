@@ -1,0 +1,493 @@
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { errors, type AdapterPayload } from 'oidc-provider';
+import {
+  createOidcAdapterFactory,
+  DEFAULT_TTL_SECONDS,
+  oidcConsumedKeyFor,
+  oidcGrantKeyFor,
+  oidcKeyFor,
+  type OidcAdapter,
+} from '../../src/oauth/oidc-adapter.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+
+/** One key as the backend holds it (logical name: the store's prefix removed). */
+export interface StoredKey {
+  key: string;
+  /** Remaining TTL in ms; Infinity for a key without one. */
+  ttlMs: number;
+  /** The string value, or the members of a set. */
+  values: string[];
+}
+
+export interface OidcAdapterFixture {
+  store: EphemeralStore;
+  /** Milliseconds since the epoch, shared by the store and the adapter, when time is injected. */
+  clock?: () => number;
+  /** Moves that clock forward. Without it, time passes for real. */
+  advance?: (ms: number) => Promise<void>;
+  /**
+   * Every key the backend holds for this fixture, read from the backend itself (Redis: SCAN).
+   * Without it, the suite lists the keys written through the store and asks the store for each.
+   */
+  dump?: () => Promise<StoredKey[]>;
+  /** Another store on the same data, as a second node would have (Redis: its own connection). */
+  openPeer?: () => Promise<EphemeralStore>;
+  /** Closes the stores and removes everything they wrote. */
+  cleanup: () => Promise<void>;
+}
+
+interface StoreCall {
+  op: string;
+  keys: string[];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The part of a key Redis Cluster hashes (the first non-empty {...}, else the whole key). */
+export function slotPart(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+/** Written independently of the adapter: SHA-256, base64url. */
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+const tokenValue = () => randomBytes(32).toString('base64url');
+const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+const userCodeValue = () => Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('');
+
+/** Passes every call through, noting which keys each one touched. */
+function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const op = String(property);
+        const keys = op === 'getMany' ? (args[0] as string[]) : op === 'del' ? (args as string[]) : typeof args[0] === 'string' ? [args[0]] : [];
+        calls.push({ op, keys });
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/**
+ * What oidc-provider's storage adapter must do on every ephemeral store. `open` is called once per
+ * test and gives a fresh, empty store.
+ */
+export function describeOidcAdapterContract(name: string, open: () => Promise<OidcAdapterFixture>) {
+  describe(`oidc-provider adapter contract: ${name}`, () => {
+    let fixture: OidcAdapterFixture;
+    let calls: StoreCall[];
+    let adapterFor: (model: string) => OidcAdapter;
+
+    beforeEach(async () => {
+      fixture = await open();
+      calls = [];
+      adapterFor = createOidcAdapterFactory(recording(fixture.store, calls), fixture.clock ? { clock: fixture.clock } : {});
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    const nowMs = () => (fixture.clock ?? Date.now)();
+    const nowSeconds = () => Math.floor(nowMs() / 1000);
+
+    function payload(kind: string, jti: string, fields: Partial<AdapterPayload> = {}, expiresIn = 3600): AdapterPayload {
+      const iat = nowSeconds();
+      return { iat, exp: iat + expiresIn, jti, kind, clientId: 'client-a', accountId: 'account-1', scope: 'openid', ...fields };
+    }
+
+    async function save(kind: string, fields: Partial<AdapterPayload> = {}, expiresIn = 3600) {
+      const id = tokenValue();
+      const body = payload(kind, id, fields, expiresIn);
+      await adapterFor(kind).upsert(id, body, expiresIn);
+      return { id, body };
+    }
+
+    /** Every key the backend holds, from the backend where the fixture can read it. */
+    async function dump(): Promise<StoredKey[]> {
+      if (fixture.dump) return fixture.dump();
+      const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet').flatMap((c) => c.keys));
+      const held: StoredKey[] = [];
+      for (const key of written) {
+        const ttlMs = await fixture.store.ttl(key);
+        if (ttlMs === null) continue;
+        let values: string[];
+        try {
+          values = [(await fixture.store.get(key))!];
+        } catch {
+          values = await fixture.store.setMembers(key);
+        }
+        held.push({ key, ttlMs, values });
+      }
+      return held;
+    }
+
+    /** Keys whose hash tag is the digest of a value. */
+    async function keysTaggedWith(value: string): Promise<string[]> {
+      const tag = sha256(value);
+      return (await dump()).map((k) => k.key).filter((key) => slotPart(key) === tag);
+    }
+
+    /** Lets `ms` pass: the injected clock, or (Redis) polling until the condition holds. */
+    async function passTime(ms: number, until: () => Promise<boolean>): Promise<void> {
+      if (fixture.advance) {
+        await fixture.advance(ms);
+        return;
+      }
+      const deadline = Date.now() + ms + 3000;
+      while (!(await until())) {
+        if (Date.now() > deadline) throw new Error(`still there ${ms + 3000} ms later`);
+        await sleep(50);
+      }
+    }
+
+    /** Writes one of everything: grant-bound tokens, a device code with a user code, a session, a consumed code. */
+    async function scenario() {
+      const grantId = tokenValue();
+      const otherGrantId = tokenValue();
+      const userCode = userCodeValue();
+      const uid = tokenValue();
+      const accessToken = await save('AccessToken', { grantId });
+      const refreshToken = await save('RefreshToken', { grantId }, 14 * 24 * 3600);
+      const code = await save('AuthorizationCode', { grantId, codeChallenge: 'x', redirectUri: 'https://rp.example/cb' }, 60);
+      const deviceCode = await save('DeviceCode', { grantId: otherGrantId, userCode }, 600);
+      const session = await save('Session', { uid, authorizations: { 'client-a': { grantId, sid: 's' } } }, 3600);
+      const grant = await save('Grant', {}, 3600);
+      const clientCredentials = await save('ClientCredentials', { aud: 'https://api.example' }, 600);
+      const interaction = await save('Interaction', { grantId, returnTo: 'https://issuer.example/auth' }, 600);
+      await adapterFor('AuthorizationCode').consume(code.id);
+      return { grantId, otherGrantId, userCode, uid, accessToken, refreshToken, code, deviceCode, session, grant, clientCredentials, interaction };
+    }
+
+    describe('payloads', () => {
+      it('finds what it stored, with its id, and nothing for an unknown id', async () => {
+        const { id, body } = await save('AccessToken', { grantId: 'g-1', extra: { tenant: 't' } });
+        expect(await adapterFor('AccessToken').find(id)).toEqual(body);
+        expect(await adapterFor('AccessToken').find(tokenValue())).toBeUndefined();
+        expect(await adapterFor('RefreshToken').find(id)).toBeUndefined();
+      });
+
+      it('keeps models apart under the same id, and replaces a payload on upsert', async () => {
+        const id = tokenValue();
+        await adapterFor('AccessToken').upsert(id, payload('AccessToken', id, { scope: 'a' }), 3600);
+        await adapterFor('RefreshToken').upsert(id, payload('RefreshToken', id, { scope: 'r' }), 3600);
+        await adapterFor('AccessToken').upsert(id, payload('AccessToken', id, { scope: 'a2' }), 3600);
+        expect((await adapterFor('AccessToken').find(id))?.scope).toBe('a2');
+        expect((await adapterFor('RefreshToken').find(id))?.scope).toBe('r');
+      });
+
+      it('returns a copy: changing it changes nothing stored', async () => {
+        const { id } = await save('Grant', { openid: { scope: 'openid' } } as Partial<AdapterPayload>);
+        const found = (await adapterFor('Grant').find(id))!;
+        found.accountId = 'someone-else';
+        expect((await adapterFor('Grant').find(id))?.accountId).toBe('account-1');
+      });
+
+      it('refuses to store clients, which come from PostgreSQL', () => {
+        expect(() => adapterFor('Client')).toThrow(/clients/);
+      });
+    });
+
+    describe('time to live', () => {
+      it('gives every key it writes a TTL, the lifetime of what it belongs to', async () => {
+        const s = await scenario();
+        const held = await dump();
+        // payloads (8) + the code's consumed marker + the user code and session uid lookups + two grant indexes
+        expect(held.length).toBe(13);
+        for (const { key, ttlMs } of held) {
+          expect({ key, finite: Number.isFinite(ttlMs), positive: ttlMs > 0 }).toEqual({ key, finite: true, positive: true });
+          expect(ttlMs).toBeLessThanOrEqual(14 * 24 * 3600 * 1000);
+        }
+        const ttlOf = (key: string) => held.find((k) => k.key === key)?.ttlMs ?? Number.NaN;
+        const near = (key: string, seconds: number) => {
+          expect(ttlOf(key)).toBeGreaterThan(seconds * 1000 - 5000);
+          expect(ttlOf(key)).toBeLessThanOrEqual(seconds * 1000);
+        };
+        near(oidcKeyFor('AuthorizationCode', s.code.id), 60);
+        near(oidcConsumedKeyFor('AuthorizationCode', s.code.id), 61); // outlives its payload by 1 s
+        near(oidcKeyFor('DeviceCode', s.deviceCode.id), 600);
+        near(oidcGrantKeyFor(s.otherGrantId), 600);
+        // the grant's index lives as long as its longest-lived token, the refresh token
+        near(oidcGrantKeyFor(s.grantId), 14 * 24 * 3600);
+        // the lookups live as long as their payloads
+        const lookups = held.filter((k) => k.key.includes('userCode') || k.key.includes(':uid:'));
+        expect(lookups.map((k) => Math.round(k.ttlMs / 10_000)).sort((a, b) => a - b)).toEqual([60, 360]);
+      });
+
+      it(`keeps a payload saved without expiresIn for ${DEFAULT_TTL_SECONDS / 86400} days at most`, async () => {
+        for (const expiresIn of [undefined, Number.NaN, Number.POSITIVE_INFINITY]) {
+          const id = tokenValue();
+          await adapterFor('InitialAccessToken').upsert(id, payload('InitialAccessToken', id), expiresIn);
+          const [key] = await keysTaggedWith(id);
+          const ttlMs = (await dump()).find((k) => k.key === key)!.ttlMs;
+          expect(ttlMs).toBeLessThanOrEqual(14 * 24 * 3600 * 1000);
+          expect(ttlMs).toBeGreaterThan(14 * 24 * 3600 * 1000 - 60_000);
+        }
+      });
+
+      it('forgets a payload saved with no time left', async () => {
+        const { id, body } = await save('Session', { uid: 'u-1' });
+        await adapterFor('Session').upsert(id, body, 0);
+        expect(await adapterFor('Session').find(id)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid('u-1')).toBeUndefined();
+      });
+
+      it('lets a payload, its marker and its lookups expire together', async () => {
+        const grantId = tokenValue();
+        const userCode = userCodeValue();
+        const uid = tokenValue();
+        const device = await save('DeviceCode', { grantId, userCode }, 1);
+        const session = await save('Session', { uid }, 1);
+        await adapterFor('DeviceCode').consume(device.id);
+        expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toMatchObject({ jti: device.id, consumed: expect.any(Number) });
+        if (fixture.advance) {
+          await fixture.advance(999);
+          expect(await adapterFor('Session').findByUid(uid)).toMatchObject({ jti: session.id });
+          expect((await dump()).length).toBe(6);
+        }
+        const marker = oidcConsumedKeyFor('DeviceCode', device.id);
+        await passTime(fixture.advance ? 1 : 1000, async () => (await dump()).every((k) => k.key === marker));
+        expect(await adapterFor('DeviceCode').find(device.id)).toBeUndefined();
+        expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid(uid)).toBeUndefined();
+        // The lookups and the grant index are gone with the payloads; the marker follows within 1 s.
+        expect((await dump()).map((k) => k.key)).toEqual([marker]);
+        await passTime(1000, async () => (await dump()).length === 0);
+        expect(await dump()).toEqual([]);
+      });
+
+      it("never shortens a grant index: it outlives the grant's longest-lived token", async () => {
+        const grantId = tokenValue();
+        const short = await save('AccessToken', { grantId }, 60);
+        const long = await save('RefreshToken', { grantId }, 7200);
+        const later = await save('AuthorizationCode', { grantId }, 30);
+        const ttl = (await dump()).find((k) => k.key === oidcGrantKeyFor(grantId))!.ttlMs;
+        expect(ttl).toBeGreaterThan(7200_000 - 5000);
+        if (fixture.advance) {
+          await fixture.advance(61_000);
+          expect(await adapterFor('AccessToken').find(short.id)).toBeUndefined();
+          expect(await adapterFor('AuthorizationCode').find(later.id)).toBeUndefined();
+        }
+        await adapterFor('AccessToken').revokeByGrantId(grantId);
+        expect(await adapterFor('RefreshToken').find(long.id)).toBeUndefined();
+      });
+    });
+
+    describe('lookups', () => {
+      it('finds a device code by its user code and a session by its uid, with their ids', async () => {
+        const userCode = userCodeValue();
+        const uid = tokenValue();
+        const device = await save('DeviceCode', { userCode, params: { client_id: 'client-a', scope: 'openid' } }, 600);
+        const session = await save('Session', { uid, loginTs: nowSeconds() });
+        expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toEqual(device.body);
+        expect(await adapterFor('Session').findByUid(uid)).toEqual(session.body);
+        expect(await adapterFor('DeviceCode').findByUserCode(userCodeValue())).toBeUndefined();
+        expect(await adapterFor('Session').findByUid(tokenValue())).toBeUndefined();
+      });
+
+      it('follows a record whose user code changed, and a session whose id was reset', async () => {
+        const device = await save('DeviceCode', { userCode: 'BBBBBBBB' }, 600);
+        await adapterFor('DeviceCode').upsert(device.id, { ...device.body, userCode: 'CCCCCCCC' }, 600);
+        expect(await adapterFor('DeviceCode').findByUserCode('BBBBBBBB')).toBeUndefined();
+        expect((await adapterFor('DeviceCode').findByUserCode('CCCCCCCC'))?.jti).toBe(device.id);
+
+        // Session.resetIdentifier: the old id is destroyed, the same uid saved under a new id.
+        const uid = tokenValue();
+        const old = await save('Session', { uid });
+        const renewed = tokenValue();
+        await adapterFor('Session').destroy(old.id);
+        await adapterFor('Session').upsert(renewed, { ...old.body, jti: renewed }, 3600);
+        expect((await adapterFor('Session').findByUid(uid))?.jti).toBe(renewed);
+        expect(await adapterFor('Session').find(old.id)).toBeUndefined();
+      });
+    });
+
+    describe('destroy', () => {
+      it('removes the payload, its marker, its lookups and its grant index entry', async () => {
+        const grantId = tokenValue();
+        const userCode = userCodeValue();
+        const device = await save('DeviceCode', { grantId, userCode }, 600);
+        await adapterFor('DeviceCode').consume(device.id);
+        const session = await save('Session', { uid: 'uid-destroyed' });
+        expect((await dump()).length).toBe(6);
+        await adapterFor('DeviceCode').destroy(device.id);
+        await adapterFor('Session').destroy(session.id);
+        expect(await adapterFor('DeviceCode').find(device.id)).toBeUndefined();
+        expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid('uid-destroyed')).toBeUndefined();
+        expect(await dump()).toEqual([]);
+        await adapterFor('DeviceCode').destroy(device.id); // again: nothing to do, no error
+      });
+    });
+
+    describe('revokeByGrantId', () => {
+      it("removes every artefact of the grant, whichever model asks, and nothing of another grant's", async () => {
+        const grantId = tokenValue();
+        const otherGrantId = tokenValue();
+        const userCode = userCodeValue();
+        const revoked = [
+          ['AccessToken', await save('AccessToken', { grantId })],
+          ['AccessToken', await save('AccessToken', { grantId })],
+          ['RefreshToken', await save('RefreshToken', { grantId })],
+          ['AuthorizationCode', await save('AuthorizationCode', { grantId }, 60)],
+          ['DeviceCode', await save('DeviceCode', { grantId, userCode }, 600)],
+          ['BackchannelAuthenticationRequest', await save('BackchannelAuthenticationRequest', { grantId }, 600)],
+        ] as const;
+        await adapterFor('AuthorizationCode').consume(revoked[3][1].id);
+        const kept = [
+          ['AccessToken', await save('AccessToken', { grantId: otherGrantId })],
+          ['RefreshToken', await save('RefreshToken', { grantId: otherGrantId })],
+          ['Grant', await save('Grant', {})],
+          ['Interaction', await save('Interaction', { grantId })],
+        ] as const;
+
+        await adapterFor('RefreshToken').revokeByGrantId(grantId);
+
+        for (const [model, { id }] of revoked) {
+          expect({ model, found: await adapterFor(model).find(id) }).toEqual({ model, found: undefined });
+          expect(await keysTaggedWith(id)).toEqual([]);
+        }
+        expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toBeUndefined();
+        expect((await dump()).some((k) => k.key === oidcGrantKeyFor(grantId))).toBe(false);
+        for (const [model, { id, body }] of kept) {
+          expect(await adapterFor(model).find(id)).toEqual(body);
+        }
+        expect((await dump()).find((k) => k.key === oidcGrantKeyFor(otherGrantId))?.values).toHaveLength(2);
+        await adapterFor('AccessToken').revokeByGrantId(grantId); // again: nothing to do, no error
+      });
+    });
+
+    describe('consume', () => {
+      it('marks the artefact consumed, once, for as long as the payload lives', async () => {
+        const { id, body } = await save('DeviceCode', { userCode: userCodeValue() }, 600);
+        const before = nowSeconds();
+        await adapterFor('DeviceCode').consume(id);
+        const found = await adapterFor('DeviceCode').find(id);
+        expect(found).toEqual({ ...body, consumed: expect.any(Number) });
+        expect(found!.consumed).toBeGreaterThanOrEqual(before);
+        expect(found!.consumed).toBeLessThanOrEqual(nowSeconds());
+        const ttls = await dump();
+        const marker = ttls.find((k) => k.key === oidcConsumedKeyFor('DeviceCode', id))!;
+        const payloadTtl = ttls.find((k) => k.key === oidcKeyFor('DeviceCode', id))!.ttlMs;
+        // never shorter than the payload's (or it would become unused again), at most 1 s longer
+        expect(marker.ttlMs).toBeGreaterThan(payloadTtl);
+        expect(marker.ttlMs).toBeLessThanOrEqual(payloadTtl + 1100);
+
+        const again = adapterFor('DeviceCode').consume(id);
+        await expect(again).rejects.toThrow(errors.InvalidGrant);
+        await expect(again).rejects.toMatchObject({ error: 'invalid_grant', error_detail: 'device code already consumed' });
+        await expect(adapterFor('AuthorizationCode').consume(tokenValue())).rejects.toThrow(errors.InvalidGrant);
+      });
+
+      it('stays consumed when the payload is saved again, and the marker follows its new lifetime', async () => {
+        const { id, body } = await save('RefreshToken', {}, 60);
+        await adapterFor('RefreshToken').consume(id);
+        const consumed = (await adapterFor('RefreshToken').find(id))!.consumed as number;
+        // saved again as oidc-provider would (the found payload, consumed included) and without it
+        await adapterFor('RefreshToken').upsert(id, { ...body, consumed }, 3600);
+        await adapterFor('RefreshToken').upsert(id, body, 7200);
+        expect((await adapterFor('RefreshToken').find(id))?.consumed).toBe(consumed);
+        const marker = (await dump()).find((k) => k.key === oidcConsumedKeyFor('RefreshToken', id))!;
+        expect(marker.ttlMs).toBeGreaterThan(7200_000 - 5000);
+        await expect(adapterFor('RefreshToken').consume(id)).rejects.toThrow(errors.InvalidGrant);
+      });
+
+      it('takes a consumed payload saved by someone else as consumed', async () => {
+        const id = tokenValue();
+        await adapterFor('AuthorizationCode').upsert(id, { ...payload('AuthorizationCode', id), consumed: 1_900_000_000 }, 60);
+        expect((await adapterFor('AuthorizationCode').find(id))?.consumed).toBe(1_900_000_000);
+        await expect(adapterFor('AuthorizationCode').consume(id)).rejects.toThrow(errors.InvalidGrant);
+      });
+
+      it.each([
+        ['DeviceCode', 'device code'],
+        ['RefreshToken', 'refresh token'],
+        ['AuthorizationCode', 'authorization code'],
+      ])('lets exactly one of 50 concurrent redemptions of a %s through', async (model, label) => {
+        const { id } = await save(model, { grantId: tokenValue(), ...(model === 'DeviceCode' ? { userCode: userCodeValue() } : {}) }, 600);
+        // Several nodes where the backend has them: each its own store (and connection).
+        const nodes = [adapterFor];
+        if (fixture.openPeer) {
+          for (let i = 0; i < 4; i += 1) nodes.push(createOidcAdapterFactory(await fixture.openPeer()));
+        }
+        const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => nodes[i % nodes.length]!(model).consume(id)));
+        const fulfilled = results.filter((r) => r.status === 'fulfilled');
+        const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(fulfilled).toHaveLength(1);
+        expect(rejected).toHaveLength(49);
+        for (const { reason } of rejected) {
+          expect(reason).toBeInstanceOf(errors.InvalidGrant);
+          expect((reason as errors.InvalidGrant).error_detail).toBe(`${label} already consumed`);
+        }
+        expect((await adapterFor(model).find(id))?.consumed).toEqual(expect.any(Number));
+      });
+    });
+
+    describe('key names', () => {
+      it('never contain a token, code, user code, session uid or grant id', async () => {
+        const s = await scenario();
+        await adapterFor('DeviceCode').findByUserCode(s.userCode);
+        await adapterFor('Session').findByUid(s.uid);
+        await adapterFor('AccessToken').find(s.accessToken.id);
+        const secrets = [
+          s.grantId,
+          s.otherGrantId,
+          s.userCode,
+          s.uid,
+          ...[s.accessToken, s.refreshToken, s.code, s.deviceCode, s.session, s.grant, s.clientCredentials, s.interaction].map((t) => t.id),
+        ];
+        const held = (await dump()).map((k) => k.key);
+        const touched = calls.flatMap((c) => c.keys);
+        expect(held.length).toBeGreaterThan(0);
+        for (const key of [...held, ...touched]) {
+          for (const secret of secrets) expect({ key, containsSecret: key.includes(secret) }).toEqual({ key, containsSecret: false });
+        }
+        // every value the scenario wrote is found by its digest
+        for (const secret of [s.accessToken.id, s.code.id, s.userCode, s.uid, s.grantId]) {
+          expect(held.some((key) => slotPart(key) === sha256(secret))).toBe(true);
+        }
+      });
+
+      it('keep access tokens, refresh tokens and authorization codes out of the stored values too', async () => {
+        const s = await scenario();
+        const values = (await dump()).flatMap((k) => k.values).join('\n');
+        for (const token of [s.accessToken, s.refreshToken, s.code, s.clientCredentials]) {
+          expect(values.includes(token.id)).toBe(false);
+        }
+        // found again with their ids all the same
+        expect((await adapterFor('RefreshToken').find(s.refreshToken.id))?.jti).toBe(s.refreshToken.id);
+      });
+
+      it('put keys used together under one hash tag (Redis Cluster slot)', async () => {
+        const s = await scenario();
+        await adapterFor('AuthorizationCode').find(s.code.id);
+        await adapterFor('DeviceCode').findByUserCode(s.userCode);
+        await adapterFor('DeviceCode').consume(s.deviceCode.id);
+        await adapterFor('Session').findByUid(s.uid);
+        await adapterFor('Session').destroy(s.session.id);
+        await adapterFor('AccessToken').revokeByGrantId(s.grantId);
+        await adapterFor('DeviceCode').revokeByGrantId(s.otherGrantId);
+
+        const multiKey = calls.filter((c) => c.keys.length > 1);
+        expect(multiKey.length).toBeGreaterThan(5);
+        for (const call of multiKey) {
+          expect({ call, slots: new Set(call.keys.map(slotPart)).size }).toEqual({ call, slots: 1 });
+        }
+        // a payload and its marker share the digest of the id as their tag
+        const tag = sha256(s.code.id);
+        expect([oidcKeyFor('AuthorizationCode', s.code.id), oidcConsumedKeyFor('AuthorizationCode', s.code.id)].map(slotPart)).toEqual([tag, tag]);
+        // and every key has a tag of its own (no key hashes on its whole name)
+        for (const key of new Set(calls.flatMap((c) => c.keys))) expect(slotPart(key)).not.toBe(key);
+      });
+    });
+  });
+}
