@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
@@ -14,10 +14,12 @@ export interface AppDependencies {
   logger: Logger;
   database: Database;
   ephemeral: EphemeralStore;
+  /** The issuer's routes (oidc-provider and its pages); they read their own request bodies. */
+  oauthRoutes?: Router;
 }
 
 /** Builds the express application from its dependencies; it never listens (main.ts does). */
-export function createApp({ config, logger, database, ephemeral }: AppDependencies): Express {
+export function createApp({ config, logger, database, ephemeral, oauthRoutes }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
@@ -32,6 +34,7 @@ export function createApp({ config, logger, database, ephemeral }: AppDependenci
     }),
   );
   if (new URL(config.issuer).protocol === 'https:') app.use(requireHttps(['/healthz', '/readyz']));
+  if (oauthRoutes) app.use(oauthRoutes);
   app.use(express.json({ limit: config.http.bodyLimit }));
   app.use(express.urlencoded({ extended: false, limit: config.http.bodyLimit }));
 

@@ -11,6 +11,12 @@ import type { Database } from './store/database.ts';
 import type { EphemeralStore } from './store/ephemeral-store.ts';
 import { migrate } from './store/migrations.ts';
 import { openDatabase, openEphemeralStore } from './store/open-stores.ts';
+import { resolveSecrets } from './config/secrets.ts';
+import { createClientService, type ClientService } from './oauth/client-service.ts';
+import { createOidcAdapterFactory } from './oauth/oidc-adapter.ts';
+import { createOAuthRoutes } from './oauth/oauth-routes.ts';
+import { createOidcProvider } from './oauth/provider.ts';
+import { createSigningKeyStore } from './oauth/signing-keys.ts';
 
 /** The durable side of Tessera, shared by the server and the admin CLI. */
 export interface Core {
@@ -18,6 +24,7 @@ export interface Core {
   logger: Logger;
   database: Database;
   accounts: AccountService;
+  clients: ClientService;
 }
 
 /** Opens the database, applies pending migrations (unless told not to) and builds the services on it. */
@@ -32,15 +39,24 @@ export async function openCore(config: Config, logger: Logger, options: { migrat
       throw error;
     }
   }
+  const audit = createAuditLog(database);
   const accounts = createAccountService({
     users: createUserRepository(database),
-    audit: createAuditLog(database),
+    audit,
     hasher: createPasswordHasher(config.passwords.argon2),
     scopeCatalog: config.scopes,
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
-  return { config, logger, database, accounts };
+  const clients = createClientService({
+    database,
+    audit,
+    declared: config.clients,
+    scopeCatalog: config.scopes,
+    resources: config.oauth.resources,
+    defaultResource: config.oauth.defaultResource,
+  });
+  return { config, logger, database, accounts, clients };
 }
 
 export interface RunningTessera {
@@ -75,7 +91,30 @@ export async function startTessera(config: Config, logger: Logger): Promise<Runn
     logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
   }
 
-  const app = createApp({ config, logger, database: core.database, ephemeral });
+  let oauthRoutes;
+  try {
+    const secrets = await resolveSecrets(config, logger);
+    const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
+    const { kid, created } = await signingKeys.ensureSigningKey();
+    if (created) logger.info({ kid }, 'generated the first signing key');
+    const { provider, devicePolls } = createOidcProvider({
+      config,
+      logger,
+      accounts: core.accounts,
+      clients: core.clients,
+      adapterFactory: createOidcAdapterFactory(ephemeral),
+      jwks: await signingKeys.loadJwks(),
+      cookieKeys: secrets.cookieKeys,
+      ephemeral,
+    });
+    const clientScopes = async (clientId: string) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean);
+    oauthRoutes = createOAuthRoutes({ config, provider, devicePolls, accounts: core.accounts, ephemeral, csrfKey: secrets.cookieKeys[0]!, clientScopes });
+  } catch (error) {
+    await Promise.allSettled([ephemeral.close(), core.database.close()]);
+    throw error;
+  }
+
+  const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes });
   const server = createServer(app);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

@@ -147,6 +147,11 @@ export function createAccountService(options: AccountServiceOptions) {
       return user && withoutSecret(user);
     },
 
+    async findUserById(id: string): Promise<User | null> {
+      const user = await users.findById(id);
+      return user && withoutSecret(user);
+    },
+
     async listUsers(options: { limit: number; offset: number }): Promise<User[]> {
       return (await users.list(options)).map(withoutSecret);
     },

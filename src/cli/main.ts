@@ -4,6 +4,8 @@ import { AppError } from '../http/app-error.ts';
 import { createLogger } from '../logger.ts';
 import { openCore } from '../tessera.ts';
 import { migrateCommand, userCommand } from './admin-commands.ts';
+import { clientCommand } from './client-commands.ts';
+import { keysCommand } from './key-commands.ts';
 import { UsageError } from './prompt.ts';
 
 /** Exit codes, documented in the README. */
@@ -19,6 +21,11 @@ Usage:
   tessera user enable <username>
   tessera user scopes <username> <S,...>    set the scopes a user may be granted
   tessera user list [--limit N] [--offset N]
+  tessera client create --kind device|service|resource_server|web --name NAME [--id ID]
+                 [--scopes S,...] [--redirect-uri URI ...] [--default-resource R] [--access-token-ttl SECONDS]
+  tessera client list | show <id> | delete <id> | rotate-secret <id>
+  tessera keys list                         signing keys, current first
+  tessera keys rotate                       add a signing key; the old one stays published until its tokens expire
   tessera help | --help
   tessera version | --version
 
@@ -51,7 +58,7 @@ export async function runCli(argv: string[]): Promise<number> {
     console.log(version());
     return EXIT.ok;
   }
-  if (command !== 'migrate' && command !== 'user') {
+  if (!['migrate', 'user', 'client', 'keys'].includes(command)) {
     console.error(`tessera: unknown command "${command}"\n\n${HELP}`);
     return EXIT.usage;
   }
@@ -80,6 +87,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   try {
     if (command === 'migrate') await migrateCommand(core, io);
+    else if (command === 'client') await clientCommand(core, rest, io);
+    else if (command === 'keys') await keysCommand(core, rest, io);
     else await userCommand(core, rest, io);
     return EXIT.ok;
   } catch (error) {

@@ -1,0 +1,167 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import express, { Router, type Request, type Response } from 'express';
+import type Provider from 'oidc-provider';
+import type { AccountService } from '../accounts/account-service.ts';
+import type { User } from '../accounts/user.ts';
+import type { Config } from '../config/schema.ts';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { html, layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
+
+// The sign-in and consent page of the issuer (reached from the device flow, and from the
+// authorization endpoint for web apps): it asks for username and password when there is no login
+// session, shows the client and each requested scope with its description, and approves or denies.
+
+interface Dependencies {
+  provider: Provider;
+  accounts: AccountService;
+  config: Config;
+  ephemeral: EphemeralStore;
+  csrfKey: string;
+}
+
+interface InteractionView {
+  uid: string;
+  clientName: string;
+  requested: string[];
+  user: User | null;
+  error?: string;
+  username?: string;
+}
+
+const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
+  openid: 'Know who you are (your account id and username).',
+  offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
+};
+
+export function createInteractionRoutes({ provider, accounts, config, ephemeral, csrfKey }: Dependencies): Router {
+  const router = Router();
+  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
+  const csrfValid = (uid: string, presented: unknown) => {
+    const expected = Buffer.from(csrfFor(uid));
+    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  };
+  const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
+
+  function render(res: Response, view: InteractionView, status = 200) {
+    const grantable = new Set(view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested);
+    const scopeList = view.requested.map((scope) =>
+      grantable.has(scope)
+        ? html`<li><code>${scope}</code><br><span class="muted">${describe(scope)}</span></li>`
+        : html`<li class="withheld"><code>${scope}</code><br><span class="muted">${describe(scope)} Not granted: your account may not have it.</span></li>`,
+    );
+    const login: SafeHtml = view.user
+      ? html`<p class="muted">Signed in as <strong>${view.user.username}</strong>.</p>`
+      : html`<label for="username">Username or e-mail</label>
+<input id="username" name="username" type="text" autocomplete="username" required autofocus value="${view.username ?? ''}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>`;
+    res
+      .status(status)
+      .set('Content-Security-Policy', PAGE_CSP)
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(
+        layout(
+          'Authorize access',
+          html`<h1>Authorize ${view.clientName}</h1>
+${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
+<p><strong>${view.clientName}</strong> asks for access to your account:</p>
+<ul class="scopes">${scopeList}</ul>
+<form method="post" action="/interaction/${view.uid}">
+<input type="hidden" name="csrf" value="${csrfFor(view.uid)}">
+${login}
+<div class="actions">
+  <button type="submit" name="decision" value="approve">Approve</button>
+  <button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
+</div>
+</form>`,
+        ),
+      );
+  }
+
+  async function load(req: Request, res: Response) {
+    const details = await provider.interactionDetails(req, res);
+    const clientId = String(details.params.client_id);
+    const client = await provider.Client.find(clientId);
+    const requested = String(details.params.scope ?? '').split(' ').filter(Boolean);
+    const accountId = details.session?.accountId;
+    const user = accountId ? await accounts.findUserById(accountId) : null;
+    return { details, client, clientName: client?.clientName ?? clientId, requested, user: user && !user.disabled ? user : null };
+  }
+
+  router.get('/interaction/:uid', async (req, res, next) => {
+    try {
+      const { details, clientName, requested, user } = await load(req, res);
+      render(res, { uid: details.uid, clientName, requested, user });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/interaction/:uid', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
+    try {
+      const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
+      const body = req.body as Record<string, string | undefined>;
+      if (!csrfValid(details.uid, body.csrf)) {
+        render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
+        return;
+      }
+      if (body.decision !== 'approve') {
+        await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied the request.' }, { mergeWithLastSubmission: false });
+        return;
+      }
+
+      let user = sessionUser;
+      if (!user) {
+        const username = body.username ?? '';
+        const limited = await ephemeral.increment(`ratelimit:interaction-login:${req.ip}`, 15 * 60_000);
+        if (limited.count > 50) {
+          res.set('Retry-After', String(Math.ceil(limited.ttlMs / 1000)));
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Too many sign-in attempts. Wait a few minutes.' }, 429);
+          return;
+        }
+        const result = await accounts.authenticate(username, body.password ?? '');
+        if (!result.ok) {
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Wrong username or password.' }, 401);
+          return;
+        }
+        user = result.user;
+      }
+
+      // Grant what was asked, narrowed to what the user and the client may have.
+      const clientScopes = new Set(String(client?.scope ?? '').split(' '));
+      const apiScopes = requested.filter((scope) => scope in config.scopes && user.allowedScopes.includes(scope) && clientScopes.has(scope));
+      const protocolScopes = requested.filter((scope) => scope === 'openid' || scope === 'offline_access');
+      if (apiScopes.length === 0) {
+        await provider.interactionFinished(
+          req,
+          res,
+          { error: 'access_denied', error_description: 'None of the requested scopes may be granted to this account.' },
+          { mergeWithLastSubmission: false },
+        );
+        return;
+      }
+      const grant = details.grantId
+        ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId: user.id, clientId: String(details.params.client_id) }))
+        : new provider.Grant({ accountId: user.id, clientId: String(details.params.client_id) });
+      // oidc-provider knows every scope, so the consent covers them as its own scopes as well as
+      // the resource server's (from which the access token takes its scope).
+      grant.addOIDCScope([...protocolScopes, ...apiScopes].join(' '));
+      const resource = typeof details.params.resource === 'string' ? details.params.resource : ((client as unknown as { tessera_default_resource?: string })?.tessera_default_resource ?? config.oauth.defaultResource);
+      grant.addResourceScope(resource, apiScopes.join(' '));
+      // What was asked but may not be granted is recorded as refused, so the consent is complete.
+      const withheld = requested.filter((scope) => scope in config.scopes && !apiScopes.includes(scope));
+      if (withheld.length) {
+        grant.rejectOIDCScope(withheld.join(' '));
+        grant.rejectResourceScope(resource, withheld.join(' '));
+      }
+      const grantId = await grant.save();
+      await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Config } from '../config/schema.ts';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { html, layout, PAGE_CSP } from '../views/html.ts';
+import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from './device-poll-policy.ts';
+import { OIDC_ROUTES } from './provider.ts';
+
+// Checks that run on OAuth requests before oidc-provider sees them. They need the form body, which
+// oidc-provider reads from the request stream itself: the body is read here, checked (and where
+// the rules say so, amended), then handed on as if it had not been read.
+
+/** oidc-provider's own limit for form bodies. */
+const BODY_LIMIT = 56 * 1024;
+
+async function readRawBody(req: IncomingMessage): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > BODY_LIMIT) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
+function replayBody(req: IncomingMessage, body: Buffer): void {
+  Object.defineProperty(req, 'readable', { value: true, configurable: true });
+  (req as unknown as { iterator: () => AsyncGenerator<Buffer> }).iterator = async function* iterator() {
+    yield body;
+  };
+  req.headers['content-length'] = String(body.length);
+}
+
+function oauthError(res: Response, status: number, error: string, description: string): void {
+  res.status(status).set('Cache-Control', 'no-store').set('Pragma', 'no-cache').json({ error, error_description: description });
+}
+
+function isForm(req: Request): boolean {
+  return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
+}
+
+/** Reads the form body of a POST, lets `check` inspect and amend it, then replays it. */
+function withFormBody(check: (form: URLSearchParams, req: Request, res: Response) => Promise<boolean>): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'POST' || !isForm(req)) {
+      next();
+      return;
+    }
+    try {
+      const raw = await readRawBody(req);
+      if (raw === null) {
+        oauthError(res, 413, 'invalid_request', 'request body too large');
+        return;
+      }
+      const form = new URLSearchParams(raw.toString('utf8'));
+      const proceed = await check(form, req, res);
+      if (!proceed) return;
+      replayBody(req, Buffer.from(form.toString()));
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+/**
+ * The device authorization endpoint: `read` when no scope is named, invalid_scope for a scope
+ * nobody defined, and the PKCE challenge of a public client (S256 only) kept for the polls.
+ */
+export function deviceAuthorizationGuard(config: Config): RequestHandler {
+  const known = new Set([...Object.keys(config.scopes), 'openid', 'offline_access']);
+  return withFormBody(async (form, req, res) => {
+    const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    const unknown = scopes.filter((scope) => !known.has(scope));
+    if (unknown.length) {
+      oauthError(res, 400, 'invalid_scope', `unknown scope: ${unknown.join(' ')}`);
+      return false;
+    }
+    if (!scopes.some((scope) => scope in config.scopes)) form.set('scope', [...scopes, 'read'].join(' '));
+
+    const challenge = form.get('code_challenge');
+    const method = form.get('code_challenge_method');
+    if (challenge !== null || method !== null) {
+      if (method !== 'S256') {
+        oauthError(res, 400, 'invalid_request', 'code_challenge_method must be S256');
+        return false;
+      }
+      if (!challenge || !CODE_CHALLENGE.test(challenge)) {
+        oauthError(res, 400, 'invalid_request', 'code_challenge must be the base64url SHA-256 of the code_verifier');
+        return false;
+      }
+      (req as unknown as { tesseraCodeChallenge?: string }).tesseraCodeChallenge = challenge;
+      form.delete('code_challenge');
+      form.delete('code_challenge_method');
+    }
+    return true;
+  });
+}
+
+/**
+ * The token endpoint: slow_down and PKCE for device-code polls; for client credentials, `read`
+ * when no scope is named, and offline_access and openid dropped (no refresh tokens, no users).
+ */
+export function tokenGuard(devicePolls: DevicePollPolicy, clientScopes: (clientId: string) => Promise<string[]>): RequestHandler {
+  return withFormBody(async (form, req, res) => {
+    const grantType = form.get('grant_type');
+    if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') {
+      const deviceCode = form.get('device_code');
+      if (!deviceCode) return true; // oidc-provider answers the missing parameter.
+      const verifier = form.get('code_verifier') ?? undefined;
+      if (verifier !== undefined && !CODE_VERIFIER.test(verifier)) {
+        oauthError(res, 400, 'invalid_request', 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]');
+        return false;
+      }
+      if ((await devicePolls.poll(deviceCode)) === 'slow_down') {
+        oauthError(res, 400, 'slow_down', 'polling too frequently; wait longer between requests');
+        return false;
+      }
+      const pkce = await devicePolls.verifyPkce(deviceCode, verifier);
+      if (pkce !== 'ok') {
+        const description = {
+          missing_verifier: 'code_verifier required: a code_challenge was sent with this device code',
+          mismatch: 'PKCE verification failed',
+          unexpected_verifier: 'code_verifier sent, but no code_challenge was sent with this device code',
+        }[pkce];
+        oauthError(res, 400, 'invalid_grant', description);
+        return false;
+      }
+      form.delete('code_verifier');
+      return true;
+    }
+    if (grantType === 'client_credentials') {
+      // Narrowing only: the client is authenticated afterwards by oidc-provider.
+      const clientId = basicClientId(req.headers.authorization) ?? form.get('client_id');
+      const allowed = new Set(clientId ? await clientScopes(clientId) : []);
+      const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
+      const scopes = (requested.length ? requested : ['read']).filter((scope) => allowed.has(scope) && scope !== 'offline_access' && scope !== 'openid');
+      if (scopes.length) form.set('scope', scopes.join(' '));
+      else form.delete('scope');
+    }
+    return true;
+  });
+}
+
+function basicClientId(header: string | undefined): string | undefined {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
+  } catch {
+    return decoded.slice(0, colon);
+  }
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/**
+ * RFC 8628 §5.1: user codes are short, so entering them is rate limited per IP address and per
+ * browser session. Only code lookups count, not the confirmation step.
+ */
+export function userCodeRateLimit(config: Config, store: EphemeralStore): RequestHandler {
+  const hour = 3600_000;
+  return withFormBody(async (form, req, res) => {
+    if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
+    const session = /(?:^|;\s*)_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const checks = [store.increment(`ratelimit:user-code:ip:${req.ip}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerIpPerHour }))];
+    if (session) {
+      checks.push(store.increment(`ratelimit:user-code:session:${digest(session)}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerSessionPerHour })));
+    }
+    const over = (await Promise.all(checks)).filter((r) => r.count > r.limit);
+    if (over.length === 0) return true;
+    const retryAfter = Math.ceil(Math.max(...over.map((r) => r.ttlMs)) / 1000);
+    res
+      .status(429)
+      .set('Retry-After', String(retryAfter))
+      .set('Content-Security-Policy', PAGE_CSP)
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(
+        layout(
+          'Too many attempts',
+          html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`,
+        ),
+      );
+    return false;
+  });
+}
+
+export const OAUTH_FORM_ROUTES = { device: OIDC_ROUTES.device_authorization, token: OIDC_ROUTES.token, verification: OIDC_ROUTES.code_verification };

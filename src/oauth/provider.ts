@@ -1,0 +1,247 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { AccountService } from '../accounts/account-service.ts';
+import type { Config } from '../config/schema.ts';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { secretMatches } from './client-secret.ts';
+import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
+import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
+import { renderOAuthErrorPage } from './error-page.ts';
+
+/** The routes oidc-provider serves (everything else is express). */
+export const OIDC_ROUTES = {
+  authorization: '/oauth/authorize',
+  token: '/oauth/token',
+  device_authorization: '/oauth/device/code',
+  code_verification: '/device',
+  revocation: '/oauth/revoke',
+  jwks: '/.well-known/jwks.json',
+  end_session: '/oauth/logout',
+  userinfo: '/oauth/userinfo',
+} as const;
+
+/** Protocol scopes; the catalog's API scopes are granted per resource server. */
+const PROTOCOL_SCOPES = ['openid', 'offline_access'];
+
+export interface ClientMetadataSource {
+  findOidcMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+}
+
+export interface ProviderDependencies {
+  config: Config;
+  logger: Logger;
+  accounts: AccountService;
+  clients: ClientMetadataSource;
+  adapterFactory: (modelName: string) => Adapter;
+  jwks: { keys: object[] };
+  cookieKeys: string[];
+  ephemeral: EphemeralStore;
+}
+
+/** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
+interface TesseraClient {
+  clientId: string;
+  scope?: string;
+  clientSecret?: string;
+  tessera_kind?: string;
+  tessera_default_resource?: string;
+  tessera_access_token_ttl?: number;
+}
+
+/**
+ * The raw secret of an HTTP Basic header, for the comparison below: RFC 6749 §2.3.1 says the
+ * client id and secret are form-urlencoded before Basic encoding, and oidc-provider decodes them;
+ * clients that send them raw are accepted too.
+ */
+const rawBasicSecret = new AsyncLocalStorage<string | undefined>();
+
+function basicSecret(header: string | undefined): string | undefined {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
+}
+
+/** Re-encodes a Basic header whose parts are not valid form-encoding, so the raw value survives decoding. */
+function normaliseBasicHeader(header: string): string {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!match) return header;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return header;
+  const parts = [decoded.slice(0, colon), decoded.slice(colon + 1)];
+  const fixed = parts.map((part) => {
+    try {
+      decodeURIComponent(part.replace(/\+/g, '%20'));
+      return part;
+    } catch {
+      return encodeURIComponent(part);
+    }
+  });
+  return `Basic ${Buffer.from(fixed.join(':')).toString('base64')}`;
+}
+
+export interface TesseraProvider {
+  provider: Provider;
+  devicePolls: DevicePollPolicy;
+}
+
+export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
+  const { config, accounts, clients } = deps;
+  const catalog = Object.keys(config.scopes);
+  const secureCookies = new URL(config.issuer).protocol === 'https:';
+
+  const allowedApiScopes = (client: TesseraClient): string[] => {
+    const listed = client.scope ? client.scope.split(' ') : [];
+    return catalog.filter((scope) => listed.includes(scope));
+  };
+
+  const clientAdapter: Adapter = {
+    async find(id: string) {
+      return clients.findOidcMetadata(id) as never;
+    },
+    async upsert() {
+      throw new Error('clients are managed with `tessera client`, not through oidc-provider');
+    },
+    async findByUid() {
+      return undefined;
+    },
+    async findByUserCode() {
+      return undefined;
+    },
+    async consume() {},
+    async destroy() {},
+    async revokeByGrantId() {},
+  };
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
+    clients: [],
+    jwks: deps.jwks as never,
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+    },
+    // Every scope is known to oidc-provider, so a client's `scope` metadata may list API scopes and
+    // a user flow asking for one its client may not have is invalid_scope.
+    scopes: [...PROTOCOL_SCOPES, ...catalog],
+    claims: { openid: ['sub', 'preferred_username'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
+    routes: OIDC_ROUTES,
+    responseTypes: ['code'],
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+
+    async findAccount(_ctx, sub) {
+      const user = await accounts.findUserById(sub);
+      if (!user || user.disabled) return undefined;
+      return {
+        accountId: user.id,
+        async claims() {
+          return { sub: user.id, preferred_username: user.username };
+        },
+      };
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A client may revoke its own tokens; a resource server may revoke any it is shown.
+        allowedPolicy: async (ctx, client, token) => {
+          const caller = client as unknown as TesseraClient;
+          return token.clientId === caller.clientId || caller.tessera_kind === 'resource_server';
+        },
+      },
+      userinfo: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: userCodeInputSource as never,
+        userCodeConfirmSource: userCodeConfirmSource as never,
+        successSource: successSource as never,
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, client) => (client as unknown as TesseraClient).tessera_default_resource ?? config.oauth.defaultResource,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource, client) => {
+          const server = config.oauth.resources[resource];
+          if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+          const tesseraClient = client as unknown as TesseraClient;
+          return {
+            scope: allowedApiScopes(tesseraClient).join(' '),
+            audience: resource,
+            accessTokenTTL: tesseraClient.tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+            accessTokenFormat: server.format,
+            ...(server.format === 'jwt' ? { jwt: { sign: { alg: config.oauth.signingAlgorithm } } } : {}),
+          } as never;
+        },
+      },
+    },
+    pkce: {
+      // Web apps must use PKCE (S256 is the only method oidc-provider 9 accepts).
+      required: (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'web',
+    },
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? (client as unknown as TesseraClient).tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      ClientCredentials: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? (client as unknown as TesseraClient).tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      AuthorizationCode: 60,
+      DeviceCode: config.oauth.deviceCodeTtlSeconds,
+      RefreshToken: config.oauth.refreshTokenTtlSeconds,
+      Grant: config.oauth.refreshTokenTtlSeconds,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+    },
+    clientBasedCORS: () => false,
+    renderError: renderOAuthErrorPage as never,
+    enabledJWA: {
+      authorizationSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.http.trustProxy !== false;
+
+  // Client secrets are stored as SHA-256 digests: digest what the client presents, then compare
+  // in constant time (no argon2 here: generated secrets carry 256 bits).
+  const clientPrototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean>; clientSecret?: string };
+  clientPrototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    if (!this.clientSecret) return false;
+    const raw = rawBasicSecret.getStore();
+    return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
+  };
+
+  const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
+
+  provider.use(async (ctx, next) => {
+    const authorization = ctx.get('authorization');
+    if (authorization) ctx.req.headers.authorization = normaliseBasicHeader(authorization);
+    await rawBasicSecret.run(basicSecret(authorization || undefined), next);
+    // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
+    if (ctx.path === OIDC_ROUTES.device_authorization && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      const body = ctx.body as Record<string, unknown>;
+      body.interval = config.oauth.devicePollIntervalSeconds;
+      await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+    }
+  });
+
+  provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
+    deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
+  });
+
+  return { provider, devicePolls };
+}

@@ -1,0 +1,33 @@
+/** The one stylesheet, served by Tessera at /assets/tessera.css (no external assets anywhere). */
+export const STYLESHEET = `
+:root { --fg: #1d2330; --muted: #5b6475; --line: #d8dde6; --bg: #f5f7fa; --accent: #1f5fbf; --accent-dark: #174a96; --danger: #b3261e; --ok: #1e7b34; }
+* { box-sizing: border-box; }
+html { font-size: 16px; }
+body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); line-height: 1.5; }
+.bar { background: #fff; border-bottom: 1px solid var(--line); padding: .75rem 1.25rem; }
+.brand { font-weight: 700; letter-spacing: .02em; }
+.card { max-width: 32rem; margin: 2rem auto; background: #fff; border: 1px solid var(--line); border-radius: .5rem; padding: 1.5rem; }
+.card.wide { max-width: 60rem; }
+h1 { font-size: 1.4rem; margin: 0 0 .75rem; }
+p { margin: .5rem 0 1rem; }
+.muted { color: var(--muted); font-size: .95rem; }
+label { display: block; font-weight: 600; margin: .75rem 0 .25rem; }
+input[type=text], input[type=password], input[type=email], select { width: 100%; font: inherit; padding: .6rem .7rem; border: 1px solid #aab3c2; border-radius: .35rem; background: #fff; }
+input:focus, button:focus, select:focus { outline: 3px solid #9cc0f5; outline-offset: 1px; }
+input.code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 1.4rem; letter-spacing: .15em; text-transform: uppercase; text-align: center; }
+.actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.25rem; }
+button { font: inherit; font-weight: 600; padding: .6rem 1.1rem; border-radius: .35rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
+button:hover { background: var(--accent-dark); }
+button.secondary { background: #fff; color: var(--fg); border-color: #aab3c2; }
+button.danger { background: var(--danger); border-color: var(--danger); }
+.error { color: var(--danger); background: #fdecea; border: 1px solid #f5c2bd; border-radius: .35rem; padding: .6rem .8rem; }
+.notice { color: var(--ok); background: #e8f5ec; border: 1px solid #b9e0c4; border-radius: .35rem; padding: .6rem .8rem; }
+.code-display { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 1.5rem; letter-spacing: .15em; text-align: center; padding: .5rem; background: var(--bg); border-radius: .35rem; }
+ul.scopes { list-style: none; padding: 0; margin: .5rem 0 1rem; }
+ul.scopes li { padding: .5rem 0; border-top: 1px solid var(--line); }
+ul.scopes li:first-child { border-top: 0; }
+ul.scopes code { font-weight: 600; }
+ul.scopes .withheld { color: var(--muted); text-decoration: line-through; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+@media (max-width: 36rem) { .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
+`;
