@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
-import type Provider from 'oidc-provider';
+import { errors, type default as Provider } from 'oidc-provider';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import type { Config } from '../config/schema.ts';
@@ -82,6 +82,8 @@ ${login}
 
   async function load(req: Request, res: Response) {
     const details = await provider.interactionDetails(req, res);
+    // The interaction comes from the browser's cookie; a URL naming another one is stale.
+    if (req.params.uid !== details.uid) throw new errors.SessionNotFound('interaction not found');
     const clientId = String(details.params.client_id);
     const client = await provider.Client.find(clientId);
     const requested = String(details.params.scope ?? '').split(' ').filter(Boolean);
@@ -90,12 +92,31 @@ ${login}
     return { details, client, clientName: client?.clientName ?? clientId, requested, user: user && !user.disabled ? user : null };
   }
 
+  /** An expired or unknown interaction (or one from another browser) ends in a page, not a 500. */
+  function failed(res: Response, next: (error: unknown) => void, error: unknown) {
+    if (!(error instanceof errors.OIDCProviderError)) {
+      next(error);
+      return;
+    }
+    res
+      .status(error.statusCode ?? 400)
+      .set('Content-Security-Policy', PAGE_CSP)
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(
+        layout(
+          'Sign-in expired',
+          html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
+        ),
+      );
+  }
+
   router.get('/interaction/:uid', async (req, res, next) => {
     try {
       const { details, clientName, requested, user } = await load(req, res);
       render(res, { uid: details.uid, clientName, requested, user });
     } catch (error) {
-      next(error);
+      failed(res, next, error);
     }
   });
 
@@ -159,7 +180,7 @@ ${login}
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
     } catch (error) {
-      next(error);
+      failed(res, next, error);
     }
   });
 

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { html, layout, PAGE_CSP } from '../views/html.ts';
+import { html, layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from './device-poll-policy.ts';
 import { OIDC_ROUTES } from './provider.ts';
 
@@ -36,6 +36,10 @@ function replayBody(req: IncomingMessage, body: Buffer): void {
 
 function oauthError(res: Response, status: number, error: string, description: string): void {
   res.status(status).set('Cache-Control', 'no-store').set('Pragma', 'no-cache').json({ error, error_description: description });
+}
+
+function sendPage(res: Response, status: number, title: string, body: SafeHtml): void {
+  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(layout(title, body));
 }
 
 function isForm(req: Request): boolean {
@@ -167,8 +171,14 @@ const digest = (value: string) => createHash('sha256').update(value).digest('bas
 export function userCodeRateLimit(config: Config, store: EphemeralStore): RequestHandler {
   const hour = 3600_000;
   return withFormBody(async (form, req, res) => {
-    if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
     const session = /(?:^|;\s*)_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    // The form's CSRF token is bound to the browser session oidc-provider set when it served the
+    // form: without both, the post did not come from that form. (oidc-provider would answer a 500.)
+    if (!session || !form.get('xsrf')) {
+      sendPage(res, 400, 'Form expired', html`<h1>This form has expired</h1><p class="error" role="alert">Open the verification page again and enter the code shown on your device.</p><p><a href="${OIDC_ROUTES.code_verification}">Enter a code</a></p>`);
+      return false;
+    }
+    if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
     const checks = [store.increment(`ratelimit:user-code:ip:${req.ip}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerIpPerHour }))];
     if (session) {
       checks.push(store.increment(`ratelimit:user-code:session:${digest(session)}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerSessionPerHour })));
@@ -176,18 +186,8 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     const over = (await Promise.all(checks)).filter((r) => r.count > r.limit);
     if (over.length === 0) return true;
     const retryAfter = Math.ceil(Math.max(...over.map((r) => r.ttlMs)) / 1000);
-    res
-      .status(429)
-      .set('Retry-After', String(retryAfter))
-      .set('Content-Security-Policy', PAGE_CSP)
-      .set('Cache-Control', 'no-store')
-      .type('html')
-      .send(
-        layout(
-          'Too many attempts',
-          html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`,
-        ),
-      );
+    res.set('Retry-After', String(retryAfter));
+    sendPage(res, 429, 'Too many attempts', html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`);
     return false;
   });
 }

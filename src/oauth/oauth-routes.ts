@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { STYLESHEET_PATH } from '../views/html.ts';
+import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import { STYLESHEET } from '../views/stylesheet.ts';
 import type { DevicePollPolicy } from './device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
@@ -51,7 +51,11 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, ephemeral: deps.ephemeral, csrfKey: deps.csrfKey }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
-    if (PROVIDER_PATHS.has(req.path) || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path.startsWith(`${OIDC_ROUTES.authorization}/`)) {
+    const browserPage = req.path === OIDC_ROUTES.code_verification || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path === OIDC_ROUTES.authorization || req.path.startsWith(`${OIDC_ROUTES.authorization}/`);
+    if (PROVIDER_PATHS.has(req.path) || browserPage) {
+      // Pages (and oidc-provider's auto-submitting form, whose script it allows by hash) need the
+      // page policy rather than the JSON one.
+      if (browserPage) res.setHeader('Content-Security-Policy', PAGE_CSP);
       toProvider(req, res);
       return;
     }

@@ -16,6 +16,7 @@ export const OIDC_ROUTES = {
   device_authorization: '/oauth/device/code',
   code_verification: '/device',
   revocation: '/oauth/revoke',
+  introspection: '/oauth/introspect',
   jwks: '/.well-known/jwks.json',
   end_session: '/oauth/logout',
   userinfo: '/oauth/userinfo',
@@ -157,6 +158,11 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
           const caller = client as unknown as TesseraClient;
           return token.clientId === caller.clientId || caller.tessera_kind === 'resource_server';
         },
+      },
+      // Resource servers check opaque tokens here until the unified introspection replaces it.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
       },
       userinfo: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },

@@ -7,9 +7,12 @@ export class HttpBrowser {
   lastUrl = '';
 
   private readonly base: string;
+  private readonly headers: Record<string, string>;
 
-  constructor(base: string) {
+  /** `headers` go with every request (e.g. X-Forwarded-For, to appear as another client address). */
+  constructor(base: string, headers: Record<string, string> = {}) {
     this.base = base;
+    this.headers = headers;
   }
 
   private store(res: Response) {
@@ -39,7 +42,7 @@ export class HttpBrowser {
       const res = await fetch(url, {
         method,
         redirect: 'manual',
-        headers: { cookie: this.cookieHeader(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+        headers: { ...this.headers, cookie: this.cookieHeader(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
         body,
       });
       this.store(res);
