@@ -169,7 +169,10 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
     async function removeRecord(recordModel: string, digest: string): Promise<AdapterPayload | undefined> {
       const payloadKey = keys.payload(recordModel, digest);
       const raw = await store.get(payloadKey);
-      await store.del(payloadKey, keys.consumed(recordModel, digest));
+      // The consumed marker stays until its own TTL ends: deleting it would let a redemption that
+      // read the payload before this removal win its SET NX afterwards (a second success in a
+      // race where another request found the token consumed and destroyed it).
+      await store.del(payloadKey);
       if (raw === null) return undefined;
       const payload = parsePayload(raw);
       const lookups: string[] = [];

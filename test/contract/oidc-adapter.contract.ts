@@ -312,7 +312,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
     });
 
     describe('destroy', () => {
-      it('removes the payload, its marker, its lookups and its grant index entry', async () => {
+      it('removes the payload, its lookups and its grant index entry; the consumed marker lives out its TTL', async () => {
         const grantId = tokenValue();
         const userCode = userCodeValue();
         const device = await save('DeviceCode', { grantId, userCode }, 600);
@@ -324,7 +324,9 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         expect(await adapterFor('DeviceCode').find(device.id)).toBeUndefined();
         expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toBeUndefined();
         expect(await adapterFor('Session').findByUid('uid-destroyed')).toBeUndefined();
-        expect(await dump()).toEqual([]);
+        const left = await dump();
+        expect(left.map((k) => k.key)).toEqual([oidcConsumedKeyFor('DeviceCode', device.id)]);
+        expect(left[0]!.ttlMs).toBeGreaterThan(0);
         await adapterFor('DeviceCode').destroy(device.id); // again: nothing to do, no error
       });
     });
@@ -354,7 +356,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
 
         for (const [model, { id }] of revoked) {
           expect({ model, found: await adapterFor(model).find(id) }).toEqual({ model, found: undefined });
-          expect(await keysTaggedWith(id)).toEqual([]);
+          expect((await keysTaggedWith(id)).filter((key) => !key.endsWith(':consumed'))).toEqual([]);
         }
         expect(await adapterFor('DeviceCode').findByUserCode(userCode)).toBeUndefined();
         expect((await dump()).some((k) => k.key === oidcGrantKeyFor(grantId))).toBe(false);
@@ -478,7 +480,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         await adapterFor('DeviceCode').revokeByGrantId(s.otherGrantId);
 
         const multiKey = calls.filter((c) => c.keys.length > 1);
-        expect(multiKey.length).toBeGreaterThan(5);
+        expect(multiKey.length).toBeGreaterThan(2);
         for (const call of multiKey) {
           expect({ call, slots: new Set(call.keys.map(slotPart)).size }).toEqual({ call, slots: 1 });
         }
