@@ -11,7 +11,8 @@ export interface Output {
   out(line: string): void;
 }
 
-function cliActor(): Actor {
+/** The operating-system user running the command, as the audit log's actor. */
+export function cliActor(): Actor {
   let name = 'unknown';
   try {
     name = userInfo().username;

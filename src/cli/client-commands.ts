@@ -1,10 +1,8 @@
-import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { Actor } from '../accounts/account-service.ts';
 import { AppError } from '../http/app-error.ts';
 import type { Client, ClientService } from '../oauth/client-service.ts';
 import type { Core } from '../tessera.ts';
-import type { Output } from './admin-commands.ts';
+import { cliActor, type Output } from './admin-commands.ts';
 import { UsageError } from './prompt.ts';
 
 const USAGE = {
@@ -16,16 +14,6 @@ const USAGE = {
   delete: 'tessera client delete <client-id>',
   rotateSecret: 'tessera client rotate-secret <client-id>',
 };
-
-function cliActor(): Actor {
-  let name = 'unknown';
-  try {
-    name = userInfo().username;
-  } catch {
-    // Containers may run as a uid without a passwd entry.
-  }
-  return { actor: `cli:${name}` };
-}
 
 function oneClientId(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new UsageError(`usage: ${usage}`);

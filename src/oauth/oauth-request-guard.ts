@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config/schema.ts';
+import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { html, layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -150,16 +151,8 @@ export function tokenGuard(devicePolls: DevicePollPolicy, clientScopes: (clientI
 }
 
 function basicClientId(header: string | undefined): string | undefined {
-  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon === -1) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
-  } catch {
-    return decoded.slice(0, colon);
-  }
+  const credentials = parseBasicAuthorization(header);
+  return credentials && (formDecode(credentials.id) ?? credentials.id);
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest('base64url');

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -57,31 +58,12 @@ interface TesseraClient {
  */
 const rawBasicSecret = new AsyncLocalStorage<string | undefined>();
 
-function basicSecret(header: string | undefined): string | undefined {
-  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon === -1 ? undefined : decoded.slice(colon + 1);
-}
-
 /** Re-encodes a Basic header whose parts are not valid form-encoding, so the raw value survives decoding. */
 function normaliseBasicHeader(header: string): string {
-  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!match) return header;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon === -1) return header;
-  const parts = [decoded.slice(0, colon), decoded.slice(colon + 1)];
-  const fixed = parts.map((part) => {
-    try {
-      decodeURIComponent(part.replace(/\+/g, '%20'));
-      return part;
-    } catch {
-      return encodeURIComponent(part);
-    }
-  });
-  return `Basic ${Buffer.from(fixed.join(':')).toString('base64')}`;
+  const credentials = parseBasicAuthorization(header);
+  if (!credentials) return header;
+  const parts = [credentials.id, credentials.secret].map((part) => (formDecode(part) === undefined ? encodeURIComponent(part) : part));
+  return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
 }
 
 export interface TesseraProvider {
@@ -236,7 +218,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   provider.use(async (ctx, next) => {
     const authorization = ctx.get('authorization');
     if (authorization) ctx.req.headers.authorization = normaliseBasicHeader(authorization);
-    await rawBasicSecret.run(basicSecret(authorization || undefined), next);
+    await rawBasicSecret.run(parseBasicAuthorization(authorization || undefined)?.secret, next);
     // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
     if (ctx.path === OIDC_ROUTES.device_authorization && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       const body = ctx.body as Record<string, unknown>;

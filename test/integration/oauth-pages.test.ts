@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { HttpBrowser } from '../support/http-browser.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+
+const PERCENT_SECRET = 'p@ss:w%rd 100%';
+const PLUS_SECRET = 'plus+sign+secret';
+const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
 
 // The browser side of the device flow: CSRF, rate limits on user-code entry (RFC 8628 §5.1),
 // expired pages, disabled accounts; and a resource server using a token.
@@ -20,7 +25,13 @@ describe('verification pages and token use', () => {
     issuer = new URL(`http://127.0.0.1:${port}`);
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix },
-      { oauth: { userCodeAttemptsPerIpPerHour: 5, userCodeAttemptsPerSessionPerHour: 3 } },
+      {
+        oauth: { userCodeAttemptsPerIpPerHour: 5, userCodeAttemptsPerSessionPerHour: 3 },
+        clients: [
+          { clientId: 'legacy-percent', name: 'Legacy', kind: 'service', scopes: ['read'], secretSha256: sha256Hex(PERCENT_SECRET) },
+          { clientId: 'legacy-plus', name: 'Legacy', kind: 'service', scopes: ['read'], secretSha256: sha256Hex(PLUS_SECRET) },
+        ],
+      },
     );
     const by = { actor: 'test' };
     await tessera.core.accounts.createUser({ username: 'bob', password: 'bob-password-1', scopes: ['read'] }, by);
@@ -138,5 +149,20 @@ describe('verification pages and token use', () => {
     // Another address is not affected.
     const elsewhere = new HttpBrowser(issuer.origin, { 'x-forwarded-for': '198.51.100.9' });
     expect((await elsewhere.submit(await elsewhere.request('/device'), { user_code: 'BCDF-GHJK' })).status).toBe(400);
+  });
+
+  it('accepts Basic client credentials form-encoded (RFC 6749 §2.3.1) and raw', async () => {
+    const token = (id: string, secret: string) =>
+      fetch(new URL('/oauth/token', issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` },
+        body: 'grant_type=client_credentials',
+      }).then((r) => r.status);
+    const formEncode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+    expect(await token('legacy-percent', formEncode(PERCENT_SECRET))).toBe(200);
+    expect(await token('legacy-percent', PERCENT_SECRET)).toBe(200);
+    expect(await token('legacy-plus', formEncode(PLUS_SECRET))).toBe(200);
+    expect(await token('legacy-plus', PLUS_SECRET)).toBe(200);
+    expect(await token('legacy-plus', 'plus sign secret')).toBe(401);
   });
 });
