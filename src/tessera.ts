@@ -97,18 +97,36 @@ export async function startTessera(config: Config, logger: Logger): Promise<Runn
     const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
+    const adapterFactory = createOidcAdapterFactory(ephemeral);
     const { provider, devicePolls } = createOidcProvider({
       config,
       logger,
       accounts: core.accounts,
       clients: core.clients,
-      adapterFactory: createOidcAdapterFactory(ephemeral),
+      adapterFactory,
       jwks: await signingKeys.loadJwks(),
       cookieKeys: secrets.cookieKeys,
       ephemeral,
     });
-    const clientScopes = async (clientId: string) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean);
-    oauthRoutes = createOAuthRoutes({ config, provider, devicePolls, accounts: core.accounts, ephemeral, csrfKey: secrets.cookieKeys[0]!, clientScopes });
+    const refreshTokens = adapterFactory('RefreshToken');
+    oauthRoutes = createOAuthRoutes({
+      config,
+      provider,
+      devicePolls,
+      accounts: core.accounts,
+      ephemeral,
+      csrfKey: secrets.cookieKeys[0]!,
+      tokenGuard: {
+        clientScopes: async (clientId) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
+        refreshTokenUserScopes: async (value) => {
+          const token = await refreshTokens.find(value);
+          if (!token || typeof token.accountId !== 'string') return null;
+          const user = await core.accounts.findUserById(token.accountId);
+          if (!user) return null;
+          return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
+        },
+      },
+    });
   } catch (error) {
     await Promise.allSettled([ephemeral.close(), core.database.close()]);
     throw error;

@@ -109,7 +109,18 @@ export function deviceAuthorizationGuard(config: Config): RequestHandler {
  * The token endpoint: slow_down and PKCE for device-code polls; for client credentials, `read`
  * when no scope is named, and offline_access and openid dropped (no refresh tokens, no users).
  */
-export function tokenGuard(devicePolls: DevicePollPolicy, clientScopes: (clientId: string) => Promise<string[]>): RequestHandler {
+export interface TokenGuardDependencies {
+  devicePolls: DevicePollPolicy;
+  /** The scopes a client may obtain. */
+  clientScopes(clientId: string): Promise<string[]>;
+  /**
+   * For a refresh token: the scopes its user may still be granted today, or null when the token is
+   * unknown (oidc-provider then answers invalid_grant itself).
+   */
+  refreshTokenUserScopes(refreshToken: string): Promise<{ granted: string[]; allowed: string[] } | null>;
+}
+
+export function tokenGuard({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenGuardDependencies): RequestHandler {
   return withFormBody(async (form, req, res) => {
     const grantType = form.get('grant_type');
     if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') {
@@ -135,6 +146,25 @@ export function tokenGuard(devicePolls: DevicePollPolicy, clientScopes: (clientI
         return false;
       }
       form.delete('code_verifier');
+      return true;
+    }
+    if (grantType === 'refresh_token' && form.get('refresh_token')) {
+      // The user's allowed scopes may have shrunk since the grant: a refresh never gives more
+      // than they may have now.
+      const scopes = await refreshTokenUserScopes(form.get('refresh_token')!);
+      if (scopes) {
+        const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
+        const wanted = requested.length ? requested : scopes.granted;
+        // Scopes beyond the token's are left in: oidc-provider answers those with invalid_scope.
+        const kept = wanted.filter((scope) => scopes.allowed.includes(scope) || !scopes.granted.includes(scope));
+        if (kept.length < wanted.length) {
+          if (!kept.some((scope) => scope !== 'openid' && scope !== 'offline_access')) {
+            oauthError(res, 400, 'invalid_grant', 'the account may no longer be granted any of these scopes');
+            return false;
+          }
+          form.set('scope', kept.join(' '));
+        }
+      }
       return true;
     }
     if (grantType === 'client_credentials') {

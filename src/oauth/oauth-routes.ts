@@ -7,7 +7,7 @@ import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import { STYLESHEET } from '../views/stylesheet.ts';
 import type { DevicePollPolicy } from './device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
-import { deviceAuthorizationGuard, tokenGuard, userCodeRateLimit } from './oauth-request-guard.ts';
+import { deviceAuthorizationGuard, tokenGuard, userCodeRateLimit, type TokenGuardDependencies } from './oauth-request-guard.ts';
 import { OIDC_ROUTES } from './provider.ts';
 
 export interface OAuthRouteDependencies {
@@ -17,7 +17,7 @@ export interface OAuthRouteDependencies {
   accounts: AccountService;
   ephemeral: EphemeralStore;
   csrfKey: string;
-  clientScopes: (clientId: string) => Promise<string[]>;
+  tokenGuard: Omit<TokenGuardDependencies, 'devicePolls'>;
 }
 
 const PROVIDER_PATHS = new Set<string>([...Object.values(OIDC_ROUTES), '/.well-known/openid-configuration']);
@@ -39,7 +39,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   });
 
   router.post(OIDC_ROUTES.device_authorization, deviceAuthorizationGuard(deps.config));
-  router.post(OIDC_ROUTES.token, tokenGuard(deps.devicePolls, deps.clientScopes));
+  router.post(OIDC_ROUTES.token, tokenGuard({ devicePolls: deps.devicePolls, ...deps.tokenGuard }));
   router.post(OIDC_ROUTES.code_verification, userCodeRateLimit(deps.config, deps.ephemeral));
 
   // RFC 8414 metadata: the same document as OpenID discovery, at its own well-known name.

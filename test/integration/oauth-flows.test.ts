@@ -149,6 +149,22 @@ function describeDeviceFlow(mode: 'PostgreSQL and Redis' | 'embedded (PGlite, in
       await expect(oidc.refreshTokenGrant(deviceConfig, kept.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     });
 
+    it('never refreshes into scopes the user has lost, and not at all for a disabled user', async () => {
+      const by = { actor: 'test' };
+      await tessera.core.accounts.createUser({ username: `carol-${mode.length}`, password: 'carol-password', scopes: ['read', 'deposit:write'] }, by);
+      const start = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'read deposit:write offline_access' });
+      await approveDevice(issuer.origin, start.user_code, `carol-${mode.length}`, 'carol-password');
+      const tokens = await oidc.pollDeviceAuthorizationGrant(deviceConfig, start);
+      expect(tokens.scope!.split(' ').sort()).toEqual(['deposit:write', 'read']);
+
+      await tessera.core.accounts.setAllowedScopes(`carol-${mode.length}`, ['read'], by);
+      const narrowed = await oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!);
+      expect(narrowed.scope).toBe('read');
+
+      await tessera.core.accounts.setDisabled(`carol-${mode.length}`, true, by);
+      await expect(oidc.refreshTokenGrant(deviceConfig, narrowed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
     it('lets exactly one of 50 concurrent redemptions of a refresh token succeed', async () => {
       const start = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'read offline_access' });
       await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password');
