@@ -28,7 +28,17 @@ export interface Core {
 }
 
 /** Opens the database, applies pending migrations (unless told not to) and builds the services on it. */
-export async function openCore(config: Config, logger: Logger, options: { migrate?: boolean } = {}): Promise<Core> {
+export interface OpenCoreOptions {
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+  /**
+   * Where OAuth tokens live: given, deleting a client or rotating its secret also revokes every
+   * token it holds there.
+   */
+  ephemeral?: EphemeralStore;
+}
+
+export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions = {}): Promise<Core> {
   const database = await openDatabase(config, logger);
   if (options.migrate !== false) {
     try {
@@ -48,9 +58,14 @@ export async function openCore(config: Config, logger: Logger, options: { migrat
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
+  const tokens = options.ephemeral && createOidcAdapterFactory(options.ephemeral)('AccessToken');
+  const endClientTokens = async (client: { clientId: string }) => {
+    await tokens?.revokeByClientId(client.clientId);
+  };
   const clients = createClientService({
     database,
     audit,
+    listeners: [{ deleted: endClientTokens, secretRotated: endClientTokens }],
     declared: config.clients,
     scopeCatalog: config.scopes,
     resources: config.oauth.resources,
@@ -71,12 +86,12 @@ export interface RunningTessera {
 
 /** Wires every real dependency, creates the first admin if needed, and listens. */
 export async function startTessera(config: Config, logger: Logger): Promise<RunningTessera> {
-  const core = await openCore(config, logger);
-  let ephemeral: EphemeralStore;
+  const ephemeral = await openEphemeralStore(config, logger);
+  let core: Core;
   try {
-    ephemeral = await openEphemeralStore(config, logger);
+    core = await openCore(config, logger, { ephemeral });
   } catch (error) {
-    await core.database.close();
+    await ephemeral.close();
     throw error;
   }
 

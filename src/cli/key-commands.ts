@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { resolveSecrets } from '../config/secrets.ts';
 import type { Config } from '../config/schema.ts';
-import { createSigningKeyStore, type SigningKeyInfo, type SigningKeyStore } from '../oauth/signing-keys.ts';
+import { createSigningKeyStore, SigningKeyDecryptionError, type SigningKeyInfo, type SigningKeyStore } from '../oauth/signing-keys.ts';
 import type { Core } from '../tessera.ts';
 import type { Output } from './admin-commands.ts';
 import { UsageError } from './prompt.ts';
@@ -44,8 +44,24 @@ export async function keysCommand(core: Core, args: string[], io: Output): Promi
     case 'rotate': {
       parseArgs({ args: rest, options: {} });
       const window = longestSignedTokenLifetime(core.config);
-      const result = await (await openSigningKeys(core)).rotate(window);
-      io.out(`New signing key ${result.kid} (${core.config.oauth.signingAlgorithm}) is now current; running nodes sign with it once they reload their keys.`);
+      const store = await openSigningKeys(core);
+      // A key stored under another secret would stop every server from starting: first prove that
+      // this command's secret is the servers' by decrypting the keys they use.
+      if ((await store.listKeys()).length > 0) {
+        try {
+          await store.loadJwks();
+        } catch (error) {
+          if (error instanceof SigningKeyDecryptionError) {
+            throw new Error(
+              `${error.message}. Nothing was changed: run \`tessera keys rotate\` with the servers' TESSERA_KEY_SECRET ` +
+                '(or, with generated secrets, from the directory whose var/db/secrets.json the servers use).',
+            );
+          }
+          throw error;
+        }
+      }
+      const result = await store.rotate(window);
+      io.out(`New signing key ${result.kid} (${core.config.oauth.signingAlgorithm}) is now current. Restart every Tessera node (one at a time) so that they sign with it and publish it.`);
       for (const key of result.retiring) {
         io.out(`Key ${key.kid} no longer signs; it stays published until ${key.retireAfter!.toISOString()} so the tokens it signed still verify.`);
       }

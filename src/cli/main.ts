@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { AppError } from '../http/app-error.ts';
 import { createLogger } from '../logger.ts';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { openEphemeralStore } from '../store/open-stores.ts';
 import { openCore } from '../tessera.ts';
 import { migrateCommand, userCommand } from './admin-commands.ts';
 import { clientCommand } from './client-commands.ts';
@@ -78,10 +80,15 @@ export async function runCli(argv: string[]): Promise<number> {
   const io = { out: (line: string) => console.log(line) };
 
   let core;
+  // Deleting a client or rotating its secret revokes its tokens, which live in Redis. (Embedded,
+  // they live in the server's memory, and the server cannot run beside the CLI.)
+  let ephemeral: EphemeralStore | undefined;
   try {
+    if (command === 'client' && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
-    core = await openCore(config, logger, { migrate: command !== 'migrate' });
+    core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
   } catch (error) {
+    await ephemeral?.close();
     console.error(`tessera: ${describeFailure(error)}`);
     return EXIT.failure;
   }
@@ -96,7 +103,7 @@ export async function runCli(argv: string[]): Promise<number> {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.usage;
     return EXIT.failure;
   } finally {
-    await core.database.close();
+    await Promise.allSettled([core.database.close(), ephemeral?.close()]);
   }
 }
 

@@ -173,6 +173,11 @@ export function tokenGuard({ devicePolls, clientScopes, refreshTokenUserScopes }
       const allowed = new Set(clientId ? await clientScopes(clientId) : []);
       const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
       const scopes = (requested.length ? requested : ['read']).filter((scope) => allowed.has(scope) && scope !== 'offline_access' && scope !== 'openid');
+      if (scopes.length === 0 && clientId && allowed.size > 0) {
+        // Dropping every scope would give a token good for nothing: say so instead.
+        oauthError(res, 400, 'invalid_scope', 'none of the requested scopes may be granted to this client');
+        return false;
+      }
       if (scopes.length) form.set('scope', scopes.join(' '));
       else form.delete('scope');
     }

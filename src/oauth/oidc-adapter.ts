@@ -77,11 +77,15 @@ export interface OidcAdapter extends Adapter {
   destroy(id: string): Promise<void>;
   /** Deletes every artefact issued under the grant, whatever its model. */
   revokeByGrantId(grantId: string): Promise<void>;
+  /** Deletes every token, code and grant of a client (Tessera's own: on delete and secret rotation). */
+  revokeByClientId(clientId: string): Promise<void>;
 }
 
 export interface OidcAdapterOptions {
   /** Milliseconds since the epoch, for the `consumed` timestamp. Default Date.now. */
   clock?: () => number;
+  /** How long a device code is kept past its expiry (default DEVICE_CODE_GRACE_MS). */
+  deviceCodeGraceMs?: number;
 }
 
 /** SHA-256 in base64url: what stands for a token, code or id in every key name. */
@@ -95,7 +99,25 @@ const keys = {
   userCode: (model: string, userCode: string) => `oidc:userCode:{${oidcDigest(userCode)}}:${model}`,
   uid: (model: string, uid: string) => `oidc:uid:{${oidcDigest(uid)}}:${model}`,
   grant: (grantId: string) => `oidc:grant:{${oidcDigest(grantId)}}`,
+  client: (clientId: string) => `oidc:client:{${oidcDigest(clientId)}}`,
 };
+
+/** Models indexed by client, so that deleting a client (or rotating its secret) ends its tokens. */
+const CLIENT_BOUND_MODELS: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'ClientCredentials',
+  'BackchannelAuthenticationRequest',
+  'Grant',
+]);
+
+/**
+ * A device code is kept this long past its expiry, so that a poll after expiry is answered
+ * expired_token (RFC 8628 §3.5) rather than invalid_grant for a code that vanished.
+ */
+export const DEVICE_CODE_GRACE_MS = 10 * 60 * 1000;
 
 /** The key under which a model's payload with this id is stored (for tests and diagnostics). */
 export function oidcKeyFor(modelName: string, id: string): string {
@@ -147,6 +169,7 @@ function keepsJti(payload: AdapterPayload): boolean {
  */
 export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAdapterOptions = {}): (modelName: string) => OidcAdapter {
   const clock = options.clock ?? Date.now;
+  const deviceCodeGraceMs = options.deviceCodeGraceMs ?? DEVICE_CODE_GRACE_MS;
 
   return (model: string): OidcAdapter => {
     if (model === 'Client') {
@@ -190,7 +213,8 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
     const adapter: OidcAdapter = {
       async upsert(id, payload, expiresIn) {
         const digest = oidcDigest(id);
-        const ttlMs = ttlMsFor(expiresIn);
+        const lifetimeMs = ttlMsFor(expiresIn);
+        const ttlMs = lifetimeMs !== null && model === 'DeviceCode' ? lifetimeMs + deviceCodeGraceMs : lifetimeMs;
         if (ttlMs === null) {
           // Saved with no time left (e.g. Session.persist at its expiry): it is gone already.
           await adapter.destroy(id);
@@ -203,6 +227,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         const indexes: Promise<unknown>[] = [];
         if (GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
           indexes.push(store.addToSet(keys.grant(payload.grantId), payloadKey, ttlMs));
+        }
+        if (CLIENT_BOUND_MODELS.has(model) && typeof payload.clientId === 'string') {
+          indexes.push(store.addToSet(keys.client(payload.clientId), payloadKey, ttlMs));
         }
         if (typeof payload.userCode === 'string') {
           indexes.push(store.set(keys.userCode(model, payload.userCode), digest, { ttlMs }));
@@ -270,6 +297,21 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         if (payload && GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
           await store.removeFromSet(keys.grant(payload.grantId), keys.payload(model, digest));
         }
+        if (payload && CLIENT_BOUND_MODELS.has(model) && typeof payload.clientId === 'string') {
+          await store.removeFromSet(keys.client(payload.clientId), keys.payload(model, digest));
+        }
+      },
+
+      async revokeByClientId(clientId) {
+        const clientKey = keys.client(clientId);
+        const members = await store.setMembers(clientKey);
+        await Promise.all(
+          members.map(async (member) => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match) await removeRecord(match[2]!, match[1]!);
+            await store.removeFromSet(clientKey, member);
+          }),
+        );
       },
 
       async revokeByGrantId(grantId) {

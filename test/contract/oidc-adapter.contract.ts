@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import {
   createOidcAdapterFactory,
+  DEVICE_CODE_GRACE_MS,
   DEFAULT_TTL_SECONDS,
   oidcConsumedKeyFor,
   oidcGrantKeyFor,
@@ -91,7 +92,9 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
     beforeEach(async () => {
       fixture = await open();
       calls = [];
-      adapterFor = createOidcAdapterFactory(recording(fixture.store, calls), fixture.clock ? { clock: fixture.clock } : {});
+      // Device codes without their grace period past expiry, so expiry is quick to observe; the
+      // grace has a test of its own.
+      adapterFor = createOidcAdapterFactory(recording(fixture.store, calls), { deviceCodeGraceMs: 0, ...(fixture.clock ? { clock: fixture.clock } : {}) });
     });
     afterEach(async () => {
       await fixture.cleanup();
@@ -201,8 +204,8 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
       it('gives every key it writes a TTL, the lifetime of what it belongs to', async () => {
         const s = await scenario();
         const held = await dump();
-        // payloads (8) + the code's consumed marker + the user code and session uid lookups + two grant indexes
-        expect(held.length).toBe(13);
+        // payloads (8) + the code's consumed marker + the user code and session uid lookups + two grant indexes + the client index
+        expect(held.length).toBe(14);
         for (const { key, ttlMs } of held) {
           expect({ key, finite: Number.isFinite(ttlMs), positive: ttlMs > 0 }).toEqual({ key, finite: true, positive: true });
           expect(ttlMs).toBeLessThanOrEqual(14 * 24 * 3600 * 1000);
@@ -221,6 +224,17 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         // the lookups live as long as their payloads
         const lookups = held.filter((k) => k.key.includes('userCode') || k.key.includes(':uid:'));
         expect(lookups.map((k) => Math.round(k.ttlMs / 10_000)).sort((a, b) => a - b)).toEqual([60, 360]);
+      });
+
+      it('keeps a device code past its expiry for the grace period, so a late poll learns it expired', async () => {
+        const withGrace = createOidcAdapterFactory(fixture.store);
+        const id = tokenValue();
+        const userCode = userCodeValue();
+        await withGrace('DeviceCode').upsert(id, payload('DeviceCode', id, { userCode }, 600), 600);
+        const ttlMs = (await fixture.store.ttl(oidcKeyFor('DeviceCode', id)))!;
+        expect(ttlMs).toBeGreaterThan(600_000 + DEVICE_CODE_GRACE_MS - 5000);
+        expect(ttlMs).toBeLessThanOrEqual(600_000 + DEVICE_CODE_GRACE_MS);
+        expect(await withGrace('DeviceCode').findByUserCode(userCode)).toMatchObject({ jti: id });
       });
 
       it(`keeps a payload saved without expiresIn for ${DEFAULT_TTL_SECONDS / 86400} days at most`, async () => {
@@ -252,7 +266,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         if (fixture.advance) {
           await fixture.advance(999);
           expect(await adapterFor('Session').findByUid(uid)).toMatchObject({ jti: session.id });
-          expect((await dump()).length).toBe(6);
+          expect((await dump()).length).toBe(7); // with the client index
         }
         const marker = oidcConsumedKeyFor('DeviceCode', device.id);
         await passTime(fixture.advance ? 1 : 1000, async () => (await dump()).every((k) => k.key === marker));
@@ -318,7 +332,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         const device = await save('DeviceCode', { grantId, userCode }, 600);
         await adapterFor('DeviceCode').consume(device.id);
         const session = await save('Session', { uid: 'uid-destroyed' });
-        expect((await dump()).length).toBe(6);
+        expect((await dump()).length).toBe(7); // with the client index
         await adapterFor('DeviceCode').destroy(device.id);
         await adapterFor('Session').destroy(session.id);
         expect(await adapterFor('DeviceCode').find(device.id)).toBeUndefined();
@@ -328,6 +342,18 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         expect(left.map((k) => k.key)).toEqual([oidcConsumedKeyFor('DeviceCode', device.id)]);
         expect(left[0]!.ttlMs).toBeGreaterThan(0);
         await adapterFor('DeviceCode').destroy(device.id); // again: nothing to do, no error
+      });
+    });
+
+    describe('revokeByClientId', () => {
+      it("removes every token of the client, and nothing of another client's", async () => {
+        const mine = [await save('AccessToken', { clientId: 'gone' }), await save('RefreshToken', { clientId: 'gone', grantId: tokenValue() }), await save('ClientCredentials', { clientId: 'gone' })];
+        const theirs = await save('AccessToken', { clientId: 'kept' });
+        await adapterFor('AccessToken').revokeByClientId('gone');
+        expect(await adapterFor('AccessToken').find(mine[0]!.id)).toBeUndefined();
+        expect(await adapterFor('RefreshToken').find(mine[1]!.id)).toBeUndefined();
+        expect(await adapterFor('ClientCredentials').find(mine[2]!.id)).toBeUndefined();
+        expect(await adapterFor('AccessToken').find(theirs.id)).toMatchObject({ clientId: 'kept' });
       });
     });
 

@@ -80,6 +80,19 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       expect(await passwordWorks(env, 'alice', 'the second password')).toBe(true);
     });
 
+    it('rotates signing keys, and refuses to with a secret that cannot read the current ones', async () => {
+      const right = { ...env, TESSERA_KEY_SECRET: 'the-servers-key-encryption-secret-0001' };
+      expect((await tessera(['keys', 'rotate'], right)).code).toBe(0);
+      const wrong = await tessera(['keys', 'rotate'], { ...env, TESSERA_KEY_SECRET: 'another-key-encryption-secret-000000002' });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/cannot decrypt signing key .*Nothing was changed/);
+      const again = await tessera(['keys', 'rotate'], right);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(/is now current[\s\S]*stays published until/);
+      const listed = await tessera(['keys', 'list'], right);
+      expect(listed.stdout.trim().split('\n').slice(1).map((line) => line.split('\t')[2])).toEqual(['current', 'retiring']);
+    });
+
     it('explains what is wrong, with the documented exit codes', async () => {
       const short = await tessera(['user', 'create', 'bob', '--password-stdin'], env, 'short\n');
       expect(short.code).toBe(1);

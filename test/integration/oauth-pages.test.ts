@@ -165,4 +165,52 @@ describe('verification pages and token use', () => {
     expect(await token('legacy-plus', PLUS_SECRET)).toBe(200);
     expect(await token('legacy-plus', 'plus sign secret')).toBe(401);
   });
+
+  it('ends every token of a client when it is deleted or its secret rotated', async () => {
+    const by = { actor: 'test' };
+    const { secret: apiSecret } = await tessera.core.clients.create({ clientId: 'audit-api', name: 'Audit API', kind: 'resource_server', scopes: ['read'] }, by);
+    const active = async (token: string) => {
+      const res = await fetch(new URL('/oauth/introspect', issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`audit-api:${apiSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ token }),
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { active: boolean }).active;
+    };
+    const serviceToken = async (id: string, secret: string) => {
+      const config = await oidc.discovery(issuer, id, undefined, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
+      return (await oidc.clientCredentialsGrant(config)).access_token;
+    };
+
+    const { secret: first } = await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by);
+    const before = await serviceToken('harvester', first!);
+    expect(await active(before)).toBe(true);
+    const second = await tessera.core.clients.rotateSecret('harvester', by);
+    expect(await active(before)).toBe(false);
+    const after = await serviceToken('harvester', second);
+    expect(await active(after)).toBe(true);
+    await tessera.core.clients.delete('harvester', by);
+    expect(await active(after)).toBe(false);
+
+    // A deleted device client's refresh token no longer works either.
+    await tessera.core.clients.create({ clientId: 'old-cli', name: 'Old CLI', kind: 'device', scopes: ['read', 'offline_access'] }, by);
+    const oldCli = await oidc.discovery(issuer, 'old-cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(oldCli, { scope: 'read offline_access' });
+    const browser = newBrowser();
+    const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
+    const consent = await browser.submit(confirm, { confirm: 'yes' });
+    await browser.submit(consent, { username: 'bob', password: 'bob-password-1', decision: 'approve' });
+    const tokens = await oidc.pollDeviceAuthorizationGrant(oldCli, start);
+    expect(await active(tokens.refresh_token!)).toBe(true);
+    await tessera.core.clients.delete('old-cli', by);
+    expect(await active(tokens.access_token)).toBe(false);
+    expect(await active(tokens.refresh_token!)).toBe(false);
+  });
+
+  it('answers invalid_scope when client credentials ask only for scopes the client may not have', async () => {
+    const { secret } = await tessera.core.clients.create({ clientId: 'reader', name: 'Reader', kind: 'service', scopes: ['read'] }, { actor: 'test' });
+    const config = await oidc.discovery(issuer, 'reader', undefined, oidc.ClientSecretBasic(secret!), { execute: [oidc.allowInsecureRequests] });
+    await expect(oidc.clientCredentialsGrant(config, { scope: 'deposit:write' })).rejects.toMatchObject({ error: 'invalid_scope' });
+  });
 });
