@@ -1,4 +1,4 @@
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
@@ -16,10 +16,12 @@ export interface AppDependencies {
   ephemeral: EphemeralStore;
   /** The issuer's routes (oidc-provider and its pages); they read their own request bodies. */
   oauthRoutes?: Router;
+  /** JSON API routes and middleware, mounted after the body parsers, in order. */
+  apiRoutes?: { paths?: string[]; router: Router | RequestHandler }[];
 }
 
 /** Builds the express application from its dependencies; it never listens (main.ts does). */
-export function createApp({ config, logger, database, ephemeral, oauthRoutes }: AppDependencies): Express {
+export function createApp({ config, logger, database, ephemeral, oauthRoutes, apiRoutes = [] }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
@@ -39,6 +41,11 @@ export function createApp({ config, logger, database, ephemeral, oauthRoutes }: 
   app.use(express.urlencoded({ extended: false, limit: config.http.bodyLimit }));
 
   app.use(createHealthRoutes({ database, ephemeral }));
+  // (express 5 matches nothing for app.use(['/'], …): routers for every path are mounted bare.)
+  for (const { paths, router } of apiRoutes) {
+    if (paths) app.use(paths, router);
+    else app.use(router);
+  }
 
   app.use(notFound());
   app.use(errorHandler());

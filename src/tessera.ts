@@ -5,7 +5,12 @@ import { createAccountService, type AccountService } from './accounts/account-se
 import { createPasswordHasher } from './accounts/password-hasher.ts';
 import { createUserRepository } from './accounts/user-repository.ts';
 import { createApp } from './app.ts';
-import { createAuditLog } from './audit/audit-log.ts';
+import { availableParallelism } from 'node:os';
+import { createBoundedPasswordHasher } from './accounts/bounded-hasher.ts';
+import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
+import { createLoginLimiter } from './sessions/login-limiter.ts';
+import { apiRateLimit, createSessionRoutes } from './sessions/session-routes.ts';
 import type { Config } from './config/schema.ts';
 import type { Database } from './store/database.ts';
 import type { EphemeralStore } from './store/ephemeral-store.ts';
@@ -23,8 +28,11 @@ export interface Core {
   config: Config;
   logger: Logger;
   database: Database;
+  audit: AuditLog;
   accounts: AccountService;
   clients: ClientService;
+  /** API login sessions; present when the core was opened with an ephemeral store. */
+  sessions?: ApiSessionStore;
 }
 
 /** Opens the database, applies pending migrations (unless told not to) and builds the services on it. */
@@ -36,6 +44,8 @@ export interface OpenCoreOptions {
    * token it holds there.
    */
   ephemeral?: EphemeralStore;
+  /** Milliseconds since the epoch for session expiry decisions; tests inject one. */
+  clock?: () => number;
 }
 
 export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions = {}): Promise<Core> {
@@ -50,10 +60,26 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     }
   }
   const audit = createAuditLog(database);
+  const sessions = options.ephemeral
+    ? createApiSessionStore(options.ephemeral, {
+        idleTimeoutSeconds: config.sessions.idleTimeoutSeconds,
+        absoluteTimeoutSeconds: config.sessions.absoluteTimeoutSeconds,
+        ...(options.clock ? { clock: options.clock } : {}),
+      })
+    : undefined;
+  // A new password or a disabled account ends every API session of the user.
+  const endSessions = async (user: { id: string }) => {
+    await sessions?.endAllForUser(user.id);
+  };
   const accounts = createAccountService({
     users: createUserRepository(database),
     audit,
-    hasher: createPasswordHasher(config.passwords.argon2),
+    listeners: [{ passwordChanged: endSessions, disabled: endSessions }],
+    hasher: createBoundedPasswordHasher(createPasswordHasher(config.passwords.argon2), {
+      concurrency: config.passwords.hashing.concurrency ?? availableParallelism(),
+      maxQueue: config.passwords.hashing.maxQueue,
+      deadlineMs: config.passwords.hashing.deadlineMs,
+    }),
     scopeCatalog: config.scopes,
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
@@ -71,7 +97,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     resources: config.oauth.resources,
     defaultResource: config.oauth.defaultResource,
   });
-  return { config, logger, database, accounts, clients };
+  return { config, logger, database, audit, accounts, clients, ...(sessions ? { sessions } : {}) };
 }
 
 export interface RunningTessera {
@@ -85,11 +111,11 @@ export interface RunningTessera {
 }
 
 /** Wires every real dependency, creates the first admin if needed, and listens. */
-export async function startTessera(config: Config, logger: Logger): Promise<RunningTessera> {
+export async function startTessera(config: Config, logger: Logger, options: { clock?: () => number } = {}): Promise<RunningTessera> {
   const ephemeral = await openEphemeralStore(config, logger);
   let core: Core;
   try {
-    core = await openCore(config, logger, { ephemeral });
+    core = await openCore(config, logger, { ephemeral, ...options });
   } catch (error) {
     await ephemeral.close();
     throw error;
@@ -106,6 +132,7 @@ export async function startTessera(config: Config, logger: Logger): Promise<Runn
     logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
   }
 
+  const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   let oauthRoutes;
   try {
     const secrets = await resolveSecrets(config, logger);
@@ -131,6 +158,7 @@ export async function startTessera(config: Config, logger: Logger): Promise<Runn
       accounts: core.accounts,
       ephemeral,
       csrfKey: secrets.cookieKeys[0]!,
+      limiter: loginLimiter,
       tokenGuard: {
         clientScopes: async (clientId) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
         refreshTokenUserScopes: async (value) => {
@@ -147,7 +175,13 @@ export async function startTessera(config: Config, logger: Logger): Promise<Runn
     throw error;
   }
 
-  const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes });
+  const apiRoutes = [
+    { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
+    {
+      router: createSessionRoutes({ config, accounts: core.accounts, sessions: core.sessions!, limiter: loginLimiter, audit: core.audit }),
+    },
+  ];
+  const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes, apiRoutes });
   const server = createServer(app);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

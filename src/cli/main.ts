@@ -80,11 +80,12 @@ export async function runCli(argv: string[]): Promise<number> {
   const io = { out: (line: string) => console.log(line) };
 
   let core;
-  // Deleting a client or rotating its secret revokes its tokens, which live in Redis. (Embedded,
-  // they live in the server's memory, and the server cannot run beside the CLI.)
+  // Deleting a client or rotating its secret revokes its tokens, and a new password or a disabled
+  // account ends the user's sessions: all of them live in Redis. (Embedded, they live in the
+  // server's memory, and the server cannot run beside the CLI.)
   let ephemeral: EphemeralStore | undefined;
   try {
-    if (command === 'client' && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
+    if ((command === 'client' || command === 'user') && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
     core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
   } catch (error) {

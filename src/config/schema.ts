@@ -80,6 +80,12 @@ export const configSchema = z.object({
       parallelism: positiveInt.max(16),
     }),
     minLength: positiveInt.max(1024),
+    /** Bounds on concurrent argon2 work (see src/accounts/bounded-hasher.ts); null: one per core. */
+    hashing: z.object({
+      concurrency: positiveInt.max(256).nullable(),
+      maxQueue: z.coerce.number().int().min(0).max(100_000),
+      deadlineMs: positiveInt.max(60_000),
+    }),
   }),
   secrets: z.object({
     /**
@@ -89,6 +95,27 @@ export const configSchema = z.object({
     keyEncryptionSecret: z.string().min(32, { message: 'must be at least 32 characters' }).nullable(),
     /** Keys signing cookies, newest first (older ones still verify). Unset: like keyEncryptionSecret. */
     cookieKeys: z.array(z.string().min(32, { message: 'each must be at least 32 characters' })).min(1).nullable(),
+  }),
+  sessions: z
+    .object({
+      idleTimeoutSeconds: positiveInt.min(60),
+      absoluteTimeoutSeconds: positiveInt.min(60),
+      /** Extra header names carrying an API session token, e.g. X-ArchivesSpace-Session. */
+      headerAliases: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'must be an HTTP header name' }).transform((h) => h.toLowerCase())),
+    })
+    .refine((s) => s.absoluteTimeoutSeconds >= s.idleTimeoutSeconds, { message: 'absoluteTimeoutSeconds must be at least idleTimeoutSeconds' }),
+  loginLimits: z.object({
+    failuresPerUsername: positiveInt,
+    usernameWindowSeconds: positiveInt,
+    /** The first lockout; each further one within a day doubles, up to maxLockoutSeconds. */
+    lockoutSeconds: positiveInt,
+    maxLockoutSeconds: positiveInt,
+    failuresPerIp: positiveInt,
+    ipWindowSeconds: positiveInt,
+  }),
+  api: z.object({
+    /** A general limit on the JSON API per client address. */
+    requestsPerIpPerMinute: positiveInt,
   }),
   oauth: z.object({
     accessTokenTtlSeconds: positiveInt.min(60).max(86400),

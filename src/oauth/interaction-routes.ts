@@ -4,7 +4,8 @@ import { errors, type default as Provider } from 'oidc-provider';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import type { Config } from '../config/schema.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { HashingBusyError } from '../accounts/bounded-hasher.ts';
+import type { LoginLimiter } from '../sessions/login-limiter.ts';
 import { html, layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
@@ -15,7 +16,7 @@ interface Dependencies {
   provider: Provider;
   accounts: AccountService;
   config: Config;
-  ephemeral: EphemeralStore;
+  limiter: LoginLimiter;
   csrfKey: string;
 }
 
@@ -33,7 +34,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
 };
 
-export function createInteractionRoutes({ provider, accounts, config, ephemeral, csrfKey }: Dependencies): Router {
+export function createInteractionRoutes({ provider, accounts, config, limiter, csrfKey }: Dependencies): Router {
   const router = Router();
   const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
   const csrfValid = (uid: string, presented: unknown) => {
@@ -136,17 +137,28 @@ ${login}
       let user = sessionUser;
       if (!user) {
         const username = body.username ?? '';
-        const limited = await ephemeral.increment(`ratelimit:interaction-login:${req.ip}`, 15 * 60_000);
-        if (limited.count > 50) {
-          res.set('Retry-After', String(Math.ceil(limited.ttlMs / 1000)));
-          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Too many sign-in attempts. Wait a few minutes.' }, 429);
+        const ip = req.ip ?? 'unknown';
+        const wait = await limiter.retryAfter(username, ip);
+        if (wait > 0) {
+          res.set('Retry-After', String(wait));
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.` }, 429);
           return;
         }
-        const result = await accounts.authenticate(username, body.password ?? '');
+        let result;
+        try {
+          result = await accounts.authenticate(username, body.password ?? '');
+        } catch (error) {
+          if (!(error instanceof HashingBusyError)) throw error;
+          res.set('Retry-After', '1');
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'The service is busy. Try again in a moment.' }, 503);
+          return;
+        }
         if (!result.ok) {
+          await limiter.failed(username, ip);
           render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Wrong username or password.' }, 401);
           return;
         }
+        await limiter.succeeded(username);
         user = result.user;
       }
 

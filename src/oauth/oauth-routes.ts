@@ -2,6 +2,7 @@ import { Router, type Request, type Response, type NextFunction } from 'express'
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
+import type { LoginLimiter } from '../sessions/login-limiter.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import { STYLESHEET } from '../views/stylesheet.ts';
@@ -17,6 +18,7 @@ export interface OAuthRouteDependencies {
   accounts: AccountService;
   ephemeral: EphemeralStore;
   csrfKey: string;
+  limiter: LoginLimiter;
   tokenGuard: Omit<TokenGuardDependencies, 'devicePolls'>;
 }
 
@@ -48,7 +50,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
     toProvider(req, res);
   });
 
-  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, ephemeral: deps.ephemeral, csrfKey: deps.csrfKey }));
+  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, limiter: deps.limiter, csrfKey: deps.csrfKey }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const browserPage = req.path === OIDC_ROUTES.code_verification || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path === OIDC_ROUTES.authorization || req.path.startsWith(`${OIDC_ROUTES.authorization}/`);

@@ -1,0 +1,312 @@
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { randomBase62, tokenFormat } from '../tokens/token-format.ts';
+
+/**
+ * API session tokens (password login for API clients, ArchivesSpace style), kept in the ephemeral
+ * store by the digest of the token. A session slides: each use extends it by the idle timeout, but
+ * never past its absolute limit.
+ */
+export interface ApiSession {
+  /** A public identifier (not the token) used to list and end sessions. */
+  id: string;
+  userId: string;
+  scopes: string[];
+  createdAt: Date;
+  lastSeenAt: Date;
+  /** When the session ends if it stays idle (min of idle timeout and absolute limit). */
+  expiresAt: Date;
+  /** The hard limit, however active the session. */
+  absoluteExpiresAt: Date;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface NewApiSession {
+  userId: string;
+  scopes: string[];
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface ApiSessionStore {
+  /** Creates a session; returns the token (shown once) and the session. */
+  create(input: NewApiSession): Promise<{ token: string; session: ApiSession }>;
+  /**
+   * The live session of a token, touched (its idle expiry slides forward), or null when the token
+   * is malformed, unknown, idle-expired or past its absolute limit.
+   */
+  authenticate(token: string): Promise<ApiSession | null>;
+  /** The live session of a token without touching it (for introspection). */
+  peek(token: string): Promise<ApiSession | null>;
+  /** Live sessions of a user, newest first. */
+  listForUser(userId: string): Promise<ApiSession[]>;
+  /** Ends one session of the user by its public id; false when it is not theirs or not live. */
+  end(userId: string, sessionId: string): Promise<boolean>;
+  /** Ends the session of a token (logout); false when there was none. */
+  endByToken(token: string): Promise<boolean>;
+  /** Ends every session of a user (password change, disable); returns how many. */
+  endAllForUser(userId: string): Promise<number>;
+}
+
+export interface ApiSessionStoreOptions {
+  idleTimeoutSeconds: number;
+  absoluteTimeoutSeconds: number;
+  /** Milliseconds since the epoch; injected by tests. */
+  clock?: () => number;
+}
+
+/**
+ * Keys (logical; the ephemeral store adds its prefix). Each is used alone, never in a multi-key
+ * command with another, so they may live in different Redis Cluster slots:
+ *
+ *   api-session:{<digest>}          the session record, JSON; TTL = min(idle, absolute - now)
+ *   api-session-id:{<id>}           → <digest>, to end a session by its public id; same TTL
+ *   api-user-sessions:{<userId>}    set of the digests of the user's sessions; its TTL is never
+ *                                   shorter than the absolute timeout, so it outlives every member
+ *
+ * <digest> is tokenFormat.digest(token): the token itself is never stored.
+ */
+const keys = {
+  record: (digest: string) => `api-session:{${digest}}`,
+  id: (sessionId: string) => `api-session-id:{${sessionId}}`,
+  user: (userId: string) => `api-user-sessions:{${userId}}`,
+};
+
+/** Characters of the public session id: 16 × log2(62) ≈ 95 bits, so ids never collide in practice. */
+const SESSION_ID_LENGTH = 16;
+const SESSION_ID = /^[0-9A-Za-z]{16}$/;
+
+/** What the store holds for a session: times in milliseconds since the epoch. */
+interface SessionRecord {
+  id: string;
+  userId: string;
+  scopes: string[];
+  createdAt: number;
+  lastSeenAt: number;
+  absoluteExpiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+function isNullableString(value: unknown): value is string | null {
+  return value === null || typeof value === 'string';
+}
+
+/** The record stored under a key, or an error: this store writes every record, so another shape is a bug. */
+function parseRecord(raw: string, key: string): SessionRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new Error(`the API session record ${key} is not JSON`);
+  }
+  const r = value as Partial<SessionRecord> | null;
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.id !== 'string' ||
+    typeof r.userId !== 'string' ||
+    !Array.isArray(r.scopes) ||
+    !r.scopes.every((s) => typeof s === 'string') ||
+    !isTime(r.createdAt) ||
+    !isTime(r.lastSeenAt) ||
+    !isTime(r.absoluteExpiresAt) ||
+    !isNullableString(r.ip) ||
+    !isNullableString(r.userAgent)
+  ) {
+    throw new Error(`the API session record ${key} has an unexpected shape`);
+  }
+  return {
+    id: r.id,
+    userId: r.userId,
+    scopes: r.scopes,
+    createdAt: r.createdAt,
+    lastSeenAt: r.lastSeenAt,
+    absoluteExpiresAt: r.absoluteExpiresAt,
+    ip: r.ip,
+    userAgent: r.userAgent,
+  };
+}
+
+function assertTimeout(seconds: number, name: string): void {
+  if (!Number.isSafeInteger(seconds) || seconds < 1) throw new RangeError(`${name} must be a whole number of seconds >= 1, got ${seconds}`);
+}
+
+/**
+ * API sessions in the ephemeral store (Redis in production, in-process for trials).
+ *
+ * Time: every expiry decision is made with the injected clock and the timestamps in the record
+ * (lastSeenAt, absoluteExpiresAt), not by the store's TTLs alone: a session is live while
+ * `now < min(lastSeenAt + idle, absoluteExpiresAt)`. The TTLs follow the same instant, so the store
+ * forgets a session when it ends, but a record the clock finds expired is refused (and removed)
+ * even if the store still holds it.
+ *
+ * Sliding: each authenticate() rewrites the record with lastSeenAt = now and a fresh TTL (one SET
+ * with PX, the same cost as a PEXPIRE) and extends the id mapping's TTL. The record is rewritten
+ * on every use rather than once a minute so that the idle timeout is exact: with a throttled
+ * lastSeenAt, the clock decision would end sessions up to a minute early, or the TTL and the
+ * record would disagree.
+ *
+ * Ending and touching at once: end*() deletes the id mapping first, then the record; a touch
+ * writes the record first, then extends the id mapping, and when the mapping is gone it deletes
+ * the record it may have just written back. So a session ended while a request was using it never
+ * comes back to life. For the same reason create() writes the mapping, then the record, then the
+ * user's index: a member of the index whose record is missing is dead, and listForUser() and
+ * endAllForUser() remove it.
+ */
+export function createApiSessionStore(store: EphemeralStore, options: ApiSessionStoreOptions): ApiSessionStore {
+  assertTimeout(options.idleTimeoutSeconds, 'idleTimeoutSeconds');
+  assertTimeout(options.absoluteTimeoutSeconds, 'absoluteTimeoutSeconds');
+  const idleMs = options.idleTimeoutSeconds * 1000;
+  const absoluteMs = options.absoluteTimeoutSeconds * 1000;
+  const clock = options.clock ?? Date.now;
+
+  /** When the session ends unless it is used before then. */
+  const expiresAtOf = (record: SessionRecord) => Math.min(record.lastSeenAt + idleMs, record.absoluteExpiresAt);
+
+  /** Milliseconds the keys of a session live from `now` (> 0 only for a live session). */
+  const ttlOf = (record: SessionRecord, now: number) => Math.ceil(expiresAtOf(record) - now);
+
+  function toSession(record: SessionRecord): ApiSession {
+    return {
+      id: record.id,
+      userId: record.userId,
+      scopes: [...record.scopes],
+      createdAt: new Date(record.createdAt),
+      lastSeenAt: new Date(record.lastSeenAt),
+      expiresAt: new Date(expiresAtOf(record)),
+      absoluteExpiresAt: new Date(record.absoluteExpiresAt),
+      ip: record.ip,
+      userAgent: record.userAgent,
+    };
+  }
+
+  /** Deletes a session's keys; returns whether any of its id mapping or record still existed. */
+  async function remove(digest: string, record: SessionRecord): Promise<boolean> {
+    const mapping = await store.del(keys.id(record.id));
+    const stored = await store.del(keys.record(digest));
+    await store.removeFromSet(keys.user(record.userId), digest);
+    return mapping + stored > 0;
+  }
+
+  /** The live record under a digest; an expired one is removed and reads as missing. */
+  async function load(digest: string): Promise<SessionRecord | null> {
+    const key = keys.record(digest);
+    const raw = await store.get(key);
+    if (raw === null) return null;
+    const record = parseRecord(raw, key);
+    if (ttlOf(record, clock()) <= 0) {
+      await remove(digest, record);
+      return null;
+    }
+    return record;
+  }
+
+  /** The digest of a well-formed session token, or null (then nothing is looked up). */
+  function digestOf(token: string): string | null {
+    return tokenFormat.parse(token) === 'session' ? tokenFormat.digest(token) : null;
+  }
+
+  return {
+    async create(input) {
+      const token = tokenFormat.generate('session');
+      const digest = tokenFormat.digest(token);
+      const now = clock();
+      const record: SessionRecord = {
+        id: '',
+        userId: input.userId,
+        scopes: [...input.scopes],
+        createdAt: now,
+        lastSeenAt: now,
+        absoluteExpiresAt: now + absoluteMs,
+        ip: input.ip,
+        userAgent: input.userAgent,
+      };
+      const ttlMs = ttlOf(record, now);
+      // A colliding id is practically impossible; SET NX makes one harmless all the same.
+      for (let attempt = 0; record.id === ''; attempt += 1) {
+        if (attempt === 3) throw new Error('could not allocate a unique API session id');
+        const id = randomBase62(SESSION_ID_LENGTH);
+        if (await store.set(keys.id(id), digest, { ttlMs, onlyIfAbsent: true })) record.id = id;
+      }
+      await store.set(keys.record(digest), JSON.stringify(record), { ttlMs });
+      await store.addToSet(keys.user(record.userId), digest, absoluteMs);
+      return { token, session: toSession(record) };
+    },
+
+    async authenticate(token) {
+      const digest = digestOf(token);
+      if (digest === null) return null;
+      const found = await load(digest);
+      if (found === null) return null;
+      const now = clock();
+      const touched: SessionRecord = { ...found, lastSeenAt: Math.max(found.lastSeenAt, now) };
+      const ttlMs = ttlOf(touched, now);
+      if (ttlMs <= 0) return null;
+      await store.set(keys.record(digest), JSON.stringify(touched), { ttlMs });
+      if (!(await store.expire(keys.id(touched.id), ttlMs))) {
+        // Ended meanwhile: the SET above must not bring the session back.
+        await store.del(keys.record(digest));
+        await store.removeFromSet(keys.user(touched.userId), digest);
+        return null;
+      }
+      return toSession(touched);
+    },
+
+    async peek(token) {
+      const digest = digestOf(token);
+      if (digest === null) return null;
+      const record = await load(digest);
+      return record && toSession(record);
+    },
+
+    async listForUser(userId) {
+      const index = keys.user(userId);
+      const digests = await store.setMembers(index);
+      const records = await Promise.all(
+        digests.map(async (digest) => {
+          const record = await load(digest);
+          if (record === null || record.userId !== userId) await store.removeFromSet(index, digest);
+          return record?.userId === userId ? record : null;
+        }),
+      );
+      return records
+        .filter((r): r is SessionRecord => r !== null)
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1))
+        .map(toSession);
+    },
+
+    async end(userId, sessionId) {
+      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
+      const digest = await store.get(keys.id(sessionId));
+      if (digest === null) return false;
+      const record = await load(digest);
+      if (record === null || record.userId !== userId || record.id !== sessionId) return false;
+      return remove(digest, record);
+    },
+
+    async endByToken(token) {
+      const digest = digestOf(token);
+      if (digest === null) return false;
+      const record = await load(digest);
+      return record !== null && remove(digest, record);
+    },
+
+    async endAllForUser(userId) {
+      const index = keys.user(userId);
+      const ended = await Promise.all(
+        (await store.setMembers(index)).map(async (digest) => {
+          const record = await load(digest);
+          if (record !== null && record.userId === userId) return remove(digest, record);
+          await store.removeFromSet(index, digest);
+          return false;
+        }),
+      );
+      return ended.filter(Boolean).length;
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+
+// Password login for API clients, on the real PostgreSQL and Redis, with an injected clock for
+// expiry (never sleeps).
+describe('API password login and session tokens', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let tessera: TestTessera;
+  let now = Date.parse('2026-11-22T12:00:00Z');
+  const by = { actor: 'test' };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    tessera = await startTestTessera(
+      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_SESSION_HEADER_ALIASES: 'X-ArchivesSpace-Session' },
+      { loginLimits: { failuresPerUsername: 3, usernameWindowSeconds: 900, lockoutSeconds: 60, maxLockoutSeconds: 3600, failuresPerIp: 20, ipWindowSeconds: 3600 } },
+      { clock: () => now },
+    );
+    await tessera.core.accounts.createUser({ username: 'archivist', email: 'archivist@example.org', password: 'archivist-password', scopes: ['read', 'deposit:write'] }, by);
+  });
+  afterAll(async () => {
+    await tessera?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  const url = (path: string) => `${tessera.url}${path}`;
+  /** Each test logs in from an address of its own (X-Forwarded-For from loopback is trusted). */
+  let address = 0;
+  const from = () => ({ 'x-forwarded-for': `198.51.100.${++address}` });
+
+  async function login(body: { json?: object; form?: Record<string, string>; multipart?: Record<string, string>; query?: string }, username = 'archivist', headers: Record<string, string> = from()) {
+    let init: RequestInit = { method: 'POST', headers };
+    if (body.json) init = { ...init, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body.json) };
+    if (body.form) init = { ...init, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body.form) };
+    if (body.multipart) {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(body.multipart)) form.append(k, v);
+      init = { ...init, body: form };
+    }
+    const res = await fetch(url(`/users/${encodeURIComponent(username)}/login${body.query ?? ''}`), init);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+  }
+
+  it('logs in with the password as a form field, a JSON field, a multipart field or a query parameter', async () => {
+    for (const body of [{ form: { password: 'archivist-password' } }, { json: { password: 'archivist-password' } }, { multipart: { password: 'archivist-password' } }, { query: '?password=archivist-password' }]) {
+      const res = await login(body);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({
+        session: expect.stringMatching(/^tsr_ses_[0-9A-Za-z]{38}$/),
+        user: { username: 'archivist', email: 'archivist@example.org', scopes: ['read', 'deposit:write'] },
+        expires_in: 3600,
+      });
+      expect(res.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
+  it('gives the same 401 for an unknown user, a wrong password and a disabled account', async () => {
+    await tessera.core.accounts.createUser({ username: 'dormant', password: 'dormant-password' }, by);
+    await tessera.core.accounts.setDisabled('dormant', true, by);
+    const unknown = await login({ form: { password: 'archivist-password' } }, 'nobody');
+    const wrong = await login({ form: { password: 'not-the-password' } });
+    const disabled = await login({ form: { password: 'dormant-password' } }, 'dormant');
+    for (const res of [unknown, wrong, disabled]) {
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({ message: 'Login failed: wrong username or password.', status: 401 });
+    }
+    const missing = await login({ form: {} });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ errors: [{ field: 'password', code: 'required' }] });
+  });
+
+  it('authenticates API calls through X-Session, Authorization: Bearer and an alias header', async () => {
+    const { body } = await login({ json: { password: 'archivist-password' } });
+    const token = String(body.session);
+    for (const headers of [{ 'x-session': token }, { authorization: `Bearer ${token}` }, { authorization: `bearer ${token}` }, { 'X-ArchivesSpace-Session': token }]) {
+      const res = await fetch(url('/api/v1/sessions'), { headers });
+      expect(res.status).toBe(200);
+    }
+    const none = await fetch(url('/api/v1/sessions'));
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer realm="tessera"/);
+    const forged = await fetch(url('/api/v1/sessions'), { headers: { 'x-session': `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}` } });
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toEqual({ message: 'The session token is invalid or has expired.', status: 401 });
+  });
+
+  it('grants a subset of scopes when asked, and refuses scopes the account lacks', async () => {
+    const narrow = await login({ json: { password: 'archivist-password', scope: 'read' } });
+    expect(narrow.body.user).toMatchObject({ scopes: ['read'] });
+    const wide = await login({ json: { password: 'archivist-password', scope: 'read deposit:actions' } });
+    expect(wide.status).toBe(400);
+    expect(wide.body).toMatchObject({ errors: [{ field: 'scope', code: 'not_allowed' }] });
+  });
+
+  it('slides with use, ends after an idle hour, and never outlives 24 hours', async () => {
+    const list = (token: string) => fetch(url('/api/v1/sessions'), { headers: { 'x-session': token } }).then((r) => r.status);
+    const idle = String((await login({ json: { password: 'archivist-password' } })).body.session);
+    const busy = String((await login({ json: { password: 'archivist-password' } })).body.session);
+    for (let i = 0; i < 2; i++) {
+      now += 50 * 60 * 1000;
+      expect(await list(busy)).toBe(200);
+    }
+    expect(await list(idle)).toBe(401); // 100 minutes idle
+    for (let elapsed = 100; elapsed < 24 * 60 - 50; elapsed += 50) {
+      now += 50 * 60 * 1000;
+      expect(await list(busy)).toBe(200);
+    }
+    now += 50 * 60 * 1000; // past 24 hours since login, though used 50 minutes ago
+    expect(await list(busy)).toBe(401);
+  });
+
+  it('lists live sessions, ends one by id, and logs out', async () => {
+    const first = String((await login({ json: { password: 'archivist-password' } }, 'archivist', { ...from(), 'user-agent': 'first-agent' })).body.session);
+    const second = String((await login({ json: { password: 'archivist-password' } }, 'archivist', { ...from(), 'user-agent': 'second-agent' })).body.session);
+    const listed = (await (await fetch(url('/api/v1/sessions'), { headers: { 'x-session': second } })).json()) as { sessions: { id: string; user_agent: string; current: boolean; ip: string }[] };
+    const mine = listed.sessions.find((s) => s.current)!;
+    const other = listed.sessions.find((s) => s.user_agent === 'first-agent')!;
+    expect(mine.user_agent).toBe('second-agent');
+    expect(other.ip).toMatch(/^198\.51\.100\./);
+    expect(JSON.stringify(listed)).not.toContain(first);
+
+    expect((await fetch(url(`/api/v1/sessions/${other.id}`), { method: 'DELETE', headers: { 'x-session': second } })).status).toBe(204);
+    expect((await fetch(url('/api/v1/sessions'), { headers: { 'x-session': first } })).status).toBe(401);
+    expect((await fetch(url('/api/v1/sessions/not-a-session'), { method: 'DELETE', headers: { 'x-session': second } })).status).toBe(404);
+
+    expect((await fetch(url('/logout'), { method: 'POST', headers: { 'x-session': second } })).status).toBe(204);
+    expect((await fetch(url('/api/v1/sessions'), { headers: { 'x-session': second } })).status).toBe(401);
+  });
+
+  it('ends every session when the password changes', async () => {
+    await tessera.core.accounts.createUser({ username: 'rotator', password: 'rotator-password' }, by);
+    const tokens = await Promise.all([1, 2, 3].map(async () => String((await login({ json: { password: 'rotator-password' } }, 'rotator')).body.session)));
+    await tessera.core.accounts.changePassword('rotator', 'rotator-password-2', by);
+    for (const token of tokens) expect((await fetch(url('/api/v1/sessions'), { headers: { 'x-session': token } })).status).toBe(401);
+    expect((await login({ json: { password: 'rotator-password-2' } }, 'rotator')).status).toBe(200);
+  });
+
+  it('locks a username out after repeated failures, with Retry-After', async () => {
+    await tessera.core.accounts.createUser({ username: 'target', password: 'target-password' }, by);
+    for (let i = 0; i < 3; i++) expect((await login({ json: { password: 'guess' } }, 'target')).status).toBe(401);
+    const locked = await login({ json: { password: 'target-password' } }, 'target');
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(locked.body).toEqual({ message: 'Too many requests. Try again later.', status: 429 });
+    // An unknown username is locked the same way, so the limit reveals nothing.
+    for (let i = 0; i < 3; i++) await login({ json: { password: 'guess' } }, 'no-such-user');
+    expect((await login({ json: { password: 'guess' } }, 'no-such-user')).status).toBe(429);
+  });
+
+  it('limits failures per address across usernames', async () => {
+    const headers = from();
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i++) statuses.push((await login({ json: { password: 'guess' } }, `spray-${i}`, headers)).status);
+    expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(20)).toEqual([429, 429]);
+  });
+});
