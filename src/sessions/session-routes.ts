@@ -71,7 +71,7 @@ function describeSession(session: ApiSession, current: string | undefined) {
  * POST /users/{username}/login, POST /logout, GET /api/v1/sessions, DELETE /api/v1/sessions/{id}.
  */
 export function createSessionRoutes(deps: SessionRouteDependencies): Router {
-  const { config, accounts, sessions, limiter, audit } = deps;
+  const { accounts, sessions, limiter, audit } = deps;
   const router = Router();
   const authenticated = requireApiSession(deps);
 
