@@ -149,6 +149,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       jwks: await signingKeys.loadJwks(),
       cookieKeys: secrets.cookieKeys,
       ephemeral,
+      ...(core.sessions ? { sessions: core.sessions } : {}),
     });
     const refreshTokens = adapterFactory('RefreshToken');
     oauthRoutes = createOAuthRoutes({

@@ -5,6 +5,8 @@ import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
+import type { ApiSessionStore } from '../sessions/api-session-store.ts';
+import { tokenFormat } from '../tokens/token-format.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -39,6 +41,8 @@ export interface ProviderDependencies {
   jwks: { keys: object[] };
   cookieKeys: string[];
   ephemeral: EphemeralStore;
+  /** API session tokens, answered at the introspection endpoint. */
+  sessions?: ApiSessionStore;
 }
 
 /** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
@@ -64,6 +68,27 @@ function normaliseBasicHeader(header: string): string {
   if (!credentials) return header;
   const parts = [credentials.id, credentials.secret].map((part) => (formDecode(part) === undefined ? encodeURIComponent(part) : part));
   return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
+}
+
+/** Replaces oidc-provider's `{active: false}` for a live API session token asked by a resource server. */
+async function answerSessionIntrospection(ctx: KoaContextWithOIDC, sessions: ApiSessionStore, accounts: AccountService, issuer: string): Promise<void> {
+  const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
+  const body = ctx.body as { active?: boolean } | undefined;
+  const token = ctx.oidc?.params?.token;
+  if (caller?.tessera_kind !== 'resource_server' || body?.active !== false || typeof token !== 'string' || tokenFormat.parse(token) !== 'session') return;
+  const session = await sessions.peek(token);
+  const user = session && (await accounts.findUserById(session.userId));
+  if (!session || !user || user.disabled) return;
+  ctx.body = {
+    active: true,
+    token_type: 'session',
+    scope: session.scopes.join(' '),
+    sub: user.id,
+    username: user.username,
+    iat: Math.floor(session.createdAt.getTime() / 1000),
+    exp: Math.floor(session.expiresAt.getTime() / 1000),
+    iss: issuer,
+  };
 }
 
 export interface TesseraProvider {
@@ -224,6 +249,11 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       const body = ctx.body as Record<string, unknown>;
       body.interval = config.oauth.devicePollIntervalSeconds;
       await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+    }
+    // API session tokens are Tessera's own: oidc-provider answers them inactive, so a resource
+    // server's question is answered here. (The unified introspection will replace this.)
+    if (ctx.path === OIDC_ROUTES.introspection && ctx.status === 200 && deps.sessions) {
+      await answerSessionIntrospection(ctx as unknown as KoaContextWithOIDC, deps.sessions, accounts, config.issuer);
     }
   });
 

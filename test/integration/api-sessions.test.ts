@@ -158,4 +158,30 @@ describe('API password login and session tokens', () => {
     expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
     expect(statuses.slice(20)).toEqual([429, 429]);
   });
+
+  it('answers a resource server introspecting a session token, and forgets it after logout', async () => {
+    const { secret } = await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by);
+    const introspect = async (token: string) => {
+      const res = await fetch(url('/oauth/introspect'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`records-api:${secret}`).toString('base64')}` },
+        body: new URLSearchParams({ token }),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const token = String((await login({ json: { password: 'archivist-password', scope: 'read' } })).body.session);
+    const user = await tessera.core.accounts.findUser('archivist');
+    expect(await introspect(token)).toEqual({
+      active: true,
+      token_type: 'session',
+      scope: 'read',
+      sub: user!.id,
+      username: 'archivist',
+      iat: Math.floor(now / 1000),
+      exp: Math.floor(now / 1000) + 3600,
+      iss: tessera.config.issuer,
+    });
+    await fetch(url('/logout'), { method: 'POST', headers: { 'x-session': token } });
+    expect(await introspect(token)).toEqual({ active: false });
+  });
 });
