@@ -185,3 +185,32 @@ describe('API password login and session tokens', () => {
     expect(await introspect(token)).toEqual({ active: false });
   });
 });
+
+describe('the general rate limit of the JSON API', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let tessera: TestTessera;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: '5' });
+  });
+  afterAll(async () => {
+    await tessera?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('answers 429 with Retry-After past the limit, per address', async () => {
+    const call = (ip: string) => fetch(`${tessera.url}/api/v1/sessions`, { headers: { 'x-forwarded-for': ip } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await call('203.0.113.50')).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    const limited = await call('203.0.113.50');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await limited.json()).toEqual({ message: 'Too many requests. Try again later.', status: 429 });
+    expect((await call('203.0.113.51')).status).toBe(401);
+    // Health checks are not part of the API and are never limited.
+    for (let i = 0; i < 10; i++) expect((await fetch(`${tessera.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.50' } })).status).toBe(200);
+  });
+});
