@@ -22,6 +22,10 @@ import { createOidcAdapterFactory } from './oauth/oidc-adapter.ts';
 import { createOAuthRoutes } from './oauth/oauth-routes.ts';
 import { createOidcProvider } from './oauth/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
+import { createPersonalTokenService, type PersonalTokenService } from './tokens/personal-token-service.ts';
+import { createTokenApiRoutes } from './tokens/token-api-routes.ts';
+import { createCallerAuthenticator } from './web/caller.ts';
+import { createWebRoutes } from './web/web-routes.ts';
 
 /** The durable side of Tessera, shared by the server and the admin CLI. */
 export interface Core {
@@ -31,6 +35,7 @@ export interface Core {
   audit: AuditLog;
   accounts: AccountService;
   clients: ClientService;
+  personalTokens: PersonalTokenService;
   /** API login sessions; present when the core was opened with an ephemeral store. */
   sessions?: ApiSessionStore;
 }
@@ -97,7 +102,15 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     resources: config.oauth.resources,
     defaultResource: config.oauth.defaultResource,
   });
-  return { config, logger, database, audit, accounts, clients, ...(sessions ? { sessions } : {}) };
+  const personalTokens = createPersonalTokenService({
+    database,
+    audit,
+    scopeCatalog: config.scopes,
+    maxExpiryDays: config.tokens.maxExpiryDays,
+    allowNoExpiry: config.tokens.allowNoExpiry,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  return { config, logger, database, audit, accounts, clients, personalTokens, ...(sessions ? { sessions } : {}) };
 }
 
 export interface RunningTessera {
@@ -134,8 +147,10 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
 
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   let oauthRoutes;
+  let csrfKey: string;
   try {
     const secrets = await resolveSecrets(config, logger);
+    csrfKey = secrets.cookieKeys[0]!;
     const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
@@ -150,6 +165,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       cookieKeys: secrets.cookieKeys,
       ephemeral,
       ...(core.sessions ? { sessions: core.sessions } : {}),
+      personalTokens: core.personalTokens,
     });
     const refreshTokens = adapterFactory('RefreshToken');
     oauthRoutes = createOAuthRoutes({
@@ -176,8 +192,13 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     throw error;
   }
 
+  const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions: core.sessions!, personalTokens: core.personalTokens, csrfKey: csrfKey });
   const apiRoutes = [
     { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
+    {
+      router: createWebRoutes({ config, accounts: core.accounts, sessions: core.sessions!, personalTokens: core.personalTokens, audit: core.audit, limiter: loginLimiter, callers }),
+    },
+    { router: createTokenApiRoutes({ personalTokens: core.personalTokens, callers }) },
     {
       router: createSessionRoutes({ config, accounts: core.accounts, sessions: core.sessions!, limiter: loginLimiter, audit: core.audit }),
     },

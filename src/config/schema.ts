@@ -104,6 +104,15 @@ export const configSchema = z.object({
       headerAliases: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'must be an HTTP header name' }).transform((h) => h.toLowerCase())),
     })
     .refine((s) => s.absoluteTimeoutSeconds >= s.idleTimeoutSeconds, { message: 'absoluteTimeoutSeconds must be at least idleTimeoutSeconds' }),
+  tokens: z.object({
+    /** The longest lifetime of a personal access token a user may choose. */
+    maxExpiryDays: positiveInt.max(3650),
+    /** Whether "no expiry" is offered. */
+    allowNoExpiry: z.boolean(),
+    /** The API-key header pair (APTrust style): the user (username or e-mail) and the token. */
+    apiUserHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
+    apiKeyHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
+  }),
   loginLimits: z.object({
     failuresPerUsername: positiveInt,
     usernameWindowSeconds: positiveInt,

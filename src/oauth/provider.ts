@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
+import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
 import { tokenFormat } from '../tokens/token-format.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
@@ -41,8 +42,9 @@ export interface ProviderDependencies {
   jwks: { keys: object[] };
   cookieKeys: string[];
   ephemeral: EphemeralStore;
-  /** API session tokens, answered at the introspection endpoint. */
+  /** API session tokens and personal access tokens, answered at the introspection endpoint. */
   sessions?: ApiSessionStore;
+  personalTokens?: PersonalTokenService;
 }
 
 /** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
@@ -70,13 +72,36 @@ function normaliseBasicHeader(header: string): string {
   return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
 }
 
-/** Replaces oidc-provider's `{active: false}` for a live API session token asked by a resource server. */
-async function answerSessionIntrospection(ctx: KoaContextWithOIDC, sessions: ApiSessionStore, accounts: AccountService, issuer: string): Promise<void> {
+/**
+ * Replaces oidc-provider's `{active: false}` for Tessera's own live credentials (API session
+ * tokens, personal access tokens) asked by a resource server.
+ */
+async function answerTesseraIntrospection(ctx: KoaContextWithOIDC, deps: ProviderDependencies): Promise<void> {
   const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
   const body = ctx.body as { active?: boolean } | undefined;
   const token = ctx.oidc?.params?.token;
-  if (caller?.tessera_kind !== 'resource_server' || body?.active !== false || typeof token !== 'string' || tokenFormat.parse(token) !== 'session') return;
-  const session = await sessions.peek(token);
+  if (caller?.tessera_kind !== 'resource_server' || body?.active !== false || typeof token !== 'string') return;
+  const kind = tokenFormat.parse(token);
+  const { accounts, config } = deps;
+  if (kind === 'personal_access_token' && deps.personalTokens) {
+    const verified = await deps.personalTokens.verify(token, { ip: null });
+    const user = verified && (await accounts.findUserById(verified.userId));
+    if (!verified || !user || user.disabled) return;
+    ctx.body = {
+      active: true,
+      token_type: 'personal_access_token',
+      scope: verified.scopes.join(' '),
+      sub: user.id,
+      username: user.username,
+      iat: Math.floor(verified.createdAt.getTime() / 1000),
+      ...(verified.expiresAt ? { exp: Math.floor(verified.expiresAt.getTime() / 1000) } : {}),
+      iss: config.issuer,
+    };
+    return;
+  }
+  if (kind !== 'session' || !deps.sessions) return;
+  const issuer = config.issuer;
+  const session = await deps.sessions.peek(token);
   const user = session && (await accounts.findUserById(session.userId));
   if (!session || !user || user.disabled) return;
   ctx.body = {
@@ -252,8 +277,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     }
     // API session tokens are Tessera's own: oidc-provider answers them inactive, so a resource
     // server's question is answered here. (The unified introspection will replace this.)
-    if (ctx.path === OIDC_ROUTES.introspection && ctx.status === 200 && deps.sessions) {
-      await answerSessionIntrospection(ctx as unknown as KoaContextWithOIDC, deps.sessions, accounts, config.issuer);
+    if (ctx.path === OIDC_ROUTES.introspection && ctx.status === 200) {
+      await answerTesseraIntrospection(ctx as unknown as KoaContextWithOIDC, deps);
     }
   });
 

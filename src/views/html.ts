@@ -46,7 +46,7 @@ export const PAGE_CSP = [
 export const STYLESHEET_PATH = '/assets/tessera.css';
 
 /** The page shell: one stylesheet from Tessera itself, readable on a phone. */
-export function layout(title: string, body: SafeHtml): string {
+export function layout(title: string, body: SafeHtml, options: { wide?: boolean } = {}): string {
   return html`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -58,7 +58,7 @@ export function layout(title: string, body: SafeHtml): string {
 </head>
 <body>
 <header class="bar"><span class="brand">Tessera</span></header>
-<main class="card">
+<main class="card${options.wide ? ' wide' : ''}">
 ${body}
 </main>
 </body>

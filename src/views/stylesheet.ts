@@ -29,5 +29,27 @@ ul.scopes li:first-child { border-top: 0; }
 ul.scopes code { font-weight: 600; }
 ul.scopes .withheld { color: var(--muted); text-decoration: line-through; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
+.tabs { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; border-bottom: 1px solid var(--line); padding-bottom: .75rem; margin-bottom: 1rem; }
+.tabs a { color: var(--fg); text-decoration: none; padding: .25rem 0; }
+.tabs a[aria-current=page] { font-weight: 700; border-bottom: 2px solid var(--accent); }
+form.inline { margin-left: auto; }
+button.link { background: none; border: 0; color: var(--accent); padding: 0; font-weight: 400; }
+a.button { display: inline-block; font-weight: 600; padding: .6rem 1.1rem; border-radius: .35rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; text-decoration: none; }
+a.button.secondary { background: #fff; color: var(--fg); border-color: #aab3c2; }
+a.button.danger { background: var(--danger); border-color: var(--danger); padding: .3rem .7rem; font-size: .9rem; }
+.table-wrap { overflow-x: auto; }
+table { width: 100%; border-collapse: collapse; font-size: .95rem; }
+th, td { text-align: left; padding: .5rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { font-size: .85rem; color: var(--muted); font-weight: 600; }
+fieldset { border: 1px solid var(--line); border-radius: .35rem; margin: 1rem 0 0; padding: .5rem .75rem; }
+legend { font-weight: 600; padding: 0 .25rem; }
+.check { display: flex; gap: .5rem; align-items: flex-start; margin: .4rem 0; }
+.check input { margin-top: .35rem; }
+.check label { font-weight: 400; margin: 0; }
+.copy-row { display: flex; gap: .5rem; }
+.token-value { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.badge { font-size: .75rem; background: #eee; border-radius: .25rem; padding: .05rem .35rem; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 36rem) { .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
 `;

@@ -1,0 +1,90 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { AppError } from '../http/app-error.ts';
+import { methodNotAllowed, requireJsonBody } from '../http/error-handler.ts';
+import { parseInput } from '../http/validation.ts';
+import type { CallerAuthenticator } from '../web/caller.ts';
+import type { PersonalToken, PersonalTokenService } from './personal-token-service.ts';
+
+const createSchema = z.object({
+  name: z.string(),
+  scopes: z.array(z.string()).optional(),
+  expires_in_days: z.number().int().positive().nullable().optional(),
+});
+
+function describe(token: PersonalToken) {
+  return {
+    id: token.id,
+    name: token.name,
+    scopes: token.scopes,
+    hint: token.hint,
+    created_at: token.createdAt.toISOString(),
+    expires_at: token.expiresAt?.toISOString() ?? null,
+    last_used_at: token.lastUsedAt?.toISOString() ?? null,
+    last_used_ip: token.lastUsedIp,
+    revoked: token.revoked,
+    expired: token.expired,
+  };
+}
+
+/**
+ * The JSON API for scripts: list, create (the value is answered once), revoke and rotate personal
+ * access tokens; and /api/v1/me, which any credential may call to see who it is.
+ */
+export function createTokenApiRoutes({ personalTokens, callers }: { personalTokens: PersonalTokenService; callers: CallerAuthenticator }): Router {
+  const router = Router();
+  const manage = callers.requireLoginSession('api');
+  const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+
+  router.get('/api/v1/tokens', manage, async (req, res, next) => {
+    try {
+      res.set('Cache-Control', 'no-store').json({ tokens: (await personalTokens.list(req.caller!.user.id)).map(describe) });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/api/v1/tokens', requireJsonBody(), manage, async (req, res, next) => {
+    try {
+      const input = parseInput(createSchema, req.body ?? {});
+      const { token, record } = await personalTokens.create(req.caller!.user, { name: input.name, scopes: input.scopes ?? null, ...(input.expires_in_days !== undefined ? { expiresInDays: input.expires_in_days } : {}) }, actor(req));
+      res.status(201).set('Cache-Control', 'no-store').location(`/api/v1/tokens/${record.id}`).json({ ...describe(record), token });
+    } catch (error) {
+      next(error);
+    }
+  });
+  router.all('/api/v1/tokens', methodNotAllowed(['GET', 'POST']));
+
+  router.delete('/api/v1/tokens/:id', manage, async (req, res, next) => {
+    try {
+      await personalTokens.revoke(req.caller!.user.id, String(req.params.id), actor(req));
+      res.status(204).end();
+    } catch (error) {
+      next(error);
+    }
+  });
+  router.all('/api/v1/tokens/:id', methodNotAllowed(['DELETE']));
+
+  router.post('/api/v1/tokens/:id/rotate', manage, async (req, res, next) => {
+    try {
+      const { token, record } = await personalTokens.rotate(req.caller!.user, String(req.params.id), actor(req));
+      res.status(201).set('Cache-Control', 'no-store').location(`/api/v1/tokens/${record.id}`).json({ ...describe(record), token });
+    } catch (error) {
+      next(error);
+    }
+  });
+  router.all('/api/v1/tokens/:id/rotate', methodNotAllowed(['POST']));
+
+  router.get('/api/v1/me', async (req, res, next) => {
+    try {
+      const caller = await callers.identify(req);
+      if (!caller) throw AppError.unauthorized('A valid credential is required.', { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' });
+      res.set('Cache-Control', 'no-store').json({ username: caller.user.username, email: caller.user.email, scopes: caller.scopes, credential: caller.credential });
+    } catch (error) {
+      next(error);
+    }
+  });
+  router.all('/api/v1/me', methodNotAllowed(['GET']));
+
+  return router;
+}
