@@ -38,7 +38,9 @@ button.link { background: none; border: 0; color: var(--accent); padding: 0; fon
 a.button { display: inline-block; font-weight: 600; padding: .6rem 1.1rem; border-radius: .35rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; text-decoration: none; }
 a.button.secondary { background: #fff; color: var(--fg); border-color: #aab3c2; }
 a.button.danger { background: var(--danger); border-color: var(--danger); padding: .3rem .7rem; font-size: .9rem; }
-.table-wrap { overflow-x: auto; }
+.table-wrap { overflow-x: auto; position: relative; }
+a { color: var(--accent); }
+td:last-child { white-space: nowrap; padding-left: .75rem; }
 table { width: 100%; border-collapse: collapse; font-size: .95rem; }
 th, td { text-align: left; padding: .5rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: .85rem; color: var(--muted); font-weight: 600; }
@@ -51,5 +53,11 @@ legend { font-weight: 600; padding: 0 .25rem; }
 .token-value { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .badge { font-size: .75rem; background: #eee; border-radius: .25rem; padding: .05rem .35rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-@media (max-width: 36rem) { .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
+@media (max-width: 36rem) {
+  /* On a phone each token is a block of labelled lines instead of a wide row. */
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: .5rem 0; }
+  table.stack td { display: block; border: 0; padding: .15rem 0; }
+  table.stack td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-size: .85rem; }
+  td:last-child { padding-left: 0; } .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
 `;

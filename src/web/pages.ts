@@ -44,12 +44,12 @@ export function tokensPage(o: TokensPageOptions): string {
   const live = o.tokens.filter((t) => !t.revoked);
   const rows = live.map(
     (t) => html`<tr>
-  <td>${t.name}${t.expired ? html` <span class="badge">expired</span>` : ''}</td>
-  <td>${t.scopes.map((s) => html`<code>${s}</code> `)}</td>
-  <td>${date(t.createdAt)}</td>
-  <td>${t.expiresAt ? date(t.expiresAt) : html`never`}</td>
-  <td>${date(t.lastUsedAt)}${t.lastUsedIp ? html`<br><span class="muted">${t.lastUsedIp}</span>` : ''}</td>
-  <td><code>${t.hint}…</code></td>
+  <td><strong>${t.name}</strong>${t.expired ? html` <span class="badge">expired</span>` : ''}</td>
+  <td data-label="Scopes">${t.scopes.map((s) => html`<code>${s}</code> `)}</td>
+  <td data-label="Created">${date(t.createdAt)}</td>
+  <td data-label="Expires">${t.expiresAt ? date(t.expiresAt) : html`never`}</td>
+  <td data-label="Last used">${date(t.lastUsedAt)}${t.lastUsedIp ? html`<br><span class="muted">${t.lastUsedIp}</span>` : ''}</td>
+  <td data-label="Token"><code>${t.hint}…</code></td>
   <td><a class="button danger" href="/settings/tokens/${t.id}/revoke">Revoke</a></td>
 </tr>`,
   );
@@ -63,7 +63,7 @@ ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
 <section aria-labelledby="existing">
 <h2 id="existing">Your tokens</h2>
 ${live.length
-  ? html`<div class="table-wrap"><table>
+  ? html`<div class="table-wrap"><table class="stack">
 <thead><tr><th scope="col">Name</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Token</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
 <tbody>${rows}</tbody></table></div>`
   : html`<p class="muted">You have no tokens yet.</p>`}
@@ -128,10 +128,10 @@ export function securityPage(o: { username: string; csrf: string; events: AuditE
 <h1>Security log</h1>
 <p class="muted">Sign-ins, sessions and token changes on your account, newest first.</p>
 ${o.events.length
-  ? html`<div class="table-wrap"><table>
+  ? html`<div class="table-wrap"><table class="stack">
 <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">From</th><th scope="col">Details</th></tr></thead>
 <tbody>${o.events.map(
-      (e) => html`<tr><td>${date(e.occurredAt)}</td><td><code>${e.action}</code></td><td>${e.ip ?? '—'}<br><span class="muted">${(e.userAgent ?? '').slice(0, 60)}</span></td><td class="muted">${Object.entries(e.details)
+      (e) => html`<tr><td>${date(e.occurredAt)}</td><td data-label="What"><code>${e.action}</code></td><td data-label="From">${e.ip ?? '—'}<br><span class="muted">${(e.userAgent ?? '').slice(0, 60)}</span></td><td class="muted">${Object.entries(e.details)
         .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`)
         .join('; ')}</td></tr>`,
     )}</tbody></table></div>`
