@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
@@ -10,7 +11,9 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 // run without console errors or CSP violations, and the screenshots in docs/screenshots/ come from
 // this run (with the token value blanked out).
 const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+// Screenshots are taken on every run (so the code path is exercised) but written into
+// docs/screenshots/ only with TESSERA_UPDATE_SCREENSHOTS=1; otherwise into a scratch directory.
+const SCREENSHOTS = process.env.TESSERA_UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url)) : `${tmpdir()}/tessera-screenshots-${process.pid}/`;
 const TOKEN = /^tsr_pat_[0-9A-Za-z]{38}$/;
 
 describe('the settings pages in a browser', () => {
@@ -153,7 +156,6 @@ describe('the settings pages in a browser', () => {
       await small.goto(url('/settings/tokens'));
       expect(new URL(small.url()).pathname).toBe('/settings/tokens');
       phoneWidth = await small.evaluate('document.documentElement.scrollWidth');
-      await screenshot(small, 'settings-tokens-phone.png', true);
       await screenshot(small, 'settings-tokens-phone.png', true);
     } finally {
       await phone.close();
