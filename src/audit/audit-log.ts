@@ -23,6 +23,11 @@ export interface AuditLog {
   record(event: AuditEventInput, connection?: Queryable): Promise<void>;
   /** Newest first: events whose subject or actor is `party`. */
   listFor(party: string, options: { limit: number; before?: number }): Promise<AuditEvent[]>;
+  /**
+   * Newest first: everything about a user's account — what they did, what was done to them, and
+   * events on their credentials (which name the owner in details.userId).
+   */
+  listForUser(userId: string, options: { limit: number; before?: number }): Promise<AuditEvent[]>;
 }
 
 interface AuditRow {
@@ -51,16 +56,30 @@ export function createAuditLog(database: Database): AuditLog {
          ORDER BY id DESC LIMIT $2`,
         [party, limit, before ?? null],
       );
-      return rows.map((row) => ({
-        id: row.id,
-        occurredAt: row.occurred_at,
-        actor: row.actor,
-        action: row.action,
-        subject: row.subject,
-        ip: row.ip,
-        userAgent: row.user_agent,
-        details: row.details,
-      }));
+      return rows.map(toEvent);
     },
+    async listForUser(userId, { limit, before }) {
+      const party = `user:${userId}`;
+      const { rows } = await database.query<AuditRow>(
+        `SELECT id, occurred_at, actor, action, subject, ip, user_agent, details FROM audit_events
+         WHERE (subject = $1 OR actor = $1 OR details->>'userId' = $4) AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $2`,
+        [party, limit, before ?? null, userId],
+      );
+      return rows.map(toEvent);
+    },
+  };
+}
+
+function toEvent(row: AuditRow): AuditEvent {
+  return {
+    id: row.id,
+    occurredAt: row.occurred_at,
+    actor: row.actor,
+    action: row.action,
+    subject: row.subject,
+    ip: row.ip,
+    userAgent: row.user_agent,
+    details: row.details,
   };
 }

@@ -199,7 +199,7 @@ export function createWebRoutes(deps: WebRouteDependencies): Router {
   router.get('/settings/security', page, async (req, res, next) => {
     try {
       const { user, sessionId } = req.caller!;
-      const events = await audit.listFor(`user:${user.id}`, { limit: 100 });
+      const events = await audit.listForUser(user.id, { limit: 100 });
       sendPage(res, 200, securityPage({ username: user.username, csrf: callers.csrfFor(sessionId!), events }));
     } catch (error) {
       next(error);

@@ -87,6 +87,11 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
       expect(typeof events[0]!.id).toBe('number');
       const older = await audit.listFor('user:1', { limit: 10, before: events[0]!.id });
       expect(older.map((e) => e.action)).toEqual(['user.created']);
+      // A user's own view also has events on their credentials, which name them in details.userId.
+      await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:9', details: { userId: '1', reason: 'revoked' } });
+      await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:8', details: { userId: '2', reason: 'revoked' } });
+      const mine = await audit.listForUser('1', { limit: 10 });
+      expect(mine.map((e) => [e.action, e.subject])).toEqual([['token.failed_use', 'token:9'], ['token.created', 'token:9'], ['user.created', 'user:1']]);
     });
 
     it('rolls a failed transaction back', async () => {

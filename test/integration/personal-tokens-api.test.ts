@@ -144,4 +144,34 @@ describe('personal access tokens: JSON API and use', () => {
     // Reading with the cookie needs no CSRF token.
     expect((await fetch(`${tessera.url}/api/v1/tokens`, { headers: { cookie: `tessera_session=${session}` } })).status).toBe(200);
   });
+
+  it('signs a browser in with an HttpOnly SameSite=Lax cookie, renewing the session, and refuses a forged login form', async () => {
+    const form = await fetch(`${tessera.url}/login?next=/settings/security`);
+    const csrfCookie = form.headers.getSetCookie().find((c) => c.startsWith('tessera_login_csrf='))!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+    const post = (cookie: string, token: string) =>
+      fetch(`${tessera.url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ csrf: token, next: '/settings/security', username: 'depositor', password: 'depositor-password' }),
+      });
+    // No matching cookie: a cross-site form cannot log a victim in.
+    expect((await post('', csrf)).status).toBe(403);
+    const planted = session; // an existing session presented at login is ended, not kept
+    const ok = await post(`${csrfCookie.split(';')[0]}; tessera_session=${planted}`, csrf);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/settings/security');
+    const cookie = ok.headers.getSetCookie().find((c) => c.startsWith('tessera_session='))!;
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Lax/i);
+    expect(cookie).not.toMatch(/Secure/i); // the test issuer is http; an https issuer adds Secure
+    const value = /^tessera_session=([^;]+)/.exec(cookie)![1]!;
+    expect(value).not.toBe(planted);
+    expect((await me({ cookie: `tessera_session=${value}` })).status).toBe(200);
+    expect((await me({ 'x-session': planted })).status).toBe(401);
+    // An open redirect is not possible through `next`.
+    const evil = await fetch(`${tessera.url}/login?next=//evil.example/`);
+    expect(await evil.text()).toMatch(/name="next" value="\/settings\/tokens"/);
+  });
 });
