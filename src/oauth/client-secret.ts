@@ -1,31 +1,16 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { randomBase62 } from '../tokens/token-format.ts';
+
+export { randomBase62 };
 
 /** What every client secret starts with, so that secret scanners and people recognise one. */
 export const CLIENT_SECRET_PREFIX = 'tsr_cs_';
-
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** 43 base62 characters carry 43 × log2(62) ≈ 256.03 bits. */
 const SECRET_CHARACTERS = 43;
 
 /** The shape of a generated client secret. */
 export const CLIENT_SECRET_PATTERN = /^tsr_cs_[0-9A-Za-z]{43}$/;
-
-/**
- * `length` characters drawn uniformly from the base62 alphabet. Bytes of 248 and above are
- * rejected (248 = 4 × 62), so that `byte % 62` has no bias.
- */
-export function randomBase62(length: number): string {
-  let result = '';
-  while (result.length < length) {
-    for (const byte of randomBytes(Math.ceil((length - result.length) * 1.1) + 4)) {
-      if (byte >= 248) continue;
-      result += BASE62[byte % 62];
-      if (result.length === length) break;
-    }
-  }
-  return result;
-}
 
 /** A new client secret: `tsr_cs_` and 256 random bits in base62. Shown once, stored as a digest. */
 export function generateClientSecret(): string {
