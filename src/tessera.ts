@@ -145,6 +145,8 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
   }
 
+  // Opened with the ephemeral store, the core always has its session store.
+  const sessions = core.sessions!;
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   let oauthRoutes;
   let csrfKey: string;
@@ -164,7 +166,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       jwks: await signingKeys.loadJwks(),
       cookieKeys: secrets.cookieKeys,
       ephemeral,
-      ...(core.sessions ? { sessions: core.sessions } : {}),
+      sessions,
       personalTokens: core.personalTokens,
     });
     const refreshTokens = adapterFactory('RefreshToken');
@@ -174,7 +176,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       devicePolls,
       accounts: core.accounts,
       ephemeral,
-      csrfKey: secrets.cookieKeys[0]!,
+      csrfKey,
       limiter: loginLimiter,
       tokenGuard: {
         clientScopes: async (clientId) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
@@ -192,15 +194,15 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     throw error;
   }
 
-  const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions: core.sessions!, personalTokens: core.personalTokens, csrfKey: csrfKey });
+  const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey });
   const apiRoutes = [
     { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
     {
-      router: createWebRoutes({ config, accounts: core.accounts, sessions: core.sessions!, personalTokens: core.personalTokens, audit: core.audit, limiter: loginLimiter, callers }),
+      router: createWebRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter: loginLimiter, callers }),
     },
     { router: createTokenApiRoutes({ personalTokens: core.personalTokens, callers }) },
     {
-      router: createSessionRoutes({ config, accounts: core.accounts, sessions: core.sessions!, limiter: loginLimiter, audit: core.audit }),
+      router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter: loginLimiter, audit: core.audit }),
     },
   ];
   const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes, apiRoutes });
