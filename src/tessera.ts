@@ -24,6 +24,9 @@ import { createOidcProvider } from './oauth/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './tokens/personal-token-service.ts';
 import { createTokenApiRoutes } from './tokens/token-api-routes.ts';
+import type { JSONWebKeySet } from 'jose';
+import { createCredentialVerifier, type CredentialVerifier } from './introspection/credential-verifier.ts';
+import { createForwardAuthRoutes } from './introspection/forward-auth-routes.ts';
 import { createCallerAuthenticator } from './web/caller.ts';
 import { createWebRoutes } from './web/web-routes.ts';
 
@@ -150,6 +153,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   let oauthRoutes;
   let csrfKey: string;
+  let verifier: CredentialVerifier;
   try {
     const secrets = await resolveSecrets(config, logger);
     csrfKey = secrets.cookieKeys[0]!;
@@ -170,6 +174,15 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       personalTokens: core.personalTokens,
     });
     const refreshTokens = adapterFactory('RefreshToken');
+    verifier = createCredentialVerifier({
+      config,
+      accounts: core.accounts,
+      clients: core.clients,
+      sessions,
+      personalTokens: core.personalTokens,
+      oidcModel: adapterFactory,
+      publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+    });
     oauthRoutes = createOAuthRoutes({
       config,
       provider,
@@ -201,6 +214,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       router: createWebRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter: loginLimiter, callers }),
     },
     { router: createTokenApiRoutes({ personalTokens: core.personalTokens, callers }) },
+    { router: createForwardAuthRoutes({ config, verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login) }) },
     {
       router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter: loginLimiter, audit: core.audit }),
     },

@@ -147,6 +147,12 @@ export function createAccountService(options: AccountServiceOptions) {
       return user && withoutSecret(user);
     },
 
+    /** By username or e-mail, case-insensitive. */
+    async findUserByLogin(login: string): Promise<User | null> {
+      const user = login.length <= 254 ? await users.findByLogin(login) : null;
+      return user && withoutSecret(user);
+    },
+
     async findUserById(id: string): Promise<User | null> {
       const user = await users.findById(id);
       return user && withoutSecret(user);

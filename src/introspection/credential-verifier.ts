@@ -1,0 +1,117 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import type { AccountService } from '../accounts/account-service.ts';
+import type { Config } from '../config/schema.ts';
+import type { ClientService } from '../oauth/client-service.ts';
+import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
+import type { ApiSessionStore } from '../sessions/api-session-store.ts';
+import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
+import { tokenFormat } from '../tokens/token-format.ts';
+
+/** What an active credential grants, whatever its kind. */
+export interface ActiveCredential {
+  kind: 'access_token' | 'refresh_token' | 'personal_access_token' | 'session';
+  /** The user, or the client for a client-credentials token. */
+  sub: string;
+  username: string | null;
+  scopes: string[];
+  clientId: string | null;
+  aud: string | null;
+  iat: number | null;
+  exp: number | null;
+}
+
+export interface CredentialVerifierDependencies {
+  config: Config;
+  accounts: AccountService;
+  clients: ClientService;
+  sessions: ApiSessionStore;
+  personalTokens: PersonalTokenService;
+  /** oidc-provider's stored artefacts, by model. */
+  oidcModel: (modelName: string) => OidcAdapter;
+  /** The published signing keys, for JWT access tokens. */
+  publicJwks: JSONWebKeySet;
+  clock?: () => number;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * One answer to "is this credential active, and what does it grant?" for every kind Tessera
+ * issues: API session tokens and personal access tokens (by their prefix), JWT access tokens
+ * (verified against Tessera's own keys), and opaque OAuth tokens (looked up in the store).
+ * Anything else — unknown, malformed, expired, revoked, a disabled user's — is null.
+ */
+export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
+  const { config, accounts, clients } = deps;
+  const clock = deps.clock ?? Date.now;
+  const jwks = createLocalJWKSet(deps.publicJwks);
+
+  async function activeUser(id: string) {
+    const user = await accounts.findUserById(id);
+    return user && !user.disabled ? user : null;
+  }
+
+  async function verifyOAuth(value: string, options: { refreshTokens: boolean }): Promise<ActiveCredential | null> {
+    const now = Math.floor(clock() / 1000);
+    const models = options.refreshTokens ? ['AccessToken', 'ClientCredentials', 'RefreshToken'] : ['AccessToken', 'ClientCredentials'];
+    for (const model of models) {
+      const payload = await deps.oidcModel(model).find(value);
+      if (!payload) continue;
+      if (typeof payload.exp === 'number' && payload.exp <= now) return null;
+      if (payload.consumed) return null;
+      const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
+      if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
+      const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
+      const aud = typeof payload.aud === 'string' ? payload.aud : null;
+      const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
+      if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common };
+      const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
+      if (!user) return null;
+      return { kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token', sub: user.id, username: user.username, scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'), ...common };
+    }
+    return null;
+  }
+
+  async function verifyJwt(value: string): Promise<ActiveCredential | null> {
+    try {
+      const { payload } = await jwtVerify(value, jwks, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
+      const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
+      if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
+      const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
+      const aud = Array.isArray(payload.aud) ? (payload.aud[0] ?? null) : (payload.aud ?? null);
+      const common = { clientId, aud, iat: payload.iat ?? null, exp: payload.exp ?? null };
+      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common };
+      const user = payload.sub ? await activeUser(payload.sub) : null;
+      if (!user) return null;
+      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common };
+    } catch {
+      return null;
+    }
+  }
+
+  return {
+    /** `refreshTokens`: whether a refresh token counts (introspection yes, gateways no). */
+    async verify(value: string, options: { refreshTokens?: boolean; ip?: string | null } = {}): Promise<ActiveCredential | null> {
+      if (!value || value.length > 4096) return null;
+      const kind = tokenFormat.parse(value);
+      if (kind === 'session') {
+        const session = await deps.sessions.peek(value);
+        const user = session && (await activeUser(session.userId));
+        if (!session || !user) return null;
+        const iat = Math.floor(session.createdAt.getTime() / 1000);
+        return { kind: 'session', sub: user.id, username: user.username, scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)), clientId: null, aud: null, iat, exp: Math.floor(session.expiresAt.getTime() / 1000) };
+      }
+      if (kind === 'personal_access_token') {
+        const token = await deps.personalTokens.verify(value, { ip: options.ip ?? null });
+        const user = token && (await activeUser(token.userId));
+        if (!token || !user) return null;
+        return { kind: 'personal_access_token', sub: user.id, username: user.username, scopes: token.scopes, clientId: null, aud: null, iat: Math.floor(token.createdAt.getTime() / 1000), exp: token.expiresAt ? Math.floor(token.expiresAt.getTime() / 1000) : null };
+      }
+      if (value.startsWith('tsr_')) return null; // a Tessera prefix with a bad checksum: mistyped
+      if (JWT_SHAPE.test(value)) return verifyJwt(value);
+      return verifyOAuth(value, { refreshTokens: options.refreshTokens ?? false });
+    },
+  };
+}
+
+export type CredentialVerifier = ReturnType<typeof createCredentialVerifier>;
