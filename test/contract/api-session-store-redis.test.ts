@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
-import { describeApiSessionStoreContract, type StoredKey } from './api-session-store.contract.ts';
+import { dumpRedisPrefix } from '../support/stored-keys.ts';
+import { describeApiSessionStoreContract } from './api-session-store.contract.ts';
 
 describeApiSessionStoreContract('Redis', async () => {
   const keyPrefix = uniqueRedisPrefix();
@@ -16,25 +17,7 @@ describeApiSessionStoreContract('Redis', async () => {
     advance: (ms) => {
       now += ms;
     },
-    /** What Redis itself holds under the prefix: SCAN, then PTTL and the value of each key. */
-    dump: async () => {
-      const pattern = `${keyPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-        found.push(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-      const held: StoredKey[] = [];
-      for (const key of found) {
-        const [type, pttl] = await Promise.all([raw.type(key), raw.pttl(key)]);
-        if (pttl === -2) continue; // expired between SCAN and PTTL
-        const values = type === 'set' ? await raw.smembers(key) : [(await raw.get(key)) ?? ''];
-        held.push({ key: key.slice(keyPrefix.length), ttlMs: pttl === -1 ? Number.POSITIVE_INFINITY : pttl, values });
-      }
-      return held;
-    },
+    dump: () => dumpRedisPrefix(raw, keyPrefix),
     cleanup: async () => {
       await store.close();
       await raw.quit();

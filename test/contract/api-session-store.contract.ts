@@ -2,15 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createApiSessionStore, type ApiSession, type ApiSessionStore, type NewApiSession } from '../../src/sessions/api-session-store.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 import { RANDOM_LENGTH, TOKEN_PREFIXES, tokenFormat } from '../../src/tokens/token-format.ts';
+import type { StoredKey } from '../support/stored-keys.ts';
 
-/** One key as the backend holds it (logical name: the store's prefix removed). */
-export interface StoredKey {
-  key: string;
-  /** Remaining TTL in ms; Infinity for a key without one. */
-  ttlMs: number;
-  /** The string value, or the members of a set. */
-  values: string[];
-}
+export type { StoredKey };
 
 export interface ApiSessionStoreFixture {
   store: EphemeralStore;

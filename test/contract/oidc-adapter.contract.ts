@@ -11,15 +11,9 @@ import {
   type OidcAdapter,
 } from '../../src/oauth/oidc-adapter.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+import type { StoredKey } from '../support/stored-keys.ts';
 
-/** One key as the backend holds it (logical name: the store's prefix removed). */
-export interface StoredKey {
-  key: string;
-  /** Remaining TTL in ms; Infinity for a key without one. */
-  ttlMs: number;
-  /** The string value, or the members of a set. */
-  values: string[];
-}
+export type { StoredKey };
 
 export interface OidcAdapterFixture {
   store: EphemeralStore;
