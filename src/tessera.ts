@@ -161,19 +161,6 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
     const adapterFactory = createOidcAdapterFactory(ephemeral);
-    const { provider, devicePolls } = createOidcProvider({
-      config,
-      logger,
-      accounts: core.accounts,
-      clients: core.clients,
-      adapterFactory,
-      jwks: await signingKeys.loadJwks(),
-      cookieKeys: secrets.cookieKeys,
-      ephemeral,
-      sessions,
-      personalTokens: core.personalTokens,
-    });
-    const refreshTokens = adapterFactory('RefreshToken');
     verifier = createCredentialVerifier({
       config,
       accounts: core.accounts,
@@ -183,6 +170,18 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       oidcModel: adapterFactory,
       publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
     });
+    const { provider, devicePolls } = createOidcProvider({
+      config,
+      logger,
+      accounts: core.accounts,
+      clients: core.clients,
+      adapterFactory,
+      jwks: await signingKeys.loadJwks(),
+      cookieKeys: secrets.cookieKeys,
+      ephemeral,
+      verifyCredential: (token) => verifier.verify(token, { refreshTokens: true }),
+    });
+    const refreshTokens = adapterFactory('RefreshToken');
     oauthRoutes = createOAuthRoutes({
       config,
       provider,

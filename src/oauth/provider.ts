@@ -5,9 +5,7 @@ import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
-import type { ApiSessionStore } from '../sessions/api-session-store.ts';
-import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
-import { tokenFormat } from '../tokens/token-format.ts';
+import type { ActiveCredential } from '../introspection/credential-verifier.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -42,10 +40,11 @@ export interface ProviderDependencies {
   jwks: { keys: object[] };
   cookieKeys: string[];
   ephemeral: EphemeralStore;
-  /** API session tokens and personal access tokens, answered at the introspection endpoint. */
-  sessions?: ApiSessionStore;
-  personalTokens?: PersonalTokenService;
+  /** Answers the introspection endpoint for every credential kind (see credential-verifier.ts). */
+  verifyCredential?: CredentialCheck;
 }
+
+type CredentialCheck = (token: string) => Promise<ActiveCredential | null>;
 
 /** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
 interface TesseraClient {
@@ -73,47 +72,37 @@ function normaliseBasicHeader(header: string): string {
 }
 
 /**
- * Replaces oidc-provider's `{active: false}` for Tessera's own live credentials (API session
- * tokens, personal access tokens) asked by a resource server.
+ * RFC 7662 for every credential Tessera issues, answered from the one credential verifier once
+ * oidc-provider has authenticated the caller: only a resource server gets an answer, and anything
+ * not active — unknown, malformed, expired, revoked, consumed, a disabled user's — is exactly
+ * `{"active": false}`. (oidc-provider alone would answer JWT access tokens `unsupported_token_type`
+ * and ignore Tessera's own tokens.)
  */
-async function answerTesseraIntrospection(ctx: KoaContextWithOIDC, deps: ProviderDependencies): Promise<void> {
+async function answerIntrospection(ctx: KoaContextWithOIDC, verify: CredentialCheck, issuer: string): Promise<void> {
   const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
-  const body = ctx.body as { active?: boolean } | undefined;
   const token = ctx.oidc?.params?.token;
-  if (caller?.tessera_kind !== 'resource_server' || body?.active !== false || typeof token !== 'string') return;
-  const kind = tokenFormat.parse(token);
-  const { accounts, config } = deps;
-  if (kind === 'personal_access_token' && deps.personalTokens) {
-    const verified = await deps.personalTokens.verify(token, { ip: null });
-    const user = verified && (await accounts.findUserById(verified.userId));
-    if (!verified || !user || user.disabled) return;
-    ctx.body = {
-      active: true,
-      token_type: 'personal_access_token',
-      scope: verified.scopes.join(' '),
-      sub: user.id,
-      username: user.username,
-      iat: Math.floor(verified.createdAt.getTime() / 1000),
-      ...(verified.expiresAt ? { exp: Math.floor(verified.expiresAt.getTime() / 1000) } : {}),
-      iss: config.issuer,
-    };
+  if (!caller || typeof token !== 'string') return; // oidc-provider's own error stands
+  ctx.set('Cache-Control', 'no-store');
+  ctx.status = 200;
+  if (caller.tessera_kind !== 'resource_server') {
+    ctx.body = { active: false };
     return;
   }
-  if (kind !== 'session' || !deps.sessions) return;
-  const issuer = config.issuer;
-  const session = await deps.sessions.peek(token);
-  const user = session && (await accounts.findUserById(session.userId));
-  if (!session || !user || user.disabled) return;
-  ctx.body = {
-    active: true,
-    token_type: 'session',
-    scope: session.scopes.join(' '),
-    sub: user.id,
-    username: user.username,
-    iat: Math.floor(session.createdAt.getTime() / 1000),
-    exp: Math.floor(session.expiresAt.getTime() / 1000),
-    iss: issuer,
-  };
+  const active = await verify(token);
+  ctx.body = active
+    ? {
+        active: true,
+        scope: active.scopes.join(' '),
+        ...(active.clientId ? { client_id: active.clientId } : {}),
+        ...(active.username ? { username: active.username } : {}),
+        sub: active.sub,
+        token_type: active.kind,
+        ...(active.exp !== null ? { exp: active.exp } : {}),
+        ...(active.iat !== null ? { iat: active.iat } : {}),
+        iss: issuer,
+        ...(active.aud ? { aud: active.aud } : {}),
+      }
+    : { active: false };
 }
 
 export interface TesseraProvider {
@@ -277,8 +266,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     }
     // API session tokens are Tessera's own: oidc-provider answers them inactive, so a resource
     // server's question is answered here. (The unified introspection will replace this.)
-    if (ctx.path === OIDC_ROUTES.introspection && ctx.status === 200) {
-      await answerTesseraIntrospection(ctx as unknown as KoaContextWithOIDC, deps);
+    if (ctx.path === OIDC_ROUTES.introspection && deps.verifyCredential) {
+      await answerIntrospection(ctx as unknown as KoaContextWithOIDC, deps.verifyCredential, config.issuer);
     }
   });
 

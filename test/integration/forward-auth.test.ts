@@ -101,4 +101,29 @@ describe('forward-auth for gateways', () => {
     await tessera.core.clients.delete('jwt-harvester', by);
     expect((await verify({ authorization: `Bearer ${jwt}` })).status).toBe(401);
   });
+
+  it('introspects JWT and opaque access tokens for resource servers, and not a disabled user\'s', async () => {
+    const { secret } = await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by);
+    const introspect = async (token: string) =>
+      (await (
+        await fetch(`${issuer.origin}/oauth/introspect`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`records-api:${secret}`).toString('base64')}` },
+          body: new URLSearchParams({ token }),
+        })
+      ).json()) as Record<string, unknown>;
+    const { secret: svc } = await tessera.core.clients.create({ clientId: 'jwt-svc', name: 'JWT svc', kind: 'service', scopes: ['read'], defaultResource: 'https://records.example.org' }, by);
+    const config = await oidc.discovery(issuer, 'jwt-svc', undefined, oidc.ClientSecretBasic(svc!), { execute: [oidc.allowInsecureRequests] });
+    const jwt = (await oidc.clientCredentialsGrant(config)).access_token;
+    expect(await introspect(jwt)).toMatchObject({ active: true, token_type: 'access_token', client_id: 'jwt-svc', sub: 'jwt-svc', scope: 'read', aud: 'https://records.example.org', iss: issuer.origin });
+    expect(await introspect('not-a-token')).toEqual({ active: false });
+
+    // A session token of a user who is then disabled: inactive at once.
+    await tessera.core.accounts.createUser({ username: 'temp', password: 'temp-password-1', scopes: ['read'] }, by);
+    const login = await fetch(`${issuer.origin}/users/temp/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'temp-password-1' }) });
+    const tempSession = String(((await login.json()) as { session: string }).session);
+    expect(await introspect(tempSession)).toMatchObject({ active: true, token_type: 'session', username: 'temp' });
+    await tessera.core.accounts.setDisabled('temp', true, by);
+    expect(await introspect(tempSession)).toEqual({ active: false });
+  });
 });
