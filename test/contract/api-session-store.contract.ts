@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createApiSessionStore, type ApiSession, type ApiSessionStore, type NewApiSession } from '../../src/sessions/api-session-store.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 import { RANDOM_LENGTH, TOKEN_PREFIXES, tokenFormat } from '../../src/tokens/token-format.ts';
-import type { StoredKey } from '../support/stored-keys.ts';
+import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
 export type { StoredKey };
 
@@ -24,45 +24,14 @@ export interface ApiSessionStoreFixture {
   cleanup: () => Promise<void>;
 }
 
-interface StoreCall {
-  op: string;
-  args: unknown[];
-  keys: string[];
-}
-
 const SECOND = 1000;
 const IDLE_SECONDS = 3600;
 const ABSOLUTE_SECONDS = 86_400;
-
-/** The part of a key Redis Cluster hashes (the first non-empty {...}, else the whole key). */
-function slotPart(key: string): string {
-  const open = key.indexOf('{');
-  if (open === -1) return key;
-  const close = key.indexOf('}', open + 1);
-  if (close === -1 || close === open + 1) return key;
-  return key.slice(open + 1, close);
-}
 
 /** Runs `task` after `turns` turns of the microtask queue. */
 async function after<T>(turns: number, task: () => Promise<T>): Promise<T> {
   for (let i = 0; i < turns; i += 1) await Promise.resolve();
   return task();
-}
-
-/** Passes every call through, noting its arguments and which keys it touched. */
-function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralStore {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const op = String(property);
-        const keys = op === 'getMany' ? (args[0] as string[]) : op === 'del' ? (args as string[]) : typeof args[0] === 'string' ? [args[0]] : [];
-        calls.push({ op, args, keys });
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
 }
 
 /**
@@ -105,21 +74,7 @@ export function describeApiSessionStoreContract(name: string, open: () => Promis
 
     /** Every key the backend holds, from the backend where the fixture can read it. */
     async function dump(): Promise<StoredKey[]> {
-      if (fixture.dump) return fixture.dump();
-      const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet').flatMap((c) => c.keys));
-      const held: StoredKey[] = [];
-      for (const key of written) {
-        const ttlMs = await fixture.store.ttl(key);
-        if (ttlMs === null) continue;
-        let values: string[];
-        try {
-          values = [(await fixture.store.get(key))!];
-        } catch {
-          values = await fixture.store.setMembers(key);
-        }
-        held.push({ key, ttlMs, values });
-      }
-      return held;
+      return fixture.dump ? fixture.dump() : dumpWrittenKeys(fixture.store, calls);
     }
 
     /** Keys whose name or value mentions the text. */

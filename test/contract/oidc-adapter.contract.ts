@@ -11,7 +11,7 @@ import {
   type OidcAdapter,
 } from '../../src/oauth/oidc-adapter.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import type { StoredKey } from '../support/stored-keys.ts';
+import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
 export type { StoredKey };
 
@@ -32,21 +32,7 @@ export interface OidcAdapterFixture {
   cleanup: () => Promise<void>;
 }
 
-interface StoreCall {
-  op: string;
-  keys: string[];
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** The part of a key Redis Cluster hashes (the first non-empty {...}, else the whole key). */
-export function slotPart(key: string): string {
-  const open = key.indexOf('{');
-  if (open === -1) return key;
-  const close = key.indexOf('}', open + 1);
-  if (close === -1 || close === open + 1) return key;
-  return key.slice(open + 1, close);
-}
 
 /** Written independently of the adapter: SHA-256, base64url. */
 function sha256(value: string): string {
@@ -56,22 +42,6 @@ function sha256(value: string): string {
 const tokenValue = () => randomBytes(32).toString('base64url');
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 const userCodeValue = () => Array.from({ length: 8 }, () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)]).join('');
-
-/** Passes every call through, noting which keys each one touched. */
-function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralStore {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const op = String(property);
-        const keys = op === 'getMany' ? (args[0] as string[]) : op === 'del' ? (args as string[]) : typeof args[0] === 'string' ? [args[0]] : [];
-        calls.push({ op, keys });
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
 
 /**
  * What oidc-provider's storage adapter must do on every ephemeral store. `open` is called once per
@@ -111,21 +81,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
 
     /** Every key the backend holds, from the backend where the fixture can read it. */
     async function dump(): Promise<StoredKey[]> {
-      if (fixture.dump) return fixture.dump();
-      const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet').flatMap((c) => c.keys));
-      const held: StoredKey[] = [];
-      for (const key of written) {
-        const ttlMs = await fixture.store.ttl(key);
-        if (ttlMs === null) continue;
-        let values: string[];
-        try {
-          values = [(await fixture.store.get(key))!];
-        } catch {
-          values = await fixture.store.setMembers(key);
-        }
-        held.push({ key, ttlMs, values });
-      }
-      return held;
+      return fixture.dump ? fixture.dump() : dumpWrittenKeys(fixture.store, calls);
     }
 
     /** Keys whose hash tag is the digest of a value. */

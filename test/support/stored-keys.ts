@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 
 /** One key as the backend holds it (logical name: the store's prefix removed). */
 export interface StoredKey {
@@ -25,6 +26,59 @@ export async function dumpRedisPrefix(raw: Redis, keyPrefix: string): Promise<St
     if (pttl === -2) continue; // expired between SCAN and PTTL
     const values = type === 'set' ? await raw.smembers(key) : [(await raw.get(key)) ?? ''];
     held.push({ key: key.slice(keyPrefix.length), ttlMs: pttl === -1 ? Number.POSITIVE_INFINITY : pttl, values });
+  }
+  return held;
+}
+
+/** One call a test saw reach the store: its operation, arguments and the keys it touched. */
+export interface StoreCall {
+  op: string;
+  args: unknown[];
+  keys: string[];
+}
+
+/** The part of a key Redis Cluster hashes (the first non-empty {...}, else the whole key). */
+export function slotPart(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+/** Passes every call through to the store, noting its arguments and which keys it touched. */
+export function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const op = String(property);
+        const keys = op === 'getMany' ? (args[0] as string[]) : op === 'del' ? (args as string[]) : typeof args[0] === 'string' ? [args[0]] : [];
+        calls.push({ op, args, keys });
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/**
+ * What a store still holds of the keys the recorded calls wrote (for stores that cannot be listed,
+ * like the in-process one): TTL and value or set members of each.
+ */
+export async function dumpWrittenKeys(store: EphemeralStore, calls: StoreCall[]): Promise<StoredKey[]> {
+  const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet').flatMap((c) => c.keys));
+  const held: StoredKey[] = [];
+  for (const key of written) {
+    const ttlMs = await store.ttl(key);
+    if (ttlMs === null) continue;
+    let values: string[];
+    try {
+      values = [(await store.get(key))!];
+    } catch {
+      values = await store.setMembers(key);
+    }
+    held.push({ key, ttlMs, values });
   }
   return held;
 }
