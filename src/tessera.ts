@@ -25,7 +25,13 @@ import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './tokens/personal-token-service.ts';
 import { createTokenApiRoutes } from './tokens/token-api-routes.ts';
 import type { JSONWebKeySet } from 'jose';
-import { createCredentialVerifier, type CredentialVerifier } from './introspection/credential-verifier.ts';
+import { createCredentialVerifier } from './introspection/credential-verifier.ts';
+import { createCachedCredentialVerifier, type CachedCredentialVerifier } from './introspection/credential-cache.ts';
+import { createIntrospectionCallers, type CallerMetadata, type IntrospectionCallers } from './introspection/introspection-callers.ts';
+import { createIntrospectionEndpoint, withFastRoutes } from './introspection/introspection-endpoint.ts';
+import { createInvalidations, invalidationTarget, type Invalidations } from './introspection/invalidations.ts';
+import type { Subscription } from './store/ephemeral-store.ts';
+import { OIDC_ROUTES } from './oauth/provider.ts';
 import { createForwardAuthRoutes } from './introspection/forward-auth-routes.ts';
 import { createCallerAuthenticator } from './web/caller.ts';
 import { createWebRoutes } from './web/web-routes.ts';
@@ -41,6 +47,8 @@ export interface Core {
   personalTokens: PersonalTokenService;
   /** API login sessions; present when the core was opened with an ephemeral store. */
   sessions?: ApiSessionStore;
+  /** Cache invalidations to every node; present when the core was opened with an ephemeral store. */
+  invalidations?: Invalidations;
 }
 
 /** Opens the database, applies pending migrations (unless told not to) and builds the services on it. */
@@ -68,11 +76,14 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     }
   }
   const audit = createAuditLog(database);
+  const invalidations = options.ephemeral && createInvalidations(options.ephemeral, logger);
+  const invalidate = invalidations ? { invalidate: invalidations.publish } : {};
   const sessions = options.ephemeral
     ? createApiSessionStore(options.ephemeral, {
         idleTimeoutSeconds: config.sessions.idleTimeoutSeconds,
         absoluteTimeoutSeconds: config.sessions.absoluteTimeoutSeconds,
         ...(options.clock ? { clock: options.clock } : {}),
+        ...invalidate,
       })
     : undefined;
   // A new password or a disabled account ends every API session of the user.
@@ -82,7 +93,11 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   const accounts = createAccountService({
     users: createUserRepository(database),
     audit,
-    listeners: [{ passwordChanged: endSessions, disabled: endSessions }],
+    listeners: [
+      { passwordChanged: endSessions, disabled: endSessions },
+      // Cached introspection answers about the user's credentials go, on every node.
+      { changed: async (user) => invalidations?.publish(invalidationTarget.user(user.id)) },
+    ],
     hasher: createBoundedPasswordHasher(createPasswordHasher(config.passwords.argon2), {
       concurrency: config.passwords.hashing.concurrency ?? availableParallelism(),
       maxQueue: config.passwords.hashing.maxQueue,
@@ -92,7 +107,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
-  const tokens = options.ephemeral && createOidcAdapterFactory(options.ephemeral)('AccessToken');
+  const tokens = options.ephemeral && createOidcAdapterFactory(options.ephemeral, invalidate)('AccessToken');
   const endClientTokens = async (client: { clientId: string }) => {
     await tokens?.revokeByClientId(client.clientId);
   };
@@ -112,8 +127,9 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     maxExpiryDays: config.tokens.maxExpiryDays,
     allowNoExpiry: config.tokens.allowNoExpiry,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...invalidate,
   });
-  return { config, logger, database, audit, accounts, clients, personalTokens, ...(sessions ? { sessions } : {}) };
+  return { config, logger, database, audit, accounts, clients, personalTokens, ...(sessions ? { sessions } : {}), ...(invalidations ? { invalidations } : {}) };
 }
 
 export interface RunningTessera {
@@ -153,23 +169,48 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   let oauthRoutes;
   let csrfKey: string;
-  let verifier: CredentialVerifier;
+  // Opened with the ephemeral store, the core always has its invalidations.
+  const invalidations = core.invalidations!;
+  let verifier: CachedCredentialVerifier;
+  let introspectionCallers: IntrospectionCallers;
+  const subscriptions: Subscription[] = [];
   try {
     const secrets = await resolveSecrets(config, logger);
     csrfKey = secrets.cookieKeys[0]!;
     const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
-    const adapterFactory = createOidcAdapterFactory(ephemeral);
-    verifier = createCredentialVerifier({
-      config,
-      accounts: core.accounts,
-      clients: core.clients,
-      sessions,
-      personalTokens: core.personalTokens,
-      oidcModel: adapterFactory,
-      publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+    const adapterFactory = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish });
+    verifier = createCachedCredentialVerifier(
+      createCredentialVerifier({
+        config,
+        accounts: core.accounts,
+        clients: core.clients,
+        sessions,
+        personalTokens: core.personalTokens,
+        oidcModel: adapterFactory,
+        publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+      }),
+      {
+        maxEntries: config.introspection.cacheMaxEntries,
+        activeTtlMs: config.introspection.cacheTtlSeconds * 1000,
+        inactiveTtlMs: config.introspection.inactiveCacheTtlSeconds * 1000,
+        ...(options.clock ? { clock: options.clock } : {}),
+      },
+    );
+    introspectionCallers = createIntrospectionCallers({
+      issuer: config.issuer,
+      endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
+      tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
+      findClient: async (clientId) => (await core.clients.findOidcMetadata(clientId)) as CallerMetadata | undefined,
+      ephemeral,
+      ...(options.clock ? { clock: options.clock } : {}),
     });
+    // Caches serve from memory only while they hear every invalidation.
+    for (const subscriber of [verifier, introspectionCallers]) {
+      subscriptions.push(await invalidations.subscribe(subscriber));
+      subscriber.channelState('up');
+    }
     const { provider, devicePolls } = createOidcProvider({
       config,
       logger,
@@ -179,7 +220,6 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       jwks: await signingKeys.loadJwks(),
       cookieKeys: secrets.cookieKeys,
       ephemeral,
-      verifyCredential: (token) => verifier.verify(token, { refreshTokens: true }),
     });
     const refreshTokens = adapterFactory('RefreshToken');
     oauthRoutes = createOAuthRoutes({
@@ -202,6 +242,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       },
     });
   } catch (error) {
+    await Promise.allSettled(subscriptions.map((s) => s.close()));
     await Promise.allSettled([ephemeral.close(), core.database.close()]);
     throw error;
   }
@@ -219,7 +260,9 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     },
   ];
   const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes, apiRoutes });
-  const server = createServer(app);
+  const trustProxy = app.get('trust proxy fn') as (address: string, hop: number) => boolean;
+  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: introspectionCallers, verifier, trustsProxy: (address) => trustProxy(address, 0) });
+  const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection }, app));
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -248,6 +291,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         await closed;
       }
       clearTimeout(timer);
+      await Promise.allSettled(subscriptions.map((s) => s.close()));
       await Promise.allSettled([ephemeral.close(), core.database.close()]);
       logger.info('Tessera stopped');
     })());

@@ -18,6 +18,8 @@ export interface Actor {
 export interface AccountListener {
   passwordChanged?(user: User): Promise<void>;
   disabled?(user: User): Promise<void>;
+  /** Any change to what the user's credentials grant: password, disabled or enabled, allowed scopes. */
+  changed?(user: User): Promise<void>;
 }
 
 export interface AccountServiceOptions {
@@ -122,6 +124,7 @@ export function createAccountService(options: AccountServiceOptions) {
       await audit.record({ ...by, action: 'user.password_changed', subject: `user:${user.id}` });
       const updated = withoutSecret(user);
       for (const listener of listeners) await listener.passwordChanged?.(updated);
+      for (const listener of listeners) await listener.changed?.(updated);
       return updated;
     },
 
@@ -131,6 +134,7 @@ export function createAccountService(options: AccountServiceOptions) {
       await audit.record({ ...by, action: disabled ? 'user.disabled' : 'user.enabled', subject: `user:${user.id}` });
       const updated = { ...withoutSecret(user), disabled };
       if (disabled) for (const listener of listeners) await listener.disabled?.(updated);
+      for (const listener of listeners) await listener.changed?.(updated);
       return updated;
     },
 
@@ -139,7 +143,9 @@ export function createAccountService(options: AccountServiceOptions) {
       const user = await requireUser(username);
       await users.setAllowedScopes(user.id, valid);
       await audit.record({ ...by, action: 'user.scopes_changed', subject: `user:${user.id}`, details: { scopes: valid } });
-      return { ...withoutSecret(user), allowedScopes: valid };
+      const updated = { ...withoutSecret(user), allowedScopes: valid };
+      for (const listener of listeners) await listener.changed?.(updated);
+      return updated;
     },
 
     async findUser(username: string): Promise<User | null> {

@@ -113,6 +113,17 @@ export const configSchema = z.object({
     apiUserHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
     apiKeyHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
   }),
+  introspection: z.object({
+    /**
+     * How long an active answer is cached in process (never past the token's exp). Revocations
+     * reach every node's cache at once through Redis pub/sub; this bounds anything else.
+     */
+    cacheTtlSeconds: z.number().int().min(0).max(300),
+    /** How long an inactive answer is cached (a re-enabled user's tokens may read inactive this long). */
+    inactiveCacheTtlSeconds: z.number().int().min(0).max(60),
+    /** Most answers cached per process. 0 turns the cache off. */
+    cacheMaxEntries: z.number().int().min(0).max(10_000_000),
+  }),
   loginLimits: z.object({
     failuresPerUsername: positiveInt,
     usernameWindowSeconds: positiveInt,

@@ -5,7 +5,9 @@ import type { ClientService } from '../oauth/client-service.ts';
 import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
+import { oidcDigest } from '../oauth/oidc-adapter.ts';
 import { tokenFormat } from '../tokens/token-format.ts';
+import { invalidationTarget as target } from './invalidations.ts';
 
 /** What an active credential grants, whatever its kind. */
 export interface ActiveCredential {
@@ -18,6 +20,18 @@ export interface ActiveCredential {
   aud: string | null;
   iat: number | null;
   exp: number | null;
+  /**
+   * What ends it (see invalidations.ts): its own token, its grant, its client, its user. A cached
+   * answer is dropped when any of these is invalidated. Never part of an answer to a caller.
+   */
+  invalidatedBy: string[];
+}
+
+export interface VerifyOptions {
+  /** Whether a refresh token counts (introspection yes, gateways and APIs no). */
+  refreshTokens?: boolean;
+  /** The caller's address, for the personal-token audit trail. */
+  ip?: string | null;
 }
 
 export interface CredentialVerifierDependencies {
@@ -32,6 +46,9 @@ export interface CredentialVerifierDependencies {
   publicJwks: JSONWebKeySet;
   clock?: () => number;
 }
+
+/** The claim that ties a JWT access token to its grant (set by provider.ts). */
+export const JWT_GRANT_CLAIM = 'tessera_grant';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -63,11 +80,21 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
       if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
       const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
       const aud = typeof payload.aud === 'string' ? payload.aud : null;
+      const invalidatedBy = [target.oauthToken(oidcDigest(value)), target.client(clientId)];
+      if (typeof payload.grantId === 'string') invalidatedBy.push(target.grant(payload.grantId));
       const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
-      if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common };
+      if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
       const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
       if (!user) return null;
-      return { kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token', sub: user.id, username: user.username, scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'), ...common };
+      invalidatedBy.push(target.user(user.id));
+      return {
+        kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token',
+        sub: user.id,
+        username: user.username,
+        scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
+        ...common,
+        invalidatedBy,
+      };
     }
     return null;
   }
@@ -80,18 +107,26 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
       const aud = Array.isArray(payload.aud) ? (payload.aud[0] ?? null) : (payload.aud ?? null);
       const common = { clientId, aud, iat: payload.iat ?? null, exp: payload.exp ?? null };
-      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common };
+      const invalidatedBy = [target.client(clientId)];
+      // A JWT issued under a grant (device or browser login) lives only as long as its grant:
+      // revoking the refresh token, or the grant, ends it here even though the JWT still verifies.
+      const grantId = payload[JWT_GRANT_CLAIM];
+      if (typeof grantId === 'string') {
+        if (!(await deps.oidcModel('Grant').find(grantId))) return null;
+        invalidatedBy.push(target.grant(grantId));
+      }
+      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
       const user = payload.sub ? await activeUser(payload.sub) : null;
       if (!user) return null;
-      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common };
+      invalidatedBy.push(target.user(user.id));
+      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, invalidatedBy };
     } catch {
       return null;
     }
   }
 
   return {
-    /** `refreshTokens`: whether a refresh token counts (introspection yes, gateways no). */
-    async verify(value: string, options: { refreshTokens?: boolean; ip?: string | null } = {}): Promise<ActiveCredential | null> {
+    async verify(value: string, options: VerifyOptions = {}): Promise<ActiveCredential | null> {
       if (!value || value.length > 4096) return null;
       const kind = tokenFormat.parse(value);
       if (kind === 'session') {
@@ -99,13 +134,33 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
         const user = session && (await activeUser(session.userId));
         if (!session || !user) return null;
         const iat = Math.floor(session.createdAt.getTime() / 1000);
-        return { kind: 'session', sub: user.id, username: user.username, scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)), clientId: null, aud: null, iat, exp: Math.floor(session.expiresAt.getTime() / 1000) };
+        return {
+          kind: 'session',
+          sub: user.id,
+          username: user.username,
+          scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)),
+          clientId: null,
+          aud: null,
+          iat,
+          exp: Math.floor(session.expiresAt.getTime() / 1000),
+          invalidatedBy: [target.session(tokenFormat.digest(value)), target.user(user.id)],
+        };
       }
       if (kind === 'personal_access_token') {
         const token = await deps.personalTokens.verify(value, { ip: options.ip ?? null });
         const user = token && (await activeUser(token.userId));
         if (!token || !user) return null;
-        return { kind: 'personal_access_token', sub: user.id, username: user.username, scopes: token.scopes, clientId: null, aud: null, iat: Math.floor(token.createdAt.getTime() / 1000), exp: token.expiresAt ? Math.floor(token.expiresAt.getTime() / 1000) : null };
+        return {
+          kind: 'personal_access_token',
+          sub: user.id,
+          username: user.username,
+          scopes: token.scopes,
+          clientId: null,
+          aud: null,
+          iat: Math.floor(token.createdAt.getTime() / 1000),
+          exp: token.expiresAt ? Math.floor(token.expiresAt.getTime() / 1000) : null,
+          invalidatedBy: [target.personalToken(token.tokenId), target.user(user.id)],
+        };
       }
       if (value.startsWith('tsr_')) return null; // a Tessera prefix with a bad checksum: mistyped
       if (JWT_SHAPE.test(value)) return verifyJwt(value);

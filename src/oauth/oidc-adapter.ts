@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 
 /**
@@ -86,6 +87,8 @@ export interface OidcAdapterOptions {
   clock?: () => number;
   /** How long a device code is kept past its expiry (default DEVICE_CODE_GRACE_MS). */
   deviceCodeGraceMs?: number;
+  /** Told when a token, grant or client's tokens end, so that cached answers about them go everywhere. */
+  invalidate?: InvalidationPublisher;
 }
 
 /** SHA-256 in base64url: what stands for a token, code or id in every key name. */
@@ -112,6 +115,9 @@ const CLIENT_BOUND_MODELS: ReadonlySet<string> = new Set([
   'BackchannelAuthenticationRequest',
   'Grant',
 ]);
+
+/** Models whose tokens introspection answers (and caches): their end is published. */
+const INTROSPECTED_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 
 /**
  * A device code is kept this long past its expiry, so that a poll after expiry is answered
@@ -170,6 +176,7 @@ function keepsJti(payload: AdapterPayload): boolean {
 export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAdapterOptions = {}): (modelName: string) => OidcAdapter {
   const clock = options.clock ?? Date.now;
   const deviceCodeGraceMs = options.deviceCodeGraceMs ?? DEVICE_CODE_GRACE_MS;
+  const invalidate = options.invalidate ?? (async () => {});
 
   return (model: string): OidcAdapter => {
     if (model === 'Client') {
@@ -196,6 +203,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       // read the payload before this removal win its SET NX afterwards (a second success in a
       // race where another request found the token consumed and destroyed it).
       await store.del(payloadKey);
+      if (INTROSPECTED_MODELS.has(recordModel)) await invalidate(invalidationTarget.oauthToken(digest));
       if (raw === null) return undefined;
       const payload = parsePayload(raw);
       const lookups: string[] = [];
@@ -286,6 +294,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         // SET NX: of any number of concurrent redemptions, exactly one writes the marker.
         const first = await store.set(markerKey, String(Math.floor(clock() / 1000)), { onlyIfAbsent: true, ttlMs });
         if (!first) throw new errors.InvalidGrant(`${label} already consumed`);
+        if (INTROSPECTED_MODELS.has(model)) await invalidate(invalidationTarget.oauthToken(digest));
         // Re-saved meanwhile with a longer lifetime: the marker follows the payload.
         const now = await store.ttl(payloadKey);
         if (now !== null && writableTtl(now) + MARKER_MARGIN_MS > ttlMs) await store.expire(markerKey, writableTtl(now) + MARKER_MARGIN_MS);
@@ -293,6 +302,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
 
       async destroy(id) {
         const digest = oidcDigest(id);
+        if (model === 'Grant') await invalidate(invalidationTarget.grant(id));
         const payload = await removeRecord(model, digest);
         if (payload && GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
           await store.removeFromSet(keys.grant(payload.grantId), keys.payload(model, digest));
@@ -303,6 +313,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       },
 
       async revokeByClientId(clientId) {
+        await invalidate(invalidationTarget.client(clientId));
         const clientKey = keys.client(clientId);
         const members = await store.setMembers(clientKey);
         await Promise.all(
@@ -315,6 +326,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       },
 
       async revokeByGrantId(grantId) {
+        await invalidate(invalidationTarget.grant(grantId));
         const grantKey = keys.grant(grantId);
         const members = await store.setMembers(grantKey);
         // One member at a time (each payload and its marker share a slot; different members do

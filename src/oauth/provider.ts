@@ -5,7 +5,7 @@ import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
-import type { ActiveCredential } from '../introspection/credential-verifier.ts';
+import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -40,11 +40,7 @@ export interface ProviderDependencies {
   jwks: { keys: object[] };
   cookieKeys: string[];
   ephemeral: EphemeralStore;
-  /** Answers the introspection endpoint for every credential kind (see credential-verifier.ts). */
-  verifyCredential?: CredentialCheck;
 }
-
-type CredentialCheck = (token: string) => Promise<ActiveCredential | null>;
 
 /** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
 interface TesseraClient {
@@ -69,40 +65,6 @@ function normaliseBasicHeader(header: string): string {
   if (!credentials) return header;
   const parts = [credentials.id, credentials.secret].map((part) => (formDecode(part) === undefined ? encodeURIComponent(part) : part));
   return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
-}
-
-/**
- * RFC 7662 for every credential Tessera issues, answered from the one credential verifier once
- * oidc-provider has authenticated the caller: only a resource server gets an answer, and anything
- * not active — unknown, malformed, expired, revoked, consumed, a disabled user's — is exactly
- * `{"active": false}`. (oidc-provider alone would answer JWT access tokens `unsupported_token_type`
- * and ignore Tessera's own tokens.)
- */
-async function answerIntrospection(ctx: KoaContextWithOIDC, verify: CredentialCheck, issuer: string): Promise<void> {
-  const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
-  const token = ctx.oidc?.params?.token;
-  if (!caller || typeof token !== 'string') return; // oidc-provider's own error stands
-  ctx.set('Cache-Control', 'no-store');
-  ctx.status = 200;
-  if (caller.tessera_kind !== 'resource_server') {
-    ctx.body = { active: false };
-    return;
-  }
-  const active = await verify(token);
-  ctx.body = active
-    ? {
-        active: true,
-        scope: active.scopes.join(' '),
-        ...(active.clientId ? { client_id: active.clientId } : {}),
-        ...(active.username ? { username: active.username } : {}),
-        sub: active.sub,
-        token_type: active.kind,
-        ...(active.exp !== null ? { exp: active.exp } : {}),
-        ...(active.iat !== null ? { iat: active.iat } : {}),
-        iss: issuer,
-        ...(active.aud ? { aud: active.aud } : {}),
-      }
-    : { active: false };
 }
 
 export interface TesseraProvider {
@@ -180,7 +142,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
           return token.clientId === caller.clientId || caller.tessera_kind === 'resource_server';
         },
       },
-      // Resource servers check opaque tokens here until the unified introspection replaces it.
+      // Enabled for the discovery document only: requests to the endpoint never reach
+      // oidc-provider; src/introspection/introspection-endpoint.ts answers them ahead of express.
       introspection: {
         enabled: true,
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
@@ -217,6 +180,14 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     pkce: {
       // Web apps must use PKCE (S256 is the only method oidc-provider 9 accepts).
       required: (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'web',
+    },
+    // A JWT access token is not stored, so nothing could revoke it; naming its grant lets
+    // introspection answer it inactive once the grant is gone (refresh token revoked, reuse
+    // detected, user or client ended). The grant id is an opaque reference, not a credential.
+    extraTokenClaims: (_ctx, token) => {
+      const grantId = (token as { grantId?: string }).grantId;
+      const format = (token as { resourceServer?: { accessTokenFormat?: string } }).resourceServer?.accessTokenFormat;
+      return grantId && format === 'jwt' ? { [JWT_GRANT_CLAIM]: grantId } : undefined;
     },
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
@@ -263,11 +234,6 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       const body = ctx.body as Record<string, unknown>;
       body.interval = config.oauth.devicePollIntervalSeconds;
       await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
-    }
-    // API session tokens are Tessera's own: oidc-provider answers them inactive, so a resource
-    // server's question is answered here. (The unified introspection will replace this.)
-    if (ctx.path === OIDC_ROUTES.introspection && deps.verifyCredential) {
-      await answerIntrospection(ctx as unknown as KoaContextWithOIDC, deps.verifyCredential, config.issuer);
     }
   });
 

@@ -1,3 +1,4 @@
+import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { randomBase62, tokenFormat } from '../tokens/token-format.ts';
 
@@ -53,6 +54,8 @@ export interface ApiSessionStoreOptions {
   absoluteTimeoutSeconds: number;
   /** Milliseconds since the epoch; injected by tests. */
   clock?: () => number;
+  /** Told when a session ends, so that cached answers about it go everywhere. */
+  invalidate?: InvalidationPublisher;
 }
 
 /**
@@ -190,6 +193,7 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
     const mapping = await store.del(keys.id(record.id));
     const stored = await store.del(keys.record(digest));
     await store.removeFromSet(keys.user(record.userId), digest);
+    await options.invalidate?.(invalidationTarget.session(digest));
     return mapping + stored > 0;
   }
 

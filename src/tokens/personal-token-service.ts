@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
 import type { Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -86,6 +87,8 @@ export interface PersonalTokenServiceOptions {
    * one's details.suppressed.
    */
   failedUseAuditsPerMinute?: number;
+  /** Told when a token ends (revoked, rotated), so that cached answers about it go everywhere. */
+  invalidate?: InvalidationPublisher;
 }
 
 export interface PersonalTokenService {
@@ -321,6 +324,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
         return token;
       });
       if (!revoked) throw AppError.notFound('No such active token.');
+      await options.invalidate?.(invalidationTarget.personalToken(revoked.id));
       return toPersonalToken(revoked, now);
     },
 
@@ -365,6 +369,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
           ),
       );
       if (!rotated) throw AppError.notFound('No such active token.');
+      await options.invalidate?.(invalidationTarget.personalToken(tokenId));
       return { token: value, record: toPersonalToken(rotated.created, now) };
     },
 

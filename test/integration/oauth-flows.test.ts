@@ -3,25 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { freePort } from '../support/private-redis.ts';
+import { approveDevice } from '../support/device-approval.ts';
 import { HttpBrowser } from '../support/http-browser.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
 const JWT_API = 'https://records.example.org';
-
-/** Logs in and approves a device code through the verification pages, as a person would. */
-async function approveDevice(base: string, userCode: string, username: string, password: string, decision: 'approve' | 'deny' = 'approve') {
-  const browser = new HttpBrowser(base);
-  const input = await browser.request('/device');
-  expect(input.status).toBe(200);
-  expect(input.html).toMatch(/Enter the code shown/);
-  const confirm = await browser.submit(input, { user_code: userCode.toLowerCase().replace('-', '') });
-  expect(confirm.html).toMatch(/Confirm the device/);
-  const consent = await browser.submit(confirm, { confirm: 'yes' });
-  expect(consent.url).toMatch(/\/interaction\//);
-  const done = await browser.submit(consent, { username, password, decision });
-  return { consent, done };
-}
 
 function pkcePair() {
   const verifier = randomBytes(32).toString('base64url');

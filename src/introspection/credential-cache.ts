@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import type { ConnectionState } from '../store/ephemeral-store.ts';
+import type { ActiveCredential, CredentialVerifier, VerifyOptions } from './credential-verifier.ts';
+import type { InvalidationSubscriber } from './invalidations.ts';
+
+export interface CredentialCacheOptions {
+  /** Most answers kept; the oldest go first. */
+  maxEntries: number;
+  /** How long an active answer is kept (never past the credential's own exp). */
+  activeTtlMs: number;
+  /** How long an inactive answer is kept (unknown and revoked tokens, floods of them). */
+  inactiveTtlMs: number;
+  clock?: () => number;
+}
+
+interface Entry {
+  active: ActiveCredential | null;
+  /** Milliseconds since the epoch after which the entry is not served. */
+  until: number;
+}
+
+export interface CredentialCacheStats {
+  entries: number;
+  hits: number;
+  misses: number;
+  /** False while the invalidation channel is down (or not yet up): every lookup goes to the stores. */
+  serving: boolean;
+}
+
+export type CachedCredentialVerifier = CredentialVerifier & InvalidationSubscriber & { stats(): CredentialCacheStats; flush(): void };
+
+/**
+ * An in-process cache in front of the credential verifier: the hot path of every resource server
+ * (introspection, forward-auth) is answered from memory when it can be, and safely:
+ *
+ * - an answer never outlives the credential's exp, nor activeTtlMs;
+ * - every active answer lists what it depends on (its token, grant, client, user); an
+ *   invalidation naming any of them drops it at once, on every node (invalidations.ts);
+ * - a lookup that was running when an invalidation arrived does not store its answer, which may
+ *   predate the invalidation (a generation counter);
+ * - while the invalidation channel is down nothing is served from memory, and the cache is
+ *   flushed when it goes down and again when it comes back (messages in between are lost).
+ *
+ * Keys are SHA-256 digests of the presented values, so memory never indexes raw tokens.
+ */
+export function createCachedCredentialVerifier(verifier: CredentialVerifier, options: CredentialCacheOptions): CachedCredentialVerifier {
+  const clock = options.clock ?? Date.now;
+  const entries = new Map<string, Entry>();
+  /** target → digests of the entries that depend on it. */
+  const dependents = new Map<string, Set<string>>();
+  const inFlight = new Map<string, Promise<ActiveCredential | null>>();
+  let generation = 0;
+  let serving = false;
+  let hits = 0;
+  let misses = 0;
+
+  function remove(digest: string) {
+    const entry = entries.get(digest);
+    if (!entry) return;
+    entries.delete(digest);
+    for (const target of entry.active?.invalidatedBy ?? []) {
+      const set = dependents.get(target);
+      set?.delete(digest);
+      if (set?.size === 0) dependents.delete(target);
+    }
+  }
+
+  function store(digest: string, active: ActiveCredential | null, now: number) {
+    const ttl = active ? options.activeTtlMs : options.inactiveTtlMs;
+    const until = Math.min(now + ttl, active?.exp != null ? active.exp * 1000 : Infinity);
+    if (until <= now || options.maxEntries <= 0) return;
+    remove(digest);
+    while (entries.size >= options.maxEntries) {
+      const oldest = entries.keys().next().value;
+      if (oldest === undefined) break;
+      remove(oldest);
+    }
+    entries.set(digest, { active, until });
+    for (const target of active?.invalidatedBy ?? []) {
+      let set = dependents.get(target);
+      if (!set) dependents.set(target, (set = new Set()));
+      set.add(digest);
+    }
+  }
+
+  function flush() {
+    generation += 1;
+    entries.clear();
+    dependents.clear();
+    inFlight.clear();
+  }
+
+  /** The answer with refresh tokens counted; callers that do not count them filter it. */
+  async function lookup(value: string, options: VerifyOptions): Promise<ActiveCredential | null> {
+    if (!serving) return verifier.verify(value, { ...options, refreshTokens: true });
+    const digest = createHash('sha256').update(value, 'utf8').digest('base64url');
+    const now = clock();
+    const entry = entries.get(digest);
+    if (entry) {
+      if (entry.until > now) {
+        hits += 1;
+        return entry.active;
+      }
+      remove(digest);
+    }
+    misses += 1;
+    const pending = inFlight.get(digest);
+    if (pending) return pending;
+    const startedAt = generation;
+    const promise = verifier.verify(value, { ...options, refreshTokens: true }).then(
+      (active) => {
+        if (inFlight.get(digest) === promise) inFlight.delete(digest);
+        if (serving && generation === startedAt) store(digest, active, clock());
+        return active;
+      },
+      (error: unknown) => {
+        if (inFlight.get(digest) === promise) inFlight.delete(digest);
+        throw error;
+      },
+    );
+    inFlight.set(digest, promise);
+    return promise;
+  }
+
+  return {
+    async verify(value, verifyOptions = {}) {
+      if (!value || value.length > 4096) return null;
+      const active = await lookup(value, verifyOptions);
+      if (active?.kind === 'refresh_token' && !verifyOptions.refreshTokens) return null;
+      return active;
+    },
+
+    invalidate(targets) {
+      generation += 1;
+      inFlight.clear();
+      for (const target of targets) {
+        const set = dependents.get(target);
+        if (!set) continue;
+        for (const digest of [...set]) remove(digest);
+      }
+    },
+
+    channelState(state: ConnectionState) {
+      flush();
+      serving = state === 'up';
+    },
+
+    stats() {
+      return { entries: entries.size, hits, misses, serving };
+    },
+
+    flush,
+  };
+}

@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
+import { secretMatches } from '../oauth/client-secret.ts';
+import type { ConnectionState, EphemeralStore } from '../store/ephemeral-store.ts';
+import { invalidationTarget, type InvalidationSubscriber } from './invalidations.ts';
+
+/** The parts of a client's metadata that caller authentication reads. */
+export interface CallerMetadata {
+  client_id: string;
+  tessera_kind: string;
+  token_endpoint_auth_method: string;
+  /** Hex SHA-256 of the secret (secret clients). */
+  client_secret?: string;
+  /** The client's public keys (private_key_jwt clients). */
+  jwks?: JSONWebKeySet;
+}
+
+export interface IntrospectionCallerDependencies {
+  issuer: string;
+  /** The endpoint's own URL, one of the audiences a client assertion may name. */
+  endpointUrl: string;
+  tokenEndpointUrl: string;
+  findClient(clientId: string): Promise<CallerMetadata | undefined>;
+  /** Remembers client assertion ids until they expire (single use). */
+  ephemeral: EphemeralStore;
+  clock?: () => number;
+  /** How long a client's metadata is kept in memory (default 30 s); invalidations end it sooner. */
+  clientCacheTtlMs?: number;
+}
+
+/** Why a caller was refused; `basic` asks for a Basic challenge (RFC 6749 §5.2). */
+export class CallerRefused extends Error {
+  readonly status: 400 | 401;
+  readonly error: 'invalid_request' | 'invalid_client';
+  readonly basic: boolean;
+  constructor(status: 400 | 401, error: 'invalid_request' | 'invalid_client', description: string, basic = false) {
+    super(description);
+    this.status = status;
+    this.error = error;
+    this.basic = basic;
+  }
+}
+
+export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** Asymmetric algorithms only: a client's keys are public keys. */
+const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** An assertion may not be valid for longer than this (it is remembered until it expires). */
+const MAX_ASSERTION_LIFETIME_S = 600;
+const CLOCK_TOLERANCE_S = 15;
+const MAX_CACHED_CLIENTS = 10_000;
+const UNKNOWN_CLIENT_TTL_MS = 5_000;
+
+export type IntrospectionCallers = InvalidationSubscriber & {
+  /**
+   * The resource server making the request, authenticated by client_secret_basic,
+   * client_secret_post or private_key_jwt; throws CallerRefused otherwise. Secrets are compared as
+   * SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on this path).
+   */
+  authenticate(authorization: string | undefined, params: URLSearchParams): Promise<CallerMetadata>;
+};
+
+/**
+ * Authenticates the callers of the introspection endpoint. Client metadata is kept in memory for
+ * a short while (the endpoint is the hottest path there is); a client deleted or re-keyed is
+ * dropped at once by the invalidation that its deletion or rotation publishes.
+ */
+export function createIntrospectionCallers(deps: IntrospectionCallerDependencies): IntrospectionCallers {
+  const clock = deps.clock ?? Date.now;
+  const ttlMs = deps.clientCacheTtlMs ?? 30_000;
+  const cache = new Map<string, { client: CallerMetadata | undefined; until: number }>();
+  let serving = false;
+  let generation = 0;
+  const audiences = [deps.issuer, deps.endpointUrl, deps.tokenEndpointUrl];
+
+  async function findClient(clientId: string): Promise<CallerMetadata | undefined> {
+    const now = clock();
+    const cached = serving ? cache.get(clientId) : undefined;
+    if (cached && cached.until > now) return cached.client;
+    const startedAt = generation;
+    const client = await deps.findClient(clientId);
+    if (serving && generation === startedAt) {
+      if (cache.size >= MAX_CACHED_CLIENTS) cache.delete(cache.keys().next().value!);
+      cache.set(clientId, { client, until: now + (client ? ttlMs : Math.min(ttlMs, UNKNOWN_CLIENT_TTL_MS)) });
+    }
+    return client;
+  }
+
+  const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
+
+  async function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Promise<CallerMetadata> {
+    const client = clientId ? await findClient(clientId) : undefined;
+    const digest = client?.client_secret;
+    if (!client || !digest || !(secretMatches(digest, secret) || (alternative !== undefined && secretMatches(digest, alternative)))) {
+      throw refused('client authentication failed', basic);
+    }
+    return client;
+  }
+
+  async function byAssertion(assertion: string, claimedId: string | null): Promise<CallerMetadata> {
+    let issuer: unknown;
+    try {
+      const [, payload] = assertion.split('.');
+      issuer = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')).iss;
+    } catch {
+      throw refused('the client assertion is not a JWT');
+    }
+    if (typeof issuer !== 'string' || (claimedId !== null && claimedId !== issuer)) throw refused('client authentication failed');
+    const client = await findClient(issuer);
+    if (!client?.jwks || client.token_endpoint_auth_method !== 'private_key_jwt') throw refused('client authentication failed');
+    let claims;
+    try {
+      ({ payload: claims } = await jwtVerify(assertion, createLocalJWKSet(client.jwks), {
+        issuer: client.client_id,
+        subject: client.client_id,
+        audience: audiences,
+        algorithms: ASSERTION_ALGORITHMS,
+        requiredClaims: ['exp', 'jti'],
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: new Date(clock()),
+      }));
+    } catch {
+      throw refused('client authentication failed');
+    }
+    const now = Math.floor(clock() / 1000);
+    const exp = claims.exp!;
+    if (exp - now > MAX_ASSERTION_LIFETIME_S) throw refused(`the client assertion must expire within ${MAX_ASSERTION_LIFETIME_S} seconds`);
+    // Single use: the first SET NX of its id wins; it is remembered until the assertion expires.
+    const key = `clientAssertion:{${createHash('sha256').update(`${client.client_id}\u0000${String(claims.jti)}`).digest('base64url')}}`;
+    const first = await deps.ephemeral.set(key, '1', { onlyIfAbsent: true, ttlMs: (Math.max(exp - now, 0) + CLOCK_TOLERANCE_S) * 1000 });
+    if (!first) throw refused('the client assertion was already used');
+    return client;
+  }
+
+  return {
+    async authenticate(authorization, params) {
+      const basic = parseBasicAuthorization(authorization);
+      if (authorization && !basic) throw refused('unsupported Authorization scheme: use Basic, client_secret_post or private_key_jwt');
+      const assertionType = params.get('client_assertion_type');
+      const assertion = params.get('client_assertion');
+      const postedSecret = params.get('client_secret');
+      const methods = [basic, assertion !== null || assertionType !== null ? true : undefined, postedSecret !== null ? true : undefined].filter(Boolean).length;
+      if (methods > 1) throw new CallerRefused(400, 'invalid_request', 'use exactly one client authentication method');
+      let client: CallerMetadata;
+      if (basic) {
+        // RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding; raw ones are accepted too.
+        const id = formDecode(basic.id) ?? basic.id;
+        const bodyId = params.get('client_id');
+        if (bodyId !== null && bodyId !== id) throw new CallerRefused(400, 'invalid_request', 'client_id in the body differs from the Basic credentials');
+        const decoded = formDecode(basic.secret);
+        client = await bySecret(id, decoded ?? basic.secret, decoded !== undefined && decoded !== basic.secret ? basic.secret : undefined, true);
+      } else if (assertion !== null || assertionType !== null) {
+        if (assertionType !== CLIENT_ASSERTION_TYPE || !assertion) throw new CallerRefused(400, 'invalid_request', `client_assertion_type must be ${CLIENT_ASSERTION_TYPE}, with a client_assertion`);
+        client = await byAssertion(assertion, params.get('client_id'));
+      } else if (postedSecret !== null) {
+        client = await bySecret(params.get('client_id') ?? '', postedSecret, undefined, false);
+      } else {
+        throw refused('client authentication is required', true);
+      }
+      if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may');
+      return client;
+    },
+
+    invalidate(targets) {
+      generation += 1;
+      const prefix = invalidationTarget.client('');
+      for (const target of targets) {
+        if (target.startsWith(prefix)) cache.delete(target.slice(prefix.length));
+      }
+    },
+
+    channelState(state: ConnectionState) {
+      generation += 1;
+      cache.clear();
+      serving = state === 'up';
+    },
+  };
+}

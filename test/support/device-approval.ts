@@ -1,0 +1,16 @@
+import { expect } from '@jest/globals';
+import { HttpBrowser } from './http-browser.ts';
+
+/** Logs in and approves (or denies) a device code through the verification pages, as a person would. */
+export async function approveDevice(base: string, userCode: string, username: string, password: string, decision: 'approve' | 'deny' = 'approve') {
+  const browser = new HttpBrowser(base);
+  const input = await browser.request('/device');
+  expect(input.status).toBe(200);
+  expect(input.html).toMatch(/Enter the code shown/);
+  const confirm = await browser.submit(input, { user_code: userCode.toLowerCase().replace('-', '') });
+  expect(confirm.html).toMatch(/Confirm the device/);
+  const consent = await browser.submit(confirm, { confirm: 'yes' });
+  expect(consent.url).toMatch(/\/interaction\//);
+  const done = await browser.submit(consent, { username, password, decision });
+  return { consent, done };
+}
