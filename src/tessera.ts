@@ -26,7 +26,7 @@ import { createPersonalTokenService, type PersonalTokenService } from './tokens/
 import { createTokenApiRoutes } from './tokens/token-api-routes.ts';
 import type { JSONWebKeySet } from 'jose';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
-import { createCachedCredentialVerifier, type CachedCredentialVerifier } from './introspection/credential-cache.ts';
+import { createCachedCredentialVerifier, type CachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createIntrospectionCallers, type CallerMetadata, type IntrospectionCallers } from './introspection/introspection-callers.ts';
 import { createIntrospectionEndpoint, withFastRoutes } from './introspection/introspection-endpoint.ts';
 import { createInvalidations, invalidationTarget, type Invalidations } from './introspection/invalidations.ts';
@@ -138,6 +138,8 @@ export interface RunningTessera {
   url: string;
   core: Core;
   ephemeral: EphemeralStore;
+  /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
+  introspectionCache: { stats(): CredentialCacheStats };
   /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
@@ -296,5 +298,5 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       logger.info('Tessera stopped');
     })());
 
-  return { server, url, core, ephemeral, stop };
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => verifier.stats() }, stop };
 }

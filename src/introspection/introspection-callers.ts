@@ -158,7 +158,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       } else {
         throw refused('client authentication is required', true);
       }
-      if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may');
+      if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may', basic !== undefined);
       return client;
     },
 
