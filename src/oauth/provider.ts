@@ -237,6 +237,18 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     }
   });
 
+  // Introspection is answered by Tessera itself (introspection-endpoint.ts), for resource servers
+  // only: a public client ('none') cannot call it.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      const body = ctx.body as Record<string, unknown>;
+      if (Array.isArray(body.introspection_endpoint_auth_methods_supported)) {
+        body.introspection_endpoint_auth_methods_supported = body.introspection_endpoint_auth_methods_supported.filter((method) => method !== 'none');
+      }
+    }
+  });
+
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });

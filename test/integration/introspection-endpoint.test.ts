@@ -70,6 +70,12 @@ describe('the introspection endpoint (RFC 7662)', () => {
     });
   });
 
+  it('is the introspection_endpoint of the discovery document, for authenticated clients only', async () => {
+    const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(discovery.introspection_endpoint).toBe(`${base}/oauth/introspect`);
+    expect(discovery.introspection_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+  });
+
   it('treats token_type_hint as a hint only', async () => {
     for (const hint of ['refresh_token', 'access_token', 'nonsense']) {
       const answer = await post(base, new URLSearchParams({ token: session, token_type_hint: hint }), asRecordsApi);
