@@ -237,15 +237,15 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     }
   });
 
-  // Introspection is answered by Tessera itself (introspection-endpoint.ts), for resource servers
-  // only: a public client ('none') cannot call it.
+  // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource servers
+  // authenticated by secret or private_key_jwt (RFC 8414 would assume client_secret_basic alone),
+  // in JSON only (no RFC 9701 JWT answers).
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       const body = ctx.body as Record<string, unknown>;
-      if (Array.isArray(body.introspection_endpoint_auth_methods_supported)) {
-        body.introspection_endpoint_auth_methods_supported = body.introspection_endpoint_auth_methods_supported.filter((method) => method !== 'none');
-      }
+      body.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+      delete body.introspection_signing_alg_values_supported;
     }
   });
 
