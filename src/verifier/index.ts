@@ -1,0 +1,328 @@
+/**
+ * `tessera/verifier`: what an express API imports to accept Tessera's credentials.
+ *
+ *   const tessera = createTesseraVerifier({ issuer, clientId, clientSecret });
+ *   app.get('/api/records', tessera.requireScopes('read'), (req, res) => res.json(req.tessera));
+ *
+ * It finds the credential where Tessera's own forward-auth does (the API-key pair, Authorization
+ * Bearer, X-Session and its aliases, ?access_token=), introspects it at Tessera with a small
+ * bounded cache, or verifies JWT access tokens locally against the issuer's keys, and answers
+ * 401/403/503 with RFC 6750 challenges and Tessera's JSON error body. It imports nothing of the
+ * server: no database, no Redis.
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { presentedCredential, type CredentialSource, type PresentedCredential } from './credentials.ts';
+import { bearerChallenge, sendError } from './error-response.ts';
+import { createJwtAccessTokenVerifier, JWT_SHAPE } from './jwt-access-tokens.ts';
+import { createTesseraClient, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
+import { createVerificationCache, tokenDigest } from './verification-cache.ts';
+
+export { errorBody, sendError, type ErrorBody, type FieldError } from './error-response.ts';
+export { TesseraUnavailableError } from './tessera-client.ts';
+export type { CredentialSource } from './credentials.ts';
+
+/** The kinds of credential an API call may carry (a refresh token never may). */
+export type CallerTokenType = 'access_token' | 'personal_access_token' | 'session';
+
+/** Who is calling, and what they may do: `req.tessera` after authentication. */
+export interface TesseraPrincipal {
+  /** The user's id; for a client-credentials token, the client's id. */
+  sub: string;
+  /** The user's name; null for a client-credentials token and for JWTs verified locally. */
+  username: string | null;
+  scopes: string[];
+  /** The OAuth client the token was issued to; null for sessions and personal tokens. */
+  clientId: string | null;
+  tokenType: CallerTokenType;
+  /** Seconds since the epoch; null for a personal token without expiry. */
+  exp: number | null;
+  /** The audiences (RFC 8707 resources) of an OAuth access token; empty for the others. */
+  aud: string[];
+  /** How it was checked: asked Tessera (possibly answered from the cache) or verified a JWT here. */
+  verifiedBy: 'introspection' | 'jwt';
+  /** Where the request carried it. */
+  source?: CredentialSource;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by the Tessera verifier's middleware once the credential has been accepted. */
+    tessera?: TesseraPrincipal;
+  }
+}
+
+/** Why a credential was not accepted. */
+export type RefusalReason = 'inactive' | 'refresh_token' | 'wrong_api_user' | 'audience' | 'expired';
+
+export type VerificationResult = { active: true; principal: TesseraPrincipal } | { active: false; reason: RefusalReason };
+
+export interface TesseraVerifierOptions {
+  /** Tessera's issuer URL (its ISSUER), e.g. https://auth.example.org. */
+  issuer: string;
+  /** This API's `resource_server` client (tessera client create --kind resource_server). */
+  clientId: string;
+  clientSecret: string;
+  /** How to authenticate at the introspection endpoint. Default client_secret_basic. */
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  /**
+   * This API's resource identifier(s) (keys of Tessera's oauth.resources). Given, an OAuth access
+   * token for another audience is refused, and JWT access tokens are verified locally by default.
+   */
+  audience?: string | string[];
+  /**
+   * JWT access tokens: 'local' verifies them against the issuer's JWKS without asking Tessera
+   * (a revoked token then passes until it expires; needs `audience`), 'introspect' asks Tessera
+   * like any other token. Default: 'local' when `audience` is given, else 'introspect'.
+   */
+  jwt?: 'local' | 'introspect';
+  /**
+   * Introspection answers are kept for `ttlSeconds` (default 10), never past the token's `exp`,
+   * at most `maxEntries` (default 1000, least recently used go first); `false` turns it off. A
+   * revoked credential may pass for up to `ttlSeconds`. Failures to reach Tessera are never kept.
+   */
+  cache?: { maxEntries?: number; ttlSeconds?: number } | false;
+  /**
+   * Accept `?access_token=` on plain http (otherwise 400). For development only: a token in a URL
+   * ends up in logs and histories, and on plain http on the wire too (RFC 6750 §2.3, §5.3).
+   */
+  allowQueryTokenOverHttp?: boolean;
+  /** The realm of WWW-Authenticate challenges. Default "tessera". */
+  realm?: string;
+  /** Headers carrying a session token besides X-Session (Tessera's TESSERA_SESSION_HEADER_ALIASES). */
+  sessionHeaderAliases?: string[];
+  /** The API-key pair (Tessera's TESSERA_API_KEY_HEADER / TESSERA_API_USER_HEADER). Default X-API-Key / X-API-User. */
+  apiKeyHeader?: string;
+  apiUserHeader?: string;
+  /** Skip discovery: where to introspect and where the keys are. */
+  introspectionEndpoint?: string;
+  jwksUri?: string;
+  /** How long a request to Tessera may take before the API answers 503. Default 5000 ms. */
+  timeoutMs?: number;
+  /** A fetch implementation (default: the global fetch). */
+  fetch?: typeof fetch;
+  /** Milliseconds since the epoch (default Date.now): for expiry and the cache. */
+  clock?: () => number;
+  /** Told why Tessera could not be asked, each time the middleware answers 503 (e.g. to log it). */
+  onUnavailable?: (error: TesseraUnavailableError, req: Request) => void;
+}
+
+const HEADER_NAME = /^[A-Za-z0-9-]+$/;
+const CALLER_TOKEN_TYPES: readonly string[] = ['access_token', 'personal_access_token', 'session'];
+/** Tessera refuses longer credentials without a lookup; so does the verifier. */
+const MAX_TOKEN_LENGTH = 4096;
+
+function headerName(option: string, value: string): string {
+  if (!HEADER_NAME.test(value)) throw new TypeError(`createTesseraVerifier: ${option} "${value}" is not an HTTP header name`);
+  return value.toLowerCase();
+}
+
+function integerAtLeast(option: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw new TypeError(`createTesseraVerifier: ${option} must be an integer of at least ${min}`);
+  return value;
+}
+
+/** What an introspection answer grants, before the checks that depend on the request. */
+type Candidate = Omit<TesseraPrincipal, 'tokenType' | 'source'> & { tokenType: string };
+
+function fromIntrospection(answer: IntrospectionAnswer): Candidate | null {
+  if (!answer.active || !answer.sub || !answer.token_type) return null;
+  return {
+    sub: answer.sub,
+    username: answer.username ?? null,
+    scopes: (answer.scope ?? '').split(' ').filter(Boolean),
+    clientId: answer.client_id ?? null,
+    tokenType: answer.token_type,
+    exp: answer.exp ?? null,
+    aud: answer.aud === undefined ? [] : Array.isArray(answer.aud) ? answer.aud : [answer.aud],
+    verifiedBy: 'introspection',
+  };
+}
+
+export function createTesseraVerifier(options: TesseraVerifierOptions) {
+  let issuer: string;
+  try {
+    const url = new URL(options.issuer);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error();
+    issuer = options.issuer.replace(/\/+$/, '');
+  } catch {
+    throw new TypeError(`createTesseraVerifier: issuer "${options.issuer}" is not an http(s) URL`);
+  }
+  if (!options.clientId || !options.clientSecret) throw new TypeError('createTesseraVerifier: clientId and clientSecret (of a resource_server client) are required');
+  const audiences = options.audience === undefined ? [] : [options.audience].flat();
+  const jwtMode = options.jwt ?? (audiences.length ? 'local' : 'introspect');
+  if (jwtMode === 'local' && !audiences.length) throw new TypeError('createTesseraVerifier: jwt "local" needs `audience` (RFC 9068 §4: a resource server must check that a JWT is meant for it)');
+  const cacheOptions = options.cache === false ? { maxEntries: 0, ttlSeconds: 0 } : options.cache ?? {};
+  const maxEntries = integerAtLeast('cache.maxEntries', cacheOptions.maxEntries ?? 1000, 0);
+  const ttlMs = integerAtLeast('cache.ttlSeconds', cacheOptions.ttlSeconds ?? 10, 0) * 1000;
+  const timeoutMs = integerAtLeast('timeoutMs', options.timeoutMs ?? 5000, 1);
+  const realm = options.realm ?? 'tessera';
+  const clock = options.clock ?? Date.now;
+  const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+  const names = {
+    apiKeyHeader: headerName('apiKeyHeader', options.apiKeyHeader ?? 'X-API-Key'),
+    apiUserHeader: headerName('apiUserHeader', options.apiUserHeader ?? 'X-API-User'),
+    sessionHeaders: ['x-session', ...(options.sessionHeaderAliases ?? []).map((name) => headerName('sessionHeaderAliases', name))],
+  };
+
+  const tessera = createTesseraClient({
+    issuer,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    clientAuthMethod: options.clientAuthMethod ?? 'client_secret_basic',
+    introspectionEndpoint: options.introspectionEndpoint,
+    jwksUri: options.jwksUri,
+    timeoutMs,
+    fetch: fetchImpl,
+  });
+  const verifyJwt = createJwtAccessTokenVerifier({ issuer, audiences, jwksUri: () => tessera.jwksUri(), timeoutMs, fetch: fetchImpl, clock });
+  const cache = createVerificationCache<Candidate | null>({ maxEntries: ttlMs > 0 ? maxEntries : 0, clock });
+  /** Lookups under way, by token digest: concurrent requests with one token share one introspection. */
+  const inFlight = new Map<string, Promise<Candidate | null>>();
+
+  async function introspect(token: string): Promise<Candidate | null> {
+    const key = tokenDigest(token);
+    const cached = cache.get(key);
+    if (cached !== undefined) return cached;
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const lookup = (async () => {
+      const candidate = fromIntrospection(await tessera.introspect(token));
+      const now = clock();
+      const deadline = candidate?.exp != null ? Math.min(now + ttlMs, candidate.exp * 1000) : now + ttlMs;
+      cache.set(key, candidate, deadline);
+      return candidate;
+    })().finally(() => inFlight.delete(key));
+    inFlight.set(key, lookup);
+    return lookup;
+  }
+
+  async function lookUp(token: string): Promise<Candidate | null> {
+    if (jwtMode === 'local' && JWT_SHAPE.test(token)) {
+      const payload = await verifyJwt(token);
+      if (!payload) return null;
+      return {
+        sub: payload.sub!,
+        username: null,
+        scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
+        clientId: payload.client_id as string,
+        tokenType: 'access_token',
+        exp: payload.exp ?? null,
+        aud: payload.aud === undefined ? [] : [payload.aud].flat(),
+        verifiedBy: 'jwt',
+      };
+    }
+    return introspect(token);
+  }
+
+  /**
+   * Whether `token` may call this API: active, not a refresh token, not expired (by this clock),
+   * meant for this audience, and with the API-key pair (`apiUser` given) a personal token of the
+   * user it names (username, case-insensitive, or user id). Throws TesseraUnavailableError when
+   * Tessera cannot be asked.
+   */
+  async function verify(token: string, presented: { apiUser?: string; source?: CredentialSource } = {}): Promise<VerificationResult> {
+    if (!token || token.length > MAX_TOKEN_LENGTH) return { active: false, reason: 'inactive' };
+    const candidate = await lookUp(token);
+    if (!candidate) return { active: false, reason: 'inactive' };
+    if (candidate.tokenType === 'refresh_token') return { active: false, reason: 'refresh_token' };
+    if (!CALLER_TOKEN_TYPES.includes(candidate.tokenType)) return { active: false, reason: 'inactive' };
+    if (candidate.exp !== null && candidate.exp * 1000 <= clock()) return { active: false, reason: 'expired' };
+    if (audiences.length && candidate.tokenType === 'access_token' && candidate.aud.length && !candidate.aud.some((aud) => audiences.includes(aud))) {
+      return { active: false, reason: 'audience' };
+    }
+    if (presented.apiUser !== undefined) {
+      const user = presented.apiUser;
+      const owner = user !== '' && (user === candidate.sub || (candidate.username !== null && user.toLowerCase() === candidate.username.toLowerCase()));
+      if (candidate.tokenType !== 'personal_access_token' || !owner) return { active: false, reason: 'wrong_api_user' };
+    }
+    const principal: TesseraPrincipal = { ...candidate, tokenType: candidate.tokenType as CallerTokenType, scopes: [...candidate.scopes], aud: [...candidate.aud] };
+    if (presented.source) principal.source = presented.source;
+    return { active: true, principal };
+  }
+
+  const unauthorized = (res: Response, presented: boolean, message: string) =>
+    sendError(res, 401, message, { headers: { 'WWW-Authenticate': presented ? bearerChallenge(realm, { error: 'invalid_token' }) : bearerChallenge(realm) } });
+
+  const REFUSALS: Record<RefusalReason, string> = {
+    inactive: 'The credential is invalid, expired or revoked.',
+    expired: 'The credential is invalid, expired or revoked.',
+    audience: 'The credential is invalid, expired or revoked.',
+    wrong_api_user: 'The credential is invalid, expired or revoked.',
+    refresh_token: 'A refresh token cannot be used to call an API: send an access token.',
+  };
+
+  async function authenticateRequest(req: Request, res: Response): Promise<boolean> {
+    if (req.tessera) return true;
+    const presented: PresentedCredential | undefined = presentedCredential(req, names);
+    if (!presented) {
+      unauthorized(res, false, 'Authentication required.');
+      return false;
+    }
+    if (presented.source === 'query' && req.protocol !== 'https' && !options.allowQueryTokenOverHttp) {
+      // RFC 6750 §3.1: a request using a method the server does not accept is invalid_request (400).
+      sendError(res, 400, 'An access token in the query string is refused over plain http: send it in the Authorization header.', {
+        headers: { 'WWW-Authenticate': bearerChallenge(realm, { error: 'invalid_request', error_description: 'access_token in the query string is refused over plain http' }) },
+      });
+      return false;
+    }
+    let result: VerificationResult;
+    try {
+      result = await verify(presented.token, { ...(presented.apiUser !== undefined ? { apiUser: presented.apiUser } : {}), source: presented.source });
+    } catch (error) {
+      if (!(error instanceof TesseraUnavailableError)) throw error;
+      options.onUnavailable?.(error, req);
+      sendError(res, 503, 'The credential cannot be checked right now: the authorization service is unavailable. Try again later.', { headers: { 'Retry-After': '5' } });
+      return false;
+    }
+    if (!result.active) {
+      unauthorized(res, true, REFUSALS[result.reason]);
+      return false;
+    }
+    // RFC 6750 §5.3: a response to a request with the token in its URL must not be cached by others.
+    if (presented.source === 'query') res.setHeader('Cache-Control', 'private');
+    req.tessera = result.principal;
+    return true;
+  }
+
+  function authenticate(): RequestHandler {
+    return (req: Request, res: Response, next: NextFunction) => {
+      authenticateRequest(req, res).then((ok) => ok && next(), next);
+    };
+  }
+
+  /** Authenticates (unless done already), then requires every scope listed: 403 insufficient_scope otherwise. */
+  function requireScopes(...scopes: string[]): RequestHandler {
+    for (const scope of scopes) if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)) throw new TypeError(`requireScopes: "${scope}" is not a scope name`);
+    return (req: Request, res: Response, next: NextFunction) => {
+      authenticateRequest(req, res).then((ok) => {
+        if (!ok) return;
+        const held = req.tessera!.scopes;
+        const missing = scopes.filter((scope) => !held.includes(scope));
+        if (missing.length) {
+          sendError(res, 403, `This requires the scope ${missing.join(' ')}.`, {
+            headers: { 'WWW-Authenticate': bearerChallenge(realm, { error: 'insufficient_scope', scope: scopes.join(' ') }) },
+          });
+          return;
+        }
+        next();
+      }, next);
+    };
+  }
+
+  return {
+    authenticate,
+    requireScopes,
+    verify,
+    /** Forgets every cached answer (e.g. after a credential was revoked here). */
+    clearCache(): void {
+      cache.clear();
+    },
+    /** Drops the cache; nothing of the verifier keeps the process alive. */
+    close(): void {
+      cache.clear();
+      inFlight.clear();
+    },
+  };
+}
+
+export type TesseraVerifier = ReturnType<typeof createTesseraVerifier>;
