@@ -192,6 +192,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         personalTokens: core.personalTokens,
         oidcModel: adapterFactory,
         publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+        ...(options.clock ? { clock: options.clock } : {}),
       }),
       {
         maxEntries: config.introspection.cacheMaxEntries,

@@ -29,7 +29,7 @@ describe('the introspection endpoint (RFC 7662)', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     tessera = await startTestTessera(
-      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_SESSION_IDLE_TIMEOUT: '120', TESSERA_INTROSPECTION_CACHE_TTL: '300' },
+      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_SESSION_IDLE_TIMEOUT: '120', TESSERA_INTROSPECTION_CACHE_TTL: '100' },
       {},
       { clock: () => now },
     );
@@ -136,15 +136,33 @@ describe('the introspection endpoint (RFC 7662)', () => {
   });
 
   it('never serves a cached answer past the credential’s own expiry', async () => {
-    const login = await fetch(`${base}/users/carol/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'carol-password' }) });
-    const idle = String(((await login.json()) as { session: string }).session);
+    const shortLived = (await tessera.core.clients.create({ clientId: 'short-tokens', name: 'Short tokens', kind: 'service', scopes: ['read'], accessTokenTtlSeconds: 60 }, by)).secret!;
+    const issued = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { ...FORM, authorization: basic('short-tokens', shortLived) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+    });
+    const token = String(((await issued.json()) as { access_token: string }).access_token);
+    now = Date.now(); // oidc-provider stamps exp from the real time; the verifier and the cache read `now`
     const before = tessera.introspectionCache.stats();
-    expect(await post(base, new URLSearchParams({ token: idle }), asRecordsApi)).toMatchObject({ body: { active: true } });
-    expect(await post(base, new URLSearchParams({ token: idle }), asRecordsApi)).toMatchObject({ body: { active: true } });
+    expect(await post(base, new URLSearchParams({ token }), asRecordsApi)).toMatchObject({ body: { active: true, exp: expect.any(Number) } });
+    expect(await post(base, new URLSearchParams({ token }), asRecordsApi)).toMatchObject({ body: { active: true } });
     expect(tessera.introspectionCache.stats().hits).toBe(before.hits + 1);
-    // The session's idle expiry is 120 s away; the cache would keep the answer for 300 s.
+    // The token expires in 60 s; the cache would keep the answer for 100 s.
+    now += 61_000;
+    expect(await post(base, new URLSearchParams({ token }), asRecordsApi)).toEqual(expect.objectContaining({ body: { active: false } }));
+  });
+
+  it('slides a session used only at resource servers, as a use on Tessera itself would', async () => {
+    const login = await fetch(`${base}/users/carol/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'carol-password' }) });
+    const busy = String(((await login.json()) as { session: string }).session);
+    // Idle timeout 120 s, cache 100 s: every answer from the stores extends the session.
+    for (let step = 0; step < 6; step += 1) {
+      now += 50_000;
+      expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: true, token_type: 'session' } });
+    }
     now += 121_000;
-    expect(await post(base, new URLSearchParams({ token: idle }), asRecordsApi)).toMatchObject({ body: { active: false } });
+    expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: false } });
   });
 
   it('answers from memory: the second introspection of a token is a cache hit', async () => {
