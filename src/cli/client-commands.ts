@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { jwkThumbprint, type ClientJwks } from '../config/schema.ts';
 import { AppError } from '../http/app-error.ts';
 import type { Client, ClientService } from '../oauth/client-service.ts';
 import type { Core } from '../tessera.ts';
@@ -8,11 +10,12 @@ import { UsageError } from './prompt.ts';
 const USAGE = {
   create:
     'tessera client create --kind device|service|resource_server|web --name N [--id ID] [--scopes S,...] ' +
-    '[--redirect-uri U ...] [--default-resource R] [--access-token-ttl SECONDS]',
+    '[--redirect-uri U ...] [--default-resource R] [--access-token-ttl SECONDS] [--jwks-file PATH]',
   list: 'tessera client list',
   show: 'tessera client show <client-id>',
   delete: 'tessera client delete <client-id>',
   rotateSecret: 'tessera client rotate-secret <client-id>',
+  rotateKeys: 'tessera client rotate-keys <client-id> --jwks-file PATH',
 };
 
 function oneClientId(positionals: string[], usage: string): string {
@@ -31,6 +34,42 @@ function parseTtl(value: string | undefined): number | undefined {
   return Number(value);
 }
 
+/**
+ * Reads the public keys of a client from a JSON file: a JWK Set, or a single JWK (wrapped in a
+ * set). The client service validates them (and refuses a private key).
+ */
+async function readJwksFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw AppError.badRequest(`Cannot read --jwks-file ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw AppError.badRequest(`--jwks-file ${path} is not JSON: it must hold a JWK Set {"keys": [...]} or a single public JWK.`);
+  }
+  const isSingleJwk = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && 'kty' in parsed && !('keys' in parsed);
+  return isSingleJwk ? { keys: [parsed] } : parsed;
+}
+
+/** One line per public key: its type, kid and RFC 7638 thumbprint. */
+function keyLines(jwks: ClientJwks): string[] {
+  return jwks.keys.map((key) => `${key.kty}${key.crv ? ` ${key.crv}` : ''}${key.alg ? ` ${key.alg}` : ''}, kid ${key.kid ? `"${key.kid}"` : '(none)'}, thumbprint ${jwkThumbprint(key)}`);
+}
+
+function printKeys(io: Output, jwks: ClientJwks): void {
+  keyLines(jwks).forEach((line, index) => io.out(`${index === 0 ? 'public_keys:  ' : ' '.repeat(14)} ${line}`));
+}
+
+const AUTHENTICATION: Record<Client['authMethod'], string> = {
+  none: 'none (public client)',
+  client_secret_basic: 'client_secret_basic (a client secret, shown only when issued; client_secret_post works too)',
+  private_key_jwt: 'private_key_jwt (assertions signed with its private key, verified with its public keys)',
+};
+
 /** Prints a secret with the warning that goes with it: this is the only time anyone sees it. */
 function printSecretOnce(io: Output, clientId: string, secret: string): void {
   io.out(`client_secret: ${secret}`);
@@ -46,7 +85,8 @@ function describeClient(client: Client, io: Output): void {
   io.out(`name:               ${client.name}`);
   io.out(`kind:               ${client.kind}`);
   io.out(`source:             ${client.source === 'config' ? 'configuration (change it there)' : 'database'}`);
-  io.out(`authentication:     ${client.confidential ? 'client secret (shown only when issued)' : 'none (public client)'}`);
+  io.out(`authentication:     ${AUTHENTICATION[client.authMethod]}`);
+  keyLines(client.jwks ?? { keys: [] }).forEach((line, index) => io.out(`${index === 0 ? 'public_keys:       ' : ' '.repeat(19)} ${line}`));
   io.out(`scopes:             ${client.scopes.join(' ')}`);
   io.out(`redirect_uris:      ${client.redirectUris.length ? client.redirectUris.join(' ') : '-'}`);
   io.out(`default_resource:   ${client.defaultResource ?? '(the global oauth.defaultResource)'}`);
@@ -54,13 +94,15 @@ function describeClient(client: Client, io: Output): void {
   if (client.source === 'database') {
     io.out(`created_at:         ${date(client.createdAt)}`);
     io.out(`updated_at:         ${date(client.updatedAt)}`);
-    io.out(`secret_rotated_at:  ${date(client.secretRotatedAt)}`);
+    if (client.authMethod === 'private_key_jwt') io.out(`keys_rotated_at:    ${date(client.keysRotatedAt)}`);
+    else if (client.authMethod === 'client_secret_basic') io.out(`secret_rotated_at:  ${date(client.secretRotatedAt)}`);
   }
 }
 
 /**
- * `tessera client …`: registers, lists, shows, deletes clients and rotates their secrets. Needs only
- * the client service of the core. A secret is printed once, when issued; nothing prints it again.
+ * `tessera client …`: registers, lists, shows, deletes clients and rotates their secrets or keys.
+ * Needs only the client service of the core. A secret is printed once, when issued; nothing prints
+ * it again. Keys are only ever public keys: a private key is refused.
  */
 export async function clientCommand(core: Pick<Core & { clients: ClientService }, 'clients'>, args: string[], io: Output): Promise<void> {
   const [action, ...rest] = args;
@@ -78,9 +120,11 @@ export async function clientCommand(core: Pick<Core & { clients: ClientService }
           'redirect-uri': { type: 'string', multiple: true },
           'default-resource': { type: 'string' },
           'access-token-ttl': { type: 'string' },
+          'jwks-file': { type: 'string' },
         },
       });
       if (positionals.length || values.kind === undefined || values.name === undefined) throw new UsageError(`usage: ${USAGE.create}`);
+      const jwks = values['jwks-file'] === undefined ? undefined : await readJwksFile(values['jwks-file']);
       const { client, secret } = await clients.create(
         {
           clientId: values.id,
@@ -90,20 +134,24 @@ export async function clientCommand(core: Pick<Core & { clients: ClientService }
           redirectUris: values['redirect-uri'],
           defaultResource: values['default-resource'],
           accessTokenTtlSeconds: parseTtl(values['access-token-ttl']),
+          ...(jwks === undefined ? {} : { jwks }),
         },
         cliActor(),
       );
       io.out(`Created the ${client.kind} client "${client.name}" with scopes ${client.scopes.join(', ')}.`);
       io.out(`client_id:     ${client.clientId}`);
       if (secret !== null) printSecretOnce(io, client.clientId, secret);
-      else io.out('It is a public client: it has no secret.');
+      else if (client.jwks) {
+        io.out('auth_method:   private_key_jwt (no secret: it signs client assertions with its private key)');
+        printKeys(io, client.jwks);
+      } else io.out('It is a public client: it has no secret.');
       return;
     }
     case 'list': {
       parseArgs({ args: rest, options: {} });
-      io.out('CLIENT_ID\tKIND\tNAME\tSCOPES\tSOURCE');
+      io.out('CLIENT_ID\tKIND\tNAME\tSCOPES\tSOURCE\tAUTH');
       for (const client of await clients.list()) {
-        io.out(`${client.clientId}\t${client.kind}\t${client.name}\t${client.scopes.join(',')}\t${client.source}`);
+        io.out(`${client.clientId}\t${client.kind}\t${client.name}\t${client.scopes.join(',')}\t${client.source}\t${client.authMethod}`);
       }
       return;
     }
@@ -129,7 +177,16 @@ export async function clientCommand(core: Pick<Core & { clients: ClientService }
       printSecretOnce(io, clientId, secret);
       return;
     }
+    case 'rotate-keys': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'jwks-file': { type: 'string' } } });
+      const clientId = oneClientId(positionals, USAGE.rotateKeys);
+      if (values['jwks-file'] === undefined) throw new UsageError(`usage: ${USAGE.rotateKeys}`);
+      const client = await clients.rotateKeys(clientId, await readJwksFile(values['jwks-file']), cliActor());
+      io.out(`Replaced the public keys of ${clientId}; assertions signed with any other key no longer work.`);
+      printKeys(io, client.jwks!);
+      return;
+    }
     default:
-      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret ...\n  ${Object.values(USAGE).join('\n  ')}`);
+      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys ...\n  ${Object.values(USAGE).join('\n  ')}`);
   }
 }

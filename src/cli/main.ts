@@ -25,7 +25,9 @@ Usage:
   tessera user list [--limit N] [--offset N]
   tessera client create --kind device|service|resource_server|web --name NAME [--id ID]
                  [--scopes S,...] [--redirect-uri URI ...] [--default-resource R] [--access-token-ttl SECONDS]
+                 [--jwks-file PATH]     public keys (a JWK Set or one JWK): private_key_jwt, no secret
   tessera client list | show <id> | delete <id> | rotate-secret <id>
+  tessera client rotate-keys <id> --jwks-file PATH   replace the public keys of a private_key_jwt client
   tessera keys list                         signing keys, current first
   tessera keys rotate                       add a signing key; the old one stays published until its tokens expire
   tessera help | --help

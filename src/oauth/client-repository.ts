@@ -1,13 +1,18 @@
-import type { ClientKind } from '../config/schema.ts';
+import type { ClientJwks, ClientKind } from '../config/schema.ts';
 import type { Database, Queryable } from '../store/database.ts';
 
-/** A client registered at run time, as stored: its secret only as a hex SHA-256 digest. */
+/**
+ * A client registered at run time, as stored: its secret only as a hex SHA-256 digest, or (for
+ * private_key_jwt) its public keys. Device clients have neither; every other kind exactly one.
+ */
 export interface ClientRecord {
   clientId: string;
   name: string;
   kind: ClientKind;
-  /** Null for device clients, which are public. */
+  /** Null for device clients, which are public, and for clients authenticating with keys. */
   secretSha256: string | null;
+  /** The PUBLIC keys of a client authenticating with private_key_jwt; null otherwise. */
+  jwks: ClientJwks | null;
   redirectUris: string[];
   scopes: string[];
   defaultResource: string | null;
@@ -15,9 +20,11 @@ export interface ClientRecord {
   createdAt: Date;
   updatedAt: Date;
   secretRotatedAt: Date | null;
+  /** When the key set was last replaced; null while it is the one registered at creation. */
+  keysRotatedAt: Date | null;
 }
 
-export type NewClient = Omit<ClientRecord, 'createdAt' | 'updatedAt' | 'secretRotatedAt'>;
+export type NewClient = Omit<ClientRecord, 'createdAt' | 'updatedAt' | 'secretRotatedAt' | 'keysRotatedAt'>;
 
 /** Another client already has this id. */
 export class ClientIdTaken extends Error {
@@ -40,6 +47,8 @@ export interface ClientRepository {
   delete(clientId: string, connection?: Queryable): Promise<ClientRecord | null>;
   /** Replaces the secret digest of a confidential client; null when no such client has one. */
   updateSecret(clientId: string, secretSha256: string, connection?: Queryable): Promise<ClientRecord | null>;
+  /** Replaces the public keys of a client using private_key_jwt; null when no such client has keys. */
+  updateKeys(clientId: string, jwks: ClientJwks, connection?: Queryable): Promise<ClientRecord | null>;
 }
 
 interface ClientRow {
@@ -47,6 +56,7 @@ interface ClientRow {
   name: string;
   kind: ClientKind;
   secret_sha256: string | null;
+  jwks: ClientJwks | null;
   redirect_uris: string[];
   scopes: string[];
   default_resource: string | null;
@@ -54,10 +64,11 @@ interface ClientRow {
   created_at: Date;
   updated_at: Date;
   secret_rotated_at: Date | null;
+  keys_rotated_at: Date | null;
 }
 
 const COLUMNS =
-  'client_id, name, kind, secret_sha256, redirect_uris, scopes, default_resource, access_token_ttl_seconds, created_at, updated_at, secret_rotated_at';
+  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, created_at, updated_at, secret_rotated_at, keys_rotated_at';
 
 function toRecord(row: ClientRow): ClientRecord {
   return {
@@ -65,6 +76,7 @@ function toRecord(row: ClientRow): ClientRecord {
     name: row.name,
     kind: row.kind,
     secretSha256: row.secret_sha256,
+    jwks: row.jwks,
     redirectUris: row.redirect_uris,
     scopes: row.scopes,
     defaultResource: row.default_resource,
@@ -72,6 +84,7 @@ function toRecord(row: ClientRow): ClientRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     secretRotatedAt: row.secret_rotated_at,
+    keysRotatedAt: row.keys_rotated_at,
   };
 }
 
@@ -84,9 +97,19 @@ export function createClientRepository(database: Database): ClientRepository {
     async insert(client, connection = database) {
       try {
         const created = await one(
-          `INSERT INTO clients (client_id, name, kind, secret_sha256, redirect_uris, scopes, default_resource, access_token_ttl_seconds)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
-          [client.clientId, client.name, client.kind, client.secretSha256, client.redirectUris, client.scopes, client.defaultResource, client.accessTokenTtlSeconds],
+          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+          [
+            client.clientId,
+            client.name,
+            client.kind,
+            client.secretSha256,
+            client.jwks === null ? null : JSON.stringify(client.jwks),
+            client.redirectUris,
+            client.scopes,
+            client.defaultResource,
+            client.accessTokenTtlSeconds,
+          ],
           connection,
         );
         return created!;
@@ -106,6 +129,13 @@ export function createClientRepository(database: Database): ClientRepository {
         `UPDATE clients SET secret_sha256 = $2, secret_rotated_at = now(), updated_at = now()
          WHERE client_id = $1 AND secret_sha256 IS NOT NULL RETURNING ${COLUMNS}`,
         [clientId, secretSha256],
+        connection,
+      ),
+    updateKeys: (clientId, jwks, connection = database) =>
+      one(
+        `UPDATE clients SET jwks = $2::jsonb, keys_rotated_at = now(), updated_at = now()
+         WHERE client_id = $1 AND jwks IS NOT NULL RETURNING ${COLUMNS}`,
+        [clientId, JSON.stringify(jwks)],
         connection,
       ),
   };

@@ -1,20 +1,43 @@
+import { importJWK } from 'jose';
 import { z } from 'zod';
 import type { Actor } from '../accounts/account-service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { CLIENT_ID, CLIENT_KINDS, type ClientKind, type Config, type DeclaredClient } from '../config/schema.ts';
+import {
+  CLIENT_ID,
+  CLIENT_KINDS,
+  clientJwksSchema,
+  jwkThumbprint,
+  type ClientJwks,
+  type ClientKind,
+  type ClientPublicJwk,
+  type Config,
+  type DeclaredClient,
+} from '../config/schema.ts';
 import { AppError } from '../http/app-error.ts';
 import { parseInput } from '../http/validation.ts';
 import type { Database } from '../store/database.ts';
 import { ClientIdTaken, createClientRepository, type ClientRecord } from './client-repository.ts';
 import { digestClientSecret, generateClientSecret, randomBase62 } from './client-secret.ts';
 
-/** A client as people and other services see it: never its secret, nor the secret's digest. */
+/**
+ * How a client authenticates at the token, introspection and revocation endpoints (the names of
+ * RFC 7591 `token_endpoint_auth_method`). 'client_secret_basic' also admits client_secret_post.
+ */
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'private_key_jwt';
+
+/**
+ * A client as people and other services see it: never its secret, nor the secret's digest. A
+ * client using private_key_jwt carries its public keys, which are no secret.
+ */
 export interface Client {
   clientId: string;
   name: string;
   kind: ClientKind;
-  /** Whether it authenticates with a secret (every kind but device). */
+  /** Whether it authenticates at all (every kind but device): with a secret or with keys. */
   confidential: boolean;
+  authMethod: ClientAuthMethod;
+  /** The PUBLIC keys verifying its assertions (private_key_jwt only); null otherwise. */
+  jwks: ClientJwks | null;
   /** Only web clients have any. */
   redirectUris: string[];
   /** What it may obtain; tokens also never exceed the user's allowed scopes. */
@@ -30,6 +53,8 @@ export interface Client {
   updatedAt: Date | null;
   /** When the secret was last replaced; null while it is the one issued at creation. */
   secretRotatedAt: Date | null;
+  /** When the public keys were last replaced; null while they are the ones registered at creation. */
+  keysRotatedAt: Date | null;
 }
 
 export interface CreateClientInput {
@@ -42,9 +67,14 @@ export interface CreateClientInput {
   redirectUris?: string[];
   defaultResource?: string | null;
   accessTokenTtlSeconds?: number | null;
+  /**
+   * The client's PUBLIC keys, a JWK Set (service, resource_server and web clients): it then
+   * authenticates with private_key_jwt and gets no secret. Validated here (see clientJwksSchema).
+   */
+  jwks?: unknown;
 }
 
-/** A created client, and its secret (null for device clients): shown once, never stored. */
+/** A created client, and its secret (null for device clients and clients with keys): shown once, never stored. */
 export interface CreatedClient {
   client: Client;
   secret: string | null;
@@ -53,18 +83,21 @@ export interface CreatedClient {
 /**
  * What oidc-provider's Client model receives for a client id. `client_secret` is the hex SHA-256
  * of the secret: oidc-provider's compareClientSecret must be overridden to digest the presented
- * secret before comparing (`secretMatches(this.clientSecret, presented)`). The `tessera_*`
+ * secret before comparing (`secretMatches(this.clientSecret, presented)`). A client using
+ * private_key_jwt has `jwks` (its public keys) instead of `client_secret`. The `tessera_*`
  * properties must be listed in oidc-provider's `extraClientMetadata.properties`.
  */
 export type OidcClientMetadata = {
   client_id: string;
   client_name: string;
-  token_endpoint_auth_method: 'none' | 'client_secret_basic';
+  token_endpoint_auth_method: ClientAuthMethod;
   grant_types: string[];
   response_types: string[];
   redirect_uris: string[];
-  /** Confidential kinds only. */
+  /** 'client_secret_basic' only: the hex SHA-256 of the secret. */
   client_secret?: string;
+  /** 'private_key_jwt' only: the public keys that verify its client assertions (a copy). */
+  jwks?: ClientJwks;
   /** The allowed scopes, space-separated. */
   scope: string;
   tessera_kind: ClientKind;
@@ -102,18 +135,27 @@ export interface ClientService {
   find(clientId: string): Promise<Client | null>;
   /** Deletes a stored client: 404 when unknown, 409 when declared in the configuration. */
   delete(clientId: string, by: Actor): Promise<Client>;
-  /** Replaces the secret of a stored confidential client; the old one stops working at once. */
+  /**
+   * Replaces the secret of a stored client that has one; the old one stops working at once. 409
+   * for device clients and clients using private_key_jwt.
+   */
   rotateSecret(clientId: string, by: Actor): Promise<string>;
+  /**
+   * Replaces the public keys of a stored client using private_key_jwt (a JWK Set, validated like at
+   * creation): assertions signed by a key not in the new set stop working at once, and the
+   * client's tokens are revoked as on a secret rotation. 409 for other clients.
+   */
+  rotateKeys(clientId: string, jwks: unknown, by: Actor): Promise<Client>;
   /** The metadata oidc-provider needs for a client id, or undefined for an unknown one. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
 }
 
-/** What each kind fixes in oidc-provider's client metadata. */
-const KIND_PROFILES: Record<ClientKind, { authMethod: 'none' | 'client_secret_basic'; grantTypes: readonly string[]; responseTypes: readonly string[] }> = {
-  device: { authMethod: 'none', grantTypes: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], responseTypes: [] },
-  service: { authMethod: 'client_secret_basic', grantTypes: ['client_credentials'], responseTypes: [] },
-  resource_server: { authMethod: 'client_secret_basic', grantTypes: [], responseTypes: [] },
-  web: { authMethod: 'client_secret_basic', grantTypes: ['authorization_code', 'refresh_token'], responseTypes: ['code'] },
+/** What each kind fixes in oidc-provider's client metadata (how it authenticates: authMethodOf). */
+const KIND_PROFILES: Record<ClientKind, { grantTypes: readonly string[]; responseTypes: readonly string[] }> = {
+  device: { grantTypes: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], responseTypes: [] },
+  service: { grantTypes: ['client_credentials'], responseTypes: [] },
+  resource_server: { grantTypes: [], responseTypes: [] },
+  web: { grantTypes: ['authorization_code', 'refresh_token'], responseTypes: ['code'] },
 };
 
 /** Kinds whose tokens may come with an ID token or a refresh token. */
@@ -148,6 +190,32 @@ function isConfidential(kind: ClientKind): boolean {
   return kind !== 'device';
 }
 
+/** Device clients are public; the other kinds use their keys when they have some, else their secret. */
+function authMethodOf(kind: ClientKind, jwks: ClientJwks | null | undefined): ClientAuthMethod {
+  if (!isConfidential(kind)) return 'none';
+  return jwks ? 'private_key_jwt' : 'client_secret_basic';
+}
+
+/** The algorithm a key without `alg` is imported for, to prove it parses. */
+function defaultAlgorithm(key: ClientPublicJwk): string {
+  if (key.kty === 'RSA') return 'RS256';
+  if (key.kty === 'OKP') return 'EdDSA';
+  return key.crv === 'P-384' ? 'ES384' : key.crv === 'P-521' ? 'ES512' : 'ES256';
+}
+
+/**
+ * A copy of a key set, so that no caller can change the configuration's or another caller's. (Not
+ * structuredClone: oidc-provider wants plain objects of its own realm, `constructor === Object`.)
+ */
+function copyJwks(jwks: ClientJwks): ClientJwks {
+  return { keys: jwks.keys.map((key) => ({ ...key })) };
+}
+
+/** What the audit log records of a key set: public facts that name each key, never the key itself. */
+function describeKeys(jwks: ClientJwks): { kid: string | null; kty: string; crv?: string; thumbprint: string }[] {
+  return jwks.keys.map((key) => ({ kid: key.kid ?? null, kty: key.kty, ...(key.crv ? { crv: key.crv } : {}), thumbprint: jwkThumbprint(key) }));
+}
+
 function defaultScopes(kind: ClientKind): string[] {
   return kind === 'device' ? ['read', 'offline_access'] : ['read'];
 }
@@ -158,6 +226,8 @@ function fromDeclared(client: DeclaredClient): Client {
     name: client.name,
     kind: client.kind,
     confidential: isConfidential(client.kind),
+    authMethod: authMethodOf(client.kind, client.jwks),
+    jwks: client.jwks ? copyJwks(client.jwks) : null,
     redirectUris: client.kind === 'web' ? client.redirectUris : [],
     scopes: client.scopes,
     defaultResource: client.defaultResource ?? null,
@@ -166,6 +236,7 @@ function fromDeclared(client: DeclaredClient): Client {
     createdAt: null,
     updatedAt: null,
     secretRotatedAt: null,
+    keysRotatedAt: null,
   };
 }
 
@@ -175,6 +246,8 @@ function fromRecord(record: ClientRecord): Client {
     name: record.name,
     kind: record.kind,
     confidential: isConfidential(record.kind),
+    authMethod: authMethodOf(record.kind, record.jwks),
+    jwks: record.jwks,
     redirectUris: record.redirectUris,
     scopes: record.scopes,
     defaultResource: record.defaultResource,
@@ -183,6 +256,7 @@ function fromRecord(record: ClientRecord): Client {
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     secretRotatedAt: record.secretRotatedAt,
+    keysRotatedAt: record.keysRotatedAt,
   };
 }
 
@@ -233,6 +307,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
         })
         .nullish(),
       accessTokenTtlSeconds: z.number().int({ message: 'must be a whole number of seconds' }).min(60, { message: 'must be at least 60' }).max(86400, { message: 'must be at most 86400' }).nullish(),
+      jwks: clientJwksSchema.nullish(),
     })
     .superRefine((input, context) => {
       const redirectUris = input.redirectUris ?? [];
@@ -242,6 +317,9 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       if (input.kind !== 'web' && redirectUris.length > 0) {
         context.addIssue({ code: 'custom', path: ['redirectUris'], message: `only web clients have redirect URIs, not ${input.kind} clients` });
       }
+      if (input.jwks && !isConfidential(input.kind)) {
+        context.addIssue({ code: 'custom', path: ['jwks'], message: `a ${input.kind} client is public: it has no keys` });
+      }
       if (!USER_FACING_KINDS.has(input.kind)) {
         (input.scopes ?? []).forEach((scope, index) => {
           if (PROTOCOL_SCOPES.has(scope)) {
@@ -250,6 +328,27 @@ export function createClientService(options: ClientServiceOptions): ClientServic
         });
       }
     });
+
+  /**
+   * Proves each key imports with jose, for the algorithm it names (or the usual one for its type),
+   * as the public key it must be. The schema already checked its members and parsed it with
+   * node:crypto; this is the library that verifies assertions saying it can use the key.
+   */
+  async function provePublicKeys(jwks: ClientJwks, field: string): Promise<void> {
+    for (const [index, key] of jwks.keys.entries()) {
+      let problem: string | null = null;
+      try {
+        const imported = await importJWK({ ...key }, key.alg ?? defaultAlgorithm(key));
+        if (imported instanceof Uint8Array || imported.type !== 'public') problem = 'is not a public key';
+      } catch (error) {
+        problem = `is not a usable public key (${(error as Error).message})`;
+      }
+      if (problem) throw AppError.validation([{ field: `${field}.keys.${index}`, code: 'invalid_key', message: problem }]);
+    }
+  }
+
+  /** The input of rotateKeys, under the same field name as at creation. */
+  const rotateKeysSchema = z.object({ jwks: clientJwksSchema });
 
   /** Declared clients change only with the configuration; `instead` says how. */
   function notDeclared(clientId: string, instead: string): void {
@@ -272,7 +371,9 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       if (declared.has(clientId)) {
         throw AppError.conflict(`A client "${clientId}" is declared in the configuration.`, [{ field: 'clientId', code: 'taken', message: 'declared in the configuration' }]);
       }
-      const secret = isConfidential(valid.kind) ? generateClientSecret() : null;
+      const jwks = valid.jwks ?? null;
+      if (jwks) await provePublicKeys(jwks, 'jwks');
+      const secret = isConfidential(valid.kind) && !jwks ? generateClientSecret() : null;
       try {
         const record = await database.transaction(async (tx) => {
           const created = await clients.insert(
@@ -281,6 +382,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
               name: valid.name,
               kind: valid.kind,
               secretSha256: secret === null ? null : digestClientSecret(secret),
+              jwks,
               redirectUris: valid.redirectUris ? [...new Set(valid.redirectUris)] : [],
               scopes: valid.scopes ?? defaultScopes(valid.kind),
               defaultResource: valid.defaultResource ?? null,
@@ -300,6 +402,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
                 redirectUris: created.redirectUris,
                 defaultResource: created.defaultResource,
                 accessTokenTtlSeconds: created.accessTokenTtlSeconds,
+                ...(created.jwks ? { authMethod: 'private_key_jwt', keys: describeKeys(created.jwks) } : {}),
               },
             },
             tx,
@@ -348,6 +451,11 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       if (!isConfidential(existing.kind)) {
         throw AppError.conflict(`Client "${clientId}" is a device client: it is public and has no secret to rotate.`);
       }
+      if (existing.jwks) {
+        throw AppError.conflict(
+          `Client "${clientId}" authenticates with private_key_jwt and has no secret: replace its public keys instead (tessera client rotate-keys ${clientId} --jwks-file PATH).`,
+        );
+      }
       const secret = generateClientSecret();
       const record = await database.transaction(async (tx) => {
         const updated = await clients.updateSecret(clientId, digestClientSecret(secret), tx);
@@ -361,6 +469,37 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       return secret;
     },
 
+    async rotateKeys(clientId, input, by) {
+      notDeclared(clientId, 'put its new public keys in its jwks in the configuration instead');
+      const { jwks } = parseInput(rotateKeysSchema, { jwks: input });
+      await provePublicKeys(jwks, 'jwks');
+      const existing = CLIENT_ID.test(clientId) ? await clients.find(clientId) : null;
+      if (!existing) throw AppError.notFound(`No client "${clientId}".`);
+      if (!isConfidential(existing.kind)) {
+        throw AppError.conflict(`Client "${clientId}" is a device client: it is public and has no keys.`);
+      }
+      if (!existing.jwks) {
+        throw AppError.conflict(
+          `Client "${clientId}" authenticates with a client secret, not private_key_jwt: it has no keys to replace (a client keeps the method it was created with; rotate its secret with tessera client rotate-secret ${clientId}).`,
+        );
+      }
+      const record = await database.transaction(async (tx) => {
+        const updated = await clients.updateKeys(clientId, jwks, tx);
+        if (updated) {
+          await audit.record(
+            { ...by, action: 'client.keys_rotated', subject: `client:${clientId}`, details: { kind: updated.kind, keys: describeKeys(jwks), previousKeys: describeKeys(existing.jwks!) } },
+            tx,
+          );
+        }
+        return updated;
+      });
+      // Deleted between the two statements.
+      if (!record) throw AppError.notFound(`No client "${clientId}".`);
+      const client = fromRecord(record);
+      for (const listener of listeners) await listener.secretRotated?.(client);
+      return client;
+    },
+
     async findOidcMetadata(clientId) {
       const source = await lookup(clientId);
       if (!source) return undefined;
@@ -369,7 +508,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       const metadata: OidcClientMetadata = {
         client_id: client.clientId,
         client_name: client.name,
-        token_endpoint_auth_method: profile.authMethod,
+        token_endpoint_auth_method: client.authMethod,
         grant_types: [...profile.grantTypes],
         response_types: [...profile.responseTypes],
         redirect_uris: client.kind === 'web' ? [...client.redirectUris] : [],
@@ -377,9 +516,11 @@ export function createClientService(options: ClientServiceOptions): ClientServic
         tessera_kind: client.kind,
         tessera_default_resource: client.defaultResource ?? options.defaultResource,
       };
-      if (client.confidential) {
-        // The config schema and a table constraint both guarantee a digest for confidential kinds.
-        if (!secretSha256) throw new Error(`client ${client.clientId} is confidential but has no secret digest`);
+      if (client.authMethod === 'private_key_jwt') {
+        metadata.jwks = copyJwks(client.jwks!);
+      } else if (client.confidential) {
+        // The config schema and a table constraint both guarantee a digest or keys for confidential kinds.
+        if (!secretSha256) throw new Error(`client ${client.clientId} is confidential but has neither a secret digest nor keys`);
         metadata.client_secret = secretSha256;
       }
       if (client.accessTokenTtlSeconds !== null) metadata.tessera_access_token_ttl = client.accessTokenTtlSeconds;

@@ -411,7 +411,7 @@ describe('client service on PostgreSQL', () => {
       expect(shown).toMatch(/scopes: +read deposit:write/);
       expect(shown).not.toContain(secret);
       expect(shown).not.toContain(digestClientSecret(secret));
-      expect(await run(['list'])).toMatch(/^harvester\tservice\tHarvester\tread,deposit:write\tdatabase$/m);
+      expect(await run(['list'])).toMatch(/^harvester\tservice\tHarvester\tread,deposit:write\tdatabase\tclient_secret_basic$/m);
     });
 
     it('creates web and device clients from the command line', async () => {
