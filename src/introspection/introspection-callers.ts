@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import { secretMatches } from '../oauth/client-secret.ts';
+import { oidcKeyFor } from '../oauth/oidc-adapter.ts';
 import type { ConnectionState, EphemeralStore } from '../store/ephemeral-store.ts';
 import { invalidationTarget, type InvalidationSubscriber } from './invalidations.ts';
 
@@ -44,8 +45,8 @@ export class CallerRefused extends Error {
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-/** Asymmetric algorithms only: a client's keys are public keys. */
-const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** Asymmetric algorithms only: a client's keys are public keys. (The token endpoint takes the same.) */
+export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
 const CLOCK_TOLERANCE_S = 15;
@@ -115,7 +116,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
         issuer: client.client_id,
         subject: client.client_id,
         audience: audiences,
-        algorithms: ASSERTION_ALGORITHMS,
+        algorithms: CLIENT_ASSERTION_ALGORITHMS,
         requiredClaims: ['exp', 'jti'],
         clockTolerance: CLOCK_TOLERANCE_S,
         currentDate: new Date(clock()),
@@ -126,9 +127,13 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     const now = Math.floor(clock() / 1000);
     const exp = claims.exp!;
     if (exp - now > MAX_ASSERTION_LIFETIME_S) throw refused(`the client assertion must expire within ${MAX_ASSERTION_LIFETIME_S} seconds`);
-    // Single use: the first SET NX of its id wins; it is remembered until the assertion expires.
-    const key = `clientAssertion:{${createHash('sha256').update(`${client.client_id}\u0000${String(claims.jti)}`).digest('base64url')}}`;
-    const first = await deps.ephemeral.set(key, '1', { onlyIfAbsent: true, ttlMs: (Math.max(exp - now, 0) + CLOCK_TOLERANCE_S) * 1000 });
+    // Single use, shared with the token and revocation endpoints: the record is the one
+    // oidc-provider's ReplayDetection keeps for the same issuer and jti (so an assertion used here
+    // is refused there and the other way round), written with SET NX so that of concurrent uses
+    // exactly one wins. It is remembered until the assertion expires.
+    const replayId = createHash('sha256').update(`${client.client_id}${String(claims.jti)}`).digest('base64url');
+    const record = JSON.stringify({ iss: client.client_id, kind: 'ReplayDetection', iat: now, exp: exp + CLOCK_TOLERANCE_S });
+    const first = await deps.ephemeral.set(oidcKeyFor('ReplayDetection', replayId), record, { onlyIfAbsent: true, ttlMs: (Math.max(exp - now, 0) + CLOCK_TOLERANCE_S) * 1000 });
     if (!first) throw refused('the client assertion was already used');
     return client;
   }

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
+import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -208,6 +209,10 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     renderError: renderOAuthErrorPage as never,
     enabledJWA: {
       authorizationSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      // Every key type a client may register (config/schema.ts clientJwksSchema) can sign its
+      // private_key_jwt assertions, here as at the introspection endpoint. No HMAC: clients have
+      // no shared secret for it.
+      clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGORITHMS,
     },
   };
 
