@@ -379,6 +379,15 @@ export const configSchema = z.object({
       context.addIssue({ code: 'custom', path: ['accounts', 'defaultScopes', index], message: `"${scope}" is not in the scope catalog` });
     }
   }
+  // A session used only at resource servers slides when introspection asks the stores, which the
+  // cache does once per cacheTtlSeconds: that must come round before the session goes idle.
+  if (config.introspection.cacheTtlSeconds >= config.sessions.idleTimeoutSeconds) {
+    context.addIssue({
+      code: 'custom',
+      path: ['introspection', 'cacheTtlSeconds'],
+      message: `must be less than sessions.idleTimeoutSeconds (${config.sessions.idleTimeoutSeconds}), or sessions used only at resource servers would go idle`,
+    });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

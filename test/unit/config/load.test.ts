@@ -35,6 +35,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: {}, overrides: file })).toThrow(/clients\.0\.secretSha256: is required for a service client[\s\S]*clients\.0\.scopes\.1: "nope" is not in the scope catalog/);
   });
 
+  it('keeps the introspection cache shorter than the session idle timeout', () => {
+    expect(() => loadConfig({ env: { TESSERA_INTROSPECTION_CACHE_TTL: '120', TESSERA_SESSION_IDLE_TIMEOUT: '120' } })).toThrow(
+      /TESSERA_INTROSPECTION_CACHE_TTL \(introspection\.cacheTtlSeconds\): must be less than sessions\.idleTimeoutSeconds \(120\)/,
+    );
+    expect(loadConfig({ env: { TESSERA_INTROSPECTION_CACHE_TTL: '119', TESSERA_SESSION_IDLE_TIMEOUT: '120' } }).introspection.cacheTtlSeconds).toBe(119);
+  });
+
   it('names the variable and the key of an invalid value', () => {
     expect(() => loadConfig({ env: { PORT: 'eighty' } })).toThrow(ConfigError);
     try {
