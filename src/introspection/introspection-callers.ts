@@ -46,7 +46,7 @@ export class CallerRefused extends Error {
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /** Asymmetric algorithms only: a client's keys are public keys. (The token endpoint takes the same.) */
-export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
 const CLOCK_TOLERANCE_S = 15;
@@ -116,7 +116,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
         issuer: client.client_id,
         subject: client.client_id,
         audience: audiences,
-        algorithms: CLIENT_ASSERTION_ALGORITHMS,
+        algorithms: [...CLIENT_ASSERTION_ALGORITHMS],
         requiredClaims: ['exp', 'jti'],
         clockTolerance: CLOCK_TOLERANCE_S,
         currentDate: new Date(clock()),
