@@ -18,7 +18,7 @@ import { migrate } from './store/migrations.ts';
 import { openDatabase, openEphemeralStore } from './store/open-stores.ts';
 import { resolveSecrets } from './config/secrets.ts';
 import { createClientService, type ClientService } from './oauth/client-service.ts';
-import { createOidcAdapterFactory } from './oauth/oidc-adapter.ts';
+import { createOidcAdapterFactory, findOidcToken } from './oauth/oidc-adapter.ts';
 import { createOAuthRoutes } from './oauth/oauth-routes.ts';
 import { createOidcProvider } from './oauth/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
@@ -191,6 +191,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         sessions,
         personalTokens: core.personalTokens,
         oidcModel: adapterFactory,
+        findOidcToken: (value, models) => findOidcToken(ephemeral, value, models),
         publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
         ...(options.clock ? { clock: options.clock } : {}),
       }),

@@ -3,6 +3,7 @@ import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { ClientService } from '../oauth/client-service.ts';
 import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
+import type { AdapterPayload } from 'oidc-provider';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
 import { oidcDigest } from '../oauth/oidc-adapter.ts';
@@ -42,6 +43,8 @@ export interface CredentialVerifierDependencies {
   personalTokens: PersonalTokenService;
   /** oidc-provider's stored artefacts, by model. */
   oidcModel: (modelName: string) => OidcAdapter;
+  /** The first of these models holding a token with this value (one round trip; oidc-adapter.ts). */
+  findOidcToken: (value: string, models: readonly string[]) => Promise<{ model: string; payload: AdapterPayload } | undefined>;
   /** The published signing keys, for JWT access tokens. */
   publicJwks: JSONWebKeySet;
   clock?: () => number;
@@ -71,32 +74,30 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
   async function verifyOAuth(value: string, options: { refreshTokens: boolean }): Promise<ActiveCredential | null> {
     const now = Math.floor(clock() / 1000);
     const models = options.refreshTokens ? ['AccessToken', 'ClientCredentials', 'RefreshToken'] : ['AccessToken', 'ClientCredentials'];
-    for (const model of models) {
-      const payload = await deps.oidcModel(model).find(value);
-      if (!payload) continue;
-      if (typeof payload.exp === 'number' && payload.exp <= now) return null;
-      if (payload.consumed) return null;
-      const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
-      if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
-      const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
-      const aud = typeof payload.aud === 'string' ? payload.aud : null;
-      const invalidatedBy = [target.oauthToken(oidcDigest(value)), target.client(clientId)];
-      if (typeof payload.grantId === 'string') invalidatedBy.push(target.grant(payload.grantId));
-      const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
-      if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
-      const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
-      if (!user) return null;
-      invalidatedBy.push(target.user(user.id));
-      return {
-        kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token',
-        sub: user.id,
-        username: user.username,
-        scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
-        ...common,
-        invalidatedBy,
-      };
-    }
-    return null;
+    const found = await deps.findOidcToken(value, models);
+    if (!found) return null;
+    const { model, payload } = found;
+    if (typeof payload.exp === 'number' && payload.exp <= now) return null;
+    if (payload.consumed) return null;
+    const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
+    if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
+    const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
+    const aud = typeof payload.aud === 'string' ? payload.aud : null;
+    const invalidatedBy = [target.oauthToken(oidcDigest(value)), target.client(clientId)];
+    if (typeof payload.grantId === 'string') invalidatedBy.push(target.grant(payload.grantId));
+    const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
+    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
+    const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
+    if (!user) return null;
+    invalidatedBy.push(target.user(user.id));
+    return {
+      kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token',
+      sub: user.id,
+      username: user.username,
+      scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
+      ...common,
+      invalidatedBy,
+    };
   }
 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {

@@ -164,6 +164,26 @@ function parsePayload(raw: string): AdapterPayload {
   return value as AdapterPayload;
 }
 
+/**
+ * The first of `models` that holds a token with this value, with its payload (`consumed` from the
+ * marker): one MGET for them all, since every model's keys for one value share its hash tag. This
+ * is introspection's lookup, where the kind of an opaque token is not known in advance.
+ */
+export async function findOidcToken(store: EphemeralStore, value: string, models: readonly string[]): Promise<{ model: string; payload: AdapterPayload } | undefined> {
+  const digest = oidcDigest(value);
+  const found = await store.getMany(models.flatMap((model) => [keys.payload(model, digest), keys.consumed(model, digest)]));
+  for (const [index, model] of models.entries()) {
+    const raw = found[index * 2];
+    if (raw === null || raw === undefined) continue;
+    const payload = parsePayload(raw);
+    if (payload.jti === undefined) payload.jti = value;
+    const consumed = found[index * 2 + 1];
+    if (consumed !== null && consumed !== undefined) payload.consumed = Number(consumed);
+    return { model, payload };
+  }
+  return undefined;
+}
+
 /** Whether the raw id must stay in the payload: a lookup by another value has to return it. */
 function keepsJti(payload: AdapterPayload): boolean {
   return typeof payload.userCode === 'string' || typeof payload.uid === 'string';

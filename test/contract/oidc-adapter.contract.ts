@@ -4,6 +4,7 @@ import { errors, type AdapterPayload } from 'oidc-provider';
 import {
   createOidcAdapterFactory,
   DEVICE_CODE_GRACE_MS,
+  findOidcToken,
   DEFAULT_TTL_SECONDS,
   oidcConsumedKeyFor,
   oidcGrantKeyFor,
@@ -136,6 +137,18 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         await adapterFor('AccessToken').upsert(id, payload('AccessToken', id, { scope: 'a2' }), 3600);
         expect((await adapterFor('AccessToken').find(id))?.scope).toBe('a2');
         expect((await adapterFor('RefreshToken').find(id))?.scope).toBe('r');
+      });
+
+      it('finds a token among several models in one round trip, with its model and consumed mark', async () => {
+        const refresh = await save('RefreshToken', { grantId: 'g-2' });
+        const lookups = calls.length;
+        const found = await findOidcToken(recording(fixture.store, calls), refresh.id, ['AccessToken', 'ClientCredentials', 'RefreshToken']);
+        expect(found).toEqual({ model: 'RefreshToken', payload: refresh.body });
+        expect(calls.slice(lookups).map((call) => call.op)).toEqual(['getMany']);
+        expect(await findOidcToken(fixture.store, refresh.id, ['AccessToken', 'ClientCredentials'])).toBeUndefined();
+        expect(await findOidcToken(fixture.store, tokenValue(), ['AccessToken', 'RefreshToken'])).toBeUndefined();
+        await adapterFor('RefreshToken').consume(refresh.id);
+        expect((await findOidcToken(fixture.store, refresh.id, ['RefreshToken']))?.payload.consumed).toEqual(expect.any(Number));
       });
 
       it('returns a copy: changing it changes nothing stored', async () => {
