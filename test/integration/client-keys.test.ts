@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import Provider, { type Adapter } from 'oidc-provider';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { declaredClientSchema, type ClientJwks } from '../../src/config/schema.ts';
@@ -12,6 +11,7 @@ import type { Database } from '../../src/store/database.ts';
 import { migrate, readMigrations } from '../../src/store/migrations.ts';
 import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
+import { providerReadingClients } from '../support/client-metadata-provider.ts';
 
 const CATALOG = { read: 'Read', 'deposit:write': 'Write' };
 const RESOURCES = { 'urn:tessera:api': { format: 'opaque' as const } };
@@ -241,25 +241,7 @@ describe('clients with public keys (private_key_jwt) on PostgreSQL', () => {
     });
     expect(await clients.findOidcMetadata('declared-keys')).not.toHaveProperty('client_secret');
 
-    const clientAdapter: Adapter = {
-      find: async (id) => (await clients.findOidcMetadata(id)) as never,
-      upsert: async () => undefined,
-      findByUserCode: async () => undefined,
-      findByUid: async () => undefined,
-      consume: async () => undefined,
-      destroy: async () => undefined,
-      revokeByGrantId: async () => undefined,
-    };
-    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-    const provider = new Provider('http://localhost:8080', {
-      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig' }] },
-      adapter: () => clientAdapter,
-      clients: [],
-      scopes: ['openid', 'offline_access', ...Object.keys(CATALOG)],
-      clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-      features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true } },
-      extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
-    });
+    const provider = await providerReadingClients((id) => clients.findOidcMetadata(id), Object.keys(CATALOG));
     for (const id of ['harvester', 'records-api', 'portal', 'declared-keys']) {
       const client = (await provider.Client.find(id))!;
       expect(client).toBeDefined();

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { exportJWK, generateKeyPair } from 'jose';
-import Provider, { type Adapter } from 'oidc-provider';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { clientCommand } from '../../src/cli/client-commands.ts';
 import { UsageError } from '../../src/cli/prompt.ts';
@@ -12,6 +10,7 @@ import type { Database } from '../../src/store/database.ts';
 import { migrate } from '../../src/store/migrations.ts';
 import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
+import { providerReadingClients } from '../support/client-metadata-provider.ts';
 
 const CATALOG = { read: 'Read', 'deposit:write': 'Write', 'deposit:actions': 'Publish' };
 const RESOURCES = { 'urn:tessera:api': { format: 'opaque' as const }, 'urn:tessera:files': { format: 'jwt' as const } };
@@ -180,24 +179,7 @@ describe('client service on PostgreSQL', () => {
   });
 
   it('gives oidc-provider metadata it accepts, holding the digest as the client secret', async () => {
-    const clientAdapter: Adapter = {
-      find: async (id) => (await clients.findOidcMetadata(id)) as never,
-      upsert: async () => undefined,
-      findByUserCode: async () => undefined,
-      findByUid: async () => undefined,
-      consume: async () => undefined,
-      destroy: async () => undefined,
-      revokeByGrantId: async () => undefined,
-    };
-    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-    const provider = new Provider('http://localhost:8080', {
-      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig' }] },
-      adapter: () => clientAdapter,
-      clients: [],
-      scopes: ['openid', 'offline_access', ...Object.keys(CATALOG)],
-      features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true } },
-      extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
-    });
+    const provider = await providerReadingClients((id) => clients.findOidcMetadata(id), Object.keys(CATALOG));
     const device = (await clients.list()).find((c) => c.kind === 'device' && c.source === 'database')!;
     for (const id of [device.clientId, 'ingest-worker', 'records-api', 'portal', 'declared-cli', 'declared-api']) {
       const client = await provider.Client.find(id);
