@@ -8,10 +8,24 @@ import { openCore } from '../tessera.ts';
 import { migrateCommand, userCommand } from './admin-commands.ts';
 import { clientCommand } from './client-commands.ts';
 import { keysCommand } from './key-commands.ts';
+import { LOGIN_COMMANDS, loginCommand } from './login-commands.ts';
 import { UsageError } from './prompt.ts';
 
 /** Exit codes, documented in the README. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  /** login, token, whoami: not logged in, or the saved login expired or was revoked (run `tessera login`). */
+  loginRequired: 67,
+  /** login, token, whoami, logout: the issuer cannot be reached. */
+  issuerUnreachable: 69,
+  /** login: the code expired before it was approved. */
+  codeExpired: 75,
+  /** login: the person denied the login in the browser. */
+  accessDenied: 77,
+  config: 78,
+} as const;
 
 const HELP = `tessera — administer a Tessera authorization service
 
@@ -30,14 +44,23 @@ Usage:
   tessera client rotate-keys <id> --jwks-file PATH   replace the public keys of a private_key_jwt client
   tessera keys list                         signing keys, current first
   tessera keys rotate                       add a signing key; the old one stays published until its tokens expire
+  tessera login [--issuer URL] [--client-id ID] [--scope S ...] [--profile NAME] [--open]
+                                            log in from this terminal (device login) and save the login
+  tessera token [--profile NAME]            print a valid access token, refreshed when it expires within 60 s
+  tessera whoami [--profile NAME]           the saved login's subject, username, scopes and expiry
+  tessera logout [--profile NAME]           revoke the saved login at the issuer and delete it
   tessera help | --help
   tessera version | --version
 
 The database comes from the same configuration as the server (DATABASE_URL, or the embedded
 database in TESSERA_DATA_DIR, default ./var/db). Passwords are read from a terminal without
-echo, or from standard input with --password-stdin.
+echo, or from standard input with --password-stdin. login, token, whoami and logout need no
+configuration: they talk to the issuer (--issuer or TESSERA_ISSUER) and keep the login in
+$XDG_CONFIG_HOME/tessera/credentials.json (default ~/.config/tessera/credentials.json).
 
-Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.`;
+Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
+login, token, whoami, logout: 67 not logged in or login expired/revoked (run \`tessera login\`),
+69 issuer unreachable, 75 code expired, 77 access denied.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -62,6 +85,8 @@ export async function runCli(argv: string[]): Promise<number> {
     console.log(version());
     return EXIT.ok;
   }
+  // The commands for people at a terminal read no server configuration.
+  if (LOGIN_COMMANDS.includes(command)) return EXIT[await loginCommand(command, rest)];
   if (!['migrate', 'user', 'client', 'keys'].includes(command)) {
     console.error(`tessera: unknown command "${command}"\n\n${HELP}`);
     return EXIT.usage;
