@@ -257,7 +257,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     {
       router: createWebRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter: loginLimiter, callers }),
     },
-    { router: createTokenApiRoutes({ personalTokens: core.personalTokens, callers }) },
+    { router: createTokenApiRoutes({ personalTokens: core.personalTokens, callers, verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
     { router: createForwardAuthRoutes({ config, verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login) }) },
     {
       router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter: loginLimiter, audit: core.audit }),

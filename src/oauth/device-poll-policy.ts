@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { DEVICE_CODE_GRACE_MS } from './oidc-adapter.ts';
 
 /**
  * What oidc-provider leaves out of the device grant (RFC 8628): the polling interval with
@@ -30,7 +31,9 @@ export function createDevicePollPolicy({ store, intervalSeconds }: { store: Ephe
   return {
     async started(deviceCode, expiresInSeconds, codeChallenge) {
       if (!codeChallenge) return;
-      await store.set(keys(deviceCode).pkce, codeChallenge, { ttlMs: Math.max(1, expiresInSeconds) * 1000 });
+      // Kept as long as the adapter keeps the code past its expiry, so that a late poll with its
+      // verifier is answered expired_token (RFC 8628 §3.5), not a PKCE complaint.
+      await store.set(keys(deviceCode).pkce, codeChallenge, { ttlMs: Math.max(1, expiresInSeconds) * 1000 + DEVICE_CODE_GRACE_MS });
     },
     async poll(deviceCode) {
       // One marker per device code that lives for the interval: a poll that finds it is too early.

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { AppError } from '../http/app-error.ts';
 import { methodNotAllowed, requireJsonBody } from '../http/error-handler.ts';
 import { parseInput } from '../http/validation.ts';
+import type { User } from '../accounts/user.ts';
+import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import type { CallerAuthenticator } from '../web/caller.ts';
 import type { PersonalToken, PersonalTokenService } from './personal-token-service.ts';
 
@@ -31,7 +33,17 @@ function describe(token: PersonalToken) {
  * The JSON API for scripts: list, create (the value is answered once), revoke and rotate personal
  * access tokens; and /api/v1/me, which any credential may call to see who it is.
  */
-export function createTokenApiRoutes({ personalTokens, callers }: { personalTokens: PersonalTokenService; callers: CallerAuthenticator }): Router {
+export interface TokenApiDependencies {
+  personalTokens: PersonalTokenService;
+  callers: CallerAuthenticator;
+  /** For /api/v1/me with an OAuth access token (the callers know sessions and personal tokens). */
+  verifier: CredentialVerifier;
+  findUserById: (id: string) => Promise<User | null>;
+}
+
+const BEARER = /^bearer\s+(\S+)\s*$/i;
+
+export function createTokenApiRoutes({ personalTokens, callers, verifier, findUserById }: TokenApiDependencies): Router {
   const router = Router();
   const manage = callers.requireLoginSession('api');
   const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
@@ -77,9 +89,21 @@ export function createTokenApiRoutes({ personalTokens, callers }: { personalToke
 
   router.get('/api/v1/me', async (req, res, next) => {
     try {
+      res.set('Cache-Control', 'no-store');
       const caller = await callers.identify(req);
-      if (!caller) throw AppError.unauthorized('A valid credential is required.', { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' });
-      res.set('Cache-Control', 'no-store').json({ username: caller.user.username, email: caller.user.email, scopes: caller.scopes, credential: caller.credential });
+      if (caller) {
+        res.json({ sub: caller.user.id, username: caller.user.username, email: caller.user.email, scopes: caller.scopes, credential: caller.credential });
+        return;
+      }
+      // An OAuth access token (what `tessera login` holds): a person's, or a client's own.
+      const bearer = BEARER.exec(req.get('authorization') ?? '')?.[1];
+      const active = bearer ? await verifier.verify(bearer, { ip: req.ip ?? null }) : null;
+      if (active?.kind === 'access_token') {
+        const user = active.username !== null ? await findUserById(active.sub) : null;
+        res.json({ sub: active.sub, username: active.username, email: user?.email ?? null, scopes: active.scopes, credential: 'access_token', client_id: active.clientId, exp: active.exp });
+        return;
+      }
+      throw AppError.unauthorized('A valid credential is required.', { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' });
     } catch (error) {
       next(error);
     }

@@ -153,6 +153,21 @@ describe('the introspection endpoint (RFC 7662)', () => {
     expect(await post(base, new URLSearchParams({ token }), asRecordsApi)).toEqual(expect.objectContaining({ body: { active: false } }));
   });
 
+  it('tells an OAuth access token who it is at /api/v1/me, as it does every other credential', async () => {
+    const issued = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { ...FORM, authorization: basic('harvester', serviceSecret) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+    });
+    const token = String(((await issued.json()) as { access_token: string }).access_token);
+    const me = await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toEqual({ sub: 'harvester', username: null, email: null, scopes: ['read'], credential: 'access_token', client_id: 'harvester', exp: expect.any(Number) });
+    const carol = (await tessera.core.accounts.findUser('carol'))!;
+    const viaPat = await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${pat}` } });
+    expect(await viaPat.json()).toMatchObject({ sub: carol.id, username: 'carol', email: 'carol@example.org', credential: 'personal_access_token' });
+  });
+
   it('slides a session used only at resource servers, as a use on Tessera itself would', async () => {
     const login = await fetch(`${base}/users/carol/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'carol-password' }) });
     const busy = String(((await login.json()) as { session: string }).session);

@@ -84,6 +84,8 @@ function describeDeviceFlow(mode: 'PostgreSQL and Redis' | 'embedded (PGlite, in
       expect(tokens.expires_in).toBe(3600);
       expect(tokens.refresh_token).toBeTruthy();
       expect(tokens.scope!.split(' ').sort()).toEqual(['deposit:write', 'read']);
+      const me = await fetch(new URL('/api/v1/me', issuer), { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(await me.json()).toMatchObject({ username: 'alice', credential: 'access_token', client_id: 'cli', scopes: ['read', 'deposit:write'] });
     });
 
     it('refuses a poll without the PKCE verifier, and a wrong one', async () => {

@@ -71,7 +71,7 @@ describe('personal access tokens: JSON API and use', () => {
     ] as const) {
       const res = await me({ ...headers }, query);
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ username: 'depositor', email: 'dep@example.org', scopes: ['read'], credential: 'personal_access_token' });
+      expect(await res.json()).toEqual({ sub: expect.any(String), username: 'depositor', email: 'dep@example.org', scopes: ['read'], credential: 'personal_access_token' });
     }
     // The user header must name the token's owner.
     expect((await me({ 'X-Pharos-API-User': 'someone-else', 'X-Pharos-API-Key': token })).status).toBe(401);
