@@ -1,31 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../config/load.ts';
-import { AppError } from '../http/app-error.ts';
-import { createLogger } from '../logger.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { openEphemeralStore } from '../store/open-stores.ts';
-import { openCore } from '../tessera.ts';
-import { migrateCommand, userCommand } from './admin-commands.ts';
-import { clientCommand } from './client-commands.ts';
-import { keysCommand } from './key-commands.ts';
+import { EXIT } from './exit-codes.ts';
 import { LOGIN_COMMANDS, loginCommand } from './login-commands.ts';
-import { UsageError } from './prompt.ts';
 
-/** Exit codes, documented in the README. */
-export const EXIT = {
-  ok: 0,
-  failure: 1,
-  usage: 2,
-  /** login, token, whoami: not logged in, or the saved login expired or was revoked (run `tessera login`). */
-  loginRequired: 67,
-  /** login, token, whoami, logout: the issuer cannot be reached. */
-  issuerUnreachable: 69,
-  /** login: the code expired before it was approved. */
-  codeExpired: 75,
-  /** login: the person denied the login in the browser. */
-  accessDenied: 77,
-  config: 78,
-} as const;
 
 const HELP = `tessera — administer a Tessera authorization service
 
@@ -67,13 +43,6 @@ function version(): string {
   return pkg.version;
 }
 
-function describeFailure(error: unknown): string {
-  if (error instanceof AppError) {
-    const fields = (error.errors ?? []).map((e) => `\n  ${e.field}: ${e.message}`).join('');
-    return `${error.message}${fields}`;
-  }
-  return (error as Error).message;
-}
 
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -92,47 +61,10 @@ export async function runCli(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
 
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`tessera: ${error.message}`);
-      return EXIT.config;
-    }
-    throw error;
-  }
-  // The CLI speaks to people: only warnings and worse from the services reach stderr.
-  const logger = createLogger({ level: process.env.TESSERA_LOG_LEVEL ?? 'warn', destination: process.stderr as never });
-  const io = { out: (line: string) => console.log(line) };
-
-  let core;
-  // Deleting a client or rotating its secret revokes its tokens, and a new password or a disabled
-  // account ends the user's sessions: all of them live in Redis. (Embedded, they live in the
-  // server's memory, and the server cannot run beside the CLI.)
-  let ephemeral: EphemeralStore | undefined;
-  try {
-    if ((command === 'client' || command === 'user') && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
-    // `migrate` reports what it applies; every other command brings the schema up to date first.
-    core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
-  } catch (error) {
-    await ephemeral?.close();
-    console.error(`tessera: ${describeFailure(error)}`);
-    return EXIT.failure;
-  }
-  try {
-    if (command === 'migrate') await migrateCommand(core, io);
-    else if (command === 'client') await clientCommand(core, rest, io);
-    else if (command === 'keys') await keysCommand(core, rest, io);
-    else await userCommand(core, rest, io);
-    return EXIT.ok;
-  } catch (error) {
-    console.error(`tessera: ${describeFailure(error)}`);
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.usage;
-    return EXIT.failure;
-  } finally {
-    await Promise.allSettled([core.database.close(), ephemeral?.close()]);
-  }
+  // The administration commands load the server's modules only when they are used, so that
+  // `tessera token` in a script starts quickly.
+  const { runAdminCommand } = await import('./admin-main.ts');
+  return runAdminCommand(command, rest);
 }
 
 process.exitCode = await runCli(process.argv.slice(2));
