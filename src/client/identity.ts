@@ -15,51 +15,38 @@ export interface Identity {
   credential: string | undefined;
 }
 
-const verifyAnswerSchema = z.object({
-  sub: z.string(),
-  username: z.string().nullish(),
-  scope: z.string().optional(),
-  client_id: z.string().nullish(),
-  token_type: z.string().optional(),
-});
-
 const meAnswerSchema = z.object({
-  username: z.string(),
+  sub: z.string().optional(),
+  username: z.string().nullish(),
   scopes: z.array(z.string()).optional(),
   credential: z.string().optional(),
+  client_id: z.string().nullish(),
 });
 
 /**
- * Asks the issuer who the token is: `GET /auth/verify` (Tessera's forward-auth endpoint, which
- * accepts OAuth access tokens and names the subject), and when that is not served (hidden behind
- * a gateway), `GET /api/v1/me`. `authFetch` sends the token and renews it once on a 401.
+ * Asks the issuer who the token is (`GET /api/v1/me`, which answers every credential Tessera
+ * issues). `authFetch` sends the token and renews it once on a 401.
  */
 export async function fetchIdentity(authFetch: FetchFunction, issuer: string): Promise<Identity> {
-  const unknown: Identity = { subject: undefined, username: undefined, scopes: undefined, clientId: undefined, credential: undefined };
-  const ask = async (path: string) => {
-    try {
-      const response = await authFetch(`${issuer}${path}`, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
-      return { status: response.status, body: await jsonObject(response) };
-    } catch (error) {
-      if (error instanceof TesseraClientError) throw error;
-      throw new TesseraClientError('issuer_unreachable', `cannot reach ${new URL(issuer).origin} (${(error as Error).message})`, { cause: error });
-    }
-  };
-  const verified = await ask('/auth/verify');
-  if (verified.status === 401) throw new TesseraClientError('login_required', 'the issuer does not accept the saved access token', { status: 401 });
-  const fromVerify = verifyAnswerSchema.safeParse(verified.body);
-  if (verified.status === 200 && fromVerify.success) {
-    const answer = fromVerify.data;
-    return {
-      subject: answer.sub,
-      username: answer.username ?? undefined,
-      scopes: answer.scope === undefined ? undefined : answer.scope.split(' ').filter(Boolean),
-      clientId: answer.client_id ?? undefined,
-      credential: answer.token_type,
-    };
+  let response: Response;
+  let body: unknown;
+  try {
+    response = await authFetch(`${issuer}/api/v1/me`, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    body = await jsonObject(response);
+  } catch (error) {
+    if (error instanceof TesseraClientError) throw error;
+    throw new TesseraClientError('issuer_unreachable', `cannot reach ${new URL(issuer).origin} (${(error as Error).message})`, { cause: error });
   }
-  const me = await ask('/api/v1/me');
-  const fromMe = meAnswerSchema.safeParse(me.body);
-  if (me.status === 200 && fromMe.success) return { ...unknown, username: fromMe.data.username, scopes: fromMe.data.scopes, credential: fromMe.data.credential };
-  return unknown;
+  if (response.status === 401) throw new TesseraClientError('login_required', 'the issuer does not accept the saved access token', { status: 401 });
+  const answer = meAnswerSchema.safeParse(body);
+  if (response.status !== 200 || !answer.success) {
+    return { subject: undefined, username: undefined, scopes: undefined, clientId: undefined, credential: undefined };
+  }
+  return {
+    subject: answer.data.sub,
+    username: answer.data.username ?? undefined,
+    scopes: answer.data.scopes,
+    clientId: answer.data.client_id ?? undefined,
+    credential: answer.data.credential,
+  };
 }
