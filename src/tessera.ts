@@ -32,6 +32,7 @@ import { createIntrospectionEndpoint, withFastRoutes } from './introspection/int
 import { createInvalidations, invalidationTarget, type Invalidations } from './introspection/invalidations.ts';
 import type { Subscription } from './store/ephemeral-store.ts';
 import { OIDC_ROUTES } from './oauth/provider.ts';
+import { createClientMetadataCache } from './oauth/client-metadata-cache.ts';
 import { createForwardAuthRoutes } from './introspection/forward-auth-routes.ts';
 import { createCallerAuthenticator } from './web/caller.ts';
 import { createWebRoutes } from './web/web-routes.ts';
@@ -114,7 +115,11 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   const clients = createClientService({
     database,
     audit,
-    listeners: [{ deleted: endClientTokens, secretRotated: endClientTokens }],
+    listeners: [
+      { deleted: endClientTokens, secretRotated: endClientTokens },
+      // Every node's cached metadata of the client goes (a new one may be cached as unknown).
+      { created: async (client) => invalidations?.publish(invalidationTarget.client(client.clientId)) },
+    ],
     declared: config.clients,
     scopeCatalog: config.scopes,
     resources: config.oauth.resources,
@@ -183,11 +188,12 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
     const adapterFactory = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish });
+    const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), options.clock ? { clock: options.clock } : {});
     verifier = createCachedCredentialVerifier(
       createCredentialVerifier({
         config,
         accounts: core.accounts,
-        clients: core.clients,
+        clients: clientMetadata,
         sessions,
         personalTokens: core.personalTokens,
         oidcModel: adapterFactory,
@@ -206,12 +212,12 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       issuer: config.issuer,
       endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
       tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
-      findClient: async (clientId) => (await core.clients.findOidcMetadata(clientId)) as CallerMetadata | undefined,
+      findClient: async (clientId) => (await clientMetadata.findOidcMetadata(clientId)) as CallerMetadata | undefined,
       ephemeral,
       ...(options.clock ? { clock: options.clock } : {}),
     });
     // Caches serve from memory only while they hear every invalidation.
-    for (const subscriber of [verifier, introspectionCallers]) {
+    for (const subscriber of [verifier, clientMetadata]) {
       subscriptions.push(await invalidations.subscribe(subscriber));
       subscriber.channelState('up');
     }
@@ -219,7 +225,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       config,
       logger,
       accounts: core.accounts,
-      clients: core.clients,
+      clients: clientMetadata,
       adapterFactory,
       jwks: await signingKeys.loadJwks(),
       cookieKeys: secrets.cookieKeys,
@@ -235,7 +241,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       csrfKey,
       limiter: loginLimiter,
       tokenGuard: {
-        clientScopes: async (clientId) => String((await core.clients.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
+        clientScopes: async (clientId) => String((await clientMetadata.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
         refreshTokenUserScopes: async (value) => {
           const token = await refreshTokens.find(value);
           if (!token || typeof token.accountId !== 'string') return null;

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
-import type { ClientService } from '../oauth/client-service.ts';
+import type { OidcClientMetadata } from '../oauth/client-service.ts';
 import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
 import type { AdapterPayload } from 'oidc-provider';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
@@ -38,7 +38,7 @@ export interface VerifyOptions {
 export interface CredentialVerifierDependencies {
   config: Config;
   accounts: AccountService;
-  clients: ClientService;
+  clients: { findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined> };
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
   /** oidc-provider's stored artefacts, by model. */

@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import { secretMatches } from '../oauth/client-secret.ts';
-import { oidcKeyFor } from '../oauth/oidc-adapter.ts';
-import type { ConnectionState, EphemeralStore } from '../store/ephemeral-store.ts';
-import { invalidationTarget, type InvalidationSubscriber } from './invalidations.ts';
+import { claimClientAssertion } from '../oauth/assertion-replay.ts';
+import type { EphemeralStore } from '../store/ephemeral-store.ts';
 
 /** The parts of a client's metadata that caller authentication reads. */
 export interface CallerMetadata {
@@ -22,12 +20,11 @@ export interface IntrospectionCallerDependencies {
   /** The endpoint's own URL, one of the audiences a client assertion may name. */
   endpointUrl: string;
   tokenEndpointUrl: string;
+  /** The client's metadata: a cache in front of the database (client-metadata-cache.ts). */
   findClient(clientId: string): Promise<CallerMetadata | undefined>;
   /** Remembers client assertion ids until they expire (single use). */
   ephemeral: EphemeralStore;
   clock?: () => number;
-  /** How long a client's metadata is kept in memory (default 30 s); invalidations end it sooner. */
-  clientCacheTtlMs?: number;
 }
 
 /** Why a caller was refused; `basic` asks for a Basic challenge (RFC 6749 §5.2). */
@@ -50,43 +47,22 @@ export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
 const CLOCK_TOLERANCE_S = 15;
-const MAX_CACHED_CLIENTS = 10_000;
-const UNKNOWN_CLIENT_TTL_MS = 5_000;
 
-export type IntrospectionCallers = InvalidationSubscriber & {
+export interface IntrospectionCallers {
   /**
    * The resource server making the request, authenticated by client_secret_basic,
    * client_secret_post or private_key_jwt; throws CallerRefused otherwise. Secrets are compared as
    * SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on this path).
    */
   authenticate(authorization: string | undefined, params: URLSearchParams): Promise<CallerMetadata>;
-};
+}
 
-/**
- * Authenticates the callers of the introspection endpoint. Client metadata is kept in memory for
- * a short while (the endpoint is the hottest path there is); a client deleted or re-keyed is
- * dropped at once by the invalidation that its deletion or rotation publishes.
- */
+/** Authenticates the callers of the introspection endpoint. */
 export function createIntrospectionCallers(deps: IntrospectionCallerDependencies): IntrospectionCallers {
   const clock = deps.clock ?? Date.now;
-  const ttlMs = deps.clientCacheTtlMs ?? 30_000;
-  const cache = new Map<string, { client: CallerMetadata | undefined; until: number }>();
-  let serving = false;
-  let generation = 0;
   const audiences = [deps.issuer, deps.endpointUrl, deps.tokenEndpointUrl];
 
-  async function findClient(clientId: string): Promise<CallerMetadata | undefined> {
-    const now = clock();
-    const cached = serving ? cache.get(clientId) : undefined;
-    if (cached && cached.until > now) return cached.client;
-    const startedAt = generation;
-    const client = await deps.findClient(clientId);
-    if (serving && generation === startedAt) {
-      if (cache.size >= MAX_CACHED_CLIENTS) cache.delete(cache.keys().next().value!);
-      cache.set(clientId, { client, until: now + (client ? ttlMs : Math.min(ttlMs, UNKNOWN_CLIENT_TTL_MS)) });
-    }
-    return client;
-  }
+  const findClient = deps.findClient;
 
   const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
 
@@ -127,13 +103,8 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     const now = Math.floor(clock() / 1000);
     const exp = claims.exp!;
     if (exp - now > MAX_ASSERTION_LIFETIME_S) throw refused(`the client assertion must expire within ${MAX_ASSERTION_LIFETIME_S} seconds`);
-    // Single use, shared with the token and revocation endpoints: the record is the one
-    // oidc-provider's ReplayDetection keeps for the same issuer and jti (so an assertion used here
-    // is refused there and the other way round), written with SET NX so that of concurrent uses
-    // exactly one wins. It is remembered until the assertion expires.
-    const replayId = createHash('sha256').update(`${client.client_id}${String(claims.jti)}`).digest('base64url');
-    const record = JSON.stringify({ iss: client.client_id, kind: 'ReplayDetection', iat: now, exp: exp + CLOCK_TOLERANCE_S });
-    const first = await deps.ephemeral.set(oidcKeyFor('ReplayDetection', replayId), record, { onlyIfAbsent: true, ttlMs: (Math.max(exp - now, 0) + CLOCK_TOLERANCE_S) * 1000 });
+    // Single use, across this endpoint and oidc-provider's (assertion-replay.ts).
+    const first = await claimClientAssertion(deps.ephemeral, client.client_id, String(claims.jti), exp + CLOCK_TOLERANCE_S, now);
     if (!first) throw refused('the client assertion was already used');
     return client;
   }
@@ -165,20 +136,6 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       }
       if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may', basic !== undefined);
       return client;
-    },
-
-    invalidate(targets) {
-      generation += 1;
-      const prefix = invalidationTarget.client('');
-      for (const target of targets) {
-        if (target.startsWith(prefix)) cache.delete(target.slice(prefix.length));
-      }
-    },
-
-    channelState(state: ConnectionState) {
-      generation += 1;
-      cache.clear();
-      serving = state === 'up';
     },
   };
 }

@@ -109,6 +109,8 @@ export type OidcClientMetadata = {
 
 /** Told about changes that must end what a client had: grants, cached introspections. */
 export interface ClientListener {
+  /** A new client (caches that remembered its id as unknown must forget that). */
+  created?(client: Client): Promise<void>;
   deleted?(client: Client): Promise<void>;
   secretRotated?(client: Client): Promise<void>;
 }
@@ -409,7 +411,9 @@ export function createClientService(options: ClientServiceOptions): ClientServic
           );
           return created;
         });
-        return { client: fromRecord(record), secret };
+        const client = fromRecord(record);
+        for (const listener of listeners) await listener.created?.(client);
+        return { client, secret };
       } catch (error) {
         if (error instanceof ClientIdTaken) {
           throw AppError.conflict(`A client "${clientId}" already exists.`, [{ field: 'clientId', code: 'taken', message: 'already taken' }]);

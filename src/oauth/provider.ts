@@ -7,6 +7,7 @@ import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
+import { claimClientAssertion } from './assertion-replay.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -227,6 +228,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     const raw = rawBasicSecret.getStore();
     return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
   };
+
+  // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
+  // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
+  // shares (assertion-replay.ts).
+  (provider.ReplayDetection as unknown as { unique(iss: string, jti: string, exp: number): Promise<boolean> }).unique = (iss, jti, exp) =>
+    claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000));
 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 

@@ -196,6 +196,13 @@ describe('the introspection endpoint (RFC 7662)', () => {
     await tessera.core.clients.delete('short-lived-api', by);
     expect((await post(base, new URLSearchParams({ token: pat }), headers)).status).toBe(401);
   });
+
+  it('knows a client created just after its id was looked up in vain', async () => {
+    const probe = await post(base, new URLSearchParams({ token: pat }), { authorization: basic('late-api', 'tsr_cs_nothing-yet') });
+    expect(probe.status).toBe(401);
+    const secret = (await tessera.core.clients.create({ clientId: 'late-api', name: 'Late', kind: 'resource_server' }, by)).secret!;
+    expect((await post(base, new URLSearchParams({ token: pat }), { authorization: basic('late-api', secret) })).status).toBe(200);
+  });
 });
 
 describe('the introspection cache when the invalidation channel drops', () => {
