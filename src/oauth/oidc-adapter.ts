@@ -116,6 +116,9 @@ const CLIENT_BOUND_MODELS: ReadonlySet<string> = new Set([
   'Grant',
 ]);
 
+/** Models oidc-provider marks consumed (adapter.consume): only these have a consumed marker. */
+const CONSUMABLE_MODELS: ReadonlySet<string> = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'PreAuthorizedCode']);
+
 /** Models whose tokens introspection answers (and caches): their end is published. */
 const INTROSPECTED_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 
@@ -274,7 +277,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         await Promise.all([
           store.set(payloadKey, JSON.stringify(stored), { ttlMs }),
           // The marker must live as long as the payload, or the payload would become unused again.
+          // (Models oidc-provider never consumes have none: nothing to extend.)
           (async () => {
+            if (!CONSUMABLE_MODELS.has(model)) return;
             const markerTtlMs = ttlMs + MARKER_MARGIN_MS;
             if (typeof consumed === 'number' || (typeof consumed === 'string' && consumed !== '')) {
               const written = await store.set(markerKey, String(consumed), { onlyIfAbsent: true, ttlMs: markerTtlMs });
