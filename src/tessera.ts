@@ -33,6 +33,7 @@ import { createInvalidations, invalidationTarget, type Invalidations } from './i
 import type { Subscription } from './store/ephemeral-store.ts';
 import { OIDC_ROUTES } from './oauth/provider.ts';
 import { createClientMetadataCache } from './oauth/client-metadata-cache.ts';
+import { createUserCache } from './accounts/user-cache.ts';
 import { createForwardAuthRoutes } from './introspection/forward-auth-routes.ts';
 import { createCallerAuthenticator } from './web/caller.ts';
 import { createWebRoutes } from './web/web-routes.ts';
@@ -189,10 +190,11 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     if (created) logger.info({ kid }, 'generated the first signing key');
     const adapterFactory = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish });
     const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), options.clock ? { clock: options.clock } : {});
+    const users = createUserCache((id) => core.accounts.findUserById(id), options.clock ? { clock: options.clock } : {});
     verifier = createCachedCredentialVerifier(
       createCredentialVerifier({
         config,
-        accounts: core.accounts,
+        accounts: users,
         clients: clientMetadata,
         sessions,
         personalTokens: core.personalTokens,
@@ -217,14 +219,14 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       ...(options.clock ? { clock: options.clock } : {}),
     });
     // Caches serve from memory only while they hear every invalidation.
-    for (const subscriber of [verifier, clientMetadata]) {
+    for (const subscriber of [verifier, clientMetadata, users]) {
       subscriptions.push(await invalidations.subscribe(subscriber));
       subscriber.channelState('up');
     }
     const { provider, devicePolls } = createOidcProvider({
       config,
       logger,
-      accounts: core.accounts,
+      accounts: users,
       clients: clientMetadata,
       adapterFactory,
       jwks: await signingKeys.loadJwks(),
@@ -245,7 +247,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         refreshTokenUserScopes: async (value) => {
           const token = await refreshTokens.find(value);
           if (!token || typeof token.accountId !== 'string') return null;
-          const user = await core.accounts.findUserById(token.accountId);
+          const user = await users.findUserById(token.accountId);
           if (!user) return null;
           return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
         },

@@ -37,7 +37,7 @@ export interface VerifyOptions {
 
 export interface CredentialVerifierDependencies {
   config: Config;
-  accounts: AccountService;
+  accounts: Pick<AccountService, 'findUserById'>;
   clients: { findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined> };
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;

@@ -36,7 +36,8 @@ export interface ClientMetadataSource {
 export interface ProviderDependencies {
   config: Config;
   logger: Logger;
-  accounts: AccountService;
+  /** Users by id (a cache in front of the accounts service: user-cache.ts). */
+  accounts: Pick<AccountService, 'findUserById'>;
   clients: ClientMetadataSource;
   adapterFactory: (modelName: string) => Adapter;
   jwks: { keys: object[] };

@@ -1,0 +1,25 @@
+import { invalidationTarget } from '../introspection/invalidations.ts';
+import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
+import type { User } from './user.ts';
+
+export type UserCache = Omit<RecordCache<User>, 'get'> & {
+  /** The user (disabled ones too, as the accounts service answers), or null. */
+  findUserById(id: string): Promise<User | null>;
+};
+
+/**
+ * Users by id in memory, for the paths that look a user up on every request (the token endpoint,
+ * introspection). Any change to a user publishes their invalidation target (tessera.ts), which
+ * drops them on every node at once.
+ */
+export function createUserCache(findUserById: (id: string) => Promise<User | null>, options: { clock?: () => number } = {}): UserCache {
+  const cache = createRecordCache<User>({ load: findUserById, target: invalidationTarget.user, ...options });
+  return {
+    invalidate: (targets) => cache.invalidate(targets),
+    channelState: (state) => cache.channelState(state),
+    async findUserById(id) {
+      const user = await cache.get(id);
+      return user && { ...user, createdAt: new Date(user.createdAt), updatedAt: new Date(user.updatedAt), passwordChangedAt: new Date(user.passwordChangedAt) };
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { ConnectionState } from '../store/ephemeral-store.ts';
+import type { InvalidationSubscriber } from './invalidations.ts';
+
+export interface RecordCacheOptions<T> {
+  /** Reads the record from its store (the database); undefined or null when there is none. */
+  load(key: string): Promise<T | undefined | null>;
+  /** The invalidation target that names the record with this key (invalidations.ts). */
+  target(key: string): string;
+  /** How long a record is kept (default 30 s); invalidations end it sooner. */
+  ttlMs?: number;
+  /** How long "there is none" is kept (default 5 s). */
+  missingTtlMs?: number;
+  maxEntries?: number;
+  clock?: () => number;
+}
+
+export type RecordCache<T> = InvalidationSubscriber & {
+  /** The record (a fresh copy each time: callers may keep or change it), or null. */
+  get(key: string): Promise<T | null>;
+};
+
+/**
+ * Records from the database kept in memory for the hot paths, correct across nodes: whatever
+ * changes a record publishes its invalidation target, which drops it on every node at once; a
+ * load that was running when an invalidation arrived is not kept; while the invalidation channel
+ * is down, every read goes to the store. Records are kept as JSON, so each caller gets its own
+ * copy (Dates come back as strings: cache plain data only, or revive them in `load`'s caller).
+ */
+export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCache<T> {
+  const clock = options.clock ?? Date.now;
+  const ttlMs = options.ttlMs ?? 30_000;
+  const missingTtlMs = Math.min(ttlMs, options.missingTtlMs ?? 5_000);
+  const maxEntries = options.maxEntries ?? 10_000;
+  const entries = new Map<string, { json: string | null; until: number }>();
+  const keysByTarget = new Map<string, string>();
+  let serving = false;
+  let generation = 0;
+
+  const copy = (json: string | null) => (json === null ? null : (JSON.parse(json) as T));
+
+  return {
+    async get(key) {
+      const now = clock();
+      const cached = serving ? entries.get(key) : undefined;
+      if (cached && cached.until > now) return copy(cached.json);
+      const startedAt = generation;
+      const record = await options.load(key);
+      const json = record === undefined || record === null ? null : JSON.stringify(record);
+      if (serving && generation === startedAt) {
+        entries.delete(key);
+        if (entries.size >= maxEntries) {
+          const oldest = entries.keys().next().value!;
+          entries.delete(oldest);
+          keysByTarget.delete(options.target(oldest));
+        }
+        entries.set(key, { json, until: now + (json === null ? missingTtlMs : ttlMs) });
+        keysByTarget.set(options.target(key), key);
+      }
+      return copy(json);
+    },
+
+    invalidate(targets) {
+      generation += 1;
+      for (const target of targets) {
+        const key = keysByTarget.get(target);
+        if (key === undefined) continue;
+        keysByTarget.delete(target);
+        entries.delete(key);
+      }
+    },
+
+    channelState(state: ConnectionState) {
+      generation += 1;
+      entries.clear();
+      keysByTarget.clear();
+      serving = state === 'up';
+    },
+  };
+}
