@@ -28,7 +28,10 @@ import type { JSONWebKeySet } from 'jose';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createCachedCredentialVerifier, type CachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createIntrospectionCallers, type CallerMetadata, type IntrospectionCallers } from './introspection/introspection-callers.ts';
-import { createIntrospectionEndpoint, withFastRoutes } from './introspection/introspection-endpoint.ts';
+import { createIntrospectionEndpoint } from './introspection/introspection-endpoint.ts';
+import { withFastRoutes, type RawHandler } from './http/raw-http.ts';
+import { createTokenEndpoint } from './oauth/token-endpoint.ts';
+import { createTokenRequestCheck } from './oauth/oauth-request-guard.ts';
 import { createInvalidations, invalidationTarget, type Invalidations } from './introspection/invalidations.ts';
 import type { Subscription } from './store/ephemeral-store.ts';
 import { OIDC_ROUTES } from './oauth/provider.ts';
@@ -181,6 +184,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
   const invalidations = core.invalidations!;
   let verifier: CachedCredentialVerifier;
   let introspectionCallers: IntrospectionCallers;
+  let tokenEndpoint: (trustsProxy: (address: string) => boolean) => RawHandler;
   const subscriptions: Subscription[] = [];
   try {
     const secrets = await resolveSecrets(config, logger);
@@ -195,7 +199,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       createCredentialVerifier({
         config,
         accounts: users,
-        clients: clientMetadata,
+        clients: { findOidcMetadata: (clientId) => clientMetadata.peekOidcMetadata(clientId) },
         sessions,
         personalTokens: core.personalTokens,
         oidcModel: adapterFactory,
@@ -214,7 +218,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       issuer: config.issuer,
       endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
       tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
-      findClient: async (clientId) => (await clientMetadata.findOidcMetadata(clientId)) as CallerMetadata | undefined,
+      findClient: async (clientId) => (await clientMetadata.peekOidcMetadata(clientId)) as CallerMetadata | undefined,
       ephemeral,
       ...(options.clock ? { clock: options.clock } : {}),
     });
@@ -242,17 +246,25 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       ephemeral,
       csrfKey,
       limiter: loginLimiter,
-      tokenGuard: {
-        clientScopes: async (clientId) => String((await clientMetadata.findOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
-        refreshTokenUserScopes: async (value) => {
-          const token = await refreshTokens.find(value);
-          if (!token || typeof token.accountId !== 'string') return null;
-          const user = await users.findUserById(token.accountId);
-          if (!user) return null;
-          return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
-        },
-      },
     });
+    tokenEndpoint = (trustsProxy) =>
+      createTokenEndpoint({
+        issuer: config.issuer,
+        logger,
+        provider,
+        trustsProxy,
+        check: createTokenRequestCheck({
+          devicePolls,
+          clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
+          refreshTokenUserScopes: async (value) => {
+            const token = await refreshTokens.find(value);
+            if (!token || typeof token.accountId !== 'string') return null;
+            const user = await users.findUserById(token.accountId);
+            if (!user) return null;
+            return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
+          },
+        }),
+      });
   } catch (error) {
     await Promise.allSettled(subscriptions.map((s) => s.close()));
     await Promise.allSettled([ephemeral.close(), core.database.close()]);
@@ -273,8 +285,10 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
   ];
   const app = createApp({ config, logger, database: core.database, ephemeral, oauthRoutes, apiRoutes });
   const trustProxy = app.get('trust proxy fn') as (address: string, hop: number) => boolean;
-  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: introspectionCallers, verifier, trustsProxy: (address) => trustProxy(address, 0) });
-  const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection }, app));
+  const trustsProxy = (address: string) => trustProxy(address, 0);
+  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: introspectionCallers, verifier, trustsProxy });
+  // The two hottest endpoints run on node:http ahead of express (raw-http.ts).
+  const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: tokenEndpoint(trustsProxy) }, app));
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -38,7 +38,7 @@ export interface VerifyOptions {
 export interface CredentialVerifierDependencies {
   config: Config;
   accounts: Pick<AccountService, 'findUserById'>;
-  clients: { findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined> };
+  clients: { findOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined> };
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
   /** oidc-provider's stored artefacts, by model. */

@@ -17,6 +17,8 @@ export interface RecordCacheOptions<T> {
 export type RecordCache<T> = InvalidationSubscriber & {
   /** The record (a fresh copy each time: callers may keep or change it), or null. */
   get(key: string): Promise<T | null>;
+  /** The record for reading only (shared and frozen: no copy), or null. */
+  peek(key: string): Promise<Readonly<T> | null>;
 };
 
 /**
@@ -26,37 +28,54 @@ export type RecordCache<T> = InvalidationSubscriber & {
  * is down, every read goes to the store. Records are kept as JSON, so each caller gets its own
  * copy (Dates come back as strings: cache plain data only, or revive them in `load`'s caller).
  */
+function deepFreeze<V>(value: V): V {
+  if (value && typeof value === 'object') {
+    for (const member of Object.values(value)) deepFreeze(member);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCache<T> {
   const clock = options.clock ?? Date.now;
   const ttlMs = options.ttlMs ?? 30_000;
   const missingTtlMs = Math.min(ttlMs, options.missingTtlMs ?? 5_000);
   const maxEntries = options.maxEntries ?? 10_000;
-  const entries = new Map<string, { json: string | null; until: number }>();
+  const entries = new Map<string, { json: string | null; value: Readonly<T> | null; until: number }>();
   const keysByTarget = new Map<string, string>();
   let serving = false;
   let generation = 0;
 
   const copy = (json: string | null) => (json === null ? null : (JSON.parse(json) as T));
 
+  async function lookup(key: string): Promise<{ json: string | null; value: Readonly<T> | null }> {
+    const now = clock();
+    const cached = serving ? entries.get(key) : undefined;
+    if (cached && cached.until > now) return cached;
+    const startedAt = generation;
+    const record = await options.load(key);
+    const json = record === undefined || record === null ? null : JSON.stringify(record);
+    const value = json === null ? null : deepFreeze(JSON.parse(json) as T);
+    if (serving && generation === startedAt) {
+      entries.delete(key);
+      if (entries.size >= maxEntries) {
+        const oldest = entries.keys().next().value!;
+        entries.delete(oldest);
+        keysByTarget.delete(options.target(oldest));
+      }
+      entries.set(key, { json, value, until: now + (json === null ? missingTtlMs : ttlMs) });
+      keysByTarget.set(options.target(key), key);
+    }
+    return { json, value };
+  }
+
   return {
     async get(key) {
-      const now = clock();
-      const cached = serving ? entries.get(key) : undefined;
-      if (cached && cached.until > now) return copy(cached.json);
-      const startedAt = generation;
-      const record = await options.load(key);
-      const json = record === undefined || record === null ? null : JSON.stringify(record);
-      if (serving && generation === startedAt) {
-        entries.delete(key);
-        if (entries.size >= maxEntries) {
-          const oldest = entries.keys().next().value!;
-          entries.delete(oldest);
-          keysByTarget.delete(options.target(oldest));
-        }
-        entries.set(key, { json, until: now + (json === null ? missingTtlMs : ttlMs) });
-        keysByTarget.set(options.target(key), key);
-      }
-      return copy(json);
+      return copy((await lookup(key)).json);
+    },
+
+    async peek(key) {
+      return (await lookup(key)).value;
     },
 
     invalidate(targets) {

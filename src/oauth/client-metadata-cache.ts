@@ -2,9 +2,11 @@ import { invalidationTarget } from '../introspection/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
 import type { OidcClientMetadata } from './client-service.ts';
 
-export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get'> & {
+export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get' | 'peek'> & {
   /** The client's oidc-provider metadata (a fresh copy each time), or undefined. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
+  /** The same, for reading only (shared, frozen): for the paths that only look. */
+  peekOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined>;
 };
 
 /**
@@ -21,6 +23,9 @@ export function createClientMetadataCache(find: (clientId: string) => Promise<Oi
     channelState: (state) => cache.channelState(state),
     async findOidcMetadata(clientId) {
       return (await cache.get(clientId)) ?? undefined;
+    },
+    async peekOidcMetadata(clientId) {
+      return (await cache.peek(clientId)) ?? undefined;
     },
   };
 }

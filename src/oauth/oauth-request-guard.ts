@@ -27,7 +27,7 @@ async function readRawBody(req: IncomingMessage): Promise<Buffer | null> {
 }
 
 /** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
-function replayBody(req: IncomingMessage, body: Buffer): void {
+export function replayBody(req: IncomingMessage, body: Buffer): void {
   Object.defineProperty(req, 'readable', { value: true, configurable: true });
   (req as unknown as { iterator: () => AsyncGenerator<Buffer> }).iterator = async function* iterator() {
     yield body;
@@ -120,20 +120,32 @@ export interface TokenGuardDependencies {
   refreshTokenUserScopes(refreshToken: string): Promise<{ granted: string[]; allowed: string[] } | null>;
 }
 
-export function tokenGuard({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenGuardDependencies): RequestHandler {
-  return withFormBody(async (form, req, res) => {
+/** Why a token request is answered before oidc-provider sees it (an RFC 6749 §5.2 error). */
+export interface TokenRequestRefusal {
+  status: number;
+  error: string;
+  description: string;
+}
+
+/**
+ * The token endpoint's rules beyond oidc-provider's: device polls (slow_down, PKCE), refresh
+ * narrowed to what the user may still have, client credentials narrowed to the client's scopes.
+ * It may amend `form`; null lets the request go on to oidc-provider.
+ */
+export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<TokenRequestRefusal | null>;
+
+export function createTokenRequestCheck({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenGuardDependencies): TokenRequestCheck {
+  return async (form, authorization) => {
     const grantType = form.get('grant_type');
     if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') {
       const deviceCode = form.get('device_code');
-      if (!deviceCode) return true; // oidc-provider answers the missing parameter.
+      if (!deviceCode) return null; // oidc-provider answers the missing parameter.
       const verifier = form.get('code_verifier') ?? undefined;
       if (verifier !== undefined && !CODE_VERIFIER.test(verifier)) {
-        oauthError(res, 400, 'invalid_request', 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]');
-        return false;
+        return { status: 400, error: 'invalid_request', description: 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]' };
       }
       if ((await devicePolls.poll(deviceCode)) === 'slow_down') {
-        oauthError(res, 400, 'slow_down', 'polling too frequently; wait longer between requests');
-        return false;
+        return { status: 400, error: 'slow_down', description: 'polling too frequently; wait longer between requests' };
       }
       const pkce = await devicePolls.verifyPkce(deviceCode, verifier);
       if (pkce !== 'ok') {
@@ -142,11 +154,10 @@ export function tokenGuard({ devicePolls, clientScopes, refreshTokenUserScopes }
           mismatch: 'PKCE verification failed',
           unexpected_verifier: 'code_verifier sent, but no code_challenge was sent with this device code',
         }[pkce];
-        oauthError(res, 400, 'invalid_grant', description);
-        return false;
+        return { status: 400, error: 'invalid_grant', description: description };
       }
       form.delete('code_verifier');
-      return true;
+      return null;
     }
     if (grantType === 'refresh_token' && form.get('refresh_token')) {
       // The user's allowed scopes may have shrunk since the grant: a refresh never gives more
@@ -159,30 +170,28 @@ export function tokenGuard({ devicePolls, clientScopes, refreshTokenUserScopes }
         const kept = wanted.filter((scope) => scopes.allowed.includes(scope) || !scopes.granted.includes(scope));
         if (kept.length < wanted.length) {
           if (!kept.some((scope) => scope !== 'openid' && scope !== 'offline_access')) {
-            oauthError(res, 400, 'invalid_grant', 'the account may no longer be granted any of these scopes');
-            return false;
+            return { status: 400, error: 'invalid_grant', description: 'the account may no longer be granted any of these scopes' };
           }
           form.set('scope', kept.join(' '));
         }
       }
-      return true;
+      return null;
     }
     if (grantType === 'client_credentials') {
       // Narrowing only: the client is authenticated afterwards by oidc-provider.
-      const clientId = basicClientId(req.headers.authorization) ?? form.get('client_id');
+      const clientId = basicClientId(authorization) ?? form.get('client_id');
       const allowed = new Set(clientId ? await clientScopes(clientId) : []);
       const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
       const scopes = (requested.length ? requested : ['read']).filter((scope) => allowed.has(scope) && scope !== 'offline_access' && scope !== 'openid');
       if (scopes.length === 0 && clientId && allowed.size > 0) {
         // Dropping every scope would give a token good for nothing: say so instead.
-        oauthError(res, 400, 'invalid_scope', 'none of the requested scopes may be granted to this client');
-        return false;
+        return { status: 400, error: 'invalid_scope', description: 'none of the requested scopes may be granted to this client' };
       }
       if (scopes.length) form.set('scope', scopes.join(' '));
       else form.delete('scope');
     }
-    return true;
-  });
+    return null;
+  };
 }
 
 function basicClientId(header: string | undefined): string | undefined {

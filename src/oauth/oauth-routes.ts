@@ -8,7 +8,7 @@ import { PAGE_CSP, STYLESHEET_PATH } from '../views/html.ts';
 import { STYLESHEET } from '../views/stylesheet.ts';
 import type { DevicePollPolicy } from './device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
-import { deviceAuthorizationGuard, tokenGuard, userCodeRateLimit, type TokenGuardDependencies } from './oauth-request-guard.ts';
+import { deviceAuthorizationGuard, userCodeRateLimit } from './oauth-request-guard.ts';
 import { OIDC_ROUTES } from './provider.ts';
 
 export interface OAuthRouteDependencies {
@@ -19,7 +19,6 @@ export interface OAuthRouteDependencies {
   ephemeral: EphemeralStore;
   csrfKey: string;
   limiter: LoginLimiter;
-  tokenGuard: Omit<TokenGuardDependencies, 'devicePolls'>;
 }
 
 const PROVIDER_PATHS = new Set<string>([...Object.values(OIDC_ROUTES), '/.well-known/openid-configuration']);
@@ -41,7 +40,6 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   });
 
   router.post(OIDC_ROUTES.device_authorization, deviceAuthorizationGuard(deps.config));
-  router.post(OIDC_ROUTES.token, tokenGuard({ devicePolls: deps.devicePolls, ...deps.tokenGuard }));
   router.post(OIDC_ROUTES.code_verification, userCodeRateLimit(deps.config, deps.ephemeral));
 
   // RFC 8414 metadata: the same document as OpenID discovery, at its own well-known name.

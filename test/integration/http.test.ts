@@ -111,6 +111,24 @@ describe('HTTPS issuer behind a trusted proxy', () => {
     expect(res.headers.get('strict-transport-security')).toMatch(/max-age=/);
   });
 
+  it('applies the same rule on the endpoints served ahead of express (token, introspection)', async () => {
+    // Past the https rule both go on to client authentication, which fails: no client.
+    for (const [path, refused] of [['/oauth/token', 400], ['/oauth/introspect', 401]] as const) {
+      const post = (proto: string) =>
+        fetch(`${tessera.url}${path}`, { method: 'POST', headers: { 'x-forwarded-proto': proto, 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'req-1' }, body: 'grant_type=client_credentials&token=x' });
+      const plain = await post('http');
+      expect(plain.status).toBe(403);
+      expect(await plain.json()).toEqual({ error: 'invalid_request', error_description: 'HTTPS is required' });
+      expect(plain.headers.get('x-request-id')).toBe('req-1');
+      const secure = await post('https');
+      expect(secure.status).toBe(refused);
+      expect(secure.headers.get('strict-transport-security')).toMatch(/max-age=/);
+      expect(secure.headers.get('cache-control')).toBe('no-store');
+      expect(secure.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(secure.headers.get('x-request-id')).toBe('req-1');
+    }
+  });
+
   it('leaves health checks reachable over http for the orchestrator', async () => {
     expect((await fetch(`${tessera.url}/healthz`)).status).toBe(200);
   });

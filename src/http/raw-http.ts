@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+
+// The few things the hot endpoints (introspection, token) need from HTTP, on node:http itself:
+// express and its middleware cost more than the work those endpoints do (../shared/FINDINGS.md).
+
+/** A handler on node:http itself, placed in front of express by withFastRoutes. */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Serves `routes` (by exact path, query ignored) on node:http itself and everything else with `fallback`. */
+export function withFastRoutes(routes: Record<string, RawHandler>, fallback: RawHandler): RawHandler {
+  const table = new Map(Object.entries(routes));
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const handler = table.get(query === -1 ? url : url.slice(0, query));
+    if (handler) handler(req, res);
+    else fallback(req, res);
+  };
+}
+
+/** An OAuth-style refusal (RFC 6749 §5.2 shape) of a request before any work is done. */
+export class RawHttpProblem extends Error {
+  readonly status: number;
+  readonly error: string;
+  constructor(status: number, error: string, description: string) {
+    super(description);
+    this.status = status;
+    this.error = error;
+  }
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+/** The caller's X-Request-Id when it looks sane, otherwise a new UUID (as express's requestContext does). */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** Whether the request came over TLS, directly or (from a trusted proxy) per X-Forwarded-Proto. */
+export function isSecureRequest(req: IncomingMessage, trustsProxy: (address: string) => boolean): boolean {
+  if ((req.socket as TLSSocket).encrypted) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
+  return first === 'https' && trustsProxy(req.socket.remoteAddress ?? '');
+}
+
+export function isFormRequest(req: IncomingMessage): boolean {
+  return FORM.test(req.headers['content-type'] ?? '');
+}
+
+/** The raw body, or a 413 RawHttpProblem past `limit` bytes (the rest is not read). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length'] ?? 0) > limit) {
+      req.resume();
+      reject(new RawHttpProblem(413, 'invalid_request', 'the request body is too large'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new RawHttpProblem(413, 'invalid_request', 'the request body is too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+/** The headers every JSON answer of these endpoints carries (helmet's, for a JSON API). */
+export function jsonSecurityHeaders(httpsIssuer: boolean): Record<string, string> {
+  return {
+    'Cache-Control': 'no-store',
+    Pragma: 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+    ...(httpsIssuer ? { 'Strict-Transport-Security': 'max-age=31536000; includeSubDomains' } : {}),
+  };
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(payload) });
+  res.end(payload);
+}

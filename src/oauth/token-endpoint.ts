@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import { isFormRequest, isSecureRequest, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../http/raw-http.ts';
+import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
+
+export interface TokenEndpointDependencies {
+  issuer: string;
+  logger: Logger;
+  provider: Provider;
+  /** Tessera's rules before oidc-provider's (oauth-request-guard.ts). */
+  check: TokenRequestCheck;
+  /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
+  trustsProxy: (address: string) => boolean;
+  bodyLimit?: number;
+}
+
+/** oidc-provider's own limit for form bodies. */
+const BODY_LIMIT = 56 * 1024;
+
+/**
+ * POST /oauth/token on node:http ahead of express: the https rule, the security headers and the
+ * request id that express's middleware would add, Tessera's checks on the form
+ * (createTokenRequestCheck), then oidc-provider itself with the (possibly amended) body. Nothing
+ * else of express runs: what Tessera adds must cost nothing on the token endpoint. Answers are
+ * logged at debug level only; failures at error (by oidc-provider's server_error listener).
+ */
+export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler {
+  const callback = deps.provider.callback();
+  const httpsRequired = new URL(deps.issuer).protocol === 'https:';
+  const securityHeaders = jsonSecurityHeaders(httpsRequired);
+  const limit = deps.bodyLimit ?? BODY_LIMIT;
+  const debug = deps.logger.isLevelEnabled('debug');
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
+    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    res.setHeader('X-Request-Id', requestId);
+    if (req.method === 'POST' && isFormRequest(req)) {
+      const form = new URLSearchParams((await readBody(req, limit)).toString('utf8'));
+      const refusal = await deps.check(form, req.headers.authorization);
+      if (refusal) throw new RawHttpProblem(refusal.status, refusal.error, refusal.description);
+      replayBody(req, Buffer.from(form.toString()));
+    }
+    // Anything else (another method, another body) is oidc-provider's to answer.
+    await callback(req, res);
+    if (debug) deps.logger.debug({ reqId: requestId, status: res.statusCode }, 'token request');
+  }
+
+  return (req, res) => {
+    const requestId = requestIdOf(req);
+    handle(req, res, requestId).catch((error: unknown) => {
+      if (res.headersSent) return;
+      if (error instanceof RawHttpProblem) {
+        sendJson(res, error.status, { error: error.error, error_description: error.message }, { ...securityHeaders, 'X-Request-Id': requestId });
+      } else {
+        deps.logger.error({ reqId: requestId, err: error }, 'token request failed');
+        sendJson(res, 500, { error: 'server_error', error_description: 'oops! something went wrong' }, { ...securityHeaders, 'X-Request-Id': requestId });
+      }
+    });
+  };
+}
