@@ -37,6 +37,7 @@ import type { Subscription } from './store/ephemeral-store.ts';
 import { OIDC_ROUTES } from './oauth/provider.ts';
 import { createClientMetadataCache } from './oauth/client-metadata-cache.ts';
 import { createUserCache } from './accounts/user-cache.ts';
+import { lowerHashingPriority } from './accounts/hashing-priority.ts';
 import { createForwardAuthRoutes } from './introspection/forward-auth-routes.ts';
 import { createCallerAuthenticator } from './web/caller.ts';
 import { createWebRoutes } from './web/web-routes.ts';
@@ -174,6 +175,9 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
   } else if (admin) {
     logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
   }
+
+  const reniced = await lowerHashingPriority(config.passwords.hashing.niceness, logger);
+  if (reniced) logger.debug({ threads: reniced, niceness: config.passwords.hashing.niceness }, 'lowered the priority of the password-hashing threads');
 
   // Opened with the ephemeral store, the core always has its session store.
   const sessions = core.sessions!;

@@ -262,6 +262,11 @@ export const configSchema = z.object({
       concurrency: positiveInt.max(256).nullable(),
       maxQueue: z.coerce.number().int().min(0).max(100_000),
       deadlineMs: positiveInt.max(60_000),
+      /**
+       * The nice value (0–19) of the threads that hash passwords, so that logins yield the CPU to
+       * the token endpoints when both want it (Linux). 0 leaves them as they are.
+       */
+      niceness: z.number().int().min(0).max(19),
     }),
   }),
   secrets: z.object({

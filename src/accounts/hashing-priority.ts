@@ -1,0 +1,39 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { setPriority } from 'node:os';
+import type { Logger } from 'pino';
+
+/**
+ * Gives libuv's threadpool threads — where argon2 hashes passwords — a lower scheduling priority
+ * (a higher nice value) than the event loop, so that a storm of logins cannot starve
+ * introspection and the token endpoint: when both want a core, the event loop gets it, and the
+ * hashing takes whatever is left (all of it when the rest is idle).
+ *
+ * Linux only, where a nice value is per thread (setpriority(2), "BUGS"): the threads are found in
+ * /proc/self/task by their name, `libuv-worker`. Elsewhere nothing changes. Returns how many
+ * threads were changed.
+ */
+export async function lowerHashingPriority(niceness: number, logger: Logger): Promise<number> {
+  if (process.platform !== 'linux' || niceness <= 0) return 0;
+  // Any threadpool work starts the pool: libuv creates all of its threads on first use.
+  await stat('.');
+  let changed = 0;
+  try {
+    for (const task of await readdir('/proc/self/task')) {
+      const name = (await readFile(`/proc/self/task/${task}/comm`, 'utf8').catch(() => '')).trim();
+      if (name !== 'libuv-worker') continue;
+      setPriority(Number(task), niceness);
+      changed += 1;
+    }
+  } catch (error) {
+    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'could not lower the priority of the password-hashing threads');
+  }
+  return changed;
+}
+
+/** The nice value of one of this process's threads (for tests and diagnostics), or null. */
+export async function threadNiceness(task: string): Promise<number | null> {
+  const statLine = await readFile(`/proc/self/task/${task}/stat`, 'utf8').catch(() => null);
+  // Field 19 of stat(5); the command name (field 2) may contain spaces, so count after its ')'.
+  const fields = statLine?.slice(statLine.lastIndexOf(')') + 2).split(' ');
+  return fields ? Number(fields[16]) : null;
+}
