@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Where the CPU went while a figure was measured, in % of one core (a 2-core machine has 200%):
+ * the server under test (with its threads), the load generator (a child of this process, counted
+ * when it has exited), Redis, and everything else on the machine ("other": work that is not
+ * ours, which skews the figure; it is reported so a disturbed run can be recognised).
+ */
+export interface CpuUse {
+  server: number;
+  generator: number;
+  redis: number;
+  other: number;
+  machine: number;
+}
+
+/** Linux reports /proc times in USER_HZ, which is 100 on every architecture Node runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** utime, stime, cutime, cstime of a process (ticks); zeros when it is gone. */
+function processTimes(pid: number | 'self'): number[] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return [11, 12, 13, 14].map((i) => Number(fields[i]));
+  } catch {
+    return [0, 0, 0, 0];
+  }
+}
+
+function machineBusyTicks(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy is all but idle and iowait.
+    return fields.slice(0, 8).reduce((sum, value, i) => (i === 3 || i === 4 ? sum : sum + value), 0);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function startCpuMeter(serverPid: number | undefined, redisPid: number | undefined): { stop(): CpuUse } {
+  const ownTime = () => {
+    const [, , cutime, cstime] = processTimes('self');
+    return cutime! + cstime!;
+  };
+  const busyOf = (pid: number | undefined) => (pid ? processTimes(pid).slice(0, 2).reduce((a, b) => a + b, 0) : 0);
+  const started = { at: performance.now(), machine: machineBusyTicks(), server: busyOf(serverPid), redis: busyOf(redisPid), children: ownTime() };
+  return {
+    stop() {
+      const seconds = (performance.now() - started.at) / 1000;
+      const percent = (ticks: number) => Math.round((ticks / TICKS_PER_SECOND / seconds) * 100);
+      const use = {
+        server: percent(busyOf(serverPid) - started.server),
+        generator: percent(ownTime() - started.children),
+        redis: percent(busyOf(redisPid) - started.redis),
+        machine: percent(machineBusyTicks() - started.machine),
+      };
+      return { ...use, other: Math.max(0, use.machine - use.server - use.generator - use.redis) };
+    },
+  };
+}

@@ -1,0 +1,428 @@
+/**
+ * `npm run bench`: Tessera's figures beside two reference servers, on this machine, in one run.
+ *
+ * Servers run one after another (never at once, so they do not share the cores), each in its own
+ * process; the load comes from other processes (autocannon, or bench/load/* for stateful flows).
+ * Each figure is the median of BENCH_RUNS runs of BENCH_RUN_SECONDS after a warm-up. The report
+ * goes to bench/results/ (latest.json, latest.md and a dated copy of each). Targets print PASS or
+ * FAIL; a FAIL never makes the run fail — only a real error does.
+ *
+ * Environment (defaults in brackets):
+ *   REDIS_URL [redis://127.0.0.1:6379]; BENCH_DATABASE_URL [postgres://postgres@127.0.0.1:5432/test]:
+ *     where the bench database is created (and dropped);
+ *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [1], BENCH_FIRST_WARMUP_SECONDS [3: the first
+ *     figure on each freshly started server], BENCH_RUNS [3], BENCH_RUN_SECONDS [4];
+ *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
+ *     introspection, cc, refresh (token: both), device, login, memory;
+ *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
+ *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
+ *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
+ *   BENCH_TESSERA_ENV: more environment for Tessera ("TESSERA_HASH_CONCURRENCY=1 …");
+ *   BENCH_RESULTS [bench/results].
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { createOidcAdapterFactory, oidcKeyFor } from '../src/oauth/oidc-adapter.ts';
+import type { DevicePollInput, DevicePollResult } from './load/device-polls.ts';
+import { basicAuth } from './load/http-client.ts';
+import type { LoginInput, LoginResult } from './load/login-storm.ts';
+import type { RefreshInput } from './load/refresh-chains.ts';
+import { listeningLine, processMemory, progress, ROOT, runChild, sleep, startChild, startServer, type ServerProcess } from './lib/child.ts';
+import { heapAfterGc } from './lib/inspector.ts';
+import { machine, versions } from './lib/machine.ts';
+import { bulk, form, hammer, measured, timingFromEnv, type Watched } from './lib/measure.ts';
+import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
+import { evaluateTargets, renderMarkdown, type BenchReport } from './lib/report.ts';
+import { summarise, type Measured, type RunFigures } from './lib/stats.ts';
+import { DEVICE_POLL_INTERVAL_SECONDS, deleteRedisPrefix, freePort, startTessera, type TesseraUnderTest } from './servers/tessera.ts';
+import { clientCredentialsToken, mintRefreshTokens, prepareTessera, type TesseraFixtures } from './servers/tessera-fixtures.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const RESULTS = resolve(ROOT, process.env.BENCH_RESULTS ?? 'bench/results');
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'all').split(',').map((s) => s.trim()));
+const want = (section: string) => SECTIONS.has('all') || SECTIONS.has(section) || (SECTIONS.has('token') && (section === 'cc' || section === 'refresh'));
+const timing = timingFromEnv();
+
+const REFRESH_CHAINS = 32;
+const PENDING_DEVICES = 1000;
+const DEVICE_POLL_CONNECTIONS = 32;
+const STORM_USERS = 4;
+const STORM_CONNECTIONS = 64;
+const MEMORY_ITEMS = 10_000;
+const RSS_TOKENS = 100_000;
+
+/** What must be undone if the run is interrupted (servers, the bench database, Redis keys). */
+const cleanups = new Set<() => Promise<void>>();
+process.once('SIGINT', () => {
+  progress('interrupted: cleaning up');
+  void Promise.allSettled([...cleanups].map((cleanup) => cleanup())).then(() => process.exit(130));
+});
+
+const started = performance.now();
+const startedAt = new Date();
+const redis = new Redis(REDIS_URL);
+const report: BenchReport = {
+  startedAt: startedAt.toISOString(),
+  totalSeconds: 0,
+  machine: await machine(),
+  versions: await versions(redis, DATABASE_URL),
+  settings: {
+    ...timing,
+    loadGenerator: 'autocannon (JS API) in a separate process; bench/load/* for stateful flows',
+    notes: [],
+  },
+  introspection: {},
+  tokenEndpoint: {},
+  passwordLogin: {},
+  memory: {},
+  targets: [],
+};
+const notes = report.settings.notes;
+const redisPid = Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]) || undefined;
+if (report.machine.cpuBusyAtStartPercent > 15) {
+  const warning = `the machine was busy when the run started (${report.machine.cpuBusyAtStartPercent}% of the CPU in use): figures may be low and noisy`;
+  notes.push(warning);
+  progress(`warning: ${warning}`);
+}
+progress(`${report.machine.cores} cores, ${report.machine.cpuModel}; node ${report.versions.node}, redis ${report.versions.redis}, postgres ${report.versions.postgres}`);
+progress(`each figure: median of ${timing.runs} runs of ${timing.runSeconds} s after ${timing.warmupSeconds} s of warm-up, ${timing.connections} connections`);
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const INTROSPECT = '/oauth/introspect';
+const TOKEN = '/oauth/token';
+const ACTIVE = '"active":true';
+const INACTIVE = '"active":false';
+
+/** With BENCH_CPU_PROF, each server writes its CPU profile to a folder of its own in that directory. */
+function profileArgs(server: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(dir, server)}`] : [];
+}
+
+/** A reference server (prints its URL), with its own Redis prefix, deleted afterwards. */
+async function withReferenceServer<T>(script: string, env: Record<string, string>, use: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const prefix = `tessera_bench_${process.pid}_${randomBytes(3).toString('hex')}:`;
+  const port = await freePort();
+  const server = await startServer([...profileArgs(script.split('/').at(-1)!.replace('.ts', '')), script], { REDIS_URL, BENCH_REDIS_PREFIX: prefix, PORT: String(port), ...env }, listeningLine);
+  const cleanup = async () => {
+    await server.stop();
+    await deleteRedisPrefix(REDIS_URL, prefix);
+  };
+  cleanups.add(cleanup);
+  try {
+    return await use(server);
+  } finally {
+    cleanups.delete(cleanup);
+    await cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) The bare node:http + Redis GET server.
+if (want('bare')) {
+  const token = randomBytes(32).toString('base64url');
+  progress('bare node:http + one Redis GET: introspection');
+  report.introspection.bare = await withReferenceServer('bench/servers/bare-redis.ts', { BENCH_SEED_TOKEN: token }, (server) =>
+    hammer(timing, { serverPid: server.pid, redisPid }, { url: `${server.url}${INTROSPECT}`, body: form({ token }), expect: ACTIVE, first: true }),
+  );
+  progress(`  bare: ${report.introspection.bare.rps} req/s, p99 ${report.introspection.bare.p99Ms} ms`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Stock oidc-provider with a plain Redis adapter.
+const wantStock = (part: 'introspection' | 'cc' | 'refresh') => want('stock') || SECTIONS.has(`stock-${part}`);
+if (wantStock('introspection') || wantStock('cc') || wantStock('refresh')) {
+  const secret = randomBytes(24).toString('base64url');
+  await withReferenceServer('bench/servers/stock-oidc-provider.ts', { BENCH_SECRET: secret }, async (server) => {
+    const rs = basicAuth('bench-rs', secret);
+    const service = { id: 'bench-service', secret, authorization: basicAuth('bench-service', secret) };
+    const watched = { serverPid: server.pid, redisPid };
+    if (wantStock('introspection')) {
+      const token = await clientCredentialsToken(server.url, service);
+      progress('stock oidc-provider: introspection');
+      report.introspection.stock = await hammer(timing, watched, { url: `${server.url}${INTROSPECT}`, headers: { authorization: rs }, body: form({ token }), expect: ACTIVE, first: true });
+      progress(`  stock introspection: ${report.introspection.stock.rps} req/s`);
+    }
+    if (wantStock('cc')) {
+      progress('stock oidc-provider: client_credentials');
+      report.tokenEndpoint.clientCredentialsStock = await hammer(timing, watched, {
+        url: `${server.url}${TOKEN}`,
+        headers: { authorization: service.authorization },
+        body: form({ grant_type: 'client_credentials', scope: 'read' }),
+        expect: '"access_token"',
+        first: !wantStock('introspection'),
+      });
+      progress(`  stock client_credentials: ${report.tokenEndpoint.clientCredentialsStock.rps} req/s`);
+    }
+    if (wantStock('refresh')) {
+      progress(`stock oidc-provider: refresh_token, ${REFRESH_CHAINS} chains`);
+      const minted = (await (await fetch(`${server.url}/bench/mint-refresh?count=${REFRESH_CHAINS}`, { method: 'POST' })).json()) as { refresh_tokens: string[] };
+      report.tokenEndpoint.refreshStock = await refreshChains(watched, server.url, 'bench-cli', minted.refresh_tokens);
+      progress(`  stock refresh: ${report.tokenEndpoint.refreshStock.rps} req/s`);
+    }
+  });
+}
+
+async function refreshChains(watched: Watched, url: string, clientId: string, refreshTokens: string[]) {
+  const input: RefreshInput = { url, tokenPath: TOKEN, clientId, refreshTokens, warmupSeconds: timing.warmupSeconds, runs: timing.runs, runSeconds: timing.runSeconds };
+  const { result, cpu } = await measured(watched, () => runChild<{ runs: RunFigures[]; chainsAlive: number; failures: Record<string, number> }>('bench/load/refresh-chains.ts', input));
+  return { ...summarise(result.runs), cpu, chains: refreshTokens.length, chainsAlive: result.chainsAlive, failures: result.failures };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tessera.
+const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory'].filter(want);
+if (tesseraSections.length) {
+  progress('Tessera: starting (node src/main.ts) on PostgreSQL and Redis');
+  const root = process.env.BENCH_TESSERA_ROOT;
+  if (root) notes.push(`Tessera ran from ${root}`);
+  const extraEnv = Object.fromEntries((process.env.BENCH_TESSERA_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+  if (Object.keys(extraEnv).length) notes.push(`Tessera ran with ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  const t = await startTessera({
+    adminDatabaseUrl: DATABASE_URL,
+    redisUrl: REDIS_URL,
+    nodeArgs: profileArgs('tessera'),
+    ...(root ? { root: resolve(root) } : {}),
+    extraEnv,
+  });
+  const cleanup = () => t.stop();
+  cleanups.add(cleanup);
+  try {
+    const { argon2, hashing } = t.core.config.passwords;
+    const hashingText = Object.entries(hashing)
+      .map(([key, value]) => `${key} ${value ?? `${report.machine.cores} (one per core)`}`)
+      .join(', ');
+    notes.push(
+      `Tessera ran with its defaults — argon2id m=${argon2.memoryKiB} KiB, t=${argon2.timeCost}, p=${argon2.parallelism}; hashing ${hashingText}; ` +
+        `introspection cache ${t.core.config.introspection.cacheTtlSeconds} s — except: device poll interval ${DEVICE_POLL_INTERVAL_SECONDS} s, the per-address API limit and ` +
+        'user-code attempts raised (all load comes from 127.0.0.1), a JWT resource added, log level warn.',
+    );
+    const f = await prepareTessera(t, STORM_USERS);
+    report.memory.tesseraRssAtStartBytes = processMemory(t.server.pid).rssBytes;
+    await measureTessera(t, f);
+  } finally {
+    progress('Tessera: stopping; dropping its database and Redis keys');
+    cleanups.delete(cleanup);
+    await t.stop();
+  }
+}
+
+/** Tessera's RSS after a section, to see where it grows. */
+function rssAfter(t: TesseraUnderTest, section: string) {
+  (report.memory.rssBytesAfter ??= {})[section] = processMemory(t.server.pid).rssBytes;
+}
+
+async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
+  const rs = { authorization: f.resourceServer.authorization };
+  const watched: Watched = { serverPid: t.server.pid, redisPid };
+  let first = true;
+  const introspect = (token: string, expect: string) => {
+    const measuring = hammer(timing, watched, { url: `${t.url}${INTROSPECT}`, headers: rs, body: form({ token }), expect, first });
+    first = false;
+    return measuring;
+  };
+
+  if (want('introspection') || want('login')) {
+    const kinds = [
+      ['opaque', f.tokens.opaque, ACTIVE],
+      ['jwt', f.tokens.jwt, ACTIVE],
+      ['personal', f.tokens.personal, ACTIVE],
+      ['session', f.tokens.session, ACTIVE],
+      ['unknown', f.tokens.unknown, INACTIVE],
+    ] as const;
+    report.introspection.tessera = {};
+    for (const [kind, token, expect] of want('introspection') ? kinds : kinds.slice(0, 1)) {
+      progress(`Tessera: introspection, ${kind} token`);
+      const measured = await introspect(token, expect);
+      report.introspection.tessera[kind] = measured;
+      progress(`  ${kind}: ${measured.rps} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms${measured.failed ? `, ${measured.failed} failed` : ''}`);
+    }
+    rssAfter(t, 'introspection');
+  }
+
+  if (want('cc')) {
+    progress('Tessera: client_credentials');
+    report.tokenEndpoint.clientCredentialsTessera = await hammer(timing, watched, {
+      url: `${t.url}${TOKEN}`,
+      headers: { authorization: f.service.authorization },
+      body: form({ grant_type: 'client_credentials', scope: 'read' }),
+      expect: '"access_token"',
+      first,
+    });
+    first = false;
+    progress(`  client_credentials: ${report.tokenEndpoint.clientCredentialsTessera.rps} req/s`);
+    rssAfter(t, 'client_credentials');
+  }
+
+  if (want('refresh')) {
+    progress(`Tessera: ${REFRESH_CHAINS} device logins approved through the pages, for refresh tokens`);
+    const refreshTokens = await mintRefreshTokens(t, f, REFRESH_CHAINS);
+    progress(`Tessera: refresh_token, ${REFRESH_CHAINS} chains`);
+    report.tokenEndpoint.refreshTessera = await refreshChains(watched, t.url, f.deviceClientId, refreshTokens);
+    progress(`  refresh: ${report.tokenEndpoint.refreshTessera.rps} req/s`);
+    rssAfter(t, 'refresh_token');
+  }
+
+  if (want('device')) {
+    progress(`Tessera: device-code polling, ${PENDING_DEVICES} devices pending`);
+    const codes = await bulk({ url: t.url, path: '/oauth/device/code', body: form({ client_id: f.deviceClientId, scope: 'read' }), count: PENDING_DEVICES, connections: 32, collect: 'device_code' });
+    const input: DevicePollInput = {
+      url: t.url,
+      tokenPath: TOKEN,
+      clientId: f.deviceClientId,
+      deviceCodes: codes.collected,
+      intervalSeconds: Number(t.env.TESSERA_DEVICE_POLL_INTERVAL),
+      connections: DEVICE_POLL_CONNECTIONS,
+      warmupSeconds: timing.warmupSeconds,
+      runs: timing.runs,
+      runSeconds: timing.runSeconds,
+    };
+    const { result, cpu } = await measured(watched, () => runChild<DevicePollResult>('bench/load/device-polls.ts', input));
+    report.tokenEndpoint.devicePolling = {
+      devices: PENDING_DEVICES,
+      connections: DEVICE_POLL_CONNECTIONS,
+      intervalSeconds: input.intervalSeconds,
+      ...summarise(result.runs),
+      cpu,
+      burst: result.burst,
+      answers: result.answers,
+    };
+    progress(
+      `  device polls: ${report.tokenEndpoint.devicePolling.rps} polls/s; ${result.answers.authorizationPending} authorization_pending, ${result.answers.slowDown} slow_down, ` +
+        `${result.answers.wrong} wrong, ${Object.values(result.answers.errors).reduce((a, b) => a + b, 0)} errors; burst of ${PENDING_DEVICES}: ${result.burst.authorizationPending} pending in ${result.burst.seconds} s`,
+    );
+    rssAfter(t, 'device polling');
+  }
+
+  if (want('login')) {
+    const loginInput = (mode: LoginInput['mode']): LoginInput => ({
+      url: t.url,
+      users: f.stormUsers,
+      connections: STORM_CONNECTIONS,
+      mode,
+      warmupSeconds: timing.warmupSeconds,
+      runs: timing.runs,
+      runSeconds: timing.runSeconds,
+    });
+    progress(`Tessera: password logins, ${STORM_CONNECTIONS} at once`);
+    const { result: quiet, cpu } = await measured(watched, () => runChild<LoginResult>('bench/load/login-storm.ts', loginInput('timed')));
+    report.passwordLogin.quiet = { ...summarise(quiet.runs), cpu, connections: STORM_CONNECTIONS, answers: quiet.answers };
+    progress(`  logins: ${report.passwordLogin.quiet.rps}/s (answers ${JSON.stringify(quiet.answers)})`);
+    rssAfter(t, 'logins');
+    progress('Tessera: introspection (opaque) during a login storm');
+    const storm = startChild<LoginResult>('bench/load/login-storm.ts', loginInput('until-stopped'));
+    await sleep(1000);
+    let during: Measured;
+    try {
+      during = await introspect(f.tokens.opaque, ACTIVE);
+    } finally {
+      storm.stop();
+    }
+    const stormResult = await storm.result;
+    const quietIntrospection = report.introspection.tessera!.opaque!.rps;
+    report.passwordLogin.storm = {
+      introspection: during,
+      quietIntrospectionRps: quietIntrospection,
+      fractionOfQuiet: Math.round((during.rps / quietIntrospection) * 1000) / 1000,
+      logins: { ...summarise(stormResult.runs), seconds: stormResult.seconds, answers: stormResult.answers },
+    };
+    rssAfter(t, 'login storm');
+    progress(`  introspection during the storm: ${during.rps} req/s = ${(report.passwordLogin.storm.fractionOfQuiet * 100).toFixed(0)}% of quiet; logins ${Math.round(stormResult.runs[0]!.rps)}/s (answers ${JSON.stringify(stormResult.answers)})`);
+  }
+
+  if (want('memory')) await measureMemory(t, f);
+}
+
+async function measureMemory(t: TesseraUnderTest, f: TesseraFixtures) {
+  const usedBefore = await usedMemory(redis);
+  // Access tokens: client credentials over HTTP, from a client of their own.
+  progress(`Tessera: Redis bytes per item, ${MEMORY_ITEMS} of each`);
+  let before = await prefixMemory(redis, t.prefix);
+  await bulk({ url: t.url, path: TOKEN, headers: { authorization: f.memoryService.authorization }, body: form({ grant_type: 'client_credentials', scope: 'read' }), count: MEMORY_ITEMS, connections: 32, expect: '"access_token"' });
+  let after = await prefixMemory(redis, t.prefix);
+  report.memory.accessToken = perItem(before, after, MEMORY_ITEMS);
+
+  // Sessions: through the session store itself (what a login stores), 10 per user.
+  before = after;
+  const userIds = Array.from({ length: MEMORY_ITEMS / 10 }, () => crypto.randomUUID());
+  for (let i = 0; i < MEMORY_ITEMS; i += 500) {
+    await Promise.all(
+      Array.from({ length: 500 }, (_, j) => t.core.sessions!.create({ userId: userIds[(i + j) % userIds.length]!, scopes: ['read'], ip: '127.0.0.1', userAgent: 'tessera-bench/1.0' })),
+    );
+  }
+  after = await prefixMemory(redis, t.prefix);
+  report.memory.session = perItem(before, after, MEMORY_ITEMS);
+
+  // Device codes: over HTTP.
+  before = after;
+  await bulk({ url: t.url, path: '/oauth/device/code', body: form({ client_id: f.deviceClientId, scope: 'read offline_access' }), count: MEMORY_ITEMS, connections: 32, expect: '"device_code"' });
+  after = await prefixMemory(redis, t.prefix);
+  report.memory.deviceCode = perItem(before, after, MEMORY_ITEMS);
+  report.memory.redisUsedMemoryDeltaBytes = (await usedMemory(redis)) - usedBefore;
+  rssAfter(t, 'memory items');
+  progress(`  bytes per access token ${report.memory.accessToken.bytesPerItem}, per session ${report.memory.session.bytesPerItem}, per device code ${report.memory.deviceCode.bytesPerItem}`);
+
+  // RSS with 100,000 live tokens: stored as Tessera stores a client-credentials token (a copy of a
+  // real one's payload, through Tessera's own adapter), then each introspected once.
+  progress(`Tessera: RSS with ${RSS_TOKENS} live access tokens`);
+  const template = await clientCredentialsToken(t.url, f.memoryService);
+  const stored = JSON.parse((await redis.get(`${t.prefix}${oidcKeyFor('ClientCredentials', template)}`))!) as Record<string, unknown>;
+  const adapter = createOidcAdapterFactory(t.ephemeral)('ClientCredentials');
+  const values: string[] = [];
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < RSS_TOKENS; i += 1000) {
+    const batch = Array.from({ length: 1000 }, () => randomBytes(32).toString('base64url'));
+    await Promise.all(batch.map((id) => adapter.upsert(id, { ...stored, jti: id, iat: now, exp: now + 3600 }, 3600)));
+    values.push(...batch);
+  }
+  const rssStored = processMemory(t.server.pid);
+  // The V8 heap after a full collection, before and after the in-process cache fills: what an
+  // introspection answer kept in memory costs (RSS also counts heap V8 has grown and kept).
+  const heapStored = await heapAfterGc(t.server);
+  const rssStoredAfterGc = processMemory(t.server.pid);
+  const started = performance.now();
+  const introspected = await bulk({ url: t.url, path: INTROSPECT, headers: { authorization: f.resourceServer.authorization }, bodies: values.map((token) => form({ token })), connections: 32, expect: ACTIVE });
+  const seconds = (performance.now() - started) / 1000;
+  const rssFull = processMemory(t.server.pid);
+  const heapFull = await heapAfterGc(t.server);
+  report.memory.rss = {
+    liveTokens: RSS_TOKENS,
+    rssBytesTokensStored: rssStored.rssBytes,
+    rssBytesTokensStoredAfterFullGc: rssStoredAfterGc.rssBytes,
+    v8HeapUsedBytesTokensStored: heapStored.usedHeapBytes,
+    introspectionsPerSecondFirstSight: Math.round(introspected.ok / seconds),
+    rssBytesAfterEachIntrospected: rssFull.rssBytes,
+    rssBytesAfterEachIntrospectedAndFullGc: processMemory(t.server.pid).rssBytes,
+    v8HeapUsedBytesAfterEachIntrospected: heapFull.usedHeapBytes,
+    heapBytesPerCachedAnswer: Math.round((heapFull.usedHeapBytes - heapStored.usedHeapBytes) / RSS_TOKENS),
+    peakRssBytes: processMemory(t.server.pid).peakRssBytes,
+  };
+  const r = report.memory.rss;
+  progress(
+    `  RSS ${mib(r.rssBytesTokensStored)} with the tokens stored (${mib(r.rssBytesTokensStoredAfterFullGc)} after a full GC; V8 heap ${mib(r.v8HeapUsedBytesTokensStored)}); ` +
+      `each introspected once (${r.introspectionsPerSecondFirstSight}/s): RSS ${mib(r.rssBytesAfterEachIntrospected)} (${mib(r.rssBytesAfterEachIntrospectedAndFullGc)} after a full GC; ` +
+      `V8 heap ${mib(r.v8HeapUsedBytesAfterEachIntrospected)}, ${r.heapBytesPerCachedAnswer} bytes per cached answer)`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+report.totalSeconds = Math.round((performance.now() - started) / 1000);
+report.machine.loadAverageAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+report.targets = evaluateTargets(report);
+await redis.quit();
+
+const markdown = renderMarkdown(report);
+mkdirSync(RESULTS, { recursive: true });
+const stamp = startedAt.toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+for (const name of ['latest', stamp]) {
+  writeFileSync(resolve(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(resolve(RESULTS, `${name}.md`), markdown);
+}
+process.stdout.write(`${markdown}\n`);
+for (const target of report.targets) progress(`${target.pass ? 'PASS' : 'FAIL'}  ${target.name}: ${target.value} (target ${target.target})`);
+progress(`done in ${report.totalSeconds} s; report in ${RESULTS}/latest.md and latest.json`);
