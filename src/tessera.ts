@@ -105,7 +105,8 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       { changed: async (user) => invalidations?.publish(invalidationTarget.user(user.id)) },
     ],
     hasher: createBoundedPasswordHasher(createPasswordHasher(config.passwords.argon2), {
-      concurrency: config.passwords.hashing.concurrency ?? availableParallelism(),
+      // One core is left to the event loop: hashing on every core would starve the token endpoints.
+      concurrency: config.passwords.hashing.concurrency ?? Math.max(1, availableParallelism() - 1),
       maxQueue: config.passwords.hashing.maxQueue,
       deadlineMs: config.passwords.hashing.deadlineMs,
     }),
