@@ -153,12 +153,6 @@ function ttlMsFor(expiresIn: number | undefined): number | null {
   return Math.ceil(expiresIn * 1000);
 }
 
-/** A remaining TTL from the store as one a write accepts (a key without one gets the default). */
-function writableTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs)) return DEFAULT_TTL_SECONDS * 1000;
-  return Math.max(1, Math.ceil(ttlMs));
-}
-
 function parsePayload(raw: string): AdapterPayload {
   const value: unknown = JSON.parse(raw);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -313,16 +307,13 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         const digest = oidcDigest(id);
         const payloadKey = keys.payload(model, digest);
         const markerKey = keys.consumed(model, digest);
-        const remaining = await store.ttl(payloadKey);
-        if (remaining === null) throw new errors.InvalidGrant(`${label} not found`);
-        const ttlMs = writableTtl(remaining) + MARKER_MARGIN_MS;
-        // SET NX: of any number of concurrent redemptions, exactly one writes the marker.
-        const first = await store.set(markerKey, String(Math.floor(clock() / 1000)), { onlyIfAbsent: true, ttlMs });
-        if (!first) throw new errors.InvalidGrant(`${label} already consumed`);
+        // One atomic step: of any number of concurrent redemptions, exactly one writes the marker,
+        // and only while the payload exists; the marker lives as long as the payload (a later
+        // re-save extends it, see upsert).
+        const outcome = await store.setIfAbsentAlongside(markerKey, String(Math.floor(clock() / 1000)), payloadKey, MARKER_MARGIN_MS);
+        if (outcome === 'missing') throw new errors.InvalidGrant(`${label} not found`);
+        if (outcome === 'exists') throw new errors.InvalidGrant(`${label} already consumed`);
         if (INTROSPECTED_MODELS.has(model)) await invalidate(invalidationTarget.oauthToken(digest));
-        // Re-saved meanwhile with a longer lifetime: the marker follows the payload.
-        const now = await store.ttl(payloadKey);
-        if (now !== null && writableTtl(now) + MARKER_MARGIN_MS > ttlMs) await store.expire(markerKey, writableTtl(now) + MARKER_MARGIN_MS);
       },
 
       async destroy(id) {

@@ -49,6 +49,13 @@ export interface EphemeralStore {
   getMany(keys: string[]): Promise<(string | null)[]>;
   /** Writes the value; returns false only when onlyIfAbsent was set and the key existed. */
   set(key: string, value: string, options: SetOptions): Promise<boolean>;
+  /**
+   * Writes `value` under `key` only if `key` does not exist and `companion` does, to live as long as
+   * the companion plus `marginMs`, in one atomic step (a consumed marker beside its payload). Of
+   * many concurrent callers exactly one gets 'written'; 'exists' when `key` was there already;
+   * 'missing' when the companion is not. The two keys should share a hash tag.
+   */
+  setIfAbsentAlongside(key: string, value: string, companion: string, marginMs: number): Promise<'written' | 'exists' | 'missing'>;
   /** Reads and deletes in one atomic step: of many concurrent callers, exactly one gets the value. */
   getDel(key: string): Promise<string | null>;
   /** Deletes keys; returns how many existed. Keys should share a hash tag. */

@@ -95,6 +95,17 @@ export function createMemoryEphemeralStore(options: MemoryEphemeralStoreOptions 
       return true;
     },
 
+    async setIfAbsentAlongside(key, value, companion, marginMs) {
+      open();
+      assertTtl(marginMs, 'marginMs');
+      const alongside = live(companion);
+      if (!alongside) return 'missing';
+      if (live(key)) return 'exists';
+      const expiresAt = (Number.isFinite(alongside.expiresAt) ? alongside.expiresAt : now()) + marginMs;
+      entries.set(prefix + key, { kind: 'string', value, expiresAt });
+      return 'written';
+    },
+
     async getDel(key) {
       open();
       const value = stringValue(key);

@@ -49,7 +49,19 @@ end
 return 1
 `;
 
+// The consumed marker beside its payload: written once, and only while the payload exists, to live
+// as long as the payload plus a margin. (A payload without a TTL, which this store never writes,
+// gives the marker the margin alone.)
+const SET_IF_ABSENT_ALONGSIDE_LUA = `
+local remaining = redis.call('PTTL', KEYS[2])
+if remaining == -2 then return 'missing' end
+if remaining < 0 then remaining = 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', remaining + tonumber(ARGV[2]), 'NX') then return 'written' end
+return 'exists'
+`;
+
 interface ScriptedCommands {
+  tesseraSetIfAbsentAlongside(key: string, companion: string, value: string, marginMs: string): Promise<'written' | 'exists' | 'missing'>;
   tesseraIncrement(key: string, windowMs: string): Promise<[number, number]>;
   tesseraAddToSet(key: string, member: string, ttlMs: string): Promise<number>;
 }
@@ -261,6 +273,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   const commandsClient = commands.client;
   commandsClient.defineCommand('tesseraIncrement', { numberOfKeys: 1, lua: INCREMENT_LUA });
   commandsClient.defineCommand('tesseraAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA });
+  commandsClient.defineCommand('tesseraSetIfAbsentAlongside', { numberOfKeys: 2, lua: SET_IF_ABSENT_ALONGSIDE_LUA });
   const scripted = commandsClient as unknown as ScriptedCommands;
   await connectFirst(commands);
 
@@ -438,6 +451,11 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
       assertTtl(windowMs, 'windowMs');
       const [count, ttlMs] = await run('increment', commands, () => scripted.tesseraIncrement(k(key), String(windowMs)));
       return { count, ttlMs };
+    },
+
+    async setIfAbsentAlongside(key, value, companion, marginMs) {
+      assertTtl(marginMs, 'marginMs');
+      return run('setIfAbsentAlongside', commands, () => scripted.tesseraSetIfAbsentAlongside(k(key), k(companion), value, String(marginMs)));
     },
 
     async addToSet(key, member, ttlMs) {

@@ -172,6 +172,28 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
       });
     });
 
+    describe('setIfAbsentAlongside', () => {
+      it('writes once, only while the companion exists, to live as long as the companion plus the margin', async () => {
+        expect(await store.setIfAbsentAlongside('{t}:marker', 'used', '{t}:payload', 1000)).toBe('missing');
+        expect(await store.get('{t}:marker')).toBeNull();
+        await store.set('{t}:payload', 'p', { ttlMs: 60_000 });
+        expect(await store.setIfAbsentAlongside('{t}:marker', 'used', '{t}:payload', 1000)).toBe('written');
+        expect(await store.get('{t}:marker')).toBe('used');
+        const ttl = (await store.ttl('{t}:marker'))!;
+        expect(ttl).toBeGreaterThan(60_000);
+        expect(ttl).toBeLessThanOrEqual(61_000);
+        expect(await store.setIfAbsentAlongside('{t}:marker', 'again', '{t}:payload', 1000)).toBe('exists');
+        expect(await store.get('{t}:marker')).toBe('used');
+      });
+
+      it('of 50 concurrent callers, lets exactly one write', async () => {
+        await store.set('{race}:payload', 'p', { ttlMs: 60_000 });
+        const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => store.setIfAbsentAlongside('{race}:marker', `caller-${i}`, '{race}:payload', 1000)));
+        expect(outcomes.filter((o) => o === 'written')).toHaveLength(1);
+        expect(outcomes.filter((o) => o === 'exists')).toHaveLength(49);
+      });
+    });
+
     describe('increment', () => {
       it('counts from 1 in a window that later increments do not move', async () => {
         expect(await store.increment('attempts', 60_000)).toEqual({ count: 1, ttlMs: expect.any(Number) });

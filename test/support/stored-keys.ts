@@ -67,7 +67,7 @@ export function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralS
  * like the in-process one): TTL and value or set members of each.
  */
 export async function dumpWrittenKeys(store: EphemeralStore, calls: StoreCall[]): Promise<StoredKey[]> {
-  const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet').flatMap((c) => c.keys));
+  const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet' || c.op === 'setIfAbsentAlongside').flatMap((c) => c.keys));
   const held: StoredKey[] = [];
   for (const key of written) {
     const ttlMs = await store.ttl(key);
