@@ -419,10 +419,11 @@ await redis.quit();
 const markdown = renderMarkdown(report);
 mkdirSync(RESULTS, { recursive: true });
 const stamp = startedAt.toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
-for (const name of ['latest', stamp]) {
+// A run of some sections only is kept under its date, never as the latest (the README's table).
+for (const name of SECTIONS.has('all') ? ['latest', stamp] : [stamp]) {
   writeFileSync(resolve(RESULTS, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(resolve(RESULTS, `${name}.md`), markdown);
 }
 process.stdout.write(`${markdown}\n`);
 for (const target of report.targets) progress(`${target.pass ? 'PASS' : 'FAIL'}  ${target.name}: ${target.value} (target ${target.target})`);
-progress(`done in ${report.totalSeconds} s; report in ${RESULTS}/latest.md and latest.json`);
+progress(`done in ${report.totalSeconds} s; report in ${RESULTS}/${SECTIONS.has('all') ? 'latest' : stamp}.md and .json`);
