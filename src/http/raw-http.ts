@@ -52,7 +52,13 @@ export function isFormRequest(req: IncomingMessage): boolean {
   return FORM.test(req.headers['content-type'] ?? '');
 }
 
-/** The raw body, or a 413 RawHttpProblem past `limit` bytes (the rest is not read). */
+/** oidc-provider's own limit for form bodies, which the endpoints that read a form first keep. */
+export const FORM_BODY_LIMIT = 56 * 1024;
+
+/**
+ * The raw body, or a 413 RawHttpProblem past `limit` bytes. The rest of an oversized body is
+ * drained, not kept, so that the 413 can still be sent on the connection.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (Number(req.headers['content-length'] ?? 0) > limit) {
@@ -62,15 +68,18 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const collect = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        req.off('data', collect);
+        chunks.length = 0;
+        req.resume();
         reject(new RawHttpProblem(413, 'invalid_request', 'the request body is too large'));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', collect);
     req.on('end', () => resolve(Buffer.concat(chunks, size)));
     req.on('error', reject);
   });

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config/schema.ts';
 import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
+import { FORM_BODY_LIMIT, RawHttpProblem, readBody } from '../http/raw-http.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { html, layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -11,20 +12,6 @@ import { OIDC_ROUTES } from './provider.ts';
 // Checks that run on OAuth requests before oidc-provider sees them. They need the form body, which
 // oidc-provider reads from the request stream itself: the body is read here, checked (and where
 // the rules say so, amended), then handed on as if it had not been read.
-
-/** oidc-provider's own limit for form bodies. */
-const BODY_LIMIT = 56 * 1024;
-
-async function readRawBody(req: IncomingMessage): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > BODY_LIMIT) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
 
 /** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
 export function replayBody(req: IncomingMessage, body: Buffer): void {
@@ -55,9 +42,12 @@ function withFormBody(check: (form: URLSearchParams, req: Request, res: Response
       return;
     }
     try {
-      const raw = await readRawBody(req);
-      if (raw === null) {
-        oauthError(res, 413, 'invalid_request', 'request body too large');
+      let raw: Buffer;
+      try {
+        raw = await readBody(req, FORM_BODY_LIMIT);
+      } catch (error) {
+        if (!(error instanceof RawHttpProblem)) throw error;
+        oauthError(res, error.status, error.error, 'request body too large');
         return;
       }
       const form = new URLSearchParams(raw.toString('utf8'));

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
-import { isFormRequest, isSecureRequest, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../http/raw-http.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../http/raw-http.ts';
 import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
 
 export interface TokenEndpointDependencies {
@@ -15,9 +15,6 @@ export interface TokenEndpointDependencies {
   bodyLimit?: number;
 }
 
-/** oidc-provider's own limit for form bodies. */
-const BODY_LIMIT = 56 * 1024;
-
 /**
  * POST /oauth/token on node:http ahead of express: the https rule, the security headers and the
  * request id that express's middleware would add, Tessera's checks on the form
@@ -29,7 +26,7 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   const callback = deps.provider.callback();
   const httpsRequired = new URL(deps.issuer).protocol === 'https:';
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
-  const limit = deps.bodyLimit ?? BODY_LIMIT;
+  const limit = deps.bodyLimit ?? FORM_BODY_LIMIT;
   const debug = deps.logger.isLevelEnabled('debug');
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {

@@ -70,6 +70,23 @@ describe('the introspection endpoint (RFC 7662)', () => {
     });
   });
 
+  it('answers a streamed body over the limit with 413, not a dropped connection, on every endpoint that reads a form first', async () => {
+    const { request } = await import('node:http');
+    for (const path of ['/oauth/introspect', '/oauth/token', '/oauth/device/code']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        // No Content-Length: the limit can only be noticed while reading.
+        const req = request(`${base}${path}`, { method: 'POST', headers: { ...FORM, ...asRecordsApi, 'transfer-encoding': 'chunked' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        for (let i = 0; i < 10; i += 1) req.write(`token=${'x'.repeat(8 * 1024)}&`);
+        req.end();
+      });
+      expect({ path, status }).toEqual({ path, status: 413 });
+    }
+  });
+
   it('is the introspection_endpoint of the discovery document, for authenticated clients only', async () => {
     const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     expect(discovery.introspection_endpoint).toBe(`${base}/oauth/introspect`);
