@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.ts';
 import { AppError } from '../http/app-error.ts';
 import { methodNotAllowed } from '../http/error-handler.ts';
 import type { CredentialVerifier } from './credential-verifier.ts';
+import { bearerToken } from '../http/bearer.ts';
 
 /** The credential of the request a gateway forwards (nginx auth_request, Traefik ForwardAuth). */
 function forwardedCredential(req: Request, config: Config): { token: string; apiUser?: string } | undefined {
@@ -11,7 +12,7 @@ function forwardedCredential(req: Request, config: Config): { token: string; api
     const user = req.headers[config.tokens.apiUserHeader];
     return { token: apiKey.trim(), apiUser: typeof user === 'string' ? user.trim() : '' };
   }
-  const bearer = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+  const bearer = bearerToken(req.headers.authorization);
   if (bearer) return { token: bearer };
   for (const name of ['x-session', ...config.sessions.headerAliases]) {
     const value = req.headers[name];

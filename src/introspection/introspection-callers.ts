@@ -62,12 +62,10 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
   const clock = deps.clock ?? Date.now;
   const audiences = [deps.issuer, deps.endpointUrl, deps.tokenEndpointUrl];
 
-  const findClient = deps.findClient;
-
   const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
 
   async function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Promise<CallerMetadata> {
-    const client = clientId ? await findClient(clientId) : undefined;
+    const client = clientId ? await deps.findClient(clientId) : undefined;
     const digest = client?.client_secret;
     if (!client || !digest || !(secretMatches(digest, secret) || (alternative !== undefined && secretMatches(digest, alternative)))) {
       throw refused('client authentication failed', basic);
@@ -84,7 +82,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       throw refused('the client assertion is not a JWT');
     }
     if (typeof issuer !== 'string' || (claimedId !== null && claimedId !== issuer)) throw refused('client authentication failed');
-    const client = await findClient(issuer);
+    const client = await deps.findClient(issuer);
     if (!client?.jwks || client.token_endpoint_auth_method !== 'private_key_jwt') throw refused('client authentication failed');
     let claims;
     try {

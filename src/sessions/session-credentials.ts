@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { tokenFormat } from '../tokens/token-format.ts';
+import { bearerToken } from '../http/bearer.ts';
 
 /**
  * Where an API session token may come from: X-Session, the operator's alias headers (such as
@@ -11,7 +12,7 @@ export function sessionTokenFrom(req: Request, headerAliases: string[]): string 
     const value = req.headers[name];
     if (typeof value === 'string' && value.trim()) return value.trim();
   }
-  const bearer = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+  const bearer = bearerToken(req.headers.authorization);
   if (bearer && tokenFormat.parse(bearer) === 'session') return bearer;
   return undefined;
 }

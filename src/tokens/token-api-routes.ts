@@ -7,6 +7,7 @@ import type { User } from '../accounts/user.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import type { CallerAuthenticator } from '../web/caller.ts';
 import type { PersonalToken, PersonalTokenService } from './personal-token-service.ts';
+import { bearerToken } from '../http/bearer.ts';
 
 const createSchema = z.object({
   name: z.string(),
@@ -40,8 +41,6 @@ export interface TokenApiDependencies {
   verifier: CredentialVerifier;
   findUserById: (id: string) => Promise<User | null>;
 }
-
-const BEARER = /^bearer\s+(\S+)\s*$/i;
 
 export function createTokenApiRoutes({ personalTokens, callers, verifier, findUserById }: TokenApiDependencies): Router {
   const router = Router();
@@ -96,7 +95,7 @@ export function createTokenApiRoutes({ personalTokens, callers, verifier, findUs
         return;
       }
       // An OAuth access token (what `tessera login` holds): a person's, or a client's own.
-      const bearer = BEARER.exec(req.get('authorization') ?? '')?.[1];
+      const bearer = bearerToken(req.get('authorization'));
       const active = bearer ? await verifier.verify(bearer, { ip: req.ip ?? null }) : null;
       if (active?.kind === 'access_token') {
         const user = active.username !== null ? await findUserById(active.sub) : null;

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { Config } from '../config/schema.ts';
 import { tokenFormat } from '../tokens/token-format.ts';
+import { bearerToken } from '../http/bearer.ts';
 
 /** The browser session cookie: HttpOnly, SameSite=Lax, Secure when the issuer is https. */
 export const SESSION_COOKIE = 'tessera_session';
@@ -29,7 +30,7 @@ export function presentedCredential(req: Request, config: Config): PresentedCred
     const apiUser = req.headers[config.tokens.apiUserHeader];
     return { kind: 'personal_access_token', token: apiKey.trim(), via: 'api-key', apiUser: typeof apiUser === 'string' ? apiUser.trim() : '' };
   }
-  const fromHeaders = [/^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1], ...['x-session', ...config.sessions.headerAliases].map((h) => req.headers[h])].find(
+  const fromHeaders = [bearerToken(req.headers.authorization), ...['x-session', ...config.sessions.headerAliases].map((h) => req.headers[h])].find(
     (v): v is string => typeof v === 'string' && v.trim() !== '',
   );
   const query = typeof req.query.access_token === 'string' ? req.query.access_token : undefined;
