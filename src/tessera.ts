@@ -262,7 +262,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
           devicePolls,
           clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
           refreshTokenUserScopes: async (value) => {
-            const token = await refreshTokens.find(value);
+            const token = await refreshTokens.prefetch(value);
             if (!token || typeof token.accountId !== 'string') return null;
             const user = await users.findUserById(token.accountId);
             if (!user) return null;

@@ -39,6 +39,13 @@ import type { EphemeralStore } from '../store/ephemeral-store.ts';
  */
 export const DEFAULT_TTL_SECONDS = 14 * 24 * 60 * 60;
 
+/**
+ * How long a prefetched payload may stand in for a read of the store: the time between a check
+ * and oidc-provider's find in one request. Single-use state is not decided by it: consume() is
+ * atomic in the store whatever the payload said.
+ */
+const PREFETCH_LIFETIME_MS = 1000;
+
 /** The models that carry a grantId and are revoked with their grant (as oidc-provider's own adapter). */
 const GRANT_BOUND_MODELS: ReadonlySet<string> = new Set([
   'AccessToken',
@@ -71,6 +78,12 @@ const PAYLOAD_KEY = /^oidc:\{([A-Za-z0-9_-]{43})\}:([A-Za-z]+)$/;
 export interface OidcAdapter extends Adapter {
   upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void>;
   find(id: string): Promise<AdapterPayload | undefined>;
+  /**
+   * find(id) for a check that runs just before oidc-provider's own find of the same id (the token
+   * endpoint reads a refresh token first): the next find(id) within PREFETCH_LIFETIME_MS takes this
+   * answer instead of reading the store again.
+   */
+  prefetch(id: string): Promise<AdapterPayload | undefined>;
   findByUserCode(userCode: string): Promise<AdapterPayload | undefined>;
   findByUid(uid: string): Promise<AdapterPayload | undefined>;
   /** Marks the artefact consumed; of concurrent callers exactly one succeeds, the others get InvalidGrant. */
@@ -194,6 +207,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
   const clock = options.clock ?? Date.now;
   const deviceCodeGraceMs = options.deviceCodeGraceMs ?? DEVICE_CODE_GRACE_MS;
   const invalidate = options.invalidate ?? (async () => {});
+  const prefetchedByModel = new Map<string, Map<string, { payload: AdapterPayload | undefined; at: number }>>();
 
   return (model: string): OidcAdapter => {
     if (model === 'Client') {
@@ -202,9 +216,11 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
     if (!MODEL_NAME.test(model)) throw new Error(`unexpected oidc-provider model name ${JSON.stringify(model)}`);
     const label = LABELS[model] ?? model;
 
+    const consumable = CONSUMABLE_MODELS.has(model);
+
     /** The payload of a digest, with `consumed` from its marker (one MGET, one slot). */
     async function findByDigest(digest: string, id?: string): Promise<AdapterPayload | undefined> {
-      const [raw, consumed] = await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]);
+      const [raw, consumed] = consumable ? await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]) : [await store.get(keys.payload(model, digest)), null];
       if (raw === null || raw === undefined) return undefined;
       const payload = parsePayload(raw);
       if (id !== undefined && payload.jti === undefined) payload.jti = id;
@@ -235,6 +251,17 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       return payload;
     }
 
+    // Prefetched payloads by id, oldest first; each is taken by the next find(id) or dropped.
+    // Shared by every adapter of this model (oidc-provider's and the token endpoint's check).
+    let prefetched = prefetchedByModel.get(model);
+    if (!prefetched) prefetchedByModel.set(model, (prefetched = new Map()));
+    const dropStalePrefetches = (at: number) => {
+      for (const [id, entry] of prefetched) {
+        if (at - entry.at < PREFETCH_LIFETIME_MS) break;
+        prefetched.delete(id);
+      }
+    };
+
     const adapter: OidcAdapter = {
       async upsert(id, payload, expiresIn) {
         const digest = oidcDigest(id);
@@ -247,45 +274,55 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         }
         const payloadKey = keys.payload(model, digest);
 
-        // Indexes first: a crash in between leaves an index entry without a payload (harmless),
-        // never a token that its grant's revocation would miss.
-        const indexes: Promise<unknown>[] = [];
+        // The indexes and the payload are written together: the token is handed out only once all
+        // of them are stored, so a failure (or a crash) in between leaves at worst an index entry
+        // without a payload, or a payload nobody was given, never a token its grant's or client's
+        // revocation would miss.
+        const writes: Promise<unknown>[] = [];
         if (GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
-          indexes.push(store.addToSet(keys.grant(payload.grantId), payloadKey, ttlMs));
+          writes.push(store.addToSet(keys.grant(payload.grantId), payloadKey, ttlMs));
         }
         if (CLIENT_BOUND_MODELS.has(model) && typeof payload.clientId === 'string') {
-          indexes.push(store.addToSet(keys.client(payload.clientId), payloadKey, ttlMs));
+          writes.push(store.addToSet(keys.client(payload.clientId), payloadKey, ttlMs));
         }
         if (typeof payload.userCode === 'string') {
-          indexes.push(store.set(keys.userCode(model, payload.userCode), digest, { ttlMs }));
+          writes.push(store.set(keys.userCode(model, payload.userCode), digest, { ttlMs }));
         }
         if (typeof payload.uid === 'string') {
-          indexes.push(store.set(keys.uid(model, payload.uid), digest, { ttlMs }));
+          writes.push(store.set(keys.uid(model, payload.uid), digest, { ttlMs }));
         }
-        await Promise.all(indexes);
 
         // `consumed` lives in the marker only; the raw id only where a lookup must return it.
         const { consumed, ...stored } = payload;
         if (stored.jti === id && !keepsJti(stored)) delete stored.jti;
-        const markerKey = keys.consumed(model, digest);
-        await Promise.all([
-          store.set(payloadKey, JSON.stringify(stored), { ttlMs }),
-          // The marker must live as long as the payload, or the payload would become unused again.
-          // (Models oidc-provider never consumes have none: nothing to extend.)
-          (async () => {
-            if (!CONSUMABLE_MODELS.has(model)) return;
-            const markerTtlMs = ttlMs + MARKER_MARGIN_MS;
-            if (typeof consumed === 'number' || (typeof consumed === 'string' && consumed !== '')) {
-              const written = await store.set(markerKey, String(consumed), { onlyIfAbsent: true, ttlMs: markerTtlMs });
-              if (written) return;
-            }
-            await store.expire(markerKey, markerTtlMs);
-          })(),
-        ]);
+        const json = JSON.stringify(stored);
+        if (CONSUMABLE_MODELS.has(model)) {
+          // The marker, if there is one (or this save carries `consumed`), must live as long as the
+          // payload, or the payload would become unused again: both in one atomic step.
+          const marker = typeof consumed === 'number' || (typeof consumed === 'string' && consumed !== '') ? String(consumed) : undefined;
+          writes.push(store.setWithCompanion(payloadKey, json, ttlMs, { key: keys.consumed(model, digest), ttlMs: ttlMs + MARKER_MARGIN_MS, value: marker }));
+        } else {
+          writes.push(store.set(payloadKey, json, { ttlMs }));
+        }
+        await Promise.all(writes);
       },
 
       async find(id) {
+        const early = prefetched.get(id);
+        if (early !== undefined) {
+          prefetched.delete(id);
+          if (performance.now() - early.at < PREFETCH_LIFETIME_MS) return early.payload && { ...early.payload };
+        }
         return findByDigest(oidcDigest(id), id);
+      },
+
+      async prefetch(id) {
+        const payload = await findByDigest(oidcDigest(id), id);
+        const at = performance.now();
+        dropStalePrefetches(at);
+        prefetched.delete(id);
+        prefetched.set(id, { payload, at });
+        return payload && { ...payload };
       },
 
       async findByUserCode(userCode) {
@@ -304,6 +341,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       },
 
       async consume(id) {
+        prefetched.delete(id);
         const digest = oidcDigest(id);
         const payloadKey = keys.payload(model, digest);
         const markerKey = keys.consumed(model, digest);
@@ -317,6 +355,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       },
 
       async destroy(id) {
+        prefetched.delete(id);
         const digest = oidcDigest(id);
         if (model === 'Grant') await invalidate(invalidationTarget.grant(id));
         const payload = await removeRecord(model, digest);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
+import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
 import { claimClientAssertion } from './assertion-replay.ts';
@@ -62,10 +62,11 @@ interface TesseraClient {
  */
 const rawBasicSecret = new AsyncLocalStorage<string | undefined>();
 
+/** The characters form-decoding changes: a Basic header without them is the same decoded. */
+const FORM_ENCODING_SIGNS = /[%+]/;
+
 /** Re-encodes a Basic header whose parts are not valid form-encoding, so the raw value survives decoding. */
-function normaliseBasicHeader(header: string): string {
-  const credentials = parseBasicAuthorization(header);
-  if (!credentials) return header;
+function normaliseBasicHeader(credentials: BasicCredentials): string {
   const parts = [credentials.id, credentials.secret].map((part) => (formDecode(part) === undefined ? encodeURIComponent(part) : part));
   return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
 }
@@ -239,9 +240,14 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   provider.use(async (ctx, next) => {
-    const authorization = ctx.get('authorization');
-    if (authorization) ctx.req.headers.authorization = normaliseBasicHeader(authorization);
-    await rawBasicSecret.run(parseBasicAuthorization(authorization || undefined)?.secret, next);
+    const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
+    if (basic && FORM_ENCODING_SIGNS.test(basic.id + basic.secret)) {
+      ctx.req.headers.authorization = normaliseBasicHeader(basic);
+      await rawBasicSecret.run(basic.secret, next);
+    } else {
+      // Nothing to decode: what oidc-provider decodes is exactly what was sent.
+      await next();
+    }
     // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
     if (ctx.path === OIDC_ROUTES.device_authorization && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       const body = ctx.body as Record<string, unknown>;

@@ -56,6 +56,14 @@ export interface EphemeralStore {
    * 'missing' when the companion is not. The two keys should share a hash tag.
    */
   setIfAbsentAlongside(key: string, value: string, companion: string, marginMs: number): Promise<'written' | 'exists' | 'missing'>;
+  /**
+   * Writes `value` under `key` (TTL ttlMs) and, in the same atomic step, gives `companion.key` the
+   * TTL `companion.ttlMs`: written with `companion.value` when that is given and the key is absent,
+   * otherwise re-timed if it exists (never created without a value, never overwritten). A payload
+   * saved again with its consumed marker, so the marker never lives shorter than the payload. The
+   * two keys should share a hash tag.
+   */
+  setWithCompanion(key: string, value: string, ttlMs: number, companion: { key: string; ttlMs: number; value?: string }): Promise<void>;
   /** Reads and deletes in one atomic step: of many concurrent callers, exactly one gets the value. */
   getDel(key: string): Promise<string | null>;
   /** Deletes keys; returns how many existed. Keys should share a hash tag. */
@@ -74,7 +82,10 @@ export interface EphemeralStore {
    */
   increment(key: string, windowMs: number): Promise<CounterResult>;
 
-  /** Adds a member to a set and (re)sets the set's TTL to at least ttlMs. */
+  /**
+   * Adds a member to a set and (re)sets the set's TTL to at least ttlMs. (Redis: the additions to
+   * one set made in one turn of the event loop go out as one command.)
+   */
   addToSet(key: string, member: string, ttlMs: number): Promise<void>;
   setMembers(key: string): Promise<string[]>;
   removeFromSet(key: string, member: string): Promise<void>;

@@ -106,6 +106,17 @@ export function createMemoryEphemeralStore(options: MemoryEphemeralStoreOptions 
       return 'written';
     },
 
+    async setWithCompanion(key, value, ttlMs, companion) {
+      open();
+      assertTtl(ttlMs, 'ttlMs');
+      assertTtl(companion.ttlMs, 'companion.ttlMs');
+      const at = now();
+      entries.set(prefix + key, { kind: 'string', value, expiresAt: at + ttlMs });
+      const existing = live(companion.key);
+      if (existing) existing.expiresAt = at + companion.ttlMs;
+      else if (companion.value !== undefined) entries.set(prefix + companion.key, { kind: 'string', value: companion.value, expiresAt: at + companion.ttlMs });
+    },
+
     async getDel(key) {
       open();
       const value = stringValue(key);

@@ -40,12 +40,25 @@ end
 return {count, ttl}
 `;
 
-// Adds a member and makes the set live at least ttl more milliseconds, never shortening it.
+// Adds members (ARGV[2..]) and makes the set live at least ARGV[1] more milliseconds, never
+// shortening it.
 const ADD_TO_SET_LUA = `
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
+return 1
+`;
+
+/** At most this many members go into one SADD (Lua's unpack has a stack limit of about 8,000). */
+const SET_ADDITIONS_PER_COMMAND = 1000;
+
+// A value and its companion in one step: the companion is written (NX) when ARGV[4] is given, and
+// otherwise, or when it existed already, only re-timed.
+const SET_WITH_COMPANION_LUA = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if #ARGV >= 4 and redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then return 1 end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 `;
 
@@ -63,7 +76,16 @@ return 'exists'
 interface ScriptedCommands {
   tesseraSetIfAbsentAlongside(key: string, companion: string, value: string, marginMs: string): Promise<'written' | 'exists' | 'missing'>;
   tesseraIncrement(key: string, windowMs: string): Promise<[number, number]>;
-  tesseraAddToSet(key: string, member: string, ttlMs: string): Promise<number>;
+  tesseraAddToSet(key: string, ttlMs: string, ...members: string[]): Promise<number>;
+  tesseraSetWithCompanion(key: string, companion: string, value: string, ttlMs: string, companionTtlMs: string, companionValue?: string): Promise<number>;
+}
+
+/** Additions to one set waiting for the end of this turn of the event loop. */
+interface PendingSetAdditions {
+  members: string[];
+  ttlMs: number;
+  done: Promise<void>;
+  settle: { resolve: () => void; reject: (error: unknown) => void };
 }
 
 /** Reconnection back-off: 50 ms, doubling, at most 1 s; it never gives up. */
@@ -274,6 +296,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   commandsClient.defineCommand('tesseraIncrement', { numberOfKeys: 1, lua: INCREMENT_LUA });
   commandsClient.defineCommand('tesseraAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA });
   commandsClient.defineCommand('tesseraSetIfAbsentAlongside', { numberOfKeys: 2, lua: SET_IF_ABSENT_ALONGSIDE_LUA });
+  commandsClient.defineCommand('tesseraSetWithCompanion', { numberOfKeys: 2, lua: SET_WITH_COMPANION_LUA });
   const scripted = commandsClient as unknown as ScriptedCommands;
   await connectFirst(commands);
 
@@ -287,6 +310,48 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     } catch (error) {
       throw explain(operation, connection, error);
     }
+  }
+
+  // Index additions (a token's key into its grant's and client's sets) are many per second to few
+  // sets: those of one turn of the event loop go out as one SADD per set.
+  let pendingSetAdditions = new Map<string, PendingSetAdditions>();
+  let setAdditionsScheduled = false;
+
+  function sendSetAdditions(key: string, batch: PendingSetAdditions): void {
+    run('addToSet', commands, () => scripted.tesseraAddToSet(key, String(batch.ttlMs), ...batch.members)).then(
+      () => batch.settle.resolve(),
+      (error: unknown) => batch.settle.reject(error),
+    );
+  }
+
+  function flushSetAdditions(): void {
+    setAdditionsScheduled = false;
+    const pending = pendingSetAdditions;
+    pendingSetAdditions = new Map();
+    for (const [key, batch] of pending) sendSetAdditions(key, batch);
+  }
+
+  function queueSetAddition(key: string, member: string, ttlMs: number): Promise<void> {
+    let batch = pendingSetAdditions.get(key);
+    if (!batch) {
+      let settle!: PendingSetAdditions['settle'];
+      const done = new Promise<void>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      batch = { members: [], ttlMs, done, settle };
+      pendingSetAdditions.set(key, batch);
+    }
+    batch.members.push(member);
+    batch.ttlMs = Math.max(batch.ttlMs, ttlMs);
+    const { done } = batch;
+    if (batch.members.length >= SET_ADDITIONS_PER_COMMAND) {
+      pendingSetAdditions.delete(key);
+      sendSetAdditions(key, batch);
+    } else if (!setAdditionsScheduled) {
+      setAdditionsScheduled = true;
+      setImmediate(flushSetAdditions);
+    }
+    return done;
   }
 
   function explain(operation: string, connection: Connection, error: unknown): Error {
@@ -458,9 +523,17 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
       return run('setIfAbsentAlongside', commands, () => scripted.tesseraSetIfAbsentAlongside(k(key), k(companion), value, String(marginMs)));
     },
 
+    async setWithCompanion(key, value, ttlMs, companion) {
+      assertTtl(ttlMs, 'ttlMs');
+      assertTtl(companion.ttlMs, 'companion.ttlMs');
+      const extra = companion.value === undefined ? [] : [companion.value];
+      await run('setWithCompanion', commands, () => scripted.tesseraSetWithCompanion(k(key), k(companion.key), value, String(ttlMs), String(companion.ttlMs), ...extra));
+    },
+
     async addToSet(key, member, ttlMs) {
       assertTtl(ttlMs, 'ttlMs');
-      await run('addToSet', commands, () => scripted.tesseraAddToSet(k(key), member, String(ttlMs)));
+      if (closing) throw new Error('the Redis ephemeral store is closed (addToSet)');
+      await queueSetAddition(k(key), member, ttlMs);
     },
 
     setMembers(key) {

@@ -194,6 +194,34 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
       });
     });
 
+    describe('setWithCompanion', () => {
+      it('writes the value; creates the companion only when given a value, never overwrites it, and re-times it', async () => {
+        await store.setWithCompanion('{c}:payload', 'p1', 60_000, { key: '{c}:marker', ttlMs: 61_000 });
+        expect(await store.get('{c}:payload')).toBe('p1');
+        expect(await store.ttl('{c}:payload')).toBeGreaterThan(59_000);
+        expect(await store.get('{c}:marker')).toBeNull();
+
+        await store.setWithCompanion('{c}:payload', 'p2', 60_000, { key: '{c}:marker', ttlMs: 61_000, value: 'first' });
+        expect(await store.get('{c}:marker')).toBe('first');
+        expect(await store.ttl('{c}:marker')).toBeGreaterThan(60_000);
+
+        await store.setWithCompanion('{c}:payload', 'p3', 120_000, { key: '{c}:marker', ttlMs: 121_000, value: 'second' });
+        expect(await store.get('{c}:payload')).toBe('p3');
+        expect(await store.get('{c}:marker')).toBe('first');
+        expect(await store.ttl('{c}:marker')).toBeGreaterThan(120_000);
+
+        await store.setWithCompanion('{c}:payload', 'p4', 120_000, { key: '{c}:marker', ttlMs: 200_000 });
+        expect(await store.get('{c}:marker')).toBe('first');
+        expect(await store.ttl('{c}:marker')).toBeGreaterThan(199_000);
+      });
+
+      it('refuses a TTL that is not a positive whole number of milliseconds', async () => {
+        await expect(store.setWithCompanion('{c}:payload', 'p', 0, { key: '{c}:marker', ttlMs: 1000 })).rejects.toThrow();
+        await expect(store.setWithCompanion('{c}:payload', 'p', 1000, { key: '{c}:marker', ttlMs: 1.5 })).rejects.toThrow();
+        expect(await store.get('{c}:payload')).toBeNull();
+      });
+    });
+
     describe('increment', () => {
       it('counts from 1 in a window that later increments do not move', async () => {
         expect(await store.increment('attempts', 60_000)).toEqual({ count: 1, ttlMs: expect.any(Number) });
@@ -252,6 +280,18 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
         await store.addToSet('members', 'c', 120_000);
         expect(await store.ttl('members')).toBeGreaterThan(115_000);
         expect((await store.setMembers('members')).sort()).toEqual(['a', 'b', 'c']);
+      });
+
+      it('keeps every one of many concurrent additions, to one set and to several, with the longest TTL', async () => {
+        const members = Array.from({ length: 2500 }, (_, i) => `member-${i}`);
+        await Promise.all([
+          ...members.map((member, i) => store.addToSet('{crowd}:index', member, 60_000 + (i === 1234 ? 60_000 : 0))),
+          ...members.slice(0, 10).map((member) => store.addToSet('{other}:index', member, 30_000)),
+        ]);
+        expect((await store.setMembers('{crowd}:index')).sort()).toEqual([...members].sort());
+        expect(await store.ttl('{crowd}:index')).toBeGreaterThan(115_000);
+        expect((await store.setMembers('{other}:index')).sort()).toEqual(members.slice(0, 10).sort());
+        expect(await store.ttl('{other}:index')).toBeLessThanOrEqual(30_000);
       });
 
       it('forgets a set when its TTL runs out', async () => {

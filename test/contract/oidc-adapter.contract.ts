@@ -357,6 +357,34 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
       });
     });
 
+    describe('prefetch', () => {
+      it("answers as find does, and the next find of that id, by any of the factory's adapters, takes the answer without a read", async () => {
+        const { id } = await save('RefreshToken', { grantId: 'grant-p' });
+        const early = await adapterFor('RefreshToken').prefetch(id);
+        expect(early).toMatchObject({ jti: id, grantId: 'grant-p' });
+        const before = calls.length;
+        const found = await adapterFor('RefreshToken').find(id);
+        expect(found).toEqual(early);
+        expect(found).not.toBe(early); // a copy: what one caller changes, the other does not see
+        expect(calls.length).toBe(before);
+        // taken once: the find after reads the store again
+        expect(await adapterFor('RefreshToken').find(id)).toEqual(early);
+        expect(calls.length).toBeGreaterThan(before);
+        // an unknown id is prefetched as unknown
+        expect(await adapterFor('RefreshToken').prefetch(tokenValue())).toBeUndefined();
+      });
+
+      it('is dropped when the artefact is consumed or destroyed meanwhile', async () => {
+        const { id } = await save('RefreshToken', { grantId: 'grant-q' });
+        await adapterFor('RefreshToken').prefetch(id);
+        await adapterFor('RefreshToken').consume(id);
+        expect((await adapterFor('RefreshToken').find(id))?.consumed).toEqual(expect.any(Number));
+        await adapterFor('RefreshToken').prefetch(id);
+        await adapterFor('RefreshToken').destroy(id);
+        expect(await adapterFor('RefreshToken').find(id)).toBeUndefined();
+      });
+    });
+
     describe('consume', () => {
       it('marks the artefact consumed, once, for as long as the payload lives', async () => {
         const { id, body } = await save('DeviceCode', { userCode: userCodeValue() }, 600);

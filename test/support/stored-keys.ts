@@ -54,7 +54,16 @@ export function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralS
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const op = String(property);
-        const keys = op === 'getMany' ? (args[0] as string[]) : op === 'del' ? (args as string[]) : typeof args[0] === 'string' ? [args[0]] : [];
+        const keys =
+          op === 'getMany'
+            ? (args[0] as string[])
+            : op === 'del'
+              ? (args as string[])
+              : op === 'setWithCompanion' || op === 'setIfAbsentAlongside'
+                ? [args[0] as string, op === 'setWithCompanion' ? (args[3] as { key: string }).key : (args[2] as string)]
+                : typeof args[0] === 'string'
+                  ? [args[0]]
+                  : [];
         calls.push({ op, args, keys });
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
@@ -67,7 +76,7 @@ export function recording(store: EphemeralStore, calls: StoreCall[]): EphemeralS
  * like the in-process one): TTL and value or set members of each.
  */
 export async function dumpWrittenKeys(store: EphemeralStore, calls: StoreCall[]): Promise<StoredKey[]> {
-  const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet' || c.op === 'setIfAbsentAlongside').flatMap((c) => c.keys));
+  const written = new Set(calls.filter((c) => c.op === 'set' || c.op === 'addToSet' || c.op === 'setIfAbsentAlongside' || c.op === 'setWithCompanion').flatMap((c) => c.keys));
   const held: StoredKey[] = [];
   for (const key of written) {
     const ttlMs = await store.ttl(key);
