@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: Tessera's figures beside two reference servers, on this machine, in one run.
  *
- * Servers run one after another (never at once, so they do not share the cores), each in its own
- * process; the load comes from other processes (autocannon, or bench/load/* for stateful flows).
- * Each figure is the median of BENCH_RUNS runs of BENCH_RUN_SECONDS after a warm-up. The report
+ * Each server runs in its own process and only one is loaded at a time (they do not share the
+ * cores); the load comes from other processes (autocannon, or bench/load/* for stateful flows).
+ * Each figure is the median of BENCH_RUNS runs of BENCH_RUN_SECONDS after a warm-up. Figures that
+ * are compared as ratios are measured in turns — a run of each, round after round — so that the
+ * machine's drift in speed falls on all of them alike. The report
  * goes to bench/results/ (latest.json, latest.md and a dated copy of each). Targets print PASS or
  * FAIL; a FAIL never makes the run fail — only a real error does.
  *
@@ -30,14 +32,14 @@ import { createOidcAdapterFactory, oidcKeyFor } from '../src/oauth/oidc-adapter.
 import type { DevicePollInput, DevicePollResult } from './load/device-polls.ts';
 import { basicAuth } from './load/http-client.ts';
 import type { LoginInput, LoginResult } from './load/login-storm.ts';
-import type { RefreshInput } from './load/refresh-chains.ts';
+import type { RefreshInput, RefreshResult } from './load/refresh-chains.ts';
 import { listeningLine, processMemory, progress, ROOT, runChild, sleep, startChild, startServer, type ServerProcess } from './lib/child.ts';
 import { heapAfterGc } from './lib/inspector.ts';
 import { machine, versions } from './lib/machine.ts';
-import { bulk, form, hammer, measured, timingFromEnv, type Watched } from './lib/measure.ts';
+import { autocannonRun, bulk, form, hammer, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
-import { evaluateTargets, renderMarkdown, type BenchReport } from './lib/report.ts';
-import { summarise, type Measured, type RunFigures } from './lib/stats.ts';
+import { evaluateTargets, renderMarkdown, type BenchReport, type RefreshMeasured } from './lib/report.ts';
+import { summarise, type Measured } from './lib/stats.ts';
 import { DEVICE_POLL_INTERVAL_SECONDS, deleteRedisPrefix, freePort, startTessera, type TesseraUnderTest } from './servers/tessera.ts';
 import { clientCredentialsToken, mintRefreshTokens, prepareTessera, type TesseraFixtures } from './servers/tessera-fixtures.ts';
 
@@ -104,80 +106,72 @@ function profileArgs(server: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(dir, server)}`] : [];
 }
 
-/** A reference server (prints its URL), with its own Redis prefix, deleted afterwards. */
-async function withReferenceServer<T>(script: string, env: Record<string, string>, use: (server: ServerProcess) => Promise<T>): Promise<T> {
+/** A reference server (prints its URL) with its own Redis prefix; stopping it deletes the prefix. */
+async function startReferenceServer(script: string, env: Record<string, string>): Promise<ServerProcess> {
   const prefix = `tessera_bench_${process.pid}_${randomBytes(3).toString('hex')}:`;
   const port = await freePort();
   const server = await startServer([...profileArgs(script.split('/').at(-1)!.replace('.ts', '')), script], { REDIS_URL, BENCH_REDIS_PREFIX: prefix, PORT: String(port), ...env }, listeningLine);
   const cleanup = async () => {
+    cleanups.delete(cleanup);
     await server.stop();
     await deleteRedisPrefix(REDIS_URL, prefix);
   };
   cleanups.add(cleanup);
-  try {
-    return await use(server);
-  } finally {
-    cleanups.delete(cleanup);
-    await cleanup();
-  }
+  return server;
+}
+
+/** The servers measured so far: the first figure on each warms up longer. */
+const warmed = new Set<string>();
+
+/** 32 rotating refresh chains on a server, as a Contender: each run goes on from the tokens the last returned. */
+function refreshChains(name: string, watched: Watched, url: string, clientId: string, refreshTokens: string[]) {
+  let tokens = refreshTokens;
+  let chainsAlive = tokens.length;
+  const failures: Record<string, number> = {};
+  const contender: Contender = {
+    name,
+    server: name,
+    watched,
+    async run(warmupSeconds) {
+      const input: RefreshInput = { url, tokenPath: TOKEN, clientId, refreshTokens: tokens, warmupSeconds, runs: 1, runSeconds: timing.runSeconds };
+      const result = await runChild<RefreshResult>('bench/load/refresh-chains.ts', input);
+      tokens = result.refreshTokens;
+      chainsAlive = result.chainsAlive;
+      for (const [reason, count] of Object.entries(result.failures)) failures[reason] = (failures[reason] ?? 0) + count;
+      return result.runs[0]!;
+    },
+  };
+  const withChains = (figures: Measured): RefreshMeasured => ({ ...figures, chains: refreshTokens.length, chainsAlive, failures });
+  return { contender, withChains };
 }
 
 // ---------------------------------------------------------------------------------------------
-// (a) The bare node:http + Redis GET server.
-if (want('bare')) {
-  const token = randomBytes(32).toString('base64url');
-  progress('bare node:http + one Redis GET: introspection');
-  report.introspection.bare = await withReferenceServer('bench/servers/bare-redis.ts', { BENCH_SEED_TOKEN: token }, (server) =>
-    hammer(timing, { serverPid: server.pid, redisPid }, { url: `${server.url}${INTROSPECT}`, body: form({ token }), expect: ACTIVE, first: true }),
-  );
-  progress(`  bare: ${report.introspection.bare.rps} req/s, p99 ${report.introspection.bare.p99Ms} ms`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// (b) Stock oidc-provider with a plain Redis adapter.
+// The servers: (a) bare node:http + one Redis GET, (b) stock oidc-provider with a plain Redis
+// adapter, and Tessera, all started before measuring and kept until the end, so that the figures
+// compared as ratios are measured in turns (measure.ts, inRounds).
 const wantStock = (part: 'introspection' | 'cc' | 'refresh') => want('stock') || SECTIONS.has(`stock-${part}`);
-if (wantStock('introspection') || wantStock('cc') || wantStock('refresh')) {
-  const secret = randomBytes(24).toString('base64url');
-  await withReferenceServer('bench/servers/stock-oidc-provider.ts', { BENCH_SECRET: secret }, async (server) => {
-    const rs = basicAuth('bench-rs', secret);
-    const service = { id: 'bench-service', secret, authorization: basicAuth('bench-service', secret) };
-    const watched = { serverPid: server.pid, redisPid };
-    if (wantStock('introspection')) {
-      const token = await clientCredentialsToken(server.url, service);
-      progress('stock oidc-provider: introspection');
-      report.introspection.stock = await hammer(timing, watched, { url: `${server.url}${INTROSPECT}`, headers: { authorization: rs }, body: form({ token }), expect: ACTIVE, first: true });
-      progress(`  stock introspection: ${report.introspection.stock.rps} req/s`);
-    }
-    if (wantStock('cc')) {
-      progress('stock oidc-provider: client_credentials');
-      report.tokenEndpoint.clientCredentialsStock = await hammer(timing, watched, {
-        url: `${server.url}${TOKEN}`,
-        headers: { authorization: service.authorization },
-        body: form({ grant_type: 'client_credentials', scope: 'read' }),
-        expect: '"access_token"',
-        first: !wantStock('introspection'),
-      });
-      progress(`  stock client_credentials: ${report.tokenEndpoint.clientCredentialsStock.rps} req/s`);
-    }
-    if (wantStock('refresh')) {
-      progress(`stock oidc-provider: refresh_token, ${REFRESH_CHAINS} chains`);
-      const minted = (await (await fetch(`${server.url}/bench/mint-refresh?count=${REFRESH_CHAINS}`, { method: 'POST' })).json()) as { refresh_tokens: string[] };
-      report.tokenEndpoint.refreshStock = await refreshChains(watched, server.url, 'bench-cli', minted.refresh_tokens);
-      progress(`  stock refresh: ${report.tokenEndpoint.refreshStock.rps} req/s`);
-    }
-  });
-}
-
-async function refreshChains(watched: Watched, url: string, clientId: string, refreshTokens: string[]) {
-  const input: RefreshInput = { url, tokenPath: TOKEN, clientId, refreshTokens, warmupSeconds: timing.warmupSeconds, runs: timing.runs, runSeconds: timing.runSeconds };
-  const { result, cpu } = await measured(watched, () => runChild<{ runs: RunFigures[]; chainsAlive: number; failures: Record<string, number> }>('bench/load/refresh-chains.ts', input));
-  return { ...summarise(result.runs), cpu, chains: refreshTokens.length, chainsAlive: result.chainsAlive, failures: result.failures };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tessera.
 const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory'].filter(want);
-if (tesseraSections.length) {
+const bareToken = randomBytes(32).toString('base64url');
+const stockSecret = randomBytes(24).toString('base64url');
+let bare: ServerProcess | undefined;
+let stock: ServerProcess | undefined;
+let tessera: { t: TesseraUnderTest; f: TesseraFixtures } | undefined;
+try {
+  if (want('bare')) {
+    progress('bare node:http + one Redis GET: starting');
+    bare = await startReferenceServer('bench/servers/bare-redis.ts', { BENCH_SEED_TOKEN: bareToken });
+  }
+  if (wantStock('introspection') || wantStock('cc') || wantStock('refresh')) {
+    progress('stock oidc-provider: starting');
+    stock = await startReferenceServer('bench/servers/stock-oidc-provider.ts', { BENCH_SECRET: stockSecret });
+  }
+  if (tesseraSections.length) tessera = await startTesseraUnderTest();
+  await measureAll();
+} finally {
+  for (const cleanup of [...cleanups]) await cleanup();
+}
+
+async function startTesseraUnderTest(): Promise<{ t: TesseraUnderTest; f: TesseraFixtures }> {
   progress('Tessera: starting (node src/main.ts) on PostgreSQL and Redis');
   const root = process.env.BENCH_TESSERA_ROOT;
   if (root) notes.push(`Tessera ran from ${root}`);
@@ -190,26 +184,24 @@ if (tesseraSections.length) {
     ...(root ? { root: resolve(root) } : {}),
     extraEnv,
   });
-  const cleanup = () => t.stop();
-  cleanups.add(cleanup);
-  try {
-    const { argon2, hashing } = t.core.config.passwords;
-    const hashingText = Object.entries(hashing)
-      .map(([key, value]) => `${key} ${value ?? `${report.machine.cores} (one per core)`}`)
-      .join(', ');
-    notes.push(
-      `Tessera ran with its defaults — argon2id m=${argon2.memoryKiB} KiB, t=${argon2.timeCost}, p=${argon2.parallelism}; hashing ${hashingText}; ` +
-        `introspection cache ${t.core.config.introspection.cacheTtlSeconds} s — except: device poll interval ${DEVICE_POLL_INTERVAL_SECONDS} s, the per-address API limit and ` +
-        'user-code attempts raised (all load comes from 127.0.0.1), a JWT resource added, log level warn.',
-    );
-    const f = await prepareTessera(t, STORM_USERS);
-    report.memory.tesseraRssAtStartBytes = processMemory(t.server.pid).rssBytes;
-    await measureTessera(t, f);
-  } finally {
-    progress('Tessera: stopping; dropping its database and Redis keys');
+  const cleanup = async () => {
     cleanups.delete(cleanup);
+    progress('Tessera: stopping; dropping its database and Redis keys');
     await t.stop();
-  }
+  };
+  cleanups.add(cleanup);
+  const { argon2, hashing } = t.core.config.passwords;
+  const hashingText = Object.entries(hashing)
+    .map(([key, value]) => `${key} ${value ?? `${report.machine.cores} (one per core)`}`)
+    .join(', ');
+  notes.push(
+    `Tessera ran with its defaults — argon2id m=${argon2.memoryKiB} KiB, t=${argon2.timeCost}, p=${argon2.parallelism}; hashing ${hashingText}; ` +
+      `introspection cache ${t.core.config.introspection.cacheTtlSeconds} s — except: device poll interval ${DEVICE_POLL_INTERVAL_SECONDS} s, the per-address API limit and ` +
+      'user-code attempts raised (all load comes from 127.0.0.1), a JWT resource added, log level warn.',
+  );
+  const f = await prepareTessera(t, STORM_USERS);
+  report.memory.tesseraRssAtStartBytes = processMemory(t.server.pid).rssBytes;
+  return { t, f };
 }
 
 /** Tessera's RSS after a section, to see where it grows. */
@@ -217,56 +209,109 @@ function rssAfter(t: TesseraUnderTest, section: string) {
   (report.memory.rssBytesAfter ??= {})[section] = processMemory(t.server.pid).rssBytes;
 }
 
-async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
-  const rs = { authorization: f.resourceServer.authorization };
-  const watched: Watched = { serverPid: t.server.pid, redisPid };
-  let first = true;
-  const introspect = (token: string, expect: string) => {
-    const measuring = hammer(timing, watched, { url: `${t.url}${INTROSPECT}`, headers: rs, body: form({ token }), expect, first });
-    first = false;
-    return measuring;
-  };
+async function measureAll() {
+  const stockService = { id: 'bench-service', secret: stockSecret, authorization: basicAuth('bench-service', stockSecret) };
+  const stockWatched: Watched = { serverPid: stock?.pid, redisPid };
+  const t = tessera?.t;
+  const f = tessera?.f;
+  const tesseraWatched: Watched = { serverPid: t?.server.pid, redisPid };
 
-  if (want('introspection') || want('login')) {
-    const kinds = [
-      ['opaque', f.tokens.opaque, ACTIVE],
-      ['jwt', f.tokens.jwt, ACTIVE],
-      ['personal', f.tokens.personal, ACTIVE],
-      ['session', f.tokens.session, ACTIVE],
-      ['unknown', f.tokens.unknown, INACTIVE],
-    ] as const;
-    report.introspection.tessera = {};
-    for (const [kind, token, expect] of want('introspection') ? kinds : kinds.slice(0, 1)) {
-      progress(`Tessera: introspection, ${kind} token`);
-      const measured = await introspect(token, expect);
-      report.introspection.tessera[kind] = measured;
-      progress(`  ${kind}: ${measured.rps} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms${measured.failed ? `, ${measured.failed} failed` : ''}`);
-    }
-    rssAfter(t, 'introspection');
-  }
-
-  if (want('cc')) {
-    progress('Tessera: client_credentials');
-    report.tokenEndpoint.clientCredentialsTessera = await hammer(timing, watched, {
-      url: `${t.url}${TOKEN}`,
-      headers: { authorization: f.service.authorization },
-      body: form({ grant_type: 'client_credentials', scope: 'read' }),
-      expect: '"access_token"',
-      first,
+  // Introspection: each kind of Tessera credential, the bare server and stock oidc-provider.
+  const introspectionContenders: Contender[] = [];
+  if (bare) {
+    introspectionContenders.push({
+      name: 'bare',
+      server: 'bare',
+      watched: { serverPid: bare.pid, redisPid },
+      run: autocannonRun(timing, { url: `${bare.url}${INTROSPECT}`, body: form({ token: bareToken }), expect: ACTIVE }),
     });
-    first = false;
-    progress(`  client_credentials: ${report.tokenEndpoint.clientCredentialsTessera.rps} req/s`);
-    rssAfter(t, 'client_credentials');
+  }
+  if (stock && wantStock('introspection')) {
+    const token = await clientCredentialsToken(stock.url, stockService);
+    introspectionContenders.push({
+      name: 'stock',
+      server: 'stock',
+      watched: stockWatched,
+      run: autocannonRun(timing, { url: `${stock.url}${INTROSPECT}`, headers: { authorization: basicAuth('bench-rs', stockSecret) }, body: form({ token }), expect: ACTIVE }),
+    });
+  }
+  const kinds =
+    t && f && (want('introspection') || want('login'))
+      ? ([
+          ['opaque', f.tokens.opaque, ACTIVE],
+          ['jwt', f.tokens.jwt, ACTIVE],
+          ['personal', f.tokens.personal, ACTIVE],
+          ['session', f.tokens.session, ACTIVE],
+          ['unknown', f.tokens.unknown, INACTIVE],
+        ] as const
+        ).slice(0, want('introspection') ? 5 : 1)
+      : [];
+  for (const [kind, token, expect] of kinds) {
+    introspectionContenders.push({
+      name: kind,
+      server: 'tessera',
+      watched: tesseraWatched,
+      run: autocannonRun(timing, { url: `${t!.url}${INTROSPECT}`, headers: { authorization: f!.resourceServer.authorization }, body: form({ token }), expect }),
+    });
+  }
+  if (introspectionContenders.length) {
+    progress(`introspection, in ${timing.runs} rounds: ${introspectionContenders.map((c) => c.name).join(', ')}`);
+    const figures = await inRounds(timing, introspectionContenders, warmed);
+    for (const [name, measuredFigures] of figures) {
+      if (name === 'bare') report.introspection.bare = measuredFigures;
+      else if (name === 'stock') report.introspection.stock = measuredFigures;
+      else (report.introspection.tessera ??= {})[name as 'opaque'] = measuredFigures;
+      progress(`  ${name}: ${measuredFigures.rps} req/s, p50 ${measuredFigures.p50Ms} ms, p99 ${measuredFigures.p99Ms} ms${measuredFigures.failed ? `, ${measuredFigures.failed} failed` : ''}`);
+    }
+    if (t && kinds.length) rssAfter(t, 'introspection');
   }
 
-  if (want('refresh')) {
-    progress(`Tessera: ${REFRESH_CHAINS} device logins approved through the pages, for refresh tokens`);
-    const refreshTokens = await mintRefreshTokens(t, f, REFRESH_CHAINS);
-    progress(`Tessera: refresh_token, ${REFRESH_CHAINS} chains`);
-    report.tokenEndpoint.refreshTessera = await refreshChains(watched, t.url, f.deviceClientId, refreshTokens);
-    progress(`  refresh: ${report.tokenEndpoint.refreshTessera.rps} req/s`);
-    rssAfter(t, 'refresh_token');
+  // Client credentials: Tessera and stock oidc-provider in turns.
+  const ccContenders: Contender[] = [];
+  const ccBody = form({ grant_type: 'client_credentials', scope: 'read' });
+  if (stock && wantStock('cc')) {
+    ccContenders.push({ name: 'stock', server: 'stock', watched: stockWatched, run: autocannonRun(timing, { url: `${stock.url}${TOKEN}`, headers: { authorization: stockService.authorization }, body: ccBody, expect: '"access_token"' }) });
   }
+  if (t && f && want('cc')) {
+    ccContenders.push({ name: 'tessera', server: 'tessera', watched: tesseraWatched, run: autocannonRun(timing, { url: `${t.url}${TOKEN}`, headers: { authorization: f.service.authorization }, body: ccBody, expect: '"access_token"' }) });
+  }
+  if (ccContenders.length) {
+    progress(`client_credentials, in ${timing.runs} rounds: ${ccContenders.map((c) => c.name).join(', ')}`);
+    const figures = await inRounds(timing, ccContenders, warmed);
+    report.tokenEndpoint.clientCredentialsStock = figures.get('stock');
+    report.tokenEndpoint.clientCredentialsTessera = figures.get('tessera');
+    for (const [name, measuredFigures] of figures) progress(`  ${name}: ${measuredFigures.rps} req/s`);
+    if (t && want('cc')) rssAfter(t, 'client_credentials');
+  }
+
+  // Refresh tokens: 32 rotating chains on each, in turns.
+  const chains: ReturnType<typeof refreshChains>[] = [];
+  if (stock && wantStock('refresh')) {
+    const minted = (await (await fetch(`${stock.url}/bench/mint-refresh?count=${REFRESH_CHAINS}`, { method: 'POST' })).json()) as { refresh_tokens: string[] };
+    chains.push(refreshChains('stock', stockWatched, stock.url, 'bench-cli', minted.refresh_tokens));
+  }
+  if (t && f && want('refresh')) {
+    progress(`Tessera: ${REFRESH_CHAINS} device logins approved through the pages, for refresh tokens`);
+    chains.push(refreshChains('tessera', tesseraWatched, t.url, f.deviceClientId, await mintRefreshTokens(t, f, REFRESH_CHAINS)));
+  }
+  if (chains.length) {
+    progress(`refresh_token, ${REFRESH_CHAINS} chains, in ${timing.runs} rounds: ${chains.map((c) => c.contender.name).join(', ')}`);
+    const figures = await inRounds(timing, chains.map((c) => c.contender), warmed);
+    for (const { contender, withChains } of chains) {
+      const result = withChains(figures.get(contender.name)!);
+      if (contender.name === 'stock') report.tokenEndpoint.refreshStock = result;
+      else report.tokenEndpoint.refreshTessera = result;
+      progress(`  ${contender.name}: ${result.rps} req/s (${result.chainsAlive} of ${result.chains} chains alive)`);
+    }
+    if (t && want('refresh')) rssAfter(t, 'refresh_token');
+  }
+
+  if (t && f) await measureTessera(t, f);
+}
+
+async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
+  const watched: Watched = { serverPid: t.server.pid, redisPid };
+  const introspect = (token: string, expect: string) => hammer(timing, watched, { url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization }, body: form({ token }), expect });
 
   if (want('device')) {
     progress(`Tessera: device-code polling, ${PENDING_DEVICES} devices pending`);

@@ -65,6 +65,62 @@ export async function hammer(
   return { ...summarise(result.runs), cpu };
 }
 
+/**
+ * One figure measured in rounds beside others: the server it loads and one run of its load
+ * generator (in its own process) of `runSeconds` after `warmupSeconds`.
+ */
+export interface Contender {
+  name: string;
+  /** Which server it loads: the first figure measured on each server warms up longer. */
+  server: string;
+  watched: Watched;
+  run(warmupSeconds: number): Promise<RunFigures>;
+}
+
+const meanCpu = (uses: CpuUse[]): CpuUse => {
+  const mean = (pick: (use: CpuUse) => number) => Math.round(uses.reduce((sum, use) => sum + pick(use), 0) / uses.length);
+  return { server: mean((u) => u.server), generator: mean((u) => u.generator), redis: mean((u) => u.redis), other: mean((u) => u.other), machine: mean((u) => u.machine) };
+};
+
+/**
+ * Figures that are compared as ratios, measured in turns: round after round, one run of each.
+ * The machine's speed drifts (other tenants, frequency), by more than the differences measured;
+ * in turns, a slow minute slows every contender alike instead of one. Each figure is the median
+ * of its runs; `warmed` lists the servers that have been measured before (and grows).
+ */
+export async function inRounds(timing: Timing, contenders: Contender[], warmed: Set<string>): Promise<Map<string, Measured>> {
+  const runs = new Map(contenders.map((c) => [c.name, [] as RunFigures[]]));
+  const cpu = new Map(contenders.map((c) => [c.name, [] as CpuUse[]]));
+  for (let round = 0; round < timing.runs; round++) {
+    for (const contender of contenders) {
+      const warmup = warmed.has(contender.server) ? timing.warmupSeconds : Math.max(timing.warmupSeconds, timing.firstWarmupSeconds);
+      warmed.add(contender.server);
+      const measurement = await measured(contender.watched, () => contender.run(warmup));
+      runs.get(contender.name)!.push(measurement.result);
+      cpu.get(contender.name)!.push(measurement.cpu);
+    }
+  }
+  return new Map(contenders.map((c) => [c.name, { ...summarise(runs.get(c.name)!), cpu: meanCpu(cpu.get(c.name)!) }]));
+}
+
+/** One run of a POST at full speed with autocannon in its own process (a Contender's run). */
+export function autocannonRun(timing: Timing, request: { url: string; headers?: Record<string, string>; body: string; expect: string }): (warmupSeconds: number) => Promise<RunFigures> {
+  return async (warmupSeconds) => {
+    const input: AutocannonInput = {
+      url: request.url,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers },
+      body: request.body,
+      connections: timing.connections,
+      warmupSeconds,
+      runs: 1,
+      runSeconds: timing.runSeconds,
+      expect: request.expect,
+    };
+    return (await runChild<{ runs: RunFigures[] }>('bench/load/autocannon.ts', input)).runs[0]!;
+  };
+}
+
 /** Many POSTs in a separate process (creating things in bulk); throws when any failed. */
 export async function bulk(input: BulkInput): Promise<BulkResult> {
   const result = await runChild<BulkResult>('bench/load/bulk.ts', input);

@@ -4,7 +4,8 @@
  * A keep-alive agent with one connection per chain. A chain whose refresh fails stops (its token
  * is gone); failures are counted and reported.
  *
- * Input (JSON on stdin): RefreshInput. Output: `{"runs":[RunFigures,…],"chainsAlive":n,"failures":{…}}`.
+ * Input (JSON on stdin): RefreshInput. Output: RefreshResult — with the chains' current refresh
+ * tokens, to go on from in a later run (the chains that failed are left out).
  */
 import { readInput, writeResult } from '../lib/child.ts';
 import { LatencyRecorder, round2, type RunFigures } from '../lib/stats.ts';
@@ -18,6 +19,14 @@ export interface RefreshInput {
   warmupSeconds: number;
   runs: number;
   runSeconds: number;
+}
+
+export interface RefreshResult {
+  runs: RunFigures[];
+  chainsAlive: number;
+  failures: Record<string, number>;
+  /** The current refresh token of each chain still alive. */
+  refreshTokens: string[];
 }
 
 const input = await readInput<RefreshInput>();
@@ -57,4 +66,5 @@ if (input.warmupSeconds > 0) await phase(input.warmupSeconds);
 const runs: RunFigures[] = [];
 for (let i = 0; i < input.runs; i++) runs.push(await phase(input.runSeconds));
 client.close();
-writeResult({ runs, chainsAlive: alive.filter(Boolean).length, failures });
+const result: RefreshResult = { runs, chainsAlive: alive.filter(Boolean).length, failures, refreshTokens: tokens.filter((_, chain) => alive[chain]) };
+writeResult(result);

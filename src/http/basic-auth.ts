@@ -13,8 +13,11 @@ export function parseBasicAuthorization(header: string | undefined): BasicCreden
   return { id: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
 }
 
+const FORM_ENCODED = /[%+]/;
+
 /** RFC 6749 §2.3.1 form-decoding of one part, or undefined when it is not valid form-encoding. */
 export function formDecode(value: string): string | undefined {
+  if (!FORM_ENCODED.test(value)) return value;
   try {
     return decodeURIComponent(value.replace(/\+/g, '%20'));
   } catch {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import type { ConnectionState } from '../store/ephemeral-store.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from './credential-verifier.ts';
 import type { InvalidationSubscriber } from './invalidations.ts';
@@ -93,7 +93,7 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
   /** The answer with refresh tokens counted; callers that do not count them filter it. */
   async function lookup(value: string, options: VerifyOptions): Promise<ActiveCredential | null> {
     if (!serving) return verifier.verify(value, { ...options, refreshTokens: true });
-    const digest = createHash('sha256').update(value, 'utf8').digest('base64url');
+    const digest = sha256Base64url(value);
     const now = clock();
     const entry = entries.get(digest);
     if (entry) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import type { Logger } from 'pino';
 import type { ConnectionState, EphemeralStore, Subscription } from '../store/ephemeral-store.ts';
 
@@ -12,7 +12,7 @@ export const invalidationTarget = {
   user: (userId: string) => `user:${userId}`,
   client: (clientId: string) => `client:${clientId}`,
   /** An oidc-provider grant (everything issued under one authorization). */
-  grant: (grantId: string) => `grant:${createHash('sha256').update(grantId, 'utf8').digest('base64url')}`,
+  grant: (grantId: string) => `grant:${sha256Base64url(grantId)}`,
   /** An opaque OAuth token or code, by the digest the adapter keys it with. */
   oauthToken: (digest: string) => `oauth:${digest}`,
   /** An API session, by the digest of its token. */

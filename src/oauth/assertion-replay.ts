@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { oidcKeyFor } from './oidc-adapter.ts';
 
@@ -11,7 +11,7 @@ import { oidcKeyFor } from './oidc-adapter.ts';
  */
 export async function claimClientAssertion(store: EphemeralStore, issuer: string, jti: string, expSeconds: number, nowSeconds: number): Promise<boolean> {
   // oidc-provider's ReplayDetection id: SHA-256 of the issuer and jti, base64url.
-  const id = createHash('sha256').update(`${issuer}${jti}`).digest('base64url');
+  const id = sha256Base64url(`${issuer}${jti}`);
   const record = JSON.stringify({ iss: issuer, kind: 'ReplayDetection', iat: nowSeconds, exp: expSeconds });
   return store.set(oidcKeyFor('ReplayDetection', id), record, { onlyIfAbsent: true, ttlMs: Math.max(expSeconds - nowSeconds, 1) * 1000 });
 }

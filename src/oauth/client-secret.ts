@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Bytes, sha256Hex } from '../crypto/sha256.ts';
 import { randomBase62 } from '../tokens/token-format.ts';
 
 export { randomBase62 };
@@ -19,7 +20,7 @@ export function generateClientSecret(): string {
 
 /** The hex SHA-256 of a secret: what the database and oidc-provider's client metadata hold. */
 export function digestClientSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256Hex(secret);
 }
 
 /**
@@ -30,6 +31,6 @@ export function digestClientSecret(secret: string): string {
 export function secretMatches(digestHex: string, presented: string): boolean {
   if (typeof digestHex !== 'string' || typeof presented !== 'string' || !/^[0-9a-f]{64}$/i.test(digestHex)) return false;
   const expected = Buffer.from(digestHex, 'hex');
-  const actual = createHash('sha256').update(presented, 'utf8').digest();
+  const actual = sha256Bytes(presented);
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }

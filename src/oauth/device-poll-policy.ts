@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { DEVICE_CODE_GRACE_MS } from './oidc-adapter.ts';
 
@@ -16,7 +17,7 @@ export interface DevicePollPolicy {
   verifyPkce(deviceCode: string, codeVerifier: string | undefined): Promise<'ok' | 'missing_verifier' | 'mismatch' | 'unexpected_verifier'>;
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
+const digest = sha256Base64url;
 
 /** RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~]. */
 export const CODE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -45,7 +46,7 @@ export function createDevicePollPolicy({ store, intervalSeconds }: { store: Ephe
       const challenge = await store.get(keys(deviceCode).pkce);
       if (!challenge) return codeVerifier === undefined ? 'ok' : 'unexpected_verifier';
       if (codeVerifier === undefined) return 'missing_verifier';
-      const computed = Buffer.from(createHash('sha256').update(codeVerifier).digest('base64url'));
+      const computed = Buffer.from(sha256Base64url(codeVerifier));
       const expected = Buffer.from(challenge);
       return computed.length === expected.length && timingSafeEqual(computed, expected) ? 'ok' : 'mismatch';
     },

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config/schema.ts';
@@ -16,9 +16,8 @@ import { OIDC_ROUTES } from './provider.ts';
 /** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
 export function replayBody(req: IncomingMessage, body: Buffer): void {
   Object.defineProperty(req, 'readable', { value: true, configurable: true });
-  (req as unknown as { iterator: () => AsyncGenerator<Buffer> }).iterator = async function* iterator() {
-    yield body;
-  };
+  // A body parser reads with `for await (… of req.iterator())`, which takes a plain iterable too.
+  (req as unknown as { iterator: () => Iterable<Buffer> }).iterator = () => [body];
   req.headers['content-length'] = String(body.length);
 }
 
@@ -189,7 +188,7 @@ function basicClientId(header: string | undefined): string | undefined {
   return credentials && (formDecode(credentials.id) ?? credentials.id);
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
+const digest = sha256Base64url;
 
 /**
  * RFC 8628 §5.1: user codes are short, so entering them is rate limited per IP address and per

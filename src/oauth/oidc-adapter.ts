@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
@@ -106,16 +106,35 @@ export interface OidcAdapterOptions {
 
 /** SHA-256 in base64url: what stands for a token, code or id in every key name. */
 export function oidcDigest(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('base64url');
+  return sha256Base64url(value);
 }
+
+/**
+ * Digests of ids that come back request after request (a client's id on each of its tokens, a
+ * grant's id on the refresh and access token of one refresh), remembered up to `max` at a time.
+ */
+function rememberedDigests(max: number): (value: string) => string {
+  const known = new Map<string, string>();
+  return (value) => {
+    let digest = known.get(value);
+    if (digest === undefined) {
+      if (known.size >= max) known.clear();
+      digest = oidcDigest(value);
+      known.set(value, digest);
+    }
+    return digest;
+  };
+}
+const clientDigest = rememberedDigests(1000);
+const grantDigest = rememberedDigests(10_000);
 
 const keys = {
   payload: (model: string, digest: string) => `oidc:{${digest}}:${model}`,
   consumed: (model: string, digest: string) => `oidc:{${digest}}:${model}:consumed`,
   userCode: (model: string, userCode: string) => `oidc:userCode:{${oidcDigest(userCode)}}:${model}`,
   uid: (model: string, uid: string) => `oidc:uid:{${oidcDigest(uid)}}:${model}`,
-  grant: (grantId: string) => `oidc:grant:{${oidcDigest(grantId)}}`,
-  client: (clientId: string) => `oidc:client:{${oidcDigest(clientId)}}`,
+  grant: (grantId: string) => `oidc:grant:{${grantDigest(grantId)}}`,
+  client: (clientId: string) => `oidc:client:{${clientDigest(clientId)}}`,
 };
 
 /** Models indexed by client, so that deleting a client (or rotating its secret) ends its tokens. */
@@ -293,9 +312,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         }
 
         // `consumed` lives in the marker only; the raw id only where a lookup must return it.
-        const { consumed, ...stored } = payload;
-        if (stored.jti === id && !keepsJti(stored)) delete stored.jti;
-        const json = JSON.stringify(stored);
+        // (Left out by destructuring, not `delete`, which would make JSON.stringify's work slower.)
+        const { consumed, jti, ...rest } = payload;
+        const json = JSON.stringify(jti === id && !keepsJti(payload) ? rest : { ...rest, jti });
         if (CONSUMABLE_MODELS.has(model)) {
           // The marker, if there is one (or this save carries `consumed`), must live as long as the
           // payload, or the payload would become unused again: both in one atomic step.

@@ -31,6 +31,11 @@ const PROTOCOL_SCOPES = ['openid', 'offline_access'];
 
 export interface ClientMetadataSource {
   findOidcMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+  /**
+   * The same, shared and unchanging while it is current (a cache's entry): oidc-provider's client
+   * object is then built once per version of the metadata rather than on every request.
+   */
+  peekOidcMetadata?(clientId: string): Promise<Readonly<Record<string, unknown>> | undefined>;
 }
 
 export interface ProviderDependencies {
@@ -230,6 +235,25 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     const raw = rawBasicSecret.getStore();
     return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
   };
+
+  // oidc-provider looks a client up on every request, then serialises and hashes its metadata to
+  // find the client object it built from it before. With a source that hands out the same object
+  // while the metadata is current, that object identifies the version: one WeakMap lookup instead.
+  const peek = clients.peekOidcMetadata?.bind(clients);
+  if (peek) {
+    const ClientModel = provider.Client as unknown as { find(id: unknown): Promise<object | undefined> };
+    const findClient = ClientModel.find.bind(ClientModel);
+    const built = new WeakMap<object, object>();
+    ClientModel.find = async (id) => {
+      const metadata = typeof id === 'string' && id.length > 0 ? await peek(id) : undefined;
+      if (!metadata) return findClient(id);
+      const known = built.get(metadata);
+      if (known) return known;
+      const client = await findClient(id);
+      if (client) built.set(metadata, client);
+      return client;
+    };
+  }
 
   // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
   // uses could both pass. One SET NX decides instead, on the record the introspection endpoint

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import { crc32 } from 'node:zlib';
 
 /**
@@ -97,7 +98,7 @@ export const tokenFormat: TokenFormat = {
   },
 
   digest(value) {
-    return createHash('sha256').update(value, 'utf8').digest('base64url');
+    return sha256Base64url(value);
   },
 
   hint(value) {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../crypto/sha256.ts';
 
 /** The cache key of a token: its SHA-256, so the cache never holds a usable credential. */
 export function tokenDigest(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return sha256Base64url(token);
 }
 
 interface Entry<V> {

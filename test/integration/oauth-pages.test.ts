@@ -188,6 +188,7 @@ describe('verification pages and token use', () => {
     expect(await active(before)).toBe(true);
     const second = await tessera.core.clients.rotateSecret('harvester', by);
     expect(await active(before)).toBe(false);
+    await expect(serviceToken('harvester', first!)).rejects.toMatchObject({ status: 401 });
     const after = await serviceToken('harvester', second);
     expect(await active(after)).toBe(true);
     await tessera.core.clients.delete('harvester', by);
