@@ -13,8 +13,3 @@ export function sha256Base64url(value: string): string {
 export function sha256Hex(value: string): string {
   return hash('sha256', value, 'hex');
 }
-
-/** As bytes, for constant-time comparison. */
-export function sha256Bytes(value: string): Buffer {
-  return hash('sha256', value, 'buffer');
-}

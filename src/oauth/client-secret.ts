@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { sha256Bytes, sha256Hex } from '../crypto/sha256.ts';
+import { sha256Hex } from '../crypto/sha256.ts';
 import { randomBase62 } from '../tokens/token-format.ts';
 
 export { randomBase62 };
@@ -30,7 +30,8 @@ export function digestClientSecret(secret: string): string {
  */
 export function secretMatches(digestHex: string, presented: string): boolean {
   if (typeof digestHex !== 'string' || typeof presented !== 'string' || !/^[0-9a-f]{64}$/i.test(digestHex)) return false;
+  // (Hex, then bytes: crypto.hash answers hex faster than a Buffer.)
   const expected = Buffer.from(digestHex, 'hex');
-  const actual = sha256Bytes(presented);
+  const actual = Buffer.from(sha256Hex(presented), 'hex');
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }

@@ -119,9 +119,10 @@ export interface TokenRequestRefusal {
 /**
  * The token endpoint's rules beyond oidc-provider's: device polls (slow_down, PKCE), refresh
  * narrowed to what the user may still have, client credentials narrowed to the client's scopes.
- * It may amend `form`; null lets the request go on to oidc-provider.
+ * A refusal answers the request; null lets it go on to oidc-provider as it came, 'amended' with
+ * `form` as the check changed it.
  */
-export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<TokenRequestRefusal | null>;
+export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<TokenRequestRefusal | 'amended' | null>;
 
 export function createTokenRequestCheck({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenGuardDependencies): TokenRequestCheck {
   return async (form, authorization) => {
@@ -145,8 +146,9 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
         }[pkce];
         return { status: 400, error: 'invalid_grant', description: description };
       }
+      if (verifier === undefined) return null;
       form.delete('code_verifier');
-      return null;
+      return 'amended';
     }
     if (grantType === 'refresh_token' && form.get('refresh_token')) {
       // The user's allowed scopes may have shrunk since the grant: a refresh never gives more
@@ -162,6 +164,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
             return { status: 400, error: 'invalid_grant', description: 'the account may no longer be granted any of these scopes' };
           }
           form.set('scope', kept.join(' '));
+          return 'amended';
         }
       }
       return null;
@@ -176,8 +179,11 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
         // Dropping every scope would give a token good for nothing: say so instead.
         return { status: 400, error: 'invalid_scope', description: 'none of the requested scopes may be granted to this client' };
       }
-      if (scopes.length) form.set('scope', scopes.join(' '));
+      const scope = scopes.length ? scopes.join(' ') : null;
+      if (scope === form.get('scope')) return null;
+      if (scope) form.set('scope', scope);
       else form.delete('scope');
+      return 'amended';
     }
     return null;
   };

@@ -263,6 +263,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
+  // One middleware around every oidc-provider request (each layer costs every request its turn):
+  // Basic credentials that need it are re-encoded; afterwards, two answers are amended.
   provider.use(async (ctx, next) => {
     const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
     if (basic && FORM_ENCODING_SIGNS.test(basic.id + basic.secret)) {
@@ -272,20 +274,16 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // Nothing to decode: what oidc-provider decodes is exactly what was sent.
       await next();
     }
-    // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
-    if (ctx.path === OIDC_ROUTES.device_authorization && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
+    if (ctx.path === OIDC_ROUTES.device_authorization) {
+      // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
       const body = ctx.body as Record<string, unknown>;
       body.interval = config.oauth.devicePollIntervalSeconds;
       await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
-    }
-  });
-
-  // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource servers
-  // authenticated by secret or private_key_jwt (RFC 8414 would assume client_secret_basic alone),
-  // in JSON only (no RFC 9701 JWT answers).
-  provider.use(async (ctx, next) => {
-    await next();
-    if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    } else if (ctx.path === '/.well-known/openid-configuration') {
+      // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource
+      // servers authenticated by secret or private_key_jwt (RFC 8414 would assume
+      // client_secret_basic alone), in JSON only (no RFC 9701 JWT answers).
       const body = ctx.body as Record<string, unknown>;
       body.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
       delete body.introspection_signing_alg_values_supported;

@@ -34,10 +34,11 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
     res.setHeader('X-Request-Id', requestId);
     if (req.method === 'POST' && isFormRequest(req)) {
-      const form = new URLSearchParams((await readBody(req, limit)).toString('utf8'));
-      const refusal = await deps.check(form, req.headers.authorization);
-      if (refusal) throw new RawHttpProblem(refusal.status, refusal.error, refusal.description);
-      replayBody(req, Buffer.from(form.toString()));
+      const body = await readBody(req, limit);
+      const form = new URLSearchParams(body.toString('utf8'));
+      const outcome = await deps.check(form, req.headers.authorization);
+      if (outcome !== null && outcome !== 'amended') throw new RawHttpProblem(outcome.status, outcome.error, outcome.description);
+      replayBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
     }
     // Anything else (another method, another body) is oidc-provider's to answer.
     await callback(req, res);
