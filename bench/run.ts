@@ -34,9 +34,10 @@ import { basicAuth } from './load/http-client.ts';
 import type { LoginInput, LoginResult } from './load/login-storm.ts';
 import type { RefreshInput, RefreshResult } from './load/refresh-chains.ts';
 import { listeningLine, processMemory, progress, ROOT, runChild, sleep, startChild, startServer, type ServerProcess } from './lib/child.ts';
+import { settle } from './lib/cpu.ts';
 import { heapAfterGc } from './lib/inspector.ts';
 import { machine, versions } from './lib/machine.ts';
-import { autocannonRun, bulk, form, hammer, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
+import { autocannonRun, bulk, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
 import { evaluateTargets, renderMarkdown, type BenchReport, type RefreshMeasured } from './lib/report.ts';
 import { summarise, type Measured } from './lib/stats.ts';
@@ -192,7 +193,7 @@ async function startTesseraUnderTest(): Promise<{ t: TesseraUnderTest; f: Tesser
   cleanups.add(cleanup);
   const { argon2, hashing } = t.core.config.passwords;
   const hashingText = Object.entries(hashing)
-    .map(([key, value]) => `${key} ${value ?? `${report.machine.cores} (one per core)`}`)
+    .map(([key, value]) => `${key} ${value ?? `${Math.max(1, report.machine.cores - 1)} (one fewer than the cores)`}`)
     .join(', ');
   notes.push(
     `Tessera ran with its defaults — argon2id m=${argon2.memoryKiB} KiB, t=${argon2.timeCost}, p=${argon2.parallelism}; hashing ${hashingText}; ` +
@@ -236,15 +237,14 @@ async function measureAll() {
     });
   }
   const kinds =
-    t && f && (want('introspection') || want('login'))
+    t && f && want('introspection')
       ? ([
           ['opaque', f.tokens.opaque, ACTIVE],
           ['jwt', f.tokens.jwt, ACTIVE],
           ['personal', f.tokens.personal, ACTIVE],
           ['session', f.tokens.session, ACTIVE],
           ['unknown', f.tokens.unknown, INACTIVE],
-        ] as const
-        ).slice(0, want('introspection') ? 5 : 1)
+        ] as const)
       : [];
   for (const [kind, token, expect] of kinds) {
     introspectionContenders.push({
@@ -311,7 +311,6 @@ async function measureAll() {
 
 async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
   const watched: Watched = { serverPid: t.server.pid, redisPid };
-  const introspect = (token: string, expect: string) => hammer(timing, watched, { url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization }, body: form({ token }), expect });
 
   if (want('device')) {
     progress(`Tessera: device-code polling, ${PENDING_DEVICES} devices pending`);
@@ -359,25 +358,48 @@ async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
     report.passwordLogin.quiet = { ...summarise(quiet.runs), cpu, connections: STORM_CONNECTIONS, answers: quiet.answers };
     progress(`  logins: ${report.passwordLogin.quiet.rps}/s (answers ${JSON.stringify(quiet.answers)})`);
     rssAfter(t, 'logins');
-    progress('Tessera: introspection (opaque) during a login storm');
-    const storm = startChild<LoginResult>('bench/load/login-storm.ts', loginInput('until-stopped'));
-    await sleep(1000);
-    let during: Measured;
-    try {
-      during = await introspect(f.tokens.opaque, ACTIVE);
-    } finally {
-      storm.stop();
-    }
-    const stormResult = await storm.result;
-    const quietIntrospection = report.introspection.tessera!.opaque!.rps;
+    // Quiet and stormy introspection in turns: a run without the storm, then one with it, round
+    // after round (the storm's own client starts 1 s before each stormy run and stops after it).
+    progress(`Tessera: introspection (opaque) without and during a login storm, in ${timing.runs} rounds`);
+    const introspectOpaque = autocannonRun(timing, { url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization }, body: form({ token: f.tokens.opaque }), expect: ACTIVE });
+    const stormRuns: LoginResult[] = [];
+    const figures = await inRounds(
+      timing,
+      [
+        { name: 'quiet', server: 'tessera', watched, run: introspectOpaque },
+        {
+          name: 'storm',
+          server: 'tessera',
+          watched,
+          async run(warmupSeconds) {
+            const storm = startChild<LoginResult>('bench/load/login-storm.ts', loginInput('until-stopped'));
+            try {
+              await sleep(1000);
+              return await introspectOpaque(warmupSeconds);
+            } finally {
+              storm.stop();
+              stormRuns.push(await storm.result);
+              // The hashes still queued run on: the next quiet run starts when they are done.
+              if (!(await settle(t.server.pid))) progress('  warning: Tessera was still busy 10 s after the storm stopped');
+            }
+          },
+        },
+      ],
+      warmed,
+    );
+    const quietIntrospection = figures.get('quiet')!;
+    const during = figures.get('storm')!;
+    const stormAnswers: Record<string, number> = {};
+    for (const run of stormRuns) for (const [status, count] of Object.entries(run.answers)) stormAnswers[status] = (stormAnswers[status] ?? 0) + count;
+    const stormSeconds = stormRuns.reduce((sum, run) => sum + run.seconds, 0);
     report.passwordLogin.storm = {
       introspection: during,
-      quietIntrospectionRps: quietIntrospection,
-      fractionOfQuiet: Math.round((during.rps / quietIntrospection) * 1000) / 1000,
-      logins: { ...summarise(stormResult.runs), seconds: stormResult.seconds, answers: stormResult.answers },
+      quietIntrospectionRps: quietIntrospection.rps,
+      fractionOfQuiet: Math.round((during.rps / quietIntrospection.rps) * 1000) / 1000,
+      logins: { ...summarise(stormRuns.flatMap((run) => run.runs)), seconds: Math.round(stormSeconds * 10) / 10, answers: stormAnswers },
     };
     rssAfter(t, 'login storm');
-    progress(`  introspection during the storm: ${during.rps} req/s = ${(report.passwordLogin.storm.fractionOfQuiet * 100).toFixed(0)}% of quiet; logins ${Math.round(stormResult.runs[0]!.rps)}/s (answers ${JSON.stringify(stormResult.answers)})`);
+    progress(`  introspection: quiet ${quietIntrospection.rps} req/s, during the storm ${during.rps} req/s = ${(report.passwordLogin.storm.fractionOfQuiet * 100).toFixed(0)}%; logins ${report.passwordLogin.storm.logins.rps}/s (answers ${JSON.stringify(stormAnswers)})`);
   }
 
   if (want('memory')) await measureMemory(t, f);

@@ -59,3 +59,19 @@ export function startCpuMeter(serverPid: number | undefined, redisPid: number | 
     },
   };
 }
+
+/**
+ * Waits until a process is nearly idle (under `percent` of one core over 250 ms), at most
+ * `timeoutMs`: after a load that leaves work queued (a login storm's hashes), so that the next
+ * figure does not pay for it. Returns whether it settled.
+ */
+export async function settle(pid: number, { percent = 5, timeoutMs = 10_000 } = {}): Promise<boolean> {
+  const busy = () => processTimes(pid).slice(0, 2).reduce((a, b) => a + b, 0);
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const before = busy();
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    if (((busy() - before) / TICKS_PER_SECOND / 0.25) * 100 < percent) return true;
+  }
+  return false;
+}

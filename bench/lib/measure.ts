@@ -44,27 +44,6 @@ export function timingFromEnv(env: NodeJS.ProcessEnv = process.env): Timing {
   };
 }
 
-/** A POST at full speed with autocannon in its own process: the median of the runs. */
-export async function hammer(
-  timing: Timing,
-  watched: Watched,
-  request: { url: string; headers?: Record<string, string>; body: string; expect: string; first?: boolean },
-): Promise<Measured> {
-  const input: AutocannonInput = {
-    url: request.url,
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers },
-    body: request.body,
-    connections: timing.connections,
-    warmupSeconds: request.first ? Math.max(timing.warmupSeconds, timing.firstWarmupSeconds) : timing.warmupSeconds,
-    runs: timing.runs,
-    runSeconds: timing.runSeconds,
-    expect: request.expect,
-  };
-  const { result, cpu } = await measured(watched, () => runChild<{ runs: RunFigures[] }>('bench/load/autocannon.ts', input));
-  return { ...summarise(result.runs), cpu };
-}
-
 /**
  * One figure measured in rounds beside others: the server it loads and one run of its load
  * generator (in its own process) of `runSeconds` after `warmupSeconds`.
