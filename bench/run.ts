@@ -12,8 +12,8 @@
  * Environment (defaults in brackets):
  *   REDIS_URL [redis://127.0.0.1:6379]; BENCH_DATABASE_URL [postgres://postgres@127.0.0.1:5432/test]:
  *     where the bench database is created (and dropped);
- *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [1], BENCH_FIRST_WARMUP_SECONDS [3: the first
- *     figure on each freshly started server], BENCH_RUNS [3], BENCH_RUN_SECONDS [4];
+ *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [0.5], BENCH_FIRST_WARMUP_SECONDS [3: the first
+ *     figure on each freshly started server], BENCH_RUNS [3], BENCH_RUN_SECONDS [3];
  *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
  *     introspection, cc, refresh (token: both), device, login, memory;
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to

@@ -37,9 +37,9 @@ export function timingFromEnv(env: NodeJS.ProcessEnv = process.env): Timing {
   };
   return {
     connections: number('BENCH_CONNECTIONS', 32),
-    warmupSeconds: number('BENCH_WARMUP_SECONDS', 1),
+    warmupSeconds: number('BENCH_WARMUP_SECONDS', 0.5),
     runs: Math.round(number('BENCH_RUNS', 3)),
-    runSeconds: number('BENCH_RUN_SECONDS', 4),
+    runSeconds: number('BENCH_RUN_SECONDS', 3),
     firstWarmupSeconds: number('BENCH_FIRST_WARMUP_SECONDS', 3),
   };
 }
