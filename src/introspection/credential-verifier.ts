@@ -84,7 +84,12 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
     const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
     const aud = typeof payload.aud === 'string' ? payload.aud : null;
     const invalidatedBy = [target.oauthToken(oidcDigest(value)), target.client(clientId)];
-    if (typeof payload.grantId === 'string') invalidatedBy.push(target.grant(payload.grantId));
+    if (typeof payload.grantId === 'string') {
+      // Inactive once its grant is gone, as a JWT is: a token issued while its grant was being
+      // revoked can miss the revocation's sweep of the grant's index, never this check.
+      if (!(await deps.oidcModel('Grant').find(payload.grantId))) return null;
+      invalidatedBy.push(target.grant(payload.grantId));
+    }
     const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
     if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
     const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { createOidcAdapterFactory } from '../../src/oauth/oidc-adapter.ts';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
@@ -195,6 +197,23 @@ describe('the introspection endpoint (RFC 7662)', () => {
     }
     now += 121_000;
     expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: false } });
+  });
+
+  it('answers an opaque token inactive once its grant is gone, even if the grant\'s revocation missed the token', async () => {
+    const adapters = createOidcAdapterFactory(tessera.ephemeral!);
+    const carol = (await tessera.core.accounts.findUser('carol'))!;
+    const iat = Math.floor(now / 1000);
+    const issue = async (grantId: string) => {
+      const value = randomBytes(32).toString('base64url');
+      await adapters('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', accountId: carol.id, clientId: 'cli', iat, exp: iat + 3600 }, 3600);
+      await adapters('AccessToken').upsert(value, { jti: value, kind: 'AccessToken', accountId: carol.id, clientId: 'cli', grantId, scope: 'read', iat, exp: iat + 3600 }, 3600);
+      return value;
+    };
+    const kept = await issue('grant-kept');
+    const orphaned = await issue('grant-gone');
+    await adapters('Grant').destroy('grant-gone');
+    expect((await post(base, new URLSearchParams({ token: kept }), asRecordsApi)).body).toMatchObject({ active: true, sub: carol.id });
+    expect((await post(base, new URLSearchParams({ token: orphaned }), asRecordsApi)).body).toEqual({ active: false });
   });
 
   it('answers from memory: the second introspection of a token is a cache hit', async () => {
