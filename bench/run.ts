@@ -20,6 +20,8 @@
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
  *   BENCH_TESSERA_ENV: more environment for Tessera ("TESSERA_HASH_CONCURRENCY=1 …");
+ *   BENCH_LOAD [autocannon]: wrk to load fixed requests with Debian's wrk (C; less of the cores
+ *     than autocannon takes) instead;
  *   BENCH_RESULTS [bench/results].
  */
 import { randomBytes } from 'node:crypto';
@@ -76,7 +78,7 @@ const report: BenchReport = {
   versions: await versions(redis, DATABASE_URL),
   settings: {
     ...timing,
-    loadGenerator: 'autocannon (JS API) in a separate process; bench/load/* for stateful flows',
+    loadGenerator: `${process.env.BENCH_LOAD === 'wrk' ? 'wrk (with a Lua script checking every answer)' : 'autocannon (JS API)'} in a separate process for fixed requests; bench/load/* for stateful flows`,
     notes: [],
   },
   introspection: {},

@@ -96,7 +96,7 @@ export function autocannonRun(timing: Timing, request: { url: string; headers?: 
       runSeconds: timing.runSeconds,
       expect: request.expect,
     };
-    return (await runChild<{ runs: RunFigures[] }>('bench/load/autocannon.ts', input)).runs[0]!;
+    return (await runChild<{ runs: RunFigures[] }>(process.env.BENCH_LOAD === 'wrk' ? 'bench/load/wrk.ts' : 'bench/load/autocannon.ts', input)).runs[0]!;
   };
 }
 

@@ -101,3 +101,17 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(payload) });
   res.end(payload);
 }
+
+/**
+ * The hot path's sendJson: `headers` as a flat [name, value, …] list made once (writeHead takes
+ * it as it is, with no object to walk), the body already serialised.
+ */
+export function sendJsonText(res: ServerResponse, status: number, payload: string, headers: readonly string[], requestId: string): void {
+  res.writeHead(status, [...headers, 'X-Request-Id', requestId, 'Content-Length', String(Buffer.byteLength(payload))]);
+  res.end(payload);
+}
+
+/** jsonSecurityHeaders with the JSON content type, as the flat list sendJsonText takes. */
+export function jsonHeaderList(httpsIssuer: boolean): readonly string[] {
+  return Object.entries({ ...jsonSecurityHeaders(httpsIssuer), 'Content-Type': 'application/json; charset=utf-8' }).flat();
+}

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isFormRequest, isSecureRequest, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../http/raw-http.ts';
+import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonText, type RawHandler } from '../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier } from './credential-verifier.ts';
 import { CallerRefused, type IntrospectionCallers } from './introspection-callers.ts';
 
@@ -30,6 +30,8 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     ...(active.aud ? { aud: active.aud } : {}),
   };
 }
+
+const INACTIVE = JSON.stringify({ active: false });
 
 async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
   if (!isFormRequest(req)) {
@@ -67,6 +69,17 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
   const httpsRequired = new URL(issuer).protocol === 'https:';
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
   const debug = logger.isLevelEnabled('debug');
+  const answerHeaders = jsonHeaderList(httpsRequired);
+  // A cached credential is the same object on every hit: its answer is serialised once.
+  const answers = new WeakMap<ActiveCredential, string>();
+  const answerText = (active: ActiveCredential) => {
+    let text = answers.get(active);
+    if (text === undefined) {
+      text = JSON.stringify(introspectionAnswer(active, issuer));
+      answers.set(active, text);
+    }
+    return text;
+  };
 
   function send(res: ServerResponse, requestId: string, status: number, body: unknown, extra: Record<string, string> = {}) {
     sendJson(res, status, body, { ...securityHeaders, ...extra, 'X-Request-Id': requestId });
@@ -81,7 +94,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     const token = params.get('token');
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
     const active = await verifier.verify(token, { refreshTokens: true, ip: null });
-    send(res, requestId, 200, active ? introspectionAnswer(active, issuer) : { active: false });
+    sendJsonText(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }
 
