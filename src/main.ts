@@ -1,19 +1,12 @@
-import { ConfigError, loadConfig, redactConfig } from './config/load.ts';
+import { EXIT } from './cli/exit-codes.ts';
+import { loadConfigOrReport, redactConfig } from './config/load.ts';
 import { createLogger } from './logger.ts';
 import { startTessera } from './tessera.ts';
 
 /** The composition root: configuration, then the service, then signal handling. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`tessera: ${error.message}`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport();
+  if (!config) process.exit(EXIT.config);
   const logger = createLogger({ level: config.log.level });
   logger.debug({ config: redactConfig(config) }, 'configuration');
 

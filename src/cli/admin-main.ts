@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { loadConfigOrReport } from '../config/load.ts';
 import { AppError } from '../http/app-error.ts';
 import { createLogger } from '../logger.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
@@ -20,16 +20,8 @@ function describeFailure(error: unknown): string {
 
 /** `tessera migrate | user | client | keys`: on the server's configuration and database. */
 export async function runAdminCommand(command: string, rest: string[]): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`tessera: ${error.message}`);
-      return EXIT.config;
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport();
+  if (!config) return EXIT.config;
   // The CLI speaks to people: only warnings and worse from the services reach stderr.
   const logger = createLogger({ level: process.env.TESSERA_LOG_LEVEL ?? 'warn', destination: process.stderr as never });
   const io = { out: (line: string) => console.log(line) };

@@ -199,3 +199,17 @@ export function redactConfig(config: Config): Json {
 export function dataDirectory(config: Config): string {
   return resolve(config.database.dataDir);
 }
+
+/**
+ * loadConfig for a command run by a person: a configuration error is printed on stderr as
+ * `tessera: …` and answered with undefined (the caller exits with EX_CONFIG); anything else throws.
+ */
+export function loadConfigOrReport(options: LoadOptions = {}): Config | undefined {
+  try {
+    return loadConfig(options);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`tessera: ${error.message}`);
+    return undefined;
+  }
+}

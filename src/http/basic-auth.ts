@@ -15,9 +15,14 @@ export function parseBasicAuthorization(header: string | undefined): BasicCreden
 
 const FORM_ENCODED = /[%+]/;
 
+/** Whether form-decoding could change `value` (it holds a `%` or a `+`). */
+export function isFormEncoded(value: string): boolean {
+  return FORM_ENCODED.test(value);
+}
+
 /** RFC 6749 §2.3.1 form-decoding of one part, or undefined when it is not valid form-encoding. */
 export function formDecode(value: string): string | undefined {
-  if (!FORM_ENCODED.test(value)) return value;
+  if (!isFormEncoded(value)) return value;
   try {
     return decodeURIComponent(value.replace(/\+/g, '%20'));
   } catch {

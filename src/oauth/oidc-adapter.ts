@@ -270,6 +270,24 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       return payload;
     }
 
+    /**
+     * Deletes every record an index (a grant's, a client's) lists, one member at a time (each
+     * payload and its marker share a slot; different members do not). Each member leaves the
+     * index once deleted, and the index disappears with its last member: a token issued meanwhile
+     * keeps its entry, so a later revocation still finds it (deleting the whole index at the end
+     * would lose it).
+     */
+    async function sweepIndex(indexKey: string): Promise<void> {
+      const members = await store.setMembers(indexKey);
+      await Promise.all(
+        members.map(async (member) => {
+          const match = PAYLOAD_KEY.exec(member);
+          if (match) await removeRecord(match[2]!, match[1]!);
+          await store.removeFromSet(indexKey, member);
+        }),
+      );
+    }
+
     // Prefetched payloads by id, oldest first; each is taken by the next find(id) or dropped.
     // Shared by every adapter of this model (oidc-provider's and the token endpoint's check).
     let prefetched = prefetchedByModel.get(model);
@@ -388,32 +406,12 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
 
       async revokeByClientId(clientId) {
         await invalidate(invalidationTarget.client(clientId));
-        const clientKey = keys.client(clientId);
-        const members = await store.setMembers(clientKey);
-        await Promise.all(
-          members.map(async (member) => {
-            const match = PAYLOAD_KEY.exec(member);
-            if (match) await removeRecord(match[2]!, match[1]!);
-            await store.removeFromSet(clientKey, member);
-          }),
-        );
+        await sweepIndex(keys.client(clientId));
       },
 
       async revokeByGrantId(grantId) {
         await invalidate(invalidationTarget.grant(grantId));
-        const grantKey = keys.grant(grantId);
-        const members = await store.setMembers(grantKey);
-        // One member at a time (each payload and its marker share a slot; different members do
-        // not). Each member leaves the index once deleted, and the index disappears with its last
-        // member: a token issued under the grant meanwhile keeps its entry, so a later
-        // revocation still finds it (deleting the whole index at the end would lose it).
-        await Promise.all(
-          members.map(async (member) => {
-            const match = PAYLOAD_KEY.exec(member);
-            if (match) await removeRecord(match[2]!, match[1]!);
-            await store.removeFromSet(grantKey, member);
-          }),
-        );
+        await sweepIndex(keys.grant(grantId));
       },
     };
     return adapter;

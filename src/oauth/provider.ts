@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/account-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
+import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
 import { claimClientAssertion } from './assertion-replay.ts';
@@ -66,9 +66,6 @@ interface TesseraClient {
  * clients that send them raw are accepted too.
  */
 const rawBasicSecret = new AsyncLocalStorage<string | undefined>();
-
-/** The characters form-decoding changes: a Basic header without them is the same decoded. */
-const FORM_ENCODING_SIGNS = /[%+]/;
 
 /** Re-encodes a Basic header whose parts are not valid form-encoding, so the raw value survives decoding. */
 function normaliseBasicHeader(credentials: BasicCredentials): string {
@@ -267,7 +264,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // Basic credentials that need it are re-encoded; afterwards, two answers are amended.
   provider.use(async (ctx, next) => {
     const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
-    if (basic && FORM_ENCODING_SIGNS.test(basic.id + basic.secret)) {
+    if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
       ctx.req.headers.authorization = normaliseBasicHeader(basic);
       await rawBasicSecret.run(basic.secret, next);
     } else {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createCachedCredentialVerifier } from '../../../src/introspection/credential-cache.ts';
 import type { ActiveCredential, CredentialVerifier } from '../../../src/introspection/credential-verifier.ts';
+import { createGate } from '../../support/gate.ts';
 
 // The cache in front of the verifier. The verifier underneath is a table the test controls (the
 // cache is what is under test); the full path runs against real stores in
@@ -14,12 +15,12 @@ function setup(options: { maxEntries?: number; activeTtlMs?: number; inactiveTtl
   let now = 1_000_000;
   const table = new Map<string, ActiveCredential | null>();
   let lookups = 0;
-  let gate: Promise<void> | null = null;
+  const gate = createGate();
   const underlying: CredentialVerifier = {
     async verify(value) {
       lookups += 1;
       const answer = table.get(value) ?? null;
-      if (gate) await gate;
+      await gate.passed();
       return answer;
     },
   };
@@ -31,14 +32,7 @@ function setup(options: { maxEntries?: number; activeTtlMs?: number; inactiveTtl
     lookups: () => lookups,
     advance: (ms: number) => (now += ms),
     now: () => now,
-    hold() {
-      let release!: () => void;
-      gate = new Promise((resolve) => (release = resolve));
-      return () => {
-        gate = null;
-        release();
-      };
-    },
+    hold: gate.hold,
   };
 }
 

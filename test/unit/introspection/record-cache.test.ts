@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRecordCache } from '../../../src/introspection/record-cache.ts';
+import { createGate } from '../../support/gate.ts';
 
 // The cache of database records (clients, users) on the hot paths. The store underneath is a table
 // the test controls and counts; the real wiring runs in test/integration/introspection-*.test.ts.
@@ -7,12 +8,12 @@ function setup() {
   let now = 1_000_000;
   const table = new Map<string, { name: string }>();
   let loads = 0;
-  let gate: Promise<void> | null = null;
+  const gate = createGate();
   const cache = createRecordCache<{ name: string }>({
     async load(key) {
       loads += 1;
       const record = table.get(key);
-      if (gate) await gate;
+      await gate.passed();
       return record;
     },
     target: (key) => `thing:${key}`,
@@ -26,14 +27,7 @@ function setup() {
     table,
     loads: () => loads,
     advance: (ms: number) => (now += ms),
-    hold() {
-      let release!: () => void;
-      gate = new Promise((resolve) => (release = resolve));
-      return () => {
-        gate = null;
-        release();
-      };
-    },
+    hold: gate.hold,
   };
 }
 
