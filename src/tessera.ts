@@ -7,6 +7,7 @@ import { createUserRepository } from './accounts/user-repository.ts';
 import { createApp } from './app.ts';
 import { availableParallelism } from 'node:os';
 import { createBoundedPasswordHasher } from './accounts/bounded-hasher.ts';
+import { createEventLoopGauge } from './accounts/event-loop-gauge.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
 import { createLoginLimiter } from './sessions/login-limiter.ts';
@@ -109,6 +110,10 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       concurrency: config.passwords.hashing.concurrency ?? Math.max(1, availableParallelism() - 1),
       maxQueue: config.passwords.hashing.maxQueue,
       deadlineMs: config.passwords.hashing.deadlineMs,
+    }, {
+      // Logins take what the API traffic leaves: while the event loop is busy, hashing is paced.
+      busyShare: config.passwords.hashing.busyCorePercent / 100,
+      gauge: createEventLoopGauge(),
     }),
     scopeCatalog: config.scopes,
     defaultScopes: config.accounts.defaultScopes,

@@ -1,3 +1,4 @@
+import type { LoadGauge } from './event-loop-gauge.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
 /**
@@ -10,6 +11,23 @@ export interface HashingLimits {
   concurrency: number;
   maxQueue: number;
   deadlineMs: number;
+}
+
+/**
+ * Keeps hashing to a share of one core while the process is busy serving requests. The kernel's
+ * priorities do not: measured on a 2-core virtual machine, a CPU-bound thread at nice 19 (or
+ * SCHED_IDLE) beside a request-bound event loop still took 55–90% of a core and cut the event
+ * loop's throughput to 36–45%, because the event loop mostly sleeps on I/O between requests and
+ * the scheduler hands the idle moments to the hashing. While the gauge says busy, a hash starts
+ * no sooner than (mean hash time ÷ busyShare) after the previous start; otherwise they start as
+ * soon as a slot is free.
+ */
+export interface HashingPacing {
+  /** The share of one core (0 < share ≤ 1) hashing may take while the gauge says busy; 1: no pacing. */
+  busyShare: number;
+  gauge: LoadGauge;
+  /** A monotonic clock in milliseconds (tests give their own). */
+  now?: () => number;
 }
 
 export class HashingBusyError extends Error {
@@ -29,7 +47,7 @@ export interface HashingStats {
 }
 
 interface Waiter {
-  /** Hands the waiter the slot a finishing call gave up. */
+  /** Hands the waiter a slot. */
   start: () => void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -40,21 +58,66 @@ function assertLimits({ concurrency, maxQueue, deadlineMs }: HashingLimits): voi
   if (!Number.isSafeInteger(deadlineMs) || deadlineMs < 1) throw new RangeError(`deadlineMs must be a whole number >= 1, got ${deadlineMs}`);
 }
 
+function assertPacing(pacing: HashingPacing | undefined): void {
+  if (pacing && !(pacing.busyShare > 0 && pacing.busyShare <= 1)) throw new RangeError(`busyShare must be in (0, 1], got ${pacing.busyShare}`);
+}
+
+/** Weight of the newest hash in the running mean of hash times. */
+const MEAN_WEIGHT = 0.2;
+
 /**
  * Wraps a hasher in a semaphore with a FIFO queue. hash, verify and verifyDecoy share the same
- * slots (each is one argon2 computation). A finishing call hands its slot straight to the oldest
- * waiter, so a newcomer never overtakes the queue; a waiter not started within `deadlineMs`
- * leaves the queue and fails with HashingBusyError. A slot is given back however the call ends.
+ * slots (each is one argon2 computation). Waiters start in arrival order, so a newcomer never
+ * overtakes the queue; a waiter not started within `deadlineMs` leaves the queue and fails with
+ * HashingBusyError. A slot is given back however the call ends. With `pacing`, starts are also
+ * spaced while the process is busy (see HashingPacing).
  */
-export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: HashingLimits): BoundedPasswordHasher & { stats(): HashingStats } {
+export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: HashingLimits, pacing?: HashingPacing): BoundedPasswordHasher & { stats(): HashingStats } {
   assertLimits(limits);
+  assertPacing(pacing);
   const { concurrency, maxQueue, deadlineMs } = limits;
+  const paced = pacing && pacing.busyShare < 1 ? pacing : undefined;
+  const now = pacing?.now ?? (() => performance.now());
   let running = 0;
   const queue: Waiter[] = [];
+  /** Running mean of how long one hash takes, in ms (0 until one has finished). */
+  let meanHashMs = 0;
+  /** When the latest hash started (the pace counts from there). */
+  let lastStartAt = 0;
+  let paceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** How long the next start must wait for the pace, in ms (0: it may start now). */
+  function paceWait(): number {
+    if (!paced) return 0;
+    const wait = lastStartAt + meanHashMs / paced.busyShare - now();
+    return wait > 0 && paced.gauge.isBusy() ? wait : 0;
+  }
+
+  function take(): void {
+    running += 1;
+    lastStartAt = now();
+  }
+
+  /** Starts waiters while slots are free and the pace allows; otherwise comes back when it will. */
+  function pump(): void {
+    while (queue.length > 0 && running < concurrency) {
+      const wait = paceWait();
+      if (wait > 0) {
+        paceTimer ??= setTimeout(() => {
+          paceTimer = undefined;
+          pump();
+        }, Math.ceil(wait));
+        paceTimer.unref?.();
+        return;
+      }
+      take();
+      queue.shift()!.start();
+    }
+  }
 
   function acquire(): Promise<void> {
-    if (running < concurrency) {
-      running += 1;
+    if (queue.length === 0 && running < concurrency && paceWait() === 0) {
+      take();
       return Promise.resolve();
     }
     if (queue.length >= maxQueue) {
@@ -73,22 +136,24 @@ export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: Hash
         }, deadlineMs),
       };
       queue.push(waiter);
+      pump();
     });
   }
 
-  function release(): void {
-    const next = queue.shift();
-    // The slot passes to the next waiter as it is: `running` stays the same.
-    if (next) next.start();
-    else running -= 1;
+  function release(startedAt: number): void {
+    const took = now() - startedAt;
+    meanHashMs = meanHashMs === 0 ? took : meanHashMs + MEAN_WEIGHT * (took - meanHashMs);
+    running -= 1;
+    pump();
   }
 
   async function bounded<T>(work: () => Promise<T>): Promise<T> {
     await acquire();
+    const startedAt = now();
     try {
       return await work();
     } finally {
-      release();
+      release(startedAt);
     }
   }
 

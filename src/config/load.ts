@@ -41,6 +41,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: { path: ['api', 'requestsPerIpPerMinute'], kind: 'int' },
   TESSERA_HASH_CONCURRENCY: { path: ['passwords', 'hashing', 'concurrency'], kind: 'int' },
   TESSERA_HASH_NICENESS: { path: ['passwords', 'hashing', 'niceness'], kind: 'int' },
+  TESSERA_HASH_BUSY_CORE_PERCENT: { path: ['passwords', 'hashing', 'busyCorePercent'], kind: 'int' },
   TESSERA_INTROSPECTION_CACHE_TTL: { path: ['introspection', 'cacheTtlSeconds'], kind: 'int' },
   TESSERA_INTROSPECTION_CACHE_MAX_ENTRIES: { path: ['introspection', 'cacheMaxEntries'], kind: 'int' },
   TESSERA_TOKEN_MAX_EXPIRY_DAYS: { path: ['tokens', 'maxExpiryDays'], kind: 'int' },

@@ -267,6 +267,11 @@ export const configSchema = z.object({
        * the token endpoints when both want it (Linux). 0 leaves them as they are.
        */
       niceness: z.number().int().min(0).max(19),
+      /**
+       * While the event loop is busy serving requests, hashing takes at most this share of one
+       * core, in percent (see src/accounts/bounded-hasher.ts, HashingPacing). 100: no pacing.
+       */
+      busyCorePercent: positiveInt.max(100),
     }),
   }),
   secrets: z.object({

@@ -1,6 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import { createBoundedPasswordHasher, HashingBusyError, type HashingLimits } from '../../../src/accounts/bounded-hasher.ts';
+import { createBoundedPasswordHasher, HashingBusyError, type HashingLimits, type HashingPacing } from '../../../src/accounts/bounded-hasher.ts';
 import type { PasswordCheck, PasswordHasher } from '../../../src/accounts/password-hasher.ts';
 
 /** One call that reached the underlying hasher; the test settles it by hand. */
@@ -204,11 +204,109 @@ describe('bounded password hasher', () => {
     await expect(afterwards).resolves.toEqual({ ok: false, needsRehash: false });
   });
 
+  describe('paced while the process is busy', () => {
+    /** Fake timers and a gauge the test switches; `now` follows the fake clock. */
+    function pacedSetup(busyShare: number, overrides: Partial<HashingLimits> = {}) {
+      jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+      const fake = controllableHasher();
+      const load = { busy: true };
+      const pacing: HashingPacing = { busyShare, gauge: { isBusy: () => load.busy }, now: () => Date.now() };
+      const bounded = createBoundedPasswordHasher(fake.hasher, limits({ concurrency: 1, ...overrides }), pacing);
+      /** Advances the fake clock and lets what became ready run. */
+      const advance = async (ms: number) => {
+        jest.advanceTimersByTime(ms);
+        await settle();
+      };
+      return { fake, load, bounded, advance };
+    }
+
+    it('while busy, starts a hash no sooner than (mean hash time ÷ share) after the previous start', async () => {
+      const { fake, bounded, advance } = pacedSetup(0.25);
+      const calls = ['a', 'b', 'c'].map((p) => observe(bounded.hash(p)));
+      await settle();
+      expect(fake.labels()).toEqual(['hash:a']);
+      // a takes 100 ms: with a quarter of a core, the next may start 400 ms after a started.
+      await advance(100);
+      fake.started[0]!.resolve('A');
+      await settle();
+      expect(calls[0]!.status).toBe('resolved');
+      expect(fake.labels()).toEqual(['hash:a']);
+      expect(bounded.stats()).toEqual({ running: 0, queued: 2 });
+      await advance(299);
+      expect(fake.labels()).toEqual(['hash:a']);
+      await advance(1);
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      // b is quick (20 ms): the mean falls to 84 ms, so c may start 336 ms after b started.
+      await advance(20);
+      fake.started[1]!.resolve('B');
+      await settle();
+      await advance(315);
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      await advance(1);
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b', 'hash:c']);
+      fake.started[2]!.resolve('C');
+      await settle();
+      expect(calls.map((c) => c.value)).toEqual(['A', 'B', 'C']);
+      expect(jest.getTimerCount()).toBe(0);
+    });
+
+    it('starts at once when the process is not busy, and paces again when it is', async () => {
+      const { fake, load, bounded, advance } = pacedSetup(0.5);
+      load.busy = false;
+      observe(bounded.hash('a'));
+      await advance(100);
+      fake.started[0]!.resolve('A');
+      await settle();
+      observe(bounded.hash('b'));
+      await settle();
+      // Not busy: b starts as soon as a's slot is free, not 200 ms after a started.
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      await advance(100);
+      fake.started[1]!.resolve('B');
+      await settle();
+      load.busy = true;
+      observe(bounded.hash('c'));
+      await settle();
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      await advance(100); // 200 ms after b started
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b', 'hash:c']);
+    });
+
+    it('a waiter held back by the pace still fails with HashingBusyError at its deadline', async () => {
+      const { fake, bounded, advance } = pacedSetup(0.1, { deadlineMs: 500 });
+      observe(bounded.hash('a'));
+      const held = observe(bounded.hash('b'));
+      await advance(100);
+      fake.started[0]!.resolve('A');
+      await advance(399);
+      expect(held.status).toBe('pending');
+      await advance(1); // b's deadline; the pace would let it start at 1,000 ms
+      expect(held.status).toBe('rejected');
+      expect(held.error).toBeInstanceOf(HashingBusyError);
+      await advance(1000);
+      expect(fake.labels()).toEqual(['hash:a']);
+      expect(bounded.stats()).toEqual({ running: 0, queued: 0 });
+    });
+
+    it('with a share of 1, never waits for a pace', async () => {
+      const { fake, bounded } = pacedSetup(1);
+      observe(bounded.hash('a'));
+      observe(bounded.hash('b'));
+      await settle();
+      fake.started[0]!.resolve('A');
+      await settle();
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+    });
+  });
+
   it('refuses limits that cannot work', () => {
     const { hasher } = controllableHasher();
     expect(() => createBoundedPasswordHasher(hasher, limits({ concurrency: 0 }))).toThrow(RangeError);
     expect(() => createBoundedPasswordHasher(hasher, limits({ maxQueue: -1 }))).toThrow(RangeError);
     expect(() => createBoundedPasswordHasher(hasher, limits({ deadlineMs: 0 }))).toThrow(RangeError);
     expect(() => createBoundedPasswordHasher(hasher, limits({ concurrency: 1.5 }))).toThrow(RangeError);
+    const gauge = { isBusy: () => true };
+    expect(() => createBoundedPasswordHasher(hasher, limits(), { busyShare: 0, gauge })).toThrow(RangeError);
+    expect(() => createBoundedPasswordHasher(hasher, limits(), { busyShare: 1.5, gauge })).toThrow(RangeError);
   });
 });
