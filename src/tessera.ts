@@ -269,7 +269,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
           refreshTokenUserScopes: async (value) => {
             const token = await refreshTokens.prefetch(value);
             if (!token || typeof token.accountId !== 'string') return null;
-            const user = await users.findUserById(token.accountId);
+            const user = await users.peekUser(token.accountId);
             if (!user) return null;
             return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
           },

@@ -1,10 +1,15 @@
 import { invalidationTarget } from '../introspection/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
-import type { User } from './user.ts';
+import type { User, UserStanding } from './user.ts';
 
 export type UserCache = Omit<RecordCache<User>, 'get' | 'peek'> & {
   /** The user (disabled ones too, as the accounts service answers), or null. */
   findUserById(id: string): Promise<User | null>;
+  /**
+   * The cached record itself (deep-frozen; dates left as text): for the paths that only read a
+   * user's standing on every request, without the copy findUserById makes.
+   */
+  peekUser(id: string): Promise<UserStanding | null>;
 };
 
 /**
@@ -21,5 +26,6 @@ export function createUserCache(findUserById: (id: string) => Promise<User | nul
       const user = await cache.get(id);
       return user && { ...user, createdAt: new Date(user.createdAt), updatedAt: new Date(user.updatedAt), passwordChangedAt: new Date(user.passwordChangedAt) };
     },
+    peekUser: (id) => cache.peek(id),
   };
 }

@@ -11,6 +11,17 @@ export interface User {
   passwordChangedAt: Date;
 }
 
+/**
+ * What the token paths need of a user, read-only: served from the user cache's frozen copy
+ * without building a User (see user-cache.ts, peekUser).
+ */
+export interface UserStanding {
+  readonly id: string;
+  readonly username: string;
+  readonly allowedScopes: readonly string[];
+  readonly disabled: boolean;
+}
+
 /** What the user store keeps beyond the public profile; never leaves the accounts service. */
 export interface UserWithSecret extends User {
   passwordHash: string;

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import type { AccountService } from '../accounts/account-service.ts';
+import type { UserCache } from '../accounts/user-cache.ts';
 import type { Config } from '../config/schema.ts';
 import type { OidcClientMetadata } from '../oauth/client-service.ts';
 import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
@@ -37,7 +37,7 @@ export interface VerifyOptions {
 
 export interface CredentialVerifierDependencies {
   config: Config;
-  accounts: Pick<AccountService, 'findUserById'>;
+  accounts: Pick<UserCache, 'peekUser'>;
   clients: { findOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined> };
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
@@ -67,7 +67,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
   const jwks = createLocalJWKSet(deps.publicJwks);
 
   async function activeUser(id: string) {
-    const user = await accounts.findUserById(id);
+    const user = await accounts.peekUser(id);
     return user && !user.disabled ? user : null;
   }
 

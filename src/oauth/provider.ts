@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { AccountService } from '../accounts/account-service.ts';
+import type { UserCache } from '../accounts/user-cache.ts';
 import type { Config } from '../config/schema.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
@@ -42,7 +42,7 @@ export interface ProviderDependencies {
   config: Config;
   logger: Logger;
   /** Users by id (a cache in front of the accounts service: user-cache.ts). */
-  accounts: Pick<AccountService, 'findUserById'>;
+  accounts: Pick<UserCache, 'peekUser'>;
   clients: ClientMetadataSource;
   adapterFactory: (modelName: string) => Adapter;
   jwks: { keys: object[] };
@@ -125,7 +125,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
 
     async findAccount(_ctx, sub) {
-      const user = await accounts.findUserById(sub);
+      const user = await accounts.peekUser(sub);
       if (!user || user.disabled) return undefined;
       return {
         accountId: user.id,
