@@ -35,7 +35,11 @@ export interface InvalidationSubscriber {
 }
 
 export interface Invalidations {
-  /** Tells this process's subscribers at once, then every other node through the store's pub/sub. */
+  /**
+   * Tells this process's subscribers at once, then every other node through the store's pub/sub:
+   * the targets published in one turn of the event loop go out together, and the promise settles
+   * (never rejects) once they have been handed to the store.
+   */
   publish: InvalidationPublisher;
   /** Listens to invalidations from every node, this one included. */
   subscribe(subscriber: InvalidationSubscriber): Promise<Subscription>;
@@ -75,19 +79,38 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
     }
   };
 
-  return {
-    async publish(...targets) {
-      const unique = [...new Set(targets)];
-      if (unique.length === 0) return;
-      deliver(unique);
-      for (let start = 0; start < unique.length; start += MAX_TARGETS_PER_MESSAGE) {
-        const chunk = unique.slice(start, start + MAX_TARGETS_PER_MESSAGE);
-        try {
-          await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
-        } catch (error) {
-          logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
-        }
+  /** Targets published in this turn of the event loop, not sent yet: they go out as one message. */
+  let pending: { targets: Set<string>; sent: Promise<void> } | null = null;
+
+  async function send(targets: string[]): Promise<void> {
+    for (let start = 0; start < targets.length; start += MAX_TARGETS_PER_MESSAGE) {
+      const chunk = targets.slice(start, start + MAX_TARGETS_PER_MESSAGE);
+      try {
+        await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
+      } catch (error) {
+        logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
       }
+    }
+  }
+
+  return {
+    publish(...targets) {
+      const unique = [...new Set(targets)];
+      if (unique.length === 0) return Promise.resolve();
+      deliver(unique);
+      // Many tokens end in one turn under load (a refresh consumes one): one message for them all.
+      if (!pending) {
+        const batch = { targets: new Set<string>(), sent: Promise.resolve() };
+        batch.sent = new Promise<void>((resolve) => {
+          setImmediate(() => {
+            if (pending === batch) pending = null;
+            void send([...batch.targets]).then(resolve);
+          });
+        });
+        pending = batch;
+      }
+      for (const target of unique) pending.targets.add(target);
+      return pending.sent;
     },
 
     async subscribe(subscriber) {
