@@ -228,7 +228,8 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     connectTimeout: options.connectTimeoutMs,
-    commandTimeout: commandTimeoutMs,
+    // No commandTimeout: it arms and clears a timer for every command. The stall watchdog below
+    // fails commands left unanswered for commandTimeoutMs instead, the same way, from one timer.
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     // Subscriptions are restored by this store, which knows when that is done (see below).
     autoResubscribe: false,
@@ -449,6 +450,32 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     return subscriberNow ? [commands, subscriberNow] : [commands];
   }
 
+  // --- stall watchdog: a command unanswered for commandTimeoutMs fails ------------------------
+  // Every quarter of commandTimeoutMs, the commands each connection has sent and not yet had an
+  // answer to are noted with when they were first seen; one seen at least commandTimeoutMs ago is
+  // rejected with "Command timed out", as ioredis's own commandTimeout does (so it waits between
+  // commandTimeoutMs and 1.25 × that). Its reply, should one still come, settles nothing. A server
+  // that stopped answering is then found by the heartbeat, whose PING times out the same way.
+  let firstSeen = new Map<object, number>();
+  const stallWatchdog = setInterval(() => {
+    void connections().then((all) => {
+      const now = performance.now();
+      const seen = new Map<object, number>();
+      for (const { client } of all) {
+        const queue = client.commandQueue;
+        for (let index = 0; index < queue.length; index++) {
+          const item = queue.peekAt(index);
+          if (!item) continue;
+          const since = firstSeen.get(item) ?? now;
+          if (now - since >= commandTimeoutMs) item.command.reject(new Error('Command timed out'));
+          else seen.set(item, since);
+        }
+      }
+      firstSeen = seen;
+    });
+  }, Math.max(1, Math.floor(commandTimeoutMs / 4)));
+  stallWatchdog.unref();
+
   const heartbeat = setInterval(() => {
     void connections().then((all) => {
       for (const connection of all) {
@@ -591,6 +618,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
       closed ??= (async () => {
         closing = true;
         clearInterval(heartbeat);
+        clearInterval(stallWatchdog);
         const subscriberNow = subscriberConnection ? await subscriberConnection.catch(() => undefined) : undefined;
         await Promise.all([commands, ...(subscriberNow ? [subscriberNow] : [])].map(({ client }) => quit(client)));
       })();
