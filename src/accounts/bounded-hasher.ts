@@ -17,8 +17,8 @@ export interface HashingLimits {
  * Keeps hashing to a share of one core while the process is busy serving requests. The kernel's
  * priorities do not: measured on a 2-core virtual machine, a CPU-bound thread at nice 19 (or
  * SCHED_IDLE) beside a request-bound event loop still took 55–90% of a core and cut the event
- * loop's throughput to 36–45%, because the event loop mostly sleeps on I/O between requests and
- * the scheduler hands the idle moments to the hashing. While the gauge says busy, a hash starts
+ * loop's throughput by a quarter to two thirds: the event loop waits on I/O between requests, and
+ * the scheduler hands those moments to the hashing. While the gauge says busy, a hash starts
  * no sooner than (mean hash time ÷ busyShare) after the previous start; otherwise they start as
  * soon as a slot is free.
  */
