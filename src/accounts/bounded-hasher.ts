@@ -103,11 +103,13 @@ export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: Hash
     while (queue.length > 0 && running < concurrency) {
       const wait = paceWait();
       if (wait > 0) {
-        paceTimer ??= setTimeout(() => {
-          paceTimer = undefined;
-          pump();
-        }, Math.ceil(wait));
-        paceTimer.unref?.();
+        if (!paceTimer) {
+          paceTimer = setTimeout(() => {
+            paceTimer = undefined;
+            pump();
+          }, Math.ceil(wait));
+          paceTimer.unref?.();
+        }
         return;
       }
       take();

@@ -1,4 +1,5 @@
 import { sha256Base64url } from '../crypto/sha256.ts';
+import { createTurnBatches } from '../shared/turn-batches.ts';
 import type { Logger } from 'pino';
 import type { ConnectionState, EphemeralStore, Subscription } from '../store/ephemeral-store.ts';
 
@@ -79,38 +80,23 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
     }
   };
 
-  /** Targets published in this turn of the event loop, not sent yet: they go out as one message. */
-  let pending: { targets: Set<string>; sent: Promise<void> } | null = null;
-
-  async function send(targets: string[]): Promise<void> {
-    for (let start = 0; start < targets.length; start += MAX_TARGETS_PER_MESSAGE) {
-      const chunk = targets.slice(start, start + MAX_TARGETS_PER_MESSAGE);
-      try {
-        await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
-      } catch (error) {
-        logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
-      }
+  // Many tokens end in one turn under load (a refresh consumes one): the targets published in one
+  // turn go out as one message (up to MAX_TARGETS_PER_MESSAGE each). Never rejects.
+  const queueTarget = createTurnBatches<string>(async (_channel, targets) => {
+    const chunk = [...new Set(targets)];
+    try {
+      await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
+    } catch (error) {
+      logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
     }
-  }
+  }, MAX_TARGETS_PER_MESSAGE);
 
   return {
-    publish(...targets) {
+    async publish(...targets) {
       const unique = [...new Set(targets)];
-      if (unique.length === 0) return Promise.resolve();
+      if (unique.length === 0) return;
       deliver(unique);
-      // Many tokens end in one turn under load (a refresh consumes one): one message for them all.
-      if (!pending) {
-        const batch = { targets: new Set<string>(), sent: Promise.resolve() };
-        batch.sent = new Promise<void>((resolve) => {
-          setImmediate(() => {
-            if (pending === batch) pending = null;
-            void send([...batch.targets]).then(resolve);
-          });
-        });
-        pending = batch;
-      }
-      for (const target of unique) pending.targets.add(target);
-      return pending.sent;
+      await Promise.all(new Set(unique.map((target) => queueTarget(INVALIDATION_CHANNEL, target))));
     },
 
     async subscribe(subscriber) {

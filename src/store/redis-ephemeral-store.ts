@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ConnectionState, CounterResult, EphemeralStore, SetOptions, SubscribeOptions, Subscription } from './ephemeral-store.ts';
+import { createTurnBatches } from '../shared/turn-batches.ts';
 
 export interface StoreLogger {
   warn(obj: object, msg: string): void;
@@ -78,14 +79,6 @@ interface ScriptedCommands {
   tesseraIncrement(key: string, windowMs: string): Promise<[number, number]>;
   tesseraAddToSet(key: string, ttlMs: string, ...members: string[]): Promise<number>;
   tesseraSetWithCompanion(key: string, companion: string, value: string, ttlMs: string, companionTtlMs: string, companionValue?: string): Promise<number>;
-}
-
-/** Additions to one set waiting for the end of this turn of the event loop. */
-interface PendingSetAdditions {
-  members: string[];
-  ttlMs: number;
-  done: Promise<void>;
-  settle: { resolve: () => void; reject: (error: unknown) => void };
 }
 
 /** Reconnection back-off: 50 ms, doubling, at most 1 s; it never gives up. */
@@ -315,45 +308,10 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
   // Index additions (a token's key into its grant's and client's sets) are many per second to few
   // sets: those of one turn of the event loop go out as one SADD per set.
-  let pendingSetAdditions = new Map<string, PendingSetAdditions>();
-  let setAdditionsScheduled = false;
-
-  function sendSetAdditions(key: string, batch: PendingSetAdditions): void {
-    run('addToSet', commands, () => scripted.tesseraAddToSet(key, String(batch.ttlMs), ...batch.members)).then(
-      () => batch.settle.resolve(),
-      (error: unknown) => batch.settle.reject(error),
-    );
-  }
-
-  function flushSetAdditions(): void {
-    setAdditionsScheduled = false;
-    const pending = pendingSetAdditions;
-    pendingSetAdditions = new Map();
-    for (const [key, batch] of pending) sendSetAdditions(key, batch);
-  }
-
-  function queueSetAddition(key: string, member: string, ttlMs: number): Promise<void> {
-    let batch = pendingSetAdditions.get(key);
-    if (!batch) {
-      let settle!: PendingSetAdditions['settle'];
-      const done = new Promise<void>((resolve, reject) => {
-        settle = { resolve, reject };
-      });
-      batch = { members: [], ttlMs, done, settle };
-      pendingSetAdditions.set(key, batch);
-    }
-    batch.members.push(member);
-    batch.ttlMs = Math.max(batch.ttlMs, ttlMs);
-    const { done } = batch;
-    if (batch.members.length >= SET_ADDITIONS_PER_COMMAND) {
-      pendingSetAdditions.delete(key);
-      sendSetAdditions(key, batch);
-    } else if (!setAdditionsScheduled) {
-      setAdditionsScheduled = true;
-      setImmediate(flushSetAdditions);
-    }
-    return done;
-  }
+  const queueSetAddition = createTurnBatches<{ member: string; ttlMs: number }>(async (key, additions) => {
+    const ttlMs = Math.max(...additions.map((addition) => addition.ttlMs));
+    await run('addToSet', commands, () => scripted.tesseraAddToSet(key, String(ttlMs), ...additions.map((addition) => addition.member)));
+  }, SET_ADDITIONS_PER_COMMAND);
 
   function explain(operation: string, connection: Connection, error: unknown): Error {
     const text = errorText(error);
@@ -560,7 +518,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     async addToSet(key, member, ttlMs) {
       assertTtl(ttlMs, 'ttlMs');
       if (closing) throw new Error('the Redis ephemeral store is closed (addToSet)');
-      await queueSetAddition(k(key), member, ttlMs);
+      await queueSetAddition(k(key), { member, ttlMs });
     },
 
     setMembers(key) {
