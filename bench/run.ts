@@ -2,26 +2,27 @@
  * `npm run bench`: Tessera's figures beside two reference servers, on this machine, in one run.
  *
  * Each server runs in its own process and only one is loaded at a time (they do not share the
- * cores); the load comes from other processes (autocannon, or bench/load/* for stateful flows).
- * Each figure is the median of BENCH_RUNS runs of BENCH_RUN_SECONDS after a warm-up. Figures that
- * are compared as ratios are measured in turns — a run of each, round after round — so that the
- * machine's drift in speed falls on all of them alike. The report
+ * cores); the load comes from other processes (wrk, else autocannon, for fixed requests;
+ * bench/load/* for stateful flows). Each figure is the median of BENCH_RUNS runs of
+ * BENCH_RUN_SECONDS. Figures that are compared as ratios are measured in turns — a run of each,
+ * round after round — so that the machine's drift in speed (seconds long, tens of per cent) falls
+ * on all of them alike: many short runs, for the same reason. The report
  * goes to bench/results/ (latest.json, latest.md and a dated copy of each). Targets print PASS or
  * FAIL; a FAIL never makes the run fail — only a real error does.
  *
  * Environment (defaults in brackets):
  *   REDIS_URL [redis://127.0.0.1:6379]; BENCH_DATABASE_URL [postgres://postgres@127.0.0.1:5432/test]:
  *     where the bench database is created (and dropped);
- *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [0.5], BENCH_FIRST_WARMUP_SECONDS [3: the first
- *     figure on each freshly started server], BENCH_RUNS [3], BENCH_RUN_SECONDS [3];
+ *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [0: before every run], BENCH_FIRST_WARMUP_SECONDS
+ *     [3: before the first run on each freshly started server], BENCH_RUNS [9], BENCH_RUN_SECONDS [1];
  *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
  *     introspection, cc, refresh (token: both), device, login, memory;
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
  *   BENCH_TESSERA_ENV: more environment for Tessera ("TESSERA_HASH_CONCURRENCY=1 …");
- *   BENCH_LOAD [autocannon]: wrk to load fixed requests with Debian's wrk (C; less of the cores
- *     than autocannon takes) instead;
+ *   BENCH_LOAD [wrk if installed, else autocannon]: the load generator for fixed requests;
+ *     Debian's wrk (C) takes less of the cores and starts in milliseconds; wrk runs whole seconds;
  *   BENCH_RESULTS [bench/results].
  */
 import { randomBytes } from 'node:crypto';
@@ -39,7 +40,8 @@ import { listeningLine, processMemory, progress, ROOT, runChild, sleep, startChi
 import { settle } from './lib/cpu.ts';
 import { heapAfterGc } from './lib/inspector.ts';
 import { machine, versions } from './lib/machine.ts';
-import { autocannonRun, bulk, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
+import { bulk, fixedLoadGenerator, fixedLoadRun, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
+import type { FixedRequest } from './load/autocannon.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
 import { evaluateTargets, renderMarkdown, type BenchReport, type RefreshMeasured } from './lib/report.ts';
 import { summarise, type Measured } from './lib/stats.ts';
@@ -52,6 +54,9 @@ const RESULTS = resolve(ROOT, process.env.BENCH_RESULTS ?? 'bench/results');
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'all').split(',').map((s) => s.trim()));
 const want = (section: string) => SECTIONS.has('all') || SECTIONS.has(section) || (SECTIONS.has('token') && (section === 'cc' || section === 'refresh'));
 const timing = timingFromEnv();
+const loadGenerator = fixedLoadGenerator();
+/** One run of a fixed request (a Contender's run), with the load generator chosen above. */
+const fixedLoad = (request: FixedRequest) => fixedLoadRun(timing, loadGenerator, request);
 
 const REFRESH_CHAINS = 32;
 const PENDING_DEVICES = 1000;
@@ -78,7 +83,7 @@ const report: BenchReport = {
   versions: await versions(redis, DATABASE_URL),
   settings: {
     ...timing,
-    loadGenerator: `${process.env.BENCH_LOAD === 'wrk' ? 'wrk (with a Lua script checking every answer)' : 'autocannon (JS API)'} in a separate process for fixed requests; bench/load/* for stateful flows`,
+    loadGenerator: `${loadGenerator.name === 'wrk' ? `wrk ${loadGenerator.version} (one thread, a Lua script checking every answer)` : 'autocannon (JS API)'} in a separate process for fixed requests; bench/load/* for stateful flows`,
     notes: [],
   },
   introspection: {},
@@ -88,6 +93,10 @@ const report: BenchReport = {
   targets: [],
 };
 const notes = report.settings.notes;
+if (loadGenerator.reason) {
+  notes.push(`fixed requests loaded with autocannon: ${loadGenerator.reason}`);
+  progress(`warning: ${loadGenerator.reason}`);
+}
 const redisPid = Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]) || undefined;
 if (report.machine.cpuBusyAtStartPercent > 15) {
   const warning = `the machine was busy when the run started (${report.machine.cpuBusyAtStartPercent}% of the CPU in use): figures may be low and noisy`;
@@ -95,7 +104,7 @@ if (report.machine.cpuBusyAtStartPercent > 15) {
   progress(`warning: ${warning}`);
 }
 progress(`${report.machine.cores} cores, ${report.machine.cpuModel}; node ${report.versions.node}, redis ${report.versions.redis}, postgres ${report.versions.postgres}`);
-progress(`each figure: median of ${timing.runs} runs of ${timing.runSeconds} s after ${timing.warmupSeconds} s of warm-up, ${timing.connections} connections`);
+progress(`each figure: median of ${timing.runs} runs of ${timing.runSeconds} s${timing.warmupSeconds > 0 ? ` after ${timing.warmupSeconds} s of warm-up` : ''} (${timing.firstWarmupSeconds} s of warm-up before the first on each server), ${timing.connections} connections; fixed requests loaded with ${loadGenerator.name}`);
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const INTROSPECT = '/oauth/introspect';
@@ -226,7 +235,7 @@ async function measureAll() {
       name: 'bare',
       server: 'bare',
       watched: { serverPid: bare.pid, redisPid },
-      run: autocannonRun(timing, { url: `${bare.url}${INTROSPECT}`, body: form({ token: bareToken }), expect: ACTIVE }),
+      run: fixedLoad({ url: `${bare.url}${INTROSPECT}`, body: form({ token: bareToken }), expect: ACTIVE }),
     });
   }
   if (stock && wantStock('introspection')) {
@@ -235,7 +244,7 @@ async function measureAll() {
       name: 'stock',
       server: 'stock',
       watched: stockWatched,
-      run: autocannonRun(timing, { url: `${stock.url}${INTROSPECT}`, headers: { authorization: basicAuth('bench-rs', stockSecret) }, body: form({ token }), expect: ACTIVE }),
+      run: fixedLoad({ url: `${stock.url}${INTROSPECT}`, headers: { authorization: basicAuth('bench-rs', stockSecret) }, body: form({ token }), expect: ACTIVE }),
     });
   }
   const kinds =
@@ -253,7 +262,7 @@ async function measureAll() {
       name: kind,
       server: 'tessera',
       watched: tesseraWatched,
-      run: autocannonRun(timing, { url: `${t!.url}${INTROSPECT}`, headers: { authorization: f!.resourceServer.authorization }, body: form({ token }), expect }),
+      run: fixedLoad({ url: `${t!.url}${INTROSPECT}`, headers: { authorization: f!.resourceServer.authorization }, body: form({ token }), expect }),
     });
   }
   if (introspectionContenders.length) {
@@ -272,10 +281,10 @@ async function measureAll() {
   const ccContenders: Contender[] = [];
   const ccBody = form({ grant_type: 'client_credentials', scope: 'read' });
   if (stock && wantStock('cc')) {
-    ccContenders.push({ name: 'stock', server: 'stock', watched: stockWatched, run: autocannonRun(timing, { url: `${stock.url}${TOKEN}`, headers: { authorization: stockService.authorization }, body: ccBody, expect: '"access_token"' }) });
+    ccContenders.push({ name: 'stock', server: 'stock', watched: stockWatched, run: fixedLoad({ url: `${stock.url}${TOKEN}`, headers: { authorization: stockService.authorization }, body: ccBody, expect: '"access_token"' }) });
   }
   if (t && f && want('cc')) {
-    ccContenders.push({ name: 'tessera', server: 'tessera', watched: tesseraWatched, run: autocannonRun(timing, { url: `${t.url}${TOKEN}`, headers: { authorization: f.service.authorization }, body: ccBody, expect: '"access_token"' }) });
+    ccContenders.push({ name: 'tessera', server: 'tessera', watched: tesseraWatched, run: fixedLoad({ url: `${t.url}${TOKEN}`, headers: { authorization: f.service.authorization }, body: ccBody, expect: '"access_token"' }) });
   }
   if (ccContenders.length) {
     progress(`client_credentials, in ${timing.runs} rounds: ${ccContenders.map((c) => c.name).join(', ')}`);
@@ -363,7 +372,7 @@ async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {
     // Quiet and stormy introspection in turns: a run without the storm, then one with it, round
     // after round (the storm's own client starts 1 s before each stormy run and stops after it).
     progress(`Tessera: introspection (opaque) without and during a login storm, in ${timing.runs} rounds`);
-    const introspectOpaque = autocannonRun(timing, { url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization }, body: form({ token: f.tokens.opaque }), expect: ACTIVE });
+    const introspectOpaque = fixedLoad({ url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization }, body: form({ token: f.tokens.opaque }), expect: ACTIVE });
     const stormRuns: LoginResult[] = [];
     const figures = await inRounds(
       timing,

@@ -1,5 +1,6 @@
-import type { AutocannonInput } from '../load/autocannon.ts';
+import type { AutocannonInput, FixedRequest } from '../load/autocannon.ts';
 import type { BulkInput, BulkResult } from '../load/bulk.ts';
+import { wrkLoad, wrkVersion } from '../load/wrk.ts';
 import { runChild } from './child.ts';
 import { startCpuMeter, type CpuUse } from './cpu.ts';
 import { summarise, type Measured, type RunFigures } from './stats.ts';
@@ -28,20 +29,37 @@ export interface Timing {
 }
 
 export function timingFromEnv(env: NodeJS.ProcessEnv = process.env): Timing {
-  const number = (name: string, fallback: number) => {
+  const number = (name: string, fallback: number, zeroAllowed = false) => {
     const value = env[name];
     if (value === undefined || value === '') return fallback;
     const parsed = Number(value);
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(value)}`);
+    if (!Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !zeroAllowed)) throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number, not ${JSON.stringify(value)}`);
     return parsed;
   };
   return {
     connections: number('BENCH_CONNECTIONS', 32),
-    warmupSeconds: number('BENCH_WARMUP_SECONDS', 0.5),
-    runs: Math.round(number('BENCH_RUNS', 3)),
-    runSeconds: number('BENCH_RUN_SECONDS', 3),
+    warmupSeconds: number('BENCH_WARMUP_SECONDS', 0, true),
+    runs: Math.round(number('BENCH_RUNS', 9)),
+    runSeconds: number('BENCH_RUN_SECONDS', 1),
     firstWarmupSeconds: number('BENCH_FIRST_WARMUP_SECONDS', 3),
   };
+}
+
+/** The load generator for fixed requests: wrk where it is installed, else autocannon. */
+export interface FixedLoadGenerator {
+  name: 'wrk' | 'autocannon';
+  /** Why it was chosen, when not by BENCH_LOAD. */
+  reason?: string;
+}
+
+export function fixedLoadGenerator(env: NodeJS.ProcessEnv = process.env): FixedLoadGenerator & { version?: string } {
+  const wanted = env.BENCH_LOAD || undefined;
+  if (wanted !== undefined && wanted !== 'wrk' && wanted !== 'autocannon') throw new Error(`BENCH_LOAD must be wrk or autocannon, not ${JSON.stringify(wanted)}`);
+  if (wanted === 'autocannon') return { name: 'autocannon' };
+  const version = wrkVersion();
+  if (version) return { name: 'wrk', version };
+  if (wanted === 'wrk') throw new Error('BENCH_LOAD=wrk, but there is no wrk on the PATH (Debian: apt-get install wrk)');
+  return { name: 'autocannon', reason: 'wrk is not installed (Debian: apt-get install wrk): autocannon takes more of the cores and starts slower' };
 }
 
 /**
@@ -64,14 +82,16 @@ const meanCpu = (uses: CpuUse[]): CpuUse => {
 /**
  * Figures that are compared as ratios, measured in turns: round after round, one run of each.
  * The machine's speed drifts (other tenants, frequency), by more than the differences measured;
- * in turns, a slow minute slows every contender alike instead of one. Each figure is the median
+ * in turns, a slow minute slows every contender alike instead of one, and every other round runs
+ * them in reverse, so that a drift within a round favours none of them. Each figure is the median
  * of its runs; `warmed` lists the servers that have been measured before (and grows).
  */
 export async function inRounds(timing: Timing, contenders: Contender[], warmed: Set<string>): Promise<Map<string, Measured>> {
   const runs = new Map(contenders.map((c) => [c.name, [] as RunFigures[]]));
   const cpu = new Map(contenders.map((c) => [c.name, [] as CpuUse[]]));
   for (let round = 0; round < timing.runs; round++) {
-    for (const contender of contenders) {
+    // Every other round in reverse: a drift in speed over a round falls alike on first and last.
+    for (const contender of round % 2 ? [...contenders].reverse() : contenders) {
       const warmup = warmed.has(contender.server) ? timing.warmupSeconds : Math.max(timing.warmupSeconds, timing.firstWarmupSeconds);
       warmed.add(contender.server);
       const measurement = await measured(contender.watched, () => contender.run(warmup));
@@ -82,21 +102,23 @@ export async function inRounds(timing: Timing, contenders: Contender[], warmed: 
   return new Map(contenders.map((c) => [c.name, { ...summarise(runs.get(c.name)!), cpu: meanCpu(cpu.get(c.name)!) }]));
 }
 
-/** One run of a POST at full speed with autocannon in its own process (a Contender's run). */
-export function autocannonRun(timing: Timing, request: { url: string; headers?: Record<string, string>; body: string; expect: string }): (warmupSeconds: number) => Promise<RunFigures> {
-  return async (warmupSeconds) => {
-    const input: AutocannonInput = {
-      url: request.url,
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers },
-      body: request.body,
-      connections: timing.connections,
-      warmupSeconds,
-      runs: 1,
-      runSeconds: timing.runSeconds,
-      expect: request.expect,
+/**
+ * One run of a fixed request at full speed (a Contender's run): with wrk, one wrk process of
+ * `runSeconds` after a run of `warmupSeconds` (if any); with autocannon, a process of its own that
+ * warms up and runs.
+ */
+export function fixedLoadRun(timing: Timing, generator: FixedLoadGenerator, request: FixedRequest): (warmupSeconds: number) => Promise<RunFigures> {
+  const full: FixedRequest = { ...request, method: request.method ?? 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers } };
+  if (generator.name === 'wrk') {
+    const wrk = wrkLoad(full, timing.connections);
+    return async (warmupSeconds) => {
+      if (warmupSeconds > 0) await wrk(warmupSeconds);
+      return wrk(timing.runSeconds);
     };
-    return (await runChild<{ runs: RunFigures[] }>(process.env.BENCH_LOAD === 'wrk' ? 'bench/load/wrk.ts' : 'bench/load/autocannon.ts', input)).runs[0]!;
+  }
+  return async (warmupSeconds) => {
+    const input: AutocannonInput = { ...full, connections: timing.connections, warmupSeconds, runs: 1, runSeconds: timing.runSeconds };
+    return (await runChild<{ runs: RunFigures[] }>('bench/load/autocannon.ts', input)).runs[0]!;
   };
 }
 

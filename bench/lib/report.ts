@@ -11,7 +11,7 @@ export interface BenchReport {
   totalSeconds: number;
   machine: Machine & { loadAverageAtEnd?: number[] };
   versions: Record<string, string>;
-  settings: { connections: number; warmupSeconds: number; runs: number; runSeconds: number; loadGenerator: string; notes: string[] };
+  settings: { connections: number; warmupSeconds: number; firstWarmupSeconds?: number; runs: number; runSeconds: number; loadGenerator: string; notes: string[] };
   introspection: { bare?: Measured; stock?: Measured; tessera?: Partial<Record<Kind, Measured>> };
   tokenEndpoint: {
     clientCredentialsTessera?: Measured;
@@ -115,6 +115,12 @@ const ms = (value: number | undefined) => (value === undefined || Number.isNaN(v
 const mib = (bytes: number | undefined) => (bytes === undefined ? '–' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 const x = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '–' : `${ratio(a, b).toFixed(2)}×`);
 
+/** How the runs were warmed up, as the header says it. */
+function warmups(s: BenchReport['settings']): string {
+  const each = s.warmupSeconds > 0 ? ` after ${s.warmupSeconds} s of warm-up` : '';
+  return s.firstWarmupSeconds ? `${each} (${s.firstWarmupSeconds} s before the first run on each server)` : each;
+}
+
 /** The report as a markdown table (what the README shows). */
 export function renderMarkdown(r: BenchReport): string {
   const lines: string[] = [];
@@ -123,7 +129,7 @@ export function renderMarkdown(r: BenchReport): string {
   lines.push('');
   lines.push(
     `${m.cores} cores (${m.cpuModel}), ${m.totalMemoryGiB} GiB; Node ${v.node}, Redis ${v.redis}, PostgreSQL ${v.postgres}, oidc-provider ${v['oidc-provider']}, ` +
-      `Tessera ${v.tessera}; load: ${s.loadGenerator.startsWith("wrk") ? "wrk" : `autocannon ${v.autocannon}`}. Each figure: median of ${s.runs} runs of ${s.runSeconds} s after ${s.warmupSeconds} s of warm-up, ` +
+      `Tessera ${v.tessera}; load: ${s.loadGenerator.startsWith('wrk') ? s.loadGenerator.split(' (')[0] : `autocannon ${v.autocannon}`}. Each figure: median of ${s.runs} runs of ${s.runSeconds} s${warmups(s)}, ` +
       `${s.connections} connections; one server loaded at a time, load from separate processes; figures compared as ratios measured in turns (a run of each, round after round). CPU in use before the run: ${m.cpuBusyAtStartPercent}%. The run took ${r.totalSeconds} s.`,
   );
   for (const note of s.notes) lines.push('', `> Note: ${note}`);

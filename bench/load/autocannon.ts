@@ -1,5 +1,6 @@
 /**
- * A fixed request at full speed, in a process of its own: autocannon (its JS API) with a number of
+ * A fixed request at full speed, in a process of its own: autocannon (its JS API), the load
+ * generator where wrk is not installed (bench/load/wrk.ts), with a number of
  * keep-alive connections, a warm-up, then several measured runs back to back. Every answer is
  * checked (status 2xx and `expect` found in the body); anything else counts as failed and not in
  * the throughput. Latencies are recorded to the microsecond from autocannon's response events
@@ -11,17 +12,21 @@ import autocannon from 'autocannon';
 import { readInput, writeResult } from '../lib/child.ts';
 import { LatencyRecorder, round2, type RunFigures } from '../lib/stats.ts';
 
-export interface AutocannonInput {
+/** A request sent again and again, and what every good answer contains. */
+export interface FixedRequest {
   url: string;
   method?: string;
   headers?: Record<string, string>;
   body?: string;
+  /** A text every good answer contains (e.g. `"active":true`). */
+  expect: string;
+}
+
+export interface AutocannonInput extends FixedRequest {
   connections: number;
   warmupSeconds: number;
   runs: number;
   runSeconds: number;
-  /** A text every good answer contains (e.g. `"active":true`). */
-  expect: string;
 }
 
 function once(input: AutocannonInput, seconds: number): Promise<RunFigures> {
