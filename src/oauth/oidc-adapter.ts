@@ -385,10 +385,14 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         // One atomic step: of any number of concurrent redemptions, exactly one writes the marker,
         // and only while the payload exists; the marker lives as long as the payload (a later
         // re-save extends it, see upsert).
-        const outcome = await store.setIfAbsentAlongside(markerKey, String(Math.floor(clock() / 1000)), payloadKey, MARKER_MARGIN_MS);
+        const marked = store.setIfAbsentAlongside(markerKey, String(Math.floor(clock() / 1000)), payloadKey, MARKER_MARGIN_MS);
+        // The invalidation follows the marker's write on the same connection without waiting for
+        // its answer: one round trip, not two, before the rotated token is answered. Whoever reads
+        // the token after the message reads the marker. Should the redemption fail (consumed
+        // already, or gone), invalidating its cached answers was harmless.
+        const [outcome] = await Promise.all([marked, INTROSPECTED_MODELS.has(model) ? invalidate(invalidationTarget.oauthToken(digest)) : undefined]);
         if (outcome === 'missing') throw new errors.InvalidGrant(`${label} not found`);
         if (outcome === 'exists') throw new errors.InvalidGrant(`${label} already consumed`);
-        if (INTROSPECTED_MODELS.has(model)) await invalidate(invalidationTarget.oauthToken(digest));
       },
 
       async destroy(id) {

@@ -11,6 +11,7 @@ import {
   oidcKeyFor,
   type OidcAdapter,
 } from '../../src/oauth/oidc-adapter.ts';
+import { invalidationTarget } from '../../src/introspection/invalidations.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
@@ -425,6 +426,29 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         await adapterFor('AuthorizationCode').upsert(id, { ...payload('AuthorizationCode', id), consumed: 1_900_000_000 }, 60);
         expect((await adapterFor('AuthorizationCode').find(id))?.consumed).toBe(1_900_000_000);
         await expect(adapterFor('AuthorizationCode').consume(id)).rejects.toThrow(errors.InvalidGrant);
+      });
+
+      it("ends a refresh token's cached answers everywhere before it resolves, marked consumed by then", async () => {
+        const { id } = await save('RefreshToken', { grantId: tokenValue() }, 600);
+        const published: string[][] = [];
+        let release!: () => void;
+        const delivered = new Promise<void>((resolve) => (release = resolve));
+        const adapters = createOidcAdapterFactory(fixture.store, {
+          invalidate: async (...targets) => {
+            published.push(targets);
+            await delivered;
+          },
+        });
+        let settled = false;
+        const consumed = adapters('RefreshToken').consume(id).then(() => (settled = true));
+        await sleep(50);
+        expect(published).toEqual([[invalidationTarget.oauthToken(sha256(id))]]);
+        expect(settled).toBe(false);
+        expect((await adapterFor('RefreshToken').find(id))?.consumed).toEqual(expect.any(Number));
+        release();
+        await consumed;
+        expect(settled).toBe(true);
+        await expect(adapters('RefreshToken').consume(id)).rejects.toThrow(errors.InvalidGrant);
       });
 
       it.each([
