@@ -48,11 +48,13 @@ export function timingFromEnv(env: NodeJS.ProcessEnv = process.env): Timing {
 /** The load generator for fixed requests: wrk where it is installed, else autocannon. */
 export interface FixedLoadGenerator {
   name: 'wrk' | 'autocannon';
-  /** Why it was chosen, when not by BENCH_LOAD. */
+  /** wrk's (autocannon's is a devDependency, in the report's versions). */
+  version?: string;
+  /** Why autocannon, when BENCH_LOAD did not ask for it. */
   reason?: string;
 }
 
-export function fixedLoadGenerator(env: NodeJS.ProcessEnv = process.env): FixedLoadGenerator & { version?: string } {
+export function fixedLoadGenerator(env: NodeJS.ProcessEnv = process.env): FixedLoadGenerator {
   const wanted = env.BENCH_LOAD || undefined;
   if (wanted !== undefined && wanted !== 'wrk' && wanted !== 'autocannon') throw new Error(`BENCH_LOAD must be wrk or autocannon, not ${JSON.stringify(wanted)}`);
   if (wanted === 'autocannon') return { name: 'autocannon' };

@@ -130,7 +130,7 @@ export function renderMarkdown(r: BenchReport): string {
   lines.push(
     `${m.cores} cores (${m.cpuModel}), ${m.totalMemoryGiB} GiB; Node ${v.node}, Redis ${v.redis}, PostgreSQL ${v.postgres}, oidc-provider ${v['oidc-provider']}, ` +
       `Tessera ${v.tessera}; load: ${s.loadGenerator.startsWith('wrk') ? s.loadGenerator.split(' (')[0] : `autocannon ${v.autocannon}`}. Each figure: median of ${s.runs} runs of ${s.runSeconds} s${warmups(s)}, ` +
-      `${s.connections} connections; one server loaded at a time, load from separate processes; figures compared as ratios measured in turns (a run of each, round after round). CPU in use before the run: ${m.cpuBusyAtStartPercent}%. The run took ${r.totalSeconds} s.`,
+      `${s.connections} connections; one server loaded at a time, load from separate processes; figures compared as ratios measured in turns (a run of each, round after round, every other round in reverse). CPU in use before the run: ${m.cpuBusyAtStartPercent}%. The run took ${r.totalSeconds} s.`,
   );
   for (const note of s.notes) lines.push('', `> Note: ${note}`);
   lines.push('');
