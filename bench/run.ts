@@ -41,7 +41,7 @@ import { settle } from './lib/cpu.ts';
 import { heapAfterGc } from './lib/inspector.ts';
 import { machine, versions } from './lib/machine.ts';
 import { bulk, fixedLoadGenerator, fixedLoadRun, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
-import type { FixedRequest } from './load/autocannon.ts';
+import type { FixedRequest } from './load/fixed-request.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
 import { evaluateTargets, renderMarkdown, type BenchReport, type RefreshMeasured } from './lib/report.ts';
 import { summarise, type Measured } from './lib/stats.ts';

@@ -1,4 +1,5 @@
-import type { AutocannonInput, FixedRequest } from '../load/autocannon.ts';
+import type { AutocannonInput } from '../load/autocannon.ts';
+import type { FixedRequest } from '../load/fixed-request.ts';
 import type { BulkInput, BulkResult } from '../load/bulk.ts';
 import { wrkLoad, wrkVersion } from '../load/wrk.ts';
 import { runChild } from './child.ts';

@@ -11,16 +11,7 @@
 import autocannon from 'autocannon';
 import { readInput, writeResult } from '../lib/child.ts';
 import { LatencyRecorder, round2, type RunFigures } from '../lib/stats.ts';
-
-/** A request sent again and again, and what every good answer contains. */
-export interface FixedRequest {
-  url: string;
-  method?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  /** A text every good answer contains (e.g. `"active":true`). */
-  expect: string;
-}
+import type { FixedRequest } from './fixed-request.ts';
 
 export interface AutocannonInput extends FixedRequest {
   connections: number;

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { round2, type RunFigures } from '../lib/stats.ts';
-import type { FixedRequest } from './autocannon.ts';
+import type { FixedRequest } from './fixed-request.ts';
 
 const run = promisify(execFile);
 const lua = (value: string) => JSON.stringify(value); // a JSON string is a valid Lua string literal for these values
