@@ -43,7 +43,7 @@ import { machine, versions } from './lib/machine.ts';
 import { bulk, fixedLoadGenerator, fixedLoadRun, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
 import type { FixedRequest } from './load/fixed-request.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
-import { evaluateTargets, renderMarkdown, type BenchReport, type RefreshMeasured } from './lib/report.ts';
+import { evaluateTargets, renderMarkdown, warmups, type BenchReport, type RefreshMeasured } from './lib/report.ts';
 import { summarise, type Measured } from './lib/stats.ts';
 import { DEVICE_POLL_INTERVAL_SECONDS, deleteRedisPrefix, freePort, startTessera, type TesseraUnderTest } from './servers/tessera.ts';
 import { clientCredentialsToken, mintRefreshTokens, prepareTessera, type TesseraFixtures } from './servers/tessera-fixtures.ts';
@@ -104,7 +104,7 @@ if (report.machine.cpuBusyAtStartPercent > 15) {
   progress(`warning: ${warning}`);
 }
 progress(`${report.machine.cores} cores, ${report.machine.cpuModel}; node ${report.versions.node}, redis ${report.versions.redis}, postgres ${report.versions.postgres}`);
-progress(`each figure: median of ${timing.runs} runs of ${timing.runSeconds} s${timing.warmupSeconds > 0 ? ` after ${timing.warmupSeconds} s of warm-up` : ''} (${timing.firstWarmupSeconds} s of warm-up before the first on each server), ${timing.connections} connections; fixed requests loaded with ${loadGenerator.name}`);
+progress(`each figure: median of ${timing.runs} runs of ${timing.runSeconds} s${warmups(timing)}, ${timing.connections} connections; fixed requests loaded with ${loadGenerator.name}`);
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const INTROSPECT = '/oauth/introspect';

@@ -115,8 +115,8 @@ const ms = (value: number | undefined) => (value === undefined || Number.isNaN(v
 const mib = (bytes: number | undefined) => (bytes === undefined ? '–' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 const x = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '–' : `${ratio(a, b).toFixed(2)}×`);
 
-/** How the runs were warmed up, as the header says it. */
-function warmups(s: BenchReport['settings']): string {
+/** How the runs were warmed up, as the report's header (and the progress line) says it. */
+export function warmups(s: Pick<BenchReport['settings'], 'warmupSeconds' | 'firstWarmupSeconds'>): string {
   const each = s.warmupSeconds > 0 ? ` after ${s.warmupSeconds} s of warm-up` : '';
   return s.firstWarmupSeconds ? `${each} (${s.firstWarmupSeconds} s before the first run on each server)` : each;
 }
