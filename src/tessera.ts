@@ -237,7 +237,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       subscriptions.push(await invalidations.subscribe(subscriber));
       subscriber.channelState('up');
     }
-    const { provider, devicePolls } = createOidcProvider({
+    const { provider, devicePolls, clientCredentials } = createOidcProvider({
       config,
       logger,
       accounts: users,
@@ -263,6 +263,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         logger,
         provider,
         trustsProxy,
+        clientCredentials,
         check: createTokenRequestCheck({
           devicePolls,
           clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { UserCache } from '../accounts/user-cache.ts';
 import type { Config } from '../config/schema.ts';
@@ -8,6 +8,7 @@ import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentia
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
 import { claimClientAssertion } from './assertion-replay.ts';
+import { createClientCredentialsGrant, type ClientCredentialsGrant } from './client-credentials-grant.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -76,6 +77,8 @@ function normaliseBasicHeader(credentials: BasicCredentials): string {
 export interface TesseraProvider {
   provider: Provider;
   devicePolls: DevicePollPolicy;
+  /** client_credentials issued ahead of oidc-provider's koa stack, where nothing else is needed. */
+  clientCredentials: ClientCredentialsGrant;
 }
 
 export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
@@ -86,6 +89,22 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   const allowedApiScopes = (client: TesseraClient): string[] => {
     const listed = client.scope ? client.scope.split(' ') : [];
     return catalog.filter((scope) => listed.includes(scope));
+  };
+
+  // The resource indicators (RFC 8707) oidc-provider resolves, here to be shared with the
+  // client_credentials grant issued outside it (client-credentials-grant.ts).
+  const defaultResource = (client: object): string => (client as TesseraClient).tessera_default_resource ?? config.oauth.defaultResource;
+  const resourceServerInfo = (resource: string, client: object): ResourceServer => {
+    const server = config.oauth.resources[resource];
+    if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+    const tesseraClient = client as TesseraClient;
+    return {
+      scope: allowedApiScopes(tesseraClient).join(' '),
+      audience: resource,
+      accessTokenTTL: tesseraClient.tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      accessTokenFormat: server.format,
+      ...(server.format === 'jwt' ? { jwt: { sign: { alg: config.oauth.signingAlgorithm } } } : {}),
+    } as ResourceServer;
   };
 
   const clientAdapter: Adapter = {
@@ -167,20 +186,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx, client) => (client as unknown as TesseraClient).tessera_default_resource ?? config.oauth.defaultResource,
+        defaultResource: (_ctx, client) => defaultResource(client),
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource, client) => {
-          const server = config.oauth.resources[resource];
-          if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
-          const tesseraClient = client as unknown as TesseraClient;
-          return {
-            scope: allowedApiScopes(tesseraClient).join(' '),
-            audience: resource,
-            accessTokenTTL: tesseraClient.tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
-            accessTokenFormat: server.format,
-            ...(server.format === 'jwt' ? { jwt: { sign: { alg: config.oauth.signingAlgorithm } } } : {}),
-          } as never;
-        },
+        getResourceServerInfo: (_ctx, resource, client) => resourceServerInfo(resource, client),
       },
     },
     pkce: {
@@ -291,5 +299,6 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });
 
-  return { provider, devicePolls };
+  const clientCredentials = createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo });
+  return { provider, devicePolls, clientCredentials };
 }

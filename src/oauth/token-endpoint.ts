@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
-import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../http/raw-http.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonText, type RawHandler } from '../http/raw-http.ts';
+import { CROSS_ORIGIN_HEADERS, type ClientCredentialsGrant } from './client-credentials-grant.ts';
 import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
 
 export interface TokenEndpointDependencies {
@@ -10,6 +11,8 @@ export interface TokenEndpointDependencies {
   provider: Provider;
   /** Tessera's rules before oidc-provider's (oauth-request-guard.ts). */
   check: TokenRequestCheck;
+  /** client_credentials tokens issued without oidc-provider's koa stack (client-credentials-grant.ts); null leaves a request to it. */
+  clientCredentials?: ClientCredentialsGrant;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
   bodyLimit?: number;
@@ -18,31 +21,40 @@ export interface TokenEndpointDependencies {
 /**
  * POST /oauth/token on node:http ahead of express: the https rule, the security headers and the
  * request id that express's middleware would add, Tessera's checks on the form
- * (createTokenRequestCheck), then oidc-provider itself with the (possibly amended) body. Nothing
+ * (createTokenRequestCheck), then oidc-provider itself with the (possibly amended) body, except
+ * for the client_credentials requests issued directly (client-credentials-grant.ts). Nothing
  * else of express runs: what Tessera adds must cost nothing on the token endpoint. Answers are
- * logged at debug level only; failures at error (by oidc-provider's server_error listener).
+ * logged at debug level only (with `answeredBy`: tessera or oidc-provider); failures at error (by
+ * oidc-provider's server_error listener).
  */
 export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler {
   const callback = deps.provider.callback();
   const httpsRequired = new URL(deps.issuer).protocol === 'https:';
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
+  const grantHeaders = [...jsonHeaderList(httpsRequired), ...CROSS_ORIGIN_HEADERS];
   const limit = deps.bodyLimit ?? FORM_BODY_LIMIT;
   const debug = deps.logger.isLevelEnabled('debug');
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
     if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
-    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
-    res.setHeader('X-Request-Id', requestId);
     if (req.method === 'POST' && isFormRequest(req)) {
       const body = await readBody(req, limit);
       const form = new URLSearchParams(body.toString('utf8'));
       const outcome = await deps.check(form, req.headers.authorization);
       if (outcome !== null && outcome !== 'amended') throw new RawHttpProblem(outcome.status, outcome.error, outcome.description);
+      const issued = deps.clientCredentials && (await deps.clientCredentials(form, req.headers));
+      if (issued) {
+        sendJsonText(res, 200, JSON.stringify(issued), grantHeaders, requestId);
+        if (debug) deps.logger.debug({ reqId: requestId, status: 200, answeredBy: 'tessera' }, 'token request');
+        return;
+      }
       replayBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
     }
     // Anything else (another method, another body) is oidc-provider's to answer.
+    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    res.setHeader('X-Request-Id', requestId);
     await callback(req, res);
-    if (debug) deps.logger.debug({ reqId: requestId, status: res.statusCode }, 'token request');
+    if (debug) deps.logger.debug({ reqId: requestId, status: res.statusCode, answeredBy: 'oidc-provider' }, 'token request');
   }
 
   return (req, res) => {
