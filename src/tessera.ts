@@ -19,7 +19,7 @@ import { migrate } from './store/migrations.ts';
 import { openDatabase, openEphemeralStore } from './store/open-stores.ts';
 import { resolveSecrets } from './config/secrets.ts';
 import { createClientService, type ClientService } from './oauth/client-service.ts';
-import { createOidcAdapterFactory, findOidcToken } from './oauth/oidc-adapter.ts';
+import { createGrantCache, createOidcAdapterFactory, findOidcToken } from './oauth/oidc-adapter.ts';
 import { createOAuthRoutes } from './oauth/oauth-routes.ts';
 import { createOidcProvider } from './oauth/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
@@ -202,7 +202,9 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
     const { kid, created } = await signingKeys.ensureSigningKey();
     if (created) logger.info({ kid }, 'generated the first signing key');
-    const adapterFactory = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish });
+    // (Real time: oidc-provider stamps what it saves with the real time too.)
+    const grants = createGrantCache(ephemeral);
+    const adapterFactory = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
     const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), options.clock ? { clock: options.clock } : {});
     const users = createUserCache((id) => core.accounts.findUserById(id), options.clock ? { clock: options.clock } : {});
     verifier = createCachedCredentialVerifier(
@@ -233,7 +235,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       ...(options.clock ? { clock: options.clock } : {}),
     });
     // Caches serve from memory only while they hear every invalidation.
-    for (const subscriber of [verifier, clientMetadata, users]) {
+    for (const subscriber of [verifier, clientMetadata, users, grants]) {
       subscriptions.push(await invalidations.subscribe(subscriber));
       subscriber.channelState('up');
     }

@@ -13,7 +13,9 @@ export const invalidationTarget = {
   user: (userId: string) => `user:${userId}`,
   client: (clientId: string) => `client:${clientId}`,
   /** An oidc-provider grant (everything issued under one authorization). */
-  grant: (grantId: string) => `grant:${sha256Base64url(grantId)}`,
+  grant: (grantId: string) => invalidationTarget.grantDigest(sha256Base64url(grantId)),
+  /** The same, by the digest of the grant id (what the oidc adapter's key names hold). */
+  grantDigest: (digest: string) => `grant:${digest}`,
   /** An opaque OAuth token or code, by the digest the adapter keys it with. */
   oauthToken: (digest: string) => `oauth:${digest}`,
   /** An API session, by the digest of its token. */

@@ -1,6 +1,7 @@
 import { sha256Base64url } from '../crypto/sha256.ts';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
+import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 
 /**
@@ -102,6 +103,11 @@ export interface OidcAdapterOptions {
   deviceCodeGraceMs?: number;
   /** Told when a token, grant or client's tokens end, so that cached answers about them go everywhere. */
   invalidate?: InvalidationPublisher;
+  /**
+   * Grants are read through this cache (createGrantCache) when given; the caller keeps it
+   * subscribed to the invalidations `invalidate` publishes.
+   */
+  grants?: GrantCache;
 }
 
 /** SHA-256 in base64url: what stands for a token, code or id in every key name. */
@@ -193,6 +199,39 @@ function parsePayload(raw: string): AdapterPayload {
   return value as AdapterPayload;
 }
 
+/** A payload without a consumed marker (a model that has none), with its id put back. */
+async function readPayload(store: EphemeralStore, model: string, digest: string, id?: string): Promise<AdapterPayload | undefined> {
+  const raw = await store.get(keys.payload(model, digest));
+  if (raw === null || raw === undefined) return undefined;
+  const payload = parsePayload(raw);
+  if (id !== undefined && payload.jti === undefined) payload.jti = id;
+  return payload;
+}
+
+/** Grants by id, in memory on each node (see createGrantCache). */
+export type GrantCache = RecordCache<AdapterPayload>;
+
+/** How long a grant is kept in memory at most; invalidations end it sooner. */
+export const GRANT_CACHE_TTL_MS = 30_000;
+
+/**
+ * Grants kept in memory between the requests that read them: every refresh of a login, and every
+ * introspection of its tokens, reads its grant, and a grant changes once or twice in its life.
+ * Correct across nodes as every record cache is (record-cache.ts): the adapter publishes a grant's
+ * target whenever it saves, revokes or removes one, and while the invalidation channel is down
+ * every read goes to the store. A grant that is not there is never remembered (it may be being
+ * created), and one past its expiry is never answered.
+ */
+export function createGrantCache(store: EphemeralStore, options: { ttlMs?: number; clock?: () => number } = {}): GrantCache {
+  return createRecordCache<AdapterPayload>({
+    load: (grantId) => readPayload(store, 'Grant', oidcDigest(grantId), grantId),
+    target: invalidationTarget.grant,
+    ttlMs: options.ttlMs ?? GRANT_CACHE_TTL_MS,
+    missingTtlMs: 0,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+}
+
 /**
  * The first of `models` that holds a token with this value, with its payload (`consumed` from the
  * marker): one MGET for them all, since every model's keys for one value share its hash tag. This
@@ -236,10 +275,13 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
     const label = LABELS[model] ?? model;
 
     const consumable = CONSUMABLE_MODELS.has(model);
+    const introspected = INTROSPECTED_MODELS.has(model);
+    const grants = model === 'Grant' ? options.grants : undefined;
 
     /** The payload of a digest, with `consumed` from its marker (one MGET, one slot). */
     async function findByDigest(digest: string, id?: string): Promise<AdapterPayload | undefined> {
-      const [raw, consumed] = consumable ? await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]) : [await store.get(keys.payload(model, digest)), null];
+      if (!consumable) return readPayload(store, model, digest, id);
+      const [raw, consumed] = await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]);
       if (raw === null || raw === undefined) return undefined;
       const payload = parsePayload(raw);
       if (id !== undefined && payload.jti === undefined) payload.jti = id;
@@ -256,6 +298,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       // race where another request found the token consumed and destroyed it).
       await store.del(payloadKey);
       if (INTROSPECTED_MODELS.has(recordModel)) await invalidate(invalidationTarget.oauthToken(digest));
+      else if (recordModel === 'Grant') await invalidate(invalidationTarget.grantDigest(digest));
       if (raw === null) return undefined;
       const payload = parsePayload(raw);
       const lookups: string[] = [];
@@ -342,9 +385,17 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
           writes.push(store.set(payloadKey, json, { ttlMs }));
         }
         await Promise.all(writes);
+        // Every node's copy of a grant goes once the new one is stored (one read meanwhile would
+        // keep the old one otherwise).
+        if (model === 'Grant') await invalidate(invalidationTarget.grant(id));
       },
 
       async find(id) {
+        if (grants) {
+          const payload = await grants.get(id);
+          // The store forgets a grant at its expiry; a copy in memory must not outlive it.
+          return payload && !(typeof payload.exp === 'number' && payload.exp * 1000 <= clock()) ? payload : undefined;
+        }
         const early = prefetched.get(id);
         if (early !== undefined) {
           prefetched.delete(id);
@@ -390,7 +441,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         // its answer: one round trip, not two, before the rotated token is answered. Whoever reads
         // the token after the message reads the marker. Should the redemption fail (consumed
         // already, or gone), invalidating its cached answers was harmless.
-        const [outcome] = await Promise.all([marked, INTROSPECTED_MODELS.has(model) ? invalidate(invalidationTarget.oauthToken(digest)) : undefined]);
+        const [outcome] = await Promise.all([marked, introspected ? invalidate(invalidationTarget.oauthToken(digest)) : undefined]);
         if (outcome === 'missing') throw new errors.InvalidGrant(`${label} not found`);
         if (outcome === 'exists') throw new errors.InvalidGrant(`${label} already consumed`);
       },
@@ -398,7 +449,8 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       async destroy(id) {
         prefetched.delete(id);
         const digest = oidcDigest(id);
-        if (model === 'Grant') await invalidate(invalidationTarget.grant(id));
+        // (removeRecord tells every node once the record is gone, so that no node reads it again
+        // between the message and the deletion and keeps what it read.)
         const payload = await removeRecord(model, digest);
         if (payload && GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
           await store.removeFromSet(keys.grant(payload.grantId), keys.payload(model, digest));
@@ -408,14 +460,22 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         }
       },
 
+      // Cached answers are ended once the records are gone (also when the sweep fails half-way):
+      // ended before, a node could read a record again meanwhile and keep what it read.
       async revokeByClientId(clientId) {
-        await invalidate(invalidationTarget.client(clientId));
-        await sweepIndex(keys.client(clientId));
+        try {
+          await sweepIndex(keys.client(clientId));
+        } finally {
+          await invalidate(invalidationTarget.client(clientId));
+        }
       },
 
       async revokeByGrantId(grantId) {
-        await invalidate(invalidationTarget.grant(grantId));
-        await sweepIndex(keys.grant(grantId));
+        try {
+          await sweepIndex(keys.grant(grantId));
+        } finally {
+          await invalidate(invalidationTarget.grant(grantId));
+        }
       },
     };
     return adapter;

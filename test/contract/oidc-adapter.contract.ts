@@ -1,7 +1,10 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { errors, type AdapterPayload } from 'oidc-provider';
+import pino from 'pino';
 import {
+  createGrantCache,
   createOidcAdapterFactory,
   DEVICE_CODE_GRACE_MS,
   findOidcToken,
@@ -11,7 +14,7 @@ import {
   oidcKeyFor,
   type OidcAdapter,
 } from '../../src/oauth/oidc-adapter.ts';
-import { invalidationTarget } from '../../src/introspection/invalidations.ts';
+import { createInvalidations, invalidationTarget } from '../../src/introspection/invalidations.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
 import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
@@ -472,6 +475,95 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
           expect((reason as errors.InvalidGrant).error_detail).toBe(`${label} already consumed`);
         }
         expect((await adapterFor(model).find(id))?.consumed).toEqual(expect.any(Number));
+      });
+    });
+
+    describe('grants in memory (createGrantCache)', () => {
+      /** A node: its own store where the backend has them, its invalidations, cache and adapters. */
+      async function node(store: EphemeralStore) {
+        const storeCalls: StoreCall[] = [];
+        const recorded = recording(store, storeCalls);
+        const invalidations = createInvalidations(recorded, pino({ level: 'silent' }));
+        const grants = createGrantCache(recorded);
+        const subscription = await invalidations.subscribe(grants);
+        grants.channelState('up');
+        const adapters = createOidcAdapterFactory(recorded, { invalidate: invalidations.publish, grants, ...(fixture.clock ? { clock: fixture.clock } : {}) });
+        const reads = () => storeCalls.filter((call) => call.op === 'get' || call.op === 'getMany').length;
+        return { adapters, grants, reads, close: () => subscription.close() };
+      }
+
+      /** Waits for another node's message (Redis pub/sub is asynchronous). */
+      async function eventually(check: () => Promise<boolean>) {
+        const deadline = Date.now() + 3000;
+        while (!(await check())) {
+          if (Date.now() > deadline) throw new Error('the change never reached the other node');
+          await sleep(20);
+        }
+      }
+
+      it("reads a grant once, then from memory, and drops its copy when any node saves, revokes or destroys it", async () => {
+        const first = await node(fixture.store);
+        const second = await node(fixture.openPeer ? await fixture.openPeer() : fixture.store);
+        const id = tokenValue();
+        const body = payload('Grant', id, { openid: { scope: 'openid' } });
+        await second.adapters('Grant').upsert(id, body, 3600);
+
+        expect(await first.adapters('Grant').find(id)).toEqual(body);
+        // Once the save's own message has come by, reads are answered from memory.
+        await eventually(async () => {
+          const readsBefore = first.reads();
+          await first.adapters('Grant').find(id);
+          return first.reads() === readsBefore;
+        });
+        const copy = await first.adapters('Grant').find(id);
+        expect(copy).toEqual(body);
+        copy!.accountId = 'changed by the caller';
+        expect(await first.adapters('Grant').find(id)).toEqual(body); // each caller its own copy
+
+        const widened = { ...body, openid: { scope: 'openid offline_access' } };
+        await second.adapters('Grant').upsert(id, widened, 3600);
+        await eventually(async () => isDeepStrictEqual(await first.adapters('Grant').find(id), widened));
+
+        await second.adapters('RefreshToken').revokeByGrantId(id);
+        const readsAfterRevoke = first.reads();
+        await eventually(async () => (await first.adapters('Grant').find(id)) !== undefined && first.reads() > readsAfterRevoke);
+
+        await second.adapters('Grant').destroy(id);
+        await eventually(async () => (await first.adapters('Grant').find(id)) === undefined);
+        await Promise.all([first.close(), second.close()]);
+      });
+
+      it("drops a client's grants from every node's memory when its tokens are revoked", async () => {
+        const first = await node(fixture.store);
+        const second = await node(fixture.openPeer ? await fixture.openPeer() : fixture.store);
+        const id = tokenValue();
+        await second.adapters('Grant').upsert(id, payload('Grant', id, { clientId: 'client-gone' }), 3600);
+        expect(await first.adapters('Grant').find(id)).toBeDefined();
+        await second.adapters('AccessToken').revokeByClientId('client-gone');
+        await eventually(async () => (await first.adapters('Grant').find(id)) === undefined);
+        await Promise.all([first.close(), second.close()]);
+      });
+
+      it('never remembers a missing grant, never answers one past its expiry, and reads the store while the channel is down', async () => {
+        const one = await node(fixture.store);
+        const id = tokenValue();
+        expect(await one.adapters('Grant').find(id)).toBeUndefined();
+        // Saved by a node without the cache: no message, yet the next read finds it.
+        const body = payload('Grant', id, {}, 1);
+        await createOidcAdapterFactory(fixture.store)('Grant').upsert(id, body, 3600);
+        expect(await one.adapters('Grant').find(id)).toEqual(body);
+        await passTime(1100, async () => (await one.adapters('Grant').find(id)) === undefined);
+        expect(await one.adapters('Grant').find(id)).toBeUndefined();
+
+        const other = tokenValue();
+        const kept = payload('Grant', other);
+        await one.adapters('Grant').upsert(other, kept, 3600);
+        one.grants.channelState('down');
+        const before = one.reads();
+        expect(await one.adapters('Grant').find(other)).toEqual(kept);
+        expect(await one.adapters('Grant').find(other)).toEqual(kept);
+        expect(one.reads()).toBe(before + 2);
+        await one.close();
       });
     });
 
