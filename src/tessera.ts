@@ -231,6 +231,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
       tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
       findClient: async (clientId) => (await clientMetadata.peekOidcMetadata(clientId)) as CallerMetadata | undefined,
+      findClientNow: (clientId) => clientMetadata.peekOidcMetadataNow(clientId) as CallerMetadata | null | undefined,
       ephemeral,
       ...(options.clock ? { clock: options.clock } : {}),
     });

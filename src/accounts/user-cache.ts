@@ -2,7 +2,7 @@ import { invalidationTarget } from '../introspection/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
 import type { User, UserStanding } from './user.ts';
 
-export type UserCache = Omit<RecordCache<User>, 'get' | 'peek'> & {
+export type UserCache = Omit<RecordCache<User>, 'get' | 'peek' | 'peekNow'> & {
   /** The user (disabled ones too, as the accounts service answers), or null. */
   findUserById(id: string): Promise<User | null>;
   /**

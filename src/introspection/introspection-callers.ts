@@ -1,5 +1,5 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { formDecode, parseBasicAuthorization } from '../http/basic-auth.ts';
+import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
 import { secretMatches } from '../oauth/client-secret.ts';
 import { claimClientAssertion } from '../oauth/assertion-replay.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
@@ -22,6 +22,11 @@ export interface IntrospectionCallerDependencies {
   tokenEndpointUrl: string;
   /** The client's metadata: a cache in front of the database (client-metadata-cache.ts). */
   findClient(clientId: string): Promise<CallerMetadata | undefined>;
+  /**
+   * The same when the cache holds it now: null for a client known not to exist, undefined when it
+   * would have to be loaded. Without it, authenticateNow decides nothing.
+   */
+  findClientNow?(clientId: string): CallerMetadata | null | undefined;
   /** Remembers client assertion ids until they expire (single use). */
   ephemeral: EphemeralStore;
   clock?: () => number;
@@ -55,6 +60,12 @@ export interface IntrospectionCallers {
    * SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on this path).
    */
   authenticate(authorization: string | undefined, params: URLSearchParams): Promise<CallerMetadata>;
+  /**
+   * authenticate's answer, or its refusal, when it needs nothing but memory: HTTP Basic credentials
+   * alone, of a client the cache holds now. undefined otherwise: then call authenticate. (Saves the
+   * hot path its promises; the checks are the same functions.)
+   */
+  authenticateNow(authorization: string | undefined, params: URLSearchParams): CallerMetadata | undefined;
 }
 
 /** Authenticates the callers of the introspection endpoint. */
@@ -64,12 +75,30 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
 
   const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
 
-  async function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Promise<CallerMetadata> {
-    const client = clientId ? await deps.findClient(clientId) : undefined;
+  /** RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding; raw ones are accepted too. */
+  function fromBasic(basic: BasicCredentials, params: URLSearchParams): { id: string; secret: string; alternative: string | undefined } {
+    const id = formDecode(basic.id) ?? basic.id;
+    const bodyId = params.get('client_id');
+    if (bodyId !== null && bodyId !== id) throw new CallerRefused(400, 'invalid_request', 'client_id in the body differs from the Basic credentials');
+    const decoded = formDecode(basic.secret);
+    return { id, secret: decoded ?? basic.secret, alternative: decoded !== undefined && decoded !== basic.secret ? basic.secret : undefined };
+  }
+
+  /** The client, if `secret` (or `alternative`) is its secret; refused otherwise. */
+  function withSecret(client: CallerMetadata | null | undefined, secret: string, alternative: string | undefined, basic: boolean): CallerMetadata {
     const digest = client?.client_secret;
     if (!client || !digest || !(secretMatches(digest, secret) || (alternative !== undefined && secretMatches(digest, alternative)))) {
       throw refused('client authentication failed', basic);
     }
+    return client;
+  }
+
+  async function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Promise<CallerMetadata> {
+    return withSecret(clientId ? await deps.findClient(clientId) : undefined, secret, alternative, basic);
+  }
+
+  function resourceServerOnly(client: CallerMetadata, basic: boolean): CallerMetadata {
+    if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may', basic);
     return client;
   }
 
@@ -118,12 +147,8 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       if (methods > 1) throw new CallerRefused(400, 'invalid_request', 'use exactly one client authentication method');
       let client: CallerMetadata;
       if (basic) {
-        // RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding; raw ones are accepted too.
-        const id = formDecode(basic.id) ?? basic.id;
-        const bodyId = params.get('client_id');
-        if (bodyId !== null && bodyId !== id) throw new CallerRefused(400, 'invalid_request', 'client_id in the body differs from the Basic credentials');
-        const decoded = formDecode(basic.secret);
-        client = await bySecret(id, decoded ?? basic.secret, decoded !== undefined && decoded !== basic.secret ? basic.secret : undefined, true);
+        const { id, secret, alternative } = fromBasic(basic, params);
+        client = await bySecret(id, secret, alternative, true);
       } else if (assertion !== null || assertionType !== null) {
         if (assertionType !== CLIENT_ASSERTION_TYPE || !assertion) throw new CallerRefused(400, 'invalid_request', `client_assertion_type must be ${CLIENT_ASSERTION_TYPE}, with a client_assertion`);
         client = await byAssertion(assertion, params.get('client_id'));
@@ -132,8 +157,18 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       } else {
         throw refused('client authentication is required', true);
       }
-      if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may', basic !== undefined);
-      return client;
+      return resourceServerOnly(client, basic !== undefined);
+    },
+
+    authenticateNow(authorization, params) {
+      if (!deps.findClientNow) return undefined;
+      const basic = parseBasicAuthorization(authorization);
+      // HTTP Basic alone; any other method (or a second one) is authenticate's to decide.
+      if (!basic || params.has('client_assertion') || params.has('client_assertion_type') || params.has('client_secret')) return undefined;
+      const { id, secret, alternative } = fromBasic(basic, params);
+      const client = id ? deps.findClientNow(id) : null;
+      if (client === undefined) return undefined;
+      return resourceServerOnly(withSecret(client, secret, alternative, true), true);
     },
   };
 }

@@ -8,7 +8,8 @@ export interface IntrospectionEndpointDependencies {
   issuer: string;
   logger: Logger;
   callers: IntrospectionCallers;
-  verifier: CredentialVerifier;
+  /** With verifiedNow (the cache in front of it), answers in memory are given without waiting. */
+  verifier: CredentialVerifier & { verifiedNow?(value: string): ActiveCredential | null | undefined };
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
   /** Largest request body accepted, in bytes. */
@@ -90,10 +91,13 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
     const params = await readForm(req, limit);
     assertNoRepeats(params);
-    const caller = await callers.authenticate(req.headers.authorization, params);
+    // What memory can answer is answered without a promise (the common case: a resource server
+    // asking again about tokens it has seen); the rest waits for the stores.
+    const caller = callers.authenticateNow(req.headers.authorization, params) ?? (await callers.authenticate(req.headers.authorization, params));
     const token = params.get('token');
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
-    const active = await verifier.verify(token, { refreshTokens: true, ip: null });
+    const inMemory = verifier.verifiedNow?.(token);
+    const active = inMemory !== undefined ? inMemory : await verifier.verify(token, { refreshTokens: true, ip: null });
     sendJsonText(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }

@@ -19,6 +19,11 @@ export type RecordCache<T> = InvalidationSubscriber & {
   get(key: string): Promise<T | null>;
   /** The record for reading only (shared and frozen: no copy), or null. */
   peek(key: string): Promise<Readonly<T> | null>;
+  /**
+   * peek's answer when it is in memory now, without waiting for anything; undefined when it would
+   * have to be loaded (then call peek). For hot paths that can answer at once.
+   */
+  peekNow(key: string): Readonly<T> | null | undefined;
 };
 
 /**
@@ -48,10 +53,15 @@ export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCach
 
   const copy = (json: string | null) => (json === null ? null : (JSON.parse(json) as T));
 
+  function cachedNow(key: string, now: number) {
+    const cached = serving ? entries.get(key) : undefined;
+    return cached && cached.until > now ? cached : undefined;
+  }
+
   async function lookup(key: string): Promise<{ json: string | null; value: Readonly<T> | null }> {
     const now = clock();
-    const cached = serving ? entries.get(key) : undefined;
-    if (cached && cached.until > now) return cached;
+    const cached = cachedNow(key, now);
+    if (cached) return cached;
     const startedAt = generation;
     const record = await options.load(key);
     const json = record === undefined || record === null ? null : JSON.stringify(record);
@@ -76,6 +86,10 @@ export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCach
 
     async peek(key) {
       return (await lookup(key)).value;
+    },
+
+    peekNow(key) {
+      return cachedNow(key, clock())?.value;
     },
 
     invalidate(targets) {

@@ -2,11 +2,13 @@ import { invalidationTarget } from '../introspection/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
 import type { OidcClientMetadata } from './client-service.ts';
 
-export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get' | 'peek'> & {
+export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get' | 'peek' | 'peekNow'> & {
   /** The client's oidc-provider metadata (a fresh copy each time), or undefined. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
   /** The same, for reading only (shared, frozen): for the paths that only look. */
   peekOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined>;
+  /** peekOidcMetadata's answer when it is in memory now; null for a client known not to exist, undefined when it would have to be loaded. */
+  peekOidcMetadataNow(clientId: string): Readonly<OidcClientMetadata> | null | undefined;
 };
 
 /**
@@ -26,6 +28,9 @@ export function createClientMetadataCache(find: (clientId: string) => Promise<Oi
     },
     async peekOidcMetadata(clientId) {
       return (await cache.peek(clientId)) ?? undefined;
+    },
+    peekOidcMetadataNow(clientId) {
+      return cache.peekNow(clientId);
     },
   };
 }

@@ -136,4 +136,30 @@ describe('the credential cache', () => {
     expect(await t.cache.verify('rt')).toBeNull();
     expect(await t.cache.verify('rt', { refreshTokens: false })).toBeNull();
   });
+
+  it('answers verifiedNow from memory only, counted as a hit: nothing before a lookup, nothing once invalidated, expired or while the channel is down', async () => {
+    const t = setup({ activeTtlMs: 1000 });
+    t.table.set('tok', credential());
+    t.table.set('rt', credential({ kind: 'refresh_token' }));
+    expect(t.cache.verifiedNow('tok')).toBeUndefined();
+    const active = await t.cache.verify('tok');
+    expect(t.cache.verifiedNow('tok')).toBe(active);
+    expect(t.cache.stats()).toMatchObject({ hits: 1, misses: 1 });
+    await t.cache.verify('unknown');
+    expect(t.cache.verifiedNow('unknown')).toBeNull();
+    // Refresh tokens are answered as introspection counts them.
+    await t.cache.verify('rt', { refreshTokens: true });
+    expect(t.cache.verifiedNow('rt')).toMatchObject({ kind: 'refresh_token' });
+    expect(t.cache.verifiedNow('')).toBeUndefined();
+    expect(t.cache.verifiedNow('x'.repeat(4097))).toBeUndefined();
+    t.cache.invalidate(['session:d1']);
+    expect(t.cache.verifiedNow('tok')).toBeUndefined();
+    await t.cache.verify('tok');
+    t.advance(1001);
+    expect(t.cache.verifiedNow('tok')).toBeUndefined();
+    await t.cache.verify('tok');
+    t.cache.channelState('down');
+    expect(t.cache.verifiedNow('tok')).toBeUndefined();
+    expect(t.lookups()).toBe(5);
+  });
 });

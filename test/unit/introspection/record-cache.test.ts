@@ -90,4 +90,24 @@ describe('the record cache', () => {
     await t.cache.get('a');
     expect(t.loads()).toBe(4);
   });
+
+  it('answers peekNow from memory only: nothing before a load, the record or "none" after, nothing once invalidated, expired or while the channel is down', async () => {
+    const t = setup();
+    t.table.set('a', { name: 'first' });
+    expect(t.cache.peekNow('a')).toBeUndefined();
+    await t.cache.peek('a');
+    expect(t.cache.peekNow('a')).toEqual({ name: 'first' });
+    expect(Object.isFrozen(t.cache.peekNow('a'))).toBe(true);
+    await t.cache.peek('missing');
+    expect(t.cache.peekNow('missing')).toBeNull();
+    t.cache.invalidate(['thing:a']);
+    expect(t.cache.peekNow('a')).toBeUndefined();
+    await t.cache.peek('a');
+    t.advance(30_001);
+    expect(t.cache.peekNow('a')).toBeUndefined();
+    await t.cache.peek('a');
+    t.cache.channelState('down');
+    expect(t.cache.peekNow('a')).toBeUndefined();
+    expect(t.loads()).toBe(4);
+  });
 });

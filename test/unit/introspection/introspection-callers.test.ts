@@ -1,0 +1,92 @@
+import { describe, expect, it } from '@jest/globals';
+import { CallerRefused, createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
+import { digestClientSecret } from '../../../src/oauth/client-secret.ts';
+import { createMemoryEphemeralStore } from '../../../src/store/memory-ephemeral-store.ts';
+
+// authenticateNow is authenticate without waiting, for clients already in memory: it must decide
+// exactly as authenticate does, or leave the decision to it. The clients come from a table the
+// test controls (the callers module is what is under test; the endpoint runs against real stores
+// in test/integration/introspection-endpoint.test.ts).
+
+const SECRET = 'tsr_cs_records-api-secret';
+const clients = new Map<string, CallerMetadata>([
+  ['records-api', { client_id: 'records-api', tessera_kind: 'resource_server', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret(SECRET) }],
+  ['harvester', { client_id: 'harvester', tessera_kind: 'service', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret(SECRET) }],
+  ['odd id', { client_id: 'odd id', tessera_kind: 'resource_server', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret('p@ss+word') }],
+]);
+const inMemory = new Set(clients.keys());
+
+const callers = createIntrospectionCallers({
+  issuer: 'https://issuer.example',
+  endpointUrl: 'https://issuer.example/oauth/introspect',
+  tokenEndpointUrl: 'https://issuer.example/oauth/token',
+  findClient: async (id) => clients.get(id),
+  // 'unknown' is known not to exist; anything else not in `inMemory` would have to be loaded.
+  findClientNow: (id) => (inMemory.has(id) ? clients.get(id) : id === 'unknown' ? null : undefined),
+  ephemeral: createMemoryEphemeralStore(),
+});
+
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+
+/** What a call decided: the client it accepted, or the refusal (status, error, message, challenge). */
+function outcome(call: () => CallerMetadata | undefined): unknown {
+  try {
+    const client = call();
+    return client === undefined ? 'undecided' : { client: client.client_id };
+  } catch (error) {
+    if (!(error instanceof CallerRefused)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+  }
+}
+
+async function outcomeAsync(call: () => Promise<CallerMetadata>): Promise<unknown> {
+  try {
+    return { client: (await call()).client_id };
+  } catch (error) {
+    if (!(error instanceof CallerRefused)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+  }
+}
+
+describe('introspection callers: authenticateNow', () => {
+  it('decides as authenticate does for Basic credentials of a client in memory', async () => {
+    const cases: Array<[string, string, Record<string, string>]> = [
+      ['the right secret', basic('records-api', SECRET), {}],
+      ['the right secret, client_id repeated in the body', basic('records-api', SECRET), { client_id: 'records-api' }],
+      ['form-encoded parts', basic('odd+id', 'p%40ss%2Bword'), {}],
+      ['raw parts', basic('odd id', 'p@ss+word'), {}],
+      ['a wrong secret', basic('records-api', `${SECRET}x`), {}],
+      ['an empty secret', basic('records-api', ''), {}],
+      ['a client known not to exist', basic('unknown', SECRET), {}],
+      ['an empty client id', basic('', SECRET), {}],
+      ['a client that is not a resource server', basic('harvester', SECRET), {}],
+      ['a different client_id in the body', basic('records-api', SECRET), { client_id: 'harvester' }],
+    ];
+    for (const [what, authorization, body] of cases) {
+      const params = new URLSearchParams(body);
+      const now = outcome(() => callers.authenticateNow(authorization, params));
+      expect({ what, now }).toEqual({ what, now: await outcomeAsync(() => callers.authenticate(authorization, params)) });
+    }
+    expect(outcome(() => callers.authenticateNow(basic('records-api', SECRET), new URLSearchParams()))).toEqual({ client: 'records-api' });
+  });
+
+  it('leaves to authenticate what needs a load or is not HTTP Basic alone', async () => {
+    inMemory.delete('records-api');
+    try {
+      expect(callers.authenticateNow(basic('records-api', SECRET), new URLSearchParams())).toBeUndefined();
+      expect(await outcomeAsync(() => callers.authenticate(basic('records-api', SECRET), new URLSearchParams()))).toEqual({ client: 'records-api' });
+    } finally {
+      inMemory.add('records-api');
+    }
+    const undecided: Array<[string | undefined, Record<string, string>]> = [
+      [undefined, { client_id: 'records-api', client_secret: SECRET }],
+      [undefined, {}],
+      ['Bearer abc', {}],
+      [basic('records-api', SECRET), { client_secret: SECRET }],
+      [basic('records-api', SECRET), { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer' }],
+    ];
+    for (const [authorization, body] of undecided) {
+      expect({ authorization, body, now: callers.authenticateNow(authorization, new URLSearchParams(body)) }).toEqual({ authorization, body, now: undefined });
+    }
+  });
+});
