@@ -40,8 +40,7 @@ import { listeningLine, processMemory, progress, ROOT, runChild, sleep, startChi
 import { settle } from './lib/cpu.ts';
 import { heapAfterGc } from './lib/inspector.ts';
 import { machine, versions } from './lib/machine.ts';
-import { bulk, fixedLoadGenerator, fixedLoadRun, form, inRounds, measured, timingFromEnv, type Contender, type Watched } from './lib/measure.ts';
-import type { FixedRequest } from './load/fixed-request.ts';
+import { bulk, fixedLoadGenerator, fixedLoadRun, form, inRounds, measured, timingFromEnv, type Contender, type FormRequest, type Watched } from './lib/measure.ts';
 import { perItem, prefixMemory, usedMemory } from './lib/redis-memory.ts';
 import { evaluateTargets, renderMarkdown, warmups, type BenchReport, type RefreshMeasured } from './lib/report.ts';
 import { summarise, type Measured } from './lib/stats.ts';
@@ -56,7 +55,7 @@ const want = (section: string) => SECTIONS.has('all') || SECTIONS.has(section) |
 const timing = timingFromEnv();
 const loadGenerator = fixedLoadGenerator();
 /** One run of a fixed request (a Contender's run), with the load generator chosen above. */
-const fixedLoad = (request: FixedRequest) => fixedLoadRun(timing, loadGenerator, request);
+const fixedLoad = (request: FormRequest) => fixedLoadRun(timing, loadGenerator, request);
 
 const REFRESH_CHAINS = 32;
 const PENDING_DEVICES = 1000;

@@ -105,12 +105,15 @@ export async function inRounds(timing: Timing, contenders: Contender[], warmed: 
   return new Map(contenders.map((c) => [c.name, { ...summarise(runs.get(c.name)!), cpu: meanCpu(cpu.get(c.name)!) }]));
 }
 
+/** A fixed request as the bench writes one: a form POST unless it says otherwise. */
+export type FormRequest = Omit<FixedRequest, 'method'> & { method?: string };
+
 /**
  * One run of a fixed request at full speed (a Contender's run): with wrk, one wrk process of
  * `runSeconds` after a run of `warmupSeconds` (if any); with autocannon, a process of its own that
  * warms up and runs.
  */
-export function fixedLoadRun(timing: Timing, generator: FixedLoadGenerator, request: FixedRequest): (warmupSeconds: number) => Promise<RunFigures> {
+export function fixedLoadRun(timing: Timing, generator: FixedLoadGenerator, request: FormRequest): (warmupSeconds: number) => Promise<RunFigures> {
   const full: FixedRequest = { ...request, method: request.method ?? 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...request.headers } };
   if (generator.name === 'wrk') {
     const wrk = wrkLoad(full, timing.connections);

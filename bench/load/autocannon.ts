@@ -26,7 +26,7 @@ function once(input: AutocannonInput, seconds: number): Promise<RunFigures> {
     const instance = autocannon(
       {
         url: input.url,
-        method: input.method ?? 'POST',
+        method: input.method,
         headers: input.headers ?? {},
         ...(input.body !== undefined ? { body: input.body } : {}),
         connections: input.connections,

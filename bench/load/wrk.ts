@@ -33,7 +33,7 @@ function script(request: FixedRequest): string {
     .map(([name, value]) => `wrk.headers[${lua(name)}] = ${lua(value)}`)
     .join('\n');
   return `
-wrk.method = ${lua(request.method ?? 'POST')}
+wrk.method = ${lua(request.method)}
 ${request.body !== undefined ? `wrk.body = ${lua(request.body)}` : ''}
 ${headers}
 local threads = {}

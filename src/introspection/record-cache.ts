@@ -8,8 +8,13 @@ export interface RecordCacheOptions<T> {
   target(key: string): string;
   /** How long a record is kept (default 30 s); invalidations end it sooner. */
   ttlMs?: number;
-  /** How long "there is none" is kept (default 5 s). */
+  /** How long "there is none" is kept (default 5 s; 0: never). */
   missingTtlMs?: number;
+  /**
+   * When a record ends of itself (milliseconds since the epoch), for records that carry their
+   * expiry: one past it is answered as none, and none is kept past it.
+   */
+  expiresAt?(record: T): number | undefined;
   maxEntries?: number;
   clock?: () => number;
 }
@@ -63,17 +68,20 @@ export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCach
     const cached = cachedNow(key, now);
     if (cached) return cached;
     const startedAt = generation;
-    const record = await options.load(key);
+    const loaded = await options.load(key);
+    const expiresAt = loaded === undefined || loaded === null ? undefined : options.expiresAt?.(loaded);
+    const record = expiresAt !== undefined && expiresAt <= now ? null : loaded;
     const json = record === undefined || record === null ? null : JSON.stringify(record);
     const value = json === null ? null : deepFreeze(JSON.parse(json) as T);
-    if (serving && generation === startedAt) {
+    const until = Math.min(now + (json === null ? missingTtlMs : ttlMs), expiresAt ?? Number.POSITIVE_INFINITY);
+    if (serving && generation === startedAt && until > now) {
       entries.delete(key);
       if (entries.size >= maxEntries) {
         const oldest = entries.keys().next().value!;
         entries.delete(oldest);
         keysByTarget.delete(options.target(oldest));
       }
-      entries.set(key, { json, value, until: now + (json === null ? missingTtlMs : ttlMs) });
+      entries.set(key, { json, value, until });
       keysByTarget.set(options.target(key), key);
     }
     return { json, value };

@@ -199,13 +199,21 @@ function parsePayload(raw: string): AdapterPayload {
   return value as AdapterPayload;
 }
 
-/** A payload without a consumed marker (a model that has none), with its id put back. */
-async function readPayload(store: EphemeralStore, model: string, digest: string, id?: string): Promise<AdapterPayload | undefined> {
-  const raw = await store.get(keys.payload(model, digest));
+/**
+ * A payload as oidc-provider wants it back from what the store holds: its id put back where it was
+ * left out, `consumed` from the marker. undefined when there is none.
+ */
+function storedPayload(raw: string | null | undefined, id: string | undefined, consumed: string | null | undefined = null): AdapterPayload | undefined {
   if (raw === null || raw === undefined) return undefined;
   const payload = parsePayload(raw);
   if (id !== undefined && payload.jti === undefined) payload.jti = id;
+  if (consumed !== null && consumed !== undefined) payload.consumed = Number(consumed);
   return payload;
+}
+
+/** A payload without a consumed marker (a model that has none), with its id put back. */
+async function readPayload(store: EphemeralStore, model: string, digest: string, id?: string): Promise<AdapterPayload | undefined> {
+  return storedPayload(await store.get(keys.payload(model, digest)), id);
 }
 
 /** Grants by id, in memory on each node (see createGrantCache). */
@@ -228,6 +236,8 @@ export function createGrantCache(store: EphemeralStore, options: { ttlMs?: numbe
     target: invalidationTarget.grant,
     ttlMs: options.ttlMs ?? GRANT_CACHE_TTL_MS,
     missingTtlMs: 0,
+    // The store forgets a grant at its expiry; a copy in memory must not outlive it.
+    expiresAt: (grant) => (typeof grant.exp === 'number' ? grant.exp * 1000 : undefined),
     ...(options.clock ? { clock: options.clock } : {}),
   });
 }
@@ -241,13 +251,8 @@ export async function findOidcToken(store: EphemeralStore, value: string, models
   const digest = oidcDigest(value);
   const found = await store.getMany(models.flatMap((model) => [keys.payload(model, digest), keys.consumed(model, digest)]));
   for (const [index, model] of models.entries()) {
-    const raw = found[index * 2];
-    if (raw === null || raw === undefined) continue;
-    const payload = parsePayload(raw);
-    if (payload.jti === undefined) payload.jti = value;
-    const consumed = found[index * 2 + 1];
-    if (consumed !== null && consumed !== undefined) payload.consumed = Number(consumed);
-    return { model, payload };
+    const payload = storedPayload(found[index * 2], value, found[index * 2 + 1]);
+    if (payload) return { model, payload };
   }
   return undefined;
 }
@@ -282,11 +287,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
     async function findByDigest(digest: string, id?: string): Promise<AdapterPayload | undefined> {
       if (!consumable) return readPayload(store, model, digest, id);
       const [raw, consumed] = await store.getMany([keys.payload(model, digest), keys.consumed(model, digest)]);
-      if (raw === null || raw === undefined) return undefined;
-      const payload = parsePayload(raw);
-      if (id !== undefined && payload.jti === undefined) payload.jti = id;
-      if (consumed !== null && consumed !== undefined) payload.consumed = Number(consumed);
-      return payload;
+      return storedPayload(raw, id, consumed);
     }
 
     /** Deletes a payload, its marker and the lookups that point to it; returns the payload. */
@@ -391,11 +392,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       },
 
       async find(id) {
-        if (grants) {
-          const payload = await grants.get(id);
-          // The store forgets a grant at its expiry; a copy in memory must not outlive it.
-          return payload && !(typeof payload.exp === 'number' && payload.exp * 1000 <= clock()) ? payload : undefined;
-        }
+        if (grants) return (await grants.get(id)) ?? undefined;
         const early = prefetched.get(id);
         if (early !== undefined) {
           prefetched.delete(id);

@@ -484,7 +484,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         const storeCalls: StoreCall[] = [];
         const recorded = recording(store, storeCalls);
         const invalidations = createInvalidations(recorded, pino({ level: 'silent' }));
-        const grants = createGrantCache(recorded);
+        const grants = createGrantCache(recorded, fixture.clock ? { clock: fixture.clock } : {});
         const subscription = await invalidations.subscribe(grants);
         grants.channelState('up');
         const adapters = createOidcAdapterFactory(recorded, { invalidate: invalidations.publish, grants, ...(fixture.clock ? { clock: fixture.clock } : {}) });

@@ -110,4 +110,30 @@ describe('the record cache', () => {
     expect(t.cache.peekNow('a')).toBeUndefined();
     expect(t.loads()).toBe(4);
   });
+
+  it('never answers a record past its own expiry, nor keeps one that ends sooner than its TTL', async () => {
+    let now = 1_000_000;
+    let loads = 0;
+    const table = new Map<string, { name: string; endsAt: number }>([['a', { name: 'short-lived', endsAt: now + 2_000 }], ['gone', { name: 'expired', endsAt: now }]]);
+    const cache = createRecordCache<{ name: string; endsAt: number }>({
+      load: async (key) => {
+        loads += 1;
+        return table.get(key);
+      },
+      target: (key) => `thing:${key}`,
+      ttlMs: 30_000,
+      missingTtlMs: 0,
+      expiresAt: (record) => record.endsAt,
+      clock: () => now,
+    });
+    cache.channelState('up');
+    expect(await cache.get('gone')).toBeNull();
+    expect(cache.peekNow('gone')).toBeUndefined(); // "none" is not kept at all (missingTtlMs 0)
+    expect(await cache.get('a')).toMatchObject({ name: 'short-lived' });
+    expect(cache.peekNow('a')).toMatchObject({ name: 'short-lived' });
+    now += 2_000;
+    expect(cache.peekNow('a')).toBeUndefined();
+    expect(await cache.get('a')).toBeNull(); // the store still had it: past its expiry, it is none
+    expect(loads).toBe(3);
+  });
 });
