@@ -78,8 +78,11 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
   }
 
   /**
-   * Introspects on B until it has the answer cached, ends the credential on A, and measures how
-   * long B keeps answering active afterwards.
+   * Introspects on B until it has the answer cached, ends the credential on A, then asks B again
+   * until it answers inactive. The bound is on when a question reaches B, not on how long the
+   * answers take to come back (the test's own requests queue behind other suites on a busy
+   * machine): an introspection sent to B more than PROPAGATION_BOUND_MS after the revocation
+   * returned on A must read inactive.
    */
   async function revokedAcrossNodes(tokens: string[], end: () => Promise<void>) {
     for (const token of tokens) {
@@ -93,17 +96,16 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
       // The node that ended it drops its own cached answer before answering anything else.
       expect(await introspect(a.url, token)).toEqual({ active: false });
       for (;;) {
+        const sentAfter = performance.now() - endedAt;
         const answer = await introspect(b.url, token);
-        const elapsed = performance.now() - endedAt;
         if (!answer.active) {
           expect(answer).toEqual({ active: false });
           break;
         }
-        if (elapsed > PROPAGATION_BOUND_MS) throw new Error(`node B still answered active ${Math.round(elapsed)} ms after the revocation on node A`);
+        if (sentAfter > PROPAGATION_BOUND_MS) throw new Error(`node B still answered active to a question sent ${Math.round(sentAfter)} ms after the revocation on node A`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     }
-    expect(performance.now() - endedAt).toBeLessThanOrEqual(PROPAGATION_BOUND_MS * tokens.length);
   }
 
   async function login(username: string, password: string): Promise<string> {
