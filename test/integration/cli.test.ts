@@ -10,6 +10,13 @@ import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const tessera = runTessera;
 
+/**
+ * Each test runs the real command several times, a process each; on the embedded database every
+ * process opens PGlite (WebAssembly: 1–3 s alone, several times that while other suites load the
+ * two cores). The limit only guards against a hang.
+ */
+const CLI_TEST_TIMEOUT_MS = 120_000;
+
 /** Checks a password the way the server does, through a freshly opened core. */
 async function passwordWorks(env: Record<string, string>, username: string, password: string): Promise<boolean> {
   const core = await openCore(loadConfig({ env: { TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env } }), createLogger({ level: 'silent' }));
@@ -45,7 +52,7 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       const listed = await tessera(['user', 'list'], env);
       expect(listed.code).toBe(0);
       expect(listed.stdout).toMatch(/^alice\talice@example\.org\tread,deposit:write\tactive\t/m);
-    });
+    }, CLI_TEST_TIMEOUT_MS);
 
     it('changes a password and disables and enables a user', async () => {
       expect((await tessera(['user', 'passwd', 'ALICE', '--password-stdin'], env, 'the second password\n')).code).toBe(0);
@@ -55,7 +62,7 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       expect((await tessera(['user', 'list'], env)).stdout).toMatch(/^alice\t.*\tdisabled\t/m);
       expect((await tessera(['user', 'enable', 'alice'], env)).code).toBe(0);
       expect(await passwordWorks(env, 'alice', 'the second password')).toBe(true);
-    });
+    }, CLI_TEST_TIMEOUT_MS);
 
     it('rotates signing keys, and refuses to with a secret that cannot read the current ones', async () => {
       const right = { ...env, TESSERA_KEY_SECRET: 'the-servers-key-encryption-secret-0001' };
@@ -68,7 +75,7 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       expect(again.stdout).toMatch(/is now current[\s\S]*stays published until/);
       const listed = await tessera(['keys', 'list'], right);
       expect(listed.stdout.trim().split('\n').slice(1).map((line) => line.split('\t')[2])).toEqual(['current', 'retiring']);
-    });
+    }, CLI_TEST_TIMEOUT_MS);
 
     it('explains what is wrong, with the documented exit codes', async () => {
       const short = await tessera(['user', 'create', 'bob', '--password-stdin'], env, 'short\n');
@@ -90,7 +97,7 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       const badConfig = await tessera(['user', 'list'], { ...env, TESSERA_ARGON2_TIME_COST: 'lots' });
       expect(badConfig.code).toBe(78);
       expect(badConfig.stderr).toMatch(/TESSERA_ARGON2_TIME_COST \(passwords\.argon2\.timeCost\)/);
-    });
+    }, CLI_TEST_TIMEOUT_MS);
   });
 }
 
