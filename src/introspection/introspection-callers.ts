@@ -1,5 +1,6 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
+import { sha256Base64url } from '../crypto/sha256.ts';
 import { secretMatches } from '../oauth/client-secret.ts';
 import { claimClientAssertion } from '../oauth/assertion-replay.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
@@ -52,6 +53,8 @@ export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
 const CLOCK_TOLERANCE_S = 15;
+/** Most Basic credentials remembered as checked (one per resource server and secret in use). */
+const CHECKED_BASIC_MAX = 1_000;
 
 export interface IntrospectionCallers {
   /**
@@ -74,6 +77,14 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
   const audiences = [deps.issuer, deps.endpointUrl, deps.tokenEndpointUrl];
 
   const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
+  /**
+   * Basic credentials that authenticateNow accepted, by the SHA-256 of the whole Authorization
+   * header (never the header itself), with the client record they were checked against. A
+   * resource server sends the same header on every request: while the cache still holds that
+   * same record (a re-keyed, deleted or reloaded client is a new object, or none), the header
+   * needs no decoding and its secret no second digest. Refusals are never remembered.
+   */
+  const checkedBasic = new Map<string, CallerMetadata>();
 
   /** RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding; raw ones are accepted too. */
   function fromBasic(basic: BasicCredentials, params: URLSearchParams): { id: string; secret: string; alternative: string | undefined } {
@@ -161,14 +172,25 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     },
 
     authenticateNow(authorization, params) {
-      if (!deps.findClientNow) return undefined;
-      const basic = parseBasicAuthorization(authorization);
+      if (!deps.findClientNow || !authorization) return undefined;
       // HTTP Basic alone; any other method (or a second one) is authenticate's to decide.
-      if (!basic || params.has('client_assertion') || params.has('client_assertion_type') || params.has('client_secret')) return undefined;
+      if (params.has('client_assertion') || params.has('client_assertion_type') || params.has('client_secret')) return undefined;
+      const key = sha256Base64url(authorization);
+      const checked = checkedBasic.get(key);
+      if (checked) {
+        // The very record the secret was checked against, still the cached one: nothing changed.
+        if (deps.findClientNow(checked.client_id) !== checked) checkedBasic.delete(key);
+        else if (!params.has('client_id') || params.get('client_id') === checked.client_id) return checked;
+      }
+      const basic = parseBasicAuthorization(authorization);
+      if (!basic) return undefined;
       const { id, secret, alternative } = fromBasic(basic, params);
       const client = id ? deps.findClientNow(id) : null;
       if (client === undefined) return undefined;
-      return resourceServerOnly(withSecret(client, secret, alternative, true), true);
+      const caller = resourceServerOnly(withSecret(client, secret, alternative, true), true);
+      if (checkedBasic.size >= CHECKED_BASIC_MAX) checkedBasic.delete(checkedBasic.keys().next().value!);
+      checkedBasic.set(key, caller);
+      return caller;
     },
   };
 }

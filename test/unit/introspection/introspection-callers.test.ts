@@ -89,4 +89,34 @@ describe('introspection callers: authenticateNow', () => {
       expect({ authorization, body, now: callers.authenticateNow(authorization, new URLSearchParams(body)) }).toEqual({ authorization, body, now: undefined });
     }
   });
+
+  it('remembers accepted Basic credentials only while the client record they were checked against is the cached one', () => {
+    const original = clients.get('records-api')!;
+    const header = basic('records-api', SECRET);
+    const none = new URLSearchParams();
+    try {
+      expect(outcome(() => callers.authenticateNow(header, none))).toEqual({ client: 'records-api' });
+      expect(outcome(() => callers.authenticateNow(header, none))).toEqual({ client: 'records-api' });
+      // Remembered or not, a different client_id in the body is still refused.
+      expect(outcome(() => callers.authenticateNow(header, new URLSearchParams({ client_id: 'harvester' })))).toMatchObject({ status: 400, error: 'invalid_request' });
+
+      // Re-keyed: the cache holds a new record, whose digest the old secret does not match.
+      clients.set('records-api', { ...original, client_secret: digestClientSecret('tsr_cs_the-new-secret') });
+      expect(outcome(() => callers.authenticateNow(header, none))).toMatchObject({ status: 401, error: 'invalid_client' });
+      expect(outcome(() => callers.authenticateNow(basic('records-api', 'tsr_cs_the-new-secret'), none))).toEqual({ client: 'records-api' });
+
+      // Demoted from resource server: a new record again, refused although the secret matches.
+      clients.set('records-api', { ...original, tessera_kind: 'service' });
+      expect(outcome(() => callers.authenticateNow(header, none))).toMatchObject({ status: 401, error: 'invalid_client' });
+
+      // Back as it was, then dropped from memory: undecided, not answered from what was remembered.
+      clients.set('records-api', original);
+      expect(outcome(() => callers.authenticateNow(header, none))).toEqual({ client: 'records-api' });
+      inMemory.delete('records-api');
+      expect(outcome(() => callers.authenticateNow(header, none))).toBe('undecided');
+    } finally {
+      clients.set('records-api', original);
+      inMemory.add('records-api');
+    }
+  });
 });
