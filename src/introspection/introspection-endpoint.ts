@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonText, type RawHandler } from '../http/raw-http.ts';
+import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonTextBatched, type RawHandler } from '../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier } from './credential-verifier.ts';
 import { CallerRefused, type IntrospectionCallers } from './introspection-callers.ts';
 
@@ -98,7 +98,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
     const inMemory = verifier.verifiedNow?.(token);
     const active = inMemory !== undefined ? inMemory : await verifier.verify(token, { refreshTokens: true, ip: null });
-    sendJsonText(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
+    sendJsonTextBatched(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }
 
