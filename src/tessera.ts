@@ -240,7 +240,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
       subscriptions.push(await invalidations.subscribe(subscriber));
       subscriber.channelState('up');
     }
-    const { provider, devicePolls, clientCredentials } = createOidcProvider({
+    const { provider, devicePolls, directGrants } = createOidcProvider({
       config,
       logger,
       accounts: users,
@@ -266,7 +266,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
         logger,
         provider,
         trustsProxy,
-        clientCredentials,
+        directGrants,
         check: createTokenRequestCheck({
           devicePolls,
           clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),

@@ -8,7 +8,9 @@ import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentia
 import { JWT_GRANT_CLAIM } from '../introspection/credential-verifier.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../introspection/introspection-callers.ts';
 import { claimClientAssertion } from './assertion-replay.ts';
-import { createClientCredentialsGrant, type ClientCredentialsGrant } from './client-credentials-grant.ts';
+import { createClientCredentialsGrant } from './client-credentials-grant.ts';
+import type { DirectGrant } from './direct-grant.ts';
+import { createRefreshTokenGrant } from './refresh-token-grant.ts';
 import { secretMatches } from './client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from './device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from './device-poll-policy.ts';
@@ -77,8 +79,8 @@ function normaliseBasicHeader(credentials: BasicCredentials): string {
 export interface TesseraProvider {
   provider: Provider;
   devicePolls: DevicePollPolicy;
-  /** client_credentials issued ahead of oidc-provider's koa stack, where nothing else is needed. */
-  clientCredentials: ClientCredentialsGrant;
+  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack, where nothing else is needed. */
+  directGrants: DirectGrant[];
 }
 
 export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
@@ -299,6 +301,10 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });
 
-  const clientCredentials = createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo });
-  return { provider, devicePolls, clientCredentials };
+  const directGrants = [
+    createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
+    // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
+    createRefreshTokenGrant({ provider, findAccount: async (accountId) => configuration.findAccount!(undefined as never, accountId), rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+  ];
+  return { provider, devicePolls, directGrants };
 }
