@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { basic, FORM, tokenRequest } from '../support/token-requests.ts';
 
 // client_credentials tokens are issued by Tessera itself where oidc-provider would grant them
 // (src/oauth/client-credentials-grant.ts), and by oidc-provider otherwise. The token endpoint's
@@ -12,18 +13,6 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 const by = { actor: 'test' };
 const OPAQUE_API = 'urn:tessera:api';
 const JWT_API = 'https://records.example.org';
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-
-/** Headers whose values differ from one answer to the next by nature. */
-const PER_ANSWER_HEADERS = new Set(['date', 'x-request-id', 'content-length', 'keep-alive', 'connection', 'etag']);
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: Record<string, unknown>;
-  answeredBy: string | undefined;
-}
 
 describe('client_credentials issued ahead of oidc-provider', () => {
   const prefix = uniqueRedisPrefix();
@@ -32,14 +21,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
   let rs: string;
   const secrets: Record<string, string> = {};
 
-  async function token(form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}): Promise<Answer> {
-    const requestId = `cc-${Math.random().toString(36).slice(2)}`;
-    const res = await fetch(`${tessera.url}/oauth/token`, { method: 'POST', headers: { ...FORM, 'x-request-id': requestId, ...headers }, body: new URLSearchParams(form) });
-    const body = (await res.json()) as Record<string, unknown>;
-    const line = tessera.logs.lines.map((text) => JSON.parse(text) as { reqId?: string; msg?: string; answeredBy?: string }).find((entry) => entry.reqId === requestId && entry.msg === 'token request');
-    const kept = Object.fromEntries([...res.headers].filter(([name]) => !PER_ANSWER_HEADERS.has(name)));
-    return { status: res.status, headers: kept, body, answeredBy: line?.answeredBy };
-  }
+  const token = (form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}) => tokenRequest(tessera, form, headers);
 
   async function introspect(value: string): Promise<Record<string, unknown>> {
     const res = await fetch(`${tessera.url}/oauth/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token: value }) });

@@ -5,6 +5,7 @@ import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { basic, FORM, tokenRequest } from '../support/token-requests.ts';
 
 // Refresh grants of public clients are issued by Tessera itself where oidc-provider would grant
 // them (src/oauth/refresh-token-grant.ts), and by oidc-provider otherwise. The token endpoint's
@@ -14,18 +15,6 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 const by = { actor: 'test' };
 const OPAQUE_API = 'urn:tessera:api';
 const JWT_API = 'https://records.example.org';
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-
-/** Headers whose values differ from one answer to the next by nature. */
-const PER_ANSWER_HEADERS = new Set(['date', 'x-request-id', 'content-length', 'keep-alive', 'connection', 'etag']);
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: Record<string, unknown>;
-  answeredBy: string | undefined;
-}
 
 /** What may differ between two tokens of two logins: their ids, times and grants. */
 const timeless = ({ jti: _jti, iat: _iat, exp: _exp, nbf: _nbf, tessera_grant: _grant, ...rest }: Record<string, unknown>) => rest;
@@ -39,14 +28,7 @@ describe('refresh_token issued ahead of oidc-provider', () => {
   let issuer: URL;
   let rs: string;
 
-  async function refresh(form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}): Promise<Answer> {
-    const requestId = `rt-${Math.random().toString(36).slice(2)}`;
-    const res = await fetch(new URL('/oauth/token', issuer), { method: 'POST', headers: { ...FORM, 'x-request-id': requestId, ...headers }, body: new URLSearchParams(form) });
-    const body = (await res.json()) as Record<string, unknown>;
-    const line = tessera.logs.lines.map((text) => JSON.parse(text) as { reqId?: string; msg?: string; answeredBy?: string }).find((entry) => entry.reqId === requestId && entry.msg === 'token request');
-    const kept = Object.fromEntries([...res.headers].filter(([name]) => !PER_ANSWER_HEADERS.has(name)));
-    return { status: res.status, headers: kept, body, answeredBy: line?.answeredBy };
-  }
+  const refresh = (form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}) => tokenRequest(tessera, form, headers);
 
   async function introspect(value: string): Promise<Record<string, unknown>> {
     const res = await fetch(new URL('/oauth/introspect', issuer), { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token: value }) });

@@ -1,0 +1,30 @@
+import type { TestTessera } from './start-tessera.ts';
+
+// Token-endpoint requests for the tests that hold Tessera's direct grants (client credentials,
+// refresh) to oidc-provider's answers: each answer with what differs by nature left out, and which
+// of the two answered it (the `token request` debug line's `answeredBy`).
+
+export const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+export const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+
+/** Headers whose values differ from one answer to the next by nature. */
+const PER_ANSWER_HEADERS = new Set(['date', 'x-request-id', 'content-length', 'keep-alive', 'connection', 'etag']);
+
+export interface TokenAnswer {
+  status: number;
+  /** Every header but PER_ANSWER_HEADERS. */
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  /** 'tessera' or 'oidc-provider' (Tessera must log at debug level). */
+  answeredBy: string | undefined;
+}
+
+/** POSTs `form` to the token endpoint of `tessera`. */
+export async function tokenRequest(tessera: TestTessera, form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}): Promise<TokenAnswer> {
+  const requestId = `token-${Math.random().toString(36).slice(2)}`;
+  const res = await fetch(new URL('/oauth/token', tessera.url), { method: 'POST', headers: { ...FORM, 'x-request-id': requestId, ...headers }, body: new URLSearchParams(form) });
+  const body = (await res.json()) as Record<string, unknown>;
+  const line = tessera.logs.lines.map((text) => JSON.parse(text) as { reqId?: string; msg?: string; answeredBy?: string }).find((entry) => entry.reqId === requestId && entry.msg === 'token request');
+  const kept = Object.fromEntries([...res.headers].filter(([name]) => !PER_ANSWER_HEADERS.has(name)));
+  return { status: res.status, headers: kept, body, answeredBy: line?.answeredBy };
+}
