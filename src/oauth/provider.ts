@@ -109,6 +109,18 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     } as ResourceServer;
   };
 
+  /** An account that may still sign in (not disabled), as oidc-provider wants one; it needs no request context. */
+  const findAccount = async (sub: string) => {
+    const user = await accounts.peekUser(sub);
+    if (!user || user.disabled) return undefined;
+    return {
+      accountId: user.id,
+      async claims() {
+        return { sub: user.id, preferred_username: user.username };
+      },
+    };
+  };
+
   const clientAdapter: Adapter = {
     async find(id: string) {
       return clients.findOidcMetadata(id) as never;
@@ -145,16 +157,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
 
-    async findAccount(_ctx, sub) {
-      const user = await accounts.peekUser(sub);
-      if (!user || user.disabled) return undefined;
-      return {
-        accountId: user.id,
-        async claims() {
-          return { sub: user.id, preferred_username: user.username };
-        },
-      };
-    },
+    findAccount: (_ctx, sub) => findAccount(sub),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -304,7 +307,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   const directGrants = [
     createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
     // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
-    createRefreshTokenGrant({ provider, findAccount: async (accountId) => configuration.findAccount!(undefined as never, accountId), rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+    createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
   ];
   return { provider, devicePolls, directGrants };
 }
