@@ -37,15 +37,21 @@ function oneUsername(positionals: string[], usage: string): string {
   return positionals[0]!;
 }
 
+/** A command whose arguments are checked: what remains needs the core (the database) and prints. */
+export type PlannedCommand<C = Core> = (core: C, io: Output) => Promise<void>;
+
 /** `tessera migrate`: applies pending migrations (the server also does so at start). */
 export async function migrateCommand(core: Core, io: Output): Promise<void> {
   const report = await migrate(core.database);
   io.out(report.applied.length ? `Applied ${report.applied.map((m) => `${m.version}_${m.name}`).join(', ')}; schema at ${report.current}.` : `Schema is up to date (${report.current}).`);
 }
 
-export async function userCommand(core: Core, args: string[], io: Output): Promise<void> {
+/**
+ * `tessera user …`, its arguments checked before anything is opened (a usage error costs no
+ * database start: PGlite takes seconds to open).
+ */
+export function planUserCommand(args: string[]): PlannedCommand {
   const [action, ...rest] = args;
-  const { accounts } = core;
   switch (action) {
     case 'create': {
       const usage = 'tessera user create <username> [--email E] [--scopes S,...] [--password-stdin]';
@@ -55,34 +61,39 @@ export async function userCommand(core: Core, args: string[], io: Output): Promi
         options: { email: { type: 'string' }, scopes: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
       });
       const username = oneUsername(positionals, usage);
-      const password = await readNewPassword(values['password-stdin'] ?? false);
-      const user = await accounts.createUser({ username, email: values.email ?? null, password, scopes: splitScopes(values.scopes) }, cliActor());
-      io.out(`Created ${user.username} (${user.id}) with scopes ${user.allowedScopes.join(', ')}.`);
-      return;
+      return async ({ accounts }, io) => {
+        const password = await readNewPassword(values['password-stdin'] ?? false);
+        const user = await accounts.createUser({ username, email: values.email ?? null, password, scopes: splitScopes(values.scopes) }, cliActor());
+        io.out(`Created ${user.username} (${user.id}) with scopes ${user.allowedScopes.join(', ')}.`);
+      };
     }
     case 'passwd': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'password-stdin': { type: 'boolean' } } });
       const username = oneUsername(positionals, 'tessera user passwd <username> [--password-stdin]');
-      if (!(await accounts.findUser(username))) throw AppError.notFound(`No user named "${username}".`);
-      const password = await readNewPassword(values['password-stdin'] ?? false);
-      const user = await accounts.changePassword(username, password, cliActor());
-      io.out(`Changed the password of ${user.username}.`);
-      return;
+      return async ({ accounts }, io) => {
+        if (!(await accounts.findUser(username))) throw AppError.notFound(`No user named "${username}".`);
+        const password = await readNewPassword(values['password-stdin'] ?? false);
+        const user = await accounts.changePassword(username, password, cliActor());
+        io.out(`Changed the password of ${user.username}.`);
+      };
     }
     case 'disable':
     case 'enable': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
       const username = oneUsername(positionals, `tessera user ${action} <username>`);
-      const user = await accounts.setDisabled(username, action === 'disable', cliActor());
-      io.out(`${user.username} is now ${user.disabled ? 'disabled' : 'enabled'}.`);
-      return;
+      return async ({ accounts }, io) => {
+        const user = await accounts.setDisabled(username, action === 'disable', cliActor());
+        io.out(`${user.username} is now ${user.disabled ? 'disabled' : 'enabled'}.`);
+      };
     }
     case 'scopes': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
       if (positionals.length !== 2) throw new UsageError('usage: tessera user scopes <username> <scope,scope,...>');
-      const user = await accounts.setAllowedScopes(positionals[0]!, splitScopes(positionals[1]) ?? [], cliActor());
-      io.out(`${user.username} may now be granted: ${user.allowedScopes.join(', ')}.`);
-      return;
+      const [username, scopes] = positionals as [string, string];
+      return async ({ accounts }, io) => {
+        const user = await accounts.setAllowedScopes(username, splitScopes(scopes) ?? [], cliActor());
+        io.out(`${user.username} may now be granted: ${user.allowedScopes.join(', ')}.`);
+      };
     }
     case 'list': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '100' }, offset: { type: 'string', default: '0' } } });
@@ -91,10 +102,11 @@ export async function userCommand(core: Core, args: string[], io: Output): Promi
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000 || !Number.isInteger(offset) || offset < 0) {
         throw new UsageError('--limit must be 1–10000 and --offset 0 or more');
       }
-      const users = await accounts.listUsers({ limit, offset });
-      io.out('USERNAME\tEMAIL\tSCOPES\tSTATE\tID');
-      for (const user of users) io.out(describeUser(user));
-      return;
+      return async ({ accounts }, io) => {
+        const users = await accounts.listUsers({ limit, offset });
+        io.out('USERNAME\tEMAIL\tSCOPES\tSTATE\tID');
+        for (const user of users) io.out(describeUser(user));
+      };
     }
     default:
       throw new UsageError('usage: tessera user create|passwd|disable|enable|scopes|list ...');

@@ -4,10 +4,10 @@ import { createLogger } from '../logger.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
 import { openEphemeralStore } from '../store/open-stores.ts';
 import { openCore } from '../tessera.ts';
-import { migrateCommand, userCommand } from './admin-commands.ts';
-import { clientCommand } from './client-commands.ts';
+import { migrateCommand, planUserCommand, type PlannedCommand } from './admin-commands.ts';
+import { planClientCommand } from './client-commands.ts';
 import { EXIT } from './exit-codes.ts';
-import { keysCommand } from './key-commands.ts';
+import { planKeysCommand } from './key-commands.ts';
 import { UsageError } from './prompt.ts';
 
 function describeFailure(error: unknown): string {
@@ -18,8 +18,30 @@ function describeFailure(error: unknown): string {
   return (error as Error).message;
 }
 
-/** `tessera migrate | user | client | keys`: on the server's configuration and database. */
+/** The command's work once its arguments are checked; a usage error is thrown here. */
+function plan(command: string, rest: string[]): PlannedCommand {
+  if (command === 'migrate') return migrateCommand;
+  if (command === 'client') return planClientCommand(rest);
+  if (command === 'keys') return planKeysCommand(rest);
+  return planUserCommand(rest);
+}
+
+function isUsageError(error: unknown): boolean {
+  return error instanceof UsageError || Boolean((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'));
+}
+
+/**
+ * `tessera migrate | user | client | keys`: on the server's configuration and database. The
+ * arguments are checked first: a mistyped command is told so at once, without opening anything.
+ */
 export async function runAdminCommand(command: string, rest: string[]): Promise<number> {
+  let planned: PlannedCommand;
+  try {
+    planned = plan(command, rest);
+  } catch (error) {
+    console.error(`tessera: ${describeFailure(error)}`);
+    return isUsageError(error) ? EXIT.usage : EXIT.failure;
+  }
   const config = loadConfigOrReport();
   if (!config) return EXIT.config;
   // The CLI speaks to people: only warnings and worse from the services reach stderr.
@@ -41,15 +63,11 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
     return EXIT.failure;
   }
   try {
-    if (command === 'migrate') await migrateCommand(core, io);
-    else if (command === 'client') await clientCommand(core, rest, io);
-    else if (command === 'keys') await keysCommand(core, rest, io);
-    else await userCommand(core, rest, io);
+    await planned(core, io);
     return EXIT.ok;
   } catch (error) {
     console.error(`tessera: ${describeFailure(error)}`);
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return EXIT.usage;
-    return EXIT.failure;
+    return isUsageError(error) ? EXIT.usage : EXIT.failure;
   } finally {
     await Promise.allSettled([core.database.close(), ephemeral?.close()]);
   }

@@ -4,7 +4,7 @@ import { jwkThumbprint, type ClientJwks } from '../config/schema.ts';
 import { AppError } from '../http/app-error.ts';
 import type { Client, ClientService } from '../oauth/client-service.ts';
 import type { Core } from '../tessera.ts';
-import { cliActor, type Output } from './admin-commands.ts';
+import { cliActor, type Output, type PlannedCommand } from './admin-commands.ts';
 import { UsageError } from './prompt.ts';
 
 const USAGE = {
@@ -99,14 +99,20 @@ function describeClient(client: Client, io: Output): void {
   }
 }
 
+type ClientCore = Pick<Core & { clients: ClientService }, 'clients'>;
+
 /**
  * `tessera client …`: registers, lists, shows, deletes clients and rotates their secrets or keys.
  * Needs only the client service of the core. A secret is printed once, when issued; nothing prints
  * it again. Keys are only ever public keys: a private key is refused.
  */
-export async function clientCommand(core: Pick<Core & { clients: ClientService }, 'clients'>, args: string[], io: Output): Promise<void> {
+export async function clientCommand(core: ClientCore, args: string[], io: Output): Promise<void> {
+  await planClientCommand(args)(core, io);
+}
+
+/** clientCommand with its arguments checked before anything is opened. */
+export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
   const [action, ...rest] = args;
-  const { clients } = core;
   switch (action) {
     case 'create': {
       const { values, positionals } = parseArgs({
@@ -124,67 +130,76 @@ export async function clientCommand(core: Pick<Core & { clients: ClientService }
         },
       });
       if (positionals.length || values.kind === undefined || values.name === undefined) throw new UsageError(`usage: ${USAGE.create}`);
-      const jwks = values['jwks-file'] === undefined ? undefined : await readJwksFile(values['jwks-file']);
-      const { client, secret } = await clients.create(
-        {
-          clientId: values.id,
-          name: values.name,
-          kind: values.kind as Client['kind'],
-          scopes: splitList(values.scopes),
-          redirectUris: values['redirect-uri'],
-          defaultResource: values['default-resource'],
-          accessTokenTtlSeconds: parseTtl(values['access-token-ttl']),
-          ...(jwks === undefined ? {} : { jwks }),
-        },
-        cliActor(),
-      );
-      io.out(`Created the ${client.kind} client "${client.name}" with scopes ${client.scopes.join(', ')}.`);
-      io.out(`client_id:     ${client.clientId}`);
-      if (secret !== null) printSecretOnce(io, client.clientId, secret);
-      else if (client.jwks) {
-        io.out('auth_method:   private_key_jwt (no secret: it signs client assertions with its private key)');
-        printKeys(io, client.jwks);
-      } else io.out('It is a public client: it has no secret.');
-      return;
+      const accessTokenTtlSeconds = parseTtl(values['access-token-ttl']);
+      return async ({ clients }, io) => {
+        const jwks = values['jwks-file'] === undefined ? undefined : await readJwksFile(values['jwks-file']);
+        const { client, secret } = await clients.create(
+          {
+            clientId: values.id,
+            name: values.name!,
+            kind: values.kind as Client['kind'],
+            scopes: splitList(values.scopes),
+            redirectUris: values['redirect-uri'],
+            defaultResource: values['default-resource'],
+            accessTokenTtlSeconds,
+            ...(jwks === undefined ? {} : { jwks }),
+          },
+          cliActor(),
+        );
+        io.out(`Created the ${client.kind} client "${client.name}" with scopes ${client.scopes.join(', ')}.`);
+        io.out(`client_id:     ${client.clientId}`);
+        if (secret !== null) printSecretOnce(io, client.clientId, secret);
+        else if (client.jwks) {
+          io.out('auth_method:   private_key_jwt (no secret: it signs client assertions with its private key)');
+          printKeys(io, client.jwks);
+        } else io.out('It is a public client: it has no secret.');
+      };
     }
     case 'list': {
       parseArgs({ args: rest, options: {} });
-      io.out('CLIENT_ID\tKIND\tNAME\tSCOPES\tSOURCE\tAUTH');
-      for (const client of await clients.list()) {
-        io.out(`${client.clientId}\t${client.kind}\t${client.name}\t${client.scopes.join(',')}\t${client.source}\t${client.authMethod}`);
-      }
-      return;
+      return async ({ clients }, io) => {
+        io.out('CLIENT_ID\tKIND\tNAME\tSCOPES\tSOURCE\tAUTH');
+        for (const client of await clients.list()) {
+          io.out(`${client.clientId}\t${client.kind}\t${client.name}\t${client.scopes.join(',')}\t${client.source}\t${client.authMethod}`);
+        }
+      };
     }
     case 'show': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
       const clientId = oneClientId(positionals, USAGE.show);
-      const client = await clients.find(clientId);
-      if (!client) throw AppError.notFound(`No client "${clientId}".`);
-      describeClient(client, io);
-      return;
+      return async ({ clients }, io) => {
+        const client = await clients.find(clientId);
+        if (!client) throw AppError.notFound(`No client "${clientId}".`);
+        describeClient(client, io);
+      };
     }
     case 'delete': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
-      const client = await clients.delete(oneClientId(positionals, USAGE.delete), cliActor());
-      io.out(`Deleted the ${client.kind} client ${client.clientId} ("${client.name}").`);
-      return;
+      const clientId = oneClientId(positionals, USAGE.delete);
+      return async ({ clients }, io) => {
+        const client = await clients.delete(clientId, cliActor());
+        io.out(`Deleted the ${client.kind} client ${client.clientId} ("${client.name}").`);
+      };
     }
     case 'rotate-secret': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
       const clientId = oneClientId(positionals, USAGE.rotateSecret);
-      const secret = await clients.rotateSecret(clientId, cliActor());
-      io.out(`Issued a new secret for ${clientId}; the previous secret no longer works.`);
-      printSecretOnce(io, clientId, secret);
-      return;
+      return async ({ clients }, io) => {
+        const secret = await clients.rotateSecret(clientId, cliActor());
+        io.out(`Issued a new secret for ${clientId}; the previous secret no longer works.`);
+        printSecretOnce(io, clientId, secret);
+      };
     }
     case 'rotate-keys': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'jwks-file': { type: 'string' } } });
       const clientId = oneClientId(positionals, USAGE.rotateKeys);
-      if (values['jwks-file'] === undefined) throw new UsageError(`usage: ${USAGE.rotateKeys}`);
-      const client = await clients.rotateKeys(clientId, await readJwksFile(values['jwks-file']), cliActor());
-      io.out(`Replaced the public keys of ${clientId}; assertions signed with any other key no longer work.`);
-      printKeys(io, client.jwks!);
-      return;
+      const jwksFile = values['jwks-file'];
+      if (jwksFile === undefined) throw new UsageError(`usage: ${USAGE.rotateKeys}`);
+      return async ({ clients }, io) => {
+        const client = await clients.rotateKeys(clientId, await readJwksFile(jwksFile), cliActor());
+        io.out(`Replaced the public keys of ${clientId}; assertions signed with any other key no longer work.`);
+        printKeys(io, client.jwks!);
+      };
     }
     default:
       throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys ...\n  ${Object.values(USAGE).join('\n  ')}`);

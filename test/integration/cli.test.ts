@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
@@ -119,4 +119,35 @@ describe('tessera CLI help', () => {
     expect(help.stdout).toMatch(/Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration/);
     expect((await tessera([], {})).code).toBe(2);
   });
+});
+
+describe('tessera CLI arguments', () => {
+  it('are checked before any database is opened: a usage error needs none, and creates none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-cli-usage-'));
+    try {
+      const embedded = { TESSERA_DATA_DIR: join(dir, 'db') };
+      // Nothing listens on port 1: a command that got as far as the database would fail (exit 1).
+      const unreachable = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
+      const mistakes: Array<[string[], RegExp]> = [
+        [['user', 'frobnicate'], /usage: tessera user create\|passwd/],
+        [['user', 'disable'], /usage: tessera user disable <username>/],
+        [['user', 'list', '--limit', '0'], /--limit must be 1–10000/],
+        [['client', 'create', '--kind', 'device'], /usage: tessera client create/],
+        [['client', 'create', '--kind', 'service', '--name', 'x', '--access-token-ttl', 'soon'], /--access-token-ttl must be a whole number of seconds/],
+        [['client', 'rotate-keys', 'portal'], /usage: tessera client rotate-keys/],
+        [['keys', 'shred'], /usage: tessera keys list\|rotate/],
+        [['keys', 'list', '--all'], /Unknown option '--all'/],
+      ];
+      for (const [args, message] of mistakes) {
+        for (const env of [embedded, unreachable]) {
+          const run = await tessera(args, env);
+          expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
+          expect(run.stderr).toMatch(message);
+        }
+      }
+      await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, CLI_TEST_TIMEOUT_MS);
 });
