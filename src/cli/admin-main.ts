@@ -2,8 +2,6 @@ import { loadConfigOrReport } from '../config/load.ts';
 import { AppError } from '../http/app-error.ts';
 import { createLogger } from '../logger.ts';
 import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { openEphemeralStore } from '../store/open-stores.ts';
-import { openCore } from '../tessera.ts';
 import { migrateCommand, planUserCommand, type PlannedCommand } from './admin-commands.ts';
 import { planClientCommand } from './client-commands.ts';
 import { EXIT } from './exit-codes.ts';
@@ -54,6 +52,8 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   // server's memory, and the server cannot run beside the CLI.)
   let ephemeral: EphemeralStore | undefined;
   try {
+    // The server's modules (oidc-provider, express, the stores) load only once there is work to do.
+    const [{ openEphemeralStore }, { openCore }] = await Promise.all([import('../store/open-stores.ts'), import('../tessera.ts')]);
     if ((command === 'client' || command === 'user') && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
     core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
