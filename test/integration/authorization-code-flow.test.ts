@@ -6,7 +6,7 @@ import { HttpBrowser } from '../support/http-browser.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM, tokenRequest } from '../support/token-requests.ts';
+import { basic, introspectAs, tokenRequest } from '../support/token-requests.ts';
 
 // A `web` client (a portal acting for a person): the authorization code flow with PKCE through
 // the sign-in page, as openid-client drives it, with a local callback standing in for the portal;
@@ -25,10 +25,7 @@ describe('authorization code flow for web clients', () => {
   let rs: string;
   let portal: oidc.Configuration;
 
-  async function introspect(value: string): Promise<Record<string, unknown>> {
-    const res = await fetch(new URL('/oauth/introspect', issuer), { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token: value }) });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (value: string) => introspectAs(tessera, { id: 'records-api', secret: rs }, value);
 
   /** alice signs in on the page the authorization URL leads to and decides; the browser ends at the callback. */
   async function signIn(url: URL, decision: 'approve' | 'deny' = 'approve', password = 'alice-password') {

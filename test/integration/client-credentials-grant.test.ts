@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM, tokenRequest } from '../support/token-requests.ts';
+import { basic, introspectAs, tokenRequest } from '../support/token-requests.ts';
 
 // client_credentials tokens are issued by Tessera itself where oidc-provider would grant them
 // (src/oauth/client-credentials-grant.ts), and by oidc-provider otherwise. The token endpoint's
@@ -23,10 +23,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
 
   const token = (form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}) => tokenRequest(tessera, form, headers);
 
-  async function introspect(value: string): Promise<Record<string, unknown>> {
-    const res = await fetch(`${tessera.url}/oauth/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token: value }) });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (value: string) => introspectAs(tessera, { id: 'records-api', secret: rs }, value);
 
   /** What may differ between two tokens issued one after the other: their ids and times. */
   const timeless = ({ jti: _jti, iat: _iat, exp: _exp, nbf: _nbf, ...rest }: Record<string, unknown>) => rest;

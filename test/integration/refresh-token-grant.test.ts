@@ -5,7 +5,7 @@ import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM, tokenRequest } from '../support/token-requests.ts';
+import { basic, introspectAs, tokenRequest } from '../support/token-requests.ts';
 
 // Refresh grants of public clients are issued by Tessera itself where oidc-provider would grant
 // them (src/oauth/refresh-token-grant.ts), and by oidc-provider otherwise. The token endpoint's
@@ -30,10 +30,7 @@ describe('refresh_token issued ahead of oidc-provider', () => {
 
   const refresh = (form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}) => tokenRequest(tessera, form, headers);
 
-  async function introspect(value: string): Promise<Record<string, unknown>> {
-    const res = await fetch(new URL('/oauth/introspect', issuer), { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token: value }) });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (value: string) => introspectAs(tessera, { id: 'records-api', secret: rs }, value);
 
   /** A device login of alice's through the verification pages: its tokens. */
   async function login(clientId: string, scope: string) {

@@ -28,3 +28,9 @@ export async function tokenRequest(tessera: TestTessera, form: Record<string, st
   const kept = Object.fromEntries([...res.headers].filter(([name]) => !PER_ANSWER_HEADERS.has(name)));
   return { status: res.status, headers: kept, body, answeredBy: line?.answeredBy };
 }
+
+/** What `tessera`'s introspection endpoint says of `token`, asked by the resource server `caller`. */
+export async function introspectAs(tessera: TestTessera, caller: { id: string; secret: string }, token: string): Promise<Record<string, unknown>> {
+  const res = await fetch(new URL('/oauth/introspect', tessera.url), { method: 'POST', headers: { ...FORM, authorization: basic(caller.id, caller.secret) }, body: new URLSearchParams({ token }) });
+  return (await res.json()) as Record<string, unknown>;
+}
