@@ -77,7 +77,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
   const RefreshToken = provider.RefreshToken as unknown as { new (fields: Record<string, unknown>): StoredRefreshToken; find(value: string, options: { ignoreExpiration: boolean }): Promise<StoredRefreshToken | undefined> };
   const Grant = provider.Grant as unknown as { find(id: string, options: { ignoreExpiration: boolean }): Promise<StoredGrant | undefined> };
 
-  /** The checks of oidc-provider's handler, in its order: the token, client, grant, scopes and account, or null. */
+  /** What oidc-provider's handler checks before it consumes the token (token, client, grant, scopes, resource, account), or null. */
   async function redeemable(value: string, client: OidcClient, scope: string | undefined) {
     const token = await RefreshToken.find(value, { ignoreExpiration: true });
     if (!token || token.clientId !== client.clientId || token.isExpired || token.consumed) return null;
