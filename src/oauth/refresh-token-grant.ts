@@ -77,7 +77,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
   const RefreshToken = provider.RefreshToken as unknown as { new (fields: Record<string, unknown>): StoredRefreshToken; find(value: string, options: { ignoreExpiration: boolean }): Promise<StoredRefreshToken | undefined> };
   const Grant = provider.Grant as unknown as { find(id: string, options: { ignoreExpiration: boolean }): Promise<StoredGrant | undefined> };
 
-  /** What oidc-provider's handler checks before it consumes the token (token, client, grant, scopes, resource, account), or null. */
+  /** Whether the request is this grant's: the checks oidc-provider makes before it consumes the token, and a resource it would accept afterwards (null otherwise). */
   async function redeemable(value: string, client: OidcClient, scope: string | undefined) {
     const token = await RefreshToken.find(value, { ignoreExpiration: true });
     if (!token || token.clientId !== client.clientId || token.isExpired || token.consumed) return null;
