@@ -31,7 +31,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { createOidcAdapterFactory, oidcKeyFor } from '../src/oauth/oidc-adapter.ts';
+import { createOidcAdapterFactory, oidcKeyFor } from '../src/oauth/adapter/oidc-adapter.ts';
 import type { DevicePollInput, DevicePollResult } from './load/device-polls.ts';
 import { basicAuth } from './load/http-client.ts';
 import type { LoginInput, LoginResult } from './load/login-storm.ts';
@@ -429,7 +429,7 @@ async function measureMemory(t: TesseraUnderTest, f: TesseraFixtures) {
   const userIds = Array.from({ length: MEMORY_ITEMS / 10 }, () => crypto.randomUUID());
   for (let i = 0; i < MEMORY_ITEMS; i += 500) {
     await Promise.all(
-      Array.from({ length: 500 }, (_, j) => t.core.sessions!.create({ userId: userIds[(i + j) % userIds.length]!, scopes: ['read'], ip: '127.0.0.1', userAgent: 'tessera-bench/1.0' })),
+      Array.from({ length: 500 }, (_, j) => t.core.sessions.create({ userId: userIds[(i + j) % userIds.length]!, scopes: ['read'], ip: '127.0.0.1', userAgent: 'tessera-bench/1.0' })),
     );
   }
   after = await prefixMemory(redis, t.prefix);

@@ -1,7 +1,7 @@
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfigOrReport, redactConfig } from './config/load.ts';
-import { createLogger } from './logger.ts';
-import { startTessera } from './tessera.ts';
+import { createLogger } from './shared/logger.ts';
+import { startTessera } from './server.ts';
 
 /** The composition root: configuration, then the service, then signal handling. */
 async function main(): Promise<void> {

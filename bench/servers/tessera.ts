@@ -23,10 +23,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logger.ts';
-import { openCore, type Core } from '../../src/tessera.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { openCore, type OnlineCore } from '../../src/core.ts';
 import { openEphemeralStore } from '../../src/store/open-stores.ts';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { startServer, type ServerProcess } from '../lib/child.ts';
 
 export const JWT_RESOURCE = 'urn:bench:jwt';
@@ -38,7 +38,7 @@ export interface TesseraUnderTest {
   prefix: string;
   databaseUrl: string;
   /** Tessera's core, opened beside the server on the same database and Redis prefix. */
-  core: Core;
+  core: OnlineCore;
   ephemeral: EphemeralStore;
   /** The environment the server runs with (secrets included; never printed). */
   env: Record<string, string>;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { AppError } from '../http/app-error.ts';
-import { parseInput } from '../http/validation.ts';
-import type { PasswordHasher } from './password-hasher.ts';
+import { AppError } from '../shared/errors.ts';
+import { parseInput } from '../shared/validation.ts';
+import type { PasswordHasher } from './hashing/password-hasher.ts';
 import { emailSchema, usernameSchema, type User } from './user.ts';
 import { UniqueViolation, withoutSecret, type UserRepository } from './user-repository.ts';
 

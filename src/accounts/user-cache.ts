@@ -1,5 +1,5 @@
-import { invalidationTarget } from '../introspection/invalidations.ts';
-import { createRecordCache, type RecordCache } from '../introspection/record-cache.ts';
+import { invalidationTarget } from '../cache/invalidations.ts';
+import { createRecordCache, type RecordCache } from '../cache/record-cache.ts';
 import type { User, UserStanding } from './user.ts';
 
 export type UserCache = Omit<RecordCache<User>, 'get' | 'peek' | 'peekNow'> & {

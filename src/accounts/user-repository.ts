@@ -1,4 +1,4 @@
-import type { Database, Queryable } from '../store/database.ts';
+import type { Database, Queryable } from '../store/sql/database.ts';
 import type { User, UserWithSecret } from './user.ts';
 
 interface UserRow {

@@ -1,4 +1,4 @@
-import type { Database, Queryable } from '../store/database.ts';
+import type { Database, Queryable } from '../store/sql/database.ts';
 
 export interface AuditEventInput {
   /** Who did it: "user:<id>", "cli:<os user>", "system", "client:<id>". */

@@ -2,9 +2,9 @@ import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
-import { AppError } from '../http/app-error.ts';
-import { migrate } from '../store/migrations.ts';
-import type { Core } from '../tessera.ts';
+import { AppError } from '../shared/errors.ts';
+import { migrate } from '../store/sql/migrations.ts';
+import type { Core } from '../core.ts';
 import { readNewPassword, UsageError } from './prompt.ts';
 
 export interface Output {

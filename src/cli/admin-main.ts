@@ -1,7 +1,7 @@
 import { loadConfigOrReport } from '../config/load.ts';
-import { AppError } from '../http/app-error.ts';
-import { createLogger } from '../logger.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { AppError } from '../shared/errors.ts';
+import { createLogger } from '../shared/logger.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { migrateCommand, planUserCommand, type PlannedCommand } from './admin-commands.ts';
 import { planClientCommand } from './client-commands.ts';
 import { EXIT } from './exit-codes.ts';
@@ -53,7 +53,7 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   let ephemeral: EphemeralStore | undefined;
   try {
     // The server's modules (oidc-provider, express, the stores) load only once there is work to do.
-    const [{ openEphemeralStore }, { openCore }] = await Promise.all([import('../store/open-stores.ts'), import('../tessera.ts')]);
+    const [{ openEphemeralStore }, { openCore }] = await Promise.all([import('../store/open-stores.ts'), import('../core.ts')]);
     if ((command === 'client' || command === 'user') && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
     core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { jwkThumbprint, type ClientJwks } from '../config/schema.ts';
-import { AppError } from '../http/app-error.ts';
-import type { Client, ClientService } from '../oauth/client-service.ts';
-import type { Core } from '../tessera.ts';
+import { AppError } from '../shared/errors.ts';
+import type { Client, ClientService } from '../clients/client-service.ts';
+import type { Core } from '../core.ts';
 import { cliActor, type Output, type PlannedCommand } from './admin-commands.ts';
 import { UsageError } from './prompt.ts';
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolveSecrets } from '../config/secrets.ts';
 import type { Config } from '../config/schema.ts';
 import { createSigningKeyStore, SigningKeyDecryptionError, type SigningKeyInfo, type SigningKeyStore } from '../oauth/signing-keys.ts';
-import type { Core } from '../tessera.ts';
+import type { Core } from '../core.ts';
 import type { Output, PlannedCommand } from './admin-commands.ts';
 import { UsageError } from './prompt.ts';
 

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import { AppError, errorBody } from './app-error.ts';
+import { AppError, errorBody } from '../shared/errors.ts';
 
 /** Errors body-parser raises, mapped to what a client of a JSON API expects. */
 function fromBodyParser(error: { type?: string; status?: number; limit?: number }): AppError | null {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { redactUrlQuery } from '../logger.ts';
+import { redactUrlQuery } from '../shared/logger.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {

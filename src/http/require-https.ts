@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { AppError } from './app-error.ts';
+import { AppError } from '../shared/errors.ts';
 
 /**
  * When the issuer is https, refuses requests that reached Tessera over plain http. Behind a

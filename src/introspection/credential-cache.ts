@@ -1,7 +1,7 @@
-import { sha256Base64url } from '../crypto/sha256.ts';
-import type { ConnectionState } from '../store/ephemeral-store.ts';
+import { sha256Base64url } from '../shared/sha256.ts';
+import type { ConnectionState } from '../store/ephemeral/ephemeral-store.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from './credential-verifier.ts';
-import type { InvalidationSubscriber } from './invalidations.ts';
+import type { InvalidationSubscriber } from '../cache/invalidations.ts';
 
 /** Longer values are no credential Tessera issues: inactive without a lookup. */
 const MAX_VALUE_LENGTH = 4096;

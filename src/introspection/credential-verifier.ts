@@ -1,14 +1,15 @@
+import { JWT_GRANT_CLAIM } from '../oauth/provider/provider.ts';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { UserCache } from '../accounts/user-cache.ts';
 import type { Config } from '../config/schema.ts';
-import type { OidcClientMetadata } from '../oauth/client-service.ts';
-import type { OidcAdapter } from '../oauth/oidc-adapter.ts';
+import type { OidcClientMetadata } from '../clients/client-service.ts';
+import type { OidcAdapter } from '../oauth/adapter/oidc-adapter.ts';
 import type { AdapterPayload } from 'oidc-provider';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
-import type { PersonalTokenService } from '../tokens/personal-token-service.ts';
-import { oidcDigest } from '../oauth/oidc-adapter.ts';
-import { tokenFormat } from '../tokens/token-format.ts';
-import { invalidationTarget as target } from './invalidations.ts';
+import type { PersonalTokenService } from '../personal-tokens/personal-token-service.ts';
+import { oidcDigest } from '../oauth/adapter/oidc-adapter.ts';
+import { tokenFormat } from '../credentials/token-format.ts';
+import { invalidationTarget as target } from '../cache/invalidations.ts';
 
 /** What an active credential grants, whatever its kind. */
 export interface ActiveCredential {
@@ -50,8 +51,6 @@ export interface CredentialVerifierDependencies {
   clock?: () => number;
 }
 
-/** The claim that ties a JWT access token to its grant (set by provider.ts). */
-export const JWT_GRANT_CLAIM = 'tessera_grant';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 

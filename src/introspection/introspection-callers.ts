@@ -1,9 +1,10 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../http/basic-auth.ts';
-import { sha256Base64url } from '../crypto/sha256.ts';
-import { secretMatches } from '../oauth/client-secret.ts';
-import { claimClientAssertion } from '../oauth/assertion-replay.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE } from '../clients/client-assertion.ts';
+import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../credentials/basic-auth.ts';
+import { sha256Base64url } from '../shared/sha256.ts';
+import { secretMatches } from '../clients/client-secret.ts';
+import { claimClientAssertion } from '../oauth/adapter/assertion-replay.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 
 /** The parts of a client's metadata that caller authentication reads. */
 export interface CallerMetadata {
@@ -46,10 +47,6 @@ export class CallerRefused extends Error {
   }
 }
 
-export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-
-/** Asymmetric algorithms only: a client's keys are public keys. (The token endpoint takes the same.) */
-export const CLIENT_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
 const CLOCK_TOLERANCE_S = 15;

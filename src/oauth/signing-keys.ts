@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Config } from '../config/schema.ts';
-import type { Database, Queryable } from '../store/database.ts';
+import type { Database, Queryable } from '../store/sql/database.ts';
 
 /**
  * The keys that sign tokens, kept in PostgreSQL so that every node signs with the same key and

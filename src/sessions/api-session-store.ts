@@ -1,6 +1,6 @@
-import { invalidationTarget, type InvalidationPublisher } from '../introspection/invalidations.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
-import { randomBase62, tokenFormat } from '../tokens/token-format.ts';
+import { invalidationTarget, type InvalidationPublisher } from '../cache/invalidations.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import { randomBase62, tokenFormat } from '../credentials/token-format.ts';
 
 /**
  * API session tokens (password login for API clients, ArchivesSpace style), kept in the ephemeral

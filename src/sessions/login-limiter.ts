@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.ts';
-import type { EphemeralStore } from '../store/ephemeral-store.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 
 /**
  * Brute-force protection for password logins, counted in the ephemeral store so that the limits

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import { dataDirectory, redactUrl } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import type { Database } from './database.ts';
-import type { EphemeralStore } from './ephemeral-store.ts';
-import { createMemoryEphemeralStore } from './memory-ephemeral-store.ts';
-import { createPGliteDatabase } from './pglite-database.ts';
-import { createPostgresDatabase } from './postgres-database.ts';
-import { createRedisEphemeralStore } from './redis-ephemeral-store.ts';
+import type { Database } from './sql/database.ts';
+import type { EphemeralStore } from './ephemeral/ephemeral-store.ts';
+import { createMemoryEphemeralStore } from './ephemeral/memory-ephemeral-store.ts';
+import { createPGliteDatabase } from './sql/pglite-database.ts';
+import { createPostgresDatabase } from './sql/postgres-database.ts';
+import { createRedisEphemeralStore } from './redis/redis-ephemeral-store.ts';
 
 /** PostgreSQL when database.url is set, otherwise the embedded PGlite in database.dataDir. */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {

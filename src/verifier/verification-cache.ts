@@ -1,8 +1,8 @@
-import { sha256Base64url } from '../crypto/sha256.ts';
+import { hash } from 'node:crypto';
 
 /** The cache key of a token: its SHA-256, so the cache never holds a usable credential. */
 export function tokenDigest(token: string): string {
-  return sha256Base64url(token);
+  return hash('sha256', token, 'base64url');
 }
 
 interface Entry<V> {

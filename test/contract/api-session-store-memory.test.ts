@@ -1,4 +1,4 @@
-import { createMemoryEphemeralStore } from '../../src/store/memory-ephemeral-store.ts';
+import { createMemoryEphemeralStore } from '../../src/store/ephemeral/memory-ephemeral-store.ts';
 import { describeApiSessionStoreContract } from './api-session-store.contract.ts';
 
 describeApiSessionStoreContract('in-process store', async () => {

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
+import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';
 import { describeApiSessionStoreContract } from './api-session-store.contract.ts';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createApiSessionStore, type ApiSession, type ApiSessionStore, type NewApiSession } from '../../src/sessions/api-session-store.ts';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import { RANDOM_LENGTH, TOKEN_PREFIXES, tokenFormat } from '../../src/tokens/token-format.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { RANDOM_LENGTH, TOKEN_PREFIXES, tokenFormat } from '../../src/credentials/token-format.ts';
 import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
 export type { StoredKey };

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { createUserRepository, UniqueViolation } from '../../src/accounts/user-repository.ts';
-import type { Database } from '../../src/store/database.ts';
-import { migrate, readMigrations } from '../../src/store/migrations.ts';
+import type { Database } from '../../src/store/sql/database.ts';
+import { migrate, readMigrations } from '../../src/store/sql/migrations.ts';
 
 /**
  * What every durable store must do, whichever driver is behind it: run the migrations, keep

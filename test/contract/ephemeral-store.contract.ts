@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 
 export interface EphemeralStoreFixture {
   store: EphemeralStore;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createMemoryEphemeralStore } from '../../src/store/memory-ephemeral-store.ts';
+import { createMemoryEphemeralStore } from '../../src/store/ephemeral/memory-ephemeral-store.ts';
 import { describeEphemeralStoreContract, inbox } from './ephemeral-store.contract.ts';
 
 describeEphemeralStoreContract('in-process', async () => {

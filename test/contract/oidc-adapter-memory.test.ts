@@ -1,4 +1,4 @@
-import { createMemoryEphemeralStore } from '../../src/store/memory-ephemeral-store.ts';
+import { createMemoryEphemeralStore } from '../../src/store/ephemeral/memory-ephemeral-store.ts';
 import { describeOidcAdapterContract } from './oidc-adapter.contract.ts';
 
 describeOidcAdapterContract('in-process store', async () => {

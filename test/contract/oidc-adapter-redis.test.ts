@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';
 import { describeOidcAdapterContract } from './oidc-adapter.contract.ts';

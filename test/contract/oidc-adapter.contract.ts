@@ -13,9 +13,9 @@ import {
   oidcGrantKeyFor,
   oidcKeyFor,
   type OidcAdapter,
-} from '../../src/oauth/oidc-adapter.ts';
-import { createInvalidations, invalidationTarget } from '../../src/introspection/invalidations.ts';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+} from '../../src/oauth/adapter/oidc-adapter.ts';
+import { createInvalidations, invalidationTarget } from '../../src/cache/invalidations.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';
 
 export type { StoredKey };

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPGliteDatabase } from '../../src/store/pglite-database.ts';
+import { createPGliteDatabase } from '../../src/store/sql/pglite-database.ts';
 import { describeDatabaseContract } from './database.contract.ts';
 
 describeDatabaseContract('PGlite (embedded, on disk)', async () => {

@@ -1,4 +1,4 @@
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
 import { createTestDatabase } from '../support/services.ts';
 import { describeDatabaseContract } from './database.contract.ts';
 

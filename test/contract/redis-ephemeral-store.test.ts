@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';
 

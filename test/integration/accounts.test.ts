@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import argon2 from 'argon2';
 import { createAccountService, type AccountService } from '../../src/accounts/account-service.ts';
-import { createPasswordHasher } from '../../src/accounts/password-hasher.ts';
+import { createPasswordHasher } from '../../src/accounts/hashing/password-hasher.ts';
 import { createUserRepository } from '../../src/accounts/user-repository.ts';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
-import { AppError } from '../../src/http/app-error.ts';
-import type { Database } from '../../src/store/database.ts';
-import { migrate } from '../../src/store/migrations.ts';
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import type { Database } from '../../src/store/sql/database.ts';
+import { migrate } from '../../src/store/sql/migrations.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const CATALOG = { read: 'Read', 'deposit:write': 'Write', 'deposit:actions': 'Publish' };

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logger.ts';
-import { openCore } from '../../src/tessera.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { openCore } from '../../src/core.ts';
 import { runTessera } from '../support/cli-process.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 

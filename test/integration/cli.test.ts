@@ -3,8 +3,8 @@ import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logger.ts';
-import { openCore } from '../../src/tessera.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { openCore } from '../../src/core.ts';
 import { runTessera } from '../support/cli-process.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 

@@ -4,12 +4,12 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { declaredClientSchema, type ClientJwks } from '../../src/config/schema.ts';
-import { AppError } from '../../src/http/app-error.ts';
-import { createClientService, type ClientService } from '../../src/oauth/client-service.ts';
-import { digestClientSecret, generateClientSecret } from '../../src/oauth/client-secret.ts';
-import type { Database } from '../../src/store/database.ts';
-import { migrate, readMigrations } from '../../src/store/migrations.ts';
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { createClientService, type ClientService } from '../../src/clients/client-service.ts';
+import { digestClientSecret, generateClientSecret } from '../../src/clients/client-secret.ts';
+import type { Database } from '../../src/store/sql/database.ts';
+import { migrate, readMigrations } from '../../src/store/sql/migrations.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { providerReadingClients } from '../support/client-metadata-provider.ts';
 

@@ -3,12 +3,12 @@ import { createAuditLog } from '../../src/audit/audit-log.ts';
 import { clientCommand } from '../../src/cli/client-commands.ts';
 import { UsageError } from '../../src/cli/prompt.ts';
 import { declaredClientSchema } from '../../src/config/schema.ts';
-import { AppError } from '../../src/http/app-error.ts';
-import { createClientService, type ClientService } from '../../src/oauth/client-service.ts';
-import { CLIENT_SECRET_PATTERN, digestClientSecret, generateClientSecret, secretMatches } from '../../src/oauth/client-secret.ts';
-import type { Database } from '../../src/store/database.ts';
-import { migrate } from '../../src/store/migrations.ts';
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { createClientService, type ClientService } from '../../src/clients/client-service.ts';
+import { CLIENT_SECRET_PATTERN, digestClientSecret, generateClientSecret, secretMatches } from '../../src/clients/client-secret.ts';
+import type { Database } from '../../src/store/sql/database.ts';
+import { migrate } from '../../src/store/sql/migrations.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { providerReadingClients } from '../support/client-metadata-provider.ts';
 

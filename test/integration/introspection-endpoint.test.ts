@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createOidcAdapterFactory } from '../../src/oauth/oidc-adapter.ts';
+import { createOidcAdapterFactory } from '../../src/oauth/adapter/oidc-adapter.ts';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Adapter } from 'oidc-provider';
-import { createOidcAdapterFactory, oidcKeyFor } from '../../src/oauth/oidc-adapter.ts';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import { createMemoryEphemeralStore } from '../../src/store/memory-ephemeral-store.ts';
+import { createOidcAdapterFactory, oidcKeyFor } from '../../src/oauth/adapter/oidc-adapter.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { createMemoryEphemeralStore } from '../../src/store/ephemeral/memory-ephemeral-store.ts';
 
 const CLIENT_ID = 'batch-service';
 const CLIENT_SECRET = 'a-long-enough-client-secret-for-the-test-only';

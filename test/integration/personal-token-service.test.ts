@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { withoutSecret, createUserRepository, type UserRepository } from '../../src/accounts/user-repository.ts';
 import type { User } from '../../src/accounts/user.ts';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
-import { AppError } from '../../src/http/app-error.ts';
-import type { Database, Queryable } from '../../src/store/database.ts';
-import { migrate } from '../../src/store/migrations.ts';
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
-import { createPersonalTokenService, type PersonalTokenService, type PersonalTokenServiceOptions } from '../../src/tokens/personal-token-service.ts';
-import { tokenFormat } from '../../src/tokens/token-format.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import type { Database, Queryable } from '../../src/store/sql/database.ts';
+import { migrate } from '../../src/store/sql/migrations.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
+import { createPersonalTokenService, type PersonalTokenService, type PersonalTokenServiceOptions } from '../../src/personal-tokens/personal-token-service.ts';
+import { tokenFormat } from '../../src/credentials/token-format.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const CATALOG = { read: 'Read', 'deposit:write': 'Write', 'deposit:actions': 'Publish' };

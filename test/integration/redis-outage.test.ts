@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { ConnectionState, EphemeralStore } from '../../src/store/ephemeral-store.ts';
-import { createRedisEphemeralStore } from '../../src/store/redis-ephemeral-store.ts';
+import type { ConnectionState, EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { inbox, waitFor } from '../contract/ephemeral-store.contract.ts';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
 

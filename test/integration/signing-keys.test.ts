@@ -3,12 +3,12 @@ import { createLocalJWKSet, importJWK, jwtVerify, SignJWT } from 'jose';
 import { keysCommand } from '../../src/cli/key-commands.ts';
 import { UsageError } from '../../src/cli/prompt.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { createSigningKeyStore, SigningKeyDecryptionError, type SigningAlgorithm } from '../../src/oauth/signing-keys.ts';
-import type { Database } from '../../src/store/database.ts';
-import { migrate } from '../../src/store/migrations.ts';
-import { createPostgresDatabase } from '../../src/store/postgres-database.ts';
-import { openCore } from '../../src/tessera.ts';
+import type { Database } from '../../src/store/sql/database.ts';
+import { migrate } from '../../src/store/sql/migrations.ts';
+import { createPostgresDatabase } from '../../src/store/sql/postgres-database.ts';
+import { openCore } from '../../src/core.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 
 const SECRET = 'the key encryption secret of this test run';

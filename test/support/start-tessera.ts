@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { createLogger } from '../../src/logger.ts';
-import { startTessera, type RunningTessera } from '../../src/tessera.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { startTessera, type RunningTessera } from '../../src/server.ts';
 
 /** Log lines a test can search (for "no secret in a log line"), instead of printing them. */
 export class LogCapture extends Writable {

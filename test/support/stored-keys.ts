@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { EphemeralStore } from '../../src/store/ephemeral-store.ts';
+import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 
 /** One key as the backend holds it (logical name: the store's prefix removed). */
 export interface StoredKey {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createUserCache } from '../../../src/accounts/user-cache.ts';
 import type { User } from '../../../src/accounts/user.ts';
-import { invalidationTarget } from '../../../src/introspection/invalidations.ts';
+import { invalidationTarget } from '../../../src/cache/invalidations.ts';
 
 // The user cache over a table the test controls and counts (the real wiring runs in the
 // integration tests of introspection and the token endpoint).

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { loadConfig } from '../../../src/config/load.ts';
 import { resolveSecrets, SECRETS_FILE_NAME } from '../../../src/config/secrets.ts';
-import { createLogger } from '../../../src/logger.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
 
 interface LogLine {
   level: number;

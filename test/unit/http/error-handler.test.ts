@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppError } from '../../../src/http/app-error.ts';
+import { AppError } from '../../../src/shared/errors.ts';
 import { errorHandler, notFound, requireJsonBody } from '../../../src/http/error-handler.ts';
 import { requestContext } from '../../../src/http/request-context.ts';
-import { parseInput } from '../../../src/http/validation.ts';
+import { parseInput } from '../../../src/shared/validation.ts';
 import { z } from 'zod';
-import { createLogger } from '../../../src/logger.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
 import { LogCapture } from '../../support/start-tessera.ts';
 
 // The error handler and the JSON-body guard on a small app of their own: routes that fail in

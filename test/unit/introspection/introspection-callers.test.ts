@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { CallerRefused, createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
-import { digestClientSecret } from '../../../src/oauth/client-secret.ts';
-import { createMemoryEphemeralStore } from '../../../src/store/memory-ephemeral-store.ts';
+import { digestClientSecret } from '../../../src/clients/client-secret.ts';
+import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
 
 // authenticateNow is authenticate without waiting, for clients already in memory: it must decide
 // exactly as authenticate does, or leave the decision to it. The clients come from a table the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLoginLimiter } from '../../../src/sessions/login-limiter.ts';
-import { createMemoryEphemeralStore } from '../../../src/store/memory-ephemeral-store.ts';
+import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
 
 const LIMITS = { failuresPerUsername: 3, usernameWindowSeconds: 900, lockoutSeconds: 60, maxLockoutSeconds: 300, failuresPerIp: 10, ipWindowSeconds: 3600 };
 

@@ -1,0 +1,123 @@
+import { sha256Base64url } from '../shared/sha256.ts';
+import { createTurnBatches } from '../shared/turn-batches.ts';
+import type { Logger } from 'pino';
+import type { ConnectionState, EphemeralStore, Subscription } from '../store/ephemeral/ephemeral-store.ts';
+
+/**
+ * What a cached credential answer depends on, named so that whoever ends it can say so without
+ * knowing the credential itself. A cached answer lists its targets; an invalidation names some;
+ * every cached answer sharing one is dropped. No target carries a secret: tokens appear only as
+ * digests, grants as digests of their id.
+ */
+export const invalidationTarget = {
+  user: (userId: string) => `user:${userId}`,
+  client: (clientId: string) => `client:${clientId}`,
+  /** An oidc-provider grant (everything issued under one authorization). */
+  grant: (grantId: string) => invalidationTarget.grantDigest(sha256Base64url(grantId)),
+  /** The same, by the digest of the grant id (what the oidc adapter's key names hold). */
+  grantDigest: (digest: string) => `grant:${digest}`,
+  /** An opaque OAuth token or code, by the digest the adapter keys it with. */
+  oauthToken: (digest: string) => `oauth:${digest}`,
+  /** An API session, by the digest of its token. */
+  session: (digest: string) => `session:${digest}`,
+  /** A personal access token, by its public id. */
+  personalToken: (tokenId: string) => `pat:${tokenId}`,
+} as const;
+
+/** Told what ended; each module that ends credentials takes one of these. */
+export type InvalidationPublisher = (...targets: string[]) => Promise<void>;
+
+export interface InvalidationSubscriber {
+  /** Drop every cached answer that depends on one of these targets. */
+  invalidate(targets: string[]): void;
+  /**
+   * The channel went down ('down': messages may be lost from now on) or came back ('up'). A cache
+   * flushes on both and serves nothing from memory while down.
+   */
+  channelState(state: ConnectionState): void;
+}
+
+export interface Invalidations {
+  /**
+   * Tells this process's subscribers at once, then every other node through the store's pub/sub:
+   * the targets published in one turn of the event loop go out together, and the promise settles
+   * (never rejects) once they have been handed to the store.
+   */
+  publish: InvalidationPublisher;
+  /** Listens to invalidations from every node, this one included. */
+  subscribe(subscriber: InvalidationSubscriber): Promise<Subscription>;
+}
+
+/** The channel name (the store adds its key prefix, so deployments sharing a Redis stay apart). */
+export const INVALIDATION_CHANNEL = 'tessera:invalidations';
+
+const MAX_TARGETS_PER_MESSAGE = 1000;
+
+function parseMessage(message: string): string[] | null {
+  try {
+    const parsed: unknown = JSON.parse(message);
+    if (!Array.isArray(parsed) || !parsed.every((t) => typeof t === 'string')) return null;
+    return parsed as string[];
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Invalidations over the ephemeral store's pub/sub (Redis in production). A node that ends a
+ * credential invalidates its own caches synchronously and publishes the same targets for the
+ * others. Publishing never fails the operation that ended the credential: when Redis refuses the
+ * message it also refuses the other nodes' subscriptions, and their caches are then bypassed.
+ */
+export function createInvalidations(store: EphemeralStore, logger: Logger): Invalidations {
+  const local = new Set<InvalidationSubscriber>();
+
+  const deliver = (targets: string[]) => {
+    for (const subscriber of local) {
+      try {
+        subscriber.invalidate(targets);
+      } catch (error) {
+        logger.error({ err: error }, 'an invalidation subscriber failed');
+      }
+    }
+  };
+
+  // Many tokens end in one turn under load (a refresh consumes one): the targets published in one
+  // turn go out as one message (up to MAX_TARGETS_PER_MESSAGE each). Never rejects.
+  const queueTarget = createTurnBatches<string>(async (_channel, targets) => {
+    const chunk = [...new Set(targets)];
+    try {
+      await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
+    } catch (error) {
+      logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
+    }
+  }, MAX_TARGETS_PER_MESSAGE);
+
+  return {
+    async publish(...targets) {
+      const unique = [...new Set(targets)];
+      if (unique.length === 0) return;
+      deliver(unique);
+      await Promise.all(new Set(unique.map((target) => queueTarget(INVALIDATION_CHANNEL, target))));
+    },
+
+    async subscribe(subscriber) {
+      const subscription = await store.subscribe(
+        INVALIDATION_CHANNEL,
+        (message) => {
+          const targets = parseMessage(message);
+          if (targets) subscriber.invalidate(targets);
+          else logger.warn('ignored a malformed invalidation message');
+        },
+        { onStateChange: (state) => subscriber.channelState(state) },
+      );
+      local.add(subscriber);
+      return {
+        async close() {
+          local.delete(subscriber);
+          await subscription.close();
+        },
+      };
+    },
+  };
+}

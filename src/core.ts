@@ -1,0 +1,155 @@
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { createAccountService, type AccountService } from './accounts/account-service.ts';
+import { createBoundedPasswordHasher } from './accounts/hashing/bounded-hasher.ts';
+import { createEventLoopGauge } from './accounts/hashing/event-loop-gauge.ts';
+import { createPasswordHasher } from './accounts/hashing/password-hasher.ts';
+import { createUserRepository } from './accounts/user-repository.ts';
+import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { createInvalidations, invalidationTarget, type Invalidations } from './cache/invalidations.ts';
+import { createClientService, type ClientService } from './clients/client-service.ts';
+import type { Config } from './config/schema.ts';
+import { createGrantCache, createOidcAdapterFactory, type GrantCache, type OidcAdapter } from './oauth/adapter/oidc-adapter.ts';
+import { createPersonalTokenService, type PersonalTokenService } from './personal-tokens/personal-token-service.ts';
+import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
+import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
+import { openDatabase } from './store/open-stores.ts';
+import type { Database } from './store/sql/database.ts';
+import { migrate } from './store/sql/migrations.ts';
+
+/** The durable side of Tessera, shared by the server and the admin CLI. */
+export interface Core {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  audit: AuditLog;
+  accounts: AccountService;
+  clients: ClientService;
+  personalTokens: PersonalTokenService;
+}
+
+/** What a core opened with the ephemeral store adds: sessions, OAuth records, invalidations. */
+export interface OnlineCore extends Core {
+  ephemeral: EphemeralStore;
+  sessions: ApiSessionStore;
+  invalidations: Invalidations;
+  /** oidc-provider's storage, one factory for every model (oidc-adapter.ts). */
+  oidcAdapters: (modelName: string) => OidcAdapter;
+  /** The grants oidc-provider reads on every refresh, kept in memory (exact through invalidations). */
+  grants: GrantCache;
+}
+
+export interface OpenCoreOptions {
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+  /** Milliseconds since the epoch for expiry decisions; tests inject one. */
+  clock?: () => number;
+}
+
+/** The services that need the ephemeral store, built on it. */
+function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, clock: (() => number) | undefined) {
+  const invalidations = createInvalidations(ephemeral, logger);
+  const sessions = createApiSessionStore(ephemeral, {
+    idleTimeoutSeconds: config.sessions.idleTimeoutSeconds,
+    absoluteTimeoutSeconds: config.sessions.absoluteTimeoutSeconds,
+    invalidate: invalidations.publish,
+    ...(clock ? { clock } : {}),
+  });
+  // (Real time: oidc-provider stamps what it saves with the real time too.)
+  const grants = createGrantCache(ephemeral);
+  const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
+  return { ephemeral, invalidations, sessions, grants, oidcAdapters };
+}
+
+async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean): Promise<Database> {
+  const database = await openDatabase(config, logger);
+  if (!apply) return database;
+  try {
+    const report = await migrate(database);
+    if (report.applied.length) logger.info({ applied: report.applied.map((m) => `${m.version}_${m.name}`) }, 'database migrated');
+    return database;
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+function createAccounts(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): AccountService {
+  const hashing = config.passwords.hashing;
+  const endSessions = async (user: { id: string }) => {
+    await online?.sessions.endAllForUser(user.id);
+  };
+  return createAccountService({
+    users: createUserRepository(database),
+    audit,
+    listeners: online
+      ? [
+          // A new password or a disabled account ends every API session of the user.
+          { passwordChanged: endSessions, disabled: endSessions },
+          // Cached introspection answers about the user's credentials go, on every node.
+          { changed: (user) => online.invalidations.publish(invalidationTarget.user(user.id)) },
+        ]
+      : [],
+    hasher: createBoundedPasswordHasher(
+      createPasswordHasher(config.passwords.argon2),
+      // One core is left to the event loop: hashing on every core would starve the token endpoints.
+      { concurrency: hashing.concurrency ?? Math.max(1, availableParallelism() - 1), maxQueue: hashing.maxQueue, deadlineMs: hashing.deadlineMs },
+      // Logins take what the API traffic leaves: while the event loop is busy, hashing is paced.
+      { busyShare: hashing.busyCorePercent / 100, gauge: createEventLoopGauge() },
+    ),
+    scopeCatalog: config.scopes,
+    defaultScopes: config.accounts.defaultScopes,
+    passwordMinLength: config.passwords.minLength,
+  });
+}
+
+function createClients(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): ClientService {
+  const accessTokens = online?.oidcAdapters('AccessToken');
+  const endClientTokens = async (client: { clientId: string }) => {
+    await accessTokens?.revokeByClientId(client.clientId);
+  };
+  return createClientService({
+    database,
+    audit,
+    listeners: [
+      { deleted: endClientTokens, secretRotated: endClientTokens },
+      // Every node's cached metadata of the client goes (a new one may be cached as unknown).
+      { created: async (client) => online?.invalidations.publish(invalidationTarget.client(client.clientId)) },
+    ],
+    declared: config.clients,
+    scopeCatalog: config.scopes,
+    resources: config.oauth.resources,
+    defaultResource: config.oauth.defaultResource,
+  });
+}
+
+/**
+ * Opens the database, applies pending migrations (unless told not to) and builds the services on
+ * it. Given the ephemeral store, the core also has sessions and OAuth records: deleting a client
+ * or rotating its secret then revokes its tokens, and changes reach every node's caches.
+ */
+export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions & { ephemeral: EphemeralStore }): Promise<OnlineCore>;
+export async function openCore(config: Config, logger: Logger, options?: OpenCoreOptions & { ephemeral?: EphemeralStore }): Promise<Core | OnlineCore>;
+export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions & { ephemeral?: EphemeralStore } = {}): Promise<Core | OnlineCore> {
+  const database = await openMigratedDatabase(config, logger, options.migrate !== false);
+  const audit = createAuditLog(database);
+  const online = options.ephemeral && openOnline(config, logger, options.ephemeral, options.clock);
+  const core: Core = {
+    config,
+    logger,
+    database,
+    audit,
+    accounts: createAccounts(config, database, audit, online),
+    clients: createClients(config, database, audit, online),
+    personalTokens: createPersonalTokenService({
+      database,
+      audit,
+      scopeCatalog: config.scopes,
+      maxExpiryDays: config.tokens.maxExpiryDays,
+      allowNoExpiry: config.tokens.allowNoExpiry,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(online ? { invalidate: online.invalidations.publish } : {}),
+    }),
+  };
+  return online ? { ...core, ...online } : core;
+}

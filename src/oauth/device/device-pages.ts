@@ -1,0 +1,83 @@
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+
+// oidc-provider renders the three pages of the device flow through these hooks. They show the
+// same neutral message for a code that does not exist, has expired or was already used, so the
+// page never tells whether some other code exists.
+
+function send(ctx: KoaContextWithOIDC, title: string, body: SafeHtml, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Content-Security-Policy', PAGE_CSP);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = layout(title, body);
+}
+
+/** Pulls the XSRF token out of the form oidc-provider built, to render a form of our own. */
+function xsrfOf(form: string): string {
+  return /name="xsrf" value="([^"]*)"/.exec(form)?.[1] ?? '';
+}
+
+function actionOf(form: string): string {
+  return /action="([^"]*)"/.exec(form)?.[1] ?? '/device';
+}
+
+export async function userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out: unknown, err?: Error & { userCode?: string }): Promise<void> {
+  let message = html`<p>Enter the code shown by the application on your device.</p>`;
+  if (err && (err.userCode || err.name === 'NoCodeError')) {
+    message = html`<p class="error" role="alert">That code is not valid. Check it and try again; codes expire after a few minutes.</p>`;
+  } else if (err?.name === 'AbortedError') {
+    message = html`<p class="notice" role="status">The sign-in was cancelled. You can close this page.</p>`;
+  } else if (err) {
+    message = html`<p class="error" role="alert">Something went wrong. Start again from your device.</p>`;
+  }
+  send(
+    ctx,
+    'Connect a device',
+    html`<h1>Connect a device</h1>
+${message}
+<form method="post" action="${actionOf(form)}" autocomplete="off">
+  <input type="hidden" name="xsrf" value="${xsrfOf(form)}">
+  <label for="user_code">Code</label>
+  <input class="code" id="user_code" name="user_code" type="text" placeholder="XXXX-XXXX" maxlength="20" autofocus required autocapitalize="characters" spellcheck="false">
+  <div class="actions"><button type="submit">Continue</button></div>
+</form>`,
+    err && err.name !== 'AbortedError' ? 400 : 200,
+  );
+}
+
+export async function userCodeConfirmSource(
+  ctx: KoaContextWithOIDC,
+  form: string,
+  client: { clientName?: string; clientId: string },
+  _deviceInfo: unknown,
+  userCode: string,
+): Promise<void> {
+  send(
+    ctx,
+    'Confirm the device',
+    html`<h1>Confirm the device</h1>
+<p><strong>${client.clientName ?? client.clientId}</strong> is asking to connect to your account.</p>
+<p>Check that your device shows this code:</p>
+<p class="code-display">${userCode}</p>
+<p class="muted">If you did not start this, or the codes differ, cancel.</p>
+<form method="post" action="${actionOf(form)}">
+  <input type="hidden" name="xsrf" value="${xsrfOf(form)}">
+  <input type="hidden" name="user_code" value="${userCode}">
+  <div class="actions">
+    <button type="submit" name="confirm" value="yes">Continue</button>
+    <button type="submit" name="abort" value="yes" class="secondary">Cancel</button>
+  </div>
+</form>`,
+  );
+}
+
+export async function successSource(ctx: KoaContextWithOIDC): Promise<void> {
+  const client = ctx.oidc.client;
+  send(
+    ctx,
+    'Device connected',
+    html`<h1>Device connected</h1>
+<p class="notice" role="status">${client?.clientName ?? client?.clientId ?? 'The application'} is now signed in. You can close this page and return to your device.</p>`,
+  );
+}

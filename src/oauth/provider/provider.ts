@@ -1,0 +1,315 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { UserCache } from '../../accounts/user-cache.ts';
+import type { Config } from '../../config/schema.ts';
+import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentials } from '../../credentials/basic-auth.ts';
+import { CLIENT_ASSERTION_ALGORITHMS } from '../../clients/client-assertion.ts';
+import { claimClientAssertion } from '../adapter/assertion-replay.ts';
+import { createClientCredentialsGrant } from '../grants/client-credentials-grant.ts';
+import type { DirectGrant } from '../grants/direct-grant.ts';
+import { createRefreshTokenGrant } from '../grants/refresh-token-grant.ts';
+import { secretMatches } from '../../clients/client-secret.ts';
+import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
+import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
+import { renderOAuthErrorPage } from './error-page.ts';
+
+/** The routes oidc-provider serves (everything else is express). */
+export const OIDC_ROUTES = {
+  authorization: '/oauth/authorize',
+  token: '/oauth/token',
+  device_authorization: '/oauth/device/code',
+  code_verification: '/device',
+  revocation: '/oauth/revoke',
+  introspection: '/oauth/introspect',
+  jwks: '/.well-known/jwks.json',
+  end_session: '/oauth/logout',
+  userinfo: '/oauth/userinfo',
+} as const;
+
+/** The claim that ties a JWT access token to its grant, so introspection can end it with the grant. */
+export const JWT_GRANT_CLAIM = 'tessera_grant';
+
+/** Protocol scopes; the catalog's API scopes are granted per resource server. */
+const PROTOCOL_SCOPES = ['openid', 'offline_access'];
+
+export interface ClientMetadataSource {
+  findOidcMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+  /**
+   * The same, shared and unchanging while it is current (a cache's entry): oidc-provider's client
+   * object is then built once per version of the metadata rather than on every request.
+   */
+  peekOidcMetadata?(clientId: string): Promise<Readonly<Record<string, unknown>> | undefined>;
+}
+
+export interface ProviderDependencies {
+  config: Config;
+  logger: Logger;
+  /** Users by id (a cache in front of the accounts service: user-cache.ts). */
+  accounts: Pick<UserCache, 'peekUser'>;
+  clients: ClientMetadataSource;
+  adapterFactory: (modelName: string) => Adapter;
+  jwks: { keys: object[] };
+  cookieKeys: string[];
+  ephemeral: EphemeralStore;
+}
+
+/** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
+interface TesseraClient {
+  clientId: string;
+  scope?: string;
+  clientSecret?: string;
+  tessera_kind?: string;
+  tessera_default_resource?: string;
+  tessera_access_token_ttl?: number;
+}
+
+/**
+ * The raw secret of an HTTP Basic header, for the comparison below: RFC 6749 §2.3.1 says the
+ * client id and secret are form-urlencoded before Basic encoding, and oidc-provider decodes them;
+ * clients that send them raw are accepted too.
+ */
+const rawBasicSecret = new AsyncLocalStorage<string | undefined>();
+
+/** Re-encodes a Basic header whose parts are not valid form-encoding, so the raw value survives decoding. */
+function normaliseBasicHeader(credentials: BasicCredentials): string {
+  const parts = [credentials.id, credentials.secret].map((part) => (formDecode(part) === undefined ? encodeURIComponent(part) : part));
+  return `Basic ${Buffer.from(parts.join(':')).toString('base64')}`;
+}
+
+export interface TesseraProvider {
+  provider: Provider;
+  devicePolls: DevicePollPolicy;
+  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack, where nothing else is needed. */
+  directGrants: DirectGrant[];
+}
+
+export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
+  const { config, accounts, clients } = deps;
+  const catalog = Object.keys(config.scopes);
+  const secureCookies = new URL(config.issuer).protocol === 'https:';
+
+  const allowedApiScopes = (client: TesseraClient): string[] => {
+    const listed = client.scope ? client.scope.split(' ') : [];
+    return catalog.filter((scope) => listed.includes(scope));
+  };
+
+  // The resource indicators (RFC 8707) oidc-provider resolves, here to be shared with the
+  // client_credentials grant issued outside it (client-credentials-grant.ts).
+  const defaultResource = (client: object): string => (client as TesseraClient).tessera_default_resource ?? config.oauth.defaultResource;
+  const resourceServerInfo = (resource: string, client: object): ResourceServer => {
+    const server = config.oauth.resources[resource];
+    if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+    const tesseraClient = client as TesseraClient;
+    return {
+      scope: allowedApiScopes(tesseraClient).join(' '),
+      audience: resource,
+      accessTokenTTL: tesseraClient.tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      accessTokenFormat: server.format,
+      ...(server.format === 'jwt' ? { jwt: { sign: { alg: config.oauth.signingAlgorithm } } } : {}),
+    } as ResourceServer;
+  };
+
+  /** An account that may still sign in (not disabled), as oidc-provider wants one; it needs no request context. */
+  const findAccount = async (sub: string) => {
+    const user = await accounts.peekUser(sub);
+    if (!user || user.disabled) return undefined;
+    return {
+      accountId: user.id,
+      async claims() {
+        return { sub: user.id, preferred_username: user.username };
+      },
+    };
+  };
+
+  const clientAdapter: Adapter = {
+    async find(id: string) {
+      return clients.findOidcMetadata(id) as never;
+    },
+    async upsert() {
+      throw new Error('clients are managed with `tessera client`, not through oidc-provider');
+    },
+    async findByUid() {
+      return undefined;
+    },
+    async findByUserCode() {
+      return undefined;
+    },
+    async consume() {},
+    async destroy() {},
+    async revokeByGrantId() {},
+  };
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
+    clients: [],
+    jwks: deps.jwks as never,
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+    },
+    // Every scope is known to oidc-provider, so a client's `scope` metadata may list API scopes and
+    // a user flow asking for one its client may not have is invalid_scope.
+    scopes: [...PROTOCOL_SCOPES, ...catalog],
+    claims: { openid: ['sub', 'preferred_username'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
+    routes: OIDC_ROUTES,
+    responseTypes: ['code'],
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+
+    findAccount: (_ctx, sub) => findAccount(sub),
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A client may revoke its own tokens; a resource server may revoke any it is shown.
+        allowedPolicy: async (ctx, client, token) => {
+          const caller = client as unknown as TesseraClient;
+          return token.clientId === caller.clientId || caller.tessera_kind === 'resource_server';
+        },
+      },
+      // Enabled for the discovery document only: requests to the endpoint never reach
+      // oidc-provider; src/introspection/introspection-endpoint.ts answers them ahead of express.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
+      },
+      userinfo: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: userCodeInputSource as never,
+        userCodeConfirmSource: userCodeConfirmSource as never,
+        successSource: successSource as never,
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, client) => defaultResource(client),
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource, client) => resourceServerInfo(resource, client),
+      },
+    },
+    pkce: {
+      // Web apps must use PKCE (S256 is the only method oidc-provider 9 accepts).
+      required: (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'web',
+    },
+    // A JWT access token is not stored, so nothing could revoke it; naming its grant lets
+    // introspection answer it inactive once the grant is gone (refresh token revoked, reuse
+    // detected, user or client ended). The grant id is an opaque reference, not a credential.
+    extraTokenClaims: (_ctx, token) => {
+      const grantId = (token as { grantId?: string }).grantId;
+      const format = (token as { resourceServer?: { accessTokenFormat?: string } }).resourceServer?.accessTokenFormat;
+      return grantId && format === 'jwt' ? { [JWT_GRANT_CLAIM]: grantId } : undefined;
+    },
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? (client as unknown as TesseraClient).tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      ClientCredentials: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? (client as unknown as TesseraClient).tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
+      AuthorizationCode: 60,
+      DeviceCode: config.oauth.deviceCodeTtlSeconds,
+      RefreshToken: config.oauth.refreshTokenTtlSeconds,
+      Grant: config.oauth.refreshTokenTtlSeconds,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+    },
+    clientBasedCORS: () => false,
+    renderError: renderOAuthErrorPage as never,
+    enabledJWA: {
+      authorizationSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      // Every key type a client may register (config/schema.ts clientJwksSchema) can sign its
+      // private_key_jwt assertions, here as at the introspection endpoint. No HMAC: clients have
+      // no shared secret for it.
+      clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGORITHMS,
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.http.trustProxy !== false;
+
+  // Client secrets are stored as SHA-256 digests: digest what the client presents, then compare
+  // in constant time (no argon2 here: generated secrets carry 256 bits).
+  const clientPrototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean>; clientSecret?: string };
+  clientPrototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    if (!this.clientSecret) return false;
+    const raw = rawBasicSecret.getStore();
+    return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
+  };
+
+  // oidc-provider looks a client up on every request, then serialises and hashes its metadata to
+  // find the client object it built from it before. With a source that hands out the same object
+  // while the metadata is current, that object identifies the version: one WeakMap lookup instead.
+  const peek = clients.peekOidcMetadata?.bind(clients);
+  if (peek) {
+    const ClientModel = provider.Client as unknown as { find(id: unknown): Promise<object | undefined> };
+    const findClient = ClientModel.find.bind(ClientModel);
+    const built = new WeakMap<object, object>();
+    ClientModel.find = async (id) => {
+      const metadata = typeof id === 'string' && id.length > 0 ? await peek(id) : undefined;
+      if (!metadata) return findClient(id);
+      const known = built.get(metadata);
+      if (known) return known;
+      const client = await findClient(id);
+      if (client) built.set(metadata, client);
+      return client;
+    };
+  }
+
+  // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
+  // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
+  // shares (assertion-replay.ts).
+  (provider.ReplayDetection as unknown as { unique(iss: string, jti: string, exp: number): Promise<boolean> }).unique = (iss, jti, exp) =>
+    claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000));
+
+  const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
+
+  // One middleware around every oidc-provider request (each layer costs every request its turn):
+  // Basic credentials that need it are re-encoded; afterwards, two answers are amended.
+  provider.use(async (ctx, next) => {
+    const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
+    if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
+      ctx.req.headers.authorization = normaliseBasicHeader(basic);
+      await rawBasicSecret.run(basic.secret, next);
+    } else {
+      // Nothing to decode: what oidc-provider decodes is exactly what was sent.
+      await next();
+    }
+    if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
+    if (ctx.path === OIDC_ROUTES.device_authorization) {
+      // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
+      const body = ctx.body as Record<string, unknown>;
+      body.interval = config.oauth.devicePollIntervalSeconds;
+      await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+    } else if (ctx.path === '/.well-known/openid-configuration') {
+      // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource
+      // servers authenticated by secret or private_key_jwt (RFC 8414 would assume
+      // client_secret_basic alone), in JSON only (no RFC 9701 JWT answers).
+      const body = ctx.body as Record<string, unknown>;
+      body.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+      delete body.introspection_signing_alg_values_supported;
+    }
+  });
+
+  provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
+    deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
+  });
+
+  const directGrants = [
+    createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
+    // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
+    createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+  ];
+  return { provider, devicePolls, directGrants };
+}

@@ -1,0 +1,57 @@
+import { Router } from 'express';
+import type { Database } from '../store/sql/database.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+import { methodNotAllowed } from '../http/error-handler.ts';
+
+export interface HealthDependencies {
+  database: Pick<Database, 'ping' | 'kind'>;
+  ephemeral: Pick<EphemeralStore, 'ping' | 'kind'>;
+  /** How long a dependency may take to answer before it counts as down. */
+  checkTimeoutMs?: number;
+}
+
+type Check = { status: 'up'; kind: string } | { status: 'down'; kind: string; message: string };
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const LABELS: Record<string, string> = { postgres: 'PostgreSQL', pglite: 'the embedded database', redis: 'Redis', memory: 'the in-process store' };
+
+/** GET /healthz: the process is alive. GET /readyz: its stores answer (503 naming the one that does not). */
+export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500 }: HealthDependencies): Router {
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    res.set('Cache-Control', 'no-store').json({ status: 'ok' });
+  });
+  router.all('/healthz', methodNotAllowed(['GET']));
+
+  router.get('/readyz', async (req, res) => {
+    const check = async (store: { ping(): Promise<void>; kind: string }): Promise<Check> => {
+      try {
+        await withTimeout(store.ping(), checkTimeoutMs);
+        return { status: 'up', kind: store.kind };
+      } catch (error) {
+        req.log.warn({ store: store.kind, reason: (error as Error).message }, 'readiness check failed');
+        return { status: 'down', kind: store.kind, message: `${LABELS[store.kind] ?? store.kind} is unreachable` };
+      }
+    };
+    const [db, eph] = await Promise.all([check(database), check(ephemeral)]);
+    const checks = { database: db, ephemeral: eph };
+    const down = [db, eph].filter((c): c is Extract<Check, { status: 'down' }> => c.status === 'down');
+    res.set('Cache-Control', 'no-store');
+    if (down.length === 0) {
+      res.json({ status: 'ready', checks });
+      return;
+    }
+    res.status(503).json({ message: `Not ready: ${down.map((c) => c.message).join('; ')}.`, status: 503, checks });
+  });
+  router.all('/readyz', methodNotAllowed(['GET']));
+
+  return router;
+}

@@ -1,0 +1,200 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import express, { Router, type Request, type Response } from 'express';
+import { errors, type default as Provider } from 'oidc-provider';
+import type { AccountService } from '../../accounts/account-service.ts';
+import type { User } from '../../accounts/user.ts';
+import type { Config } from '../../config/schema.ts';
+import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
+import type { LoginLimiter } from '../../sessions/login-limiter.ts';
+import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+
+// The sign-in and consent page of the issuer (reached from the device flow, and from the
+// authorization endpoint for web apps): it asks for username and password when there is no login
+// session, shows the client and each requested scope with its description, and approves or denies.
+
+interface Dependencies {
+  provider: Provider;
+  accounts: AccountService;
+  config: Config;
+  limiter: LoginLimiter;
+  csrfKey: string;
+}
+
+interface InteractionView {
+  uid: string;
+  clientName: string;
+  requested: string[];
+  user: User | null;
+  error?: string;
+  username?: string;
+}
+
+const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
+  openid: 'Know who you are (your account id and username).',
+  offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
+};
+
+export function createInteractionRoutes({ provider, accounts, config, limiter, csrfKey }: Dependencies): Router {
+  const router = Router();
+  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
+  const csrfValid = (uid: string, presented: unknown) => {
+    const expected = Buffer.from(csrfFor(uid));
+    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  };
+  const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
+
+  function render(res: Response, view: InteractionView, status = 200) {
+    const grantable = new Set(view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested);
+    const scopeList = view.requested.map((scope) =>
+      grantable.has(scope)
+        ? html`<li><code>${scope}</code><br><span class="muted">${describe(scope)}</span></li>`
+        : html`<li class="withheld"><code>${scope}</code><br><span class="muted">${describe(scope)} Not granted: your account may not have it.</span></li>`,
+    );
+    const login: SafeHtml = view.user
+      ? html`<p class="muted">Signed in as <strong>${view.user.username}</strong>.</p>`
+      : html`<label for="username">Username or e-mail</label>
+<input id="username" name="username" type="text" autocomplete="username" required autofocus value="${view.username ?? ''}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>`;
+    res
+      .status(status)
+      .set('Content-Security-Policy', PAGE_CSP)
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(
+        layout(
+          'Authorize access',
+          html`<h1>Authorize ${view.clientName}</h1>
+${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
+<p><strong>${view.clientName}</strong> asks for access to your account:</p>
+<ul class="scopes">${scopeList}</ul>
+<form method="post" action="/interaction/${view.uid}">
+<input type="hidden" name="csrf" value="${csrfFor(view.uid)}">
+${login}
+<div class="actions">
+  <button type="submit" name="decision" value="approve">Approve</button>
+  <button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
+</div>
+</form>`,
+        ),
+      );
+  }
+
+  async function load(req: Request, res: Response) {
+    const details = await provider.interactionDetails(req, res);
+    // The interaction comes from the browser's cookie; a URL naming another one is stale.
+    if (req.params.uid !== details.uid) throw new errors.SessionNotFound('interaction not found');
+    const clientId = String(details.params.client_id);
+    const client = await provider.Client.find(clientId);
+    const requested = String(details.params.scope ?? '').split(' ').filter(Boolean);
+    const accountId = details.session?.accountId;
+    const user = accountId ? await accounts.findUserById(accountId) : null;
+    return { details, client, clientName: client?.clientName ?? clientId, requested, user: user && !user.disabled ? user : null };
+  }
+
+  /** An expired or unknown interaction (or one from another browser) ends in a page, not a 500. */
+  function failed(res: Response, next: (error: unknown) => void, error: unknown) {
+    if (!(error instanceof errors.OIDCProviderError)) {
+      next(error);
+      return;
+    }
+    res
+      .status(error.statusCode ?? 400)
+      .set('Content-Security-Policy', PAGE_CSP)
+      .set('Cache-Control', 'no-store')
+      .type('html')
+      .send(
+        layout(
+          'Sign-in expired',
+          html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
+        ),
+      );
+  }
+
+  router.get('/interaction/:uid', async (req, res, next) => {
+    try {
+      const { details, clientName, requested, user } = await load(req, res);
+      render(res, { uid: details.uid, clientName, requested, user });
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
+  router.post('/interaction/:uid', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
+    try {
+      const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
+      const body = req.body as Record<string, string | undefined>;
+      if (!csrfValid(details.uid, body.csrf)) {
+        render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
+        return;
+      }
+      if (body.decision !== 'approve') {
+        await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied the request.' }, { mergeWithLastSubmission: false });
+        return;
+      }
+
+      let user = sessionUser;
+      if (!user) {
+        const username = body.username ?? '';
+        const ip = req.ip ?? 'unknown';
+        const wait = await limiter.retryAfter(username, ip);
+        if (wait > 0) {
+          res.set('Retry-After', String(wait));
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.` }, 429);
+          return;
+        }
+        let result;
+        try {
+          result = await accounts.authenticate(username, body.password ?? '');
+        } catch (error) {
+          if (!(error instanceof HashingBusyError)) throw error;
+          res.set('Retry-After', '1');
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'The service is busy. Try again in a moment.' }, 503);
+          return;
+        }
+        if (!result.ok) {
+          await limiter.failed(username, ip);
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Wrong username or password.' }, 401);
+          return;
+        }
+        await limiter.succeeded(username);
+        user = result.user;
+      }
+
+      // Grant what was asked, narrowed to what the user and the client may have.
+      const clientScopes = new Set(String(client?.scope ?? '').split(' '));
+      const apiScopes = requested.filter((scope) => scope in config.scopes && user.allowedScopes.includes(scope) && clientScopes.has(scope));
+      const protocolScopes = requested.filter((scope) => scope === 'openid' || scope === 'offline_access');
+      if (apiScopes.length === 0) {
+        await provider.interactionFinished(
+          req,
+          res,
+          { error: 'access_denied', error_description: 'None of the requested scopes may be granted to this account.' },
+          { mergeWithLastSubmission: false },
+        );
+        return;
+      }
+      const grant = details.grantId
+        ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId: user.id, clientId: String(details.params.client_id) }))
+        : new provider.Grant({ accountId: user.id, clientId: String(details.params.client_id) });
+      // oidc-provider knows every scope, so the consent covers them as its own scopes as well as
+      // the resource server's (from which the access token takes its scope).
+      grant.addOIDCScope([...protocolScopes, ...apiScopes].join(' '));
+      const resource = typeof details.params.resource === 'string' ? details.params.resource : ((client as unknown as { tessera_default_resource?: string })?.tessera_default_resource ?? config.oauth.defaultResource);
+      grant.addResourceScope(resource, apiScopes.join(' '));
+      // What was asked but may not be granted is recorded as refused, so the consent is complete.
+      const withheld = requested.filter((scope) => scope in config.scopes && !apiScopes.includes(scope));
+      if (withheld.length) {
+        grant.rejectOIDCScope(withheld.join(' '));
+        grant.rejectResourceScope(resource, withheld.join(' '));
+      }
+      const grantId = await grant.save();
+      await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
+  return router;
+}

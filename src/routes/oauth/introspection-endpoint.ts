@@ -1,0 +1,121 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonTextBatched, type RawHandler } from '../../http/raw-http.ts';
+import type { ActiveCredential, CredentialVerifier } from '../../introspection/credential-verifier.ts';
+import { CallerRefused, type IntrospectionCallers } from '../../introspection/introspection-callers.ts';
+
+export interface IntrospectionEndpointDependencies {
+  issuer: string;
+  logger: Logger;
+  callers: IntrospectionCallers;
+  /** With verifiedNow (the cache in front of it), answers in memory are given without waiting. */
+  verifier: CredentialVerifier & { verifiedNow?(value: string): ActiveCredential | null | undefined };
+  /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
+  trustsProxy: (address: string) => boolean;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit?: number;
+}
+
+/** The answer for an active credential (RFC 7662 §2.2); nothing internal leaves. */
+export function introspectionAnswer(active: ActiveCredential, issuer: string): Record<string, unknown> {
+  return {
+    active: true,
+    scope: active.scopes.join(' '),
+    ...(active.clientId ? { client_id: active.clientId } : {}),
+    ...(active.username ? { username: active.username } : {}),
+    sub: active.sub,
+    token_type: active.kind,
+    ...(active.exp !== null ? { exp: active.exp } : {}),
+    ...(active.iat !== null ? { iat: active.iat } : {}),
+    iss: issuer,
+    ...(active.aud ? { aud: active.aud } : {}),
+  };
+}
+
+const INACTIVE = JSON.stringify({ active: false });
+
+async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
+  if (!isFormRequest(req)) {
+    req.resume();
+    throw new RawHttpProblem(400, 'invalid_request', 'the request body must be application/x-www-form-urlencoded');
+  }
+  return new URLSearchParams((await readBody(req, limit)).toString('utf8'));
+}
+
+/** RFC 6749 §3.2: request parameters must not be repeated. */
+function assertNoRepeats(params: URLSearchParams) {
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    if (seen.has(name)) throw new RawHttpProblem(400, 'invalid_request', `'${name}' was sent more than once`);
+    seen.add(name);
+  }
+}
+
+/**
+ * RFC 7662 token introspection for every credential Tessera issues, served on node:http ahead of
+ * express: the hottest path of every resource server pays for no middleware it does not need
+ * (no helmet, no body-parser stack, no oidc-provider koa chain). What it does do:
+ *
+ * 1. POST with a form body (other methods 405), over https when the issuer is https;
+ * 2. authenticate the caller as a resource server (introspection-callers.ts), else 401;
+ * 3. answer from the (cached) credential verifier: an active answer, or exactly `{"active":false}`.
+ *    token_type_hint is only a hint: every kind is tried.
+ *
+ * Every answer is `Cache-Control: no-store`. Successful answers are logged at debug level only;
+ * refusals at info; failures at error, never with the token.
+ */
+export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependencies): RawHandler {
+  const { issuer, logger, callers, verifier } = deps;
+  const limit = deps.bodyLimit ?? 16 * 1024;
+  const httpsRequired = new URL(issuer).protocol === 'https:';
+  const securityHeaders = jsonSecurityHeaders(httpsRequired);
+  const debug = logger.isLevelEnabled('debug');
+  const answerHeaders = jsonHeaderList(httpsRequired);
+  // A cached credential is the same object on every hit: its answer is serialised once.
+  const answers = new WeakMap<ActiveCredential, string>();
+  const answerText = (active: ActiveCredential) => {
+    let text = answers.get(active);
+    if (text === undefined) {
+      text = JSON.stringify(introspectionAnswer(active, issuer));
+      answers.set(active, text);
+    }
+    return text;
+  };
+
+  function send(res: ServerResponse, requestId: string, status: number, body: unknown, extra: Record<string, string> = {}) {
+    sendJson(res, status, body, { ...securityHeaders, ...extra, 'X-Request-Id': requestId });
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    if (req.method !== 'POST') throw new RawHttpProblem(405, 'invalid_request', 'use POST');
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
+    const params = await readForm(req, limit);
+    assertNoRepeats(params);
+    // What memory can answer is answered without a promise (the common case: a resource server
+    // asking again about tokens it has seen); the rest waits for the stores.
+    const caller = callers.authenticateNow(req.headers.authorization, params) ?? (await callers.authenticate(req.headers.authorization, params));
+    const token = params.get('token');
+    if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
+    const inMemory = verifier.verifiedNow?.(token);
+    const active = inMemory !== undefined ? inMemory : await verifier.verify(token, { refreshTokens: true, ip: null });
+    sendJsonTextBatched(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
+    if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
+  }
+
+  return (req, res) => {
+    const requestId = requestIdOf(req);
+    handle(req, res, requestId).catch((error: unknown) => {
+      if (res.headersSent) return;
+      if (error instanceof CallerRefused) {
+        logger.info({ reqId: requestId, status: error.status, reason: error.message }, 'introspection caller refused');
+        send(res, requestId, error.status, { error: error.error, error_description: error.message }, error.basic ? { 'WWW-Authenticate': 'Basic realm="tessera"' } : {});
+      } else if (error instanceof RawHttpProblem) {
+        logger.info({ reqId: requestId, status: error.status, reason: error.message }, 'introspection request refused');
+        send(res, requestId, error.status, { error: error.error, error_description: error.message }, error.status === 405 ? { Allow: 'POST' } : {});
+      } else {
+        logger.error({ reqId: requestId, err: error }, 'introspection failed');
+        send(res, requestId, 503, { error: 'temporarily_unavailable', error_description: 'the token store is unavailable; try again' }, { 'Retry-After': '1' });
+      }
+    });
+  };
+}

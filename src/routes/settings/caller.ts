@@ -1,0 +1,101 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AccountService } from '../../accounts/account-service.ts';
+import type { User } from '../../accounts/user.ts';
+import type { Config } from '../../config/schema.ts';
+import { AppError } from '../../shared/errors.ts';
+import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
+import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
+import { presentedCredential } from '../../credentials/presented-credential.ts';
+
+/** Who is calling and with what. */
+export interface Caller {
+  user: User;
+  scopes: string[];
+  credential: 'session' | 'personal_access_token';
+  /** How it came: a session in a header or the browser cookie; a token as Bearer, query or API key. */
+  via: string;
+  token: string;
+  sessionId?: string;
+  tokenId?: string;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    caller?: Caller;
+  }
+}
+
+export interface CallerDependencies {
+  config: Config;
+  accounts: AccountService;
+  sessions: ApiSessionStore;
+  personalTokens: PersonalTokenService;
+  csrfKey: string;
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export function createCallerAuthenticator({ config, accounts, sessions, personalTokens, csrfKey }: CallerDependencies) {
+  const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`csrf:${sessionId}`).digest('base64url');
+
+  /** Resolves the request's credential, or null when there is none or it is not valid. */
+  async function identify(req: Request): Promise<Caller | null> {
+    const presented = presentedCredential(req, config);
+    if (!presented || presented.kind === 'unknown') return null;
+    if (presented.kind === 'session') {
+      const session = await sessions.authenticate(presented.token);
+      const user = session && (await accounts.findUserById(session.userId));
+      if (!session || !user || user.disabled) return null;
+      return { user, scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)), credential: 'session', via: presented.via, token: presented.token, sessionId: session.id };
+    }
+    const verified = await personalTokens.verify(presented.token, { ip: req.ip ?? null });
+    const user = verified && (await accounts.findUserById(verified.userId));
+    if (!verified || !user || user.disabled) return null;
+    // The API-key pair names the owner: a username or e-mail that is not the token's owner fails.
+    if (presented.via === 'api-key') {
+      const named = (presented.apiUser ?? '').toLowerCase();
+      if (named !== user.username.toLowerCase() && named !== (user.email ?? '').toLowerCase()) return null;
+    }
+    return { user, scopes: verified.scopes, credential: 'personal_access_token', via: presented.via, token: presented.token, tokenId: verified.tokenId };
+  }
+
+  function csrfValid(req: Request, sessionId: string): boolean {
+    const presented = req.get('x-csrf-token') ?? (req.body as Record<string, unknown> | undefined)?.csrf;
+    const expected = Buffer.from(csrfFor(sessionId));
+    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  }
+
+  /**
+   * For pages and the token-management API: a login session (browser cookie, or an API session
+   * token in a header). A cookie-authenticated change must carry the CSRF token. A personal access
+   * token can never manage tokens. Pages send people without a session to /login.
+   */
+  function requireLoginSession(mode: 'page' | 'api'): RequestHandler {
+    return async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const caller = await identify(req);
+        if (caller?.credential === 'personal_access_token') throw AppError.forbidden('A personal access token cannot list, create, rotate or revoke tokens: sign in.');
+        if (!caller) {
+          if (mode === 'page') {
+            res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+            return;
+          }
+          throw AppError.unauthorized('Sign in, or send an API session token in X-Session.', { 'WWW-Authenticate': 'Bearer realm="tessera"' });
+        }
+        if (caller.via === 'cookie' && UNSAFE.has(req.method) && !csrfValid(req, caller.sessionId!)) {
+          throw new AppError(403, 'csrf', 'The form has expired or did not come from Tessera. Reload the page and try again.');
+        }
+        req.caller = caller;
+        next();
+      } catch (error) {
+        next(error);
+      }
+    };
+  }
+
+  return { identify, requireLoginSession, csrfFor };
+}
+
+export type CallerAuthenticator = ReturnType<typeof createCallerAuthenticator>;

@@ -1,0 +1,153 @@
+import type { AuditEvent } from '../../audit/audit-log.ts';
+import type { PersonalToken } from '../../personal-tokens/personal-token-service.ts';
+import { html, layout, type SafeHtml } from '../../views/html.ts';
+
+const date = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">—</span>`);
+
+function nav(username: string, csrf: string, current: 'tokens' | 'security'): SafeHtml {
+  return html`<nav class="tabs" aria-label="Settings">
+  <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
+  <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
+  <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
+</nav>`;
+}
+
+export function loginPage(options: { csrf: string; next: string; error?: string; username?: string }): string {
+  return layout(
+    'Sign in',
+    html`<h1>Sign in</h1>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<form method="post" action="/login">
+  <input type="hidden" name="csrf" value="${options.csrf}">
+  <input type="hidden" name="next" value="${options.next}">
+  <label for="username">Username or e-mail</label>
+  <input id="username" name="username" type="text" autocomplete="username" required autofocus value="${options.username ?? ''}">
+  <label for="password">Password</label>
+  <input id="password" name="password" type="password" autocomplete="current-password" required>
+  <div class="actions"><button type="submit">Sign in</button></div>
+</form>`,
+  );
+}
+
+export interface TokensPageOptions {
+  username: string;
+  csrf: string;
+  tokens: PersonalToken[];
+  /** Scopes the user may give a token, with their descriptions. */
+  grantable: { name: string; description: string }[];
+  expiry: { choices: number[]; defaultDays: number; allowNoExpiry: boolean };
+  error?: string;
+  notice?: string;
+}
+
+export function tokensPage(o: TokensPageOptions): string {
+  const live = o.tokens.filter((t) => !t.revoked);
+  const rows = live.map(
+    (t) => html`<tr>
+  <td><strong>${t.name}</strong>${t.expired ? html` <span class="badge">expired</span>` : ''}</td>
+  <td data-label="Scopes">${t.scopes.map((s) => html`<code>${s}</code> `)}</td>
+  <td data-label="Created">${date(t.createdAt)}</td>
+  <td data-label="Expires">${t.expiresAt ? date(t.expiresAt) : html`never`}</td>
+  <td data-label="Last used">${date(t.lastUsedAt)}${t.lastUsedIp ? html`<br><span class="muted">${t.lastUsedIp}</span>` : ''}</td>
+  <td data-label="Token"><code>${t.hint}…</code></td>
+  <td><a class="button danger" href="/settings/tokens/${t.id}/revoke">Revoke</a></td>
+</tr>`,
+  );
+  return layout(
+    'Access tokens',
+    html`${nav(o.username, o.csrf, 'tokens')}
+<h1>Personal access tokens</h1>
+<p class="muted">Tokens let scripts use the API as you, with the scopes you choose. Send one as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
+${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
+<section aria-labelledby="existing">
+<h2 id="existing">Your tokens</h2>
+${live.length
+  ? html`<div class="table-wrap"><table class="stack">
+<thead><tr><th scope="col">Name</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Token</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+<tbody>${rows}</tbody></table></div>`
+  : html`<p class="muted">You have no tokens yet.</p>`}
+</section>
+<section aria-labelledby="new">
+<h2 id="new">New token</h2>
+<form method="post" action="/settings/tokens">
+  <input type="hidden" name="csrf" value="${o.csrf}">
+  <label for="name">Name</label>
+  <input id="name" name="name" type="text" maxlength="100" required placeholder="e.g. Laptop upload script">
+  <fieldset>
+    <legend>Scopes</legend>
+    ${o.grantable.map(
+      (s) => html`<div class="check"><input type="checkbox" id="scope-${s.name}" name="scopes" value="${s.name}"${s.name === 'read' ? html` checked` : ''}>
+    <label for="scope-${s.name}"><code>${s.name}</code> <span class="muted">${s.description}</span></label></div>`,
+    )}
+  </fieldset>
+  <label for="expires_in_days">Expires after</label>
+  <select id="expires_in_days" name="expires_in_days">
+    ${o.expiry.choices.map((d) => html`<option value="${d}"${d === o.expiry.defaultDays ? html` selected` : ''}>${d} days</option>`)}
+    ${o.expiry.allowNoExpiry ? html`<option value="never">No expiry</option>` : ''}
+  </select>
+  <div class="actions"><button type="submit">Create token</button></div>
+</form>
+</section>`,
+    { wide: true },
+  );
+}
+
+export function tokenCreatedPage(o: { username: string; csrf: string; token: string; record: PersonalToken }): string {
+  return layout(
+    'Token created',
+    html`${nav(o.username, o.csrf, 'tokens')}
+<h1>Token created</h1>
+<p class="notice" role="status">Copy your new token <strong>${o.record.name}</strong> now. <strong>It cannot be shown again.</strong></p>
+<label for="new-token">Your token (scopes: ${o.record.scopes.join(', ')})</label>
+<div class="copy-row"><input id="new-token" class="token-value" type="text" readonly value="${o.token}"><button type="button" class="secondary" data-copy="new-token">Copy</button></div>
+<p class="muted">Store it like a password. If you lose it, revoke it and create another.</p>
+<p><a href="/settings/tokens">Back to your tokens</a></p>
+<script src="/assets/copy.js"></script>`,
+    { wide: true },
+  );
+}
+
+export function revokePage(o: { username: string; csrf: string; token: PersonalToken }): string {
+  return layout(
+    'Revoke token',
+    html`${nav(o.username, o.csrf, 'tokens')}
+<h1>Revoke “${o.token.name}”?</h1>
+<p>Scripts using <code>${o.token.hint}…</code> will stop working at once. This cannot be undone.</p>
+<form method="post" action="/settings/tokens/${o.token.id}/revoke">
+  <input type="hidden" name="csrf" value="${o.csrf}">
+  <div class="actions"><button type="submit" class="danger">Revoke token</button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
+</form>`,
+  );
+}
+
+export function securityPage(o: { username: string; csrf: string; events: AuditEvent[] }): string {
+  return layout(
+    'Security log',
+    html`${nav(o.username, o.csrf, 'security')}
+<h1>Security log</h1>
+<p class="muted">Sign-ins, sessions and token changes on your account, newest first.</p>
+${o.events.length
+  ? html`<div class="table-wrap"><table class="stack">
+<thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">From</th><th scope="col">Details</th></tr></thead>
+<tbody>${o.events.map(
+      (e) => html`<tr><td>${date(e.occurredAt)}</td><td data-label="What"><code>${e.action}</code></td><td data-label="From">${e.ip ?? '—'}<br><span class="muted">${(e.userAgent ?? '').slice(0, 60)}</span></td><td class="muted">${Object.entries(e.details)
+        .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`)
+        .join('; ')}</td></tr>`,
+    )}</tbody></table></div>`
+  : html`<p class="muted">Nothing yet.</p>`}`,
+    { wide: true },
+  );
+}
+
+/** The copy button's script, served from Tessera (no inline script: the CSP forbids it). */
+export const COPY_SCRIPT = `document.addEventListener('click', function (event) {
+  var button = event.target.closest('[data-copy]');
+  if (!button) return;
+  var input = document.getElementById(button.getAttribute('data-copy'));
+  input.select();
+  var done = function () { button.textContent = 'Copied'; };
+  if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand('copy'); done(); });
+  else { document.execCommand('copy'); done(); }
+});
+`;

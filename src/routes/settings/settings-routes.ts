@@ -1,0 +1,210 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import type { AccountService } from '../../accounts/account-service.ts';
+import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
+import type { Config } from '../../config/schema.ts';
+import { AppError } from '../../shared/errors.ts';
+import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
+import type { LoginLimiter } from '../../sessions/login-limiter.ts';
+import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
+import { PAGE_CSP } from '../../views/html.ts';
+import type { CallerAuthenticator } from './caller.ts';
+import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
+import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
+
+export interface SettingsRouteDependencies {
+  config: Config;
+  accounts: AccountService;
+  sessions: ApiSessionStore;
+  personalTokens: PersonalTokenService;
+  audit: AuditLog;
+  limiter: LoginLimiter;
+  callers: CallerAuthenticator;
+}
+
+const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
+
+function sendPage(res: Response, status: number, page: string): void {
+  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(page);
+}
+
+/** Only a path on this site: never an open redirect. */
+function localPath(value: unknown): string {
+  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : '/settings/tokens';
+}
+
+function formList(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  return typeof value === 'string' && value ? [value] : [];
+}
+
+/** /login, /logout and the settings pages: personal access tokens and the security log. */
+export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
+  const { config, accounts, sessions, personalTokens, audit, limiter, callers } = deps;
+  const router = Router();
+  const secure = new URL(config.issuer).protocol === 'https:';
+  const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
+  const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+
+  router.get('/assets/copy.js', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=3600').type('application/javascript').send(COPY_SCRIPT);
+  });
+
+  router.get('/login', (req, res) => {
+    const csrf = randomBytes(24).toString('base64url');
+    res.cookie(LOGIN_CSRF_COOKIE, csrf, { ...cookieOptions, maxAge: 3600_000 });
+    sendPage(res, 200, loginPage({ csrf, next: localPath(req.query.next) }));
+  });
+
+  router.post('/login', async (req, res, next) => {
+    try {
+      const body = req.body as Record<string, unknown>;
+      const username = typeof body.username === 'string' ? body.username : '';
+      const next_ = localPath(body.next);
+      const fresh = randomBytes(24).toString('base64url');
+      const again = (status: number, error: string) => {
+        res.cookie(LOGIN_CSRF_COOKIE, fresh, { ...cookieOptions, maxAge: 3600_000 });
+        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username }));
+      };
+      // Login CSRF: the form's token must match the cookie set with the form (double submit).
+      const cookieToken = /(?:^|;\s*)tessera_login_csrf=([^;]+)/.exec(req.headers.cookie ?? '')?.[1] ?? '';
+      const formToken = typeof body.csrf === 'string' ? body.csrf : '';
+      if (!cookieToken || cookieToken.length !== formToken.length || !timingSafeEqual(Buffer.from(cookieToken), Buffer.from(formToken))) {
+        again(403, 'The form expired. Please sign in again.');
+        return;
+      }
+      const ip = req.ip ?? 'unknown';
+      const wait = await limiter.retryAfter(username, ip);
+      if (wait > 0) {
+        res.set('Retry-After', String(wait));
+        again(429, `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.`);
+        return;
+      }
+      let result;
+      try {
+        result = await accounts.authenticate(username, typeof body.password === 'string' ? body.password : '');
+      } catch (error) {
+        if (!(error instanceof HashingBusyError)) throw error;
+        res.set('Retry-After', '1');
+        again(503, 'The service is busy. Try again in a moment.');
+        return;
+      }
+      if (!result.ok) {
+        await limiter.failed(username, ip);
+        again(401, 'Wrong username or password.');
+        return;
+      }
+      await limiter.succeeded(username);
+      // A new session (and cookie) at every login: a session id planted before login is worthless.
+      const previous = /(?:^|;\s*)tessera_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+      if (previous) await sessions.endByToken(decodeURIComponent(previous));
+      const { token, session } = await sessions.create({ userId: result.user.id, scopes: result.user.allowedScopes, ip, userAgent: req.get('user-agent') ?? null });
+      await audit.record({ actor: `user:${result.user.id}`, action: 'session.created', subject: `user:${result.user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { session: session.id, via: 'browser' } });
+      res.clearCookie(LOGIN_CSRF_COOKIE, cookieOptions);
+      res.cookie(SESSION_COOKIE, token, { ...cookieOptions, maxAge: config.sessions.absoluteTimeoutSeconds * 1000 });
+      res.redirect(303, next_);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  const page = callers.requireLoginSession('page');
+
+  // Signing out of the browser (the cookie session, with its CSRF token). API sessions sent in a
+  // header are ended by the API's own POST /logout.
+  router.post('/logout', async (req, res, next) => {
+    try {
+      const cookieSession = /(?:^|;\s*)tessera_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+      if (!cookieSession || req.get('x-session') || req.get('authorization')) {
+        next();
+        return;
+      }
+      await page(req, res, async (error?: unknown) => {
+        if (error) {
+          next(error);
+          return;
+        }
+        await sessions.endByToken(req.caller!.token);
+        await audit.record({ ...actor(req), action: 'session.ended', subject: `user:${req.caller!.user.id}`, details: { session: req.caller!.sessionId, via: 'browser' } });
+        res.clearCookie(SESSION_COOKIE, cookieOptions);
+        res.redirect(303, '/login');
+      });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/settings', (_req, res) => res.redirect(302, '/settings/tokens'));
+
+  const renderTokens = async (req: Request, res: Response, status = 200, extra: { error?: string; notice?: string } = {}) => {
+    const { user, sessionId } = req.caller!;
+    sendPage(
+      res,
+      status,
+      tokensPage({
+        username: user.username,
+        csrf: callers.csrfFor(sessionId!),
+        tokens: await personalTokens.list(user.id),
+        grantable: user.allowedScopes.filter((s) => s in config.scopes).map((name) => ({ name, description: config.scopes[name]! })),
+        expiry: personalTokens.expiry,
+        ...extra,
+      }),
+    );
+  };
+
+  router.get('/settings/tokens', page, async (req, res, next) => {
+    try {
+      await renderTokens(req, res);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/settings/tokens', page, async (req, res, next) => {
+    try {
+      const body = req.body as Record<string, unknown>;
+      const expires = body.expires_in_days === 'never' ? null : Number(body.expires_in_days);
+      try {
+        const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: formList(body.scopes), expiresInDays: expires }, actor(req));
+        sendPage(res, 201, tokenCreatedPage({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), token, record }));
+      } catch (error) {
+        if (!(error instanceof AppError) || error.status !== 400) throw error;
+        await renderTokens(req, res, 400, { error: [error.message, ...(error.errors ?? []).map((e) => `${e.field}: ${e.message}`)].join(' ') });
+      }
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/settings/tokens/:id/revoke', page, async (req, res, next) => {
+    try {
+      const token = (await personalTokens.list(req.caller!.user.id)).find((t) => t.id === req.params.id && !t.revoked);
+      if (!token) throw AppError.notFound('No such token of yours.');
+      sendPage(res, 200, revokePage({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), token }));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/settings/tokens/:id/revoke', page, async (req, res, next) => {
+    try {
+      const revoked = await personalTokens.revoke(req.caller!.user.id, String(req.params.id), actor(req));
+      await renderTokens(req, res, 200, { notice: `Revoked “${revoked.name}”.` });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/settings/security', page, async (req, res, next) => {
+    try {
+      const { user, sessionId } = req.caller!;
+      const events = await audit.listForUser(user.id, { limit: 100 });
+      sendPage(res, 200, securityPage({ username: user.username, csrf: callers.csrfFor(sessionId!), events }));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  return router;
+}

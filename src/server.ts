@@ -1,0 +1,231 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { JSONWebKeySet } from 'jose';
+import type { Logger } from 'pino';
+import { lowerHashingPriority } from './accounts/hashing/hashing-priority.ts';
+import { createUserCache } from './accounts/user-cache.ts';
+import { createClientMetadataCache } from './clients/client-metadata-cache.ts';
+import { resolveSecrets } from './config/secrets.ts';
+import type { Config } from './config/schema.ts';
+import { openCore, type OnlineCore } from './core.ts';
+import { createApp } from './http/app.ts';
+import { withFastRoutes } from './http/raw-http.ts';
+import { compileTrustProxy } from './http/trust-proxy.ts';
+import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
+import { createCredentialVerifier } from './introspection/credential-verifier.ts';
+import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
+import { findOidcToken } from './oauth/adapter/oidc-adapter.ts';
+import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
+import { createSigningKeyStore } from './oauth/signing-keys.ts';
+import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
+import { createHealthRoutes } from './routes/health-routes.ts';
+import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
+import { createTokenRequestCheck } from './routes/oauth/oauth-request-guard.ts';
+import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
+import { createTokenEndpoint } from './routes/oauth/token-endpoint.ts';
+import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
+import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
+import { createCallerAuthenticator } from './routes/settings/caller.ts';
+import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
+import { createLoginLimiter } from './sessions/login-limiter.ts';
+import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
+import { openEphemeralStore } from './store/open-stores.ts';
+
+export interface RunningTessera {
+  server: Server;
+  /** The URL it listens on (useful with port 0). */
+  url: string;
+  core: OnlineCore;
+  ephemeral: EphemeralStore;
+  /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
+  introspectionCache: { stats(): CredentialCacheStats };
+  /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
+  stop(): Promise<void>;
+}
+
+interface Closeable {
+  close(): Promise<void>;
+}
+
+/** Runs `build`; if it fails, closes what was opened before it, then rethrows. */
+async function closingOnFailure<T>(opened: readonly Closeable[], build: () => Promise<T>): Promise<T> {
+  try {
+    return await build();
+  } catch (error) {
+    await Promise.allSettled(opened.map((resource) => resource.close()));
+    throw error;
+  }
+}
+
+/** On an empty database, the first account; a generated password is printed once, to the console. */
+async function greetFirstAdmin(core: OnlineCore): Promise<void> {
+  const { config, logger } = core;
+  const admin = await core.accounts.ensureInitialAdmin(config.admin.username, config.admin.password);
+  if (admin?.generatedPassword) {
+    // Printed on purpose to the console rather than the log stream: it is a secret.
+    process.stderr.write(
+      `\n  Created the first account "${admin.user.username}" with the password:\n\n      ${admin.generatedPassword}\n\n` +
+        `  It is shown only now. Change it with: npx tessera user passwd ${admin.user.username}\n\n`,
+    );
+  } else if (admin) {
+    logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
+  }
+  const reniced = await lowerHashingPriority(config.passwords.hashing.niceness, logger);
+  if (reniced) logger.debug({ threads: reniced, niceness: config.passwords.hashing.niceness }, 'lowered the priority of the password-hashing threads');
+}
+
+/**
+ * The OAuth side: secrets and signing keys, the in-memory caches (subscribed to invalidations
+ * before they serve), the credential verifier, introspection callers and oidc-provider.
+ */
+async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock: (() => number) | undefined) {
+  const { config, logger, ephemeral, oidcAdapters } = core;
+  const clocked = clock ? { clock } : {};
+  const secrets = await resolveSecrets(config, logger);
+  const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
+  const { kid, created } = await signingKeys.ensureSigningKey();
+  if (created) logger.info({ kid }, 'generated the first signing key');
+
+  const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), clocked);
+  const users = createUserCache((id) => core.accounts.findUserById(id), clocked);
+  const verifier = createCachedCredentialVerifier(
+    createCredentialVerifier({
+      config,
+      accounts: users,
+      clients: { findOidcMetadata: (clientId) => clientMetadata.peekOidcMetadata(clientId) },
+      sessions: core.sessions,
+      personalTokens: core.personalTokens,
+      oidcModel: oidcAdapters,
+      findOidcToken: (value, models) => findOidcToken(ephemeral, value, models),
+      publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+      ...clocked,
+    }),
+    {
+      maxEntries: config.introspection.cacheMaxEntries,
+      activeTtlMs: config.introspection.cacheTtlSeconds * 1000,
+      inactiveTtlMs: config.introspection.inactiveCacheTtlSeconds * 1000,
+      ...clocked,
+    },
+  );
+  const introspectionCallers = createIntrospectionCallers({
+    issuer: config.issuer,
+    endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
+    tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
+    findClient: async (clientId) => (await clientMetadata.peekOidcMetadata(clientId)) as CallerMetadata | undefined,
+    findClientNow: (clientId) => clientMetadata.peekOidcMetadataNow(clientId) as CallerMetadata | null | undefined,
+    ephemeral,
+    ...clocked,
+  });
+  // Caches serve from memory only while they hear every invalidation.
+  for (const subscriber of [verifier, clientMetadata, users, core.grants]) {
+    subscriptions.push(await core.invalidations.subscribe(subscriber));
+    subscriber.channelState('up');
+  }
+  const { provider, devicePolls, directGrants } = createOidcProvider({
+    config,
+    logger,
+    accounts: users,
+    clients: clientMetadata,
+    adapterFactory: oidcAdapters,
+    jwks: await signingKeys.loadJwks(),
+    cookieKeys: secrets.cookieKeys,
+    ephemeral,
+  });
+  const refreshTokens = oidcAdapters('RefreshToken');
+  const tokenRequestCheck = createTokenRequestCheck({
+    devicePolls,
+    clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
+    refreshTokenUserScopes: async (value) => {
+      // The user's allowed scopes today (they may have shrunk since the grant).
+      const token = await refreshTokens.prefetch(value);
+      if (!token || typeof token.accountId !== 'string') return null;
+      const user = await users.peekUser(token.accountId);
+      if (!user) return null;
+      return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
+    },
+  });
+  return { csrfKey: secrets.cookieKeys[0]!, verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
+}
+
+type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
+
+/** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
+function buildServer(core: OnlineCore, oauth: OAuthParts): Server {
+  const { config, logger, ephemeral, sessions } = core;
+  const trustsProxy = compileTrustProxy(config.http.trustProxy);
+  const limiter = createLoginLimiter(ephemeral, config.loginLimits);
+  const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
+  const app = createApp({
+    config,
+    logger,
+    trustProxy: trustsProxy,
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter }),
+    apiRoutes: [
+      { router: createHealthRoutes({ database: core.database, ephemeral }) },
+      { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
+      { router: createSettingsRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter, callers }) },
+      { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
+      { router: createForwardAuthRoutes({ config, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login) }) },
+      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter, audit: core.audit }) },
+    ],
+  });
+  const isTrustedProxy = (address: string) => trustsProxy(address, 0);
+  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy });
+  const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck });
+  const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app));
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+async function listen(server: Server, config: Config): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+}
+
+/** Stops accepting, waits up to the grace period for requests in flight, then closes everything. */
+function drainer(server: Server, core: OnlineCore, subscriptions: Subscription[]): () => Promise<void> {
+  const { config, logger } = core;
+  let stopping: Promise<void> | undefined;
+  const drain = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), config.http.shutdownGraceMs);
+    });
+    if ((await Promise.race([closed, grace])) === 'timeout') {
+      logger.warn({ graceMs: config.http.shutdownGraceMs }, 'requests still in flight after the grace period; closing their connections');
+      server.closeAllConnections();
+      await closed;
+    }
+    clearTimeout(timer);
+    await Promise.allSettled(subscriptions.map((s) => s.close()));
+    await Promise.allSettled([core.ephemeral.close(), core.database.close()]);
+    logger.info('Tessera stopped');
+  };
+  return () => (stopping ??= drain());
+}
+
+/** Wires every real dependency, creates the first admin if needed, and listens. */
+export async function startTessera(config: Config, logger: Logger, options: { clock?: () => number } = {}): Promise<RunningTessera> {
+  const ephemeral = await openEphemeralStore(config, logger);
+  const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options }));
+  const subscriptions: Subscription[] = [];
+  const opened: Closeable[] = [{ close: async () => void (await Promise.allSettled(subscriptions.map((s) => s.close()))) }, ephemeral, core.database];
+  const oauth = await closingOnFailure(opened, async () => {
+    await greetFirstAdmin(core);
+    return buildOAuth(core, subscriptions, options.clock);
+  });
+  const server = buildServer(core, oauth);
+  const url = await closingOnFailure(opened, () => listen(server, config));
+  logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(server, core, subscriptions) };
+}
