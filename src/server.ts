@@ -30,6 +30,7 @@ import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
 import { createLoginLimiter } from './sessions/login-limiter.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
+import type { Awaitable } from './shared/awaitable.ts';
 
 export interface RunningTessera {
   server: Server;
@@ -111,8 +112,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     issuer: config.issuer,
     endpointUrl: new URL(OIDC_ROUTES.introspection, config.issuer).href,
     tokenEndpointUrl: new URL(OIDC_ROUTES.token, config.issuer).href,
-    findClient: async (clientId) => (await clientMetadata.peekOidcMetadata(clientId)) as CallerMetadata | undefined,
-    findClientNow: (clientId) => clientMetadata.peekOidcMetadataNow(clientId) as CallerMetadata | null | undefined,
+    findClient: (clientId) => clientMetadata.peekOidcMetadata(clientId) as Awaitable<CallerMetadata | undefined>,
     ephemeral,
     ...clocked,
   });

@@ -1,20 +1,21 @@
 import { invalidationTarget } from '../cache/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../cache/record-cache.ts';
+import type { Awaitable } from '../shared/awaitable.ts';
 import type { User, UserStanding } from './user.ts';
 
-export type UserCache = Omit<RecordCache<User>, 'get' | 'peek' | 'peekNow'> & {
+export type UserCache = Omit<RecordCache<User>, 'get' | 'peek'> & {
   /** The user (disabled ones too, as the accounts service answers), or null. */
   findUserById(id: string): Promise<User | null>;
   /**
-   * The cached record itself (deep-frozen; dates left as text): for the paths that only read a
-   * user's standing on every request, without the copy findUserById makes.
+   * The cached record itself (deep-frozen; dates left as text), at once when memory holds it: for
+   * the paths that read a user's standing on every request, without the copy findUserById makes.
    */
-  peekUser(id: string): Promise<UserStanding | null>;
+  peekUser(id: string): Awaitable<UserStanding | null>;
 };
 
 /**
  * Users by id in memory, for the paths that look a user up on every request (the token endpoint,
- * introspection). Any change to a user publishes their invalidation target (tessera.ts), which
+ * introspection). Any change to a user publishes their invalidation target (core.ts), which
  * drops them on every node at once.
  */
 export function createUserCache(findUserById: (id: string) => Promise<User | null>, options: { clock?: () => number } = {}): UserCache {

@@ -1,5 +1,6 @@
 import type { ConnectionState } from '../store/ephemeral/ephemeral-store.ts';
 import type { InvalidationSubscriber } from './invalidations.ts';
+import { isPromise, type Awaitable } from '../shared/awaitable.ts';
 
 export interface RecordCacheOptions<T> {
   /** Reads the record from its store (the database); undefined or null when there is none. */
@@ -22,22 +23,18 @@ export interface RecordCacheOptions<T> {
 export type RecordCache<T> = InvalidationSubscriber & {
   /** The record (a fresh copy each time: callers may keep or change it), or null. */
   get(key: string): Promise<T | null>;
-  /** The record for reading only (shared and frozen: no copy), or null. */
-  peek(key: string): Promise<Readonly<T> | null>;
-  /**
-   * peek's answer when it is in memory now, without waiting for anything; undefined when it would
-   * have to be loaded (then call peek). For hot paths that can answer at once.
-   */
-  peekNow(key: string): Readonly<T> | null | undefined;
+  /** The record for reading only (shared and frozen: no copy), or null; at once when memory holds it. */
+  peek(key: string): Awaitable<Readonly<T> | null>;
 };
 
-/**
- * Records from the database kept in memory for the hot paths, correct across nodes: whatever
- * changes a record publishes its invalidation target, which drops it on every node at once; a
- * load that was running when an invalidation arrived is not kept; while the invalidation channel
- * is down, every read goes to the store. Records are kept as JSON, so each caller gets its own
- * copy (Dates come back as strings: cache plain data only, or revive them in `load`'s caller).
- */
+interface Entry<T> {
+  /** The record as stored (each `get` parses its own copy), or null for "there is none". */
+  json: string | null;
+  /** The same, parsed once and deep-frozen, for `peek`. */
+  value: Readonly<T> | null;
+  until: number;
+}
+
 function deepFreeze<V>(value: V): V {
   if (value && typeof value === 'object') {
     for (const member of Object.values(value)) deepFreeze(member);
@@ -46,27 +43,39 @@ function deepFreeze<V>(value: V): V {
   return value;
 }
 
+/**
+ * Records from the database kept in memory for the hot paths, correct across nodes: whatever
+ * changes a record publishes its invalidation target, which drops it on every node at once; a
+ * load that was running when an invalidation arrived is not kept; while the invalidation channel
+ * is down, every read goes to the store. Records are kept as JSON, so each caller gets its own
+ * copy (Dates come back as strings: cache plain data only, or revive them in `load`'s caller).
+ * Why the hot paths read records this way: docs/architecture-notes/speed.md#record-caches.
+ */
 export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCache<T> {
   const clock = options.clock ?? Date.now;
   const ttlMs = options.ttlMs ?? 30_000;
   const missingTtlMs = Math.min(ttlMs, options.missingTtlMs ?? 5_000);
   const maxEntries = options.maxEntries ?? 10_000;
-  const entries = new Map<string, { json: string | null; value: Readonly<T> | null; until: number }>();
+  const entries = new Map<string, Entry<T>>();
   const keysByTarget = new Map<string, string>();
   let serving = false;
   let generation = 0;
 
   const copy = (json: string | null) => (json === null ? null : (JSON.parse(json) as T));
 
-  function cachedNow(key: string, now: number) {
+  const valueOf = (entry: Entry<T>) => entry.value;
+
+  function cachedNow(key: string, now: number): Entry<T> | undefined {
     const cached = serving ? entries.get(key) : undefined;
     return cached && cached.until > now ? cached : undefined;
   }
 
-  async function lookup(key: string): Promise<{ json: string | null; value: Readonly<T> | null }> {
+  function lookup(key: string): Awaitable<Entry<T>> {
     const now = clock();
-    const cached = cachedNow(key, now);
-    if (cached) return cached;
+    return cachedNow(key, now) ?? load(key, now);
+  }
+
+  async function load(key: string, now: number): Promise<Entry<T>> {
     const startedAt = generation;
     const loaded = await options.load(key);
     const expiresAt = loaded === undefined || loaded === null ? undefined : options.expiresAt?.(loaded);
@@ -84,7 +93,7 @@ export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCach
       entries.set(key, { json, value, until });
       keysByTarget.set(options.target(key), key);
     }
-    return { json, value };
+    return { json, value, until };
   }
 
   return {
@@ -92,12 +101,9 @@ export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCach
       return copy((await lookup(key)).json);
     },
 
-    async peek(key) {
-      return (await lookup(key)).value;
-    },
-
-    peekNow(key) {
-      return cachedNow(key, clock())?.value;
+    peek(key) {
+      const entry = lookup(key);
+      return isPromise(entry) ? entry.then(valueOf) : entry.value;
     },
 
     invalidate(targets) {

@@ -1,22 +1,22 @@
 import { invalidationTarget } from '../cache/invalidations.ts';
 import { createRecordCache, type RecordCache } from '../cache/record-cache.ts';
+import { thenNow, type Awaitable } from '../shared/awaitable.ts';
 import type { OidcClientMetadata } from './client-service.ts';
 
-export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get' | 'peek' | 'peekNow'> & {
+export type ClientMetadataCache = Omit<RecordCache<OidcClientMetadata>, 'get' | 'peek'> & {
   /** The client's oidc-provider metadata (a fresh copy each time), or undefined. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
-  /** The same, for reading only (shared, frozen): for the paths that only look. */
-  peekOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined>;
-  /** peekOidcMetadata's answer when it is in memory now; null for a client known not to exist, undefined when it would have to be loaded. */
-  peekOidcMetadataNow(clientId: string): Readonly<OidcClientMetadata> | null | undefined;
+  /** The same for reading only (shared, frozen), at once when memory holds it: for the paths that only look. */
+  peekOidcMetadata(clientId: string): Awaitable<Readonly<OidcClientMetadata> | undefined>;
 };
+
+const orUndefined = <T>(record: T | null) => record ?? undefined;
 
 /**
  * Client metadata in memory for the hot paths (token endpoint, introspection callers, the
- * credential verifier), instead of a database query per request. A client created, deleted or
- * re-keyed publishes its invalidation target, which drops it on every node at once. Each caller
- * gets an object of its own, which oidc-provider may keep or change. Declared clients never change
- * at run time.
+ * credential verifier) instead of a database query per request; a client created, deleted or
+ * re-keyed is dropped on every node at once by its invalidation target. Declared clients never
+ * change at run time.
  */
 export function createClientMetadataCache(find: (clientId: string) => Promise<OidcClientMetadata | undefined>, options: { clock?: () => number } = {}): ClientMetadataCache {
   const cache = createRecordCache<OidcClientMetadata>({ load: find, target: invalidationTarget.client, ...options });
@@ -26,11 +26,6 @@ export function createClientMetadataCache(find: (clientId: string) => Promise<Oi
     async findOidcMetadata(clientId) {
       return (await cache.get(clientId)) ?? undefined;
     },
-    async peekOidcMetadata(clientId) {
-      return (await cache.peek(clientId)) ?? undefined;
-    },
-    peekOidcMetadataNow(clientId) {
-      return cache.peekNow(clientId);
-    },
+    peekOidcMetadata: (clientId) => thenNow(cache.peek(clientId), orUndefined),
   };
 }

@@ -10,6 +10,7 @@ import type { PersonalTokenService } from '../personal-tokens/personal-token-ser
 import { oidcDigest } from '../oauth/adapter/oidc-adapter.ts';
 import { tokenFormat } from '../credentials/token-format.ts';
 import { invalidationTarget as target } from '../cache/invalidations.ts';
+import type { Awaitable } from '../shared/awaitable.ts';
 
 /** What an active credential grants, whatever its kind. */
 export interface ActiveCredential {
@@ -39,7 +40,7 @@ export interface VerifyOptions {
 export interface CredentialVerifierDependencies {
   config: Config;
   accounts: Pick<UserCache, 'peekUser'>;
-  clients: { findOidcMetadata(clientId: string): Promise<Readonly<OidcClientMetadata> | undefined> };
+  clients: { findOidcMetadata(clientId: string): Awaitable<Readonly<OidcClientMetadata> | undefined> };
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
   /** oidc-provider's stored artefacts, by model. */

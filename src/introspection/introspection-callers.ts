@@ -2,6 +2,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE } from '../clients/client-assertion.ts';
 import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../credentials/basic-auth.ts';
 import { sha256Base64url } from '../shared/sha256.ts';
+import { isPromise, thenNow, type Awaitable } from '../shared/awaitable.ts';
 import { secretMatches } from '../clients/client-secret.ts';
 import { claimClientAssertion } from '../oauth/adapter/assertion-replay.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -22,13 +23,8 @@ export interface IntrospectionCallerDependencies {
   /** The endpoint's own URL, one of the audiences a client assertion may name. */
   endpointUrl: string;
   tokenEndpointUrl: string;
-  /** The client's metadata: a cache in front of the database (client-metadata-cache.ts). */
-  findClient(clientId: string): Promise<CallerMetadata | undefined>;
-  /**
-   * The same when the cache holds it now: null for a client known not to exist, undefined when it
-   * would have to be loaded. Without it, authenticateNow decides nothing.
-   */
-  findClientNow?(clientId: string): CallerMetadata | null | undefined;
+  /** The client's metadata, at once when the cache in front of the database holds it (client-metadata-cache.ts). */
+  findClient(clientId: string): Awaitable<CallerMetadata | undefined>;
   /** Remembers client assertion ids until they expire (single use). */
   ephemeral: EphemeralStore;
   clock?: () => number;
@@ -56,16 +52,12 @@ const CHECKED_BASIC_MAX = 1_000;
 export interface IntrospectionCallers {
   /**
    * The resource server making the request, authenticated by client_secret_basic,
-   * client_secret_post or private_key_jwt; throws CallerRefused otherwise. Secrets are compared as
-   * SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on this path).
+   * client_secret_post or private_key_jwt; refused with CallerRefused otherwise. Secrets are
+   * compared as SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on
+   * this path). HTTP Basic alone, of a client the cache holds, is decided at once: the caller is
+   * returned, or CallerRefused thrown, without a promise.
    */
-  authenticate(authorization: string | undefined, params: URLSearchParams): Promise<CallerMetadata>;
-  /**
-   * authenticate's answer, or its refusal, when it needs nothing but memory: HTTP Basic credentials
-   * alone, of a client the cache holds now. undefined otherwise: then call authenticate. (Saves the
-   * hot path its promises; the checks are the same functions.)
-   */
-  authenticateNow(authorization: string | undefined, params: URLSearchParams): CallerMetadata | undefined;
+  authenticate(authorization: string | undefined, params: URLSearchParams): Awaitable<CallerMetadata>;
 }
 
 /** Authenticates the callers of the introspection endpoint. */
@@ -75,11 +67,9 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
 
   const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
   /**
-   * Basic credentials that authenticateNow accepted, by the SHA-256 of the whole Authorization
-   * header (never the header itself), with the client record they were checked against. A
-   * resource server sends the same header on every request: while the cache still holds that
-   * same record (a re-keyed, deleted or reloaded client is a new object, or none), the header
-   * needs no decoding and its secret no second digest. Refusals are never remembered.
+   * Basic credentials accepted from memory, by the SHA-256 of the whole Authorization header, with
+   * the client record they were checked against: valid while the cache still holds that very
+   * record (docs/architecture-notes/speed.md#checked-basic-credentials). Refusals are never kept.
    */
   const checkedBasic = new Map<string, CallerMetadata>();
 
@@ -101,8 +91,8 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     return client;
   }
 
-  async function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Promise<CallerMetadata> {
-    return withSecret(clientId ? await deps.findClient(clientId) : undefined, secret, alternative, basic);
+  function bySecret(clientId: string, secret: string, alternative: string | undefined, basic: boolean): Awaitable<CallerMetadata> {
+    return thenNow(clientId ? deps.findClient(clientId) : undefined, (client) => withSecret(client, secret, alternative, basic));
   }
 
   function resourceServerOnly(client: CallerMetadata, basic: boolean): CallerMetadata {
@@ -144,7 +134,8 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     return client;
   }
 
-  return {
+  /** Every method, checked in order and awaited: what byBasicAlone leaves to it. */
+  const awaited: { authenticate(authorization: string | undefined, params: URLSearchParams): Promise<CallerMetadata> } = {
     async authenticate(authorization, params) {
       const basic = parseBasicAuthorization(authorization);
       if (authorization && !basic) throw refused('unsupported Authorization scheme: use Basic, client_secret_post or private_key_jwt');
@@ -167,27 +158,39 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       }
       return resourceServerOnly(client, basic !== undefined);
     },
+  };
 
-    authenticateNow(authorization, params) {
-      if (!deps.findClientNow || !authorization) return undefined;
-      // HTTP Basic alone; any other method (or a second one) is authenticate's to decide.
-      if (params.has('client_assertion') || params.has('client_assertion_type') || params.has('client_secret')) return undefined;
-      const key = sha256Base64url(authorization);
-      const checked = checkedBasic.get(key);
-      if (checked) {
-        // The very record the secret was checked against, still the cached one: nothing changed.
-        if (deps.findClientNow(checked.client_id) !== checked) checkedBasic.delete(key);
-        else if (!params.has('client_id') || params.get('client_id') === checked.client_id) return checked;
-      }
-      const basic = parseBasicAuthorization(authorization);
-      if (!basic) return undefined;
-      const { id, secret, alternative } = fromBasic(basic, params);
-      const client = id ? deps.findClientNow(id) : null;
-      if (client === undefined) return undefined;
-      const caller = resourceServerOnly(withSecret(client, secret, alternative, true), true);
-      if (checkedBasic.size >= CHECKED_BASIC_MAX) checkedBasic.delete(checkedBasic.keys().next().value!);
-      checkedBasic.set(key, caller);
-      return caller;
-    },
+  /**
+   * HTTP Basic alone, decided at once when the client's record is in memory (the caller, or a
+   * refusal thrown), a promise when it must be loaded; undefined for any other method.
+   */
+  function byBasicAlone(authorization: string | undefined, params: URLSearchParams): Awaitable<CallerMetadata> | undefined {
+    if (!authorization || params.has('client_assertion') || params.has('client_assertion_type') || params.has('client_secret')) return undefined;
+    const key = sha256Base64url(authorization);
+    const checked = checkedBasic.get(key);
+    if (!checked || (params.has('client_id') && params.get('client_id') !== checked.client_id)) return byBasicSecret(key, authorization, params, undefined);
+    const current = deps.findClient(checked.client_id);
+    if (current === checked) return checked;
+    // A new record (or none, or one to load) for the same header, so for the same client id.
+    checkedBasic.delete(key);
+    return byBasicSecret(key, authorization, params, { found: current });
+  }
+
+  /** The secret of the Basic credentials checked; remembered when the record was in memory. */
+  function byBasicSecret(key: string, authorization: string, params: URLSearchParams, known: { found: Awaitable<CallerMetadata | undefined> } | undefined): Awaitable<CallerMetadata> | undefined {
+    const basic = parseBasicAuthorization(authorization);
+    if (!basic) return undefined;
+    const { id, secret, alternative } = fromBasic(basic, params);
+    const found = known ? known.found : id ? deps.findClient(id) : undefined;
+    const check = (client: CallerMetadata | undefined) => resourceServerOnly(withSecret(client, secret, alternative, true), true);
+    if (isPromise(found)) return found.then(check);
+    const caller = check(found);
+    if (checkedBasic.size >= CHECKED_BASIC_MAX) checkedBasic.delete(checkedBasic.keys().next().value!);
+    checkedBasic.set(key, caller);
+    return caller;
+  }
+
+  return {
+    authenticate: (authorization, params) => byBasicAlone(authorization, params) ?? awaited.authenticate(authorization, params),
   };
 }

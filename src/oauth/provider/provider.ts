@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { UserCache } from '../../accounts/user-cache.ts';
 import type { Config } from '../../config/schema.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import type { Awaitable } from '../../shared/awaitable.ts';
 import { formDecode, isFormEncoded, parseBasicAuthorization, type BasicCredentials } from '../../credentials/basic-auth.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from '../../clients/client-assertion.ts';
 import { claimClientAssertion } from '../adapter/assertion-replay.ts';
@@ -40,7 +41,7 @@ export interface ClientMetadataSource {
    * The same, shared and unchanging while it is current (a cache's entry): oidc-provider's client
    * object is then built once per version of the metadata rather than on every request.
    */
-  peekOidcMetadata?(clientId: string): Promise<Readonly<Record<string, unknown>> | undefined>;
+  peekOidcMetadata?(clientId: string): Awaitable<Readonly<Record<string, unknown>> | undefined>;
 }
 
 export interface ProviderDependencies {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonTextBatched, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier } from '../../introspection/credential-verifier.ts';
 import { CallerRefused, type IntrospectionCallers } from '../../introspection/introspection-callers.ts';
+import { isPromise } from '../../shared/awaitable.ts';
 
 export interface IntrospectionEndpointDependencies {
   issuer: string;
@@ -91,9 +92,9 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
     const params = await readForm(req, limit);
     assertNoRepeats(params);
-    // What memory can answer is answered without a promise (the common case: a resource server
-    // asking again about tokens it has seen); the rest waits for the stores.
-    const caller = callers.authenticateNow(req.headers.authorization, params) ?? (await callers.authenticate(req.headers.authorization, params));
+    // What memory answers comes at once, not as a promise: nothing to await.
+    let caller = callers.authenticate(req.headers.authorization, params);
+    if (isPromise(caller)) caller = await caller;
     const token = params.get('token');
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
     const inMemory = verifier.verifiedNow?.(token);

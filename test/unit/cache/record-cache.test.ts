@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createRecordCache } from '../../../src/cache/record-cache.ts';
+import { isPromise } from '../../../src/shared/awaitable.ts';
 import { createGate } from '../../support/gate.ts';
 
 // The cache of database records (clients, users) on the hot paths. The store underneath is a table
@@ -91,24 +92,29 @@ describe('the record cache', () => {
     expect(t.loads()).toBe(4);
   });
 
-  it('answers peekNow from memory only: nothing before a load, the record or "none" after, nothing once invalidated, expired or while the channel is down', async () => {
+  it('answers peek at once from memory only, else with a promise: a load before, the record or "none" after, a load once invalidated, expired or while the channel is down', async () => {
     const t = setup();
     t.table.set('a', { name: 'first' });
-    expect(t.cache.peekNow('a')).toBeUndefined();
-    await t.cache.peek('a');
-    expect(t.cache.peekNow('a')).toEqual({ name: 'first' });
-    expect(Object.isFrozen(t.cache.peekNow('a'))).toBe(true);
+    const first = t.cache.peek('a');
+    expect(isPromise(first)).toBe(true);
+    await first;
+    expect(t.cache.peek('a')).toEqual({ name: 'first' });
+    expect(Object.isFrozen(t.cache.peek('a'))).toBe(true);
     await t.cache.peek('missing');
-    expect(t.cache.peekNow('missing')).toBeNull();
+    expect(t.cache.peek('missing')).toBeNull();
     t.cache.invalidate(['thing:a']);
-    expect(t.cache.peekNow('a')).toBeUndefined();
-    await t.cache.peek('a');
+    const invalidated = t.cache.peek('a');
+    expect(isPromise(invalidated)).toBe(true);
+    await invalidated;
     t.advance(30_001);
-    expect(t.cache.peekNow('a')).toBeUndefined();
-    await t.cache.peek('a');
+    const expired = t.cache.peek('a');
+    expect(isPromise(expired)).toBe(true);
+    await expired;
     t.cache.channelState('down');
-    expect(t.cache.peekNow('a')).toBeUndefined();
-    expect(t.loads()).toBe(4);
+    const bypassed = t.cache.peek('a');
+    expect(isPromise(bypassed)).toBe(true);
+    await bypassed;
+    expect(t.loads()).toBe(5); // the fifth: the read while the channel is down
   });
 
   it('never answers a record past its own expiry, nor keeps one that ends sooner than its TTL', async () => {
@@ -128,12 +134,16 @@ describe('the record cache', () => {
     });
     cache.channelState('up');
     expect(await cache.get('gone')).toBeNull();
-    expect(cache.peekNow('gone')).toBeUndefined(); // "none" is not kept at all (missingTtlMs 0)
+    const gone = cache.peek('gone'); // "none" is not kept at all (missingTtlMs 0): loaded again
+    expect(isPromise(gone)).toBe(true);
+    expect(await gone).toBeNull();
     expect(await cache.get('a')).toMatchObject({ name: 'short-lived' });
-    expect(cache.peekNow('a')).toMatchObject({ name: 'short-lived' });
+    expect(cache.peek('a')).toMatchObject({ name: 'short-lived' });
     now += 2_000;
-    expect(cache.peekNow('a')).toBeUndefined();
-    expect(await cache.get('a')).toBeNull(); // the store still had it: past its expiry, it is none
-    expect(loads).toBe(3);
+    const ended = cache.peek('a');
+    expect(isPromise(ended)).toBe(true);
+    expect(await ended).toBeNull(); // the store still had it: past its expiry, it is none
+    expect(await cache.get('a')).toBeNull();
+    expect(loads).toBe(5);
   });
 });
