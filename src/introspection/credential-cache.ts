@@ -1,10 +1,13 @@
 import { sha256Base64url } from '../shared/sha256.ts';
 import type { ConnectionState } from '../store/ephemeral/ephemeral-store.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from './credential-verifier.ts';
+import { thenNow, type Awaitable } from '../shared/awaitable.ts';
 import type { InvalidationSubscriber } from '../cache/invalidations.ts';
 
 /** Longer values are no credential Tessera issues: inactive without a lookup. */
 const MAX_VALUE_LENGTH = 4096;
+
+const withoutRefreshTokens = (active: ActiveCredential | null) => (active?.kind === 'refresh_token' ? null : active);
 
 export interface CredentialCacheOptions {
   /** Most answers kept; the oldest go first. */
@@ -32,12 +35,6 @@ export interface CredentialCacheStats {
 
 export type CachedCredentialVerifier = CredentialVerifier &
   InvalidationSubscriber & {
-    /**
-     * verify's answer (refresh tokens included, as introspection counts them) when it is in memory
-     * now, without waiting for anything; undefined when it would have to be verified (then call
-     * verify). Saves the hot path its promises.
-     */
-    verifiedNow(value: string): ActiveCredential | null | undefined;
     stats(): CredentialCacheStats;
     flush(): void;
   };
@@ -54,7 +51,8 @@ export type CachedCredentialVerifier = CredentialVerifier &
  * - while the invalidation channel is down nothing is served from memory, and the cache is
  *   flushed when it goes down and again when it comes back (messages in between are lost).
  *
- * Keys are SHA-256 digests of the presented values, so memory never indexes raw tokens.
+ * Keys are SHA-256 digests of the presented values, so memory never indexes raw tokens. An answer
+ * in memory is returned at once, not as a promise (docs/architecture-notes/speed.md).
  */
 export function createCachedCredentialVerifier(verifier: CredentialVerifier, options: CredentialCacheOptions): CachedCredentialVerifier {
   const clock = options.clock ?? Date.now;
@@ -116,7 +114,7 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
   }
 
   /** The answer with refresh tokens counted; callers that do not count them filter it. */
-  async function lookup(value: string, options: VerifyOptions): Promise<ActiveCredential | null> {
+  function lookup(value: string, options: VerifyOptions): Awaitable<ActiveCredential | null> {
     if (!serving) return verifier.verify(value, { ...options, refreshTokens: true });
     const digest = sha256Base64url(value);
     const entry = fresh(digest);
@@ -125,7 +123,7 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
     const pending = inFlight.get(digest);
     if (pending) return pending;
     const startedAt = generation;
-    const promise = verifier.verify(value, { ...options, refreshTokens: true }).then(
+    const promise = Promise.resolve(verifier.verify(value, { ...options, refreshTokens: true })).then(
       (active) => {
         if (inFlight.get(digest) === promise) inFlight.delete(digest);
         if (serving && generation === startedAt) store(digest, active, clock());
@@ -141,16 +139,11 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
   }
 
   return {
-    verifiedNow(value) {
-      if (!serving || !value || value.length > MAX_VALUE_LENGTH) return undefined;
-      return fresh(sha256Base64url(value))?.active;
-    },
-
-    async verify(value, verifyOptions = {}) {
+    verify(value, verifyOptions = {}) {
       if (!value || value.length > MAX_VALUE_LENGTH) return null;
-      const active = await lookup(value, verifyOptions);
-      if (active?.kind === 'refresh_token' && !verifyOptions.refreshTokens) return null;
-      return active;
+      const active = lookup(value, verifyOptions);
+      if (verifyOptions.refreshTokens) return active;
+      return thenNow(active, withoutRefreshTokens);
     },
 
     invalidate(targets) {

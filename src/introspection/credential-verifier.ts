@@ -61,7 +61,7 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * (verified against Tessera's own keys), and opaque OAuth tokens (looked up in the store).
  * Anything else — unknown, malformed, expired, revoked, a disabled user's — is null.
  */
-export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
+export function createCredentialVerifier(deps: CredentialVerifierDependencies): CredentialVerifier {
   const { config, accounts, clients } = deps;
   const clock = deps.clock ?? Date.now;
   const jwks = createLocalJWKSet(deps.publicJwks);
@@ -178,4 +178,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies) {
   };
 }
 
-export type CredentialVerifier = ReturnType<typeof createCredentialVerifier>;
+export interface CredentialVerifier {
+  /** The credential's answer, or null when it is not active; at once when memory holds it (credential-cache.ts). */
+  verify(value: string, options?: VerifyOptions): Awaitable<ActiveCredential | null>;
+}

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonTextBatched, type RawHandler } from '../../http/raw-http.ts';
-import type { ActiveCredential, CredentialVerifier } from '../../introspection/credential-verifier.ts';
+import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import { CallerRefused, type IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 
@@ -9,8 +9,8 @@ export interface IntrospectionEndpointDependencies {
   issuer: string;
   logger: Logger;
   callers: IntrospectionCallers;
-  /** With verifiedNow (the cache in front of it), answers in memory are given without waiting. */
-  verifier: CredentialVerifier & { verifiedNow?(value: string): ActiveCredential | null | undefined };
+  /** The (cached) credential verifier: an answer in memory comes at once, not as a promise. */
+  verifier: CredentialVerifier;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
   /** Largest request body accepted, in bytes. */
@@ -34,6 +34,8 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
 }
 
 const INACTIVE = JSON.stringify({ active: false });
+/** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
+const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
 
 async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
   if (!isFormRequest(req)) {
@@ -97,8 +99,8 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (isPromise(caller)) caller = await caller;
     const token = params.get('token');
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
-    const inMemory = verifier.verifiedNow?.(token);
-    const active = inMemory !== undefined ? inMemory : await verifier.verify(token, { refreshTokens: true, ip: null });
+    let active = verifier.verify(token, VERIFY_OPTIONS);
+    if (isPromise(active)) active = await active;
     sendJsonTextBatched(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createCachedCredentialVerifier } from '../../../src/introspection/credential-cache.ts';
 import type { ActiveCredential, CredentialVerifier } from '../../../src/introspection/credential-verifier.ts';
+import { isPromise } from '../../../src/shared/awaitable.ts';
 import { createGate } from '../../support/gate.ts';
 
 // The cache in front of the verifier. The verifier underneath is a table the test controls (the
@@ -137,29 +138,38 @@ describe('the credential cache', () => {
     expect(await t.cache.verify('rt', { refreshTokens: false })).toBeNull();
   });
 
-  it('answers verifiedNow from memory only, counted as a hit: nothing before a lookup, nothing once invalidated, expired or while the channel is down', async () => {
+  it('answers at once from memory only, counted as a hit, else with a promise: a lookup before, none once invalidated, expired or while the channel is down', async () => {
     const t = setup({ activeTtlMs: 1000 });
+    const counted = { refreshTokens: true };
     t.table.set('tok', credential());
     t.table.set('rt', credential({ kind: 'refresh_token' }));
-    expect(t.cache.verifiedNow('tok')).toBeUndefined();
-    const active = await t.cache.verify('tok');
-    expect(t.cache.verifiedNow('tok')).toBe(active);
+    const first = t.cache.verify('tok', counted);
+    expect(isPromise(first)).toBe(true);
+    const active = await first;
+    expect(t.cache.verify('tok', counted)).toBe(active);
     expect(t.cache.stats()).toMatchObject({ hits: 1, misses: 1 });
     await t.cache.verify('unknown');
-    expect(t.cache.verifiedNow('unknown')).toBeNull();
-    // Refresh tokens are answered as introspection counts them.
-    await t.cache.verify('rt', { refreshTokens: true });
-    expect(t.cache.verifiedNow('rt')).toMatchObject({ kind: 'refresh_token' });
-    expect(t.cache.verifiedNow('')).toBeUndefined();
-    expect(t.cache.verifiedNow('x'.repeat(4097))).toBeUndefined();
+    expect(t.cache.verify('unknown', counted)).toBeNull();
+    // Refresh tokens are answered as the caller counts them.
+    await t.cache.verify('rt', counted);
+    expect(t.cache.verify('rt', counted)).toMatchObject({ kind: 'refresh_token' });
+    expect(t.cache.verify('rt')).toBeNull();
+    // What no lookup could make active is answered at once, without one.
+    expect(t.cache.verify('', counted)).toBeNull();
+    expect(t.cache.verify('x'.repeat(4097), counted)).toBeNull();
+    expect(t.lookups()).toBe(3);
     t.cache.invalidate(['session:d1']);
-    expect(t.cache.verifiedNow('tok')).toBeUndefined();
-    await t.cache.verify('tok');
+    const invalidated = t.cache.verify('tok', counted);
+    expect(isPromise(invalidated)).toBe(true);
+    await invalidated;
     t.advance(1001);
-    expect(t.cache.verifiedNow('tok')).toBeUndefined();
-    await t.cache.verify('tok');
+    const expired = t.cache.verify('tok', counted);
+    expect(isPromise(expired)).toBe(true);
+    await expired;
     t.cache.channelState('down');
-    expect(t.cache.verifiedNow('tok')).toBeUndefined();
-    expect(t.lookups()).toBe(5);
+    const bypassed = t.cache.verify('tok', counted);
+    expect(isPromise(bypassed)).toBe(true);
+    await bypassed;
+    expect(t.lookups()).toBe(6); // the sixth: the lookup while the channel is down
   });
 });
