@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { createTurnQueue } from '../shared/turn-batches.ts';
 
 // The few things the hot endpoints (introspection, token) need from HTTP, on node:http itself:
 // express and its middleware cost more than the work those endpoints do (../shared/FINDINGS.md).
@@ -111,26 +112,31 @@ export function sendJsonText(res: ServerResponse, status: number, payload: strin
   res.end(payload);
 }
 
-/**
- * sendJsonText in the event loop's check phase (setImmediate) rather than now: the answers to all
- * the requests read in one turn of the loop are written back to back, after the reads. A load
- * generator or gateway on many keep-alive connections is then woken once for a batch of answers
- * and sends its next requests as a batch, where answering each request as soon as it is read
- * plays ping-pong with it: one request per loop turn, a wake-up on each side per request. For an
- * answer from memory, measured here (bench/, 32 connections, 2 cores): about 30% more
- * introspections per second, with lower p50 latency. The delay is the rest of the current turn.
- */
-export function sendJsonTextBatched(res: ServerResponse, status: number, payload: string, headers: readonly string[], requestId: string): void {
-  setImmediate(sendNowOrDrop, res, status, payload, headers, requestId);
+/** sendJsonText's arguments, kept until the end of the turn. */
+interface PendingAnswer {
+  res: ServerResponse;
+  status: number;
+  payload: string;
+  headers: readonly string[];
+  requestId: string;
 }
 
-/** Out of the handler's reach, a failure to write ends the connection rather than the process. */
-function sendNowOrDrop(res: ServerResponse, status: number, payload: string, headers: readonly string[], requestId: string): void {
-  try {
-    sendJsonText(res, status, payload, headers, requestId);
-  } catch {
-    res.destroy();
-  }
+/**
+ * A sendJsonText that writes at the end of the current turn of the event loop, together with the
+ * other answers of the turn, after its reads (docs/architecture-notes/speed.md#end-of-turn-batches).
+ * Out of the handler's reach, a failure to write ends that connection rather than the process.
+ */
+export function createEndOfTurnSender(): (res: ServerResponse, status: number, payload: string, headers: readonly string[], requestId: string) => void {
+  const atEndOfTurn = createTurnQueue<PendingAnswer>((answers) => {
+    for (const { res, status, payload, headers, requestId } of answers) {
+      try {
+        sendJsonText(res, status, payload, headers, requestId);
+      } catch {
+        res.destroy();
+      }
+    }
+  });
+  return (res, status, payload, headers, requestId) => atEndOfTurn({ res, status, payload, headers, requestId });
 }
 
 /** jsonSecurityHeaders with the JSON content type, as the flat list sendJsonText takes. */

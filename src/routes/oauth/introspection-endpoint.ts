@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonTextBatched, type RawHandler } from '../../http/raw-http.ts';
+import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import { CallerRefused, type IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import { isPromise } from '../../shared/awaitable.ts';
@@ -74,6 +74,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
   const debug = logger.isLevelEnabled('debug');
   const answerHeaders = jsonHeaderList(httpsRequired);
+  const sendAtEndOfTurn = createEndOfTurnSender();
   // A cached credential is the same object on every hit: its answer is serialised once.
   const answers = new WeakMap<ActiveCredential, string>();
   const answerText = (active: ActiveCredential) => {
@@ -101,7 +102,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
     let active = verifier.verify(token, VERIFY_OPTIONS);
     if (isPromise(active)) active = await active;
-    sendJsonTextBatched(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
+    sendAtEndOfTurn(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }
 

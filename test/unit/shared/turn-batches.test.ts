@@ -1,6 +1,23 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
-import { createTurnBatches } from '../../../src/shared/turn-batches.ts';
+import { createTurnBatches, createTurnQueue } from '../../../src/shared/turn-batches.ts';
+
+describe('turn queue', () => {
+  it('hands the items of one turn to flush together at its end, and an item added meanwhile to the next turn', async () => {
+    const flushed: number[][] = [];
+    const add = createTurnQueue<number>((items) => {
+      flushed.push(items);
+      if (items[0] === 1) add(3);
+    });
+    add(1);
+    add(2);
+    expect(flushed).toEqual([]);
+    await nextTurn();
+    expect(flushed).toEqual([[1, 2]]);
+    await nextTurn();
+    expect(flushed).toEqual([[1, 2], [3]]);
+  });
+});
 
 describe('turn batches', () => {
   it('hands the items of one turn to flush once per key, and a later turn gets a batch of its own', async () => {
