@@ -82,8 +82,8 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
     }
   };
 
-  // Many tokens end in one turn under load (a refresh consumes one): the targets published in one
-  // turn go out as one message (up to MAX_TARGETS_PER_MESSAGE each). Never rejects.
+  // The targets published in one turn go out as one message, up to MAX_TARGETS_PER_MESSAGE each
+  // (docs/architecture-notes/speed.md#end-of-turn-batches). Never rejects.
   const queueTarget = createTurnBatches<string>(async (_channel, targets) => {
     const chunk = [...new Set(targets)];
     try {

@@ -4,7 +4,8 @@ import type { TLSSocket } from 'node:tls';
 import { createTurnQueue } from '../shared/turn-batches.ts';
 
 // The few things the hot endpoints (introspection, token) need from HTTP, on node:http itself:
-// express and its middleware cost more than the work those endpoints do (../shared/FINDINGS.md).
+// express and its middleware cost more than the work those endpoints do
+// (docs/architecture-notes/speed.md#nodehttp-ahead-of-express).
 
 /** A handler on node:http itself, placed in front of express by withFastRoutes. */
 export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;

@@ -40,19 +40,13 @@ export type CachedCredentialVerifier = CredentialVerifier &
   };
 
 /**
- * An in-process cache in front of the credential verifier: the hot path of every resource server
- * (introspection, forward-auth) is answered from memory when it can be, and safely:
- *
- * - an answer never outlives the credential's exp, nor activeTtlMs;
- * - every active answer lists what it depends on (its token, grant, client, user); an
- *   invalidation naming any of them drops it at once, on every node (invalidations.ts);
- * - a lookup that was running when an invalidation arrived does not store its answer, which may
- *   predate the invalidation (a generation counter);
- * - while the invalidation channel is down nothing is served from memory, and the cache is
- *   flushed when it goes down and again when it comes back (messages in between are lost).
- *
- * Keys are SHA-256 digests of the presented values, so memory never indexes raw tokens. An answer
- * in memory is returned at once, not as a promise (docs/architecture-notes/speed.md).
+ * The credential verifier's answers in memory, for every resource server's hot path
+ * (introspection, forward-auth), and safely: never past the credential's exp nor activeTtlMs; an
+ * invalidation naming anything an answer depends on (its invalidatedBy) drops it on every node; a
+ * lookup that raced an invalidation is not stored (a generation counter); while the invalidation
+ * channel is down nothing is served, and the cache is flushed as it goes down and as it comes back.
+ * Keys are SHA-256 digests: memory never indexes raw tokens. An answer in memory comes at once, not
+ * as a promise (docs/architecture-notes/speed.md).
  */
 export function createCachedCredentialVerifier(verifier: CredentialVerifier, options: CredentialCacheOptions): CachedCredentialVerifier {
   const clock = options.clock ?? Date.now;

@@ -55,17 +55,12 @@ function assertNoRepeats(params: URLSearchParams) {
 }
 
 /**
- * RFC 7662 token introspection for every credential Tessera issues, served on node:http ahead of
- * express: the hottest path of every resource server pays for no middleware it does not need
- * (no helmet, no body-parser stack, no oidc-provider koa chain). What it does do:
- *
- * 1. POST with a form body (other methods 405), over https when the issuer is https;
- * 2. authenticate the caller as a resource server (introspection-callers.ts), else 401;
- * 3. answer from the (cached) credential verifier: an active answer, or exactly `{"active":false}`.
- *    token_type_hint is only a hint: every kind is tried.
- *
- * Every answer is `Cache-Control: no-store`. Successful answers are logged at debug level only;
- * refusals at info; failures at error, never with the token.
+ * RFC 7662 token introspection for every credential Tessera issues, on node:http ahead of express
+ * (docs/architecture-notes/speed.md): POST with a form body, over https when the issuer is; the
+ * caller authenticated as a resource server (introspection-callers.ts), else 401; then an active
+ * answer, or exactly `{"active":false}` (token_type_hint is only a hint: every kind is tried).
+ * Every answer is `Cache-Control: no-store`; successes are logged at debug, refusals at info,
+ * failures at error, never with the token.
  */
 export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependencies): RawHandler {
   const { issuer, logger, callers, verifier } = deps;
