@@ -3,14 +3,9 @@ import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 
 /**
- * Gives libuv's threadpool threads — where argon2 hashes passwords — a lower scheduling priority
- * (a higher nice value) than the event loop, so that a storm of logins cannot starve
- * introspection and the token endpoint: when both want a core, the event loop gets it, and the
- * hashing takes whatever is left (all of it when the rest is idle).
- *
- * Linux only, where a nice value is per thread (setpriority(2), "BUGS"): the threads are found in
- * /proc/self/task by their name, `libuv-worker`. Elsewhere nothing changes. Returns how many
- * threads were changed.
+ * Gives libuv's thread-pool threads, where argon2 hashes passwords, a higher nice value than the
+ * event loop, so that logins cannot starve the token endpoints (docs/architecture-notes/password-hashing.md).
+ * Linux only, where a nice value is per thread; elsewhere nothing changes. Returns how many threads changed.
  */
 export async function lowerHashingPriority(niceness: number, logger: Logger): Promise<number> {
   if (process.platform !== 'linux' || niceness <= 0) return 0;
