@@ -124,7 +124,7 @@ export const configSchema = z.object({
     maxExpiryDays: positiveInt.max(3650),
     /** Whether "no expiry" is offered. */
     allowNoExpiry: z.boolean(),
-    /** The API-key header pair (APTrust style): the user (username or e-mail) and the token. */
+    /** The API-key header pair: the user (username or e-mail) and the token. */
     apiUserHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
     apiKeyHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
   }),

@@ -28,7 +28,7 @@ export async function lowerHashingPriority(niceness: number, logger: Logger): Pr
 /** The nice value of one of this process's threads (for tests and diagnostics), or null. */
 export async function threadNiceness(task: string): Promise<number | null> {
   const statLine = await readFile(`/proc/self/task/${task}/stat`, 'utf8').catch(() => null);
-  // Field 19 of stat(5); the command name (field 2) may contain spaces, so count after its ')'.
+  // Field 19 (nice) of the stat file; the command name (field 2) may contain spaces, so count after its ')'.
   const fields = statLine?.slice(statLine.lastIndexOf(')') + 2).split(' ');
   return fields ? Number(fields[16]) : null;
 }
