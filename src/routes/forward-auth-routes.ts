@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
-import { methodNotAllowed } from '../http/error-handler.ts';
+import { methodNotAllowed } from '../http/refusals.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import { bearerToken } from '../credentials/bearer.ts';
 

@@ -6,7 +6,7 @@ import type { User } from '../accounts/user.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
-import { methodNotAllowed } from '../http/error-handler.ts';
+import { methodNotAllowed } from '../http/refusals.ts';
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { LoginLimiter } from '../sessions/login-limiter.ts';
