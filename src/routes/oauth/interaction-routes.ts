@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { errors, type default as Provider } from 'oidc-provider';
 import type { AccountService } from '../../accounts/account-service.ts';
@@ -7,6 +6,7 @@ import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { LoginLimiter } from '../../sessions/login-limiter.ts';
 import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { createCsrf } from '../../http/csrf.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -36,12 +36,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
 
 export function createInteractionRoutes({ provider, accounts, config, limiter, csrfKey }: Dependencies): Router {
   const router = Router();
-  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
-  const csrfValid = (uid: string, presented: unknown) => {
-    const expected = Buffer.from(csrfFor(uid));
-    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
-  };
+  const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
 
   function render(res: Response, view: InteractionView, status = 200) {
@@ -70,7 +65,7 @@ ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <p><strong>${view.clientName}</strong> asks for access to your account:</p>
 <ul class="scopes">${scopeList}</ul>
 <form method="post" action="/interaction/${view.uid}">
-<input type="hidden" name="csrf" value="${csrfFor(view.uid)}">
+<input type="hidden" name="csrf" value="${csrf.tokenFor('interaction', view.uid)}">
 ${login}
 <div class="actions">
   <button type="submit" name="decision" value="approve">Approve</button>
@@ -125,7 +120,7 @@ ${login}
     try {
       const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
       const body = req.body as Record<string, string | undefined>;
-      if (!csrfValid(details.uid, body.csrf)) {
+      if (!csrf.verify('interaction', details.uid, body.csrf)) {
         render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
         return;
       }

@@ -1,9 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AccountService } from '../../accounts/account-service.ts';
 import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
+import { createCsrf } from '../../http/csrf.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
 import { configuredSources, presentedCredential, type CredentialSource } from '../../credentials/presented-credential.ts';
@@ -38,7 +38,9 @@ export interface CallerDependencies {
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function createCallerAuthenticator({ config, accounts, sessions, personalTokens, csrfKey }: CallerDependencies) {
-  const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`csrf:${sessionId}`).digest('base64url');
+  const csrf = createCsrf(csrfKey);
+  /** The CSRF token of a browser session's forms and changes. */
+  const csrfFor = (sessionId: string) => csrf.tokenFor('csrf', sessionId);
 
   const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'url', cookie: true });
 
@@ -67,10 +69,7 @@ export function createCallerAuthenticator({ config, accounts, sessions, personal
   }
 
   function csrfValid(req: Request, sessionId: string): boolean {
-    const presented = req.get('x-csrf-token') ?? (req.body as Record<string, unknown> | undefined)?.csrf;
-    const expected = Buffer.from(csrfFor(sessionId));
-    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
+    return csrf.verify('csrf', sessionId, req.get('x-csrf-token') ?? (req.body as Record<string, unknown> | undefined)?.csrf);
   }
 
   /**
