@@ -5,7 +5,8 @@ import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { LoginLimiter } from '../../sessions/login-limiter.ts';
-import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { html, type SafeHtml } from '../../views/html.ts';
+import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
@@ -52,15 +53,9 @@ export function createInteractionRoutes({ provider, accounts, config, limiter, c
 <input id="username" name="username" type="text" autocomplete="username" required autofocus value="${view.username ?? ''}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>`;
-    res
-      .status(status)
-      .set('Content-Security-Policy', PAGE_CSP)
-      .set('Cache-Control', 'no-store')
-      .type('html')
-      .send(
-        layout(
-          'Authorize access',
-          html`<h1>Authorize ${view.clientName}</h1>
+    sendPage(res, status, {
+      title: 'Authorize access',
+      body: html`<h1>Authorize ${view.clientName}</h1>
 ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <p><strong>${view.clientName}</strong> asks for access to your account:</p>
 <ul class="scopes">${scopeList}</ul>
@@ -72,8 +67,7 @@ ${login}
   <button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
 </div>
 </form>`,
-        ),
-      );
+    });
   }
 
   async function load(req: Request, res: Response) {
@@ -94,17 +88,10 @@ ${login}
       next(error);
       return;
     }
-    res
-      .status(error.statusCode ?? 400)
-      .set('Content-Security-Policy', PAGE_CSP)
-      .set('Cache-Control', 'no-store')
-      .type('html')
-      .send(
-        layout(
-          'Sign-in expired',
-          html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
-        ),
-      );
+    sendPage(res, error.statusCode ?? 400, {
+      title: 'Sign-in expired',
+      body: html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
+    });
   }
 
   router.get('/interaction/:uid', async (req, res, next) => {

@@ -6,7 +6,8 @@ import { formDecode, parseBasicAuthorization } from '../../credentials/basic-aut
 import { FORM_BODY_LIMIT, readBody } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { html } from '../../views/html.ts';
+import { sendPage } from '../../http/pages.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 
@@ -20,10 +21,6 @@ export function replayBody(req: IncomingMessage, body: Buffer): void {
   // A body parser reads with `for await (… of req.iterator())`, which takes a plain iterable too.
   (req as unknown as { iterator: () => Iterable<Buffer> }).iterator = () => [body];
   req.headers['content-length'] = String(body.length);
-}
-
-function sendPage(res: Response, status: number, title: string, body: SafeHtml): void {
-  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(layout(title, body));
 }
 
 function isForm(req: Request): boolean {
@@ -186,7 +183,10 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     // The form's CSRF token is bound to the browser session oidc-provider set when it served the
     // form: without both, the post did not come from that form. (oidc-provider would answer a 500.)
     if (!session || !form.get('xsrf')) {
-      sendPage(res, 400, 'Form expired', html`<h1>This form has expired</h1><p class="error" role="alert">Open the verification page again and enter the code shown on your device.</p><p><a href="${OIDC_ROUTES.code_verification}">Enter a code</a></p>`);
+      sendPage(res, 400, {
+        title: 'Form expired',
+        body: html`<h1>This form has expired</h1><p class="error" role="alert">Open the verification page again and enter the code shown on your device.</p><p><a href="${OIDC_ROUTES.code_verification}">Enter a code</a></p>`,
+      });
       return false;
     }
     if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
@@ -198,7 +198,10 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     if (over.length === 0) return true;
     const retryAfter = Math.ceil(Math.max(...over.map((r) => r.ttlMs)) / 1000);
     res.set('Retry-After', String(retryAfter));
-    sendPage(res, 429, 'Too many attempts', html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`);
+    sendPage(res, 429, {
+      title: 'Too many attempts',
+      body: html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`,
+    });
     return false;
   });
 }

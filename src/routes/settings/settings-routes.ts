@@ -8,8 +8,8 @@ import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import type { LoginLimiter } from '../../sessions/login-limiter.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
-import { PAGE_CSP } from '../../views/html.ts';
 import { sameToken } from '../../http/csrf.ts';
+import { sendPage } from '../../http/pages.ts';
 import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
@@ -25,10 +25,6 @@ export interface SettingsRouteDependencies {
 }
 
 const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
-
-function sendPage(res: Response, status: number, page: string): void {
-  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(page);
-}
 
 /** Only a path on this site: never an open redirect. */
 function localPath(value: unknown): string {
