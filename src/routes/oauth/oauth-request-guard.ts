@@ -77,10 +77,7 @@ export function deviceAuthorizationGuard(config: Config): RequestHandler {
   });
 }
 
-/**
- * The token endpoint: slow_down and PKCE for device-code polls; for client credentials, `read`
- * when no scope is named, and offline_access and openid dropped (no refresh tokens, no users).
- */
+/** What the token endpoint's rules read. */
 export interface TokenGuardDependencies {
   devicePolls: DevicePollPolicy;
   /** The scopes a client may obtain. */
@@ -94,7 +91,8 @@ export interface TokenGuardDependencies {
 
 /**
  * The token endpoint's rules beyond oidc-provider's: device polls (slow_down, PKCE), refresh
- * narrowed to what the user may still have, client credentials narrowed to the client's scopes.
+ * narrowed to what the user may still have, client credentials narrowed to the client's scopes
+ * (`read` when none is named; never offline_access or openid: no refresh tokens, no users).
  * A refusal is thrown (an OAuthError); null lets the request go on to oidc-provider as it came,
  * 'amended' with `form` as the check changed it.
  */
