@@ -9,8 +9,9 @@ export interface FieldError {
 
 /**
  * Tessera's JSON error body: `{"message": …, "status": …}`, plus `errors` for validation failures.
- * A copy of `errorBody` in src/shared/errors.ts, since the verifier imports nothing of the server:
- * keep the two in step.
+ * This mirrors what Tessera's server renders (src/http/error-response.ts `errorAnswer`) without
+ * importing it: the verifier is a client library and must not pull the server's modules in. Keep
+ * the two in step.
  */
 export interface ErrorBody {
   message: string;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { CallerRefused, createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
+import { createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
+import { OAuthError } from '../../../src/shared/errors.ts';
 import { digestClientSecret } from '../../../src/clients/client-secret.ts';
 import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
 
@@ -34,8 +35,8 @@ function outcome(call: () => CallerMetadata | undefined): unknown {
     const client = call();
     return client === undefined ? 'undecided' : { client: client.client_id };
   } catch (error) {
-    if (!(error instanceof CallerRefused)) throw error;
-    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+    if (!(error instanceof OAuthError)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.headers?.['WWW-Authenticate'] !== undefined };
   }
 }
 
@@ -43,8 +44,8 @@ async function outcomeAsync(call: () => Promise<CallerMetadata>): Promise<unknow
   try {
     return { client: (await call()).client_id };
   } catch (error) {
-    if (!(error instanceof CallerRefused)) throw error;
-    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+    if (!(error instanceof OAuthError)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.headers?.['WWW-Authenticate'] !== undefined };
   }
 }
 
