@@ -86,7 +86,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
           ? multipartTextFields(req.body, req.get('content-type') ?? '')
           : ((req.body as Record<string, unknown> | undefined) ?? {});
         // The query string is accepted for scripts written for ArchivesSpace; it is discouraged
-        // (URLs end up in logs and histories) and the README says so.
+        // (URLs end up in logs and histories) and docs/http-api.md says so.
         const password = fields.password ?? req.query.password;
         if (typeof password !== 'string' || password === '') {
           throw AppError.validation([{ field: 'password', code: 'required', message: 'password is required (form field, JSON field or query parameter)' }]);
