@@ -20,6 +20,9 @@
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
+ *   BENCH_COMPARE_ROOT: also run another checkout's Tessera (e.g. main before a change) beside this
+ *     one, measured in the same rounds on introspection, client credentials and refresh; the report
+ *     gives both columns and their ratio;
  *   BENCH_TESSERA_ENV: more environment for Tessera ("TESSERA_HASH_CONCURRENCY=1 …");
  *   BENCH_LOAD [wrk if installed, else autocannon]: the load generator for fixed requests;
  *     Debian's wrk (C) takes less of the cores and starts in milliseconds; wrk runs whole seconds;
@@ -167,6 +170,9 @@ const stockSecret = randomBytes(24).toString('base64url');
 let bare: ServerProcess | undefined;
 let stock: ServerProcess | undefined;
 let tessera: { t: TesseraUnderTest; f: TesseraFixtures } | undefined;
+/** With BENCH_COMPARE_ROOT: the other checkout's Tessera, measured in the same rounds. */
+let compared: { t: TesseraUnderTest; f: TesseraFixtures; root: string } | undefined;
+const COMPARE_ROOT = process.env.BENCH_COMPARE_ROOT;
 try {
   if (want('bare')) {
     progress('bare node:http + one Redis GET: starting');
@@ -177,15 +183,18 @@ try {
     stock = await startReferenceServer('bench/servers/stock-oidc-provider.ts', { BENCH_SECRET: stockSecret });
   }
   if (tesseraSections.length) tessera = await startTesseraUnderTest();
+  if (COMPARE_ROOT && ['introspection', 'cc', 'refresh'].some(want)) {
+    compared = { ...(await startTesseraUnderTest(COMPARE_ROOT, 'compared')), root: resolve(COMPARE_ROOT) };
+    notes.push(`compared with the Tessera of ${compared.root}, measured in the same rounds ("compared" in the tables)`);
+  }
   await measureAll();
 } finally {
   for (const cleanup of [...cleanups]) await cleanup();
 }
 
-async function startTesseraUnderTest(): Promise<{ t: TesseraUnderTest; f: TesseraFixtures }> {
-  progress('Tessera: starting (node src/main.ts) on PostgreSQL and Redis');
-  const root = process.env.BENCH_TESSERA_ROOT;
-  if (root) notes.push(`Tessera ran from ${root}`);
+async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, label = 'Tessera'): Promise<{ t: TesseraUnderTest; f: TesseraFixtures }> {
+  progress(`${label}: starting (node src/main.ts${root ? ` of ${root}` : ''}) on PostgreSQL and Redis`);
+  if (root && label === 'Tessera') notes.push(`Tessera ran from ${root}`);
   const extraEnv = Object.fromEntries((process.env.BENCH_TESSERA_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   if (Object.keys(extraEnv).length) notes.push(`Tessera ran with ${Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const t = await startTessera({
@@ -197,10 +206,11 @@ async function startTesseraUnderTest(): Promise<{ t: TesseraUnderTest; f: Tesser
   });
   const cleanup = async () => {
     cleanups.delete(cleanup);
-    progress('Tessera: stopping; dropping its database and Redis keys');
+    progress(`${label}: stopping; dropping its database and Redis keys`);
     await t.stop();
   };
   cleanups.add(cleanup);
+  if (label !== 'Tessera') return { t, f: await prepareTessera(t, STORM_USERS) };
   const { argon2, hashing } = t.core.config.passwords;
   const hashingText = Object.entries(hashing)
     .map(([key, value]) => `${key} ${value ?? `${Math.max(1, report.machine.cores - 1)} (one fewer than the cores)`}`)
@@ -264,11 +274,21 @@ async function measureAll() {
       run: fixedLoad({ url: `${t!.url}${INTROSPECT}`, headers: { authorization: f!.resourceServer.authorization }, body: form({ token }), expect }),
     });
   }
+  const c = compared;
+  for (const [kind, , expect] of c ? kinds : []) {
+    introspectionContenders.push({
+      name: `compared ${kind}`,
+      server: 'compared',
+      watched: { serverPid: c!.t.server.pid, redisPid },
+      run: fixedLoad({ url: `${c!.t.url}${INTROSPECT}`, headers: { authorization: c!.f.resourceServer.authorization }, body: form({ token: c!.f.tokens[kind] }), expect }),
+    });
+  }
   if (introspectionContenders.length) {
     progress(`introspection, in ${timing.runs} rounds: ${introspectionContenders.map((c) => c.name).join(', ')}`);
     const figures = await inRounds(timing, introspectionContenders, warmed);
     for (const [name, measuredFigures] of figures) {
-      if (name === 'bare') report.introspection.bare = measuredFigures;
+      if (name.startsWith('compared ')) comparison(`introspection ${name.slice('compared '.length)}`, figures.get(name.slice('compared '.length))!, measuredFigures);
+      else if (name === 'bare') report.introspection.bare = measuredFigures;
       else if (name === 'stock') report.introspection.stock = measuredFigures;
       else (report.introspection.tessera ??= {})[name as 'opaque'] = measuredFigures;
       progress(`  ${name}: ${measuredFigures.rps} req/s, p50 ${measuredFigures.p50Ms} ms, p99 ${measuredFigures.p99Ms} ms${measuredFigures.failed ? `, ${measuredFigures.failed} failed` : ''}`);
@@ -285,11 +305,15 @@ async function measureAll() {
   if (t && f && want('cc')) {
     ccContenders.push({ name: 'tessera', server: 'tessera', watched: tesseraWatched, run: fixedLoad({ url: `${t.url}${TOKEN}`, headers: { authorization: f.service.authorization }, body: ccBody, expect: '"access_token"' }) });
   }
+  if (c && want('cc')) {
+    ccContenders.push({ name: 'compared', server: 'compared', watched: { serverPid: c.t.server.pid, redisPid }, run: fixedLoad({ url: `${c.t.url}${TOKEN}`, headers: { authorization: c.f.service.authorization }, body: ccBody, expect: '"access_token"' }) });
+  }
   if (ccContenders.length) {
     progress(`client_credentials, in ${timing.runs} rounds: ${ccContenders.map((c) => c.name).join(', ')}`);
     const figures = await inRounds(timing, ccContenders, warmed);
     report.tokenEndpoint.clientCredentialsStock = figures.get('stock');
     report.tokenEndpoint.clientCredentialsTessera = figures.get('tessera');
+    if (figures.has('compared')) comparison('client_credentials', figures.get('tessera')!, figures.get('compared')!);
     for (const [name, measuredFigures] of figures) progress(`  ${name}: ${measuredFigures.rps} req/s`);
     if (t && want('cc')) rssAfter(t, 'client_credentials');
   }
@@ -304,12 +328,17 @@ async function measureAll() {
     progress(`Tessera: ${REFRESH_CHAINS} device logins approved through the pages, for refresh tokens`);
     chains.push(refreshChains('tessera', tesseraWatched, t.url, f.deviceClientId, await mintRefreshTokens(t, f, REFRESH_CHAINS)));
   }
+  if (c && want('refresh')) {
+    progress(`compared Tessera: ${REFRESH_CHAINS} device logins approved through the pages, for refresh tokens`);
+    chains.push(refreshChains('compared', { serverPid: c.t.server.pid, redisPid }, c.t.url, c.f.deviceClientId, await mintRefreshTokens(c.t, c.f, REFRESH_CHAINS)));
+  }
   if (chains.length) {
     progress(`refresh_token, ${REFRESH_CHAINS} chains, in ${timing.runs} rounds: ${chains.map((c) => c.contender.name).join(', ')}`);
     const figures = await inRounds(timing, chains.map((c) => c.contender), warmed);
     for (const { contender, withChains } of chains) {
       const result = withChains(figures.get(contender.name)!);
       if (contender.name === 'stock') report.tokenEndpoint.refreshStock = result;
+      else if (contender.name === 'compared') comparison('refresh_token', figures.get('tessera')!, result);
       else report.tokenEndpoint.refreshTessera = result;
       progress(`  ${contender.name}: ${result.rps} req/s (${result.chainsAlive} of ${result.chains} chains alive)`);
     }
@@ -317,6 +346,11 @@ async function measureAll() {
   }
 
   if (t && f) await measureTessera(t, f);
+}
+
+/** One figure of this tree beside the compared tree's, measured in the same rounds. */
+function comparison(name: string, measuredHere: Measured, measuredThere: Measured) {
+  (report.comparison ??= { root: compared!.root, figures: [] }).figures.push({ name, tessera: measuredHere, compared: measuredThere });
 }
 
 async function measureTessera(t: TesseraUnderTest, f: TesseraFixtures) {

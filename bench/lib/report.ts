@@ -51,6 +51,8 @@ export interface BenchReport {
     };
   };
   targets: Target[];
+  /** With BENCH_COMPARE_ROOT: this tree's figures beside the other checkout's, from the same rounds. */
+  comparison?: { root: string; figures: { name: string; tessera: Measured; compared: Measured }[] };
 }
 
 export interface Target {
@@ -148,6 +150,13 @@ export function renderMarkdown(r: BenchReport): string {
   if (intro.bare) lines.push(`| bare node:http + one Redis GET | ${n(intro.bare.rps)} | ${ms(intro.bare.p50Ms)} | ${ms(intro.bare.p99Ms)} | 1.00× | | ${cpu(intro.bare)} |`);
   if (intro.stock) lines.push(`| stock oidc-provider, plain Redis adapter | ${n(intro.stock.rps)} | ${ms(intro.stock.p50Ms)} | ${ms(intro.stock.p99Ms)} | | 1.00× | ${cpu(intro.stock)} |`);
   lines.push('');
+
+  if (r.comparison) {
+    lines.push(`| this tree ÷ ${r.comparison.root} (same rounds) | this tree /s | p99 ms | compared /s | p99 ms | ratio |`);
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const f of r.comparison.figures) lines.push(`| ${f.name} | ${n(f.tessera.rps)} | ${ms(f.tessera.p99Ms)} | ${n(f.compared.rps)} | ${ms(f.compared.p99Ms)} | ${x(f.tessera.rps, f.compared.rps)} |`);
+    lines.push('');
+  }
 
   const te = r.tokenEndpoint;
   if (te.clientCredentialsTessera || te.refreshTessera || te.devicePolling || te.clientCredentialsStock) {

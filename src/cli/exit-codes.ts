@@ -1,4 +1,4 @@
-/** Exit codes, documented in the README. */
+/** The CLI's exit codes, documented in docs/cli.md. */
 export const EXIT = {
   ok: 0,
   failure: 1,

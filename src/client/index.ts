@@ -1,14 +1,8 @@
 /**
- * `tessera/client`: log in to a Tessera issuer and call APIs with its tokens.
- *
- * - DeviceGrantAuth: a person at a terminal, interactive, tokens in memory.
- * - SavedDeviceGrantAuth: the login `tessera login` saves (credentials file, one profile),
- *   refreshed automatically and shared safely between processes.
- * - ClientCredentialsAuth: a backend acting for itself with its client secret.
- *
- * Each has `getAccessToken()` and `fetch(url, init)`, which adds the Bearer token and, on a 401,
- * renews the token once and retries once; `authenticatedFetch(auth)` makes the same function.
- * Failures are TesseraClientError, whose `code` says what to do.
+ * `tessera/client`: log in to a Tessera issuer and call APIs with its tokens (docs/cli.md).
+ * DeviceGrantAuth (a person at a terminal), SavedDeviceGrantAuth (the login `tessera login`
+ * saves) and ClientCredentialsAuth (a backend) each have `getAccessToken()` and `fetch()`, which
+ * renews the token and retries once on a 401. Failures are TesseraClientError.
  */
 export { authenticatedFetch, TokenAuth, type AccessTokenSource, type FetchFunction } from './authenticated-fetch.ts';
 export { ClientCredentialsAuth, type ClientCredentialsAuthOptions } from './client-credentials-auth.ts';

@@ -1,5 +1,9 @@
-import { createHash, createPublicKey } from 'node:crypto';
+// The configuration's schema: what makes a value valid. Parsed once, at boot; the defaults are in
+// config/default.json and every key is documented in docs/configuration.md.
 import { z } from 'zod';
+import { clientJwksSchema } from './client-jwks.ts';
+
+export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
 
 /** A URL string whose scheme is one of `protocols`. */
 const urlWith = (protocols: string[]) =>
@@ -25,179 +29,6 @@ export const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const CLIENT_KINDS = ['device', 'service', 'resource_server', 'web'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
 
-/**
- * A public key a client registers for private_key_jwt (RFC 7523), as Tessera keeps it: only the
- * members below; anything else a tool adds (x5c, key_ops, ext, …) is left out.
- */
-export interface ClientPublicJwk {
-  kty: 'RSA' | 'EC' | 'OKP';
-  kid?: string;
-  use?: 'sig';
-  alg?: string;
-  /** RSA */
-  n?: string;
-  e?: string;
-  /** EC and OKP */
-  crv?: string;
-  x?: string;
-  /** EC */
-  y?: string;
-}
-
-/** The public keys of a client that authenticates with private_key_jwt. */
-export interface ClientJwks {
-  keys: ClientPublicJwk[];
-}
-
-export const CLIENT_JWKS_MAX_KEYS = 10;
-export const CLIENT_RSA_MIN_BITS = 2048;
-const CLIENT_RSA_MAX_BITS = 16384;
-
-/** The members that make a JWK private (RSA d p q dp dq qi oth, EC/OKP d, oct k). */
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
-/** The signing algorithms each key type allows in a JWK's optional `alg`. */
-const ALGS_BY_KEY_TYPE: Record<string, readonly string[]> = {
-  RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
-  'EC P-256': ['ES256'],
-  'EC P-384': ['ES384'],
-  'EC P-521': ['ES512'],
-  'OKP Ed25519': ['EdDSA', 'Ed25519'],
-};
-
-/** The members of the RFC 7638 thumbprint of each key type, in their canonical (sorted) order. */
-const THUMBPRINT_MEMBERS: Record<ClientPublicJwk['kty'], readonly (keyof ClientPublicJwk)[]> = {
-  RSA: ['e', 'kty', 'n'],
-  EC: ['crv', 'kty', 'x', 'y'],
-  OKP: ['crv', 'kty', 'x'],
-};
-
-const KEY_TYPES_HELP = `an RSA (${CLIENT_RSA_MIN_BITS} bits or more), EC (P-256, P-384, P-521) or OKP (Ed25519) public key`;
-
-/** The RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key: a stable name for it. */
-export function jwkThumbprint(jwk: ClientPublicJwk): string {
-  const canonical = `{${THUMBPRINT_MEMBERS[jwk.kty].map((member) => `${JSON.stringify(member)}:${JSON.stringify(jwk[member])}`).join(',')}}`;
-  return createHash('sha256').update(canonical).digest('base64url');
-}
-
-const isBase64url = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && /^[A-Za-z0-9_-]+$/.test(value);
-
-/**
- * Checks one JWK of a client's set: its problems (path inside the key, message), or the public
- * key Tessera keeps. A private key is refused outright, never stripped down to its public part:
- * whoever pasted it has exposed it and should know.
- */
-function checkClientJwk(value: unknown): { problems: { path: (string | number)[]; message: string }[]; key?: ClientPublicJwk } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problems: [{ path: [], message: 'must be a JWK (a JSON object)' }] };
-  const jwk = value as Record<string, unknown>;
-  if (jwk.kty === 'oct') {
-    return { problems: [{ path: ['kty'], message: `"oct" is a shared secret, not a public key: treat it as exposed, and give ${KEY_TYPES_HELP}` }] };
-  }
-  const privateMembers = PRIVATE_JWK_MEMBERS.filter((member) => Object.hasOwn(jwk, member));
-  if (privateMembers.length) {
-    return {
-      problems: [
-        {
-          path: [],
-          message:
-            `is a private key (it has ${privateMembers.map((m) => `"${m}"`).join(', ')}): register only the PUBLIC key. ` +
-            'Treat this private key as exposed and generate a new key pair.',
-        },
-      ],
-    };
-  }
-  const problems: { path: (string | number)[]; message: string }[] = [];
-  const problem = (path: string, message: string) => problems.push({ path: [path], message });
-  const { kty, crv } = jwk;
-  let keyType: string;
-  if (kty === 'RSA') {
-    keyType = 'RSA';
-    if (!isBase64url(jwk.n)) problem('n', 'must be the base64url modulus of the RSA key');
-    if (!isBase64url(jwk.e)) problem('e', 'must be the base64url exponent of the RSA key');
-  } else if (kty === 'EC') {
-    keyType = `EC ${String(crv)}`;
-    if (crv !== 'P-256' && crv !== 'P-384' && crv !== 'P-521') problem('crv', 'must be P-256, P-384 or P-521 for an EC key');
-    if (!isBase64url(jwk.x)) problem('x', 'must be the base64url x coordinate of the EC key');
-    if (!isBase64url(jwk.y)) problem('y', 'must be the base64url y coordinate of the EC key');
-  } else if (kty === 'OKP') {
-    keyType = `OKP ${String(crv)}`;
-    if (crv !== 'Ed25519') problem('crv', 'must be Ed25519 for an OKP key (signing keys only)');
-    if (!isBase64url(jwk.x)) problem('x', 'must be the base64url public key of the OKP key');
-  } else {
-    return { problems: [{ path: ['kty'], message: `${kty === undefined ? 'is missing' : `${JSON.stringify(kty)} is not accepted`}: give ${KEY_TYPES_HELP}` }] };
-  }
-  if (jwk.kid !== undefined && (typeof jwk.kid !== 'string' || jwk.kid.length < 1 || jwk.kid.length > 200)) problem('kid', 'must be a string of 1–200 characters');
-  if (jwk.use !== undefined && jwk.use !== 'sig') problem('use', `must be "sig" (the key verifies signed assertions), not ${JSON.stringify(jwk.use)}`);
-  if (jwk.alg !== undefined) {
-    const allowed = ALGS_BY_KEY_TYPE[keyType] ?? [];
-    if (typeof jwk.alg !== 'string' || !allowed.includes(jwk.alg)) problem('alg', `${JSON.stringify(jwk.alg)} does not fit ${keyType === 'RSA' ? 'an RSA' : `an ${keyType}`} key (allowed: ${allowed.join(', ') || 'none'})`);
-  }
-  if (problems.length) return { problems };
-
-  const key: ClientPublicJwk =
-    kty === 'RSA'
-      ? { kty, n: jwk.n as string, e: jwk.e as string }
-      : kty === 'EC'
-        ? { kty, crv: crv as string, x: jwk.x as string, y: jwk.y as string }
-        : { kty: 'OKP', crv: crv as string, x: jwk.x as string };
-  if (jwk.kid !== undefined) key.kid = jwk.kid as string;
-  if (jwk.use !== undefined) key.use = 'sig';
-  if (jwk.alg !== undefined) key.alg = jwk.alg as string;
-  // Proves the key material is a valid key (a point on the curve, a well-formed modulus).
-  try {
-    const parsed = createPublicKey({ key: { ...key } as never, format: 'jwk' });
-    const bits = parsed.asymmetricKeyDetails?.modulusLength;
-    if (kty === 'RSA' && (bits === undefined || bits < CLIENT_RSA_MIN_BITS)) {
-      return { problems: [{ path: ['n'], message: `the RSA modulus has ${bits ?? 'an unknown number of'} bits: at least ${CLIENT_RSA_MIN_BITS} are required` }] };
-    }
-    if (kty === 'RSA' && bits! > CLIENT_RSA_MAX_BITS) return { problems: [{ path: ['n'], message: `the RSA modulus has ${bits} bits: at most ${CLIENT_RSA_MAX_BITS} are accepted` }] };
-  } catch {
-    return { problems: [{ path: [], message: `is not a valid ${keyType} public key` }] };
-  }
-  return { problems, key };
-}
-
-/**
- * A client's public keys for private_key_jwt: a JWK Set of 1–10 keys, each RSA (2048 bits or
- * more), EC (P-256, P-384, P-521) or OKP (Ed25519), with no private member, `use` "sig" if
- * given, and distinct `kid`s and keys. Output: the keys as Tessera keeps them (public members only).
- */
-export const clientJwksSchema = z
-  .custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), {
-    message: 'must be a JWK Set: {"keys": [ …public JWKs… ]}',
-  })
-  .transform((value, context): ClientJwks => {
-    const keys = value.keys;
-    if (!Array.isArray(keys)) {
-      const hint = 'kty' in value ? ' (this looks like a single JWK: put it in {"keys": [ … ]})' : '';
-      context.addIssue({ code: 'custom', path: ['keys'], message: `must be an array of public JWKs${hint}` });
-      return z.NEVER;
-    }
-    if (keys.length < 1 || keys.length > CLIENT_JWKS_MAX_KEYS) {
-      context.addIssue({ code: 'custom', path: ['keys'], message: `must hold 1 to ${CLIENT_JWKS_MAX_KEYS} keys, not ${keys.length}` });
-      return z.NEVER;
-    }
-    const checked: ClientPublicJwk[] = [];
-    const kids = new Map<string, number>();
-    const thumbprints = new Map<string, number>();
-    keys.forEach((entry: unknown, index) => {
-      const { problems, key } = checkClientJwk(entry);
-      for (const { path, message } of problems) context.addIssue({ code: 'custom', path: ['keys', index, ...path], message });
-      if (!key) return;
-      if (key.kid !== undefined) {
-        const first = kids.get(key.kid);
-        if (first !== undefined) context.addIssue({ code: 'custom', path: ['keys', index, 'kid'], message: `"${key.kid}" is also the kid of key ${first}: kids must be unique` });
-        else kids.set(key.kid, index);
-      }
-      const thumbprint = jwkThumbprint(key);
-      const same = thumbprints.get(thumbprint);
-      if (same !== undefined) context.addIssue({ code: 'custom', path: ['keys', index], message: `is the same key as key ${same}` });
-      else thumbprints.set(thumbprint, index);
-      checked.push(key);
-    });
-    return { keys: checked };
-  });
-
 /** A client declared in configuration (infrastructure as code); its secret only as a SHA-256 digest. */
 export const declaredClientSchema = z.object({
   clientId: z.string().regex(CLIENT_ID, { message: 'letters, digits and . _ : -, at most 128' }),
@@ -220,10 +51,7 @@ export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
 
 const positiveInt = z.coerce.number().int().positive();
 
-/**
- * The whole configuration. Defaults live in config/default.json (documented in config/README.md);
- * this schema is what makes a value valid. Everything is parsed once, at boot.
- */
+/** The whole configuration. */
 export const configSchema = z.object({
   issuer: urlWith(['http:', 'https:'])
     .refine((value) => !new URL(value).search && !new URL(value).hash, { message: 'must not have a query or fragment' })
@@ -257,7 +85,7 @@ export const configSchema = z.object({
       parallelism: positiveInt.max(16),
     }),
     minLength: positiveInt.max(1024),
-    /** Bounds on concurrent argon2 work (see src/accounts/bounded-hasher.ts); null: one per core. */
+    /** Bounds on concurrent argon2 work (src/accounts/hashing/bounded-hasher.ts); null: one per core. */
     hashing: z.object({
       concurrency: positiveInt.max(256).nullable(),
       maxQueue: z.coerce.number().int().min(0).max(100_000),
@@ -269,7 +97,7 @@ export const configSchema = z.object({
       niceness: z.number().int().min(0).max(19),
       /**
        * While the event loop is busy serving requests, hashing takes at most this share of one
-       * core, in percent (see src/accounts/bounded-hasher.ts, HashingPacing). 100: no pacing.
+       * core, in percent (src/accounts/hashing/bounded-hasher.ts). 100: no pacing.
        */
       busyCorePercent: positiveInt.max(100),
     }),
@@ -296,7 +124,7 @@ export const configSchema = z.object({
     maxExpiryDays: positiveInt.max(3650),
     /** Whether "no expiry" is offered. */
     allowNoExpiry: z.boolean(),
-    /** The API-key header pair (APTrust style): the user (username or e-mail) and the token. */
+    /** The API-key header pair: the user (username or e-mail) and the token. */
     apiUserHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
     apiKeyHeader: z.string().regex(/^[A-Za-z0-9-]+$/).transform((h) => h.toLowerCase()),
   }),

@@ -4,10 +4,20 @@ export interface BasicCredentials {
   secret: string;
 }
 
-export function parseBasicAuthorization(header: string | undefined): BasicCredentials | undefined {
-  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+const BASIC = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i;
+/** As oidc-provider parses a Basic header: one space, nothing after, canonical base64. */
+const STRICT_BASIC = /^basic ([A-Za-z0-9+/]+={0,2})$/i;
+
+/**
+ * The id and secret of a Basic Authorization header (split at the first colon), or undefined.
+ * `strict` accepts only what oidc-provider itself would parse, byte for byte.
+ */
+export function parseBasicAuthorization(header: string | undefined, options: { strict?: boolean } = {}): BasicCredentials | undefined {
+  const encoded = (options.strict ? STRICT_BASIC : BASIC).exec(header ?? '')?.[1];
+  if (!encoded) return undefined;
+  const bytes = Buffer.from(encoded, 'base64');
+  if (options.strict && bytes.toString('base64') !== encoded) return undefined;
+  const decoded = bytes.toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon === -1) return undefined;
   return { id: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };

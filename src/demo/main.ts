@@ -1,11 +1,6 @@
 /**
- * DEMO ONLY: runs the demo repository API (src/demo/resource-server.ts) against a Tessera.
- *
- *   TESSERA_ISSUER=http://localhost:8080 DEMO_CLIENT_ID=records-api DEMO_CLIENT_SECRET=tsr_cs_… npm run demo
- *
- * TESSERA_ISSUER, DEMO_CLIENT_ID and DEMO_CLIENT_SECRET (a resource_server client) are required;
- * PORT (8081), HOST (127.0.0.1), DEMO_AUDIENCE (this API's resource: JWT access tokens for it are
- * then verified locally) and DEMO_ALLOW_QUERY_TOKEN_OVER_HTTP (false) are optional.
+ * DEMO ONLY: runs the demo repository API (resource-server.ts) against a Tessera; its environment
+ * variables are documented in docs/resource-servers.md (A demo repository API).
  */
 import { z } from 'zod';
 import { createTesseraVerifier } from '../verifier/index.ts';

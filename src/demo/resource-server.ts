@@ -1,8 +1,6 @@
 /**
- * DEMO ONLY — not part of Tessera's server. A tiny repository API shaped like the ones Tessera
- * serves (Zenodo-style deposits that become published records), protected by `tessera/verifier`.
- * Everything lives in memory and is gone when the process ends. It shows how a resource server
- * uses the verifier, and the tests and the README walkthrough run against it.
+ * DEMO ONLY, not part of Tessera's server: an in-memory repository API (deposits that become
+ * published records) protected by `tessera/verifier`, as a resource server would use it.
  *
  *   GET  /api/records, /api/records/:id            read
  *   GET  /api/deposits, /api/deposits/:id          read             (the caller's own deposits)

@@ -2,7 +2,8 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import { errorHandler, notFound } from './error-handler.ts';
+import { errorHandler } from './error-response.ts';
+import { notFound } from './refusals.ts';
 import { requestContext } from './request-context.ts';
 import { requireHttps } from './require-https.ts';
 import type { TrustProxy } from './trust-proxy.ts';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { OAuthError } from '../shared/errors.ts';
 import { createTurnQueue } from '../shared/turn-batches.ts';
 
 // The few things the hot endpoints (introspection, token) need from HTTP, on node:http itself:
@@ -20,17 +21,6 @@ export function withFastRoutes(routes: Record<string, RawHandler>, fallback: Raw
     if (handler) handler(req, res);
     else fallback(req, res);
   };
-}
-
-/** An OAuth-style refusal (RFC 6749 §5.2 shape) of a request before any work is done. */
-export class RawHttpProblem extends Error {
-  readonly status: number;
-  readonly error: string;
-  constructor(status: number, error: string, description: string) {
-    super(description);
-    this.status = status;
-    this.error = error;
-  }
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -58,14 +48,14 @@ export function isFormRequest(req: IncomingMessage): boolean {
 export const FORM_BODY_LIMIT = 56 * 1024;
 
 /**
- * The raw body, or a 413 RawHttpProblem past `limit` bytes. The rest of an oversized body is
+ * The raw body, or a 413 OAuthError past `limit` bytes. The rest of an oversized body is
  * drained, not kept, so that the 413 can still be sent on the connection.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (Number(req.headers['content-length'] ?? 0) > limit) {
       req.resume();
-      reject(new RawHttpProblem(413, 'invalid_request', 'the request body is too large'));
+      reject(new OAuthError(413, 'invalid_request', 'the request body is too large'));
       return;
     }
     const chunks: Buffer[] = [];
@@ -76,7 +66,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         req.off('data', collect);
         chunks.length = 0;
         req.resume();
-        reject(new RawHttpProblem(413, 'invalid_request', 'the request body is too large'));
+        reject(new OAuthError(413, 'invalid_request', 'the request body is too large'));
         return;
       }
       chunks.push(chunk);

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { redactUrlQuery } from '../shared/logger.ts';
+import { requestIdOf } from './raw-http.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -11,8 +11,6 @@ declare module 'express-serve-static-core' {
   }
 }
 
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /**
  * Gives each request an id (echoed in X-Request-Id) and a child logger, and logs one line when
  * the response ends. The line carries no headers and no body, and credentials in the query
@@ -20,8 +18,7 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.get('x-request-id');
-    req.id = incoming && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.id = requestIdOf(req);
     req.log = logger.child({ reqId: req.id });
     res.setHeader('X-Request-Id', req.id);
     const started = process.hrtime.bigint();

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_ALGORITHMS, CLIENT_ASSERTION_TYPE } from '../clients/client-assertion.ts';
 import { formDecode, parseBasicAuthorization, type BasicCredentials } from '../credentials/basic-auth.ts';
+import { OAuthError } from '../shared/errors.ts';
 import { sha256Base64url } from '../shared/sha256.ts';
 import { isPromise, thenNow, type Awaitable } from '../shared/awaitable.ts';
 import { secretMatches } from '../clients/client-secret.ts';
@@ -30,18 +31,8 @@ export interface IntrospectionCallerDependencies {
   clock?: () => number;
 }
 
-/** Why a caller was refused; `basic` asks for a Basic challenge (RFC 6749 §5.2). */
-export class CallerRefused extends Error {
-  readonly status: 400 | 401;
-  readonly error: 'invalid_request' | 'invalid_client';
-  readonly basic: boolean;
-  constructor(status: 400 | 401, error: 'invalid_request' | 'invalid_client', description: string, basic = false) {
-    super(description);
-    this.status = status;
-    this.error = error;
-    this.basic = basic;
-  }
-}
+/** RFC 6749 §5.2: a refusal of Basic credentials (or of none) asks for them again. */
+const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="tessera"' };
 
 /** An assertion may not be valid for longer than this (it is remembered until it expires). */
 const MAX_ASSERTION_LIFETIME_S = 600;
@@ -52,10 +43,10 @@ const CHECKED_BASIC_MAX = 1_000;
 export interface IntrospectionCallers {
   /**
    * The resource server making the request, authenticated by client_secret_basic,
-   * client_secret_post or private_key_jwt; refused with CallerRefused otherwise. Secrets are
+   * client_secret_post or private_key_jwt; refused with an OAuthError otherwise. Secrets are
    * compared as SHA-256 digests in constant time (they are generated with 256 bits; no argon2 on
    * this path). HTTP Basic alone, of a client the cache holds, is decided at once: the caller is
-   * returned, or CallerRefused thrown, without a promise.
+   * returned, or the OAuthError thrown, without a promise.
    */
   authenticate(authorization: string | undefined, params: URLSearchParams): Awaitable<CallerMetadata>;
 }
@@ -65,7 +56,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
   const clock = deps.clock ?? Date.now;
   const audiences = [deps.issuer, deps.endpointUrl, deps.tokenEndpointUrl];
 
-  const refused = (description: string, basic = false) => new CallerRefused(401, 'invalid_client', description, basic);
+  const refused = (description: string, basic = false) => new OAuthError(401, 'invalid_client', description, basic ? { headers: BASIC_CHALLENGE } : {});
   /**
    * Basic credentials accepted from memory, by the SHA-256 of the whole Authorization header, with
    * the client record they were checked against: valid while the cache still holds that very
@@ -77,7 +68,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
   function fromBasic(basic: BasicCredentials, params: URLSearchParams): { id: string; secret: string; alternative: string | undefined } {
     const id = formDecode(basic.id) ?? basic.id;
     const bodyId = params.get('client_id');
-    if (bodyId !== null && bodyId !== id) throw new CallerRefused(400, 'invalid_request', 'client_id in the body differs from the Basic credentials');
+    if (bodyId !== null && bodyId !== id) throw new OAuthError(400, 'invalid_request', 'client_id in the body differs from the Basic credentials');
     const decoded = formDecode(basic.secret);
     return { id, secret: decoded ?? basic.secret, alternative: decoded !== undefined && decoded !== basic.secret ? basic.secret : undefined };
   }
@@ -143,13 +134,13 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       const assertion = params.get('client_assertion');
       const postedSecret = params.get('client_secret');
       const methods = [basic, assertion !== null || assertionType !== null ? true : undefined, postedSecret !== null ? true : undefined].filter(Boolean).length;
-      if (methods > 1) throw new CallerRefused(400, 'invalid_request', 'use exactly one client authentication method');
+      if (methods > 1) throw new OAuthError(400, 'invalid_request', 'use exactly one client authentication method');
       let client: CallerMetadata;
       if (basic) {
         const { id, secret, alternative } = fromBasic(basic, params);
         client = await bySecret(id, secret, alternative, true);
       } else if (assertion !== null || assertionType !== null) {
-        if (assertionType !== CLIENT_ASSERTION_TYPE || !assertion) throw new CallerRefused(400, 'invalid_request', `client_assertion_type must be ${CLIENT_ASSERTION_TYPE}, with a client_assertion`);
+        if (assertionType !== CLIENT_ASSERTION_TYPE || !assertion) throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${CLIENT_ASSERTION_TYPE}, with a client_assertion`);
         client = await byAssertion(assertion, params.get('client_id'));
       } else if (postedSecret !== null) {
         client = await bySecret(params.get('client_id') ?? '', postedSecret, undefined, false);

@@ -1,4 +1,6 @@
-import { z } from 'zod';
+// Personal access tokens (`tsr_pat_…`): long-lived credentials a user creates for scripts, with
+// some of the user's allowed scopes and an expiry within the operator's limit. The value is
+// returned once; the database keeps only its digest.
 import { invalidationTarget, type InvalidationPublisher } from '../cache/invalidations.ts';
 import type { Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
@@ -8,13 +10,8 @@ import { parseInput } from '../shared/validation.ts';
 import type { Database } from '../store/sql/database.ts';
 import { createPersonalTokenRepository, type NewPersonalToken, type PersonalTokenRecord } from './personal-token-repository.ts';
 import { tokenFormat } from '../credentials/token-format.ts';
-
-/**
- * Personal access tokens (`tsr_pat_…`): long-lived credentials a user creates for scripts, like
- * Zenodo's personal tokens or APTrust's API keys. Each carries some of the user's allowed scopes
- * and an expiry chosen within the operator's limit. The value is returned once, at creation or
- * rotation; the database keeps only its digest (see migrations/0005_personal_tokens.sql).
- */
+import { createPersonalTokenSchema } from './personal-token-input.ts';
+import { createTokenUseRecords, type FailedUseReason } from './token-use-records.ts';
 
 /** A token as its owner sees it in a list: never the value, nor its digest. */
 export interface PersonalToken {
@@ -63,8 +60,7 @@ export interface VerifiedPersonalToken {
   createdAt: Date;
 }
 
-/** Why a well-formed token was refused (in 'token.failed_use' audit events). */
-export type FailedUseReason = 'unknown' | 'revoked' | 'expired' | 'owner_disabled' | 'no_scopes';
+export type { FailedUseReason } from './token-use-records.ts';
 
 export interface PersonalTokenServiceOptions {
   database: Database;
@@ -114,40 +110,8 @@ export interface PersonalTokenService {
 /** The lifetimes offered to people; any whole number of days up to the maximum is accepted. */
 export const EXPIRY_CHOICES_DAYS: readonly number[] = [7, 30, 90, 365];
 export const DEFAULT_TOKEN_SCOPES: readonly string[] = ['read'];
-export const MAX_TOKEN_NAME_LENGTH = 100;
 
 const DAY_MS = 86_400_000;
-/** Each digest's failed uses are audited at most once per this interval. */
-const FAILED_USE_AUDIT_INTERVAL_MS = 60_000;
-/** Keys remembered by each in-process throttle; the oldest are forgotten beyond this. */
-const MAX_THROTTLE_KEYS = 10_000;
-
-/**
- * Remembers when something was last done for each key, so that it is done at most once per
- * interval. Bounded: entries are kept in time order (a key is re-inserted when taken), so the
- * stale ones and, when still full, the oldest are dropped from the front.
- */
-function createThrottle(intervalMs: number) {
-  const last = new Map<string, number>();
-  return {
-    /** True, and remembered, when the key was not taken within the interval before `now`. */
-    take(key: string, now: number): boolean {
-      const previous = last.get(key);
-      if (previous !== undefined && now - previous < intervalMs) return false;
-      last.delete(key);
-      for (const [oldKey, at] of last) {
-        if (now - at < intervalMs && last.size < MAX_THROTTLE_KEYS) break;
-        last.delete(oldKey);
-      }
-      last.set(key, now);
-      return true;
-    },
-    /** Forgets a key (its action failed and should be retried). */
-    forget(key: string): void {
-      last.delete(key);
-    },
-  };
-}
 
 function assertWholeNumber(value: number, name: string, min: number): void {
   if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be a whole number >= ${min}, got ${value}`);
@@ -166,10 +130,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
   assertWholeNumber(failedUseAuditsPerMinute, 'failedUseAuditsPerMinute', 1);
 
   const tokens = createPersonalTokenRepository(database);
-  const lastUseWrites = createThrottle(lastUsedIntervalMs);
-  const failedUseAudits = createThrottle(FAILED_USE_AUDIT_INTERVAL_MS);
-  /** A fixed one-minute window over every failed-use audit write. */
-  const failedUseWindow = { start: Number.NEGATIVE_INFINITY, written: 0, suppressed: 0 };
+  const { recordFailedUse, recordUse } = createTokenUseRecords({ audit, tokens, lastUsedIntervalMs, failedUseAuditsPerMinute });
 
   const isExpired = (token: PersonalTokenRecord, now: number) => token.expiresAt !== null && token.expiresAt.getTime() <= now;
 
@@ -195,82 +156,6 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
     return { value, row: { ...fields, digest: tokenFormat.digest(value), hint: tokenFormat.hint(value) } };
   }
 
-  function createSchema(user: User) {
-    return z
-      .object({
-        name: z
-          .string({ message: 'must be a string' })
-          .trim()
-          .min(1, { message: 'must not be empty' })
-          .max(MAX_TOKEN_NAME_LENGTH, { message: `must be at most ${MAX_TOKEN_NAME_LENGTH} characters` })
-          .regex(/^[^\p{Cc}]*$/u, { message: 'must not contain control characters' }),
-        scopes: z
-          .array(z.string())
-          .min(1, { message: 'must name at least one scope' })
-          .superRefine((scopes, context) => {
-            scopes.forEach((scope, index) => {
-              if (!Object.hasOwn(scopeCatalog, scope)) {
-                context.addIssue({ code: 'custom', path: [index], message: `unknown scope "${scope}"` });
-              } else if (!user.allowedScopes.includes(scope)) {
-                context.addIssue({
-                  code: 'custom',
-                  path: [index],
-                  message: `scope "${scope}" is not one of your allowed scopes (${user.allowedScopes.join(', ') || 'none'})`,
-                });
-              }
-            });
-          })
-          .transform((scopes) => [...new Set(scopes)]),
-        expiresInDays: z
-          .number({ message: `must be a number of days (1–${maxExpiryDays})${allowNoExpiry ? ' or null for no expiry' : ''}` })
-          .int({ message: 'must be a whole number of days' })
-          .min(1, { message: 'must be at least 1 day' })
-          .max(maxExpiryDays, { message: `must be at most ${maxExpiryDays} days` })
-          .nullable()
-          .superRefine((days, context) => {
-            if (days === null && !allowNoExpiry) context.addIssue({ code: 'custom', message: `tokens must expire: choose 1–${maxExpiryDays} days` });
-          }),
-      });
-  }
-
-  async function recordFailedUse(digest: string, value: string, reason: FailedUseReason, token: PersonalTokenRecord | null, ip: string | null, now: number) {
-    if (!failedUseAudits.take(digest, now)) return;
-    if (now - failedUseWindow.start >= 60_000) {
-      failedUseWindow.start = now;
-      failedUseWindow.written = 0;
-    }
-    if (failedUseWindow.written >= failedUseAuditsPerMinute) {
-      failedUseWindow.suppressed++;
-      return;
-    }
-    failedUseWindow.written++;
-    const suppressed = failedUseWindow.suppressed;
-    failedUseWindow.suppressed = 0;
-    await audit.record({
-      actor: ip ? `ip:${ip}` : 'anonymous',
-      action: 'token.failed_use',
-      subject: token ? `token:${token.id}` : null,
-      ip,
-      details: {
-        hint: tokenFormat.hint(value),
-        reason,
-        ...(token ? { userId: token.userId } : {}),
-        ...(suppressed > 0 ? { suppressed } : {}),
-      },
-    });
-  }
-
-  async function recordUse(token: PersonalTokenRecord, ip: string | null, now: number) {
-    const recentlyWritten = token.lastUsedAt !== null && now - token.lastUsedAt.getTime() < lastUsedIntervalMs;
-    if (recentlyWritten || !lastUseWrites.take(token.id, now)) return;
-    try {
-      await tokens.touchLastUsed(token.id, new Date(now), ip);
-    } catch (error) {
-      lastUseWrites.forget(token.id);
-      throw error;
-    }
-  }
-
   return {
     expiry: {
       choices: EXPIRY_CHOICES_DAYS.filter((days) => days <= maxExpiryDays),
@@ -280,7 +165,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
     },
 
     async create(user, input, by) {
-      const valid = parseInput(createSchema(user), {
+      const valid = parseInput(createPersonalTokenSchema(user, { scopeCatalog, maxExpiryDays, allowNoExpiry }), {
         name: input.name,
         scopes: input.scopes ?? DEFAULT_TOKEN_SCOPES,
         expiresInDays: input.expiresInDays === undefined ? defaultExpiryDays : input.expiresInDays,

@@ -1,31 +1,9 @@
 import { Router, type Request } from 'express';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
-import { methodNotAllowed } from '../http/error-handler.ts';
+import { methodNotAllowed } from '../http/refusals.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
-import { bearerToken } from '../credentials/bearer.ts';
-
-/** The credential of the request a gateway forwards (nginx auth_request, Traefik ForwardAuth). */
-function forwardedCredential(req: Request, config: Config): { token: string; apiUser?: string } | undefined {
-  const apiKey = req.headers[config.tokens.apiKeyHeader];
-  if (typeof apiKey === 'string' && apiKey.trim()) {
-    const user = req.headers[config.tokens.apiUserHeader];
-    return { token: apiKey.trim(), apiUser: typeof user === 'string' ? user.trim() : '' };
-  }
-  const bearer = bearerToken(req.headers.authorization);
-  if (bearer) return { token: bearer };
-  for (const name of ['x-session', ...config.sessions.headerAliases]) {
-    const value = req.headers[name];
-    if (typeof value === 'string' && value.trim()) return { token: value.trim() };
-  }
-  for (const name of ['x-original-uri', 'x-forwarded-uri']) {
-    const uri = req.headers[name];
-    if (typeof uri !== 'string') continue;
-    const token = new URL(uri, 'http://gateway.invalid').searchParams.get('access_token');
-    if (token) return { token };
-  }
-  return undefined;
-}
+import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 
 function requiredScopes(req: Request): string[] {
   const raw = req.query.scope;
@@ -40,10 +18,12 @@ function requiredScopes(req: Request): string[] {
  */
 export function createForwardAuthRoutes({ config, verifier, findUserByLogin }: { config: Config; verifier: CredentialVerifier; findUserByLogin: (login: string) => Promise<{ id: string } | null> }): Router {
   const router = Router();
+  // The forwarded request's credential; its query is the one in X-Original-URI or X-Forwarded-URI.
+  const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'forwarded' });
   router.get('/auth/verify', async (req, res, next) => {
     try {
       res.set('Cache-Control', 'no-store');
-      const presented = forwardedCredential(req, config);
+      const presented = presentedCredential(req, sources);
       const active = presented ? await verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
       let valid = active;
       if (active && presented?.apiUser !== undefined) {

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Database } from '../store/sql/database.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
-import { methodNotAllowed } from '../http/error-handler.ts';
+import { methodNotAllowed } from '../http/refusals.ts';
 
 export interface HealthDependencies {
   database: Pick<Database, 'ping' | 'kind'>;

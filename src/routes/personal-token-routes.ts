@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError } from '../shared/errors.ts';
-import { methodNotAllowed, requireJsonBody } from '../http/error-handler.ts';
+import { methodNotAllowed, requireJsonBody } from '../http/refusals.ts';
 import { parseInput } from '../shared/validation.ts';
 import type { User } from '../accounts/user.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';

@@ -6,11 +6,11 @@ import type { User } from '../accounts/user.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
-import { methodNotAllowed } from '../http/error-handler.ts';
+import { methodNotAllowed } from '../http/refusals.ts';
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { LoginLimiter } from '../sessions/login-limiter.ts';
-import { sessionTokenFrom } from '../credentials/session-credential.ts';
+import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -38,9 +38,10 @@ const scopeList = z
 /** Authenticates the caller by an API session token; 401 (with WWW-Authenticate) otherwise. */
 export function requireApiSession({ config, accounts, sessions }: Pick<SessionRouteDependencies, 'config' | 'accounts' | 'sessions'>): RequestHandler {
   const challenge = { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' };
+  const sources = configuredSources(config, { bearer: 'session' });
   return async (req, _res, next) => {
     try {
-      const token = sessionTokenFrom(req, config.sessions.headerAliases);
+      const token = presentedCredential(req, sources)?.token;
       if (!token) throw AppError.unauthorized('Authentication required: send an API session token in X-Session or Authorization: Bearer.', { 'WWW-Authenticate': 'Bearer realm="tessera"' });
       const session = await sessions.authenticate(token);
       const user = session && (await accounts.findUserById(session.userId));
@@ -85,7 +86,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
           ? multipartTextFields(req.body, req.get('content-type') ?? '')
           : ((req.body as Record<string, unknown> | undefined) ?? {});
         // The query string is accepted for scripts written for ArchivesSpace; it is discouraged
-        // (URLs end up in logs and histories) and the README says so.
+        // (URLs end up in logs and histories) and docs/http-api.md says so.
         const password = fields.password ?? req.query.password;
         if (typeof password !== 'string' || password === '') {
           throw AppError.validation([{ field: 'password', code: 'required', message: 'password is required (form field, JSON field or query parameter)' }]);

@@ -1,12 +1,10 @@
+// API session tokens (password login for API clients), kept in the ephemeral store under the
+// token's digest. A session slides: each use extends it by the idle timeout, never past its
+// absolute limit. Keys, timing and ordering: docs/architecture-notes/api-sessions.md.
 import { invalidationTarget, type InvalidationPublisher } from '../cache/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { randomBase62, tokenFormat } from '../credentials/token-format.ts';
 
-/**
- * API session tokens (password login for API clients, ArchivesSpace style), kept in the ephemeral
- * store by the digest of the token. A session slides: each use extends it by the idle timeout, but
- * never past its absolute limit.
- */
 export interface ApiSession {
   /** A public identifier (not the token) used to list and end sessions. */
   id: string;
@@ -58,17 +56,7 @@ export interface ApiSessionStoreOptions {
   invalidate?: InvalidationPublisher;
 }
 
-/**
- * Keys (logical; the ephemeral store adds its prefix). Each is used alone, never in a multi-key
- * command with another, so they may live in different Redis Cluster slots:
- *
- *   api-session:{<digest>}          the session record, JSON; TTL = min(idle, absolute - now)
- *   api-session-id:{<id>}           → <digest>, to end a session by its public id; same TTL
- *   api-user-sessions:{<userId>}    set of the digests of the user's sessions; its TTL is never
- *                                   shorter than the absolute timeout, so it outlives every member
- *
- * <digest> is tokenFormat.digest(token): the token itself is never stored.
- */
+/** The record, the public id's mapping to the digest, and the user's set of digests; each used alone. */
 const keys = {
   record: (digest: string) => `api-session:{${digest}}`,
   id: (sessionId: string) => `api-session-id:{${sessionId}}`,
@@ -140,26 +128,9 @@ function assertTimeout(seconds: number, name: string): void {
 }
 
 /**
- * API sessions in the ephemeral store (Redis in production, in-process for trials).
- *
- * Time: every expiry decision is made with the injected clock and the timestamps in the record
- * (lastSeenAt, absoluteExpiresAt), not by the store's TTLs alone: a session is live while
- * `now < min(lastSeenAt + idle, absoluteExpiresAt)`. The TTLs follow the same instant, so the store
- * forgets a session when it ends, but a record the clock finds expired is refused (and removed)
- * even if the store still holds it.
- *
- * Sliding: each authenticate() rewrites the record with lastSeenAt = now and a fresh TTL (one SET
- * with PX, the same cost as a PEXPIRE) and extends the id mapping's TTL. The record is rewritten
- * on every use rather than once a minute so that the idle timeout is exact: with a throttled
- * lastSeenAt, the clock decision would end sessions up to a minute early, or the TTL and the
- * record would disagree.
- *
- * Ending and touching at once: end*() deletes the id mapping first, then the record; a touch
- * writes the record first, then extends the id mapping, and when the mapping is gone it deletes
- * the record it may have just written back. So a session ended while a request was using it never
- * comes back to life. For the same reason create() writes the mapping, then the record, then the
- * user's index: a member of the index whose record is missing is dead, and listForUser() and
- * endAllForUser() remove it.
+ * A session is live while `now < min(lastSeenAt + idle, absoluteExpiresAt)` by the injected clock,
+ * whatever the TTLs say. Ending deletes the id mapping before the record, and a touch that finds
+ * the mapping gone deletes its record again, so an ended session never comes back.
  */
 export function createApiSessionStore(store: EphemeralStore, options: ApiSessionStoreOptions): ApiSessionStore {
   assertTimeout(options.idleTimeoutSeconds, 'idleTimeoutSeconds');

@@ -6,8 +6,8 @@ export interface FieldError {
 }
 
 /**
- * The one application error type. `message` is what the client may read; `detail` only ever
- * reaches the log. Anything thrown that is not an AppError is rendered as a bare 500.
+ * The one application error: `message` is what the client may read, `detail` only reaches the log.
+ * Services throw it; src/http/error-response.ts renders it. Anything else thrown becomes a 500.
  */
 export class AppError extends Error {
   readonly status: number;
@@ -52,13 +52,22 @@ export class AppError extends Error {
   }
 }
 
-/** The JSON error body every non-OAuth endpoint answers with. */
-export interface ErrorBody {
-  message: string;
-  status: number;
-  errors?: FieldError[];
-}
+/**
+ * The one OAuth error (RFC 6749 §5.2), for the OAuth endpoints: `error` and `message` (its
+ * error_description, left out when empty) go to the client, `detail` only to the log.
+ */
+export class OAuthError extends Error {
+  readonly status: number;
+  readonly error: string;
+  readonly detail: string | undefined;
+  readonly headers: Record<string, string> | undefined;
 
-export function errorBody(error: AppError): ErrorBody {
-  return error.errors?.length ? { message: error.message, status: error.status, errors: error.errors } : { message: error.message, status: error.status };
+  constructor(status: number, error: string, description: string, options: { detail?: string; headers?: Record<string, string>; cause?: unknown } = {}) {
+    super(description, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OAuthError';
+    this.status = status;
+    this.error = error;
+    this.detail = options.detail;
+    this.headers = options.headers;
+  }
 }

@@ -24,9 +24,9 @@ function headerValue(req: Request, name: string): string | undefined {
 }
 
 /**
- * The request's credential, looked for in the same order as Tessera's own forward-auth
- * (src/introspection/forward-auth-routes.ts): the API-key pair, `Authorization: Bearer` (any case
- * of `Bearer`), the session headers, then `?access_token=`. The first one found is the credential;
+ * The request's credential, looked for in Tessera's own order (src/credentials/presented-credential.ts,
+ * which a test holds this copy to): the API-key pair, `Authorization: Bearer` (any case of
+ * `Bearer`), the session headers, then `?access_token=`. The first one found is the credential;
  * the others are not looked at.
  */
 export function presentedCredential(req: Request, names: CredentialHeaderNames): PresentedCredential | undefined {

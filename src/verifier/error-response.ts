@@ -9,9 +9,9 @@ export interface FieldError {
 
 /**
  * Tessera's JSON error body: `{"message": …, "status": …}`, plus `errors` for validation failures.
- * This mirrors what Tessera's server renders (src/http/app-error.ts `errorBody`, used by
- * src/http/error-handler.ts) without importing it: the verifier is a client library and must not
- * pull the server's modules in. Keep the two in step.
+ * This mirrors what Tessera's server renders (src/http/error-response.ts `errorAnswer`) without
+ * importing it: the verifier is a client library and must not pull the server's modules in. Keep
+ * the two in step.
  */
 export interface ErrorBody {
   message: string;

@@ -1,14 +1,9 @@
 /**
- * `tessera/verifier`: what an express API imports to accept Tessera's credentials.
+ * `tessera/verifier`: what an express API imports to accept Tessera's credentials, introspected
+ * (with a small cache) or, for JWT access tokens, verified locally. It imports nothing of the
+ * server. Usage: docs/resource-servers.md.
  *
- *   const tessera = createTesseraVerifier({ issuer, clientId, clientSecret });
  *   app.get('/api/records', tessera.requireScopes('read'), (req, res) => res.json(req.tessera));
- *
- * It finds the credential where Tessera's own forward-auth does (the API-key pair, Authorization
- * Bearer, X-Session and its aliases, ?access_token=), introspects it at Tessera with a small
- * bounded cache, or verifies JWT access tokens locally against the issuer's keys, and answers
- * 401/403/503 with RFC 6750 challenges and Tessera's JSON error body. It imports nothing of the
- * server: no database, no Redis.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { presentedCredential, type CredentialSource, type PresentedCredential } from './credentials.ts';

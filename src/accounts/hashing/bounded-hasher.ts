@@ -1,12 +1,10 @@
+// Bounds the password-hashing work a process does at once, so that a guessing storm cannot take
+// every core from the other requests, and paces it while the process is busy
+// (docs/architecture-notes/password-hashing.md).
 import type { LoadGauge } from './event-loop-gauge.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
-/**
- * Bounds the password-hashing work a process does at once, so that a guessing storm cannot take
- * every core (argon2 runs on libuv's thread pool) away from introspection and other requests: at
- * most `concurrency` hashes run; up to `maxQueue` wait, each at most `deadlineMs`; beyond that the
- * call fails at once with HashingBusyError (the HTTP layer answers 503 with Retry-After).
- */
+/** At most `concurrency` hashes run; up to `maxQueue` wait, each at most `deadlineMs`; then HashingBusyError. */
 export interface HashingLimits {
   concurrency: number;
   maxQueue: number;
@@ -14,13 +12,8 @@ export interface HashingLimits {
 }
 
 /**
- * Keeps hashing to a share of one core while the process is busy serving requests. The kernel's
- * priorities do not: measured on a 2-core virtual machine, a CPU-bound thread at nice 19 (or
- * SCHED_IDLE) beside a request-bound event loop still took 55–90% of a core and cut the event
- * loop's throughput by a quarter to two thirds: the event loop waits on I/O between requests, and
- * the scheduler hands those moments to the hashing. While the gauge says busy, a hash starts
- * no sooner than (mean hash time ÷ busyShare) after the previous start; otherwise they start as
- * soon as a slot is free.
+ * While the gauge says busy, a hash starts no sooner than (mean hash time ÷ busyShare) after the
+ * previous one: kernel priorities alone do not hold hashing back (see the architecture note).
  */
 export interface HashingPacing {
   /** The share of one core (0 < share ≤ 1) hashing may take while the gauge says busy; 1: no pacing. */
@@ -66,11 +59,9 @@ function assertPacing(pacing: HashingPacing | undefined): void {
 const MEAN_WEIGHT = 0.2;
 
 /**
- * Wraps a hasher in a semaphore with a FIFO queue. hash, verify and verifyDecoy share the same
- * slots (each is one argon2 computation). Waiters start in arrival order, so a newcomer never
- * overtakes the queue; a waiter not started within `deadlineMs` leaves the queue and fails with
- * HashingBusyError. A slot is given back however the call ends. With `pacing`, starts are also
- * spaced while the process is busy (see HashingPacing).
+ * Wraps a hasher in a semaphore with a FIFO queue, shared by hash, verify and verifyDecoy. A waiter
+ * not started within `deadlineMs` fails with HashingBusyError; a slot is given back however the
+ * call ends.
  */
 export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: HashingLimits, pacing?: HashingPacing): BoundedPasswordHasher & { stats(): HashingStats } {
   assertLimits(limits);

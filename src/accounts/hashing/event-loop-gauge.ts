@@ -13,11 +13,8 @@ export interface EventLoopGaugeOptions {
 }
 
 /**
- * Busy when the event loop's utilisation (the share of time it spent running callbacks rather
- * than waiting for I/O, `performance.eventLoopUtilization`) over the last window reached the
- * threshold. Measured when asked, at most once per window: no timer runs. The window is the time
- * since the previous measurement, so after a long quiet spell the first answer is an average
- * over that spell; the next one, a window later, is current again.
+ * Busy when the event loop's utilisation over the last window reached the threshold. Measured when
+ * asked, at most once per window (no timer); after a quiet spell the first answer averages it.
  */
 export function createEventLoopGauge({ threshold = 0.5, windowMs = 100 }: EventLoopGaugeOptions = {}): LoadGauge {
   if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`threshold must be in (0, 1], got ${threshold}`);

@@ -3,14 +3,9 @@ import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 
 /**
- * Gives libuv's threadpool threads — where argon2 hashes passwords — a lower scheduling priority
- * (a higher nice value) than the event loop, so that a storm of logins cannot starve
- * introspection and the token endpoint: when both want a core, the event loop gets it, and the
- * hashing takes whatever is left (all of it when the rest is idle).
- *
- * Linux only, where a nice value is per thread (setpriority(2), "BUGS"): the threads are found in
- * /proc/self/task by their name, `libuv-worker`. Elsewhere nothing changes. Returns how many
- * threads were changed.
+ * Gives libuv's thread-pool threads, where argon2 hashes passwords, a higher nice value than the
+ * event loop, so that logins cannot starve the token endpoints (docs/architecture-notes/password-hashing.md).
+ * Linux only, where a nice value is per thread; elsewhere nothing changes. Returns how many threads changed.
  */
 export async function lowerHashingPriority(niceness: number, logger: Logger): Promise<number> {
   if (process.platform !== 'linux' || niceness <= 0) return 0;
@@ -33,7 +28,7 @@ export async function lowerHashingPriority(niceness: number, logger: Logger): Pr
 /** The nice value of one of this process's threads (for tests and diagnostics), or null. */
 export async function threadNiceness(task: string): Promise<number | null> {
   const statLine = await readFile(`/proc/self/task/${task}/stat`, 'utf8').catch(() => null);
-  // Field 19 of stat(5); the command name (field 2) may contain spaces, so count after its ')'.
+  // Field 19 (nice) of the stat file; the command name (field 2) may contain spaces, so count after its ')'.
   const fields = statLine?.slice(statLine.lastIndexOf(')') + 2).split(' ');
   return fields ? Number(fields[16]) : null;
 }

@@ -23,7 +23,7 @@ export interface PasswordHasher {
   verifyDecoy(password: string): Promise<void>;
 }
 
-/** argon2id with the given parameters (OWASP's minimum: m=19 MiB, t=2, p=1). */
+/** argon2id with the given parameters. */
 export function createPasswordHasher(parameters: Argon2Parameters): PasswordHasher {
   const options = {
     type: argon2.argon2id,

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { ResourceServer, ResourceServerInstance } from 'oidc-provider';
+import { isFormEncoded, parseBasicAuthorization } from '../../credentials/basic-auth.ts';
 
 // What the grants Tessera issues ahead of oidc-provider's koa stack share (client-credentials-grant.ts,
 // refresh-token-grant.ts): which requests qualify, how the client is authenticated, how the
@@ -38,9 +39,6 @@ export const SCOPE_SYNTAX = /^[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x
 /** Characters outside RFC 6749's VSCHAR, which oidc-provider refuses in Basic credentials. */
 const NOT_VSCHAR = /[^\x20-\x7E]/;
 
-/** A Basic header exactly as oidc-provider parses one: one space, canonical base64. */
-const BASIC = /^basic ([A-Za-z0-9+/]+={0,2})$/i;
-
 /**
  * Whether a request needs something a direct grant does not do: a browser origin (CORS), DPoP,
  * client attestation.
@@ -67,17 +65,12 @@ function presentedSecret(form: URLSearchParams, authorization: string | undefine
     return formId && secret ? { clientId: formId, secret } : null;
   }
   if (form.has('client_secret')) return null; // two mechanisms: oidc-provider's invalid_request
-  const encoded = BASIC.exec(authorization)?.[1];
-  if (!encoded) return null;
-  const bytes = Buffer.from(encoded, 'base64');
-  if (bytes.toString('base64') !== encoded) return null;
-  const decoded = bytes.toString('utf8');
-  const colon = decoded.indexOf(':');
-  const clientId = decoded.slice(0, colon);
-  const secret = decoded.slice(colon + 1);
+  const basic = parseBasicAuthorization(authorization, { strict: true });
+  if (!basic) return null;
+  const { id: clientId, secret } = basic;
   // Form-encoded parts (RFC 6749 §2.3.1) and raw ones that merely look encoded are decoded by
   // oidc-provider (with provider.ts's fallback to the raw secret): left to it, as is any mismatch.
-  if (colon <= 0 || !secret || /[%+]/.test(decoded) || NOT_VSCHAR.test(decoded)) return null;
+  if (!clientId || !secret || isFormEncoded(clientId) || isFormEncoded(secret) || NOT_VSCHAR.test(clientId) || NOT_VSCHAR.test(secret)) return null;
   if (formId !== undefined && formId !== clientId) return null;
   return { clientId, secret };
 }

@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { errors, type default as Provider } from 'oidc-provider';
 import type { AccountService } from '../../accounts/account-service.ts';
@@ -6,7 +5,9 @@ import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { LoginLimiter } from '../../sessions/login-limiter.ts';
-import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { html, type SafeHtml } from '../../views/html.ts';
+import { sendPage } from '../../http/pages.ts';
+import { createCsrf } from '../../http/csrf.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -36,12 +37,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
 
 export function createInteractionRoutes({ provider, accounts, config, limiter, csrfKey }: Dependencies): Router {
   const router = Router();
-  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
-  const csrfValid = (uid: string, presented: unknown) => {
-    const expected = Buffer.from(csrfFor(uid));
-    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
-  };
+  const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
 
   function render(res: Response, view: InteractionView, status = 200) {
@@ -57,28 +53,21 @@ export function createInteractionRoutes({ provider, accounts, config, limiter, c
 <input id="username" name="username" type="text" autocomplete="username" required autofocus value="${view.username ?? ''}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>`;
-    res
-      .status(status)
-      .set('Content-Security-Policy', PAGE_CSP)
-      .set('Cache-Control', 'no-store')
-      .type('html')
-      .send(
-        layout(
-          'Authorize access',
-          html`<h1>Authorize ${view.clientName}</h1>
+    sendPage(res, status, {
+      title: 'Authorize access',
+      body: html`<h1>Authorize ${view.clientName}</h1>
 ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 <p><strong>${view.clientName}</strong> asks for access to your account:</p>
 <ul class="scopes">${scopeList}</ul>
 <form method="post" action="/interaction/${view.uid}">
-<input type="hidden" name="csrf" value="${csrfFor(view.uid)}">
+<input type="hidden" name="csrf" value="${csrf.tokenFor('interaction', view.uid)}">
 ${login}
 <div class="actions">
   <button type="submit" name="decision" value="approve">Approve</button>
   <button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
 </div>
 </form>`,
-        ),
-      );
+    });
   }
 
   async function load(req: Request, res: Response) {
@@ -99,17 +88,10 @@ ${login}
       next(error);
       return;
     }
-    res
-      .status(error.statusCode ?? 400)
-      .set('Content-Security-Policy', PAGE_CSP)
-      .set('Cache-Control', 'no-store')
-      .type('html')
-      .send(
-        layout(
-          'Sign-in expired',
-          html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
-        ),
-      );
+    sendPage(res, error.statusCode ?? 400, {
+      title: 'Sign-in expired',
+      body: html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
+    });
   }
 
   router.get('/interaction/:uid', async (req, res, next) => {
@@ -125,7 +107,7 @@ ${login}
     try {
       const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
       const body = req.body as Record<string, string | undefined>;
-      if (!csrfValid(details.uid, body.csrf)) {
+      if (!csrf.verify('interaction', details.uid, body.csrf)) {
         render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
         return;
       }

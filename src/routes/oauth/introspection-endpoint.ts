@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, type RawHandler } from '../../http/raw-http.ts';
+import { sendRawError } from '../../http/error-response.ts';
+import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
-import { CallerRefused, type IntrospectionCallers } from '../../introspection/introspection-callers.ts';
+import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import { isPromise } from '../../shared/awaitable.ts';
+import { OAuthError } from '../../shared/errors.ts';
 
 export interface IntrospectionEndpointDependencies {
   issuer: string;
@@ -36,11 +38,13 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
 const INACTIVE = JSON.stringify({ active: false });
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
 const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
+/** What a failure answers: here, what fails is the stores. */
+const UNAVAILABLE = new OAuthError(503, 'temporarily_unavailable', 'the token store is unavailable; try again', { headers: { 'Retry-After': '1' } });
 
 async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
   if (!isFormRequest(req)) {
     req.resume();
-    throw new RawHttpProblem(400, 'invalid_request', 'the request body must be application/x-www-form-urlencoded');
+    throw new OAuthError(400, 'invalid_request', 'the request body must be application/x-www-form-urlencoded');
   }
   return new URLSearchParams((await readBody(req, limit)).toString('utf8'));
 }
@@ -49,7 +53,7 @@ async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchP
 function assertNoRepeats(params: URLSearchParams) {
   const seen = new Set<string>();
   for (const name of params.keys()) {
-    if (seen.has(name)) throw new RawHttpProblem(400, 'invalid_request', `'${name}' was sent more than once`);
+    if (seen.has(name)) throw new OAuthError(400, 'invalid_request', `'${name}' was sent more than once`);
     seen.add(name);
   }
 }
@@ -81,20 +85,16 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     return text;
   };
 
-  function send(res: ServerResponse, requestId: string, status: number, body: unknown, extra: Record<string, string> = {}) {
-    sendJson(res, status, body, { ...securityHeaders, ...extra, 'X-Request-Id': requestId });
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
-    if (req.method !== 'POST') throw new RawHttpProblem(405, 'invalid_request', 'use POST');
-    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
+    if (req.method !== 'POST') throw new OAuthError(405, 'invalid_request', 'use POST', { headers: { Allow: 'POST' } });
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required');
     const params = await readForm(req, limit);
     assertNoRepeats(params);
     // What memory answers comes at once, not as a promise: nothing to await.
     let caller = callers.authenticate(req.headers.authorization, params);
     if (isPromise(caller)) caller = await caller;
     const token = params.get('token');
-    if (!token) throw new RawHttpProblem(400, 'invalid_request', "missing required parameter 'token'");
+    if (!token) throw new OAuthError(400, 'invalid_request', "missing required parameter 'token'");
     let active = verifier.verify(token, VERIFY_OPTIONS);
     if (isPromise(active)) active = await active;
     sendAtEndOfTurn(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
@@ -105,16 +105,8 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     const requestId = requestIdOf(req);
     handle(req, res, requestId).catch((error: unknown) => {
       if (res.headersSent) return;
-      if (error instanceof CallerRefused) {
-        logger.info({ reqId: requestId, status: error.status, reason: error.message }, 'introspection caller refused');
-        send(res, requestId, error.status, { error: error.error, error_description: error.message }, error.basic ? { 'WWW-Authenticate': 'Basic realm="tessera"' } : {});
-      } else if (error instanceof RawHttpProblem) {
-        logger.info({ reqId: requestId, status: error.status, reason: error.message }, 'introspection request refused');
-        send(res, requestId, error.status, { error: error.error, error_description: error.message }, error.status === 405 ? { Allow: 'POST' } : {});
-      } else {
-        logger.error({ reqId: requestId, err: error }, 'introspection failed');
-        send(res, requestId, 503, { error: 'temporarily_unavailable', error_description: 'the token store is unavailable; try again' }, { 'Retry-After': '1' });
-      }
+      const sent = sendRawError(res, error, { requestId, logger, headers: securityHeaders, failure: 'introspection failed', fallback: UNAVAILABLE });
+      if (sent !== UNAVAILABLE) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
     });
   };
 }

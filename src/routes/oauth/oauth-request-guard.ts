@@ -3,9 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config/schema.ts';
 import { formDecode, parseBasicAuthorization } from '../../credentials/basic-auth.ts';
-import { FORM_BODY_LIMIT, RawHttpProblem, readBody } from '../../http/raw-http.ts';
+import { FORM_BODY_LIMIT, readBody } from '../../http/raw-http.ts';
+import { OAuthError } from '../../shared/errors.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { html } from '../../views/html.ts';
+import { sendPage } from '../../http/pages.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 
@@ -21,19 +23,14 @@ export function replayBody(req: IncomingMessage, body: Buffer): void {
   req.headers['content-length'] = String(body.length);
 }
 
-function oauthError(res: Response, status: number, error: string, description: string): void {
-  res.status(status).set('Cache-Control', 'no-store').set('Pragma', 'no-cache').json({ error, error_description: description });
-}
-
-function sendPage(res: Response, status: number, title: string, body: SafeHtml): void {
-  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(layout(title, body));
-}
-
 function isForm(req: Request): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
 }
 
-/** Reads the form body of a POST, lets `check` inspect and amend it, then replays it. */
+/**
+ * Reads the form body of a POST, lets `check` inspect and amend it, then replays it. `check`
+ * answers false when it has answered the request itself, or throws an OAuthError.
+ */
 function withFormBody(check: (form: URLSearchParams, req: Request, res: Response) => Promise<boolean>): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'POST' || !isForm(req)) {
@@ -41,14 +38,9 @@ function withFormBody(check: (form: URLSearchParams, req: Request, res: Response
       return;
     }
     try {
-      let raw: Buffer;
-      try {
-        raw = await readBody(req, FORM_BODY_LIMIT);
-      } catch (error) {
-        if (!(error instanceof RawHttpProblem)) throw error;
-        oauthError(res, error.status, error.error, 'request body too large');
-        return;
-      }
+      const raw = await readBody(req, FORM_BODY_LIMIT).catch((error: unknown) => {
+        throw error instanceof OAuthError ? new OAuthError(error.status, error.error, 'request body too large') : error;
+      });
       const form = new URLSearchParams(raw.toString('utf8'));
       const proceed = await check(form, req, res);
       if (!proceed) return;
@@ -66,26 +58,17 @@ function withFormBody(check: (form: URLSearchParams, req: Request, res: Response
  */
 export function deviceAuthorizationGuard(config: Config): RequestHandler {
   const known = new Set([...Object.keys(config.scopes), 'openid', 'offline_access']);
-  return withFormBody(async (form, req, res) => {
+  return withFormBody(async (form, req) => {
     const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
     const unknown = scopes.filter((scope) => !known.has(scope));
-    if (unknown.length) {
-      oauthError(res, 400, 'invalid_scope', `unknown scope: ${unknown.join(' ')}`);
-      return false;
-    }
+    if (unknown.length) throw new OAuthError(400, 'invalid_scope', `unknown scope: ${unknown.join(' ')}`);
     if (!scopes.some((scope) => scope in config.scopes)) form.set('scope', [...scopes, 'read'].join(' '));
 
     const challenge = form.get('code_challenge');
     const method = form.get('code_challenge_method');
     if (challenge !== null || method !== null) {
-      if (method !== 'S256') {
-        oauthError(res, 400, 'invalid_request', 'code_challenge_method must be S256');
-        return false;
-      }
-      if (!challenge || !CODE_CHALLENGE.test(challenge)) {
-        oauthError(res, 400, 'invalid_request', 'code_challenge must be the base64url SHA-256 of the code_verifier');
-        return false;
-      }
+      if (method !== 'S256') throw new OAuthError(400, 'invalid_request', 'code_challenge_method must be S256');
+      if (!challenge || !CODE_CHALLENGE.test(challenge)) throw new OAuthError(400, 'invalid_request', 'code_challenge must be the base64url SHA-256 of the code_verifier');
       (req as unknown as { tesseraCodeChallenge?: string }).tesseraCodeChallenge = challenge;
       form.delete('code_challenge');
       form.delete('code_challenge_method');
@@ -94,10 +77,7 @@ export function deviceAuthorizationGuard(config: Config): RequestHandler {
   });
 }
 
-/**
- * The token endpoint: slow_down and PKCE for device-code polls; for client credentials, `read`
- * when no scope is named, and offline_access and openid dropped (no refresh tokens, no users).
- */
+/** What the token endpoint's rules read. */
 export interface TokenGuardDependencies {
   devicePolls: DevicePollPolicy;
   /** The scopes a client may obtain. */
@@ -109,20 +89,14 @@ export interface TokenGuardDependencies {
   refreshTokenUserScopes(refreshToken: string): Promise<{ granted: string[]; allowed: string[] } | null>;
 }
 
-/** Why a token request is answered before oidc-provider sees it (an RFC 6749 §5.2 error). */
-export interface TokenRequestRefusal {
-  status: number;
-  error: string;
-  description: string;
-}
-
 /**
  * The token endpoint's rules beyond oidc-provider's: device polls (slow_down, PKCE), refresh
- * narrowed to what the user may still have, client credentials narrowed to the client's scopes.
- * A refusal answers the request; null lets it go on to oidc-provider as it came, 'amended' with
- * `form` as the check changed it.
+ * narrowed to what the user may still have, client credentials narrowed to the client's scopes
+ * (`read` when none is named; never offline_access or openid: no refresh tokens, no users).
+ * A refusal is thrown (an OAuthError); null lets the request go on to oidc-provider as it came,
+ * 'amended' with `form` as the check changed it.
  */
-export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<TokenRequestRefusal | 'amended' | null>;
+export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<'amended' | null>;
 
 export function createTokenRequestCheck({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenGuardDependencies): TokenRequestCheck {
   return async (form, authorization) => {
@@ -132,10 +106,10 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
       if (!deviceCode) return null; // oidc-provider answers the missing parameter.
       const verifier = form.get('code_verifier') ?? undefined;
       if (verifier !== undefined && !CODE_VERIFIER.test(verifier)) {
-        return { status: 400, error: 'invalid_request', description: 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]' };
+        throw new OAuthError(400, 'invalid_request', 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]');
       }
       if ((await devicePolls.poll(deviceCode)) === 'slow_down') {
-        return { status: 400, error: 'slow_down', description: 'polling too frequently; wait longer between requests' };
+        throw new OAuthError(400, 'slow_down', 'polling too frequently; wait longer between requests');
       }
       const pkce = await devicePolls.verifyPkce(deviceCode, verifier);
       if (pkce !== 'ok') {
@@ -144,7 +118,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
           mismatch: 'PKCE verification failed',
           unexpected_verifier: 'code_verifier sent, but no code_challenge was sent with this device code',
         }[pkce];
-        return { status: 400, error: 'invalid_grant', description: description };
+        throw new OAuthError(400, 'invalid_grant', description);
       }
       if (verifier === undefined) return null;
       form.delete('code_verifier');
@@ -161,7 +135,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
         const kept = wanted.filter((scope) => scopes.allowed.includes(scope) || !scopes.granted.includes(scope));
         if (kept.length < wanted.length) {
           if (!kept.some((scope) => scope !== 'openid' && scope !== 'offline_access')) {
-            return { status: 400, error: 'invalid_grant', description: 'the account may no longer be granted any of these scopes' };
+            throw new OAuthError(400, 'invalid_grant', 'the account may no longer be granted any of these scopes');
           }
           form.set('scope', kept.join(' '));
           return 'amended';
@@ -177,7 +151,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
       const scopes = (requested.length ? requested : ['read']).filter((scope) => allowed.has(scope) && scope !== 'offline_access' && scope !== 'openid');
       if (scopes.length === 0 && clientId && allowed.size > 0) {
         // Dropping every scope would give a token good for nothing: say so instead.
-        return { status: 400, error: 'invalid_scope', description: 'none of the requested scopes may be granted to this client' };
+        throw new OAuthError(400, 'invalid_scope', 'none of the requested scopes may be granted to this client');
       }
       const scope = scopes.length ? scopes.join(' ') : null;
       if (scope === form.get('scope')) return null;
@@ -207,7 +181,10 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     // The form's CSRF token is bound to the browser session oidc-provider set when it served the
     // form: without both, the post did not come from that form. (oidc-provider would answer a 500.)
     if (!session || !form.get('xsrf')) {
-      sendPage(res, 400, 'Form expired', html`<h1>This form has expired</h1><p class="error" role="alert">Open the verification page again and enter the code shown on your device.</p><p><a href="${OIDC_ROUTES.code_verification}">Enter a code</a></p>`);
+      sendPage(res, 400, {
+        title: 'Form expired',
+        body: html`<h1>This form has expired</h1><p class="error" role="alert">Open the verification page again and enter the code shown on your device.</p><p><a href="${OIDC_ROUTES.code_verification}">Enter a code</a></p>`,
+      });
       return false;
     }
     if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
@@ -219,7 +196,10 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     if (over.length === 0) return true;
     const retryAfter = Math.ceil(Math.max(...over.map((r) => r.ttlMs)) / 1000);
     res.set('Retry-After', String(retryAfter));
-    sendPage(res, 429, 'Too many attempts', html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`);
+    sendPage(res, 429, {
+      title: 'Too many attempts',
+      body: html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`,
+    });
     return false;
   });
 }

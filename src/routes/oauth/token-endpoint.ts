@@ -2,9 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
-import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, RawHttpProblem, readBody, requestIdOf, sendJson, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
+import { sendRawError } from '../../http/error-response.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
+import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
 import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
+
+const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
 
 export interface TokenEndpointDependencies {
   issuer: string;
@@ -50,12 +54,11 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
-    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new RawHttpProblem(403, 'invalid_request', 'HTTPS is required');
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required');
     if (req.method === 'POST' && isFormRequest(req)) {
       const body = await readBody(req, limit);
       const form = new URLSearchParams(body.toString('utf8'));
       const outcome = await deps.check(form, req.headers.authorization);
-      if (outcome !== null && outcome !== 'amended') throw new RawHttpProblem(outcome.status, outcome.error, outcome.description);
       const issued = await directly(form, req);
       if (issued) {
         sendJsonText(res, 200, JSON.stringify(issued), grantHeaders, requestId);
@@ -75,17 +78,14 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
     const requestId = requestIdOf(req);
     handle(req, res, requestId).catch((error: unknown) => {
       if (res.headersSent) return;
-      if (error instanceof RawHttpProblem) {
-        sendJson(res, error.status, { error: error.error, error_description: error.message }, { ...securityHeaders, 'X-Request-Id': requestId });
-      } else if (error instanceof errors.OIDCProviderError && error.status < 500) {
+      let answer = error;
+      if (error instanceof errors.OIDCProviderError && error.status < 500) {
         // A direct grant's refusal after it began (a concurrent refresh consumed the token first):
         // as oidc-provider answers it, with the detail for the log only.
         if (debug) deps.logger.debug({ reqId: requestId, status: error.status, error: error.error, detail: error.error_detail, answeredBy: 'tessera' }, 'token request');
-        sendJsonText(res, error.status, JSON.stringify({ error: error.error, error_description: error.error_description }), grantHeaders, requestId);
-      } else {
-        deps.logger.error({ reqId: requestId, err: error }, 'token request failed');
-        sendJson(res, 500, { error: 'server_error', error_description: 'oops! something went wrong' }, { ...securityHeaders, 'X-Request-Id': requestId });
+        answer = new OAuthError(error.status, error.error, error.error_description ?? '', { detail: error.error_detail, headers: CROSS_ORIGIN });
       }
+      sendRawError(res, answer, { requestId, logger: deps.logger, headers: securityHeaders, failure: 'token request failed' });
     });
   };
 }

@@ -1,20 +1,21 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AccountService } from '../../accounts/account-service.ts';
 import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
+import { createCsrf } from '../../http/csrf.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
-import { presentedCredential } from '../../credentials/presented-credential.ts';
+import { configuredSources, presentedCredential, type CredentialSource } from '../../credentials/presented-credential.ts';
+import { tokenFormat } from '../../credentials/token-format.ts';
 
 /** Who is calling and with what. */
 export interface Caller {
   user: User;
   scopes: string[];
   credential: 'session' | 'personal_access_token';
-  /** How it came: a session in a header or the browser cookie; a token as Bearer, query or API key. */
-  via: string;
+  /** Where the credential was found. */
+  via: CredentialSource;
   token: string;
   sessionId?: string;
   tokenId?: string;
@@ -37,34 +38,38 @@ export interface CallerDependencies {
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function createCallerAuthenticator({ config, accounts, sessions, personalTokens, csrfKey }: CallerDependencies) {
-  const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`csrf:${sessionId}`).digest('base64url');
+  const csrf = createCsrf(csrfKey);
+  /** The CSRF token of a browser session's forms and changes. */
+  const csrfFor = (sessionId: string) => csrf.tokenFor('csrf', sessionId);
+
+  const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'url', cookie: true });
 
   /** Resolves the request's credential, or null when there is none or it is not valid. */
   async function identify(req: Request): Promise<Caller | null> {
-    const presented = presentedCredential(req, config);
-    if (!presented || presented.kind === 'unknown') return null;
-    if (presented.kind === 'session') {
+    const presented = presentedCredential(req, sources);
+    if (!presented) return null;
+    // The API-key pair carries a personal token and the cookie a session; elsewhere the prefix says.
+    const kind = presented.source === 'api_key' ? 'personal_access_token' : presented.source === 'cookie' ? 'session' : tokenFormat.parse(presented.token);
+    if (kind === 'session') {
       const session = await sessions.authenticate(presented.token);
       const user = session && (await accounts.findUserById(session.userId));
       if (!session || !user || user.disabled) return null;
-      return { user, scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)), credential: 'session', via: presented.via, token: presented.token, sessionId: session.id };
+      return { user, scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)), credential: 'session', via: presented.source, token: presented.token, sessionId: session.id };
     }
+    if (kind !== 'personal_access_token') return null;
     const verified = await personalTokens.verify(presented.token, { ip: req.ip ?? null });
     const user = verified && (await accounts.findUserById(verified.userId));
     if (!verified || !user || user.disabled) return null;
     // The API-key pair names the owner: a username or e-mail that is not the token's owner fails.
-    if (presented.via === 'api-key') {
+    if (presented.source === 'api_key') {
       const named = (presented.apiUser ?? '').toLowerCase();
       if (named !== user.username.toLowerCase() && named !== (user.email ?? '').toLowerCase()) return null;
     }
-    return { user, scopes: verified.scopes, credential: 'personal_access_token', via: presented.via, token: presented.token, tokenId: verified.tokenId };
+    return { user, scopes: verified.scopes, credential: 'personal_access_token', via: presented.source, token: presented.token, tokenId: verified.tokenId };
   }
 
   function csrfValid(req: Request, sessionId: string): boolean {
-    const presented = req.get('x-csrf-token') ?? (req.body as Record<string, unknown> | undefined)?.csrf;
-    const expected = Buffer.from(csrfFor(sessionId));
-    const actual = Buffer.from(typeof presented === 'string' ? presented : '');
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
+    return csrf.verify('csrf', sessionId, req.get('x-csrf-token') ?? (req.body as Record<string, unknown> | undefined)?.csrf);
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { AuditEvent } from '../../audit/audit-log.ts';
 import type { PersonalToken } from '../../personal-tokens/personal-token-service.ts';
-import { html, layout, type SafeHtml } from '../../views/html.ts';
+import { html, type SafeHtml } from '../../views/html.ts';
+import type { Page } from '../../http/pages.ts';
 
 const date = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">—</span>`);
 
@@ -12,10 +13,10 @@ function nav(username: string, csrf: string, current: 'tokens' | 'security'): Sa
 </nav>`;
 }
 
-export function loginPage(options: { csrf: string; next: string; error?: string; username?: string }): string {
-  return layout(
-    'Sign in',
-    html`<h1>Sign in</h1>
+export function loginPage(options: { csrf: string; next: string; error?: string; username?: string }): Page {
+  return {
+    title: 'Sign in',
+    body: html`<h1>Sign in</h1>
 ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <form method="post" action="/login">
   <input type="hidden" name="csrf" value="${options.csrf}">
@@ -26,7 +27,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <div class="actions"><button type="submit">Sign in</button></div>
 </form>`,
-  );
+  };
 }
 
 export interface TokensPageOptions {
@@ -40,7 +41,7 @@ export interface TokensPageOptions {
   notice?: string;
 }
 
-export function tokensPage(o: TokensPageOptions): string {
+export function tokensPage(o: TokensPageOptions): Page {
   const live = o.tokens.filter((t) => !t.revoked);
   const rows = live.map(
     (t) => html`<tr>
@@ -53,9 +54,9 @@ export function tokensPage(o: TokensPageOptions): string {
   <td><a class="button danger" href="/settings/tokens/${t.id}/revoke">Revoke</a></td>
 </tr>`,
   );
-  return layout(
-    'Access tokens',
-    html`${nav(o.username, o.csrf, 'tokens')}
+  return {
+    title: 'Access tokens',
+    body: html`${nav(o.username, o.csrf, 'tokens')}
 <h1>Personal access tokens</h1>
 <p class="muted">Tokens let scripts use the API as you, with the scopes you choose. Send one as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
 ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
@@ -89,14 +90,14 @@ ${live.length
   <div class="actions"><button type="submit">Create token</button></div>
 </form>
 </section>`,
-    { wide: true },
-  );
+    wide: true,
+  };
 }
 
-export function tokenCreatedPage(o: { username: string; csrf: string; token: string; record: PersonalToken }): string {
-  return layout(
-    'Token created',
-    html`${nav(o.username, o.csrf, 'tokens')}
+export function tokenCreatedPage(o: { username: string; csrf: string; token: string; record: PersonalToken }): Page {
+  return {
+    title: 'Token created',
+    body: html`${nav(o.username, o.csrf, 'tokens')}
 <h1>Token created</h1>
 <p class="notice" role="status">Copy your new token <strong>${o.record.name}</strong> now. <strong>It cannot be shown again.</strong></p>
 <label for="new-token">Your token (scopes: ${o.record.scopes.join(', ')})</label>
@@ -104,27 +105,27 @@ export function tokenCreatedPage(o: { username: string; csrf: string; token: str
 <p class="muted">Store it like a password. If you lose it, revoke it and create another.</p>
 <p><a href="/settings/tokens">Back to your tokens</a></p>
 <script src="/assets/copy.js"></script>`,
-    { wide: true },
-  );
+    wide: true,
+  };
 }
 
-export function revokePage(o: { username: string; csrf: string; token: PersonalToken }): string {
-  return layout(
-    'Revoke token',
-    html`${nav(o.username, o.csrf, 'tokens')}
+export function revokePage(o: { username: string; csrf: string; token: PersonalToken }): Page {
+  return {
+    title: 'Revoke token',
+    body: html`${nav(o.username, o.csrf, 'tokens')}
 <h1>Revoke “${o.token.name}”?</h1>
 <p>Scripts using <code>${o.token.hint}…</code> will stop working at once. This cannot be undone.</p>
 <form method="post" action="/settings/tokens/${o.token.id}/revoke">
   <input type="hidden" name="csrf" value="${o.csrf}">
   <div class="actions"><button type="submit" class="danger">Revoke token</button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
 </form>`,
-  );
+  };
 }
 
-export function securityPage(o: { username: string; csrf: string; events: AuditEvent[] }): string {
-  return layout(
-    'Security log',
-    html`${nav(o.username, o.csrf, 'security')}
+export function securityPage(o: { username: string; csrf: string; events: AuditEvent[] }): Page {
+  return {
+    title: 'Security log',
+    body: html`${nav(o.username, o.csrf, 'security')}
 <h1>Security log</h1>
 <p class="muted">Sign-ins, sessions and token changes on your account, newest first.</p>
 ${o.events.length
@@ -136,8 +137,8 @@ ${o.events.length
         .join('; ')}</td></tr>`,
     )}</tbody></table></div>`
   : html`<p class="muted">Nothing yet.</p>`}`,
-    { wide: true },
-  );
+    wide: true,
+  };
 }
 
 /** The copy button's script, served from Tessera (no inline script: the CSP forbids it). */

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { AccountService } from '../../accounts/account-service.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
@@ -8,7 +8,8 @@ import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import type { LoginLimiter } from '../../sessions/login-limiter.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
-import { PAGE_CSP } from '../../views/html.ts';
+import { sameToken } from '../../http/csrf.ts';
+import { sendPage } from '../../http/pages.ts';
 import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
@@ -24,10 +25,6 @@ export interface SettingsRouteDependencies {
 }
 
 const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
-
-function sendPage(res: Response, status: number, page: string): void {
-  res.status(status).set('Content-Security-Policy', PAGE_CSP).set('Cache-Control', 'no-store').type('html').send(page);
-}
 
 /** Only a path on this site: never an open redirect. */
 function localPath(value: unknown): string {
@@ -69,8 +66,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       };
       // Login CSRF: the form's token must match the cookie set with the form (double submit).
       const cookieToken = /(?:^|;\s*)tessera_login_csrf=([^;]+)/.exec(req.headers.cookie ?? '')?.[1] ?? '';
-      const formToken = typeof body.csrf === 'string' ? body.csrf : '';
-      if (!cookieToken || cookieToken.length !== formToken.length || !timingSafeEqual(Buffer.from(cookieToken), Buffer.from(formToken))) {
+      if (!cookieToken || !sameToken(cookieToken, body.csrf)) {
         again(403, 'The form expired. Please sign in again.');
         return;
       }

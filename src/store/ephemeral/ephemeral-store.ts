@@ -1,15 +1,9 @@
 /**
- * The ephemeral store: short-lived state with a time to live — login sessions, oidc-provider
- * models, rate-limit counters — and the pub/sub channel that carries cache invalidations between
- * nodes. Redis implements it in production (redis-ephemeral-store.ts); an in-process
- * implementation (memory-ephemeral-store.ts) serves single-process trials. Both pass the same
- * contract suite (test/contract/ephemeral-store.contract.ts).
- *
- * Keys given to the store are logical: each implementation prepends its configured prefix. A key
- * may carry a Redis Cluster hash tag (`{...}`) so that keys used together land in one slot; the
- * prefix is put in front and never contains braces, so the tag keeps working.
- *
- * Every write takes a TTL in milliseconds: nothing in this store lives forever.
+ * The ephemeral store: short-lived state (login sessions, oidc-provider models, rate-limit
+ * counters) and the pub/sub channel carrying cache invalidations between nodes. Redis
+ * (store/redis/) and an in-process store implement it; both pass test/contract/ephemeral-store.contract.ts.
+ * Keys are logical: each implementation prepends a prefix without braces, so a `{hash tag}` keeps
+ * keys used together in one Redis Cluster slot. Every write takes a TTL in milliseconds.
  */
 export interface SetOptions {
   /** Time to live in milliseconds (> 0). */

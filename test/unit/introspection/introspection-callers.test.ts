@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { CallerRefused, createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
+import { createIntrospectionCallers, type CallerMetadata } from '../../../src/introspection/introspection-callers.ts';
+import { OAuthError } from '../../../src/shared/errors.ts';
 import { digestClientSecret } from '../../../src/clients/client-secret.ts';
 import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
 import { isPromise, type Awaitable } from '../../../src/shared/awaitable.ts';
@@ -38,8 +39,8 @@ function outcome(call: () => Awaitable<CallerMetadata>): unknown {
     }
     return { client: client.client_id };
   } catch (error) {
-    if (!(error instanceof CallerRefused)) throw error;
-    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+    if (!(error instanceof OAuthError)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.headers?.['WWW-Authenticate'] !== undefined };
   }
 }
 
@@ -47,8 +48,8 @@ async function outcomeAsync(call: () => Awaitable<CallerMetadata>): Promise<unkn
   try {
     return { client: (await call()).client_id };
   } catch (error) {
-    if (!(error instanceof CallerRefused)) throw error;
-    return { status: error.status, error: error.error, message: error.message, basic: error.basic };
+    if (!(error instanceof OAuthError)) throw error;
+    return { status: error.status, error: error.error, message: error.message, basic: error.headers?.['WWW-Authenticate'] !== undefined };
   }
 }
 

@@ -1,0 +1,61 @@
+// The client metadata oidc-provider's Client model receives, built from a Client.
+import type { ClientJwks, ClientKind } from '../config/schema.ts';
+import { copyJwks, type Client, type ClientAuthMethod } from './client.ts';
+
+/**
+ * `client_secret` is the hex SHA-256 of the secret, so oidc-provider's compareClientSecret must
+ * digest the presented secret before comparing. The `tessera_*` properties must be listed in
+ * oidc-provider's `extraClientMetadata.properties`.
+ */
+export type OidcClientMetadata = {
+  client_id: string;
+  client_name: string;
+  token_endpoint_auth_method: ClientAuthMethod;
+  grant_types: string[];
+  response_types: string[];
+  redirect_uris: string[];
+  /** 'client_secret_basic' only: the hex SHA-256 of the secret. */
+  client_secret?: string;
+  /** 'private_key_jwt' only: the public keys that verify its client assertions (a copy). */
+  jwks?: ClientJwks;
+  /** The allowed scopes, space-separated. */
+  scope: string;
+  tessera_kind: ClientKind;
+  /** The client's default resource, or the global one. */
+  tessera_default_resource: string;
+  /** Seconds; absent when the global access token lifetime applies. */
+  tessera_access_token_ttl?: number;
+};
+
+/** What each kind fixes in the metadata (how it authenticates: Client.authMethod). */
+const KIND_PROFILES: Record<ClientKind, { grantTypes: readonly string[]; responseTypes: readonly string[] }> = {
+  device: { grantTypes: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], responseTypes: [] },
+  service: { grantTypes: ['client_credentials'], responseTypes: [] },
+  resource_server: { grantTypes: [], responseTypes: [] },
+  web: { grantTypes: ['authorization_code', 'refresh_token'], responseTypes: ['code'] },
+};
+
+/** `secretSha256`: the client's secret digest (null when it has none); `defaultResource`: the global one. */
+export function toOidcMetadata(client: Client, secretSha256: string | null, defaultResource: string): OidcClientMetadata {
+  const profile = KIND_PROFILES[client.kind];
+  const metadata: OidcClientMetadata = {
+    client_id: client.clientId,
+    client_name: client.name,
+    token_endpoint_auth_method: client.authMethod,
+    grant_types: [...profile.grantTypes],
+    response_types: [...profile.responseTypes],
+    redirect_uris: client.kind === 'web' ? [...client.redirectUris] : [],
+    scope: client.scopes.join(' '),
+    tessera_kind: client.kind,
+    tessera_default_resource: client.defaultResource ?? defaultResource,
+  };
+  if (client.authMethod === 'private_key_jwt') {
+    metadata.jwks = copyJwks(client.jwks!);
+  } else if (client.confidential) {
+    // The config schema and a table constraint both guarantee a digest or keys for confidential kinds.
+    if (!secretSha256) throw new Error(`client ${client.clientId} is confidential but has neither a secret digest nor keys`);
+    metadata.client_secret = secretSha256;
+  }
+  if (client.accessTokenTtlSeconds !== null) metadata.tessera_access_token_ttl = client.accessTokenTtlSeconds;
+  return metadata;
+}

@@ -1,0 +1,226 @@
+// A connection to Redis for the ephemeral store: options, reconnection, logging of outages, and
+// errors that say what failed and where. Commands never queue while Redis is away: they fail at once.
+import type { Socket } from 'node:net';
+import type { Redis, RedisOptions } from 'ioredis';
+
+export interface StoreLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+/** What the store's parts share: where Redis is, the limits, the logger, whether it is closing. */
+export interface RedisContext {
+  /** host:port, without the URL's credentials. */
+  readonly server: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  readonly logger: StoreLogger;
+  closing: boolean;
+}
+
+export type Role = 'commands' | 'subscriber';
+
+export interface Connection {
+  readonly role: Role;
+  readonly client: Redis;
+  /** Set once the first connection succeeded; before that, a failure is final (the caller is told). */
+  everReady: boolean;
+  /** True while an outage has been logged and the 'restored' line is owed. */
+  outageReported: boolean;
+  lastError: string | null;
+  heartbeatInFlight: boolean;
+}
+
+/** Reconnection back-off: 50 ms, doubling, at most 1 s; it never gives up. */
+function reconnectDelay(attempt: number): number {
+  return Math.min(1000, 50 * 2 ** Math.min(attempt - 1, 5));
+}
+
+/**
+ * How long ioredis lets a socket it ends take to close before destroying it. Short: the sockets
+ * ended here are either no longer needed or dead (the default of 2 s only delays close()).
+ */
+const DISCONNECT_TIMEOUT_MS = 20;
+
+/** ioredis' ways of saying that a command was not sent, or lost with its connection. */
+const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|Reached the max retries per request limit|Command aborted due to connection close/;
+
+/** The options of every connection (docs/architecture-notes/redis-store.md says why). */
+export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
+  return {
+    lazyConnect: true,
+    // A request never waits for Redis to return: fail instead of queueing while disconnected.
+    enableOfflineQueue: false,
+    // A command lost with its connection is never sent again: Redis may have run it already.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: connectTimeoutMs,
+    // No commandTimeout: the stall watchdog fails unanswered commands from one timer.
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
+    // The subscriber restores its channels itself, and knows when that is done.
+    autoResubscribe: false,
+  };
+}
+
+/** Errors from Node's sockets may come from another realm (a test VM): no instanceof here. */
+export function errorText(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    if (typeof code === 'string') return code;
+    if (typeof message === 'string') return message;
+  }
+  return String(error);
+}
+
+/** An error's text for a log line or a message, a timeout saying how long was waited. */
+export function reasonOf(context: RedisContext, error: unknown): string {
+  const text = errorText(error);
+  return text === 'Command timed out' ? `no answer within ${context.commandTimeoutMs} ms` : text;
+}
+
+/** Where Redis is, as host:port: enough to find it, without the credentials of the URL. */
+export function describeServer(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error('the Redis URL is not a valid URL');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new Error(`the Redis URL must start with redis:// or rediss://, not ${parsed.protocol}//`);
+  }
+  return `${parsed.hostname}:${parsed.port || '6379'}`;
+}
+
+/**
+ * Creates a connection (not connected yet) with its reconnection policy and its logging. Until it
+ * has connected once, a failure is final (connectFirst reports it); afterwards it reconnects for
+ * as long as the store is open.
+ */
+export function openConnection(context: RedisContext, role: Role, make: (roleOptions: RedisOptions) => Redis): Connection {
+  const { logger, server } = context;
+  const state = { role, everReady: false, outageReported: false, lastError: null as string | null, heartbeatInFlight: false };
+  const client = make({
+    connectionName: role === 'commands' ? 'tessera' : 'tessera-subscriber',
+    retryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
+  });
+  const connection: Connection = Object.assign(state, { client });
+  const reportOutage = (reason: string) => {
+    if (context.closing || !connection.everReady || connection.outageReported) return;
+    connection.outageReported = true;
+    logger.warn({ redis: server, connection: role, reason }, 'lost the connection to Redis; reconnecting in the background');
+  };
+  // Without an 'error' listener ioredis would print every failed reconnection attempt.
+  client.on('error', (error: unknown) => {
+    connection.lastError = reasonOf(context, error);
+    reportOutage(connection.lastError);
+  });
+  client.on('close', () => reportOutage(connection.lastError ?? 'connection closed'));
+  client.on('ready', () => {
+    connection.lastError = null;
+    if (connection.outageReported && !context.closing) {
+      logger.info({ redis: server, connection: role }, 'reconnected to Redis');
+    }
+    connection.outageReported = false;
+  });
+  return connection;
+}
+
+/** Connects for the first time, within connectTimeoutMs, or ends the connection and explains. */
+export async function connectFirst(context: RedisContext, connection: Connection): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const connecting = connection.client.connect();
+  connecting.catch(() => undefined); // its failure is reported through the race below
+  try {
+    await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${context.connectTimeoutMs} ms`)), context.connectTimeoutMs);
+      }),
+    ]);
+    connection.everReady = true;
+  } catch (error) {
+    const reason = connection.lastError ?? reasonOf(context, error);
+    await endConnection(connection.client);
+    throw new Error(`cannot reach Redis at ${context.server}: ${reason}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs a command, turning ioredis errors into messages that say what happened and where. */
+export async function run<T>(context: RedisContext, operation: string, connection: Connection, send: () => Promise<T>): Promise<T> {
+  if (context.closing) throw new Error(`the Redis ephemeral store is closed (${operation})`);
+  try {
+    return await send();
+  } catch (error) {
+    throw explain(context, operation, connection, error);
+  }
+}
+
+function explain(context: RedisContext, operation: string, connection: Connection, error: unknown): Error {
+  const { server, commandTimeoutMs } = context;
+  const text = errorText(error);
+  if ((error as { name?: unknown } | null)?.name === 'ReplyError') {
+    return new Error(`Redis ${operation} failed: ${text}`, { cause: error });
+  }
+  if (text === 'Command timed out') {
+    return new Error(`Redis at ${server} did not answer ${operation} within ${commandTimeoutMs} ms`, { cause: error });
+  }
+  const { status } = connection.client;
+  if (status !== 'ready' || CONNECTION_LOST.test(text)) {
+    const why = connection.lastError ? `${connection.lastError}, reconnecting` : status === 'ready' ? 'connection lost' : `connection ${status}`;
+    return new Error(`Redis at ${server} is unavailable (${why}); ${operation} was not run`, { cause: error });
+  }
+  return new Error(`Redis ${operation} failed at ${server}: ${text}`, { cause: error });
+}
+
+/** Resolves when the socket has closed, or after ms (then the caller destroys it). */
+function socketClosed(stream: Socket | undefined, ms: number): Promise<void> {
+  if (!stream || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    stream.once('close', done);
+    function done() {
+      clearTimeout(timer);
+      stream!.removeListener('close', done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * Ends a connection at once, whatever state it is in, and returns when it holds nothing open:
+ * no socket, no reconnection timer, no disconnect timer.
+ */
+export async function endConnection(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status === 'wait') {
+    client.disconnect();
+    return;
+  }
+  const stream = client.stream as Socket | undefined;
+  const streamOpen = stream !== undefined && !stream.destroyed;
+  // disconnect() arms a DISCONNECT_TIMEOUT_MS timer that only the socket's 'close' clears; a socket
+  // already closed never closes again, so wait that timer out and leave nothing behind.
+  client.disconnect();
+  if (streamOpen) {
+    await socketClosed(stream, DISCONNECT_TIMEOUT_MS * 5);
+  } else {
+    await new Promise((resolve) => setTimeout(resolve, DISCONNECT_TIMEOUT_MS));
+  }
+}
+
+/** QUIT when connected (Redis answers and closes the socket), otherwise end the connection now. */
+export async function quit(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') {
+    const stream = client.stream as Socket | undefined;
+    try {
+      await client.quit();
+      await socketClosed(stream, timeoutMs);
+    } catch {
+      // fall through: the connection is ended below
+    }
+  }
+  await endConnection(client);
+}

@@ -1,0 +1,129 @@
+// Pub/sub on one dedicated connection, opened on the first subscribe. Subscribers hear 'down' when
+// it is lost and 'up' only once Redis has confirmed every channel again.
+import type { ConnectionState, SubscribeOptions, Subscription } from '../ephemeral/ephemeral-store.ts';
+import { connectFirst, errorText, openConnection, reasonOf, run, type Connection, type RedisContext } from './connection.ts';
+
+interface Listener {
+  handler: (message: string) => void;
+  onStateChange: ((state: ConnectionState) => void) | undefined;
+}
+
+export interface Subscriptions {
+  subscribe(channel: string, handler: (message: string) => void, options?: SubscribeOptions): Promise<Subscription>;
+  /** The subscriber connection, when one was opened successfully. */
+  connection(): Promise<Connection | undefined>;
+}
+
+/** `commands` is duplicated for the subscriber connection; channels are prefixed with keyPrefix. */
+export function createSubscriptions(context: RedisContext, commands: Connection, keyPrefix: string): Subscriptions {
+  const { logger, server } = context;
+  const listeners = new Map<string, Set<Listener>>(); // by prefixed channel
+  let subscriberConnection: Promise<Connection> | null = null;
+  let subscriberUp = false;
+
+  function notify(state: ConnectionState): void {
+    for (const set of listeners.values()) {
+      for (const listener of set) {
+        try {
+          listener.onStateChange?.(state);
+        } catch (error) {
+          logger.warn({ reason: errorText(error), state }, 'a subscriber failed to handle a connection state change');
+        }
+      }
+    }
+  }
+
+  function dispatch(channel: string, message: string): void {
+    const set = listeners.get(channel);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener.handler(message);
+      } catch (error) {
+        logger.warn({ channel: channel.slice(keyPrefix.length), reason: errorText(error) }, 'a subscriber failed to handle a message');
+      }
+    }
+  }
+
+  async function openSubscriber(): Promise<Connection> {
+    const subscriber = openConnection(context, 'subscriber', (roleOptions) => commands.client.duplicate(roleOptions));
+    const { client } = subscriber;
+    client.on('message', dispatch);
+    client.on('close', () => {
+      if (context.closing || !subscriberUp) return;
+      subscriberUp = false;
+      notify('down');
+    });
+    // Resubscribe, and announce 'up' only once Redis confirmed every channel (unlike ioredis'
+    // autoResubscribe), so that a message published after 'up' is never missed.
+    client.on('ready', () => {
+      if (context.closing || subscriberUp || !subscriber.everReady) return;
+      const channels = [...listeners.keys()];
+      const resubscribed = channels.length > 0 ? client.subscribe(...channels) : Promise.resolve(0);
+      resubscribed.then(
+        () => {
+          if (context.closing || subscriberUp || client.status !== 'ready') return;
+          subscriberUp = true;
+          notify('up');
+        },
+        (error: unknown) => {
+          // Lost again, or the server stopped answering: the next 'ready' tries again.
+          logger.warn({ redis: server, reason: reasonOf(context, error) }, 'could not restore the Redis subscriptions');
+          if (client.status === 'ready') client.disconnect(true);
+        },
+      );
+    });
+    await connectFirst(context, subscriber);
+    subscriberUp = true;
+    return subscriber;
+  }
+
+  function subscriber(): Promise<Connection> {
+    subscriberConnection ??= openSubscriber().catch((error: unknown) => {
+      subscriberConnection = null; // the next subscribe tries again
+      throw error;
+    });
+    return subscriberConnection;
+  }
+
+  return {
+    async subscribe(channel, handler, subscribeOptions) {
+      if (context.closing) throw new Error('the Redis ephemeral store is closed (SUBSCRIBE)');
+      const connection = await subscriber();
+      if (!subscriberUp) {
+        throw new Error(`Redis at ${server} is unavailable (${connection.lastError ?? 'reconnecting'}); SUBSCRIBE was not run`);
+      }
+      const fullChannel = keyPrefix + channel;
+      const listener: Listener = { handler, onStateChange: subscribeOptions?.onStateChange };
+      const set = listeners.get(fullChannel) ?? new Set<Listener>();
+      listeners.set(fullChannel, set);
+      set.add(listener);
+      const forget = () => {
+        set.delete(listener);
+        if (set.size === 0 && listeners.get(fullChannel) === set) listeners.delete(fullChannel);
+      };
+      try {
+        // Sent even when the channel is already subscribed: once it answers, Redis delivers.
+        await run(context, 'SUBSCRIBE', connection, () => connection.client.subscribe(fullChannel));
+      } catch (error) {
+        forget();
+        throw error;
+      }
+      let active = true;
+      return {
+        async close() {
+          if (!active) return;
+          active = false;
+          forget();
+          if (listeners.has(fullChannel) || context.closing || connection.client.status !== 'ready') return;
+          // Best effort: if the connection is lost meanwhile, the channel is not restored anyway.
+          await connection.client.unsubscribe(fullChannel).catch(() => undefined);
+        },
+      };
+    },
+
+    async connection() {
+      return subscriberConnection ? await subscriberConnection.catch(() => undefined) : undefined;
+    },
+  };
+}
