@@ -14,6 +14,7 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
+import { patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -241,37 +242,20 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   // Client secrets are stored as SHA-256 digests: digest what the client presents, then compare
   // in constant time (no argon2 here: generated secrets carry 256 bits).
-  const clientPrototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean>; clientSecret?: string };
-  clientPrototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    if (!this.clientSecret) return false;
+  patchClientSecretComparison(provider, (stored, presented) => {
     const raw = rawBasicSecret.getStore();
-    return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
-  };
+    return secretMatches(stored, presented) || (raw !== undefined && raw !== presented && secretMatches(stored, raw));
+  });
 
-  // oidc-provider looks a client up on every request, then serialises and hashes its metadata to
-  // find the client object it built from it before. With a source that hands out the same object
-  // while the metadata is current, that object identifies the version: one WeakMap lookup instead.
+  // With a source that hands out the same metadata object while it is current, that object
+  // identifies the client's version: oidc-provider's client object is reused for it.
   const peek = clients.peekOidcMetadata?.bind(clients);
-  if (peek) {
-    const ClientModel = provider.Client as unknown as { find(id: unknown): Promise<object | undefined> };
-    const findClient = ClientModel.find.bind(ClientModel);
-    const built = new WeakMap<object, object>();
-    ClientModel.find = async (id) => {
-      const metadata = typeof id === 'string' && id.length > 0 ? await peek(id) : undefined;
-      if (!metadata) return findClient(id);
-      const known = built.get(metadata);
-      if (known) return known;
-      const client = await findClient(id);
-      if (client) built.set(metadata, client);
-      return client;
-    };
-  }
+  if (peek) reuseClientsByMetadata(provider, peek);
 
   // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
   // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
   // shares (assertion-replay.ts).
-  (provider.ReplayDetection as unknown as { unique(iss: string, jti: string, exp: number): Promise<boolean> }).unique = (iss, jti, exp) =>
-    claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000));
+  replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 

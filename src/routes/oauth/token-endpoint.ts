@@ -6,7 +6,8 @@ import { sendRawError } from '../../http/error-response.ts';
 import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
-import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
+import { replayRequestBody } from '../../oauth/provider/internals.ts';
+import type { TokenRequestCheck } from './oauth-request-guard.ts';
 
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
 
@@ -65,7 +66,7 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
         if (debug) deps.logger.debug({ reqId: requestId, status: 200, answeredBy: 'tessera' }, 'token request');
         return;
       }
-      replayBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
+      replayRequestBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
     }
     // Anything else (another method, another body) is oidc-provider's to answer.
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
