@@ -290,10 +290,13 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });
 
-  const directGrants = [
-    createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
-    // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
-    createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
-  ];
+  // With oauth.directGrants off, every grant goes through oidc-provider.
+  const directGrants = config.oauth.directGrants
+    ? [
+        createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
+        // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
+        createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+      ]
+    : [];
   return { provider, devicePolls, directGrants };
 }
