@@ -14,7 +14,7 @@ import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
-import { findOidcToken } from './oauth/adapter/oidc-adapter.ts';
+import { findOidcToken } from './oauth/adapter/stored-payload.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';

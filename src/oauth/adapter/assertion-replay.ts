@@ -1,6 +1,6 @@
 import { sha256Base64url } from '../../shared/sha256.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { oidcKeyFor } from './oidc-adapter.ts';
+import { oidcKeyFor } from './oidc-keys.ts';
 
 /**
  * Marks a client assertion (RFC 7523) used: true for the first use of this issuer and jti, false
