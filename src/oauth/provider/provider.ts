@@ -1,3 +1,5 @@
+// oidc-provider configured for Tessera: its routes, models on Tessera's stores, clients from
+// PostgreSQL, and the direct grants it may be spared. What reaches past its API is in internals.ts.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { Logger } from 'pino';
@@ -82,7 +84,7 @@ function normaliseBasicHeader(credentials: BasicCredentials): string {
 export interface TesseraProvider {
   provider: Provider;
   devicePolls: DevicePollPolicy;
-  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack, where nothing else is needed. */
+  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack (none when oauth.directGrants is off). */
   directGrants: DirectGrant[];
 }
 
@@ -176,7 +178,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         },
       },
       // Enabled for the discovery document only: requests to the endpoint never reach
-      // oidc-provider; src/introspection/introspection-endpoint.ts answers them ahead of express.
+      // oidc-provider; src/routes/oauth/introspection-endpoint.ts answers them ahead of express.
       introspection: {
         enabled: true,
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
