@@ -22,7 +22,7 @@ import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
 import { createTokenRequestCheck } from './routes/oauth/oauth-request-guard.ts';
 import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
-import { createTokenEndpoint, type TokenAnswer } from './routes/oauth/token-endpoint.ts';
+import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
@@ -150,7 +150,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswer) => void) | undefined): Server {
+function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): Server {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
@@ -217,7 +217,7 @@ function drainer(server: Server, core: OnlineCore, subscriptions: Subscription[]
 export interface StartOptions {
   clock?: () => number;
   /** Told who answered each token request (Tessera or oidc-provider), once it is answered. */
-  onTokenAnswer?: (answer: TokenAnswer) => void;
+  onTokenAnswer?: (answer: TokenAnswerEvent) => void;
 }
 
 /** Wires every real dependency, creates the first admin if needed, and listens. */

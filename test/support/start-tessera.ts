@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import type { TokenAnswer } from '../../src/routes/oauth/token-endpoint.ts';
+import type { TokenAnswerEvent } from '../../src/routes/oauth/token-endpoint.ts';
 import { startTessera, type RunningTessera } from '../../src/server.ts';
 import { RUN_SETTINGS } from './services.ts';
 
@@ -22,7 +22,7 @@ export interface TestTessera extends RunningTessera {
   config: Config;
   logs: LogCapture;
   /** Who answered each token request, by request id (token-requests.ts takes them). */
-  tokenAnswers: Map<string, TokenAnswer>;
+  tokenAnswers: Map<string, TokenAnswerEvent>;
 }
 
 /**
@@ -37,7 +37,7 @@ export async function startTestTessera(env: Record<string, string>, overrides: R
   const logs = new LogCapture();
   const { logLevel = 'info', ...startOptions } = options;
   const logger = createLogger({ level: logLevel, destination: logs });
-  const tokenAnswers = new Map<string, TokenAnswer>();
+  const tokenAnswers = new Map<string, TokenAnswerEvent>();
   const running = await startTessera(config, logger, { ...startOptions, onTokenAnswer: (answer) => tokenAnswers.set(answer.requestId, answer) });
   return { ...running, config, logs, tokenAnswers };
 }

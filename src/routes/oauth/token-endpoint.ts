@@ -12,7 +12,7 @@ import type { TokenRequestCheck } from './oauth-request-guard.ts';
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
 
 /** Who answered a token request: Tessera (a direct grant, or one of its own refusals) or oidc-provider. */
-export interface TokenAnswer {
+export interface TokenAnswerEvent {
   requestId: string;
   answeredBy: 'tessera' | 'oidc-provider';
   status: number;
@@ -34,7 +34,7 @@ export interface TokenEndpointDependencies {
   trustsProxy: (address: string) => boolean;
   bodyLimit?: number;
   /** Told of every answer, once it is sent (tests use it to see which path answered). */
-  onAnswer?: (answer: TokenAnswer) => void;
+  onAnswer?: (answer: TokenAnswerEvent) => void;
 }
 
 /**
@@ -52,7 +52,7 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   const debug = deps.logger.isLevelEnabled('debug');
   const directGrants = deps.directGrants ?? [];
   const { onAnswer } = deps;
-  const answered = (requestId: string, answeredBy: TokenAnswer['answeredBy'], status: number, form: URLSearchParams | undefined) =>
+  const answered = (requestId: string, answeredBy: TokenAnswerEvent['answeredBy'], status: number, form: URLSearchParams | undefined) =>
     onAnswer?.({ requestId, answeredBy, status, grantType: form?.get('grant_type') ?? undefined });
 
   /** The first direct grant's answer, or null when every one leaves the request to oidc-provider. */
