@@ -14,7 +14,7 @@ import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
-import { findOidcToken } from './oauth/adapter/oidc-adapter.ts';
+import { findOidcToken } from './oauth/adapter/stored-payload.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
@@ -22,7 +22,7 @@ import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
 import { createTokenRequestCheck } from './routes/oauth/oauth-request-guard.ts';
 import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
-import { createTokenEndpoint } from './routes/oauth/token-endpoint.ts';
+import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
@@ -150,7 +150,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts): Server {
+function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): Server {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
@@ -171,7 +171,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts): Server {
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);
   const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy });
-  const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck });
+  const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: onTokenAnswer });
   const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app));
   server.keepAliveTimeout = 65_000;
   return server;
@@ -214,8 +214,14 @@ function drainer(server: Server, core: OnlineCore, subscriptions: Subscription[]
   return () => (stopping ??= drain());
 }
 
+export interface StartOptions {
+  clock?: () => number;
+  /** Told who answered each token request (Tessera or oidc-provider), once it is answered. */
+  onTokenAnswer?: (answer: TokenAnswerEvent) => void;
+}
+
 /** Wires every real dependency, creates the first admin if needed, and listens. */
-export async function startTessera(config: Config, logger: Logger, options: { clock?: () => number } = {}): Promise<RunningTessera> {
+export async function startTessera(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningTessera> {
   const ephemeral = await openEphemeralStore(config, logger);
   const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options }));
   const subscriptions: Subscription[] = [];
@@ -224,7 +230,7 @@ export async function startTessera(config: Config, logger: Logger, options: { cl
     await greetFirstAdmin(core);
     return buildOAuth(core, subscriptions, options.clock);
   });
-  const server = buildServer(core, oauth);
+  const server = buildServer(core, oauth, options.onTokenAnswer);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
   return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(server, core, subscriptions) };

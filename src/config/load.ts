@@ -8,7 +8,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** config/default.json, found from src/config (sources) and from dist/config (build). */
 export const DEFAULT_CONFIG_FILE = resolve(here, '..', '..', 'config', 'default.json');
 
-type Kind = 'string' | 'int' | 'trustProxy' | 'list';
+type Kind = 'string' | 'int' | 'boolean' | 'trustProxy' | 'list';
 interface EnvBinding { path: string[]; kind: Kind; secret?: boolean }
 
 /** Every environment variable Tessera reads, and the configuration key it sets. */
@@ -55,6 +55,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_DEVICE_CODE_TTL: { path: ['oauth', 'deviceCodeTtlSeconds'], kind: 'int' },
   TESSERA_DEVICE_POLL_INTERVAL: { path: ['oauth', 'devicePollIntervalSeconds'], kind: 'int' },
   TESSERA_SIGNING_ALG: { path: ['oauth', 'signingAlgorithm'], kind: 'string' },
+  TESSERA_DIRECT_GRANTS: { path: ['oauth', 'directGrants'], kind: 'boolean' },
 };
 /** Read by loadConfig itself, not a configuration key. */
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);
@@ -115,6 +116,8 @@ function readJson(file: string, problems: string[]): Json {
 
 function fromEnv(binding: EnvBinding, raw: string): unknown {
   if (binding.kind === 'int') return raw.trim() === '' ? raw : Number(raw);
+  // Anything but true or false is left as it is, for the schema to refuse by name.
+  if (binding.kind === 'boolean') return raw === 'true' ? true : raw === 'false' ? false : raw;
   if (binding.kind === 'list') return raw.split(',').map((item) => item.trim()).filter(Boolean);
   if (binding.kind === 'trustProxy') {
     if (raw === 'true' || raw === 'false') return raw === 'true';

@@ -164,6 +164,8 @@ export const configSchema = z.object({
     resources: z.record(z.string().min(1), z.object({ format: z.enum(['opaque', 'jwt']) })),
     /** The audience of tokens for clients that never send `resource`. */
     defaultResource: z.string().min(1),
+    /** Whether client_credentials and refresh_token may be issued ahead of oidc-provider (oauth/grants/). */
+    directGrants: z.boolean(),
   }),
   clients: z.array(declaredClientSchema),
   /** The scope catalog: name → description shown to people granting it. Operators add their own. */

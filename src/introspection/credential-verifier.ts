@@ -7,7 +7,7 @@ import type { OidcAdapter } from '../oauth/adapter/oidc-adapter.ts';
 import type { AdapterPayload } from 'oidc-provider';
 import type { ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { PersonalTokenService } from '../personal-tokens/personal-token-service.ts';
-import { oidcDigest } from '../oauth/adapter/oidc-adapter.ts';
+import { oidcDigest } from '../oauth/adapter/oidc-keys.ts';
 import { tokenFormat } from '../credentials/token-format.ts';
 import { invalidationTarget as target } from '../cache/invalidations.ts';
 import type { Awaitable } from '../shared/awaitable.ts';

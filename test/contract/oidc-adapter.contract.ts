@@ -3,17 +3,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import pino from 'pino';
-import {
-  createGrantCache,
-  createOidcAdapterFactory,
-  DEVICE_CODE_GRACE_MS,
-  findOidcToken,
-  DEFAULT_TTL_SECONDS,
-  oidcConsumedKeyFor,
-  oidcGrantKeyFor,
-  oidcKeyFor,
-  type OidcAdapter,
-} from '../../src/oauth/adapter/oidc-adapter.ts';
+import { createGrantCache } from '../../src/oauth/adapter/grant-cache.ts';
+import { createOidcAdapterFactory, DEFAULT_TTL_SECONDS, DEVICE_CODE_GRACE_MS, type OidcAdapter } from '../../src/oauth/adapter/oidc-adapter.ts';
+import { oidcConsumedKeyFor, oidcGrantKeyFor, oidcKeyFor } from '../../src/oauth/adapter/oidc-keys.ts';
+import { findOidcToken } from '../../src/oauth/adapter/stored-payload.ts';
 import { createInvalidations, invalidationTarget } from '../../src/cache/invalidations.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { dumpWrittenKeys, recording, slotPart, type StoreCall, type StoredKey } from '../support/stored-keys.ts';

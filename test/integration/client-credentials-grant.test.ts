@@ -4,11 +4,12 @@ import * as oidc from 'openid-client';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, introspectAs, tokenRequest } from '../support/token-requests.ts';
+import { basic, directPath, introspectAs, tokenRequest } from '../support/token-requests.ts';
 
 // client_credentials tokens are issued by Tessera itself where oidc-provider would grant them
-// (src/oauth/client-credentials-grant.ts), and by oidc-provider otherwise. The token endpoint's
-// debug line says which answered; these tests hold the two to the same answers.
+// (src/oauth/grants/client-credentials-grant.ts), and by oidc-provider otherwise. The token
+// endpoint's observer says which answered; these tests hold the two to the same answers. With
+// direct grants off (TESSERA_DIRECT_GRANTS=false) oidc-provider answers both: directPath.
 
 const by = { actor: 'test' };
 const OPAQUE_API = 'urn:tessera:api';
@@ -51,7 +52,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
     const direct = await token({ grant_type: 'client_credentials', scope: 'read deposit:write' }, auth);
     // Naming the default resource is a parameter the direct path leaves to oidc-provider.
     const viaProvider = await token({ grant_type: 'client_credentials', scope: 'read deposit:write', resource: OPAQUE_API }, auth);
-    expect(direct.answeredBy).toBe('tessera');
+    expect(direct.answeredBy).toBe(directPath(tessera));
     expect(viaProvider.answeredBy).toBe('oidc-provider');
 
     expect(direct.status).toBe(200);
@@ -69,7 +70,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
   it('signs an RFC 9068 JWT for a client whose default resource wants one, with the claims oidc-provider gives', async () => {
     const direct = await token({ grant_type: 'client_credentials', client_id: 'signer', client_secret: secrets.signer! });
     const viaProvider = await token({ grant_type: 'client_credentials', client_id: 'signer', client_secret: secrets.signer!, resource: JWT_API });
-    expect([direct.answeredBy, viaProvider.answeredBy]).toEqual(['tessera', 'oidc-provider']);
+    expect([direct.answeredBy, viaProvider.answeredBy]).toEqual([directPath(tessera), 'oidc-provider']);
     expect(direct.headers).toEqual(viaProvider.headers);
     expect({ ...direct.body, access_token: 'x' }).toEqual({ ...viaProvider.body, access_token: 'x' });
     const [a, b] = [String(direct.body.access_token), String(viaProvider.body.access_token)];
@@ -113,7 +114,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
   it('stops issuing to a client the moment it is deleted, and its tokens end with it', async () => {
     const { secret } = await tessera.core.clients.create({ clientId: 'short-lived', name: 'Short-lived', kind: 'service', scopes: ['read'] }, by);
     const issued = await token({ grant_type: 'client_credentials' }, { authorization: basic('short-lived', secret!) });
-    expect(issued.answeredBy).toBe('tessera');
+    expect(issued.answeredBy).toBe(directPath(tessera));
     expect(await introspect(String(issued.body.access_token))).toMatchObject({ active: true });
     await tessera.core.clients.delete('short-lived', by);
     const refused = await token({ grant_type: 'client_credentials' }, { authorization: basic('short-lived', secret!) });

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Adapter } from 'oidc-provider';
-import { createOidcAdapterFactory, oidcKeyFor } from '../../src/oauth/adapter/oidc-adapter.ts';
+import { createOidcAdapterFactory } from '../../src/oauth/adapter/oidc-adapter.ts';
+import { oidcKeyFor } from '../../src/oauth/adapter/oidc-keys.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { createMemoryEphemeralStore } from '../../src/store/ephemeral/memory-ephemeral-store.ts';
 

@@ -6,6 +6,12 @@ import pg from 'pg';
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * The settings a test run passes on to every Tessera it starts: TESSERA_DIRECT_GRANTS, with which
+ * .ci/run runs the OAuth suites a second time (false: every grant through oidc-provider).
+ */
+export const RUN_SETTINGS: Readonly<Record<string, string>> = process.env.TESSERA_DIRECT_GRANTS === undefined ? {} : { TESSERA_DIRECT_GRANTS: process.env.TESSERA_DIRECT_GRANTS };
+
 /** A name no other run or test file shares: its own Redis prefix, its own database. */
 export function uniqueName(kind: string): string {
   return `tessera_${kind}_${process.pid}_${randomBytes(4).toString('hex')}`;

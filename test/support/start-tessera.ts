@@ -2,7 +2,9 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/shared/logger.ts';
+import type { TokenAnswerEvent } from '../../src/routes/oauth/token-endpoint.ts';
 import { startTessera, type RunningTessera } from '../../src/server.ts';
+import { RUN_SETTINGS } from './services.ts';
 
 /** Log lines a test can search (for "no secret in a log line"), instead of printing them. */
 export class LogCapture extends Writable {
@@ -19,6 +21,8 @@ export class LogCapture extends Writable {
 export interface TestTessera extends RunningTessera {
   config: Config;
   logs: LogCapture;
+  /** Who answered each token request, by request id (token-requests.ts takes them). */
+  tokenAnswers: Map<string, TokenAnswerEvent>;
 }
 
 /**
@@ -28,11 +32,12 @@ export interface TestTessera extends RunningTessera {
 export async function startTestTessera(env: Record<string, string>, overrides: Record<string, unknown> = {}, options: { clock?: () => number; logLevel?: string } = {}): Promise<TestTessera> {
   const config = loadConfig({
     overrides,
-    env: { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...env },
+    env: { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...RUN_SETTINGS, ...env },
   });
   const logs = new LogCapture();
   const { logLevel = 'info', ...startOptions } = options;
   const logger = createLogger({ level: logLevel, destination: logs });
-  const running = await startTessera(config, logger, startOptions);
-  return { ...running, config, logs };
+  const tokenAnswers = new Map<string, TokenAnswerEvent>();
+  const running = await startTessera(config, logger, { ...startOptions, onTokenAnswer: (answer) => tokenAnswers.set(answer.requestId, answer) });
+  return { ...running, config, logs, tokenAnswers };
 }

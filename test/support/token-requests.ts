@@ -2,7 +2,7 @@ import type { TestTessera } from './start-tessera.ts';
 
 // Token-endpoint requests for the tests that hold Tessera's direct grants (client credentials,
 // refresh) to oidc-provider's answers: each answer with what differs by nature left out, and which
-// of the two answered it (the `token request` debug line's `answeredBy`).
+// of the two answered it (told by the token endpoint's observer, startTessera's onTokenAnswer).
 
 export const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 export const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
@@ -15,8 +15,16 @@ export interface TokenAnswer {
   /** Every header but PER_ANSWER_HEADERS. */
   headers: Record<string, string>;
   body: Record<string, unknown>;
-  /** 'tessera' or 'oidc-provider' (Tessera must log at debug level). */
+  /** 'tessera' or 'oidc-provider'. */
   answeredBy: string | undefined;
+}
+
+/**
+ * Who answers a request that a direct grant takes: Tessera, or oidc-provider when the run has
+ * direct grants off (TESSERA_DIRECT_GRANTS=false).
+ */
+export function directPath(tessera: TestTessera): 'tessera' | 'oidc-provider' {
+  return tessera.config.oauth.directGrants ? 'tessera' : 'oidc-provider';
 }
 
 /** POSTs `form` to the token endpoint of `tessera`. */
@@ -24,9 +32,10 @@ export async function tokenRequest(tessera: TestTessera, form: Record<string, st
   const requestId = `token-${Math.random().toString(36).slice(2)}`;
   const res = await fetch(new URL('/oauth/token', tessera.url), { method: 'POST', headers: { ...FORM, 'x-request-id': requestId, ...headers }, body: new URLSearchParams(form) });
   const body = (await res.json()) as Record<string, unknown>;
-  const line = tessera.logs.lines.map((text) => JSON.parse(text) as { reqId?: string; msg?: string; answeredBy?: string }).find((entry) => entry.reqId === requestId && entry.msg === 'token request');
+  const answer = tessera.tokenAnswers.get(requestId);
+  tessera.tokenAnswers.delete(requestId);
   const kept = Object.fromEntries([...res.headers].filter(([name]) => !PER_ANSWER_HEADERS.has(name)));
-  return { status: res.status, headers: kept, body, answeredBy: line?.answeredBy };
+  return { status: res.status, headers: kept, body, answeredBy: answer?.answeredBy };
 }
 
 /** What `tessera`'s introspection endpoint says of `token`, asked by the resource server `caller`. */

@@ -1,13 +1,11 @@
 import { sha256Base64url } from '../../shared/sha256.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { oidcKeyFor } from './oidc-adapter.ts';
+import { oidcKeyFor } from './oidc-keys.ts';
 
 /**
- * Marks a client assertion (RFC 7523) used: true for the first use of this issuer and jti, false
- * for every other, however many arrive at once (one SET NX). The record is the one oidc-provider's
- * ReplayDetection model keeps, under the same key, so the token and revocation endpoints (through
- * oidc-provider) and the introspection endpoint (Tessera's own) share it: an assertion is
- * accepted once across all of them. It is kept until the assertion expires.
+ * Marks a client assertion (RFC 7523) used: true for the first use of this issuer and jti, false for
+ * every other, however many arrive at once (one SET NX, kept until the assertion expires). Shared by
+ * oidc-provider (internals.ts replaces its ReplayDetection.unique) and the introspection endpoint.
  */
 export async function claimClientAssertion(store: EphemeralStore, issuer: string, jti: string, expSeconds: number, nowSeconds: number): Promise<boolean> {
   // oidc-provider's ReplayDetection id: SHA-256 of the issuer and jti, base64url.

@@ -1,4 +1,10 @@
+// client_credentials issued ahead of oidc-provider's koa stack: the token endpoint's busiest request.
+// Mirrors lib/actions/grants/client_credentials.js @ oidc-provider 9.13.3 (internals.ts). Deviates:
+// it takes only requests that need a secret, scopes and the client's default resource (no Origin,
+// DPoP, mTLS, resource, authorization_details) and leaves every other request, every refusal
+// included, to oidc-provider. Why and how: docs/architecture-notes/direct-grants.md.
 import type Provider from 'oidc-provider';
+import { issueClientCredentials } from '../provider/internals.ts';
 import { authenticatedClient, needsProvider, onlyParameters, resourceServerFor, SCOPE_SYNTAX, type DirectGrant, type OidcClient, type ResourceServerInfo } from './direct-grant.ts';
 
 export interface ClientCredentialsGrantDependencies {
@@ -13,19 +19,6 @@ export interface ClientCredentialsGrantDependencies {
 /** The only parameters a request may carry to be issued here; anything else goes to oidc-provider. */
 const PARAMETERS: ReadonlySet<string> = new Set(['grant_type', 'scope', 'client_id', 'client_secret']);
 
-/**
- * client_credentials on the token endpoint without oidc-provider's koa stack: a client (a service,
- * a worker) fetching a token is the token endpoint's busiest request, and koa's context, router and
- * middleware chain cost more than the grant itself. The token is oidc-provider's own
- * ClientCredentials model, with the resource server, scope, lifetime and format oidc-provider would
- * give it, saved through the same adapter and answered in the same shape.
- *
- * Only a request that oidc-provider would grant, and that needs nothing more than a secret,
- * scopes and the client's default resource, is issued here: HTTP Basic or client_secret_post,
- * the four parameters above at most once each, no Origin, DPoP, mTLS, resource or authorization_details,
- * a client allowed the grant with a current secret that matches. Everything else, every refusal
- * included, is answered by oidc-provider exactly as before (this returns null).
- */
 export function createClientCredentialsGrant(deps: ClientCredentialsGrantDependencies): DirectGrant {
   const { provider, knownScopes } = deps;
 
@@ -45,13 +38,10 @@ export function createClientCredentialsGrant(deps: ClientCredentialsGrantDepende
 
     const resourceServer = resourceServerFor(provider, deps.defaultResource(client), client, deps.resourceServerInfo);
     if (!resourceServer) return null;
-    const token = new provider.ClientCredentials({ client, scope: requested.join(' ') || undefined });
-    token.resourceServer = resourceServer;
-    token.scope = requested.filter((name) => resourceServer.scopes.has(name)).join(' ') || undefined;
-    const accessToken = await token.save();
-    const expiresIn = (token as unknown as { expiration: number }).expiration;
+    const granted = requested.filter((name) => resourceServer.scopes.has(name)).join(' ') || undefined;
+    const token = await issueClientCredentials(provider, client, requested.join(' ') || undefined, resourceServer, granted);
     return token.scope
-      ? { access_token: accessToken, expires_in: expiresIn, scope: token.scope, token_type: token.tokenType }
-      : { access_token: accessToken, expires_in: expiresIn, token_type: token.tokenType };
+      ? { access_token: token.value, expires_in: token.expiresIn, scope: token.scope, token_type: token.tokenType }
+      : { access_token: token.value, expires_in: token.expiresIn, token_type: token.tokenType };
   };
 }

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { ResourceServer, ResourceServerInstance } from 'oidc-provider';
 import { isFormEncoded, parseBasicAuthorization } from '../../credentials/basic-auth.ts';
+import { clientSecretExpired, newResourceServer } from '../provider/internals.ts';
 
 // What the grants Tessera issues ahead of oidc-provider's koa stack share (client-credentials-grant.ts,
 // refresh-token-grant.ts): which requests qualify, how the client is authenticated, how the
@@ -96,16 +97,11 @@ export async function authenticatedClient(provider: Provider, form: URLSearchPar
   if (!clientId) return null;
   const client = await provider.Client.find(clientId);
   if (!client) return null;
-  const flags = client as unknown as { dpopBoundAccessTokens?: boolean; tlsClientCertificateBoundAccessTokens?: boolean };
-  if (flags.dpopBoundAccessTokens || flags.tlsClientCertificateBoundAccessTokens) return null;
+  if (client.dpopBoundAccessTokens || client.tlsClientCertificateBoundAccessTokens) return null;
   const method = client.clientAuthMethod;
   if (!presented) return method === 'none' ? client : null;
   if (method !== 'client_secret_basic' && method !== 'client_secret_post') return null;
-  try {
-    (client as unknown as { checkClientSecretExpiration(message: string): void }).checkClientSecretExpiration('expired');
-  } catch {
-    return null;
-  }
+  if (clientSecretExpired(client)) return null;
   return (await client.compareClientSecret(presented.secret)) ? client : null;
 }
 
@@ -123,6 +119,5 @@ export function resourceServerFor(provider: Provider, identifier: unknown, clien
   } catch {
     return null;
   }
-  const ResourceServerClass = (provider as unknown as { ResourceServer: new (identifier: string, info: ResourceServer) => ResourceServerInstance }).ResourceServer;
-  return new ResourceServerClass(identifier, resolved);
+  return newResourceServer(provider, identifier, resolved);
 }

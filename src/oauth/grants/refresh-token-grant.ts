@@ -1,4 +1,11 @@
+// refresh_token issued ahead of oidc-provider's koa stack: every command-line login refreshes this way.
+// Mirrors lib/actions/grants/refresh_token.js @ oidc-provider 9.13.3 step for step (internals.ts).
+// Deviates: only public clients, with rotation on, and only tokens bound to no key, certificate or
+// authorization details, without `openid`, for one resource; every other request, every refusal
+// included, goes to oidc-provider (null, before anything changes). Once the token is consumed this
+// can only throw. Why and how: docs/architecture-notes/direct-grants.md.
 import type Provider from 'oidc-provider';
+import { findRefreshToken, issueAccessToken, issueRefreshToken } from '../provider/internals.ts';
 import { authenticatedClient, needsProvider, onlyParameters, resourceServerFor, SCOPE_SYNTAX, type DirectGrant, type OidcClient, type ResourceServerInfo } from './direct-grant.ts';
 
 export interface RefreshTokenGrantDependencies {
@@ -15,74 +22,15 @@ const PARAMETERS: ReadonlySet<string> = new Set(['grant_type', 'refresh_token', 
 
 const GTY = 'refresh_token';
 
-/** The members of a stored refresh token that a direct grant reads (oidc-provider's RefreshToken model). */
-interface StoredRefreshToken {
-  clientId: string;
-  grantId: string;
-  accountId: string;
-  scope?: string;
-  readonly scopes: Set<string>;
-  readonly resourceIndicators: Set<string>;
-  resource?: string | string[];
-  consumed?: unknown;
-  readonly isExpired: boolean;
-  gty?: string;
-  rotations?: number;
-  rar?: unknown;
-  jkt?: string;
-  'x5t#S256'?: string;
-  attestationJkt?: string;
-  acr?: string;
-  amr?: string[];
-  authTime?: number;
-  claims?: unknown;
-  expiresWithSession?: boolean;
-  iiat?: number;
-  nonce?: string;
-  sessionUid?: string;
-  sid?: string;
-  consume(): Promise<void>;
-  save(): Promise<string>;
-}
-
-interface StoredGrant {
-  clientId: string;
-  accountId: string;
-  readonly isExpired: boolean;
-  getResourceScopeFiltered(resource: string, filter: string[]): string;
-}
-
-/**
- * refresh_token on the token endpoint without oidc-provider's koa stack: every command-line login
- * refreshes its access token this way, and koa's context, router and middleware chain cost as much
- * as the grant's own work. The grant is oidc-provider's own refresh_token handler
- * (lib/actions/grants/refresh_token.js) step for step, on its own models: the refresh token is
- * found (the check in oauth-request-guard.ts has already read it: no second read), its grant and
- * account are checked, the token is consumed (atomically: of two concurrent refreshes one wins)
- * and rotated, and an access token is issued for the token's resource with the scopes the grant
- * holds there, saved through the same adapter and answered in the same shape.
- *
- * Only the request oidc-provider would grant without anything more is issued here: a public
- * client (a command-line tool, by client_id alone; confidential clients stay with oidc-provider);
- * the four parameters above at most once each; no Origin, DPoP or attestation; a refresh token of
- * that client that is current, unconsumed, bound to no key or certificate, without authorization
- * details or `openid` (an ID token), issued for one resource; a grant and an account that still
- * exist. Everything else, every refusal included (a consumed token, whose reuse revokes its grant,
- * among them), is answered by oidc-provider exactly as before: this returns null before it changes
- * anything. Once the token is consumed it can only throw: an oidc-provider error (a concurrent
- * refresh consumed it first) or a store failure.
- */
 export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): DirectGrant {
   const { provider } = deps;
-  const RefreshToken = provider.RefreshToken as unknown as { new (fields: Record<string, unknown>): StoredRefreshToken; find(value: string, options: { ignoreExpiration: boolean }): Promise<StoredRefreshToken | undefined> };
-  const Grant = provider.Grant as unknown as { find(id: string, options: { ignoreExpiration: boolean }): Promise<StoredGrant | undefined> };
 
   /** Whether the request is this grant's: the checks oidc-provider makes before it consumes the token, and a resource it would accept afterwards (null otherwise). */
   async function redeemable(value: string, client: OidcClient, scope: string | undefined) {
-    const token = await RefreshToken.find(value, { ignoreExpiration: true });
-    if (!token || token.clientId !== client.clientId || token.isExpired || token.consumed) return null;
+    const token = await findRefreshToken(provider, value);
+    if (!token || token.clientId !== client.clientId || token.isExpired || token.consumed || typeof token.grantId !== 'string') return null;
     if (token['x5t#S256'] || token.jkt || token.attestationJkt || token.rar !== undefined) return null;
-    const grant = await Grant.find(token.grantId, { ignoreExpiration: true });
+    const grant = await provider.Grant.find(token.grantId, { ignoreExpiration: true });
     if (!grant || grant.isExpired || grant.clientId !== client.clientId) return null;
     const requested = scope === undefined ? token.scopes : new Set(scope.split(' '));
     if (scope !== undefined && [...requested].some((name) => !token.scopes.has(name))) return null;
@@ -111,7 +59,8 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
 
     // From here on the request is this grant's to answer.
     await token.consume();
-    const rotated = new RefreshToken({
+    const gty = token.gty && !token.gty.endsWith(GTY) ? `${token.gty} ${GTY}` : token.gty;
+    const refreshToken = await issueRefreshToken(provider, {
       accountId: token.accountId,
       acr: token.acr,
       amr: token.amr,
@@ -121,7 +70,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
       expiresWithSession: token.expiresWithSession,
       iiat: token.iiat,
       grantId: token.grantId,
-      gty: token.gty,
+      gty,
       nonce: token.nonce,
       resource: token.resource,
       rotations: typeof token.rotations === 'number' ? token.rotations + 1 : 1,
@@ -129,30 +78,21 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
       sessionUid: token.sessionUid,
       sid: token.sid,
     });
-    if (rotated.gty && !rotated.gty.endsWith(GTY)) rotated.gty = `${rotated.gty} ${GTY}`;
-    const refreshToken = await rotated.save();
 
-    const accessToken = new provider.AccessToken({
-      accountId: account.accountId,
-      client,
-      expiresWithSession: rotated.expiresWithSession,
-      grantId: rotated.grantId,
-      gty: rotated.gty,
-      sessionUid: rotated.sessionUid,
-      sid: rotated.sid,
-    } as never);
-    const issued = accessToken as unknown as { gty?: string; scope?: string; expiration: number; tokenType: string };
-    if (issued.gty && !issued.gty.endsWith(GTY)) issued.gty = `${issued.gty} ${GTY}`;
-    accessToken.resourceServer = resourceServer;
-    issued.scope = grant.getResourceScopeFiltered(resource, [...requested].filter((name) => resourceServer.scopes.has(name)));
-    const accessTokenValue = await accessToken.save();
-    const answeredScope = rotated.scope ? issued.scope : issued.scope || undefined;
+    const scopeHere = grant.getResourceScopeFiltered(resource, [...requested].filter((name) => resourceServer.scopes.has(name)));
+    const accessToken = await issueAccessToken(
+      provider,
+      { accountId: account.accountId, client, expiresWithSession: token.expiresWithSession, grantId: token.grantId, gty, sessionUid: token.sessionUid, sid: token.sid },
+      resourceServer,
+      scopeHere,
+    );
+    const answeredScope = token.scope ? accessToken.scope : accessToken.scope || undefined;
     return {
-      access_token: accessTokenValue,
-      expires_in: issued.expiration,
+      access_token: accessToken.value,
+      expires_in: accessToken.expiresIn,
       refresh_token: refreshToken,
       ...(answeredScope !== undefined ? { scope: answeredScope } : {}),
-      token_type: issued.tokenType,
+      token_type: accessToken.tokenType,
     };
   };
 }

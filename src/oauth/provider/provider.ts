@@ -1,3 +1,5 @@
+// oidc-provider configured for Tessera: its routes, models on Tessera's stores, clients from
+// PostgreSQL, and the direct grants it may be spared. What reaches past its API is in internals.ts.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Provider, { errors, type Adapter, type Configuration, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { Logger } from 'pino';
@@ -15,6 +17,7 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
+import { patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -82,7 +85,7 @@ function normaliseBasicHeader(credentials: BasicCredentials): string {
 export interface TesseraProvider {
   provider: Provider;
   devicePolls: DevicePollPolicy;
-  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack, where nothing else is needed. */
+  /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack (none when oauth.directGrants is off). */
   directGrants: DirectGrant[];
 }
 
@@ -176,7 +179,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         },
       },
       // Enabled for the discovery document only: requests to the endpoint never reach
-      // oidc-provider; src/introspection/introspection-endpoint.ts answers them ahead of express.
+      // oidc-provider; src/routes/oauth/introspection-endpoint.ts answers them ahead of express.
       introspection: {
         enabled: true,
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
@@ -242,37 +245,20 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   // Client secrets are stored as SHA-256 digests: digest what the client presents, then compare
   // in constant time (no argon2 here: generated secrets carry 256 bits).
-  const clientPrototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean>; clientSecret?: string };
-  clientPrototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    if (!this.clientSecret) return false;
+  patchClientSecretComparison(provider, (stored, presented) => {
     const raw = rawBasicSecret.getStore();
-    return secretMatches(this.clientSecret, actual) || (raw !== undefined && raw !== actual && secretMatches(this.clientSecret, raw));
-  };
+    return secretMatches(stored, presented) || (raw !== undefined && raw !== presented && secretMatches(stored, raw));
+  });
 
-  // oidc-provider looks a client up on every request, then serialises and hashes its metadata to
-  // find the client object it built from it before. With a source that hands out the same object
-  // while the metadata is current, that object identifies the version: one WeakMap lookup instead.
+  // With a source that hands out the same metadata object while it is current, that object
+  // identifies the client's version: oidc-provider's client object is reused for it.
   const peek = clients.peekOidcMetadata?.bind(clients);
-  if (peek) {
-    const ClientModel = provider.Client as unknown as { find(id: unknown): Promise<object | undefined> };
-    const findClient = ClientModel.find.bind(ClientModel);
-    const built = new WeakMap<object, object>();
-    ClientModel.find = async (id) => {
-      const metadata = typeof id === 'string' && id.length > 0 ? await peek(id) : undefined;
-      if (!metadata) return findClient(id);
-      const known = built.get(metadata);
-      if (known) return known;
-      const client = await findClient(id);
-      if (client) built.set(metadata, client);
-      return client;
-    };
-  }
+  if (peek) reuseClientsByMetadata(provider, peek);
 
   // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
   // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
   // shares (assertion-replay.ts).
-  (provider.ReplayDetection as unknown as { unique(iss: string, jti: string, exp: number): Promise<boolean> }).unique = (iss, jti, exp) =>
-    claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000));
+  replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
@@ -307,10 +293,13 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
   });
 
-  const directGrants = [
-    createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
-    // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
-    createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
-  ];
+  // With oauth.directGrants off, every grant goes through oidc-provider.
+  const directGrants = config.oauth.directGrants
+    ? [
+        createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
+        // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
+        createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+      ]
+    : [];
   return { provider, devicePolls, directGrants };
 }

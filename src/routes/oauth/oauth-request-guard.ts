@@ -1,5 +1,4 @@
 import { sha256Base64url } from '../../shared/sha256.ts';
-import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config/schema.ts';
 import { formDecode, parseBasicAuthorization } from '../../credentials/basic-auth.ts';
@@ -9,19 +8,12 @@ import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { html } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
 import { CODE_CHALLENGE, CODE_VERIFIER, type DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
+import { replayRequestBody } from '../../oauth/provider/internals.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 
 // Checks that run on OAuth requests before oidc-provider sees them. They need the form body, which
 // oidc-provider reads from the request stream itself: the body is read here, checked (and where
 // the rules say so, amended), then handed on as if it had not been read.
-
-/** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
-export function replayBody(req: IncomingMessage, body: Buffer): void {
-  Object.defineProperty(req, 'readable', { value: true, configurable: true });
-  // A body parser reads with `for await (… of req.iterator())`, which takes a plain iterable too.
-  (req as unknown as { iterator: () => Iterable<Buffer> }).iterator = () => [body];
-  req.headers['content-length'] = String(body.length);
-}
 
 function isForm(req: Request): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
@@ -44,7 +36,7 @@ function withFormBody(check: (form: URLSearchParams, req: Request, res: Response
       const form = new URLSearchParams(raw.toString('utf8'));
       const proceed = await check(form, req, res);
       if (!proceed) return;
-      replayBody(req, Buffer.from(form.toString()));
+      replayRequestBody(req, Buffer.from(form.toString()));
       next();
     } catch (error) {
       next(error);

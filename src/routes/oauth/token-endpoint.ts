@@ -6,9 +6,18 @@ import { sendRawError } from '../../http/error-response.ts';
 import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
-import { replayBody, type TokenRequestCheck } from './oauth-request-guard.ts';
+import { replayRequestBody } from '../../oauth/provider/internals.ts';
+import type { TokenRequestCheck } from './oauth-request-guard.ts';
 
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
+
+/** Who answered a token request: Tessera (a direct grant, or one of its own refusals) or oidc-provider. */
+export interface TokenAnswerEvent {
+  requestId: string;
+  answeredBy: 'tessera' | 'oidc-provider';
+  status: number;
+  grantType?: string;
+}
 
 export interface TokenEndpointDependencies {
   issuer: string;
@@ -24,16 +33,15 @@ export interface TokenEndpointDependencies {
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
   bodyLimit?: number;
+  /** Told of every answer, once it is sent (tests use it to see which path answered). */
+  onAnswer?: (answer: TokenAnswerEvent) => void;
 }
 
 /**
- * POST /oauth/token on node:http ahead of express: the https rule, the security headers and the
- * request id that express's middleware would add, Tessera's checks on the form
- * (createTokenRequestCheck), then oidc-provider itself with the (possibly amended) body, except
- * for the requests a direct grant issues (client credentials, refresh: direct-grant.ts). Nothing
- * else of express runs: what Tessera adds must cost nothing on the token endpoint. Answers are
- * logged at debug level only (with `answeredBy`: tessera or oidc-provider); failures at error (by
- * oidc-provider's server_error listener).
+ * POST /oauth/token on node:http ahead of express: the https rule, security headers and request id
+ * express would add, Tessera's checks on the form (createTokenRequestCheck), then a direct grant
+ * (oauth/grants/) or oidc-provider with the (possibly amended) body. Nothing else of express runs:
+ * this is the hottest endpoint. Who answered goes to `onAnswer` and, at debug level, to the log.
  */
 export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler {
   const callback = deps.provider.callback();
@@ -43,6 +51,9 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   const limit = deps.bodyLimit ?? FORM_BODY_LIMIT;
   const debug = deps.logger.isLevelEnabled('debug');
   const directGrants = deps.directGrants ?? [];
+  const { onAnswer } = deps;
+  const answered = (requestId: string, answeredBy: TokenAnswerEvent['answeredBy'], status: number, form: URLSearchParams | undefined) =>
+    onAnswer?.({ requestId, answeredBy, status, grantType: form?.get('grant_type') ?? undefined });
 
   /** The first direct grant's answer, or null when every one leaves the request to oidc-provider. */
   async function directly(form: URLSearchParams, req: IncomingMessage) {
@@ -55,23 +66,26 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
     if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required');
+    let form: URLSearchParams | undefined;
     if (req.method === 'POST' && isFormRequest(req)) {
       const body = await readBody(req, limit);
-      const form = new URLSearchParams(body.toString('utf8'));
+      form = new URLSearchParams(body.toString('utf8'));
       const outcome = await deps.check(form, req.headers.authorization);
-      const issued = await directly(form, req);
+      const issued = directGrants.length > 0 ? await directly(form, req) : null;
       if (issued) {
         sendJsonText(res, 200, JSON.stringify(issued), grantHeaders, requestId);
         if (debug) deps.logger.debug({ reqId: requestId, status: 200, answeredBy: 'tessera' }, 'token request');
+        if (onAnswer) answered(requestId, 'tessera', 200, form);
         return;
       }
-      replayBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
+      replayRequestBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
     }
     // Anything else (another method, another body) is oidc-provider's to answer.
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
     res.setHeader('X-Request-Id', requestId);
     await callback(req, res);
     if (debug) deps.logger.debug({ reqId: requestId, status: res.statusCode, answeredBy: 'oidc-provider' }, 'token request');
+    if (onAnswer) answered(requestId, 'oidc-provider', res.statusCode, form);
   }
 
   return (req, res) => {
@@ -85,7 +99,8 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
         if (debug) deps.logger.debug({ reqId: requestId, status: error.status, error: error.error, detail: error.error_detail, answeredBy: 'tessera' }, 'token request');
         answer = new OAuthError(error.status, error.error, error.error_description ?? '', { detail: error.error_detail, headers: CROSS_ORIGIN });
       }
-      sendRawError(res, answer, { requestId, logger: deps.logger, headers: securityHeaders, failure: 'token request failed' });
+      const sent = sendRawError(res, answer, { requestId, logger: deps.logger, headers: securityHeaders, failure: 'token request failed' });
+      if (onAnswer) answered(requestId, 'tessera', sent.status, undefined);
     });
   };
 }

@@ -53,6 +53,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads oauth.directGrants (on by default) from TESSERA_DIRECT_GRANTS, true or false only', () => {
+    expect(loadConfig({ env: {} }).oauth.directGrants).toBe(true);
+    expect(loadConfig({ env: { TESSERA_DIRECT_GRANTS: 'false' } }).oauth.directGrants).toBe(false);
+    expect(loadConfig({ env: { TESSERA_DIRECT_GRANTS: 'true' } }).oauth.directGrants).toBe(true);
+    expect(() => loadConfig({ env: { TESSERA_DIRECT_GRANTS: 'no' } })).toThrow(/TESSERA_DIRECT_GRANTS \(oauth\.directGrants\)/);
+  });
+
   it('refuses unknown TESSERA_ variables, which are usually typos', () => {
     expect(() => loadConfig({ env: { TESSERA_REDIS_PREFX: 'x' } })).toThrow(/TESSERA_REDIS_PREFX: unknown setting/);
   });

@@ -1,0 +1,115 @@
+import type { IncomingMessage } from 'node:http';
+import type Provider from 'oidc-provider';
+import type { Awaitable } from '../../shared/awaitable.ts';
+import type { AccessToken, Client, ClientCredentials, RefreshToken, ResourceServer, ResourceServerInstance } from 'oidc-provider';
+
+// The only module in src/ that reaches past oidc-provider's documented API (its docs/README.md
+// and @types/oidc-provider). Reviewed against the version below; when it changes, re-read each
+// function here and the direct grants (oauth/grants/) against the upstream diff. It touches:
+//   - Client.prototype.compareClientSecret (replaced) and Client.find (wrapped)
+//   - Client#checkClientSecretExpiration and provider.ResourceServer (not in the types)
+//   - ReplayDetection.unique (replaced)
+//   - RefreshToken, AccessToken, ClientCredentials found, built and saved outside a request
+//   - how lib/shared/selective_body.js reads a request (`readable`, `iterator()`)
+// Why each is needed: docs/architecture-notes/direct-grants.md.
+
+/** The oidc-provider version this module and the direct grants were last reviewed against. */
+export const REVIEWED_OIDC_PROVIDER_VERSION = '9.13.3';
+
+/** Makes every client compare a presented secret with `compare(stored, presented)` (stored secrets are digests). */
+export function patchClientSecretComparison(provider: Provider, compare: (stored: string, presented: string) => boolean): void {
+  const prototype = provider.Client.prototype as { compareClientSecret(actual: string): Promise<boolean> };
+  prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return this.clientSecret ? compare(this.clientSecret, actual) : false;
+  };
+}
+
+/**
+ * Client.find answers the client object it built before for the same metadata object `peek`
+ * hands out (one WeakMap lookup), instead of hashing the serialised metadata on every request.
+ */
+export function reuseClientsByMetadata(provider: Provider, peek: (clientId: string) => Awaitable<object | undefined>): void {
+  const ClientModel = provider.Client as unknown as { find(id: unknown): Promise<Client | undefined> };
+  const findClient = ClientModel.find.bind(ClientModel);
+  const built = new WeakMap<object, Client>();
+  ClientModel.find = async (id) => {
+    const metadata = typeof id === 'string' && id.length > 0 ? await peek(id) : undefined;
+    if (!metadata) return findClient(id);
+    const known = built.get(metadata);
+    if (known) return known;
+    const client = await findClient(id);
+    if (client) built.set(metadata, client);
+    return client;
+  };
+}
+
+/** Replaces the replay check of client assertions: `unique` answers whether (iss, jti) is new, and claims it. */
+export function replaceAssertionReplayCheck(provider: Provider, unique: (iss: string, jti: string, exp: number) => Promise<boolean>): void {
+  (provider.ReplayDetection as unknown as { unique: typeof unique }).unique = unique;
+}
+
+/** Whether the client's secret has expired (client_secret_expires_at, with the clock tolerance). */
+export function clientSecretExpired(client: Client): boolean {
+  try {
+    (client as unknown as { checkClientSecretExpiration(message: string): void }).checkClientSecretExpiration('expired');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+type ResourceServerClass = new (identifier: string, info: ResourceServer) => ResourceServerInstance;
+
+/** A resource server as oidc-provider builds one from getResourceServerInfo's answer. */
+export function newResourceServer(provider: Provider, identifier: string, info: ResourceServer): ResourceServerInstance {
+  return new (provider as unknown as { ResourceServer: ResourceServerClass }).ResourceServer(identifier, info);
+}
+
+/** A refresh token by value, expired ones included (as the refresh_token grant looks one up). */
+export function findRefreshToken(provider: Provider, value: string): Promise<RefreshToken | undefined> {
+  return provider.RefreshToken.find(value, { ignoreExpiration: true });
+}
+
+/** A token saved outside a request, with what a token response says of it. */
+export interface IssuedToken {
+  value: string;
+  expiresIn: number;
+  scope: string | undefined;
+  tokenType: string;
+}
+
+/** A token's constructor members; the types require some that oidc-provider's grants may leave undefined. */
+type TokenFields<T extends { client: Client }> = Partial<T> & { client: Client; accountId: string };
+type RefreshTokenFields = ConstructorParameters<typeof RefreshToken>[0];
+type AccessTokenFields = ConstructorParameters<typeof AccessToken>[0];
+
+/** Builds and saves a refresh token; its value. */
+export function issueRefreshToken(provider: Provider, fields: TokenFields<RefreshTokenFields>): Promise<string> {
+  return new provider.RefreshToken(fields as RefreshTokenFields).save();
+}
+
+/** Builds and saves an access token for `resourceServer` with `scope`. */
+export async function issueAccessToken(provider: Provider, fields: TokenFields<AccessTokenFields>, resourceServer: ResourceServerInstance, scope: string): Promise<IssuedToken> {
+  const token = new provider.AccessToken(fields as AccessTokenFields);
+  token.resourceServer = resourceServer;
+  token.scope = scope;
+  const value = await token.save();
+  return { value, expiresIn: token.expiration, scope: token.scope, tokenType: token.tokenType };
+}
+
+/** Builds and saves a client_credentials token asked for with `requestedScope`, issued for `resourceServer` with `scope`. */
+export async function issueClientCredentials(provider: Provider, client: Client, requestedScope: string | undefined, resourceServer: ResourceServerInstance, scope: string | undefined): Promise<IssuedToken> {
+  const token: ClientCredentials = new provider.ClientCredentials({ client, scope: requestedScope });
+  token.resourceServer = resourceServer;
+  token.scope = scope;
+  const value = await token.save();
+  return { value, expiresIn: token.expiration, scope: token.scope, tokenType: token.tokenType };
+}
+
+/** Makes an already-read request readable again with `body`, for oidc-provider's body parser. */
+export function replayRequestBody(req: IncomingMessage, body: Buffer): void {
+  Object.defineProperty(req, 'readable', { value: true, configurable: true });
+  // The parser reads with `for await (… of req.iterator())`, which takes a plain iterable too.
+  (req as unknown as { iterator: () => Iterable<Buffer> }).iterator = () => [body];
+  req.headers['content-length'] = String(body.length);
+}
