@@ -2,6 +2,9 @@
 // place that reads past ioredis' documented API (its command queue); docs/architecture-notes/redis-store.md.
 import type { Connection } from './connection.ts';
 
+/** The ioredis version whose command queue this was last reviewed against (package.json pins it). */
+export const REVIEWED_IOREDIS_VERSION = '5.11.1';
+
 /**
  * Every quarter of commandTimeoutMs, notes when each unanswered command was first seen and rejects
  * those seen at least commandTimeoutMs ago with "Command timed out", as ioredis' own commandTimeout
