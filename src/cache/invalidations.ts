@@ -83,7 +83,7 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
   };
 
   // The targets published in one turn go out as one message, up to MAX_TARGETS_PER_MESSAGE each
-  // (docs/architecture-notes/speed.md#end-of-turn-batches). Never rejects.
+  // (docs/architecture.md#end-of-turn-batches). Never rejects.
   const queueTarget = createTurnBatches<string>(async (_channel, targets) => {
     const chunk = [...new Set(targets)];
     try {

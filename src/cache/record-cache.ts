@@ -49,7 +49,7 @@ function deepFreeze<V>(value: V): V {
  * load that was running when an invalidation arrived is not kept; while the invalidation channel
  * is down, every read goes to the store. Records are kept as JSON, so each caller gets its own
  * copy (Dates come back as strings: cache plain data only, or revive them in `load`'s caller).
- * Why the hot paths read records this way: docs/architecture-notes/speed.md#record-caches.
+ * Why the hot paths read records this way: docs/architecture.md#record-caches.
  */
 export function createRecordCache<T>(options: RecordCacheOptions<T>): RecordCache<T> {
   const clock = options.clock ?? Date.now;

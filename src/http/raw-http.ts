@@ -6,7 +6,7 @@ import { createTurnQueue } from '../shared/turn-batches.ts';
 
 // The few things the hot endpoints (introspection, token) need from HTTP, on node:http itself:
 // express and its middleware cost more than the work those endpoints do
-// (docs/architecture-notes/speed.md#nodehttp-ahead-of-express).
+// (docs/architecture.md#nodehttp-ahead-of-express).
 
 /** A handler on node:http itself, placed in front of express by withFastRoutes. */
 export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -114,7 +114,7 @@ interface PendingAnswer {
 
 /**
  * A sendJsonText that writes at the end of the current turn of the event loop, together with the
- * other answers of the turn, after its reads (docs/architecture-notes/speed.md#end-of-turn-batches).
+ * other answers of the turn, after its reads (docs/architecture.md#end-of-turn-batches).
  * Out of the handler's reach, a failure to write ends that connection rather than the process.
  */
 export function createEndOfTurnSender(): (res: ServerResponse, status: number, payload: string, headers: readonly string[], requestId: string) => void {

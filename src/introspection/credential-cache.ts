@@ -46,7 +46,7 @@ export type CachedCredentialVerifier = CredentialVerifier &
  * lookup that raced an invalidation is not stored (a generation counter); while the invalidation
  * channel is down nothing is served, and the cache is flushed as it goes down and as it comes back.
  * Keys are SHA-256 digests: memory never indexes raw tokens. An answer in memory comes at once, not
- * as a promise (docs/architecture-notes/speed.md).
+ * as a promise (docs/architecture.md#speed-devices).
  */
 export function createCachedCredentialVerifier(verifier: CredentialVerifier, options: CredentialCacheOptions): CachedCredentialVerifier {
   const clock = options.clock ?? Date.now;

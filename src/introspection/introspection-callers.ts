@@ -60,7 +60,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
   /**
    * Basic credentials accepted from memory, by the SHA-256 of the whole Authorization header, with
    * the client record they were checked against: valid while the cache still holds that very
-   * record (docs/architecture-notes/speed.md#checked-basic-credentials). Refusals are never kept.
+   * record (docs/architecture.md#checked-basic-credentials). Refusals are never kept.
    */
   const checkedBasic = new Map<string, CallerMetadata>();
 

@@ -1,6 +1,6 @@
 // API session tokens (password login for API clients), kept in the ephemeral store under the
 // token's digest. A session slides: each use extends it by the idle timeout, never past its
-// absolute limit. Keys, timing and ordering: docs/architecture-notes/api-sessions.md.
+// absolute limit. Keys, timing and ordering: docs/design/api-sessions.md.
 import { invalidationTarget, type InvalidationPublisher } from '../cache/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { randomBase62, tokenFormat } from '../credentials/token-format.ts';

@@ -1,6 +1,6 @@
 /**
  * A value now, or a promise of it: what a lookup returns when memory may already hold the answer
- * (docs/architecture-notes/speed.md#answers-from-memory-without-a-promise). Most callers simply
+ * (docs/architecture.md#answers-from-memory-without-a-promise). Most callers simply
  * `await` it; a hot path tests `isPromise` once and goes on at once with a value. A refusal decided
  * from memory is thrown at once, one that needed the store rejects: `await` treats both alike.
  */

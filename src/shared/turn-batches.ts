@@ -1,7 +1,7 @@
 /**
  * Work gathered during one turn of the event loop and done together at its end (setImmediate, the
  * check phase), after the turn's reads: what it saves, and where, in
- * docs/architecture-notes/speed.md#end-of-turn-batches.
+ * docs/architecture.md#end-of-turn-batches.
  */
 
 /** Hands every item added during one turn to `flush`, together, once at the end of that turn. */

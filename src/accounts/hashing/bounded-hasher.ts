@@ -1,6 +1,6 @@
 // Bounds the password-hashing work a process does at once, so that a guessing storm cannot take
 // every core from the other requests, and paces it while the process is busy
-// (docs/architecture-notes/password-hashing.md).
+// (docs/design/password-hashing.md).
 import type { LoadGauge } from './event-loop-gauge.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 

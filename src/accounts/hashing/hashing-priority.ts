@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 
 /**
  * Gives libuv's thread-pool threads, where argon2 hashes passwords, a higher nice value than the
- * event loop, so that logins cannot starve the token endpoints (docs/architecture-notes/password-hashing.md).
+ * event loop, so that logins cannot starve the token endpoints (docs/design/password-hashing.md).
  * Linux only, where a nice value is per thread; elsewhere nothing changes. Returns how many threads changed.
  */
 export async function lowerHashingPriority(niceness: number, logger: Logger): Promise<number> {

@@ -8,7 +8,7 @@ import { keepsJti, parsePayload, readPayload, storedPayload } from './stored-pay
 // oidc-provider's storage adapter on the ephemeral store (Redis, or in-process for trials): tokens,
 // codes, grants, sessions, interactions. Clients come from PostgreSQL (provider.ts). Only digests of
 // token values are kept; every key has a TTL; single-use is one atomic step in the store. Key layout
-// and the reasoning behind each rule: docs/architecture-notes/oidc-adapter.md.
+// and the reasoning behind each rule: docs/design/oidc-adapter.md.
 
 /** The lifetime of a payload saved without one (a model whose `ttl` is not configured): 14 days. */
 export const DEFAULT_TTL_SECONDS = 14 * 24 * 60 * 60;

@@ -2,7 +2,7 @@ import { sha256Base64url } from '../../shared/sha256.ts';
 
 // Where oidc-provider's artefacts live in the ephemeral store. No token, code, user code, session
 // uid or grant id appears in a key: each stands as its SHA-256 (`d(x)`, base64url). The part in
-// braces is the Redis Cluster hash tag. Layout: docs/architecture-notes/oidc-adapter.md.
+// braces is the Redis Cluster hash tag. Layout: docs/design/oidc-adapter.md.
 
 /** SHA-256 in base64url: what stands for a token, code or id in every key name. */
 export function oidcDigest(value: string): string {

@@ -2,7 +2,7 @@
 // Mirrors lib/actions/grants/client_credentials.js @ oidc-provider 9.13.3 (internals.ts). Deviates:
 // it takes only requests that need a secret, scopes and the client's default resource (no Origin,
 // DPoP, mTLS, resource, authorization_details) and leaves every other request, every refusal
-// included, to oidc-provider. Why and how: docs/architecture-notes/direct-grants.md.
+// included, to oidc-provider. Why and how: docs/design/oidc-provider-seam.md.
 import type Provider from 'oidc-provider';
 import { issueClientCredentials } from '../provider/internals.ts';
 import { authenticatedClient, needsProvider, onlyParameters, resourceServerFor, SCOPE_SYNTAX, type DirectGrant, type OidcClient, type ResourceServerInfo } from './direct-grant.ts';

@@ -3,7 +3,7 @@
 // Deviates: only public clients, with rotation on, and only tokens bound to no key, certificate or
 // authorization details, without `openid`, for one resource; every other request, every refusal
 // included, goes to oidc-provider (null, before anything changes). Once the token is consumed this
-// can only throw. Why and how: docs/architecture-notes/direct-grants.md.
+// can only throw. Why and how: docs/design/oidc-provider-seam.md.
 import type Provider from 'oidc-provider';
 import { findRefreshToken, issueAccessToken, issueRefreshToken } from '../provider/internals.ts';
 import { authenticatedClient, needsProvider, onlyParameters, resourceServerFor, SCOPE_SYNTAX, type DirectGrant, type OidcClient, type ResourceServerInfo } from './direct-grant.ts';

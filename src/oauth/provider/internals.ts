@@ -11,7 +11,7 @@ import type { AccessToken, Client, ClientCredentials, RefreshToken, ResourceServ
 //   - ReplayDetection.unique (replaced)
 //   - RefreshToken, AccessToken, ClientCredentials found, built and saved outside a request
 //   - how lib/shared/selective_body.js reads a request (`readable`, `iterator()`)
-// Why each is needed: docs/architecture-notes/direct-grants.md.
+// Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
 export const REVIEWED_OIDC_PROVIDER_VERSION = '9.13.3';

@@ -60,7 +60,7 @@ function assertNoRepeats(params: URLSearchParams) {
 
 /**
  * RFC 7662 token introspection for every credential Tessera issues, on node:http ahead of express
- * (docs/architecture-notes/speed.md): POST with a form body, over https when the issuer is; the
+ * (docs/architecture.md#speed-devices): POST with a form body, over https when the issuer is; the
  * caller authenticated as a resource server (introspection-callers.ts), else 401; then an active
  * answer, or exactly `{"active":false}` (token_type_hint is only a hint: every kind is tried).
  * Every answer is `Cache-Control: no-store`; successes are logged at debug, refusals at info,

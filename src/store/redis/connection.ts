@@ -45,7 +45,7 @@ const DISCONNECT_TIMEOUT_MS = 20;
 /** ioredis' ways of saying that a command was not sent, or lost with its connection. */
 const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|Reached the max retries per request limit|Command aborted due to connection close/;
 
-/** The options of every connection (docs/architecture-notes/redis-store.md says why). */
+/** The options of every connection (docs/design/redis-store.md says why). */
 export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
   return {
     lazyConnect: true,

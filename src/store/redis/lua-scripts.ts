@@ -1,5 +1,5 @@
 // The Redis store's multi-step writes, each one Lua script so that Redis runs it atomically
-// (docs/architecture-notes/redis-store.md).
+// (docs/design/redis-store.md).
 import type { Redis } from 'ioredis';
 
 // Fixed window: the first increment opens the window; a counter found without a TTL gets one,

@@ -1,5 +1,5 @@
 // Fails a command left unanswered for commandTimeoutMs, from one timer for all commands. The one
-// place that reads past ioredis' documented API (its command queue); docs/architecture-notes/redis-store.md.
+// place that reads past ioredis' documented API (its command queue); docs/design/redis-store.md.
 import type { Connection } from './connection.ts';
 
 /** The ioredis version whose command queue this was last reviewed against (package.json pins it). */
