@@ -15,12 +15,12 @@ import { createCachedCredentialVerifier, type CredentialCacheStats } from './int
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { findOidcToken } from './oauth/adapter/stored-payload.ts';
+import { createTokenRequestCheck, refreshTokenUserScopesFrom } from './oauth/grants/token-request-rules.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
-import { createTokenRequestCheck } from './routes/oauth/oauth-request-guard.ts';
 import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
@@ -131,18 +131,10 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     cookieKeys: secrets.cookieKeys,
     ephemeral,
   });
-  const refreshTokens = oidcAdapters('RefreshToken');
   const tokenRequestCheck = createTokenRequestCheck({
     devicePolls,
     clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
-    refreshTokenUserScopes: async (value) => {
-      // The user's allowed scopes today (they may have shrunk since the grant).
-      const token = await refreshTokens.prefetch(value);
-      if (!token || typeof token.accountId !== 'string') return null;
-      const user = await users.peekUser(token.accountId);
-      if (!user) return null;
-      return { granted: String(token.scope ?? '').split(' ').filter(Boolean), allowed: [...user.allowedScopes, 'openid', 'offline_access'] };
-    },
+    refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
   });
   return { csrfKey: secrets.cookieKeys[0]!, verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
 }

@@ -22,7 +22,7 @@ export interface DirectTokenResponse {
 
 /**
  * Issues tokens for a request oidc-provider would grant, or answers null to leave the request to
- * oidc-provider. The form is the one Tessera's check left (oauth-request-guard.ts). It may throw an
+ * oidc-provider. The form is the one Tessera's rules left (token-request-rules.ts). It may throw an
  * oidc-provider error (answered as oidc-provider answers it) once it has changed something, and
  * only then.
  */

@@ -8,7 +8,7 @@ import { PAGE_CSP, STYLESHEET_PATH } from '../../views/html.ts';
 import { STYLESHEET } from '../../views/stylesheet.ts';
 import type { DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
-import { deviceAuthorizationGuard, userCodeRateLimit } from './oauth-request-guard.ts';
+import { deviceAuthorizationGuard, userCodeRateLimit } from './device-guards.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 
 export interface OAuthRouteDependencies {

@@ -7,7 +7,7 @@ import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSe
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
 import { replayRequestBody } from '../../oauth/provider/internals.ts';
-import type { TokenRequestCheck } from './oauth-request-guard.ts';
+import type { TokenRequestCheck } from '../../oauth/grants/token-request-rules.ts';
 
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
 
@@ -23,7 +23,7 @@ export interface TokenEndpointDependencies {
   issuer: string;
   logger: Logger;
   provider: Provider;
-  /** Tessera's rules before oidc-provider's (oauth-request-guard.ts). */
+  /** Tessera's rules before oidc-provider's (oauth/grants/token-request-rules.ts). */
   check: TokenRequestCheck;
   /**
    * Grants issued without oidc-provider's koa stack (client-credentials-grant.ts,
