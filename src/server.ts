@@ -75,6 +75,13 @@ async function greetFirstAdmin(core: OnlineCore): Promise<void> {
   if (reniced) logger.debug({ threads: reniced, niceness: config.passwords.hashing.niceness }, 'lowered the priority of the password-hashing threads');
 }
 
+/** The newest cookie key, which also keys the CSRF tokens (resolveSecrets never gives none). */
+function newestCookieKey(cookieKeys: readonly string[]): string {
+  const [newest] = cookieKeys;
+  if (newest === undefined) throw new Error('no cookie key is configured (TESSERA_COOKIE_KEYS)');
+  return newest;
+}
+
 /**
  * The OAuth side: secrets and signing keys, the in-memory caches (subscribed to invalidations
  * before they serve), the credential verifier, introspection callers and oidc-provider.
@@ -136,7 +143,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
     refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
   });
-  return { csrfKey: secrets.cookieKeys[0]!, verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
+  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
 }
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
