@@ -33,7 +33,7 @@ const layerZones = LAYERS.flatMap((layer, index) =>
   layer.map((folder) => ({
     target: `./src/${folder}`,
     from: [...layer.filter((peer) => peer !== folder), ...LAYERS.slice(index + 1).flat(), ...PUBLISHED, ...TOP].map((name) => `./src/${name}`),
-    message: `src/${folder}/ is below these folders: see the layers in docs/architecture.md.`,
+    message: `src/${folder}/ may import only folders of lower layers, not its peers or anything above: see the layers in docs/architecture.md.`,
   })),
 );
 const topLevelFiles = './src/*.ts';
