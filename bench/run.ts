@@ -28,6 +28,7 @@
  *     Debian's wrk (C) takes less of the cores and starts in milliseconds; wrk runs whole seconds;
  *   BENCH_RESULTS [bench/results].
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -186,7 +187,8 @@ try {
   if (tesseraSections.length) tessera = await startTesseraUnderTest();
   if (COMPARE_ROOT && ['introspection', 'cc', 'refresh'].some(want)) {
     compared = { ...(await startTesseraUnderTest(COMPARE_ROOT, 'compared')), root: resolve(COMPARE_ROOT) };
-    notes.push(`compared with the Tessera of ${compared.root}, measured in the same rounds ("compared" in the tables)`);
+    const commit = spawnSync('git', ['-C', compared.root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+    notes.push(`compared with the Tessera of ${compared.root}${commit ? ` (commit ${commit})` : ''}, measured in the same rounds ("compared" in the tables)`);
   }
   await measureAll();
 } finally {
