@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import { bearerToken } from './bearer.ts';
+import { cookieValue } from './cookies.ts';
 import { tokenFormat } from './token-format.ts';
 
 // The one reader of the credential a request presents. Every route that takes one tries the
@@ -59,7 +60,7 @@ export function presentedCredential(req: CredentialRequest, sources: CredentialS
   }
   const query = sources.query === 'url' ? accessToken(req.originalUrl || req.url) : sources.query === 'forwarded' ? forwardedAccessToken(headers) : undefined;
   if (query) return { token: query, source: 'query' };
-  const cookie = sources.cookie ? cookieValue(headers, SESSION_COOKIE) : undefined;
+  const cookie = sources.cookie ? cookieValue(headers.cookie, SESSION_COOKIE) : undefined;
   if (cookie) return { token: cookie, source: 'cookie' };
   return undefined;
 }
@@ -95,10 +96,3 @@ function forwardedAccessToken(headers: IncomingHttpHeaders): string | undefined 
   return undefined;
 }
 
-function cookieValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  for (const part of (headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}

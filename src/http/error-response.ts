@@ -60,9 +60,20 @@ function fromBodyParser(error: { type?: string; limit?: number }): AppError | nu
   }
 }
 
+/**
+ * Other requests express's router and body parsers cannot read: they mark them with a 4xx status
+ * (bad percent-encoding in a path parameter, a body that does not match its Content-Encoding).
+ */
+function fromUnreadableRequest(error: unknown): AppError | null {
+  const status = (error as { status?: unknown } | null)?.status;
+  if (!(error instanceof Error) || typeof status !== 'number' || status < 400 || status > 499) return null;
+  if (error instanceof URIError) return AppError.badRequest('The URL holds malformed percent-encoding.');
+  return new AppError(status, 'bad_request', status === 400 ? 'The request body could not be decoded.' : 'The request could not be read.', { detail: error.message });
+}
+
 /** Logs what only the log may see: a known error's detail (warn), anything else whole (error). */
 function logged(error: unknown, log: Logger, failure: string): AppError | OAuthError | null {
-  const known = error instanceof AppError || error instanceof OAuthError ? error : fromBodyParser((error ?? {}) as { type?: string });
+  const known = error instanceof AppError || error instanceof OAuthError ? error : (fromBodyParser((error ?? {}) as { type?: string }) ?? fromUnreadableRequest(error));
   if (!known) log.error({ err: error }, failure);
   else if (known.detail) log.warn(known instanceof AppError ? { code: known.code, detail: known.detail } : { error: known.error, detail: known.detail }, known.message);
   return known;

@@ -12,6 +12,7 @@ import { sameToken } from '../../http/csrf.ts';
 import { sendPage } from '../../http/pages.ts';
 import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
+import { cookieValue } from '../../credentials/cookies.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
 
 export interface SettingsRouteDependencies {
@@ -65,7 +66,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
         sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username }));
       };
       // Login CSRF: the form's token must match the cookie set with the form (double submit).
-      const cookieToken = /(?:^|;\s*)tessera_login_csrf=([^;]+)/.exec(req.headers.cookie ?? '')?.[1] ?? '';
+      const cookieToken = cookieValue(req.headers.cookie, LOGIN_CSRF_COOKIE) ?? '';
       if (!cookieToken || !sameToken(cookieToken, body.csrf)) {
         again(403, 'The form expired. Please sign in again.');
         return;
@@ -93,8 +94,8 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       }
       await limiter.succeeded(username);
       // A new session (and cookie) at every login: a session id planted before login is worthless.
-      const previous = /(?:^|;\s*)tessera_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
-      if (previous) await sessions.endByToken(decodeURIComponent(previous));
+      const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      if (previous) await sessions.endByToken(previous);
       const { token, session } = await sessions.create({ userId: result.user.id, scopes: result.user.allowedScopes, ip, userAgent: req.get('user-agent') ?? null });
       await audit.record({ actor: `user:${result.user.id}`, action: 'session.created', subject: `user:${result.user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { session: session.id, via: 'browser' } });
       res.clearCookie(LOGIN_CSRF_COOKIE, cookieOptions);
@@ -111,7 +112,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   // header are ended by the API's own POST /logout.
   router.post('/logout', async (req, res, next) => {
     try {
-      const cookieSession = /(?:^|;\s*)tessera_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+      const cookieSession = cookieValue(req.headers.cookie, SESSION_COOKIE);
       if (!cookieSession || req.get('x-session') || req.get('authorization')) {
         next();
         return;
