@@ -151,6 +151,22 @@ describe('verification pages and token use', () => {
     expect((await elsewhere.submit(await elsewhere.request('/device'), { user_code: 'BCDF-GHJK' })).status).toBe(400);
   });
 
+  it('counts every post that names a user code, confirmations and aborts too', async () => {
+    // A guess posted as a confirmation (or an abort), each from a fresh browser session, counts
+    // against the address's 5 like a plain code lookup: past them, 429.
+    const guess = async (extra: Record<string, string>) => {
+      const browser = new HttpBrowser(issuer.origin, { 'x-forwarded-for': '203.0.113.8' });
+      return (await browser.submit(await browser.request('/device'), { user_code: 'BCDF-GHJK', ...extra })).status;
+    };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push(await guess({ confirm: 'yes' }));
+    for (let i = 0; i < 2; i++) statuses.push(await guess({ abort: 'yes' }));
+    expect(statuses).not.toContain(429);
+    expect(await guess({ confirm: 'yes' })).toBe(429);
+    expect(await guess({ abort: 'yes' })).toBe(429);
+    expect(await guess({})).toBe(429);
+  });
+
   it('accepts Basic client credentials form-encoded (RFC 6749 §2.3.1) and raw', async () => {
     const token = (id: string, secret: string) =>
       fetch(new URL('/oauth/token', issuer), {

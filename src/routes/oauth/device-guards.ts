@@ -71,8 +71,9 @@ export function deviceAuthorizationGuard(config: Config): RequestHandler {
 const digest = sha256Base64url;
 
 /**
- * RFC 8628 §5.1: user codes are short, so entering them is rate limited per IP address and per
- * browser session. Only code lookups count, not the confirmation step.
+ * RFC 8628 §5.1: user codes are short, so posting them is rate limited per IP address and per
+ * browser session. Every post that names a user code counts (a lookup, a confirmation, an abort):
+ * a guess can be posted as any of them.
  */
 export function userCodeRateLimit(config: Config, store: EphemeralStore): RequestHandler {
   const hour = 3600_000;
@@ -87,7 +88,7 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
       });
       return false;
     }
-    if (!form.get('user_code') || form.get('confirm') || form.get('abort')) return true;
+    if (!form.get('user_code')) return true;
     const checks = [store.increment(`ratelimit:user-code:ip:${req.ip}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerIpPerHour }))];
     if (session) {
       checks.push(store.increment(`ratelimit:user-code:session:${digest(session)}`, hour).then((r) => ({ ...r, limit: config.oauth.userCodeAttemptsPerSessionPerHour })));
