@@ -97,7 +97,7 @@ describe('client_credentials issued ahead of oidc-provider', () => {
       ['an unknown client', { grant_type: 'client_credentials' }, { authorization: basic('nobody', secret) }, 401, 'invalid_client'],
       ['a secret sent two ways', { grant_type: 'client_credentials', client_secret: secret }, { authorization: basic('harvester', secret) }, 400, 'invalid_request'],
       ['a client_id that is not the Basic one', { grant_type: 'client_credentials', client_id: 'signer' }, { authorization: basic('harvester', secret) }, 400, 'invalid_request'],
-      ['a client without the grant', { grant_type: 'client_credentials' }, { authorization: basic('records-api', rs) }, 400, 'invalid_request'],
+      ['a client without the grant (RFC 6749 §5.2)', { grant_type: 'client_credentials' }, { authorization: basic('records-api', rs) }, 400, 'unauthorized_client'],
       ['a resource nobody defined', { grant_type: 'client_credentials', resource: 'https://elsewhere.example.org' }, { authorization: basic('harvester', secret) }, 400, 'invalid_target'],
       ['a browser origin', { grant_type: 'client_credentials' }, { authorization: basic('harvester', secret), origin: 'https://app.example.org' }, 400, 'invalid_request'],
       ['a DPoP header that is no proof', { grant_type: 'client_credentials' }, { authorization: basic('harvester', secret), dpop: 'not-a-jwt' }, 400, 'invalid_dpop_proof'],

@@ -11,6 +11,7 @@ import type { AccessToken, Client, ClientCredentials, RefreshToken, ResourceServ
 //   - ReplayDetection.unique (replaced)
 //   - RefreshToken, AccessToken, ClientCredentials found, built and saved outside a request
 //   - how lib/shared/selective_body.js reads a request (`readable`, `iterator()`)
+//   - the wording of lib/actions/token.js's refusal of a grant type the client may not use
 // Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
@@ -112,4 +113,14 @@ export function replayRequestBody(req: IncomingMessage, body: Buffer): void {
   // The parser reads with `for await (… of req.iterator())`, which takes a plain iterable too.
   (req as unknown as { iterator: () => Iterable<Buffer> }).iterator = () => [body];
   req.headers['content-length'] = String(body.length);
+}
+
+/**
+ * RFC 6749 §5.2: a client using a grant type it may not use is `unauthorized_client`; oidc-provider
+ * (lib/actions/token.js, allowedGrantTypeCheck) answers `invalid_request`. Corrects the rendered
+ * answer in place; any other body is left as it is.
+ */
+export function correctDisallowedGrantError(body: unknown): void {
+  const answer = body as { error?: unknown; error_description?: unknown } | null;
+  if (answer?.error === 'invalid_request' && answer.error_description === 'requested grant type is not allowed for this client') answer.error = 'unauthorized_client';
 }

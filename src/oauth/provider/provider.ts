@@ -17,7 +17,7 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
-import { patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
+import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -273,6 +273,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // Nothing to decode: what oidc-provider decodes is exactly what was sent.
       await next();
     }
+    if (ctx.status === 400 && ctx.path === OIDC_ROUTES.token) correctDisallowedGrantError(ctx.body);
     if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
     if (ctx.path === OIDC_ROUTES.device_authorization) {
       // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
