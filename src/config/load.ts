@@ -143,7 +143,8 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
   const sourceOf = new Map<string, string>();
 
   const extraFile = env.TESSERA_CONFIG;
-  if (extraFile) raw = mergeDeep(raw, readJson(resolve(extraFile), problems));
+  const fromFile = extraFile ? readJson(resolve(extraFile), problems) : {};
+  raw = mergeDeep(raw, fromFile);
 
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) continue;
@@ -157,6 +158,10 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
   }
   raw = mergeDeep(raw, overrides);
   if (problems.length) throw new ConfigError(problems);
+  // Nobody named the issuer: it follows the port Tessera listens on (the default names port 8080).
+  const issuerNamed = 'issuer' in fromFile || env.ISSUER !== undefined || 'issuer' in overrides;
+  const port = (raw.http as Json | undefined)?.port;
+  if (!issuerNamed && typeof port === 'number' && Number.isInteger(port) && port > 0) raw.issuer = `http://localhost:${port}`;
 
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, sourceOf));

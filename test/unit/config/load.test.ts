@@ -23,6 +23,20 @@ describe('loadConfig', () => {
     expect(config.secrets.cookieKeys).toEqual(['a'.repeat(32), 'b'.repeat(32)]);
   });
 
+  it('lets the issuer follow PORT when nobody names the issuer', async () => {
+    expect(loadConfig({ env: { PORT: '19080' } }).issuer).toBe('http://localhost:19080');
+    expect(loadConfig({ env: { PORT: '19080', ISSUER: 'http://auth.example.org:8000' } }).issuer).toBe('http://auth.example.org:8000');
+    expect(loadConfig({ env: { PORT: '19080' }, overrides: { issuer: 'http://localhost:8080' } }).issuer).toBe('http://localhost:8080');
+    // Port 0 (any free port) names no port to follow.
+    expect(loadConfig({ env: { PORT: '0' } }).issuer).toBe('http://localhost:8080');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'tessera-config-')), 'tessera.json');
+    writeFileSync(file, JSON.stringify({ issuer: 'http://localhost:8080' }));
+    expect(loadConfig({ env: { PORT: '19080', TESSERA_CONFIG: file } }).issuer).toBe('http://localhost:8080');
+  });
+
   it('requires real secrets when the issuer is https', () => {
     expect(() => loadConfig({ env: { ISSUER: 'https://auth.example.org' } })).toThrow(/secrets\.keyEncryptionSecret: is required when the issuer is https/);
     expect(() => loadConfig({ env: { ISSUER: 'https://auth.example.org', TESSERA_KEY_SECRET: 'short', TESSERA_COOKIE_KEYS: 'k'.repeat(40) } })).toThrow(
