@@ -66,7 +66,9 @@ async function greetFirstAdmin(core: OnlineCore): Promise<void> {
     // Printed on purpose to the console rather than the log stream: it is a secret.
     process.stderr.write(
       `\n  Created the first account "${admin.user.username}" with the password:\n\n      ${admin.generatedPassword}\n\n` +
-        `  It is shown only now. Change it with: npx tessera user passwd ${admin.user.username}\n\n`,
+        `  It is shown only now. Change it with: npx tessera user passwd ${admin.user.username}` +
+        // The embedded database admits one process at a time: the command cannot run beside this server.
+        `${config.database.url ? '' : '\n  once this server is stopped (the embedded database admits one process at a time)'}\n\n`,
     );
   } else if (admin) {
     logger.info({ username: admin.user.username }, 'created the first account with the configured TESSERA_ADMIN_PASSWORD');
