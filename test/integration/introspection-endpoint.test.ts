@@ -93,6 +93,12 @@ describe('the introspection endpoint (RFC 7662)', () => {
     const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     expect(discovery.introspection_endpoint).toBe(`${base}/oauth/introspect`);
     expect(discovery.introspection_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+    // RFC 8414 §2: with private_key_jwt advertised, its signing algorithms are REQUIRED.
+    expect(discovery.introspection_endpoint_auth_signing_alg_values_supported).toEqual(discovery.token_endpoint_auth_signing_alg_values_supported);
+    expect(discovery.introspection_endpoint_auth_signing_alg_values_supported).toContain('ES256');
+    // Revocation authenticates clients as the token endpoint does, and says so.
+    expect(discovery.revocation_endpoint_auth_methods_supported).toEqual(discovery.token_endpoint_auth_methods_supported);
+    expect(discovery.revocation_endpoint_auth_signing_alg_values_supported).toEqual(discovery.token_endpoint_auth_signing_alg_values_supported);
   });
 
   it('treats token_type_hint as a hint only', async () => {

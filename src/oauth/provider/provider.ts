@@ -286,7 +286,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // client_secret_basic alone), in JSON only (no RFC 9701 JWT answers).
       const body = ctx.body as Record<string, unknown>;
       body.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+      // RFC 8414 §2: REQUIRED once private_key_jwt is advertised.
+      body.introspection_endpoint_auth_signing_alg_values_supported = [...CLIENT_ASSERTION_ALGORITHMS];
       delete body.introspection_signing_alg_values_supported;
+      // Revocation authenticates clients exactly as the token endpoint does.
+      body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
+      body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
     }
   });
 
