@@ -5,9 +5,10 @@
  * measured runs. Every answer must be authorization_pending or slow_down, and the right one:
  *
  * - slow_down is certain when even the widest reading of the two requests' times is shorter than
- *   the interval since the device's last authorization_pending (the server sets its marker while
- *   answering that poll and keeps it `interval` seconds);
- * - authorization_pending is certain when even the narrowest reading is longer than the interval;
+ *   the marker's life since the device's last authorization_pending (the server sets its marker
+ *   while answering that poll and keeps it for the interval less the jitter it allows: a fifth of
+ *   the interval, at most 1 s);
+ * - authorization_pending is certain when even the narrowest reading is longer than that;
  * - in between (within the two requests' own durations) either is right.
  *
  * Anything else — another error, a token, a timeout, a dropped connection — is an error.
@@ -42,6 +43,8 @@ const SLACK_MS = 5;
 
 const input = await readInput<DevicePollInput>();
 const intervalMs = input.intervalSeconds * 1000;
+/** How long the server's marker lives: the interval less the jitter it allows (RFC 8628 §3.5). */
+const markerMs = intervalMs - Math.min(1000, intervalMs / 5);
 const bodies = input.deviceCodes.map((deviceCode) => new URLSearchParams({ grant_type: GRANT_TYPE, client_id: input.clientId, device_code: deviceCode }).toString());
 /** Per device: when its last authorization_pending poll was sent and answered. */
 const lastPending = input.deviceCodes.map(() => ({ sent: Number.NEGATIVE_INFINITY, answered: Number.NEGATIVE_INFINITY }));
@@ -53,8 +56,8 @@ function classify(device: number, sent: number, answered: number, status: number
     const last = lastPending[device]!;
     const widest = answered - last.sent; // the longest the marker can have lived by this poll
     const narrowest = sent - last.answered; // the shortest
-    if (code === 'slow_down' && narrowest > intervalMs + SLACK_MS) answers.wrong += 1;
-    if (code === 'authorization_pending' && widest < intervalMs - SLACK_MS) answers.wrong += 1;
+    if (code === 'slow_down' && narrowest > markerMs + SLACK_MS) answers.wrong += 1;
+    if (code === 'authorization_pending' && widest < markerMs - SLACK_MS) answers.wrong += 1;
     if (code === 'authorization_pending') {
       answers.authorizationPending += 1;
       lastPending[device] = { sent, answered };

@@ -11,7 +11,7 @@ import { DEVICE_CODE_GRACE_MS } from '../adapter/oidc-adapter.ts';
 export interface DevicePollPolicy {
   /** Called when a device code is issued. */
   started(deviceCode: string, expiresInSeconds: number, codeChallenge?: string): Promise<void>;
-  /** 'slow_down' when this poll comes sooner than the interval after the previous one. */
+  /** 'slow_down' when this poll comes clearly sooner than the interval after the previous one. */
   poll(deviceCode: string): Promise<'ok' | 'slow_down'>;
   /** Checks the verifier against the challenge sent at the device endpoint, if any. */
   verifyPkce(deviceCode: string, codeVerifier: string | undefined): Promise<'ok' | 'missing_verifier' | 'mismatch' | 'unexpected_verifier'>;
@@ -25,6 +25,9 @@ export const CODE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
 export const CODE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 export function createDevicePollPolicy({ store, intervalSeconds }: { store: EphemeralStore; intervalSeconds: number }): DevicePollPolicy {
+  // RFC 8628 §3.5 counts the interval at the client; where polls arrive, network jitter shortens
+  // some gaps. Up to a fifth of the interval (at most a second) early is still on time.
+  const markerMs = intervalSeconds * 1000 - Math.min(1000, intervalSeconds * 200);
   const keys = (deviceCode: string) => {
     const tag = `{device:${digest(deviceCode)}}`;
     return { poll: `${tag}:last-poll`, pkce: `${tag}:pkce` };
@@ -37,9 +40,9 @@ export function createDevicePollPolicy({ store, intervalSeconds }: { store: Ephe
       await store.set(keys(deviceCode).pkce, codeChallenge, { ttlMs: Math.max(1, expiresInSeconds) * 1000 + DEVICE_CODE_GRACE_MS });
     },
     async poll(deviceCode) {
-      // One marker per device code that lives for the interval: a poll that finds it is too early.
-      // (A client told to slow down waits interval + 5 s, which passes.)
-      const first = await store.set(keys(deviceCode).poll, '1', { ttlMs: intervalSeconds * 1000, onlyIfAbsent: true });
+      // One marker per device code that lives for the interval less the jitter allowed: a poll that
+      // finds it is too early. (A client told to slow down waits interval + 5 s, which passes.)
+      const first = await store.set(keys(deviceCode).poll, '1', { ttlMs: markerMs, onlyIfAbsent: true });
       return first ? 'ok' : 'slow_down';
     },
     async verifyPkce(deviceCode, codeVerifier) {

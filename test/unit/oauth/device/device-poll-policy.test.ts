@@ -32,3 +32,38 @@ describe('device-code PKCE', () => {
     expect(await policy.verifyPkce('code-1', verifier)).toBe('ok');
   });
 });
+
+// RFC 8628 §3.5: a client waits `interval` seconds between polls; measured where the requests
+// arrive, network jitter makes some gaps a little shorter. Those are not too early.
+describe('device-code polling interval', () => {
+  function setup(intervalSeconds: number) {
+    let now = Date.UTC(2026, 10, 22);
+    const store = createMemoryEphemeralStore({ clock: () => now });
+    return { policy: createDevicePollPolicy({ store, intervalSeconds }), advance: (ms: number) => (now += ms) };
+  }
+
+  it('takes a poll that arrives a little under the interval after the last, as jitter', async () => {
+    const { policy, advance } = setup(5);
+    expect(await policy.poll('code-1')).toBe('ok');
+    advance(4_200);
+    expect(await policy.poll('code-1')).toBe('ok');
+  });
+
+  it('tells a client polling clearly faster than the interval to slow down', async () => {
+    const { policy, advance } = setup(5);
+    expect(await policy.poll('code-1')).toBe('ok');
+    advance(2_500);
+    expect(await policy.poll('code-1')).toBe('slow_down');
+    advance(3_000);
+    expect(await policy.poll('code-1')).toBe('ok');
+  });
+
+  it('allows at most a fifth of a short interval as jitter', async () => {
+    const { policy, advance } = setup(1);
+    expect(await policy.poll('code-1')).toBe('ok');
+    advance(700);
+    expect(await policy.poll('code-1')).toBe('slow_down');
+    advance(850);
+    expect(await policy.poll('code-1')).toBe('ok');
+  });
+});
