@@ -60,6 +60,14 @@ describe('personal access tokens: JSON API and use', () => {
     expect((await create({ name: 'ten years', expires_in_days: 3650 })).status).toBe(400);
   });
 
+  it('names a refused field as the client sent it', async () => {
+    const tooLong = await create({ name: 'ten years', expires_in_days: 3650 });
+    expect(tooLong.status).toBe(400);
+    expect((tooLong.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['expires_in_days']);
+    const forever = await create({ name: 'forever', expires_in_days: null });
+    expect((forever.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['expires_in_days']);
+  });
+
   it('accepts a token as Bearer, ?access_token and the configured API-key header pair', async () => {
     const token = String((await create({ name: 'uses', scopes: ['read'] })).body.token);
     for (const [headers, query] of [
