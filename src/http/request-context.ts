@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { redactUrlQuery } from '../shared/logger.ts';
+import { loggableUrl } from '../shared/logger.ts';
 import { requestIdOf } from './raw-http.ts';
 
 declare module 'express-serve-static-core' {
@@ -13,8 +13,8 @@ declare module 'express-serve-static-core' {
 
 /**
  * Gives each request an id (echoed in X-Request-Id) and a child logger, and logs one line when
- * the response ends. The line carries no headers and no body, and credentials in the query
- * string are replaced.
+ * the response ends. The line carries no headers, no body and no query values: the path and the
+ * query's parameter names only.
  */
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -26,7 +26,7 @@ export function requestContext(logger: Logger) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const line = {
         method: req.method,
-        url: redactUrlQuery(req.originalUrl),
+        url: loggableUrl(req.originalUrl),
         status: res.statusCode,
         ms: Math.round(ms * 10) / 10,
         ip: req.ip,

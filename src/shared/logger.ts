@@ -27,11 +27,18 @@ export const REDACTED_PATHS = [
   'redisUrl',
 ];
 
-/** Query parameters whose values are credentials; their values are replaced in logged URLs. */
-const SECRET_QUERY_PARAMETERS = /([?&](?:password|access_token|refresh_token|token|client_secret|code|device_code|user_code|key)=)[^&#]*/gi;
+/** A parameter name longer than this may itself be a pasted credential: it is not logged either. */
+const MAX_LOGGED_NAME = 32;
 
-export function redactUrlQuery(url: string): string {
-  return url.replace(SECRET_QUERY_PARAMETERS, '$1[Redacted]');
+/**
+ * A request URL as it may be logged: the path and the query's parameter names, never a value.
+ * Names are decoded, so no encoding of `password` or `access_token` slips a value through.
+ */
+export function loggableUrl(url: string): string {
+  const query = url.indexOf('?');
+  if (query === -1) return url;
+  const names = [...new URLSearchParams(url.slice(query + 1)).keys()].map((name) => (name.length > MAX_LOGGED_NAME ? '[Redacted]' : name));
+  return names.length ? `${url.slice(0, query)}?${names.join('&')}` : url.slice(0, query);
 }
 
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
