@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { describe, expect, it } from '@jest/globals';
+import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // A credential sent in a query string never reaches the log, whatever the spelling of its
 // parameter's name: request lines carry the path and the parameter names only.
@@ -15,19 +14,7 @@ function spellings(name: string): string[] {
 }
 
 describe('request logs and credentials in query strings', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
-  let tessera: TestTessera;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
-  });
-  afterAll(async () => {
-    await tessera?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
-  });
+  const suite = tesseraForSuite();
 
   it('logs no value of any parameter, in any encoding, repeated or not', async () => {
     const secrets: string[] = [];
@@ -38,16 +25,16 @@ describe('request logs and credentials in query strings', () => {
         const repeated = `REPEAT${n}x${Math.random().toString(36).slice(2)}`;
         secrets.push(secret, repeated);
         const query = `?${spelling}=${secret}&${spelling}=${repeated}`;
-        await fetch(`${tessera.url}/api/v1/me${query}`);
-        await fetch(`${tessera.url}/users/admin/login${query}`, { method: 'POST' });
+        await fetch(`${suite.tessera.url}/api/v1/me${query}`);
+        await fetch(`${suite.tessera.url}/users/admin/login${query}`, { method: 'POST' });
       }
     }
     // A credential pasted as a parameter's name is not logged either.
     const pasted = `tsr_pat_${'A'.repeat(38)}`;
-    await fetch(`${tessera.url}/api/v1/me?${pasted}`);
+    await fetch(`${suite.tessera.url}/api/v1/me?${pasted}`);
     secrets.push(pasted);
 
-    const logged = tessera.logs.text;
+    const logged = suite.tessera.logs.text;
     expect(logged).toMatch(/"url":"\/api\/v1\/me\?access_token&access_token"/);
     expect(logged).toMatch(/"url":"\/users\/admin\/login\?password&password"/);
     expect(secrets.filter((secret) => logged.includes(secret))).toEqual([]);
