@@ -7,7 +7,7 @@ import type { User } from '../accounts/user.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import type { CallerAuthenticator } from './settings/caller.ts';
 import type { PersonalToken, PersonalTokenService } from '../personal-tokens/personal-token-service.ts';
-import { bearerToken } from '../credentials/bearer.ts';
+import { presentedCredential, type CredentialSources } from '../credentials/presented-credential.ts';
 
 const createSchema = z.object({
   name: z.string(),
@@ -42,6 +42,9 @@ export interface PersonalTokenRouteDependencies {
   findUserById: (id: string) => Promise<User | null>;
 }
 
+
+/** Where /api/v1/me looks for an OAuth access token once the callers found no session or personal token. */
+const BEARER_ONLY: CredentialSources = { bearer: 'any', sessionHeaders: [] };
 
 /** The service's names of the fields it checks, as this API's clients send them. */
 const API_FIELD_NAMES: Readonly<Record<string, string>> = { expiresInDays: 'expires_in_days' };
@@ -105,7 +108,7 @@ export function createPersonalTokenRoutes({ personalTokens, callers, verifier, f
         return;
       }
       // An OAuth access token (what `tessera login` holds): a person's, or a client's own.
-      const bearer = bearerToken(req.get('authorization'));
+      const bearer = presentedCredential(req, BEARER_ONLY)?.token;
       const active = bearer ? await verifier.verify(bearer, { ip: req.ip ?? null }) : null;
       if (active?.kind === 'access_token') {
         const user = active.username !== null ? await findUserById(active.sub) : null;
