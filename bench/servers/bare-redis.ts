@@ -20,7 +20,7 @@ const keyOf = (token: string) => `${prefix}at:${createHash('sha256').update(toke
 const seed = process.env.BENCH_SEED_TOKEN;
 if (seed) {
   const now = Math.floor(Date.now() / 1000);
-  const claims = { scope: 'read', client_id: 'bench-service', sub: 'bench-service', token_type: 'access_token', iat: now, exp: now + 3600, aud: 'urn:tessera:api' };
+  const claims = { scope: 'read', client_id: 'bench-service', sub: 'bench-service', token_type: 'Bearer', credential_kind: 'access_token', iat: now, exp: now + 3600, aud: 'urn:tessera:api' };
   await redis.set(keyOf(seed), JSON.stringify(claims), 'EX', 3600);
 }
 

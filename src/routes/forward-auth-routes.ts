@@ -51,7 +51,7 @@ export function createForwardAuthRoutes({ config, verifier, findUserByLogin }: {
         .set('X-Auth-Client-Id', valid.clientId ?? '')
         .set('X-Auth-Credential', valid.kind)
         .status(200)
-        .json({ sub: valid.sub, username: valid.username, scope: valid.scopes.join(' '), client_id: valid.clientId, token_type: valid.kind });
+        .json({ sub: valid.sub, username: valid.username, scope: valid.scopes.join(' '), client_id: valid.clientId, credential_kind: valid.kind });
     } catch (error) {
       next(error);
     }

@@ -119,14 +119,21 @@ function integerAtLeast(option: string, value: number, min: number): number {
 /** What an introspection answer grants, before the checks that depend on the request. */
 type Candidate = Omit<TesseraPrincipal, 'tokenType' | 'source'> & { tokenType: string };
 
+/**
+ * The credential's kind: `credential_kind`; a Tessera from before it existed said it in
+ * `token_type` (where RFC 7662 wants the OAuth token type, Bearer).
+ */
+const credentialKind = (answer: IntrospectionAnswer) => answer.credential_kind ?? answer.token_type;
+
 function fromIntrospection(answer: IntrospectionAnswer): Candidate | null {
-  if (!answer.active || !answer.sub || !answer.token_type) return null;
+  const kind = credentialKind(answer);
+  if (!answer.active || !answer.sub || !kind) return null;
   return {
     sub: answer.sub,
     username: answer.username ?? null,
     scopes: (answer.scope ?? '').split(' ').filter(Boolean),
     clientId: answer.client_id ?? null,
-    tokenType: answer.token_type,
+    tokenType: kind,
     exp: answer.exp ?? null,
     aud: answer.aud === undefined ? [] : Array.isArray(answer.aud) ? answer.aud : [answer.aud],
     verifiedBy: 'introspection',

@@ -23,6 +23,8 @@ const introspectionSchema = z.object({
   username: z.string().optional(),
   sub: z.string().optional(),
   token_type: z.string().optional(),
+  /** Which kind of Tessera credential (access_token, refresh_token, personal_access_token, session). */
+  credential_kind: z.string().optional(),
   exp: z.number().optional(),
   iat: z.number().optional(),
   iss: z.string().optional(),

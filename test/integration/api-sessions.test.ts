@@ -173,7 +173,8 @@ describe('API password login and session tokens', () => {
     const user = await tessera.core.accounts.findUser('archivist');
     expect(await introspect(token)).toEqual({
       active: true,
-      token_type: 'session',
+      token_type: 'Bearer',
+      credential_kind: 'session',
       scope: 'read',
       sub: user!.id,
       username: 'archivist',

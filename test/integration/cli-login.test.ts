@@ -102,7 +102,7 @@ describe('tessera login, token, whoami and logout', () => {
       headers: { authorization: `Basic ${Buffer.from(`records-api:${recordsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token }),
     });
-    return (await response.json()) as { active: boolean; client_id?: string; username?: string; scope?: string; token_type?: string };
+    return (await response.json()) as { active: boolean; client_id?: string; username?: string; scope?: string; credential_kind?: string };
   };
   /** Runs a login without a terminal, approving (or denying) its code through the pages. */
   const loginApproved = async (args: string[], decision: 'approve' | 'deny' = 'approve', extraEnv: Record<string, string> = {}) => {
@@ -181,7 +181,7 @@ describe('tessera login, token, whoami and logout', () => {
       scope: 'read deposit:write',
     });
     expect(Date.parse(profile.expiresAt!) - Date.now()).toBeGreaterThan(3500_000);
-    expect(await introspect(profile.refreshToken!)).toMatchObject({ active: true, client_id: 'tessera-cli', username: 'alice', token_type: 'refresh_token' });
+    expect(await introspect(profile.refreshToken!)).toMatchObject({ active: true, client_id: 'tessera-cli', username: 'alice', credential_kind: 'refresh_token' });
   });
 
   it('prints the saved access token, and only it, unchanged while it is fresh: usable as a Bearer token', async () => {

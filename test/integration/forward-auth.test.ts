@@ -66,6 +66,8 @@ describe('forward-auth for gateways', () => {
       expect(ok.headers.get('x-auth-scope')).toBe('read');
       expect(ok.headers.get('x-auth-subject')).toMatch(/^[0-9a-f-]{36}$/);
       expect(ok.headers.get('x-auth-client-id')).toBe('');
+      expect(ok.headers.get('x-auth-credential')).toBe('personal_access_token');
+      expect(ok.body).toEqual({ sub: ok.headers.get('x-auth-subject'), username: 'curator', scope: 'read', client_id: null, credential_kind: 'personal_access_token' });
     }
     expect((await verify({ 'x-api-user': 'someone', 'x-api-key': pat })).status).toBe(401);
   });
@@ -115,14 +117,14 @@ describe('forward-auth for gateways', () => {
     const { secret: svc } = await tessera.core.clients.create({ clientId: 'jwt-svc', name: 'JWT svc', kind: 'service', scopes: ['read'], defaultResource: 'https://records.example.org' }, by);
     const config = await oidc.discovery(issuer, 'jwt-svc', undefined, oidc.ClientSecretBasic(svc!), { execute: [oidc.allowInsecureRequests] });
     const jwt = (await oidc.clientCredentialsGrant(config)).access_token;
-    expect(await introspect(jwt)).toMatchObject({ active: true, token_type: 'access_token', client_id: 'jwt-svc', sub: 'jwt-svc', scope: 'read', aud: 'https://records.example.org', iss: issuer.origin });
+    expect(await introspect(jwt)).toMatchObject({ active: true, credential_kind: 'access_token', client_id: 'jwt-svc', sub: 'jwt-svc', scope: 'read', aud: 'https://records.example.org', iss: issuer.origin });
     expect(await introspect('not-a-token')).toEqual({ active: false });
 
     // A session token of a user who is then disabled: inactive at once.
     await tessera.core.accounts.createUser({ username: 'temp', password: 'temp-password-1', scopes: ['read'] }, by);
     const login = await fetch(`${issuer.origin}/users/temp/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'temp-password-1' }) });
     const tempSession = String(((await login.json()) as { session: string }).session);
-    expect(await introspect(tempSession)).toMatchObject({ active: true, token_type: 'session', username: 'temp' });
+    expect(await introspect(tempSession)).toMatchObject({ active: true, credential_kind: 'session', username: 'temp' });
     await tessera.core.accounts.setDisabled('temp', true, by);
     expect(await introspect(tempSession)).toEqual({ active: false });
   });

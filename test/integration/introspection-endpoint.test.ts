@@ -65,7 +65,8 @@ describe('the introspection endpoint (RFC 7662)', () => {
       scope: 'read deposit:write',
       username: 'carol',
       sub: carol.id,
-      token_type: 'personal_access_token',
+      token_type: 'Bearer',
+      credential_kind: 'personal_access_token',
       exp: Math.floor(now / 1000) + 30 * 86400,
       iat: Math.floor(now / 1000),
       iss: tessera.config.issuer,
@@ -101,10 +102,19 @@ describe('the introspection endpoint (RFC 7662)', () => {
     expect(discovery.revocation_endpoint_auth_signing_alg_values_supported).toEqual(discovery.token_endpoint_auth_signing_alg_values_supported);
   });
 
+  it('answers token_type as the OAuth token type (Bearer) and the kind of credential in credential_kind', async () => {
+    const service = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { ...FORM, authorization: basic('harvester', serviceSecret) }, body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }) });
+    const accessToken = String(((await service.json()) as { access_token: string }).access_token);
+    for (const [token, kind] of [[pat, 'personal_access_token'], [session, 'session'], [accessToken, 'access_token']] as const) {
+      const answer = await post(base, new URLSearchParams({ token }), asRecordsApi);
+      expect(answer.body).toMatchObject({ active: true, token_type: 'Bearer', credential_kind: kind });
+    }
+  });
+
   it('treats token_type_hint as a hint only', async () => {
     for (const hint of ['refresh_token', 'access_token', 'nonsense']) {
       const answer = await post(base, new URLSearchParams({ token: session, token_type_hint: hint }), asRecordsApi);
-      expect(answer.body).toMatchObject({ active: true, token_type: 'session', username: 'carol' });
+      expect(answer.body).toMatchObject({ active: true, credential_kind: 'session', username: 'carol' });
     }
   });
 
@@ -199,7 +209,7 @@ describe('the introspection endpoint (RFC 7662)', () => {
     // Idle timeout 120 s, cache 100 s: every answer from the stores extends the session.
     for (let step = 0; step < 6; step += 1) {
       now += 50_000;
-      expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: true, token_type: 'session' } });
+      expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: true, credential_kind: 'session' } });
     }
     now += 121_000;
     expect(await post(base, new URLSearchParams({ token: busy }), asRecordsApi)).toMatchObject({ body: { active: false } });

@@ -154,23 +154,23 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
     await revokedAcrossNodes([created.token], async () => {
       successor = (await a.core.personalTokens.rotate(alice, created.record.id, by)).token;
     });
-    expect(await introspect(b.url, successor)).toMatchObject({ active: true, token_type: 'personal_access_token' });
+    expect(await introspect(b.url, successor)).toMatchObject({ active: true, credential_kind: 'personal_access_token' });
   });
 
   it('ends an opaque OAuth access token and a refresh token (RFC 7009 revocation) on every node', async () => {
     const first = await deviceTokens();
-    expect(await introspect(b.url, first.access)).toMatchObject({ token_type: 'access_token' });
+    expect(await introspect(b.url, first.access)).toMatchObject({ credential_kind: 'access_token' });
     await revokedAcrossNodes([first.access], () => revokeAtA(first.access, { id: 'cli' }));
 
     const second = await deviceTokens();
-    expect(await introspect(b.url, second.refresh)).toMatchObject({ token_type: 'refresh_token' });
+    expect(await introspect(b.url, second.refresh)).toMatchObject({ credential_kind: 'refresh_token' });
     await revokedAcrossNodes([second.refresh, second.access], () => revokeAtA(second.refresh, { id: 'cli' }));
   }, 30_000);
 
   it('ends a JWT access token with its grant (its refresh token revoked) on every node', async () => {
     const tokens = await deviceTokens(JWT_API);
     expect(tokens.access.split('.')).toHaveLength(3);
-    expect(await introspect(b.url, tokens.access)).toMatchObject({ token_type: 'access_token', aud: JWT_API });
+    expect(await introspect(b.url, tokens.access)).toMatchObject({ credential_kind: 'access_token', aud: JWT_API });
     await revokedAcrossNodes([tokens.access], () => revokeAtA(tokens.refresh, { id: 'cli' }));
   }, 30_000);
 
@@ -181,7 +181,7 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
       const refreshed = await oidc.refreshTokenGrant(deviceConfig, tokens.refresh);
       rotated = refreshed.refresh_token!;
     });
-    expect(await introspect(b.url, rotated)).toMatchObject({ active: true, token_type: 'refresh_token' });
+    expect(await introspect(b.url, rotated)).toMatchObject({ active: true, credential_kind: 'refresh_token' });
   }, 30_000);
 
   it('ends a client credentials token on every node when it is revoked, and all of them when the client is deleted', async () => {

@@ -123,7 +123,7 @@ describe('verification pages and token use', () => {
       });
     const answer = await introspect(`records-api:${secret}`);
     expect(answer.status).toBe(200);
-    expect(await answer.json()).toMatchObject({ active: true, client_id: 'cli', scope: 'read', token_type: 'access_token', username: 'bob', iss: issuer.origin });
+    expect(await answer.json()).toMatchObject({ active: true, client_id: 'cli', scope: 'read', credential_kind: 'access_token', username: 'bob', iss: issuer.origin });
 
     const { secret: svcSecret } = await tessera.core.clients.create({ clientId: 'svc', name: 'Svc', kind: 'service', scopes: ['read'] }, { actor: 'test' });
     const refused = await introspect(`svc:${svcSecret}`);

@@ -138,7 +138,7 @@ describe('personal access tokens: JSON API and use', () => {
           body: new URLSearchParams({ token: value }),
         })
       ).json()) as Record<string, unknown>;
-    expect(await introspect(token)).toMatchObject({ active: true, token_type: 'personal_access_token', scope: 'read', username: 'leaver' });
+    expect(await introspect(token)).toMatchObject({ active: true, credential_kind: 'personal_access_token', scope: 'read', username: 'leaver' });
 
     await tessera.core.accounts.setDisabled('leaver', true, by);
     expect((await me({ authorization: `Bearer ${token}` })).status).toBe(401);

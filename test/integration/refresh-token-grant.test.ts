@@ -81,7 +81,7 @@ describe('refresh_token issued ahead of oidc-provider', () => {
 
     for (const kind of ['access_token', 'refresh_token'] as const) {
       const [a, b] = [await introspect(String(direct.body[kind])), await introspect(String(viaProvider.body[kind]))];
-      expect(a).toMatchObject({ active: true, client_id: 'cli', username: 'alice', token_type: kind });
+      expect(a).toMatchObject({ active: true, client_id: 'cli', username: 'alice', credential_kind: kind });
       expect(timeless(a)).toEqual(timeless(b));
     }
     // Rotated: the old refresh tokens are spent.

@@ -19,7 +19,12 @@ export interface IntrospectionEndpointDependencies {
   bodyLimit?: number;
 }
 
-/** The answer for an active credential (RFC 7662 §2.2); nothing internal leaves. */
+/**
+ * The answer for an active credential (RFC 7662 §2.2); nothing internal leaves. `token_type` is the
+ * OAuth token type (RFC 6749 §7.1: every credential Tessera issues is presented as a bearer token;
+ * a refresh token is presented to no one but the token endpoint, so it has none); which kind of
+ * Tessera credential it is goes in `credential_kind`.
+ */
 export function introspectionAnswer(active: ActiveCredential, issuer: string): Record<string, unknown> {
   return {
     active: true,
@@ -27,7 +32,8 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     ...(active.clientId ? { client_id: active.clientId } : {}),
     ...(active.username ? { username: active.username } : {}),
     sub: active.sub,
-    token_type: active.kind,
+    ...(active.kind === 'refresh_token' ? {} : { token_type: 'Bearer' }),
+    credential_kind: active.kind,
     ...(active.exp !== null ? { exp: active.exp } : {}),
     ...(active.iat !== null ? { iat: active.iat } : {}),
     iss: issuer,
