@@ -10,6 +10,7 @@ import { createInvalidations, invalidationTarget, type Invalidations } from './c
 import { createClientService, type ClientService } from './clients/client-service.ts';
 import type { Config } from './config/schema.ts';
 import { createGrantCache, type GrantCache } from './oauth/adapter/grant-cache.ts';
+import { createJwtRevocations, type JwtRevocations } from './oauth/adapter/jwt-revocations.ts';
 import { createOidcAdapterFactory, type OidcAdapter } from './oauth/adapter/oidc-adapter.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './personal-tokens/personal-token-service.ts';
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
@@ -38,6 +39,8 @@ export interface OnlineCore extends Core {
   oidcAdapters: (modelName: string) => OidcAdapter;
   /** The grants oidc-provider reads on every refresh, kept in memory (exact through invalidations). */
   grants: GrantCache;
+  /** Revoked JWT access tokens that have no grant to end with them. */
+  jwtRevocations: JwtRevocations;
 }
 
 export interface OpenCoreOptions {
@@ -59,7 +62,8 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
   // (Real time: oidc-provider stamps what it saves with the real time too.)
   const grants = createGrantCache(ephemeral);
   const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
-  return { ephemeral, invalidations, sessions, grants, oidcAdapters };
+  const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish);
+  return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean): Promise<Database> {

@@ -96,6 +96,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   const { kid, created } = await signingKeys.ensureSigningKey();
   if (created) logger.info({ kid }, 'generated the first signing key');
 
+  const publicJwks = (await signingKeys.loadPublicJwks()) as JSONWebKeySet;
   const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), clocked);
   const users = createUserCache((id) => core.accounts.findUserById(id), clocked);
   const verifier = createCachedCredentialVerifier(
@@ -107,7 +108,8 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
       personalTokens: core.personalTokens,
       oidcModel: oidcAdapters,
       findOidcToken: (value, models) => findOidcToken(ephemeral, value, models),
-      publicJwks: (await signingKeys.loadPublicJwks()) as JSONWebKeySet,
+      publicJwks,
+      jwtRevoked: (jti) => core.jwtRevocations.isRevoked(jti),
       ...clocked,
     }),
     {
@@ -137,6 +139,8 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     clients: clientMetadata,
     adapterFactory: oidcAdapters,
     jwks: await signingKeys.loadJwks(),
+    publicJwks,
+    jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
     ephemeral,
   });

@@ -18,6 +18,8 @@ export const invalidationTarget = {
   grantDigest: (digest: string) => `grant:${digest}`,
   /** An opaque OAuth token or code, by the digest the adapter keys it with. */
   oauthToken: (digest: string) => `oauth:${digest}`,
+  /** A JWT access token without a grant (client credentials), by its jti. */
+  jwtAccessToken: (jti: string) => `jwt:${sha256Base64url(jti)}`,
   /** An API session, by the digest of its token. */
   session: (digest: string) => `session:${digest}`,
   /** A personal access token, by its public id. */

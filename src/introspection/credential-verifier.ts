@@ -49,6 +49,8 @@ export interface CredentialVerifierDependencies {
   findOidcToken: (value: string, models: readonly string[]) => Promise<{ model: string; payload: AdapterPayload } | undefined>;
   /** The published signing keys, for JWT access tokens. */
   publicJwks: JSONWebKeySet;
+  /** Whether a JWT access token without a grant was revoked, by its jti (jwt-revocations.ts). */
+  jwtRevoked: (jti: string) => Promise<boolean>;
   clock?: () => number;
 }
 
@@ -120,6 +122,11 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       if (typeof grantId === 'string') {
         if (!(await deps.oidcModel('Grant').find(grantId))) return null;
         invalidatedBy.push(target.grant(grantId));
+      } else if (typeof payload.jti === 'string') {
+        // Without a grant (client credentials), a revocation leaves a record by jti. Read only here,
+        // when the token is verified afresh: a cached answer is dropped by the revocation's invalidation.
+        if (await deps.jwtRevoked(payload.jti)) return null;
+        invalidatedBy.push(target.jwtAccessToken(payload.jti));
       }
       if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
       const user = payload.sub ? await activeUser(payload.sub) : null;

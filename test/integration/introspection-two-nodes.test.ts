@@ -174,6 +174,21 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
     await revokedAcrossNodes([tokens.access], () => revokeAtA(tokens.refresh, { id: 'cli' }));
   }, 30_000);
 
+  it('ends a JWT access token of a login, and the login, on every node when the JWT itself is revoked', async () => {
+    const tokens = await deviceTokens(JWT_API);
+    await revokedAcrossNodes([tokens.access, tokens.refresh], () => revokeAtA(tokens.access, { id: 'cli' }));
+  }, 30_000);
+
+  it('ends a client credentials JWT on every node when it is revoked, also on a node that never saw it', async () => {
+    const serviceConfig = await oidc.discovery(issuer, 'harvester', serviceSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const [cached, unseen] = await Promise.all([1, 2].map(async () => (await oidc.clientCredentialsGrant(serviceConfig, { scope: 'read', resource: JWT_API })).access_token));
+    expect(cached!.split('.')).toHaveLength(3);
+    await revokedAcrossNodes([cached!], () => revokeAtA(cached!, { id: 'harvester', secret: serviceSecret }));
+    // B verifies this one afresh: the revocation's record, not an invalidation, ends it there.
+    await revokeAtA(unseen!, { id: 'harvester', secret: serviceSecret });
+    expect(await introspect(b.url, unseen!)).toEqual({ active: false });
+  });
+
   it("ends a consumed refresh token on every node when it is rotated", async () => {
     const tokens = await deviceTokens();
     let rotated = '';

@@ -37,6 +37,8 @@ export const oidcKeys = {
   uid: (model: string, uid: string) => `oidc:uid:{${oidcDigest(uid)}}:${model}`,
   /** The set of payload keys issued under a grant. */
   grant: (grantId: string) => `oidc:grant:{${grantDigest(grantId)}}`,
+  /** oidc:{d(jti)}:RevokedJwt: present while a revoked JWT access token without a grant would still verify (jwt-revocations.ts). */
+  revokedJwt: (jti: string) => `oidc:{${oidcDigest(jti)}}:RevokedJwt`,
   /** The set of payload keys issued to a client. */
   client: (clientId: string) => `oidc:client:{${clientDigest(clientId)}}`,
 };

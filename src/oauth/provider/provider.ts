@@ -17,6 +17,9 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
+import type { JSONWebKeySet } from 'jose';
+import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
+import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
 import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
@@ -32,8 +35,7 @@ export const OIDC_ROUTES = {
   userinfo: '/oauth/userinfo',
 } as const;
 
-/** The claim that ties a JWT access token to its grant, so introspection can end it with the grant. */
-export const JWT_GRANT_CLAIM = 'tessera_grant';
+export { JWT_GRANT_CLAIM };
 
 /** Protocol scopes; the catalog's API scopes are granted per resource server. */
 const PROTOCOL_SCOPES = ['openid', 'offline_access'];
@@ -55,6 +57,9 @@ export interface ProviderDependencies {
   clients: ClientMetadataSource;
   adapterFactory: (modelName: string) => Adapter;
   jwks: { keys: object[] };
+  /** The same keys as published (public parts only), to verify JWT access tokens shown for revocation. */
+  publicJwks: JSONWebKeySet;
+  jwtRevocations: Pick<JwtRevocations, 'revoke'>;
   cookieKeys: string[];
   ephemeral: EphemeralStore;
 }
@@ -88,6 +93,12 @@ export interface TesseraProvider {
   /** client_credentials and refresh_token issued ahead of oidc-provider's koa stack (none when oauth.directGrants is off). */
   directGrants: DirectGrant[];
 }
+
+/** The revocation endpoint's policy: a client may revoke its own tokens; a resource server any it is shown. */
+const mayRevoke = (caller: TesseraClient, tokenClientId: unknown) => tokenClientId === caller.clientId || caller.tessera_kind === 'resource_server';
+
+/** oidc-provider's answer to a JWT shown to its revocation endpoint (reject_structured_tokens.js). */
+const refusedAsStructured = (body: unknown) => (body as { error?: unknown } | null)?.error === 'unsupported_token_type';
 
 export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
   const { config, accounts, clients } = deps;
@@ -173,10 +184,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       revocation: {
         enabled: true,
         // A client may revoke its own tokens; a resource server may revoke any it is shown.
-        allowedPolicy: async (ctx, client, token) => {
-          const caller = client as unknown as TesseraClient;
-          return token.clientId === caller.clientId || caller.tessera_kind === 'resource_server';
-        },
+        allowedPolicy: async (_ctx, client, token) => mayRevoke(client as unknown as TesseraClient, token.clientId),
       },
       // Enabled for the discovery document only: requests to the endpoint never reach
       // oidc-provider; src/routes/oauth/introspection-endpoint.ts answers them ahead of express.
@@ -260,6 +268,17 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // shares (assertion-replay.ts).
   replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
 
+  // JWT access tokens oidc-provider will not revoke (it does not store them): Tessera does.
+  const revokeJwtAccessToken = createJwtAccessTokenRevocation({
+    issuer: config.issuer,
+    publicJwks: deps.publicJwks,
+    revokeGrant: async (grantId) => {
+      // As oidc-provider's own revocation of a grant (lib/helpers/revoke.js): everything issued under it, then it.
+      await Promise.all([deps.adapterFactory('AccessToken').revokeByGrantId(grantId), deps.adapterFactory('Grant').destroy(grantId)]);
+    },
+    jwtRevocations: deps.jwtRevocations,
+  });
+
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
@@ -274,6 +293,25 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       await next();
     }
     if (ctx.status === 400 && ctx.path === OIDC_ROUTES.token) correctDisallowedGrantError(ctx.body);
+    if (ctx.status === 400 && ctx.path === OIDC_ROUTES.revocation && refusedAsStructured(ctx.body)) {
+      // The caller is authenticated by now (client authentication comes before this refusal).
+      const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
+      const token = ctx.oidc?.params?.token;
+      if (!caller || typeof token !== 'string') return;
+      try {
+        await revokeJwtAccessToken(token, (tokenClientId) => mayRevoke(caller, tokenClientId));
+      } catch (error) {
+        deps.logger.error({ err: error }, 'could not revoke a JWT access token');
+        ctx.status = 503;
+        ctx.set('Retry-After', '1');
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the token store is unavailable; try again' };
+        return;
+      }
+      // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
+      ctx.status = 200;
+      ctx.body = '';
+      return;
+    }
     if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
     if (ctx.path === OIDC_ROUTES.device_authorization) {
       // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.

@@ -1,0 +1,38 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
+
+/** The claim that ties a JWT access token to its grant, so introspection can end it with the grant. */
+export const JWT_GRANT_CLAIM = 'tessera_grant';
+
+export interface JwtAccessTokenRevocationDependencies {
+  issuer: string;
+  /** The published signing keys. */
+  publicJwks: JSONWebKeySet;
+  /** Ends a login: every token issued under the grant, and the grant. */
+  revokeGrant: (grantId: string) => Promise<void>;
+  jwtRevocations: Pick<JwtRevocations, 'revoke'>;
+}
+
+/**
+ * RFC 7009 revocation of Tessera's JWT access tokens, which oidc-provider refuses
+ * (`unsupported_token_type`: it cannot revoke what it does not store). One issued under a grant
+ * (device or browser login) ends the login, as revoking its refresh token does; one without (client
+ * credentials) is recorded by jti until it expires (jwt-revocations.ts). `mayRevoke` is the
+ * revocation endpoint's policy; a token that does not verify, or the caller may not revoke, is left
+ * alone and the caller still answered 200 (RFC 7009 §2.2).
+ */
+export function createJwtAccessTokenRevocation(deps: JwtAccessTokenRevocationDependencies) {
+  const jwks = createLocalJWKSet(deps.publicJwks);
+  return async function revokeJwtAccessToken(token: string, mayRevoke: (tokenClientId: unknown) => boolean): Promise<void> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, { issuer: deps.issuer, typ: 'at+jwt' }));
+    } catch {
+      return;
+    }
+    if (!mayRevoke(payload.client_id)) return;
+    const grantId = payload[JWT_GRANT_CLAIM];
+    if (typeof grantId === 'string') await deps.revokeGrant(grantId);
+    else if (typeof payload.jti === 'string' && typeof payload.exp === 'number') await deps.jwtRevocations.revoke(payload.jti, payload.exp);
+  };
+}
