@@ -14,6 +14,7 @@ import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
+import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
 import { findOidcToken } from './oauth/adapter/stored-payload.ts';
 import { createTokenRequestCheck, refreshTokenUserScopesFrom } from './oauth/grants/token-request-rules.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
@@ -155,10 +156,12 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): Server {
+function buildServer(core: OnlineCore, oauth: OAuthParts, options: StartOptions): Server {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
+  // One allowance per introspecting client, one per client address at forward-auth.
+  const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
   const app = createApp({
     config,
@@ -170,13 +173,13 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answe
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
       { router: createSettingsRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter, callers }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
-      { router: createForwardAuthRoutes({ config, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login) }) },
+      { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter, audit: core.audit }) },
     ],
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);
-  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy });
-  const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: onTokenAnswer });
+  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy, failedLookups: createFailedLookupLimiter(failedLookupLimit) });
+  const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });
   const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app));
   server.keepAliveTimeout = 65_000;
   return server;
@@ -235,7 +238,7 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     await greetFirstAdmin(core);
     return buildOAuth(core, subscriptions, options.clock);
   });
-  const server = buildServer(core, oauth, options.onTokenAnswer);
+  const server = buildServer(core, oauth, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
   return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(server, core, subscriptions) };

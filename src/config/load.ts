@@ -44,6 +44,8 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_HASH_BUSY_CORE_PERCENT: { path: ['passwords', 'hashing', 'busyCorePercent'], kind: 'int' },
   TESSERA_INTROSPECTION_CACHE_TTL: { path: ['introspection', 'cacheTtlSeconds'], kind: 'int' },
   TESSERA_INTROSPECTION_CACHE_MAX_ENTRIES: { path: ['introspection', 'cacheMaxEntries'], kind: 'int' },
+  TESSERA_FAILED_LOOKUPS_PER_SOURCE: { path: ['introspection', 'failedLookupsPerSource'], kind: 'int' },
+  TESSERA_FAILED_LOOKUP_WINDOW: { path: ['introspection', 'failedLookupWindowSeconds'], kind: 'int' },
   TESSERA_TOKEN_MAX_EXPIRY_DAYS: { path: ['tokens', 'maxExpiryDays'], kind: 'int' },
   TESSERA_API_USER_HEADER: { path: ['tokens', 'apiUserHeader'], kind: 'string' },
   TESSERA_API_KEY_HEADER: { path: ['tokens', 'apiKeyHeader'], kind: 'string' },

@@ -138,6 +138,13 @@ export const configSchema = z.object({
     inactiveCacheTtlSeconds: z.number().int().min(0).max(60),
     /** Most answers cached per process. 0 turns the cache off. */
     cacheMaxEntries: z.number().int().min(0).max(10_000_000),
+    /**
+     * Personal-token lookups that find nothing, per source (an introspecting client at
+     * /oauth/introspect, a client address at /auth/verify) and process: this many at once, and
+     * again per failedLookupWindowSeconds. Past it, personal tokens from that source get 429.
+     */
+    failedLookupsPerSource: z.number().int().min(1).max(1_000_000),
+    failedLookupWindowSeconds: z.number().int().min(1).max(86_400),
   }),
   loginLimits: z.object({
     failuresPerUsername: positiveInt,

@@ -3,7 +3,11 @@ import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
+import type { FailedLookupLimiter } from '../introspection/failed-lookup-limiter.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
+import { tokenFormat } from '../credentials/token-format.ts';
+import { isPromise } from '../shared/awaitable.ts';
+import type { Logger } from 'pino';
 
 function requiredScopes(req: Request): string[] {
   const raw = req.query.scope;
@@ -11,12 +15,24 @@ function requiredScopes(req: Request): string[] {
   return values.flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
 }
 
+export interface ForwardAuthDependencies {
+  config: Config;
+  logger: Logger;
+  verifier: CredentialVerifier;
+  findUserByLogin: (login: string) => Promise<{ id: string } | null>;
+  /** Failed personal-token lookups, per client address (req.ip: the original client behind a trusted gateway). */
+  failedLookups: FailedLookupLimiter;
+}
+
+const isPersonalToken = (token: string) => tokenFormat.parse(token) === 'personal_access_token';
+
 /**
  * GET /auth/verify: 200 with X-Auth-Subject, X-Auth-Username, X-Auth-Scope and X-Auth-Client-Id
  * when the forwarded request carries an active credential holding every `?scope=`; 401 without
- * one (with WWW-Authenticate, RFC 6750), 403 when a scope is missing.
+ * one (with WWW-Authenticate, RFC 6750), 403 when a scope is missing, 429 for a personal token from
+ * an address whose personal-token lookups keep finding nothing.
  */
-export function createForwardAuthRoutes({ config, verifier, findUserByLogin }: { config: Config; verifier: CredentialVerifier; findUserByLogin: (login: string) => Promise<{ id: string } | null> }): Router {
+export function createForwardAuthRoutes({ config, logger, verifier, findUserByLogin, failedLookups }: ForwardAuthDependencies): Router {
   const router = Router();
   // The forwarded request's credential; its query is the one in X-Original-URI or X-Forwarded-URI.
   const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'forwarded' });
@@ -24,7 +40,19 @@ export function createForwardAuthRoutes({ config, verifier, findUserByLogin }: {
     try {
       res.set('Cache-Control', 'no-store');
       const presented = presentedCredential(req, sources);
-      const active = presented ? await verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
+      // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
+      // client address as the trusted gateway forwards it. Refused with 429, never called invalid.
+      const source = req.ip ?? '';
+      const waitMs = presented ? failedLookups.retryAfterMs(source) : 0;
+      if (waitMs > 0 && isPersonalToken(presented!.token)) {
+        throw new AppError(429, 'rate_limited', 'Too many personal-token lookups from this address found nothing. Try again later.', { headers: failedLookups.refusalHeaders(waitMs) });
+      }
+      const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
+      const active = isPromise(lookup) ? await lookup : lookup;
+      // Only a lookup in the stores counts (an answer from memory costs nothing).
+      if (isPromise(lookup) && active === null && isPersonalToken(presented!.token) && failedLookups.failed(source)) {
+        logger.warn({ ip: source }, 'an address is limited at /auth/verify: too many personal-token lookups found nothing');
+      }
       let valid = active;
       if (active && presented?.apiUser !== undefined) {
         // The API-key pair: the named user must be the token's owner, and only personal tokens go there.

@@ -4,6 +4,8 @@ import { sendRawError } from '../../http/error-response.ts';
 import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
+import type { FailedLookupLimiter } from '../../introspection/failed-lookup-limiter.ts';
+import { tokenFormat } from '../../credentials/token-format.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 import { OAuthError } from '../../shared/errors.ts';
 
@@ -15,6 +17,8 @@ export interface IntrospectionEndpointDependencies {
   verifier: CredentialVerifier;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
+  /** Failed personal-token lookups, per introspecting client. */
+  failedLookups: FailedLookupLimiter;
   /** Largest request body accepted, in bytes. */
   bodyLimit?: number;
 }
@@ -44,6 +48,8 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
 const INACTIVE = JSON.stringify({ active: false });
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
 const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
+const isPersonalToken = (token: string) => tokenFormat.parse(token) === 'personal_access_token';
+
 /** What a failure answers: here, what fails is the stores. */
 const UNAVAILABLE = new OAuthError(503, 'temporarily_unavailable', 'the token store is unavailable; try again', { headers: { 'Retry-After': '1' } });
 
@@ -73,7 +79,7 @@ function assertNoRepeats(params: URLSearchParams) {
  * failures at error, never with the token.
  */
 export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependencies): RawHandler {
-  const { issuer, logger, callers, verifier } = deps;
+  const { issuer, logger, callers, verifier, failedLookups } = deps;
   const limit = deps.bodyLimit ?? 16 * 1024;
   const httpsRequired = new URL(issuer).protocol === 'https:';
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
@@ -101,8 +107,21 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     if (isPromise(caller)) caller = await caller;
     const token = params.get('token');
     if (!token) throw new OAuthError(400, 'invalid_request', "missing required parameter 'token'");
+    // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
+    // authenticated caller. A limited caller's personal tokens are refused with 429, never answered
+    // inactive; its other tokens are answered as ever. A found credential costs one Map read here.
+    const waitMs = failedLookups.retryAfterMs(caller.client_id);
+    if (waitMs > 0 && isPersonalToken(token)) {
+      throw new OAuthError(429, 'rate_limited', 'too many personal-token lookups found nothing; try again later', { headers: failedLookups.refusalHeaders(waitMs) });
+    }
     let active = verifier.verify(token, VERIFY_OPTIONS);
-    if (isPromise(active)) active = await active;
+    if (isPromise(active)) {
+      active = await active;
+      // Only a lookup in the stores counts (an answer from memory costs nothing).
+      if (active === null && isPersonalToken(token) && failedLookups.failed(caller.client_id)) {
+        logger.warn({ reqId: requestId, client: caller.client_id }, 'an introspecting client is limited: too many personal-token lookups found nothing');
+      }
+    }
     sendAtEndOfTurn(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }
@@ -112,7 +131,8 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     handle(req, res, requestId).catch((error: unknown) => {
       if (res.headersSent) return;
       const sent = sendRawError(res, error, { requestId, logger, headers: securityHeaders, failure: 'introspection failed', fallback: UNAVAILABLE });
-      if (sent !== UNAVAILABLE) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
+      // (A limited caller's refusals are not logged one by one: its limit was, once.)
+      if (sent !== UNAVAILABLE && sent.status !== 429) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
     });
   };
 }
