@@ -81,6 +81,8 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
     const { model, payload } = found;
     if (typeof payload.exp === 'number' && payload.exp <= now) return null;
     if (payload.consumed) return null;
+    // Sender-constrained (RFC 9449; none issued now, docs/clients.md#dpop): never as a bearer token.
+    if (payload.jkt !== undefined || payload['x5t#S256'] !== undefined) return null;
     const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
     if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
     const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
@@ -110,6 +112,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {
     try {
       const { payload } = await jwtVerify(value, jwks, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
+      if (payload.cnf !== undefined) return null; // sender-constrained: never as a bearer token (as above)
       const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
       if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];

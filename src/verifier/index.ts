@@ -125,9 +125,16 @@ type Candidate = Omit<TesseraPrincipal, 'tokenType' | 'source'> & { tokenType: s
  */
 const credentialKind = (answer: IntrospectionAnswer) => answer.credential_kind ?? answer.token_type;
 
+/**
+ * A sender-constrained token (RFC 9449 DPoP, RFC 8705 mTLS) is bound to a key its presenter must
+ * prove; this middleware checks no proof, so such a token is never accepted as a bearer token.
+ */
+const senderConstrained = (answer: IntrospectionAnswer) =>
+  answer.cnf !== undefined || (answer.credential_kind !== undefined && answer.token_type !== undefined && answer.token_type.toLowerCase() !== 'bearer');
+
 function fromIntrospection(answer: IntrospectionAnswer): Candidate | null {
   const kind = credentialKind(answer);
-  if (!answer.active || !answer.sub || !kind) return null;
+  if (!answer.active || !answer.sub || !kind || senderConstrained(answer)) return null;
   return {
     sub: answer.sub,
     username: answer.username ?? null,
@@ -201,7 +208,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   async function lookUp(token: string): Promise<Candidate | null> {
     if (jwtMode === 'local' && JWT_SHAPE.test(token)) {
       const payload = await verifyJwt(token);
-      if (!payload) return null;
+      if (!payload || payload.cnf !== undefined) return null; // sender-constrained: see senderConstrained
       return {
         sub: payload.sub!,
         username: null,

@@ -25,6 +25,8 @@ const introspectionSchema = z.object({
   token_type: z.string().optional(),
   /** Which kind of Tessera credential (access_token, refresh_token, personal_access_token, session). */
   credential_kind: z.string().optional(),
+  /** RFC 7800 confirmation: present on a sender-constrained (DPoP, mTLS) token. */
+  cnf: z.unknown().optional(),
   exp: z.number().optional(),
   iat: z.number().optional(),
   iss: z.string().optional(),

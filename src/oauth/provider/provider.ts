@@ -193,6 +193,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
       },
       userinfo: { enabled: false },
+      // Not advertised, no bound tokens: the token endpoint refuses DPoP proofs (token-endpoint.ts)
+      // until forward-auth, tessera/verifier and /api/v1/me check them (docs/clients.md#dpop).
+      dPoP: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       deviceFlow: {
