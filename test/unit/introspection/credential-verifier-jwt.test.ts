@@ -1,0 +1,52 @@
+import { describe, expect, it } from '@jest/globals';
+import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
+import type { Config } from '../../../src/config/schema.ts';
+import { invalidationTarget } from '../../../src/cache/invalidations.ts';
+import { createCredentialVerifier } from '../../../src/introspection/credential-verifier.ts';
+
+const ISSUER = 'https://auth.example.org';
+
+/** The credential verifier on JWT access tokens, with its stores as plain functions (the verifier is what is tested). */
+async function setUp() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const revoked = new Set<string>();
+  const verifier = createCredentialVerifier({
+    config: { issuer: ISSUER } as Config,
+    accounts: { peekUser: () => null },
+    clients: { findOidcMetadata: (clientId) => (clientId === 'harvester' ? { client_id: 'harvester' } : undefined) as never },
+    sessions: {} as never,
+    personalTokens: {} as never,
+    oidcModel: () => ({ find: async () => undefined }) as never,
+    findOidcToken: async () => undefined,
+    publicJwks: { keys: [jwk] } as JSONWebKeySet,
+    jwtRevoked: async (jti) => revoked.has(jti),
+  });
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({ client_id: 'harvester', scope: 'read', ...claims })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
+      .setIssuer(ISSUER)
+      .setSubject('harvester')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(privateKey);
+  return { verifier, sign, revoked };
+}
+
+describe('the credential verifier on JWT access tokens', () => {
+  it('answers a client-credentials JWT, ended by its revocation record and by its invalidation target', async () => {
+    const { verifier, sign, revoked } = await setUp();
+    const token = await sign({ jti: 'jti-1' });
+    const active = await verifier.verify(token);
+    expect(active).toMatchObject({ kind: 'access_token', sub: 'harvester', clientId: 'harvester', scopes: ['read'] });
+    // What a revocation publishes reaches the cached answer.
+    expect(active!.invalidatedBy).toContain(invalidationTarget.jwtAccessToken('jti-1'));
+    revoked.add('jti-1');
+    expect(await verifier.verify(token)).toBeNull();
+  });
+
+  it('never answers a sender-constrained (cnf) JWT as a bearer token', async () => {
+    const { verifier, sign } = await setUp();
+    expect(await verifier.verify(await sign({ jti: 'jti-2', cnf: { jkt: 'kEEvs2UUMH2iY1KGBqdQ3dxmxX1v3UVdcY0ULKVqE7w' } }))).toBeNull();
+  });
+});
