@@ -17,6 +17,8 @@ export interface ClientRecord {
   scopes: string[];
   defaultResource: string | null;
   accessTokenTtlSeconds: number | null;
+  /** Service clients only: granted introspection (resource servers may introspect by their kind). */
+  mayIntrospect: boolean;
   createdAt: Date;
   updatedAt: Date;
   secretRotatedAt: Date | null;
@@ -61,6 +63,7 @@ interface ClientRow {
   scopes: string[];
   default_resource: string | null;
   access_token_ttl_seconds: number | null;
+  may_introspect: boolean;
   created_at: Date;
   updated_at: Date;
   secret_rotated_at: Date | null;
@@ -68,7 +71,7 @@ interface ClientRow {
 }
 
 const COLUMNS =
-  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, created_at, updated_at, secret_rotated_at, keys_rotated_at';
+  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect, created_at, updated_at, secret_rotated_at, keys_rotated_at';
 
 function toRecord(row: ClientRow): ClientRecord {
   return {
@@ -81,6 +84,7 @@ function toRecord(row: ClientRow): ClientRecord {
     scopes: row.scopes,
     defaultResource: row.default_resource,
     accessTokenTtlSeconds: row.access_token_ttl_seconds,
+    mayIntrospect: row.may_introspect,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     secretRotatedAt: row.secret_rotated_at,
@@ -97,8 +101,8 @@ export function createClientRepository(database: Database): ClientRepository {
     async insert(client, connection = database) {
       try {
         const created = await one(
-          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
           [
             client.clientId,
             client.name,
@@ -109,6 +113,7 @@ export function createClientRepository(database: Database): ClientRepository {
             client.scopes,
             client.defaultResource,
             client.accessTokenTtlSeconds,
+            client.mayIntrospect,
           ],
           connection,
         );

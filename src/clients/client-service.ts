@@ -109,6 +109,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
               scopes: valid.scopes ?? defaultScopes(valid.kind),
               defaultResource: valid.defaultResource ?? null,
               accessTokenTtlSeconds: valid.accessTokenTtlSeconds ?? null,
+              mayIntrospect: valid.kind === 'service' && valid.mayIntrospect === true,
             },
             tx,
           );
@@ -124,6 +125,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
                 redirectUris: created.redirectUris,
                 defaultResource: created.defaultResource,
                 accessTokenTtlSeconds: created.accessTokenTtlSeconds,
+                ...(created.mayIntrospect ? { mayIntrospect: true } : {}),
                 ...(created.jwks ? { authMethod: 'private_key_jwt', keys: describeKeys(created.jwks) } : {}),
               },
             },
