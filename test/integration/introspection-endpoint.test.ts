@@ -64,6 +64,7 @@ describe('the introspection endpoint (RFC 7662)', () => {
       active: true,
       scope: 'read deposit:write',
       username: 'carol',
+      email: 'carol@example.org',
       sub: carol.id,
       token_type: 'personal_access_token',
       exp: Math.floor(now / 1000) + 30 * 86400,

@@ -26,6 +26,7 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     scope: active.scopes.join(' '),
     ...(active.clientId ? { client_id: active.clientId } : {}),
     ...(active.username ? { username: active.username } : {}),
+    ...(active.email ? { email: active.email } : {}),
     sub: active.sub,
     token_type: active.kind,
     ...(active.exp !== null ? { exp: active.exp } : {}),
