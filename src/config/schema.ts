@@ -117,6 +117,15 @@ export const configSchema = z.object({
     .object({
       idleTimeoutSeconds: positiveInt.min(60),
       absoluteTimeoutSeconds: positiveInt.min(60),
+      /**
+       * The lifetime of a session asked for with expiring=false (ArchivesSpace): no idle timeout,
+       * ends this long after login. 0 refuses such requests.
+       */
+      nonExpiringMaxSeconds: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .refine((seconds) => seconds === 0 || seconds >= 60, { message: 'must be 0 (refuse expiring=false) or at least 60' }),
       /** Extra header names carrying an API session token, e.g. X-ArchivesSpace-Session. */
       headerAliases: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'must be an HTTP header name' }).transform((h) => h.toLowerCase())),
     })
