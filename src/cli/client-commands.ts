@@ -16,6 +16,7 @@ const USAGE = {
   delete: 'tessera client delete <client-id>',
   rotateSecret: 'tessera client rotate-secret <client-id>',
   rotateKeys: 'tessera client rotate-keys <client-id> --jwks-file PATH',
+  setIntrospection: 'tessera client set-introspection <client-id> on|off',
 };
 
 function oneClientId(positionals: string[], usage: string): string {
@@ -205,7 +206,16 @@ export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
         printKeys(io, client.jwks!);
       };
     }
+    case 'set-introspection': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const [clientId, setting] = positionals;
+      if (positionals.length !== 2 || (setting !== 'on' && setting !== 'off')) throw new UsageError(`usage: ${USAGE.setIntrospection}`);
+      return async ({ clients }, io) => {
+        await clients.setIntrospection(clientId!, setting === 'on', cliActor());
+        io.out(setting === 'on' ? `${clientId} may now call the introspection endpoint.` : `${clientId} may no longer call the introspection endpoint.`);
+      };
+    }
     default:
-      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys ...\n  ${Object.values(USAGE).join('\n  ')}`);
+      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys|set-introspection ...\n  ${Object.values(USAGE).join('\n  ')}`);
   }
 }

@@ -51,6 +51,8 @@ export interface ClientRepository {
   updateSecret(clientId: string, secretSha256: string, connection?: Queryable): Promise<ClientRecord | null>;
   /** Replaces the public keys of a client using private_key_jwt; null when no such client has keys. */
   updateKeys(clientId: string, jwks: ClientJwks, connection?: Queryable): Promise<ClientRecord | null>;
+  /** Grants or withdraws introspection of a service client; null when there is no such service client. */
+  updateMayIntrospect(clientId: string, mayIntrospect: boolean, connection?: Queryable): Promise<ClientRecord | null>;
 }
 
 interface ClientRow {
@@ -141,6 +143,13 @@ export function createClientRepository(database: Database): ClientRepository {
         `UPDATE clients SET jwks = $2::jsonb, keys_rotated_at = now(), updated_at = now()
          WHERE client_id = $1 AND jwks IS NOT NULL RETURNING ${COLUMNS}`,
         [clientId, JSON.stringify(jwks)],
+        connection,
+      ),
+    updateMayIntrospect: (clientId, mayIntrospect, connection = database) =>
+      one(
+        `UPDATE clients SET may_introspect = $2, updated_at = now()
+         WHERE client_id = $1 AND kind = 'service' RETURNING ${COLUMNS}`,
+        [clientId, mayIntrospect],
         connection,
       ),
   };

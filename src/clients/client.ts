@@ -71,6 +71,8 @@ export interface ClientListener {
   created?(client: Client): Promise<void>;
   deleted?(client: Client): Promise<void>;
   secretRotated?(client: Client): Promise<void>;
+  /** What it may do changed (introspection granted or withdrawn): cached metadata must go. */
+  changed?(client: Client): Promise<void>;
 }
 
 export function isConfidential(kind: ClientKind): boolean {

@@ -414,6 +414,18 @@ describe('client service on PostgreSQL', () => {
       expect((await clients.findOidcMetadata('plain-worker'))!.tessera_may_introspect).toBeUndefined();
       expect(await run(['show', 'plain-worker'])).toMatch(/^introspection: +no$/m);
       await expect(run(['create', '--kind', 'device', '--name', 'Nosy CLI', '--may-introspect'])).rejects.toMatchObject({ status: 400 });
+      // Changed later: on, shown, off again; the audit log records each change.
+      expect(await run(['set-introspection', 'plain-worker', 'on'])).toMatch(/plain-worker may now call the introspection endpoint/);
+      expect(await run(['show', 'plain-worker'])).toMatch(/^introspection: +granted$/m);
+      expect(await run(['set-introspection', 'plain-worker', 'off'])).toMatch(/may no longer/);
+      expect(await clients.find('plain-worker')).toMatchObject({ mayIntrospect: false });
+      const { rows } = await database.query<{ details: { mayIntrospect: boolean } }>(
+        "SELECT details FROM audit_events WHERE action = 'client.introspection_changed' AND subject = 'client:plain-worker' ORDER BY id",
+      );
+      expect(rows.map((row) => row.details.mayIntrospect)).toEqual([true, false]);
+      await expect(run(['set-introspection', 'records-api', 'on'])).rejects.toMatchObject({ status: 409 });
+      await expect(run(['set-introspection', 'declared-api', 'on'])).rejects.toMatchObject({ status: 409 });
+      await expect(run(['set-introspection', 'plain-worker', 'yes'])).rejects.toBeInstanceOf(UsageError);
       // The table itself refuses the grant on any other kind.
       await expect(database.query("UPDATE clients SET may_introspect = true WHERE client_id = 'records-api'")).rejects.toThrow(/clients_may_introspect_by_kind/);
     });

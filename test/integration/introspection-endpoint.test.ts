@@ -257,6 +257,19 @@ describe('the introspection endpoint (RFC 7662)', () => {
     expect((await post(base, new URLSearchParams({ token: pat }), headers)).status).toBe(401);
   });
 
+  it('grants and withdraws introspection of a registered service client, at once (tessera client set-introspection)', async () => {
+    const secret = (await tessera.core.clients.create({ clientId: 'late-worker', name: 'Late worker', kind: 'service', scopes: ['read'] }, by)).secret!;
+    const headers = { authorization: basic('late-worker', secret) };
+    const status = async () => (await post(base, new URLSearchParams({ token: pat }), headers)).status;
+    expect(await status()).toBe(401);
+    expect(await tessera.core.clients.setIntrospection('late-worker', true, by)).toMatchObject({ mayIntrospect: true });
+    expect([await status(), await status()]).toEqual([200, 200]); // the second from the checked-Basic memory
+    await tessera.core.clients.setIntrospection('late-worker', false, by);
+    expect(await status()).toBe(401);
+    await expect(tessera.core.clients.setIntrospection('records-api', false, by)).rejects.toMatchObject({ status: 409 });
+    await expect(tessera.core.clients.setIntrospection('no-such-client', true, by)).rejects.toMatchObject({ status: 404 });
+  });
+
   it('knows a client created just after its id was looked up in vain', async () => {
     const probe = await post(base, new URLSearchParams({ token: pat }), { authorization: basic('late-api', 'tsr_cs_nothing-yet') });
     expect(probe.status).toBe(401);
