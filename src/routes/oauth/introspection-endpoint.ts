@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { sendRawError } from '../../http/error-response.ts';
-import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, plainHttpReason, jsonSecurityHeaders, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
+import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import { isPromise } from '../../shared/awaitable.ts';

@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { sendRawError } from '../../http/error-response.ts';
-import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, plainHttpReason, jsonSecurityHeaders, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
 import { replayRequestBody } from '../../oauth/provider/internals.ts';
