@@ -120,6 +120,8 @@ function createClients(config: Config, database: Database, audit: AuditLog, onli
       { deleted: endClientTokens, secretRotated: endClientTokens },
       // Every node's cached metadata of the client goes (a new one may be cached as unknown).
       { created: async (client) => online?.invalidations.publish(invalidationTarget.client(client.clientId)) },
+      // What it may do changed (introspection): its cached metadata goes, on every node.
+      { changed: async (client) => online?.invalidations.publish(invalidationTarget.client(client.clientId)) },
     ],
     declared: config.clients,
     scopeCatalog: config.scopes,

@@ -18,6 +18,8 @@ export interface User {
 export interface UserStanding {
   readonly id: string;
   readonly username: string;
+  /** Introspection of a personal token tells it, for the API-key pair's check. */
+  readonly email: string | null;
   readonly allowedScopes: readonly string[];
   readonly disabled: boolean;
 }

@@ -10,12 +10,13 @@ import { UsageError } from './prompt.ts';
 const USAGE = {
   create:
     'tessera client create --kind device|service|resource_server|web --name N [--id ID] [--scopes S,...] ' +
-    '[--redirect-uri U ...] [--default-resource R] [--access-token-ttl SECONDS] [--jwks-file PATH]',
+    '[--redirect-uri U ...] [--default-resource R] [--access-token-ttl SECONDS] [--jwks-file PATH] [--may-introspect]',
   list: 'tessera client list',
   show: 'tessera client show <client-id>',
   delete: 'tessera client delete <client-id>',
   rotateSecret: 'tessera client rotate-secret <client-id>',
   rotateKeys: 'tessera client rotate-keys <client-id> --jwks-file PATH',
+  setIntrospection: 'tessera client set-introspection <client-id> on|off',
 };
 
 function oneClientId(positionals: string[], usage: string): string {
@@ -90,6 +91,7 @@ function describeClient(client: Client, io: Output): void {
   io.out(`scopes:             ${client.scopes.join(' ')}`);
   io.out(`redirect_uris:      ${client.redirectUris.length ? client.redirectUris.join(' ') : '-'}`);
   io.out(`default_resource:   ${client.defaultResource ?? '(the global oauth.defaultResource)'}`);
+  io.out(`introspection:      ${client.mayIntrospect ? (client.kind === 'resource_server' ? 'yes (every resource server)' : 'granted') : 'no'}`);
   io.out(`access_token_ttl:   ${client.accessTokenTtlSeconds === null ? '(the global oauth.accessTokenTtlSeconds)' : `${client.accessTokenTtlSeconds} s`}`);
   if (client.source === 'database') {
     io.out(`created_at:         ${date(client.createdAt)}`);
@@ -127,6 +129,7 @@ export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
           'default-resource': { type: 'string' },
           'access-token-ttl': { type: 'string' },
           'jwks-file': { type: 'string' },
+          'may-introspect': { type: 'boolean' },
         },
       });
       if (positionals.length || values.kind === undefined || values.name === undefined) throw new UsageError(`usage: ${USAGE.create}`);
@@ -143,11 +146,13 @@ export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
             defaultResource: values['default-resource'],
             accessTokenTtlSeconds,
             ...(jwks === undefined ? {} : { jwks }),
+            ...(values['may-introspect'] ? { mayIntrospect: true } : {}),
           },
           cliActor(),
         );
         io.out(`Created the ${client.kind} client "${client.name}" with scopes ${client.scopes.join(', ')}.`);
         io.out(`client_id:     ${client.clientId}`);
+        if (client.kind === 'service' && client.mayIntrospect) io.out('introspection: granted (it may call the introspection endpoint)');
         if (secret !== null) printSecretOnce(io, client.clientId, secret);
         else if (client.jwks) {
           io.out('auth_method:   private_key_jwt (no secret: it signs client assertions with its private key)');
@@ -201,7 +206,16 @@ export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
         printKeys(io, client.jwks!);
       };
     }
+    case 'set-introspection': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const [clientId, setting] = positionals;
+      if (positionals.length !== 2 || (setting !== 'on' && setting !== 'off')) throw new UsageError(`usage: ${USAGE.setIntrospection}`);
+      return async ({ clients }, io) => {
+        await clients.setIntrospection(clientId!, setting === 'on', cliActor());
+        io.out(setting === 'on' ? `${clientId} may now call the introspection endpoint.` : `${clientId} may no longer call the introspection endpoint.`);
+      };
+    }
     default:
-      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys ...\n  ${Object.values(USAGE).join('\n  ')}`);
+      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys|set-introspection ...\n  ${Object.values(USAGE).join('\n  ')}`);
   }
 }

@@ -75,6 +75,7 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
         .nullish(),
       accessTokenTtlSeconds: z.number().int({ message: 'must be a whole number of seconds' }).min(60, { message: 'must be at least 60' }).max(86400, { message: 'must be at most 86400' }).nullish(),
       jwks: clientJwksSchema.nullish(),
+      mayIntrospect: z.boolean({ message: 'must be true or false' }).optional(),
     })
     .superRefine((input, context) => {
       const redirectUris = input.redirectUris ?? [];
@@ -86,6 +87,9 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       }
       if (input.jwks && !isConfidential(input.kind)) {
         context.addIssue({ code: 'custom', path: ['jwks'], message: `a ${input.kind} client is public: it has no keys` });
+      }
+      if (input.mayIntrospect && input.kind !== 'service' && input.kind !== 'resource_server') {
+        context.addIssue({ code: 'custom', path: ['mayIntrospect'], message: `only service clients may be granted introspection (resource servers always have it), not ${input.kind} clients` });
       }
       if (!USER_FACING_KINDS.has(input.kind)) {
         (input.scopes ?? []).forEach((scope, index) => {

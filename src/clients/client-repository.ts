@@ -17,6 +17,8 @@ export interface ClientRecord {
   scopes: string[];
   defaultResource: string | null;
   accessTokenTtlSeconds: number | null;
+  /** Service clients only: granted introspection (resource servers may introspect by their kind). */
+  mayIntrospect: boolean;
   createdAt: Date;
   updatedAt: Date;
   secretRotatedAt: Date | null;
@@ -49,6 +51,8 @@ export interface ClientRepository {
   updateSecret(clientId: string, secretSha256: string, connection?: Queryable): Promise<ClientRecord | null>;
   /** Replaces the public keys of a client using private_key_jwt; null when no such client has keys. */
   updateKeys(clientId: string, jwks: ClientJwks, connection?: Queryable): Promise<ClientRecord | null>;
+  /** Grants or withdraws introspection of a service client; null when there is no such service client. */
+  updateMayIntrospect(clientId: string, mayIntrospect: boolean, connection?: Queryable): Promise<ClientRecord | null>;
 }
 
 interface ClientRow {
@@ -61,6 +65,7 @@ interface ClientRow {
   scopes: string[];
   default_resource: string | null;
   access_token_ttl_seconds: number | null;
+  may_introspect: boolean;
   created_at: Date;
   updated_at: Date;
   secret_rotated_at: Date | null;
@@ -68,7 +73,7 @@ interface ClientRow {
 }
 
 const COLUMNS =
-  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, created_at, updated_at, secret_rotated_at, keys_rotated_at';
+  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect, created_at, updated_at, secret_rotated_at, keys_rotated_at';
 
 function toRecord(row: ClientRow): ClientRecord {
   return {
@@ -81,6 +86,7 @@ function toRecord(row: ClientRow): ClientRecord {
     scopes: row.scopes,
     defaultResource: row.default_resource,
     accessTokenTtlSeconds: row.access_token_ttl_seconds,
+    mayIntrospect: row.may_introspect,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     secretRotatedAt: row.secret_rotated_at,
@@ -97,8 +103,8 @@ export function createClientRepository(database: Database): ClientRepository {
     async insert(client, connection = database) {
       try {
         const created = await one(
-          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
           [
             client.clientId,
             client.name,
@@ -109,6 +115,7 @@ export function createClientRepository(database: Database): ClientRepository {
             client.scopes,
             client.defaultResource,
             client.accessTokenTtlSeconds,
+            client.mayIntrospect,
           ],
           connection,
         );
@@ -136,6 +143,13 @@ export function createClientRepository(database: Database): ClientRepository {
         `UPDATE clients SET jwks = $2::jsonb, keys_rotated_at = now(), updated_at = now()
          WHERE client_id = $1 AND jwks IS NOT NULL RETURNING ${COLUMNS}`,
         [clientId, JSON.stringify(jwks)],
+        connection,
+      ),
+    updateMayIntrospect: (clientId, mayIntrospect, connection = database) =>
+      one(
+        `UPDATE clients SET may_introspect = $2, updated_at = now()
+         WHERE client_id = $1 AND kind = 'service' RETURNING ${COLUMNS}`,
+        [clientId, mayIntrospect],
         connection,
       ),
   };

@@ -48,6 +48,11 @@ export interface ClientService {
    * client's tokens are revoked as on a secret rotation. 409 for other clients.
    */
   rotateKeys(clientId: string, jwks: unknown, by: Actor): Promise<Client>;
+  /**
+   * Grants (true) or withdraws (false) introspection of a stored service client, on every node at
+   * once. 404 for an unknown client, 409 for declared clients and other kinds.
+   */
+  setIntrospection(clientId: string, mayIntrospect: boolean, by: Actor): Promise<Client>;
   /** The metadata oidc-provider needs for a client id, or undefined for an unknown one. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
 }
@@ -109,6 +114,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
               scopes: valid.scopes ?? defaultScopes(valid.kind),
               defaultResource: valid.defaultResource ?? null,
               accessTokenTtlSeconds: valid.accessTokenTtlSeconds ?? null,
+              mayIntrospect: valid.kind === 'service' && valid.mayIntrospect === true,
             },
             tx,
           );
@@ -124,6 +130,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
                 redirectUris: created.redirectUris,
                 defaultResource: created.defaultResource,
                 accessTokenTtlSeconds: created.accessTokenTtlSeconds,
+                ...(created.mayIntrospect ? { mayIntrospect: true } : {}),
                 ...(created.jwks ? { authMethod: 'private_key_jwt', keys: describeKeys(created.jwks) } : {}),
               },
             },
@@ -221,6 +228,29 @@ export function createClientService(options: ClientServiceOptions): ClientServic
       if (!record) throw AppError.notFound(`No client "${clientId}".`);
       const client = fromRecord(record);
       for (const listener of listeners) await listener.secretRotated?.(client);
+      return client;
+    },
+
+    async setIntrospection(clientId, mayIntrospect, by) {
+      notDeclared(clientId, 'set its mayIntrospect in the configuration instead');
+      const existing = CLIENT_ID.test(clientId) ? await clients.find(clientId) : null;
+      if (!existing) throw AppError.notFound(`No client "${clientId}".`);
+      if (existing.kind !== 'service') {
+        throw AppError.conflict(
+          `Client "${clientId}" is a ${existing.kind} client: only service clients are granted introspection${existing.kind === 'resource_server' ? ' (resource servers always have it)' : ''}.`,
+        );
+      }
+      const record = await database.transaction(async (tx) => {
+        const updated = await clients.updateMayIntrospect(clientId, mayIntrospect, tx);
+        if (updated && updated.mayIntrospect !== existing.mayIntrospect) {
+          await audit.record({ ...by, action: 'client.introspection_changed', subject: `client:${clientId}`, details: { mayIntrospect } }, tx);
+        }
+        return updated;
+      });
+      // Deleted between the two statements.
+      if (!record) throw AppError.notFound(`No client "${clientId}".`);
+      const client = fromRecord(record);
+      for (const listener of listeners) await listener.changed?.(client);
       return client;
     },
 

@@ -27,6 +27,11 @@ export interface Client {
   defaultResource: string | null;
   /** Null: the global oauth.accessTokenTtlSeconds. */
   accessTokenTtlSeconds: number | null;
+  /**
+   * Whether it may call the introspection endpoint: every resource server, and a service client
+   * granted it (one registration for a backend that calls APIs and checks tokens).
+   */
+  mayIntrospect: boolean;
   /** 'config': declared in the configuration, read-only here. 'database': registered at run time. */
   source: 'config' | 'database';
   /** Null for declared clients. */
@@ -50,6 +55,8 @@ export interface CreateClientInput {
   accessTokenTtlSeconds?: number | null;
   /** PUBLIC keys, a JWK Set (not for device clients): the client then uses private_key_jwt and gets no secret. */
   jwks?: unknown;
+  /** Grants a service client introspection (default false); resource servers have it anyway. */
+  mayIntrospect?: boolean;
 }
 
 /** A created client, and its secret (null for device clients and clients with keys): shown once, never stored. */
@@ -64,10 +71,17 @@ export interface ClientListener {
   created?(client: Client): Promise<void>;
   deleted?(client: Client): Promise<void>;
   secretRotated?(client: Client): Promise<void>;
+  /** What it may do changed (introspection granted or withdrawn): cached metadata must go. */
+  changed?(client: Client): Promise<void>;
 }
 
 export function isConfidential(kind: ClientKind): boolean {
   return kind !== 'device';
+}
+
+/** Resource servers introspect by their kind; only service clients may be granted it besides. */
+export function mayIntrospect(kind: ClientKind, granted: boolean | undefined): boolean {
+  return kind === 'resource_server' || (kind === 'service' && granted === true);
 }
 
 /** Device clients are public; the other kinds use their keys when they have some, else their secret. */
@@ -96,6 +110,7 @@ export function fromDeclared(client: DeclaredClient): Client {
     scopes: client.scopes,
     defaultResource: client.defaultResource ?? null,
     accessTokenTtlSeconds: client.accessTokenTtlSeconds ?? null,
+    mayIntrospect: mayIntrospect(client.kind, client.mayIntrospect),
     source: 'config',
     createdAt: null,
     updatedAt: null,
@@ -116,6 +131,7 @@ export function fromRecord(record: ClientRecord): Client {
     scopes: record.scopes,
     defaultResource: record.defaultResource,
     accessTokenTtlSeconds: record.accessTokenTtlSeconds,
+    mayIntrospect: mayIntrospect(record.kind, record.mayIntrospect),
     source: 'database',
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,

@@ -25,6 +25,8 @@ export type OidcClientMetadata = {
   tessera_default_resource: string;
   /** Seconds; absent when the global access token lifetime applies. */
   tessera_access_token_ttl?: number;
+  /** Present (true) when it may call the introspection endpoint: resource servers, granted service clients. */
+  tessera_may_introspect?: true;
 };
 
 /** What each kind fixes in the metadata (how it authenticates: Client.authMethod). */
@@ -57,5 +59,6 @@ export function toOidcMetadata(client: Client, secretSha256: string | null, defa
     metadata.client_secret = secretSha256;
   }
   if (client.accessTokenTtlSeconds !== null) metadata.tessera_access_token_ttl = client.accessTokenTtlSeconds;
+  if (client.mayIntrospect) metadata.tessera_may_introspect = true;
   return metadata;
 }

@@ -35,6 +35,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_ADMIN_PASSWORD: { path: ['admin', 'password'], kind: 'string', secret: true },
   TESSERA_SESSION_IDLE_TIMEOUT: { path: ['sessions', 'idleTimeoutSeconds'], kind: 'int' },
   TESSERA_SESSION_ABSOLUTE_TIMEOUT: { path: ['sessions', 'absoluteTimeoutSeconds'], kind: 'int' },
+  TESSERA_SESSION_NON_EXPIRING_MAX: { path: ['sessions', 'nonExpiringMaxSeconds'], kind: 'int' },
   TESSERA_SESSION_HEADER_ALIASES: { path: ['sessions', 'headerAliases'], kind: 'list' },
   TESSERA_LOGIN_FAILURES_PER_USERNAME: { path: ['loginLimits', 'failuresPerUsername'], kind: 'int' },
   TESSERA_LOGIN_FAILURES_PER_IP: { path: ['loginLimits', 'failuresPerIp'], kind: 'int' },

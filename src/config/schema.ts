@@ -43,6 +43,8 @@ export const declaredClientSchema = z.object({
   scopes: z.array(z.string()).min(1),
   defaultResource: z.string().min(1).optional(),
   accessTokenTtlSeconds: z.number().int().min(60).max(86400).optional(),
+  /** A service client granted introspection (resource servers have it anyway). */
+  mayIntrospect: z.boolean().optional(),
 });
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
 
@@ -115,6 +117,15 @@ export const configSchema = z.object({
     .object({
       idleTimeoutSeconds: positiveInt.min(60),
       absoluteTimeoutSeconds: positiveInt.min(60),
+      /**
+       * The lifetime of a session asked for with expiring=false (ArchivesSpace): no idle timeout,
+       * ends this long after login. 0 refuses such requests.
+       */
+      nonExpiringMaxSeconds: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .refine((seconds) => seconds === 0 || seconds >= 60, { message: 'must be 0 (refuse expiring=false) or at least 60' }),
       /** Extra header names carrying an API session token, e.g. X-ArchivesSpace-Session. */
       headerAliases: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'must be an HTTP header name' }).transform((h) => h.toLowerCase())),
     })
@@ -211,6 +222,9 @@ export const configSchema = z.object({
     }
     if (!confidential && client.secretSha256) context.addIssue({ code: 'custom', path: ['clients', index, 'secretSha256'], message: 'a device client is public and has no secret' });
     if (!confidential && client.jwks) context.addIssue({ code: 'custom', path: ['clients', index, 'jwks'], message: 'a device client is public and has no keys' });
+    if (client.mayIntrospect && client.kind !== 'service' && client.kind !== 'resource_server') {
+      context.addIssue({ code: 'custom', path: ['clients', index, 'mayIntrospect'], message: `only service clients may be granted introspection, not ${client.kind} clients` });
+    }
     if (client.kind === 'web' && client.redirectUris.length === 0) context.addIssue({ code: 'custom', path: ['clients', index, 'redirectUris'], message: 'a web client needs at least one redirect URI' });
     client.scopes.forEach((scope, i) => {
       if (!(scope in config.scopes) && scope !== 'openid' && scope !== 'offline_access') {

@@ -34,7 +34,7 @@ export function createApp({ config, logger, trustProxy, oauthRoutes, apiRoutes =
       strictTransportSecurity: new URL(config.issuer).protocol === 'https:',
     }),
   );
-  if (new URL(config.issuer).protocol === 'https:') app.use(requireHttps(['/healthz', '/readyz']));
+  if (new URL(config.issuer).protocol === 'https:') app.use(requireHttps(['/healthz', '/readyz'], (address) => trustProxy(address, 0)));
   if (oauthRoutes) app.use(oauthRoutes);
   app.use(express.json({ limit: config.http.bodyLimit }));
   app.use(express.urlencoded({ extended: false, limit: config.http.bodyLimit }));

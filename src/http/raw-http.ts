@@ -40,6 +40,22 @@ export function isSecureRequest(req: IncomingMessage, trustsProxy: (address: str
   return first === 'https' && trustsProxy(req.socket.remoteAddress ?? '');
 }
 
+/**
+ * Why isSecureRequest said no, for the log (never for the client): what came in, from where, and
+ * what would make it pass. Holds no credential: the peer's address and the forwarded scheme only.
+ */
+export function plainHttpReason(req: IncomingMessage, trustsProxy: (address: string) => boolean): string {
+  const peer = req.socket.remoteAddress ?? 'an unknown address';
+  const proto = req.headers['x-forwarded-proto'];
+  const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
+  const base = `the issuer is https but this request came over plain http from ${peer}`;
+  if (!first) return `${base} without X-Forwarded-Proto: a TLS-terminating proxy or gateway must send X-Forwarded-Proto (nginx: proxy_set_header X-Forwarded-Proto $scheme)`;
+  const scheme = /^[a-z]{1,10}$/.test(first) ? first : 'an unreadable value';
+  if (scheme !== 'https') return `${base} with X-Forwarded-Proto ${scheme}: the client reached the proxy without TLS`;
+  if (!trustsProxy(req.socket.remoteAddress ?? '')) return `${base} with X-Forwarded-Proto https, but ${peer} is not a trusted proxy: add it to TESSERA_TRUST_PROXY (http.trustProxy)`;
+  return base;
+}
+
 export function isFormRequest(req: IncomingMessage): boolean {
   return FORM.test(req.headers['content-type'] ?? '');
 }

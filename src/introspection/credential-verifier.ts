@@ -18,6 +18,11 @@ export interface ActiveCredential {
   /** The user, or the client for a client-credentials token. */
   sub: string;
   username: string | null;
+  /**
+   * The owner's e-mail, personal access tokens only: the API-key pair may name the owner by it,
+   * and a resource server checking the pair needs it (tessera/verifier).
+   */
+  email?: string;
   scopes: string[];
   clientId: string | null;
   aud: string | null;
@@ -173,6 +178,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
           kind: 'personal_access_token',
           sub: user.id,
           username: user.username,
+          ...(user.email ? { email: user.email } : {}),
           scopes: token.scopes,
           clientId: null,
           aud: null,

@@ -12,6 +12,8 @@ import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 export interface CallerMetadata {
   client_id: string;
   tessera_kind: string;
+  /** True for resource servers and for service clients granted introspection. */
+  tessera_may_introspect?: boolean;
   token_endpoint_auth_method: string;
   /** Hex SHA-256 of the secret (secret clients). */
   client_secret?: string;
@@ -86,8 +88,8 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     return thenNow(clientId ? deps.findClient(clientId) : undefined, (client) => withSecret(client, secret, alternative, basic));
   }
 
-  function resourceServerOnly(client: CallerMetadata, basic: boolean): CallerMetadata {
-    if (client.tessera_kind !== 'resource_server') throw refused('this client may not introspect tokens: only resource servers may', basic);
+  function introspectorsOnly(client: CallerMetadata, basic: boolean): CallerMetadata {
+    if (client.tessera_may_introspect !== true) throw refused('this client may not introspect tokens: only resource servers and service clients granted introspection may', basic);
     return client;
   }
 
@@ -147,7 +149,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
       } else {
         throw refused('client authentication is required', true);
       }
-      return resourceServerOnly(client, basic !== undefined);
+      return introspectorsOnly(client, basic !== undefined);
     },
   };
 
@@ -173,7 +175,7 @@ export function createIntrospectionCallers(deps: IntrospectionCallerDependencies
     if (!basic) return undefined;
     const { id, secret, alternative } = fromBasic(basic, params);
     const found = known ? known.found : id ? deps.findClient(id) : undefined;
-    const check = (client: CallerMetadata | undefined) => resourceServerOnly(withSecret(client, secret, alternative, true), true);
+    const check = (client: CallerMetadata | undefined) => introspectorsOnly(withSecret(client, secret, alternative, true), true);
     if (isPromise(found)) return found.then(check);
     const caller = check(found);
     if (checkedBasic.size >= CHECKED_BASIC_MAX) checkedBasic.delete(checkedBasic.keys().next().value!);

@@ -35,6 +35,25 @@ const scopeList = z
   .optional()
   .transform((value) => (Array.isArray(value) ? value : (value ?? '').split(/[\s,]+/)).filter(Boolean));
 
+/** ArchivesSpace's `expiring` (default true): false asks for a session without idle timeout. */
+const expiringFlag = z
+  .union([z.boolean(), z.enum(['true', 'false'])])
+  .optional()
+  .transform((value) => value !== false && value !== 'false');
+
+/**
+ * The lifetime of the session a login asks for: undefined for the usual sliding session, the
+ * configured maximum for expiring=false; 400 when the configuration refuses those.
+ */
+function nonExpiringSeconds(config: Config, raw: unknown): number | undefined {
+  const expiring = expiringFlag.safeParse(raw);
+  if (!expiring.success) throw AppError.validation([{ field: 'expiring', code: 'invalid_type', message: 'expiring must be true or false' }]);
+  if (expiring.data) return undefined;
+  const max = config.sessions.nonExpiringMaxSeconds;
+  if (max === 0) throw AppError.validation([{ field: 'expiring', code: 'not_allowed', message: 'sessions without expiry are turned off here: log in without expiring=false' }]);
+  return max;
+}
+
 /** Authenticates the caller by an API session token; 401 (with WWW-Authenticate) otherwise. */
 export function requireApiSession({ config, accounts, sessions }: Pick<SessionRouteDependencies, 'config' | 'accounts' | 'sessions'>): RequestHandler {
   const challenge = { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' };
@@ -60,6 +79,7 @@ function describeSession(session: ApiSession, current: string | undefined) {
     created_at: session.createdAt.toISOString(),
     last_seen_at: session.lastSeenAt.toISOString(),
     expires_at: session.expiresAt.toISOString(),
+    expiring: session.expiring,
     ip: session.ip,
     user_agent: session.userAgent,
     scopes: session.scopes,
@@ -72,7 +92,7 @@ function describeSession(session: ApiSession, current: string | undefined) {
  * POST /users/{username}/login, POST /logout, GET /api/v1/sessions, DELETE /api/v1/sessions/{id}.
  */
 export function createSessionRoutes(deps: SessionRouteDependencies): Router {
-  const { accounts, sessions, limiter, audit } = deps;
+  const { config, accounts, sessions, limiter, audit } = deps;
   const router = Router();
   const authenticated = requireApiSession(deps);
 
@@ -93,6 +113,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
         }
         const requested = scopeList.safeParse(fields.scope ?? req.query.scope);
         if (!requested.success) throw AppError.validation([{ field: 'scope', code: 'invalid_type', message: 'scope must be a space- or comma-separated list' }]);
+        const lifetime = nonExpiringSeconds(config, fields.expiring ?? req.query.expiring);
 
         const ip = req.ip ?? 'unknown';
         const wait = await limiter.retryAfter(username, ip);
@@ -121,12 +142,28 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
         if (refused.length) {
           throw AppError.validation(refused.map((scope) => ({ field: 'scope', code: 'not_allowed', message: `"${scope}" is not among this account's scopes (${user.allowedScopes.join(', ')})` })));
         }
-        const { token, session } = await sessions.create({ userId: user.id, scopes: [...new Set(scopes)], ip, userAgent: req.get('user-agent') ?? null });
-        await audit.record({ actor: `user:${user.id}`, action: 'session.created', subject: `user:${user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { session: session.id, scopes: session.scopes } });
+        const { token, session } = await sessions.create({
+          userId: user.id,
+          scopes: [...new Set(scopes)],
+          ...(lifetime === undefined ? {} : { nonExpiringSeconds: lifetime }),
+          ip,
+          userAgent: req.get('user-agent') ?? null,
+        });
+        await audit.record({
+          actor: `user:${user.id}`,
+          action: 'session.created',
+          subject: `user:${user.id}`,
+          ip,
+          userAgent: req.get('user-agent') ?? null,
+          details: { session: session.id, scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
+        });
+        // What was granted: how long it lives unused, until when, and whether use extends it.
         res.set('Cache-Control', 'no-store').json({
           session: token,
           user: { username: user.username, email: user.email, scopes: session.scopes },
           expires_in: Math.round((session.expiresAt.getTime() - session.lastSeenAt.getTime()) / 1000),
+          expires_at: session.expiresAt.toISOString(),
+          expiring: session.expiring,
         });
       } catch (error) {
         next(error);

@@ -1,6 +1,7 @@
 // API session tokens (password login for API clients), kept in the ephemeral store under the
 // token's digest. A session slides: each use extends it by the idle timeout, never past its
-// absolute limit. Keys, timing and ordering: docs/design/api-sessions.md.
+// absolute limit; a non-expiring one (ArchivesSpace's expiring=false) has no idle timeout and
+// ends at its own fixed limit. Keys, timing and ordering: docs/design/api-sessions.md.
 import { invalidationTarget, type InvalidationPublisher } from '../cache/invalidations.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { randomBase62, tokenFormat } from '../credentials/token-format.ts';
@@ -16,6 +17,8 @@ export interface ApiSession {
   expiresAt: Date;
   /** The hard limit, however active the session. */
   absoluteExpiresAt: Date;
+  /** False for a session without idle timeout: it ends at absoluteExpiresAt, used or not. */
+  expiring: boolean;
   ip: string | null;
   userAgent: string | null;
 }
@@ -23,6 +26,11 @@ export interface ApiSession {
 export interface NewApiSession {
   userId: string;
   scopes: string[];
+  /**
+   * Given: a session without idle timeout that ends this many seconds after login, instead of
+   * the absolute timeout (ArchivesSpace's expiring=false). The caller bounds it.
+   */
+  nonExpiringSeconds?: number;
   ip: string | null;
   userAgent: string | null;
 }
@@ -75,6 +83,8 @@ interface SessionRecord {
   createdAt: number;
   lastSeenAt: number;
   absoluteExpiresAt: number;
+  /** Absent in records written before non-expiring sessions existed: those expire. */
+  expiring?: boolean;
   ip: string | null;
   userAgent: string | null;
 }
@@ -106,6 +116,7 @@ function parseRecord(raw: string, key: string): SessionRecord {
     !isTime(r.createdAt) ||
     !isTime(r.lastSeenAt) ||
     !isTime(r.absoluteExpiresAt) ||
+    (r.expiring !== undefined && typeof r.expiring !== 'boolean') ||
     !isNullableString(r.ip) ||
     !isNullableString(r.userAgent)
   ) {
@@ -118,6 +129,7 @@ function parseRecord(raw: string, key: string): SessionRecord {
     createdAt: r.createdAt,
     lastSeenAt: r.lastSeenAt,
     absoluteExpiresAt: r.absoluteExpiresAt,
+    expiring: r.expiring ?? true,
     ip: r.ip,
     userAgent: r.userAgent,
   };
@@ -128,7 +140,8 @@ function assertTimeout(seconds: number, name: string): void {
 }
 
 /**
- * A session is live while `now < min(lastSeenAt + idle, absoluteExpiresAt)` by the injected clock,
+ * A session is live while `now < min(lastSeenAt + idle, absoluteExpiresAt)` by the injected clock
+ * (`now < absoluteExpiresAt` for a non-expiring one),
  * whatever the TTLs say. Ending deletes the id mapping before the record, and a touch that finds
  * the mapping gone deletes its record again, so an ended session never comes back.
  */
@@ -140,7 +153,7 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
   const clock = options.clock ?? Date.now;
 
   /** When the session ends unless it is used before then. */
-  const expiresAtOf = (record: SessionRecord) => Math.min(record.lastSeenAt + idleMs, record.absoluteExpiresAt);
+  const expiresAtOf = (record: SessionRecord) => (record.expiring === false ? record.absoluteExpiresAt : Math.min(record.lastSeenAt + idleMs, record.absoluteExpiresAt));
 
   /** Milliseconds the keys of a session live from `now` (> 0 only for a live session). */
   const ttlOf = (record: SessionRecord, now: number) => Math.ceil(expiresAtOf(record) - now);
@@ -154,6 +167,7 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
       lastSeenAt: new Date(record.lastSeenAt),
       expiresAt: new Date(expiresAtOf(record)),
       absoluteExpiresAt: new Date(record.absoluteExpiresAt),
+      expiring: record.expiring !== false,
       ip: record.ip,
       userAgent: record.userAgent,
     };
@@ -191,13 +205,17 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
       const token = tokenFormat.generate('session');
       const digest = tokenFormat.digest(token);
       const now = clock();
+      const nonExpiring = input.nonExpiringSeconds !== undefined;
+      if (nonExpiring) assertTimeout(input.nonExpiringSeconds!, 'nonExpiringSeconds');
+      const lifetimeMs = nonExpiring ? input.nonExpiringSeconds! * 1000 : absoluteMs;
       const record: SessionRecord = {
         id: '',
         userId: input.userId,
         scopes: [...input.scopes],
         createdAt: now,
         lastSeenAt: now,
-        absoluteExpiresAt: now + absoluteMs,
+        absoluteExpiresAt: now + lifetimeMs,
+        ...(nonExpiring ? { expiring: false } : {}),
         ip: input.ip,
         userAgent: input.userAgent,
       };
@@ -209,7 +227,7 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
         if (await store.set(keys.id(id), digest, { ttlMs, onlyIfAbsent: true })) record.id = id;
       }
       await store.set(keys.record(digest), JSON.stringify(record), { ttlMs });
-      await store.addToSet(keys.user(record.userId), digest, absoluteMs);
+      await store.addToSet(keys.user(record.userId), digest, Math.max(absoluteMs, lifetimeMs));
       return { token, session: toSession(record) };
     },
 

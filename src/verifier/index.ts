@@ -116,8 +116,22 @@ function integerAtLeast(option: string, value: number, min: number): number {
   return value;
 }
 
-/** What an introspection answer grants, before the checks that depend on the request. */
-type Candidate = Omit<TesseraPrincipal, 'tokenType' | 'source'> & { tokenType: string };
+/**
+ * What an introspection answer grants, before the checks that depend on the request; `ownerEmail`
+ * (personal tokens) serves only the API-key pair's check and is not part of the principal.
+ */
+type Candidate = Omit<TesseraPrincipal, 'tokenType' | 'source'> & { tokenType: string; ownerEmail?: string };
+
+/**
+ * Whether the API-key pair's user header names the candidate's owner, as Tessera itself decides:
+ * the username or the e-mail address, in any case, or the user id.
+ */
+function namesOwner(apiUser: string, candidate: Candidate): boolean {
+  if (apiUser === '') return false;
+  if (apiUser === candidate.sub) return true;
+  const named = apiUser.toLowerCase();
+  return named === candidate.username?.toLowerCase() || named === candidate.ownerEmail?.toLowerCase();
+}
 
 /**
  * The credential's kind: `credential_kind`; a Tessera from before it existed said it in
@@ -138,6 +152,7 @@ function fromIntrospection(answer: IntrospectionAnswer): Candidate | null {
   return {
     sub: answer.sub,
     username: answer.username ?? null,
+    ...(answer.email ? { ownerEmail: answer.email } : {}),
     scopes: (answer.scope ?? '').split(' ').filter(Boolean),
     clientId: answer.client_id ?? null,
     tokenType: kind,
@@ -226,7 +241,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   /**
    * Whether `token` may call this API: active, not a refresh token, not expired (by this clock),
    * meant for this audience, and with the API-key pair (`apiUser` given) a personal token of the
-   * user it names (username, case-insensitive, or user id). Throws TesseraUnavailableError when
+   * user it names (username or e-mail, case-insensitive, or user id). Throws TesseraUnavailableError when
    * Tessera cannot be asked.
    */
   async function verify(token: string, presented: { apiUser?: string; source?: CredentialSource } = {}): Promise<VerificationResult> {
@@ -239,12 +254,11 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     if (audiences.length && candidate.tokenType === 'access_token' && candidate.aud.length && !candidate.aud.some((aud) => audiences.includes(aud))) {
       return { active: false, reason: 'audience' };
     }
-    if (presented.apiUser !== undefined) {
-      const user = presented.apiUser;
-      const owner = user !== '' && (user === candidate.sub || (candidate.username !== null && user.toLowerCase() === candidate.username.toLowerCase()));
-      if (candidate.tokenType !== 'personal_access_token' || !owner) return { active: false, reason: 'wrong_api_user' };
+    if (presented.apiUser !== undefined && (candidate.tokenType !== 'personal_access_token' || !namesOwner(presented.apiUser, candidate))) {
+      return { active: false, reason: 'wrong_api_user' };
     }
-    const principal: TesseraPrincipal = { ...candidate, tokenType: candidate.tokenType as CallerTokenType, scopes: [...candidate.scopes], aud: [...candidate.aud] };
+    const { ownerEmail: _ownerEmail, ...granted } = candidate;
+    const principal: TesseraPrincipal = { ...granted, tokenType: candidate.tokenType as CallerTokenType, scopes: [...candidate.scopes], aud: [...candidate.aud] };
     if (presented.source) principal.source = presented.source;
     return { active: true, principal };
   }

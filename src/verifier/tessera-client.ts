@@ -21,6 +21,8 @@ const introspectionSchema = z.object({
   scope: z.string().optional(),
   client_id: z.string().optional(),
   username: z.string().optional(),
+  /** The owner's e-mail (personal tokens of accounts that have one). */
+  email: z.string().optional(),
   sub: z.string().optional(),
   token_type: z.string().optional(),
   /** Which kind of Tessera credential (access_token, refresh_token, personal_access_token, session). */

@@ -95,6 +95,7 @@ export function describeApiSessionStoreContract(name: string, open: () => Promis
           lastSeenAt: at(0),
           expiresAt: at(IDLE_SECONDS),
           absoluteExpiresAt: at(ABSOLUTE_SECONDS),
+          expiring: true,
           ip: '192.0.2.7',
           userAgent: 'curl/8.5',
         });
@@ -240,6 +241,24 @@ export function describeApiSessionStoreContract(name: string, open: () => Promis
           expect(await sessions.peek(token)).toBeNull();
           expect(await keysMentioning(tokenFormat.digest(token))).toEqual([]);
         }
+        expect(await sessions.listForUser('user-1')).toEqual([]);
+      });
+    });
+
+    describe('non-expiring sessions (expiring=false)', () => {
+      const WEEK = 7 * 86_400;
+
+      it('have no idle timeout and end at their own limit, past the absolute timeout, used or not', async () => {
+        const { token, session } = await login('user-1', { nonExpiringSeconds: WEEK });
+        expect(session).toMatchObject({ expiring: false, expiresAt: at(WEEK), absoluteExpiresAt: at(WEEK) });
+        const used = await login('user-1', { nonExpiringSeconds: WEEK });
+        advanceSeconds(2 * ABSOLUTE_SECONDS); // unused far past the idle and the absolute timeout
+        expect(await sessions.peek(token)).toMatchObject({ expiring: false, expiresAt: at(WEEK) });
+        expect(await sessions.authenticate(used.token)).toMatchObject({ expiresAt: at(WEEK) });
+        expect((await sessions.listForUser('user-1')).map((s) => s.id).sort()).toEqual([session.id, used.session.id].sort());
+        advanceSeconds(WEEK - 2 * ABSOLUTE_SECONDS);
+        expect(await sessions.authenticate(token)).toBeNull();
+        expect(await sessions.authenticate(used.token)).toBeNull();
         expect(await sessions.listForUser('user-1')).toEqual([]);
       });
     });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // Password login for API clients, on the real PostgreSQL and Redis, with an injected clock for
 // expiry (never sleeps).
@@ -52,6 +53,8 @@ describe('API password login and session tokens', () => {
         session: expect.stringMatching(/^tsr_ses_[0-9A-Za-z]{38}$/),
         user: { username: 'archivist', email: 'archivist@example.org', scopes: ['read', 'deposit:write'] },
         expires_in: 3600,
+        expires_at: new Date(now + 3600 * 1000).toISOString(),
+        expiring: true,
       });
       expect(res.headers.get('cache-control')).toBe('no-store');
     }
@@ -110,6 +113,36 @@ describe('API password login and session tokens', () => {
     }
     now += 50 * 60 * 1000; // past 24 hours since login, though used 50 minutes ago
     expect(await list(busy)).toBe(401);
+  });
+
+  it('honours ArchivesSpace\'s expiring=false: no idle timeout, ends at sessions.nonExpiringMaxSeconds (7 days), and says so', async () => {
+    const list = (token: string) => fetch(url('/api/v1/sessions'), { headers: { 'x-session': token } });
+    const week = 7 * 86400;
+    const asked: Parameters<typeof login>[0][] = [{ query: '?expiring=false', form: { password: 'archivist-password' } }, { form: { password: 'archivist-password', expiring: 'false' } }, { json: { password: 'archivist-password', expiring: false } }];
+    const tokens: string[] = [];
+    for (const body of asked) {
+      const res = await login(body);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ expires_in: week, expires_at: new Date(now + week * 1000).toISOString(), expiring: false });
+      tokens.push(String(res.body.session));
+    }
+    const ordinary = await login({ query: '?expiring=true', form: { password: 'archivist-password' } });
+    expect(ordinary.body).toMatchObject({ expires_in: 3600, expiring: true });
+    const listed = (await (await list(tokens[0]!)).json()) as { sessions: { current: boolean; expiring: boolean; expires_at: string }[] };
+    expect(listed.sessions.find((s) => s.current)).toMatchObject({ expiring: false, expires_at: new Date(now + week * 1000).toISOString() });
+
+    // Unused for two days (far past the idle hour and the 24-hour limit of an ordinary session): still live.
+    now += 2 * 86400 * 1000;
+    expect((await list(String(ordinary.body.session))).status).toBe(401);
+    expect((await list(tokens[1]!)).status).toBe(200);
+    now += (week - 2 * 86400 - 60) * 1000; // a minute before the week is up
+    expect((await list(tokens[2]!)).status).toBe(200);
+    now += 60 * 1000;
+    for (const token of tokens) expect((await list(token)).status).toBe(401);
+
+    const odd = await login({ query: '?expiring=maybe', form: { password: 'archivist-password' } });
+    expect(odd.status).toBe(400);
+    expect(odd.body).toMatchObject({ errors: [{ field: 'expiring', code: 'invalid_type' }] });
   });
 
   it('lists live sessions, ends one by id, and logs out', async () => {
@@ -213,5 +246,21 @@ describe('the general rate limit of the JSON API', () => {
     expect((await call('203.0.113.51')).status).toBe(401);
     // Health checks are not part of the API and are never limited.
     for (let i = 0; i < 10; i++) expect((await fetch(`${tessera.url}/healthz`, { headers: { 'x-forwarded-for': '203.0.113.50' } })).status).toBe(200);
+  });
+});
+
+describe('expiring=false when sessions.nonExpiringMaxSeconds is 0', () => {
+  const suite = tesseraForSuite({ TESSERA_SESSION_NON_EXPIRING_MAX: '0' });
+
+  it('refuses it with a 400 naming the field, and still logs in without it', async () => {
+    await suite.tessera.core.accounts.createUser({ username: 'archivist', password: 'archivist-password', scopes: ['read'] }, { actor: 'test' });
+    const ask = (query: string) =>
+      fetch(`${suite.tessera.url}/users/archivist/login${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'archivist-password' }) });
+    const refused = await ask('?expiring=false');
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ errors: [{ field: 'expiring', code: 'not_allowed' }] });
+    const ordinary = await ask('');
+    expect(ordinary.status).toBe(200);
+    expect(await ordinary.json()).toMatchObject({ expires_in: 3600, expiring: true });
   });
 });

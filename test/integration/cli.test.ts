@@ -39,8 +39,8 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
     it('migrates, creates a user whose password then checks, and lists it', async () => {
       const migrated = await tessera(['migrate'], env);
       expect(migrated).toMatchObject({ code: 0 });
-      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks; schema at 6\./);
-      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(6\)/);
+      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks, 7_client_introspection; schema at 7\./);
+      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(7\)/);
 
       const created = await tessera(['user', 'create', 'alice', '--email', 'alice@example.org', '--scopes', 'read,deposit:write', '--password-stdin'], env, 'a long enough password\n');
       expect(created.stderr).toBe('');

@@ -321,11 +321,14 @@ describe('migration 0006_client_jwks', () => {
     expect(migrations.map((m) => `${m.version}_${m.name}`)).toContain('6_client_jwks');
     await migrate(database, migrations.filter((m) => m.version < 6));
     await database.query(`INSERT INTO clients (client_id, name, kind, secret_sha256, scopes) VALUES ('old-service', 'Old', 'service', $1, ARRAY['read']), ('old-cli', 'Old CLI', 'device', NULL, ARRAY['read'])`, [digest]);
-    expect((await migrate(database)).applied.map((m) => m.name)).toEqual(['client_jwks']);
-    const { rows } = await database.query<{ client_id: string; jwks: unknown; keys_rotated_at: unknown }>('SELECT client_id, jwks, keys_rotated_at FROM clients ORDER BY client_id');
+    // 0006 first, then the later ones (0007: introspection, not granted to rows from before it).
+    expect((await migrate(database)).applied.map((m) => m.name)[0]).toBe('client_jwks');
+    const { rows } = await database.query<{ client_id: string; jwks: unknown; keys_rotated_at: unknown; may_introspect: boolean }>(
+      'SELECT client_id, jwks, keys_rotated_at, may_introspect FROM clients ORDER BY client_id',
+    );
     expect(rows).toEqual([
-      { client_id: 'old-cli', jwks: null, keys_rotated_at: null },
-      { client_id: 'old-service', jwks: null, keys_rotated_at: null },
+      { client_id: 'old-cli', jwks: null, keys_rotated_at: null, may_introspect: false },
+      { client_id: 'old-service', jwks: null, keys_rotated_at: null, may_introspect: false },
     ]);
   });
 

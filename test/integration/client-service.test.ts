@@ -148,6 +148,7 @@ describe('client service on PostgreSQL', () => {
       scope: 'read',
       tessera_kind: 'resource_server',
       tessera_default_resource: 'urn:tessera:files',
+      tessera_may_introspect: true,
     });
 
     const web = await clients.create(
@@ -195,6 +196,7 @@ describe('client service on PostgreSQL', () => {
         tessera_kind: metadata.tessera_kind,
         tessera_default_resource: metadata.tessera_default_resource,
       });
+      expect(client!.metadata().tessera_may_introspect).toBe(metadata.tessera_may_introspect);
       expect(client!.clientSecret).toBe(metadata.client_secret);
     }
     const declaredApi = await provider.Client.find('declared-api');
@@ -246,6 +248,7 @@ describe('client service on PostgreSQL', () => {
       tessera_kind: 'resource_server',
       tessera_default_resource: 'urn:tessera:files',
       tessera_access_token_ttl: 600,
+      tessera_may_introspect: true,
     });
     expect(await clients.findOidcMetadata('declared-cli')).toMatchObject({ token_endpoint_auth_method: 'none', scope: 'read offline_access' });
     expect(await clients.findOidcMetadata('declared-cli')).not.toHaveProperty('client_secret');
@@ -394,6 +397,37 @@ describe('client service on PostgreSQL', () => {
       expect(shown).not.toContain(secret);
       expect(shown).not.toContain(digestClientSecret(secret));
       expect(await run(['list'])).toMatch(/^harvester\tservice\tHarvester\tread,deposit:write\tdatabase\tclient_secret_basic$/m);
+    });
+
+    it('grants a service client introspection with --may-introspect, stored and shown; off by default', async () => {
+      const output = await run(['create', '--kind', 'service', '--name', 'Deposit worker', '--id', 'deposit-worker', '--may-introspect']);
+      issued.push(secretIn(output)!);
+      expect(output).toMatch(/introspection: granted/);
+      expect(await clients.find('deposit-worker')).toMatchObject({ kind: 'service', mayIntrospect: true });
+      expect((await clients.findOidcMetadata('deposit-worker'))!.tessera_may_introspect).toBe(true);
+      expect(await storedRow('deposit-worker')).toMatch(/"may_introspect":true/);
+      expect(await run(['show', 'deposit-worker'])).toMatch(/^introspection: +granted$/m);
+
+      const plain = await run(['create', '--kind', 'service', '--name', 'Plain worker', '--id', 'plain-worker']);
+      issued.push(secretIn(plain)!);
+      expect(await clients.find('plain-worker')).toMatchObject({ mayIntrospect: false });
+      expect((await clients.findOidcMetadata('plain-worker'))!.tessera_may_introspect).toBeUndefined();
+      expect(await run(['show', 'plain-worker'])).toMatch(/^introspection: +no$/m);
+      await expect(run(['create', '--kind', 'device', '--name', 'Nosy CLI', '--may-introspect'])).rejects.toMatchObject({ status: 400 });
+      // Changed later: on, shown, off again; the audit log records each change.
+      expect(await run(['set-introspection', 'plain-worker', 'on'])).toMatch(/plain-worker may now call the introspection endpoint/);
+      expect(await run(['show', 'plain-worker'])).toMatch(/^introspection: +granted$/m);
+      expect(await run(['set-introspection', 'plain-worker', 'off'])).toMatch(/may no longer/);
+      expect(await clients.find('plain-worker')).toMatchObject({ mayIntrospect: false });
+      const { rows } = await database.query<{ details: { mayIntrospect: boolean } }>(
+        "SELECT details FROM audit_events WHERE action = 'client.introspection_changed' AND subject = 'client:plain-worker' ORDER BY id",
+      );
+      expect(rows.map((row) => row.details.mayIntrospect)).toEqual([true, false]);
+      await expect(run(['set-introspection', 'records-api', 'on'])).rejects.toMatchObject({ status: 409 });
+      await expect(run(['set-introspection', 'declared-api', 'on'])).rejects.toMatchObject({ status: 409 });
+      await expect(run(['set-introspection', 'plain-worker', 'yes'])).rejects.toBeInstanceOf(UsageError);
+      // The table itself refuses the grant on any other kind.
+      await expect(database.query("UPDATE clients SET may_introspect = true WHERE client_id = 'records-api'")).rejects.toThrow(/clients_may_introspect_by_kind/);
     });
 
     it('creates web and device clients from the command line', async () => {

@@ -64,6 +64,7 @@ describe('the introspection endpoint (RFC 7662)', () => {
       active: true,
       scope: 'read deposit:write',
       username: 'carol',
+      email: 'carol@example.org',
       sub: carol.id,
       token_type: 'Bearer',
       credential_kind: 'personal_access_token',
@@ -151,7 +152,24 @@ describe('the introspection endpoint (RFC 7662)', () => {
       expect(answer.headers.get('cache-control')).toBe('no-store');
     }
     const notAllowed = await post(base, token, { authorization: basic('harvester', serviceSecret) });
-    expect(notAllowed.body.error_description).toMatch(/only resource servers/);
+    expect(notAllowed.body.error_description).toMatch(/only resource servers and service clients granted introspection/);
+  });
+
+  it('lets a service client granted introspection get client-credentials tokens and introspect, by Basic and client_secret_post; without the grant it stays refused', async () => {
+    const granted = await tessera.core.clients.create({ clientId: 'deposit-worker', name: 'Deposit worker', kind: 'service', scopes: ['read'], mayIntrospect: true }, by);
+    expect(granted.client.mayIntrospect).toBe(true);
+    const asWorker = { authorization: basic('deposit-worker', granted.secret!) };
+    const issued = await fetch(`${base}/oauth/token`, { method: 'POST', headers: { ...FORM, ...asWorker }, body: 'grant_type=client_credentials' });
+    expect(issued.status).toBe(200);
+    const ownToken = String(((await issued.json()) as { access_token: string }).access_token);
+    // It checks a caller's token and its own, by HTTP Basic (twice: the checked-Basic memory) and client_secret_post.
+    for (let i = 0; i < 2; i += 1) expect((await post(base, new URLSearchParams({ token: pat }), asWorker)).body).toMatchObject({ active: true, username: 'carol' });
+    expect((await post(base, new URLSearchParams({ token: ownToken, client_id: 'deposit-worker', client_secret: granted.secret! }))).body).toMatchObject({ active: true, sub: 'deposit-worker' });
+    // The grant is explicit: a service client without it is refused as before, and other kinds cannot have it.
+    const plain = await post(base, new URLSearchParams({ token: ownToken }), { authorization: basic('harvester', serviceSecret) });
+    expect(plain.status).toBe(401);
+    expect(plain.body.error).toBe('invalid_client');
+    await expect(tessera.core.clients.create({ name: 'Web', kind: 'web', redirectUris: ['https://app.example.org/cb'], mayIntrospect: true }, by)).rejects.toMatchObject({ status: 400 });
   });
 
   it('refuses malformed requests with 400 invalid_request, and other methods with 405', async () => {
@@ -247,6 +265,19 @@ describe('the introspection endpoint (RFC 7662)', () => {
     expect((await post(base, new URLSearchParams({ token: pat }), headers)).status).toBe(200);
     await tessera.core.clients.delete('short-lived-api', by);
     expect((await post(base, new URLSearchParams({ token: pat }), headers)).status).toBe(401);
+  });
+
+  it('grants and withdraws introspection of a registered service client, at once (tessera client set-introspection)', async () => {
+    const secret = (await tessera.core.clients.create({ clientId: 'late-worker', name: 'Late worker', kind: 'service', scopes: ['read'] }, by)).secret!;
+    const headers = { authorization: basic('late-worker', secret) };
+    const status = async () => (await post(base, new URLSearchParams({ token: pat }), headers)).status;
+    expect(await status()).toBe(401);
+    expect(await tessera.core.clients.setIntrospection('late-worker', true, by)).toMatchObject({ mayIntrospect: true });
+    expect([await status(), await status()]).toEqual([200, 200]); // the second from the checked-Basic memory
+    await tessera.core.clients.setIntrospection('late-worker', false, by);
+    expect(await status()).toBe(401);
+    await expect(tessera.core.clients.setIntrospection('records-api', false, by)).rejects.toMatchObject({ status: 409 });
+    await expect(tessera.core.clients.setIntrospection('no-such-client', true, by)).rejects.toMatchObject({ status: 404 });
   });
 
   it('knows a client created just after its id was looked up in vain', async () => {

@@ -1,58 +1,75 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
 const NGINX = '/usr/sbin/nginx';
+const OPENSSL = '/usr/bin/openssl';
+const by = { actor: 'test' };
 
 // A real nginx (Debian's package, which .ci/run installs) in front of a small upstream, asking
-// Tessera's /auth/verify through auth_request: allowed, missing scope, revoked.
-describe('forward-auth through a real nginx', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
-  let tessera: TestTessera;
-  let upstream: Server;
-  let nginx: ChildProcess | undefined;
-  let dir: string;
-  let base: string;
-  let nginxLog = '';
+// Tessera's /auth/verify through auth_request. Its configuration is the snippet of
+// docs/resource-servers.md, taken from the document itself, so that the documented snippet is
+// the one tested: with an http issuer, and with an https issuer behind nginx terminating TLS.
 
-  beforeAll(async () => {
-    if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: this test runs Debian's nginx. Install it with apt-get install -y nginx-light (.ci/run does).`);
-    db = await createTestDatabase();
-    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
+/** The first ```nginx block of the forward-auth section of docs/resource-servers.md. */
+async function documentedSnippet(): Promise<string> {
+  const doc = await readFile(new URL('../../docs/resource-servers.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Forward-auth for gateways'));
+  const snippet = /```nginx\n([\s\S]*?)```/.exec(section)?.[1];
+  if (!snippet) throw new Error('docs/resource-servers.md has no nginx snippet under "Forward-auth for gateways"');
+  return snippet;
+}
 
-    // The upstream echoes what the gateway told it about the caller.
-    upstream = createServer((req, res) => {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ path: req.url, username: req.headers['x-auth-username'] ?? null, scope: req.headers['x-auth-scope'] ?? null }));
-    });
-    const upstreamPort = await freePort();
-    await new Promise<void>((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
+/** Replaces `from` in `text`, failing loudly when the document no longer holds it. */
+function replaced(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`the documented nginx snippet no longer contains "${from}": update this test with it`);
+  return text.replaceAll(from, to);
+}
 
-    dir = await mkdtemp(join(tmpdir(), 'tessera-nginx-'));
-    await mkdir(join(dir, 'temp'));
-    const port = await freePort();
-    const tesseraHost = new URL(tessera.url).host;
-    const protect = (path: string, scope: string) => `
-    location ${path} {
-      set $required_scope ${scope};
-      auth_request /_tessera_verify;
-      auth_request_set $auth_username $upstream_http_x_auth_username;
-      auth_request_set $auth_scope $upstream_http_x_auth_scope;
-      proxy_set_header X-Auth-Username $auth_username;
-      proxy_set_header X-Auth-Scope $auth_scope;
-      proxy_pass http://127.0.0.1:${upstreamPort};
-    }`;
-    await writeFile(
-      join(dir, 'nginx.conf'),
-      `daemon off;
+/**
+ * The documented snippet pointed at this Tessera and upstream, with a second protected location
+ * (/records, scope read) made from the documented one (/deposits, scope deposit:write).
+ */
+async function gatewayLocations(tesseraHost: string, upstreamPort: number): Promise<string> {
+  let snippet = replaced(await documentedSnippet(), 'http://tessera:8080', `http://${tesseraHost}`);
+  snippet = replaced(snippet, 'http://repository-api', `http://127.0.0.1:${upstreamPort}`);
+  const deposits = /location \/deposits \{[\s\S]*?\n\}/.exec(snippet)?.[0];
+  if (!deposits) throw new Error('the documented nginx snippet has no "location /deposits { … }" block');
+  return `${snippet}\n${replaced(replaced(deposits, 'location /deposits', 'location /records'), 'deposit:write', 'read')}`;
+}
+
+interface Gateway {
+  httpBase: string;
+  /** nginx terminating TLS with a certificate of its own (`ca`). */
+  httpsBase: string;
+  ca: string;
+  stop(): Promise<void>;
+}
+
+/** nginx with the documented snippet on a plain http and a TLS listener, in front of `tessera`. */
+async function startGateway(tessera: TestTessera, upstreamPort: number): Promise<Gateway> {
+  if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: this test runs Debian's nginx. Install it with apt-get install -y nginx-light (.ci/run does).`);
+  if (!existsSync(OPENSSL)) throw new Error(`${OPENSSL} is missing: this test makes nginx a certificate with it. Install it with apt-get install -y openssl (.ci/run does).`);
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-nginx-'));
+  await mkdir(join(dir, 'temp'));
+  await promisify(execFile)(OPENSSL, [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+  ]);
+  const [httpPort, httpsPort] = [await freePort(), await freePort()];
+  const locations = await gatewayLocations(new URL(tessera.url).host, upstreamPort);
+  await writeFile(
+    join(dir, 'nginx.conf'),
+    `daemon off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -65,64 +82,158 @@ http {
   uwsgi_temp_path ${dir}/temp/uwsgi;
   scgi_temp_path ${dir}/temp/scgi;
   server {
-    listen 127.0.0.1:${port};
-    location = /_tessera_verify {
-      internal;
-      proxy_pass http://${tesseraHost}/auth/verify?scope=$required_scope;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-    }
-    ${protect('/records', 'read')}
-    ${protect('/deposits', 'deposit:write')}
+    listen 127.0.0.1:${httpPort};
+    ${locations}
+  }
+  server {
+    listen 127.0.0.1:${httpsPort} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    ${locations}
   }
 }
 `,
-    );
-    nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    nginx.stderr!.on('data', (d: Buffer) => (nginxLog += d.toString()));
-    base = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        await fetch(`${base}/`);
-        break;
-      } catch {
-        if (Date.now() > deadline || nginx.exitCode !== null) throw new Error(`nginx did not start:\n${nginxLog}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+  );
+  let nginxLog = '';
+  const nginx: ChildProcess = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  nginx.stderr!.on('data', (d: Buffer) => (nginxLog += d.toString()));
+  const gateway: Gateway = {
+    httpBase: `http://127.0.0.1:${httpPort}`,
+    httpsBase: `https://127.0.0.1:${httpsPort}`,
+    ca: await readFile(join(dir, 'cert.pem'), 'utf8'),
+    async stop() {
+      if (nginx.exitCode === null) {
+        const exited = new Promise((resolve) => nginx.once('exit', resolve));
+        nginx.kill('SIGTERM');
+        await exited;
       }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await fetch(`${gateway.httpBase}/`);
+      break;
+    } catch {
+      if (Date.now() > deadline || nginx.exitCode !== null) {
+        await gateway.stop();
+        throw new Error(`nginx did not start:\n${nginxLog}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-  });
+  }
+  return gateway;
+}
 
+/** A GET through the gateway's TLS listener, trusting its certificate. */
+function httpsGet(gateway: Gateway, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${gateway.httpsBase}${path}`, { headers, ca: gateway.ca }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('forward-auth through a real nginx, configured with the documented snippet', () => {
+  let upstream: Server;
+  let upstreamPort: number;
+
+  beforeAll(async () => {
+    // The upstream echoes what the gateway told it about the caller.
+    upstream = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ path: req.url, username: req.headers['x-auth-username'] ?? null }));
+    });
+    upstreamPort = await freePort();
+    await new Promise<void>((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
+  });
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const exited = new Promise((resolve) => nginx!.once('exit', resolve));
-      nginx.kill('SIGTERM');
-      await exited;
-    }
     await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
-    await tessera?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('lets an allowed request through with the identity headers, refuses a missing scope, and a revoked token', async () => {
-    const by = { actor: 'test' };
-    await tessera.core.accounts.createUser({ username: 'reader', password: 'reader-password', scopes: ['read', 'deposit:write'] }, by);
-    const user = (await tessera.core.accounts.findUser('reader'))!;
-    const { token, record } = await tessera.core.personalTokens.create(user, { name: 'gateway', scopes: ['read'] }, by);
+  /** A Tessera on its own database and Redis prefix, started with `env`, and its gateway. */
+  function tesseraBehindGateway(env: Record<string, string>) {
+    const prefix = uniqueRedisPrefix();
+    let db: TestDatabase | undefined;
+    const running: { tessera?: TestTessera; gateway?: Gateway } = {};
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      running.tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, ...env });
+      running.gateway = await startGateway(running.tessera, upstreamPort);
+    });
+    afterAll(async () => {
+      await running.gateway?.stop();
+      await running.tessera?.stop();
+      await db?.drop();
+      await dropRedisPrefix(prefix);
+    });
+    return running as Required<typeof running>;
+  }
 
-    const allowed = await fetch(`${base}/records/42`, { headers: { authorization: `Bearer ${token}` } });
-    expect(allowed.status).toBe(200);
-    expect(await allowed.json()).toEqual({ path: '/records/42', username: 'reader', scope: 'read' });
-    // The token in the query string reaches Tessera through X-Original-URI.
-    expect((await fetch(`${base}/records/42?access_token=${token}`)).status).toBe(200);
+  async function personalToken(tessera: TestTessera, username: string) {
+    await tessera.core.accounts.createUser({ username, password: `${username}-password`, scopes: ['read', 'deposit:write'] }, by);
+    const user = (await tessera.core.accounts.findUser(username))!;
+    return { user, ...(await tessera.core.personalTokens.create(user, { name: 'gateway', scopes: ['read'] }, by)) };
+  }
 
-    expect((await fetch(`${base}/records/42`)).status).toBe(401);
-    expect((await fetch(`${base}/deposits/7`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+  describe('with an http issuer', () => {
+    const running = tesseraBehindGateway({});
 
-    await tessera.core.personalTokens.revoke(user.id, record.id, by);
-    expect((await fetch(`${base}/records/42`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    it('lets an allowed request through with the identity headers, refuses a missing scope, and a revoked token', async () => {
+      const { tessera, gateway } = running;
+      const { user, token, record } = await personalToken(tessera, 'reader');
+      const allowed = await fetch(`${gateway.httpBase}/records/42`, { headers: { authorization: `Bearer ${token}` } });
+      expect(allowed.status).toBe(200);
+      expect(await allowed.json()).toEqual({ path: '/records/42', username: 'reader' });
+      // The token in the query string reaches Tessera through X-Original-URI.
+      expect((await fetch(`${gateway.httpBase}/records/42?access_token=${token}`)).status).toBe(200);
+
+      expect((await fetch(`${gateway.httpBase}/records/42`)).status).toBe(401);
+      expect((await fetch(`${gateway.httpBase}/deposits/7`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+
+      await tessera.core.personalTokens.revoke(user.id, record.id, by);
+      expect((await fetch(`${gateway.httpBase}/records/42`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    });
+  });
+
+  describe('with an https issuer, nginx terminating TLS', () => {
+    const running = tesseraBehindGateway({ ISSUER: 'https://auth.example.org', TESSERA_KEY_SECRET: 'k'.repeat(40), TESSERA_COOKIE_KEYS: 'c'.repeat(40) });
+
+    it('lets requests that reached nginx over https through, as the documented snippet is', async () => {
+      const { tessera, gateway } = running;
+      const { token } = await personalToken(tessera, 'secure-reader');
+      const allowed = await httpsGet(gateway, '/records/42', { authorization: `Bearer ${token}` });
+      expect(allowed).toEqual({ status: 200, body: JSON.stringify({ path: '/records/42', username: 'secure-reader' }) });
+      expect((await httpsGet(gateway, '/deposits/7', { authorization: `Bearer ${token}` })).status).toBe(403);
+      expect((await httpsGet(gateway, '/records/42')).status).toBe(401);
+    });
+
+    it('refuses what did not come over https, and logs why without the credential', async () => {
+      const { tessera, gateway } = running;
+      const { token } = await personalToken(tessera, 'careless-reader');
+      const reasons = () => tessera.logs.lines.map((line) => JSON.parse(line) as { code?: string; detail?: string }).filter((line) => line.code === 'https_required').map((line) => line.detail);
+
+      // The client used plain http to the gateway: nginx says so, and Tessera refuses.
+      expect((await fetch(`${gateway.httpBase}/records/42`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+      expect(reasons()).toEqual([expect.stringMatching(/^the issuer is https but this request came over plain http from 127\.0\.0\.1 with X-Forwarded-Proto http: /)]);
+      // Straight to Tessera, without the header a gateway sends.
+      expect((await fetch(`${tessera.url}/auth/verify`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+      expect(reasons()[1]).toMatch(/without X-Forwarded-Proto: .*proxy_set_header X-Forwarded-Proto \$scheme/);
+      // The OAuth endpoints on node:http log theirs too.
+      for (const path of ['/oauth/token', '/oauth/introspect']) {
+        const refused = await fetch(`${tessera.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
+        expect(refused.status).toBe(403);
+      }
+      const endpointReasons = tessera.logs.lines.map((line) => JSON.parse(line) as { msg?: string; detail?: string }).filter((line) => /refused/.test(line.msg ?? '') && line.detail);
+      expect(endpointReasons.map((line) => line.msg)).toEqual(['token request refused: HTTPS is required', 'introspection request refused']);
+      for (const line of endpointReasons) expect(line.detail).toMatch(/came over plain http from 127\.0\.0\.1 without X-Forwarded-Proto/);
+      expect(tessera.logs.text).not.toContain(token);
+    });
   });
 });

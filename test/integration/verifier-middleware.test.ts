@@ -275,12 +275,22 @@ describe('tessera/verifier: the resource-server middleware', () => {
     expect((await call(api, '/records', { authorization: `Bearer ${tokens.access_token}` })).status).toBe(200);
   });
 
-  it('takes the API-key pair only with a personal token of the user it names', async () => {
+  it('takes the API-key pair only with a personal token of the user it names, by username or e-mail in any case (APTrust sends the e-mail)', async () => {
     const api = await startApi({ apiKeyHeader: 'X-Pharos-API-Key', apiUserHeader: 'X-Pharos-API-User' });
-    expect((await call(api, '/records', { 'x-pharos-api-user': 'curator', 'x-pharos-api-key': pat })).status).toBe(200);
-    await tessera.core.accounts.createUser({ username: 'someone', password: 'someone-password', scopes: ['read'] }, by);
+    for (const named of ['curator', 'CuRaToR', 'curator@example.org', 'Curator@Example.ORG']) {
+      const accepted = await call(api, '/whoami', { 'x-pharos-api-user': named, 'x-pharos-api-key': pat });
+      expect({ named, status: accepted.status }).toEqual({ named, status: 200 });
+      // The e-mail serves the check only: the principal is what it always was.
+      expect(accepted.body).toMatchObject({ sub: curatorId, username: 'curator', tokenType: 'personal_access_token', source: 'api_key' });
+      expect(JSON.stringify(accepted.body)).not.toContain('example.org');
+      // Tessera's own forward-auth agrees on every one of them.
+      expect((await fetch(`${issuer}/auth/verify`, { headers: { 'x-api-user': named, 'x-api-key': pat } })).status).toBe(200);
+    }
+    await tessera.core.accounts.createUser({ username: 'someone', email: 'someone@example.org', password: 'someone-password', scopes: ['read'] }, by);
     const wrong: Record<string, string>[] = [
       { 'x-pharos-api-user': 'someone', 'x-pharos-api-key': pat },
+      { 'x-pharos-api-user': 'someone@example.org', 'x-pharos-api-key': pat },
+      { 'x-pharos-api-user': 'curator@example.org.evil', 'x-pharos-api-key': pat },
       { 'x-pharos-api-user': 'nobody', 'x-pharos-api-key': pat },
       { 'x-pharos-api-key': pat },
       { 'x-pharos-api-user': 'curator', 'x-pharos-api-key': session },

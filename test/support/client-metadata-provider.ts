@@ -24,6 +24,6 @@ export async function providerReadingClients(findOidcMetadata: (clientId: string
     scopes: ['openid', 'offline_access', ...apiScopes],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true }, clientCredentials: { enabled: true }, introspection: { enabled: true }, revocation: { enabled: true } },
-    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect'] },
   });
 }

@@ -72,6 +72,7 @@ interface TesseraClient {
   tessera_kind?: string;
   tessera_default_resource?: string;
   tessera_access_token_ttl?: number;
+  tessera_may_introspect?: boolean;
 }
 
 /**
@@ -169,7 +170,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     // a user flow asking for one its client may not have is invalid_scope.
     scopes: [...PROTOCOL_SCOPES, ...catalog],
     claims: { openid: ['sub', 'preferred_username'] },
-    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect'] },
     routes: OIDC_ROUTES,
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
@@ -190,7 +191,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // oidc-provider; src/routes/oauth/introspection-endpoint.ts answers them ahead of express.
       introspection: {
         enabled: true,
-        allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
+        allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_may_introspect === true,
       },
       userinfo: { enabled: false },
       // Not advertised, no bound tokens: the token endpoint refuses DPoP proofs (token-endpoint.ts)

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { sendRawError } from '../../http/error-response.ts';
-import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
+import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, requestIdOf, type RawHandler } from '../../http/raw-http.ts';
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import type { FailedLookupLimiter } from '../../introspection/failed-lookup-limiter.ts';
@@ -35,6 +35,7 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     scope: active.scopes.join(' '),
     ...(active.clientId ? { client_id: active.clientId } : {}),
     ...(active.username ? { username: active.username } : {}),
+    ...(active.email ? { email: active.email } : {}),
     sub: active.sub,
     ...(active.kind === 'refresh_token' ? {} : { token_type: 'Bearer' }),
     credential_kind: active.kind,
@@ -99,7 +100,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
     if (req.method !== 'POST') throw new OAuthError(405, 'invalid_request', 'use POST', { headers: { Allow: 'POST' } });
-    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required');
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required', { detail: plainHttpReason(req, deps.trustsProxy) });
     const params = await readForm(req, limit);
     assertNoRepeats(params);
     // What memory answers comes at once, not as a promise: nothing to await.
@@ -132,7 +133,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
       if (res.headersSent) return;
       const sent = sendRawError(res, error, { requestId, logger, headers: securityHeaders, failure: 'introspection failed', fallback: UNAVAILABLE });
       // (A limited caller's refusals are not logged one by one: its limit was, once.)
-      if (sent !== UNAVAILABLE && sent.status !== 429) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
+      if (sent !== UNAVAILABLE && sent.status !== 429) logger.info({ reqId: requestId, status: sent.status, reason: sent.message, ...(sent.detail ? { detail: sent.detail } : {}) }, 'introspection request refused');
     });
   };
 }

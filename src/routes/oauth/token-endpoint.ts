@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { sendRawError } from '../../http/error-response.ts';
-import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
 import { replayRequestBody } from '../../oauth/provider/internals.ts';
@@ -72,7 +72,11 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string) {
-    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) throw new OAuthError(403, 'invalid_request', 'HTTPS is required');
+    if (httpsRequired && !isSecureRequest(req, deps.trustsProxy)) {
+      const detail = plainHttpReason(req, deps.trustsProxy);
+      deps.logger.warn({ reqId: requestId, detail }, 'token request refused: HTTPS is required');
+      throw new OAuthError(403, 'invalid_request', 'HTTPS is required', { detail });
+    }
     if (req.headers.dpop !== undefined) throw DPOP_REFUSED;
     let form: URLSearchParams | undefined;
     if (req.method === 'POST' && isFormRequest(req)) {

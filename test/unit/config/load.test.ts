@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, loadConfig, redactConfig } from '../../../src/config/load.ts';
+import { fromDeclared } from '../../../src/clients/client.ts';
 
 describe('loadConfig', () => {
   it('gives the documented defaults with an empty environment', () => {
@@ -47,6 +48,16 @@ describe('loadConfig', () => {
   it('checks declared clients against the scope catalog and their kind', () => {
     const file = { clients: [{ clientId: 'svc', name: 'Service', kind: 'service', scopes: ['read', 'nope'] }] };
     expect(() => loadConfig({ env: {}, overrides: file })).toThrow(/clients\.0\.secretSha256: is required for a service client[\s\S]*clients\.0\.scopes\.1: "nope" is not in the scope catalog/);
+  });
+
+  it('lets a declared service client be granted introspection, and no device or web client', () => {
+    const digest = 'a'.repeat(64);
+    const granted = loadConfig({ env: {}, overrides: { clients: [{ clientId: 'svc', name: 'Service', kind: 'service', secretSha256: digest, scopes: ['read'], mayIntrospect: true }] } });
+    expect(fromDeclared(granted.clients[0]!).mayIntrospect).toBe(true);
+    const plain = loadConfig({ env: {}, overrides: { clients: [{ clientId: 'svc', name: 'Service', kind: 'service', secretSha256: digest, scopes: ['read'] }] } });
+    expect(fromDeclared(plain.clients[0]!).mayIntrospect).toBe(false);
+    const web = { clientId: 'web', name: 'Web', kind: 'web', secretSha256: digest, scopes: ['read'], redirectUris: ['https://app.example.org/cb'], mayIntrospect: true };
+    expect(() => loadConfig({ env: {}, overrides: { clients: [web] } })).toThrow(/clients\.0\.mayIntrospect: only service clients may be granted introspection/);
   });
 
   it('keeps the introspection cache shorter than the session idle timeout', () => {

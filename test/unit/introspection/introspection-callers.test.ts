@@ -12,9 +12,9 @@ import { isPromise, type Awaitable } from '../../../src/shared/awaitable.ts';
 
 const SECRET = 'tsr_cs_records-api-secret';
 const clients = new Map<string, CallerMetadata>([
-  ['records-api', { client_id: 'records-api', tessera_kind: 'resource_server', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret(SECRET) }],
+  ['records-api', { client_id: 'records-api', tessera_kind: 'resource_server', tessera_may_introspect: true, token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret(SECRET) }],
   ['harvester', { client_id: 'harvester', tessera_kind: 'service', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret(SECRET) }],
-  ['odd id', { client_id: 'odd id', tessera_kind: 'resource_server', token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret('p@ss+word') }],
+  ['odd id', { client_id: 'odd id', tessera_kind: 'resource_server', tessera_may_introspect: true, token_endpoint_auth_method: 'client_secret_basic', client_secret: digestClientSecret('p@ss+word') }],
 ]);
 const inMemory = new Set(clients.keys());
 
@@ -122,7 +122,7 @@ describe('introspection callers: decided at once from memory', () => {
       expect(outcome(() => callers.authenticate(basic('records-api', 'tsr_cs_the-new-secret'), none))).toEqual({ client: 'records-api' });
 
       // Demoted from resource server: a new record again, refused although the secret matches.
-      clients.set('records-api', { ...original, tessera_kind: 'service' });
+      clients.set('records-api', { ...original, tessera_kind: 'service', tessera_may_introspect: undefined });
       expect(outcome(() => callers.authenticate(header, none))).toMatchObject({ status: 401, error: 'invalid_client' });
 
       // Back as it was, then dropped from memory: undecided, not answered from what was remembered.
