@@ -1,0 +1,96 @@
+import { Server as NetServer, type Socket } from 'node:net';
+import type { Server, ServerResponse } from 'node:http';
+import type { RawHandler } from './raw-http.ts';
+
+/**
+ * How long a keep-alive connection must stay quiet, once draining, before it is closed. HTTP/1.1
+ * cannot tell an idle client "don't send": closing the moment a connection is idle resets the
+ * request its client is sending at that moment. A client that sends within this time gets its
+ * answer with `Connection: close` instead (docs/production.md#restarts-and-draining).
+ */
+export const DRAIN_IDLE_QUIET_MS = 1000;
+
+export interface ConnectionDrain {
+  /** `handler` behind the drain's bookkeeping: while draining, every answer says `Connection: close`. */
+  handle(handler: RawHandler): RawHandler;
+  /**
+   * Stops accepting; answers in flight finish with `Connection: close`, quiet connections are
+   * closed. 'drained' once no connection is left; 'timeout' after `graceMs`, when the rest are cut.
+   */
+  drain(graceMs: number): Promise<'drained' | 'timeout'>;
+}
+
+interface ConnectionState {
+  /** Answers not yet finished on this connection (more than one only with pipelining). */
+  answering: Set<ServerResponse>;
+  quietTimer?: NodeJS.Timeout;
+}
+
+/** Graceful drain for a node:http server under keep-alive load. */
+export function createConnectionDrain(server: Server, options: { idleQuietMs?: number } = {}): ConnectionDrain {
+  const idleQuietMs = options.idleQuietMs ?? DRAIN_IDLE_QUIET_MS;
+  const connections = new Map<Socket, ConnectionState>();
+  let draining = false;
+
+  const closeWhenQuiet = (socket: Socket, state: ConnectionState) => {
+    clearTimeout(state.quietTimer);
+    state.quietTimer = setTimeout(() => {
+      if (state.answering.size === 0) socket.destroy();
+    }, idleQuietMs);
+  };
+
+  server.on('connection', (socket: Socket) => {
+    const state: ConnectionState = { answering: new Set() };
+    connections.set(socket, state);
+    socket.once('close', () => {
+      clearTimeout(state.quietTimer);
+      connections.delete(socket);
+    });
+    if (draining) closeWhenQuiet(socket, state);
+  });
+
+  return {
+    handle(handler) {
+      return (req, res) => {
+        const socket = req.socket;
+        const state = connections.get(socket);
+        if (state) {
+          state.answering.add(res);
+          if (draining) clearTimeout(state.quietTimer);
+          res.once('close', () => {
+            state.answering.delete(res);
+            if (draining && state.answering.size === 0 && !socket.destroyed) closeWhenQuiet(socket, state);
+          });
+        }
+        if (draining) res.setHeader('Connection', 'close');
+        handler(req, res);
+      };
+    },
+
+    drain(graceMs) {
+      draining = true;
+      // net.Server's close, not http.Server's: the latter also closes every idle connection at
+      // once, resetting the requests their clients are sending right then.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      for (const [socket, state] of connections) {
+        for (const res of state.answering) if (!res.headersSent) res.setHeader('Connection', 'close');
+        if (state.answering.size === 0) closeWhenQuiet(socket, state);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      return Promise.race([closed.then(() => 'drained' as const), grace]).then(async (result) => {
+        clearTimeout(timer);
+        if (result === 'timeout') {
+          server.closeAllConnections();
+          await closed;
+        }
+        // http.Server's own close, now that nothing is left to close, stops its timer that checks
+        // connections (which would otherwise keep the server in memory).
+        server.close();
+        return result;
+      });
+    },
+  };
+}
