@@ -10,6 +10,7 @@ import type { Config } from './config/schema.ts';
 import { openCore, type OnlineCore } from './core.ts';
 import { createApp } from './http/app.ts';
 import { createConnectionDrain, type ConnectionDrain } from './http/connection-drain.ts';
+import { createIssuerSelfCheck, type IssuerCheckResult, type IssuerSelfCheck } from './http/issuer-self-check.ts';
 import { withFastRoutes } from './http/raw-http.ts';
 import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
@@ -41,6 +42,8 @@ export interface RunningTessera {
   ephemeral: EphemeralStore;
   /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
   introspectionCache: { stats(): CredentialCacheStats };
+  /** The start's check that the issuer leads to this process (not awaited by the start; it warns if not). */
+  issuerCheck: Promise<IssuerCheckResult>;
   /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
@@ -152,7 +155,12 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): { server: Server; connections: ConnectionDrain } {
+function buildServer(
+  core: OnlineCore,
+  oauth: OAuthParts,
+  issuerCheck: IssuerSelfCheck,
+  onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined,
+): { server: Server; connections: ConnectionDrain } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
@@ -176,7 +184,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answe
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: onTokenAnswer });
   const server = createServer();
   const connections = createConnectionDrain(server);
-  server.on('request', connections.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app)));
+  server.on('request', connections.handle(issuerCheck.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app))));
   server.keepAliveTimeout = 65_000;
   return { server, connections };
 }
@@ -220,6 +228,8 @@ export interface StartOptions {
   clock?: () => number;
   /** Told who answered each token request (Tessera or oidc-provider), once it is answered. */
   onTokenAnswer?: (answer: TokenAnswerEvent) => void;
+  /** How long the start's issuer check waits for an answer (http/issuer-self-check.ts). */
+  issuerCheckTimeoutMs?: number;
 }
 
 /** Wires every real dependency, creates the first admin if needed, and listens. */
@@ -232,8 +242,15 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     await greetFirstAdmin(core);
     return buildOAuth(core, subscriptions, options.clock);
   });
-  const { server, connections } = buildServer(core, oauth, options.onTokenAnswer);
+  const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
+  const { server, connections } = buildServer(core, oauth, issuerSelfCheck, options.onTokenAnswer);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
-  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(connections, core, subscriptions) };
+  const stopChecking = new AbortController();
+  const drain = drainer(connections, core, subscriptions);
+  const stop = () => {
+    stopChecking.abort();
+    return drain();
+  };
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, issuerCheck: issuerSelfCheck.run(url, stopChecking.signal), stop };
 }
