@@ -3,7 +3,8 @@ import type { Server, ServerResponse } from 'node:http';
 import type { RawHandler } from './raw-http.ts';
 
 /**
- * How long a keep-alive connection must stay quiet, once draining, before it is closed. HTTP/1.1
+ * How long a keep-alive connection must have been quiet, once draining, before it is closed
+ * (at once when it already has been at the signal). HTTP/1.1
  * cannot tell an idle client "don't send": closing the moment a connection is idle resets the
  * request its client is sending at that moment. A client that sends within this time gets its
  * answer with `Connection: close` instead (docs/production.md#restarts-and-draining).
@@ -23,24 +24,42 @@ export interface ConnectionDrain {
 interface ConnectionState {
   /** Answers not yet finished on this connection (more than one only with pipelining). */
   answering: Set<ServerResponse>;
+  /** When its last answer finished (or it opened), on `now`'s clock. */
+  idleSince: number;
   quietTimer?: NodeJS.Timeout;
 }
 
 /** Graceful drain for a node:http server under keep-alive load. */
-export function createConnectionDrain(server: Server, options: { idleQuietMs?: number } = {}): ConnectionDrain {
-  const idleQuietMs = options.idleQuietMs ?? DRAIN_IDLE_QUIET_MS;
+export function createConnectionDrain(server: Server, options: { idleQuietMs?: number; now?: () => number } = {}): ConnectionDrain {
+  const { idleQuietMs = DRAIN_IDLE_QUIET_MS, now = () => performance.now() } = options;
   const connections = new Map<Socket, ConnectionState>();
   let draining = false;
 
+  /** Closes an idle connection once it has been quiet for idleQuietMs (at once if it has been already). */
   const closeWhenQuiet = (socket: Socket, state: ConnectionState) => {
     clearTimeout(state.quietTimer);
-    state.quietTimer = setTimeout(() => {
-      if (state.answering.size === 0) socket.destroy();
-    }, idleQuietMs);
+    const wait = idleQuietMs - (now() - state.idleSince);
+    if (wait <= 0) socket.destroy();
+    else {
+      state.quietTimer = setTimeout(() => {
+        if (state.answering.size === 0) socket.destroy();
+      }, wait);
+    }
   };
 
+  // One listener for every answer: nothing is allocated per request.
+  function answered(this: ServerResponse) {
+    const socket = this.req.socket;
+    const state = connections.get(socket);
+    if (!state) return;
+    state.answering.delete(this);
+    if (state.answering.size > 0) return;
+    state.idleSince = now();
+    if (draining && !socket.destroyed) closeWhenQuiet(socket, state);
+  }
+
   server.on('connection', (socket: Socket) => {
-    const state: ConnectionState = { answering: new Set() };
+    const state: ConnectionState = { answering: new Set(), idleSince: now() };
     connections.set(socket, state);
     socket.once('close', () => {
       clearTimeout(state.quietTimer);
@@ -52,15 +71,11 @@ export function createConnectionDrain(server: Server, options: { idleQuietMs?: n
   return {
     handle(handler) {
       return (req, res) => {
-        const socket = req.socket;
-        const state = connections.get(socket);
+        const state = connections.get(req.socket);
         if (state) {
           state.answering.add(res);
+          res.on('close', answered);
           if (draining) clearTimeout(state.quietTimer);
-          res.once('close', () => {
-            state.answering.delete(res);
-            if (draining && state.answering.size === 0 && !socket.destroyed) closeWhenQuiet(socket, state);
-          });
         }
         if (draining) res.setHeader('Connection', 'close');
         handler(req, res);

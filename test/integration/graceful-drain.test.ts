@@ -190,7 +190,9 @@ describe('SIGTERM under keep-alive load', () => {
       client([introspect, health]),
       client([introspect, devicePoll, introspect]),
       client([health, introspect], { pauseMs: 150 }),
-      client([devicePoll], { pauseMs: 1000 }),
+      // Polls more than the drain's quiet period apart, so its connection is closed while idle
+      // (a pause of exactly the quiet period would race that close, as with any HTTP/1.1 server).
+      client([devicePoll], { pauseMs: 1300 }),
     ];
     const [code] = await exited;
     const exitMs = Date.now() - signalledAt!;

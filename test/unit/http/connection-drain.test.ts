@@ -16,12 +16,12 @@ describe('connection drain', () => {
   let releaseSlow: () => void;
   let slowArrived: Promise<void>;
 
-  async function start(idleQuietMs = QUIET_MS) {
+  async function start(idleQuietMs = QUIET_MS, now?: () => number) {
     let arrived!: () => void;
     slowArrived = new Promise((resolve) => (arrived = resolve));
     const released = new Promise<void>((resolve) => (releaseSlow = resolve));
     server = createServer();
-    drain = createConnectionDrain(server, { idleQuietMs });
+    drain = createConnectionDrain(server, { idleQuietMs, ...(now ? { now } : {}) });
     server.on(
       'request',
       drain.handle((req, res) => {
@@ -75,6 +75,15 @@ describe('connection drain', () => {
     expect(res.headers.connection).toBe('keep-alive');
     await expect(drain.drain(60_000)).resolves.toBe('drained');
     expect(server.listening).toBe(false);
+  });
+
+  it('closes at once a connection that has been quiet for longer than the quiet period', async () => {
+    let clock = 0;
+    // A quiet period far longer than the test: only the clock can have made the connection quiet.
+    await start(600_000, () => clock);
+    await get('/fast');
+    clock += 600_000;
+    await expect(drain.drain(600_000)).resolves.toBe('drained');
   });
 
   it('answers a request arriving on an open connection while draining, with Connection: close', async () => {
