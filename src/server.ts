@@ -44,7 +44,7 @@ export interface RunningTessera {
   introspectionCache: { stats(): CredentialCacheStats };
   /** The start's check that the issuer leads to this process (not awaited by the start; it warns if not). */
   issuerCheck: Promise<IssuerCheckResult>;
-  /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
+  /** Ends the issuer check, stops accepting, drains (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
 
@@ -232,7 +232,7 @@ export interface StartOptions {
   issuerCheckTimeoutMs?: number;
 }
 
-/** Wires every real dependency, creates the first admin if needed, and listens. */
+/** Wires every real dependency, creates the first admin if needed, listens, then checks (not awaited) that the issuer leads here. */
 export async function startTessera(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningTessera> {
   const ephemeral = await openEphemeralStore(config, logger);
   const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options }));

@@ -3,11 +3,11 @@ import type { Server, ServerResponse } from 'node:http';
 import type { RawHandler } from './raw-http.ts';
 
 /**
- * How long a keep-alive connection must have been quiet, once draining, before it is closed
- * (at once when it already has been at the signal). HTTP/1.1
- * cannot tell an idle client "don't send": closing the moment a connection is idle resets the
- * request its client is sending at that moment. A client that sends within this time gets its
- * answer with `Connection: close` instead (docs/production.md#restarts-and-draining).
+ * How long a keep-alive connection must have been quiet, once draining, before it is closed (at
+ * once if it already has been at the signal). HTTP/1.1 cannot tell an idle client "don't send":
+ * closing a connection the moment it is idle resets the request its client is sending right then.
+ * A client that sends within this time gets its answer with `Connection: close` instead
+ * (docs/production.md#restarts-and-draining).
  */
 export const DRAIN_IDLE_QUIET_MS = 1000;
 
