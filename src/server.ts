@@ -9,6 +9,8 @@ import { resolveSecrets } from './config/secrets.ts';
 import type { Config } from './config/schema.ts';
 import { openCore, type OnlineCore } from './core.ts';
 import { createApp } from './http/app.ts';
+import { createConnectionDrain, type ConnectionDrain } from './http/connection-drain.ts';
+import { createIssuerSelfCheck, type IssuerCheckResult, type IssuerSelfCheck } from './http/issuer-self-check.ts';
 import { withFastRoutes } from './http/raw-http.ts';
 import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
@@ -41,7 +43,9 @@ export interface RunningTessera {
   ephemeral: EphemeralStore;
   /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
   introspectionCache: { stats(): CredentialCacheStats };
-  /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
+  /** The start's check that the issuer leads to this process (not awaited by the start; it warns if not). */
+  issuerCheck: Promise<IssuerCheckResult>;
+  /** Ends the issuer check, stops accepting, drains (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
 
@@ -156,7 +160,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, options: StartOptions): Server {
+function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, options: StartOptions): { server: Server; connections: ConnectionDrain } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
@@ -180,9 +184,11 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, options: StartOptions)
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);
   const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy, failedLookups: createFailedLookupLimiter(failedLookupLimit) });
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });
-  const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app));
+  const server = createServer();
+  const connections = createConnectionDrain(server);
+  server.on('request', connections.handle(issuerCheck.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app))));
   server.keepAliveTimeout = 65_000;
-  return server;
+  return { server, connections };
 }
 
 async function listen(server: Server, config: Config): Promise<string> {
@@ -198,23 +204,21 @@ async function listen(server: Server, config: Config): Promise<string> {
   return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 }
 
-/** Stops accepting, waits up to the grace period for requests in flight, then closes everything. */
-function drainer(server: Server, core: OnlineCore, subscriptions: Subscription[]): () => Promise<void> {
+/**
+ * Stops accepting and drains (http/connection-drain.ts): answers in flight end with
+ * `Connection: close`, quiet connections are closed, and the stores close as soon as no
+ * connection is left, or once the grace period is over.
+ */
+function drainer(connections: ConnectionDrain, core: OnlineCore, subscriptions: Subscription[]): () => Promise<void> {
   const { config, logger } = core;
   let stopping: Promise<void> | undefined;
   const drain = async () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), config.http.shutdownGraceMs);
-    });
-    if ((await Promise.race([closed, grace])) === 'timeout') {
-      logger.warn({ graceMs: config.http.shutdownGraceMs }, 'requests still in flight after the grace period; closing their connections');
-      server.closeAllConnections();
-      await closed;
+    const started = Date.now();
+    if ((await connections.drain(config.http.shutdownGraceMs)) === 'timeout') {
+      logger.warn({ graceMs: config.http.shutdownGraceMs }, 'requests still in flight after the grace period; closed their connections');
+    } else {
+      logger.info({ ms: Date.now() - started }, 'drained: no request in flight');
     }
-    clearTimeout(timer);
     await Promise.allSettled(subscriptions.map((s) => s.close()));
     await Promise.allSettled([core.ephemeral.close(), core.database.close()]);
     logger.info('Tessera stopped');
@@ -226,9 +230,11 @@ export interface StartOptions {
   clock?: () => number;
   /** Told who answered each token request (Tessera or oidc-provider), once it is answered. */
   onTokenAnswer?: (answer: TokenAnswerEvent) => void;
+  /** How long the start's issuer check waits for an answer (http/issuer-self-check.ts). */
+  issuerCheckTimeoutMs?: number;
 }
 
-/** Wires every real dependency, creates the first admin if needed, and listens. */
+/** Wires every real dependency, creates the first admin if needed, listens, then checks (not awaited) that the issuer leads here. */
 export async function startTessera(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningTessera> {
   const ephemeral = await openEphemeralStore(config, logger);
   const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options }));
@@ -238,8 +244,15 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     await greetFirstAdmin(core);
     return buildOAuth(core, subscriptions, options.clock);
   });
-  const server = buildServer(core, oauth, options);
+  const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
+  const { server, connections } = buildServer(core, oauth, issuerSelfCheck, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
-  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(server, core, subscriptions) };
+  const stopChecking = new AbortController();
+  const drain = drainer(connections, core, subscriptions);
+  const stop = () => {
+    stopChecking.abort();
+    return drain();
+  };
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, issuerCheck: issuerSelfCheck.run(url, stopChecking.signal), stop };
 }

@@ -29,7 +29,7 @@ export interface TestTessera extends RunningTessera {
  * Starts a real Tessera in this process on a free port, configured like production apart from
  * what `env` says. Light argon2 parameters keep tests quick.
  */
-export async function startTestTessera(env: Record<string, string>, overrides: Record<string, unknown> = {}, options: { clock?: () => number; logLevel?: string } = {}): Promise<TestTessera> {
+export async function startTestTessera(env: Record<string, string>, overrides: Record<string, unknown> = {}, options: { clock?: () => number; logLevel?: string; issuerCheckTimeoutMs?: number } = {}): Promise<TestTessera> {
   const config = loadConfig({
     overrides,
     env: { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...RUN_SETTINGS, ...env },
