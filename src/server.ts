@@ -139,6 +139,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     jwks: await signingKeys.loadJwks(),
     cookieKeys: secrets.cookieKeys,
     ephemeral,
+    ...clocked,
   });
   const tokenRequestCheck = createTokenRequestCheck({
     devicePolls,
