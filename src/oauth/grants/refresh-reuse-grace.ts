@@ -124,6 +124,28 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
       const answerKey = oidcKeys.reuseAnswer(digest);
       const claimKey = oidcKeys.rotationClaim(digest);
       const keys = [answerKey, claimKey, oidcKeys.payload('RefreshToken', digest)];
+
+      /** Rotates under the claim taken at `at`, and keeps the answer for the grace. */
+      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number): Promise<TokenAnswerBody> {
+        let body: TokenAnswerBody;
+        try {
+          body = await issue();
+        } catch (error) {
+          // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
+          await store.del(claimKey);
+          throw error;
+        }
+        // Kept once, never overwritten or extended: its grace counts from the claim.
+        await store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true });
+        return body;
+      }
+      const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+
+      // The usual refresh first: a token nobody has claimed is claimed in one step.
+      if (rotate) {
+        const at = clock();
+        if (await claim(at)) return rotateClaimed(rotate, at);
+      }
       const waitUntil = performance.now() + waitMs;
       let pause = FIRST_PAUSE_MS;
       for (;;) {
@@ -150,18 +172,7 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         if (!rotate) return null;
         // An unknown token claims nothing: the rotation only refuses it.
         if (payload === null) return rotate();
-        if (!(await store.set(claimKey, String(now), { ttlMs, onlyIfAbsent: true }))) continue;
-        let body: TokenAnswerBody;
-        try {
-          body = await rotate();
-        } catch (error) {
-          // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
-          await store.del(claimKey);
-          throw error;
-        }
-        // Kept once, never overwritten or extended: its grace counts from the claim.
-        await store.set(answerKey, sealAnswer(value, clientId, now, body), { ttlMs, onlyIfAbsent: true });
-        return body;
+        if (await claim(now)) return rotateClaimed(rotate, now);
       }
     },
   };
