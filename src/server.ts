@@ -148,6 +148,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
     ephemeral,
+    ...clocked,
   });
   const tokenRequestCheck = createTokenRequestCheck({
     devicePolls,

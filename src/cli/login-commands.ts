@@ -154,6 +154,9 @@ async function login(options: Options, io: LoginCommandIo): Promise<LoginCommand
 
 async function token(options: Options, io: LoginCommandIo): Promise<LoginCommandOutcome> {
   const auth = new SavedDeviceGrantAuth({ profile: options.profile, file: defaultCredentialsPath(io.env), clock: io.clock });
+  // Asked of the issuer first, as whoami asks: a token still fresh by the clock here may belong to
+  // a login the issuer has ended. A refused one is refreshed; a refused refresh is login_required.
+  await auth.identity();
   io.out(`${await auth.getAccessToken()}\n`);
   return 'ok';
 }

@@ -55,6 +55,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_COOKIE_KEYS: { path: ['secrets', 'cookieKeys'], kind: 'list', secret: true },
   TESSERA_ACCESS_TOKEN_TTL: { path: ['oauth', 'accessTokenTtlSeconds'], kind: 'int' },
   TESSERA_REFRESH_TOKEN_TTL: { path: ['oauth', 'refreshTokenTtlSeconds'], kind: 'int' },
+  TESSERA_REFRESH_REUSE_GRACE_SECONDS: { path: ['oauth', 'refreshTokenReuseGraceSeconds'], kind: 'int' },
   TESSERA_DEVICE_CODE_TTL: { path: ['oauth', 'deviceCodeTtlSeconds'], kind: 'int' },
   TESSERA_DEVICE_POLL_INTERVAL: { path: ['oauth', 'devicePollIntervalSeconds'], kind: 'int' },
   TESSERA_SIGNING_ALG: { path: ['oauth', 'signingAlgorithm'], kind: 'string' },

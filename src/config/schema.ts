@@ -173,6 +173,11 @@ export const configSchema = z.object({
   oauth: z.object({
     accessTokenTtlSeconds: positiveInt.min(60).max(86400),
     refreshTokenTtlSeconds: positiveInt.min(300),
+    /**
+     * How long a just-rotated refresh token presented again gets the answer of its rotation again
+     * instead of revoking the login (0: never). Refresh rotation and its grace: docs/clients.md.
+     */
+    refreshTokenReuseGraceSeconds: z.number().int().min(0).max(300),
     deviceCodeTtlSeconds: positiveInt.min(60).max(3600),
     devicePollIntervalSeconds: positiveInt.max(60),
     userCodeAttemptsPerIpPerHour: positiveInt,

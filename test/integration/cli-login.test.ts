@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ClientCredentialsAuth, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '../../src/client/index.ts';
+import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '../../src/client/index.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
@@ -283,6 +283,28 @@ describe('tessera login, token, whoami and logout', () => {
     expect((await tessera(['whoami', '--profile', 'revoked'], env)).code).toBe(67);
   });
 
+  it('exits 67 from `tessera token`, as from whoami, once the server refuses the login, though its access token is fresh here', async () => {
+    expect((await loginApproved(['--issuer', issuer, '--profile', 'refused'])).code).toBe(0);
+    const login = (await saved()).refused!;
+    // The login ends at the server (here its refresh token is refused after a revocation); the
+    // saved access token still has most of its hour by the local clock.
+    const revoke = await fetch(`${issuer}/oauth/revoke`, { method: 'POST', body: new URLSearchParams({ client_id: 'tessera-cli', token: login.refreshToken!, token_type_hint: 'refresh_token' }) });
+    expect(revoke.status).toBe(200);
+    const refused = await fetch(`${issuer}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'tessera-cli', refresh_token: login.refreshToken! }) });
+    expect([refused.status, ((await refused.json()) as { error?: string }).error]).toEqual([400, 'invalid_grant']);
+    expect(Date.parse(login.expiresAt!) - Date.now()).toBeGreaterThan(30 * 60_000);
+
+    const token = await tessera(['token', '--profile', 'refused'], env);
+    expect(token.stdout).toBe('');
+    expect(token.stderr).toMatch(/the saved login \(profile "refused"\) has expired or was revoked: the server refused its refresh token: run `tessera login --profile refused` again\./);
+    expect(token.code).toBe(67);
+    const whoami = await tessera(['whoami', '--profile', 'refused'], env);
+    expect([whoami.code, whoami.stdout]).toEqual([67, '']);
+    expect(whoami.stderr).toMatch(/run `tessera login --profile refused`/);
+    // The dead tokens are gone from the profile; the issuer and client stay for the next login.
+    expect((await saved()).refused).toEqual({ issuer, clientId: 'tessera-cli', refreshToken: null, accessToken: null, expiresAt: null, scope: 'read' });
+  });
+
   it('exits 77 when the login is denied on the page, and still logs in without a browser to open', async () => {
     const denied = await loginApproved(['--issuer', issuer, '--profile', 'denied', '--open'], 'deny', { PATH: '/nonexistent' });
     expect(denied.stderr).toMatch(/Could not open a browser: no browser is known here \(set \$BROWSER, or install xdg-open\)\. Open the page yourself\./);
@@ -315,6 +337,15 @@ describe('tessera login, token, whoami and logout', () => {
     const unreachable = await tessera(['login', '--issuer', closed, '--profile', 'nowhere'], env);
     expect(unreachable.code).toBe(69);
     expect(unreachable.stderr).toMatch(new RegExp(`tessera: cannot reach ${closed} \\(ECONNREFUSED\\): check the issuer URL and the network\\.`));
+
+    // `tessera token` asks the issuer about the saved login too (as whoami does): 69 when it cannot.
+    await new CredentialsFile(credentialsPath()).update('offline', async () => ({
+      profile: { issuer: closed, clientId: 'tessera-cli', refreshToken: 'a-refresh-token', accessToken: 'an-access-token', expiresAt: new Date(Date.now() + 3_600_000).toISOString(), scope: 'read' },
+      result: undefined,
+    }));
+    const offline = await tessera(['token', '--profile', 'offline'], env);
+    expect([offline.code, offline.stdout]).toEqual([69, '']);
+    expect(offline.stderr).toMatch(new RegExp(`tessera: cannot reach ${closed} \\(.+\\): check the issuer URL and the network\\.`));
 
     const fresh = { ...env, XDG_CONFIG_HOME: join(home, 'empty') };
     const noIssuer = await tessera(['login'], fresh);

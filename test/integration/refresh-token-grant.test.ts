@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { basic, directPath, introspectAs, tokenRequest } from '../support/token-requests.ts';
+import { oidcDigest, oidcKeys } from '../../src/oauth/adapter/oidc-keys.ts';
+import { openAnswer } from '../../src/oauth/grants/refresh-reuse-grace.ts';
 
 // Refresh grants of public clients are issued by Tessera itself where oidc-provider would grant
 // them (src/oauth/grants/refresh-token-grant.ts), and by oidc-provider otherwise. The token
@@ -29,6 +32,10 @@ describe('refresh_token issued ahead of oidc-provider', () => {
   let tessera: TestTessera;
   let issuer: URL;
   let rs: string;
+  // Tessera's clock: the reuse grace is decided by it, so a test moves it instead of sleeping.
+  let offsetMs = 0;
+  const advance = (ms: number) => void (offsetMs += ms);
+  const graceMs = () => tessera.config.oauth.refreshTokenReuseGraceSeconds * 1000;
 
   const refresh = (form: Record<string, string> | URLSearchParams, headers: Record<string, string> = {}) => tokenRequest(tessera, form, headers);
 
@@ -48,8 +55,9 @@ describe('refresh_token issued ahead of oidc-provider', () => {
     issuer = new URL(`http://127.0.0.1:${port}`);
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' },
-      { oauth: { resources: { [OPAQUE_API]: { format: 'opaque' }, [JWT_API]: { format: 'jwt' } }, defaultResource: OPAQUE_API } },
-      { logLevel: 'debug' },
+      // Many device logins from one address: more than the user-code limit allows an hour.
+      { oauth: { resources: { [OPAQUE_API]: { format: 'opaque' }, [JWT_API]: { format: 'jwt' } }, defaultResource: OPAQUE_API, userCodeAttemptsPerIpPerHour: 1000 } },
+      { logLevel: 'debug', clock: () => Date.now() + offsetMs },
     );
     rs = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
     await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write'] }, by);
@@ -149,7 +157,9 @@ describe('refresh_token issued ahead of oidc-provider', () => {
     // None of those spent the token.
     const first = await refresh(form);
     expect([first.status, first.answeredBy]).toEqual([200, directPath(tessera)]);
-    // Reuse of a spent refresh token is oidc-provider's: refused, and the whole login revoked.
+    // Reuse of a spent refresh token after the reuse grace is oidc-provider's: refused, and the
+    // whole login revoked.
+    advance(graceMs());
     const reused = await refresh(form);
     expect([reused.status, reused.body.error, reused.answeredBy]).toEqual([400, 'invalid_grant', 'oidc-provider']);
     expect(await introspect(String(first.body.access_token))).toEqual({ active: false });
@@ -180,34 +190,177 @@ describe('refresh_token issued ahead of oidc-provider', () => {
     expect([answer.status, answer.body.error, answer.answeredBy]).toEqual([400, 'invalid_grant', 'oidc-provider']);
   });
 
-  it('lets one of many concurrent refreshes win; the others are refused alike, whichever path answered them', async () => {
+  /** openid-client for the public client `clientId`, noting who answered each of its token requests. */
+  async function openidClient(clientId: string) {
+    const config = await oidc.discovery(issuer, clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const answeredBy: (string | undefined)[] = [];
+    config[oidc.customFetch] = async (url, options) => {
+      const requestId = `oc-${Math.random().toString(36).slice(2)}`;
+      const response = await fetch(url, { ...options, headers: { ...options.headers, 'x-request-id': requestId } } as RequestInit);
+      if (new URL(url).pathname === '/oauth/token') {
+        // Read first: the observer is told once the answer is sent.
+        const body = await response.arrayBuffer();
+        answeredBy.push(tessera.tokenAnswers.get(requestId)?.answeredBy);
+        tessera.tokenAnswers.delete(requestId);
+        return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+      }
+      return response;
+    };
+    return { config, answeredBy };
+  }
+
+  /** A refresh as the direct path takes it, and one that names the resource (left to oidc-provider). */
+  const PATHS: Array<[string, Record<string, string>]> = [
+    ['as the direct path takes it', {}],
+    ['naming the resource, through oidc-provider', { resource: OPAQUE_API }],
+  ];
+  const pathOf = (params: Record<string, string>) => (params.resource ? 'oidc-provider' : directPath(tessera));
+  const tokensOf = (answer: oidc.TokenEndpointResponse) => ({ access_token: answer.access_token, refresh_token: answer.refresh_token, scope: answer.scope, token_type: answer.token_type });
+
+  it.each(PATHS)('answers a refresh retried within the reuse grace with the same tokens, and the login lives on (%s)', async (_, params) => {
     const tokens = await login('cli', 'read offline_access');
+    const { config, answeredBy } = await openidClient('cli');
+    const first = await oidc.refreshTokenGrant(config, tokens.refresh_token!, params);
+    // The answer was lost on the network: the client sends its refresh token again, late.
+    advance(graceMs() - 5000);
+    const again = await oidc.refreshTokenGrant(config, tokens.refresh_token!, params);
+    expect(tokensOf(again)).toEqual(tokensOf(first));
+    // Its lifetime counts from the rotation (seconds of Tessera's clock, and a few of the machine's).
+    const elapsed = first.expires_in! - again.expires_in!;
+    expect(elapsed).toBeGreaterThanOrEqual(graceMs() / 1000 - 5);
+    expect(elapsed).toBeLessThan(graceMs() / 1000 + 5);
+    expect(answeredBy).toEqual([pathOf(params), pathOf(params)]);
+    expect(await introspect(first.access_token)).toMatchObject({ active: true, username: 'alice' });
+    expect(await introspect(first.refresh_token!)).toMatchObject({ active: true });
+    const next = await oidc.refreshTokenGrant(config, first.refresh_token!, params);
+    expect(next.refresh_token).not.toBe(first.refresh_token);
+    expect(await introspect(next.access_token)).toMatchObject({ active: true, username: 'alice' });
+
+    // Once the successor has been used, the old token coming back is reuse, grace or not.
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!, params)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(await introspect(next.access_token)).toEqual({ active: false });
+  });
+
+  it.each(PATHS)('revokes the whole login when the rotated token comes back once the grace is over, replays or not (RFC 9700 §4.14.2) (%s)', async (_, params) => {
+    const tokens = await login('cli', 'read offline_access');
+    const { config, answeredBy } = await openidClient('cli');
+    const first = await oidc.refreshTokenGrant(config, tokens.refresh_token!, params);
+    advance(graceMs() - 1000);
+    expect(tokensOf(await oidc.refreshTokenGrant(config, tokens.refresh_token!, params))).toEqual(tokensOf(first));
+    // A replay does not extend the grace: it ends a grace after the rotation.
+    advance(1000);
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!, params)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(answeredBy).toEqual([pathOf(params), pathOf(params), 'oidc-provider']);
+    expect(await introspect(first.access_token)).toEqual({ active: false });
+    expect(await introspect(first.refresh_token!)).toEqual({ active: false });
+    await expect(oidc.refreshTokenGrant(config, first.refresh_token!, params)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it.each<[string, number, number]>([
+    ['2 at once, five times', 2, 5],
+    ['50 at once', 50, 1],
+  ])('gives concurrent refreshes of one token the same new tokens, whichever path takes them, and the login lives on: %s', async (_, count, rounds) => {
+    const { config } = await openidClient('cli');
     // Connections opened first, so that the refreshes arrive together rather than one per handshake.
-    await Promise.all(Array.from({ length: 30 }, () => fetch(new URL('/healthz', issuer)).then((res) => res.arrayBuffer())));
-    const answers = await Promise.all(Array.from({ length: 30 }, () => refresh({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: tokens.refresh_token! })));
-    const won = answers.filter((answer) => answer.status === 200);
-    const lost = answers.filter((answer) => answer.status !== 200);
-    expect(won).toHaveLength(1);
-    expect(lost).toHaveLength(29);
-    const byTessera = lost.filter((answer) => answer.answeredBy === 'tessera');
-    const byProvider = lost.filter((answer) => answer.answeredBy === 'oidc-provider');
-    expect(byTessera.length + byProvider.length).toBe(29);
-    if (directPath(tessera) === 'tessera') {
-      // Those that read the token before the winner consumed it lost the race at the consumption.
-      expect(byTessera.length).toBeGreaterThan(0);
-    } else {
-      expect(byProvider).toHaveLength(29);
+    await Promise.all(Array.from({ length: count }, () => fetch(new URL('/healthz', issuer)).then((res) => res.arrayBuffer())));
+    for (let round = 0; round < rounds; round += 1) {
+      const tokens = await login('cli', 'read offline_access');
+      // Every other one names the resource: oidc-provider's handler and the direct grant share one rotation.
+      const answers = await Promise.all(Array.from({ length: count }, (_unused, i) => oidc.refreshTokenGrant(config, tokens.refresh_token!, i % 2 ? { resource: OPAQUE_API } : {})));
+      expect(new Set(answers.map((answer) => JSON.stringify(tokensOf(answer)))).size).toBe(1);
+      const [answer] = answers;
+      expect(await introspect(answer!.access_token)).toMatchObject({ active: true, username: 'alice' });
+      const next = await oidc.refreshTokenGrant(config, answer!.refresh_token!);
+      expect(await introspect(next.access_token)).toMatchObject({ active: true, username: 'alice' });
     }
-    for (const answer of lost) expect([answer.status, answer.body]).toEqual([400, { error: 'invalid_grant', error_description: 'grant request is invalid' }]);
-    // The same answer, headers and all, as oidc-provider's own refusal of that token now.
-    const again = await refresh({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: tokens.refresh_token! });
-    expect([again.status, again.answeredBy]).toEqual([400, 'oidc-provider']);
-    const raced = byTessera[0] ?? byProvider[0]!;
-    expect(raced.headers).toEqual(again.headers);
-    expect(raced.body).toEqual(again.body);
+  });
+
+  it("keeps a rotation's answer for the grace only, readable only with the old refresh token, and gives it to no other client", async () => {
+    const tokens = await login('cli', 'read offline_access');
+    const old = tokens.refresh_token!;
+    const first = await refresh({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: old });
+    expect(first.status).toBe(200);
+    const issued = [String(first.body.access_token), String(first.body.refresh_token)];
+
+    const key = oidcKeys.reuseAnswer(oidcDigest(old));
+    const raw = await tessera.ephemeral.get(key);
+    expect(raw).not.toBeNull();
+    const kept = JSON.parse(raw!) as Parameters<typeof openAnswer>[1];
+    expect(Object.keys(kept).sort()).toEqual(['at', 'client', 'data', 'iv']);
+    expect(openAnswer(old, kept)).toEqual(first.body);
+    expect(openAnswer(issued[1]!, kept)).toBeNull();
+    expect(await tessera.ephemeral.ttl(key)).toBeLessThanOrEqual(graceMs() + 5000);
+
+    // No value in this run's store holds the new tokens as they were issued.
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        for (const name of keys) {
+          const type = await redis.type(name);
+          const values = type === 'string' ? [String(await redis.get(name))] : type === 'set' ? await redis.smembers(name) : [];
+          for (const value of values) for (const token of issued) expect(value.includes(token)).toBe(false);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+    } finally {
+      await redis.quit();
+    }
+
+    // Another client presenting the token is refused, and the login is not ended by it.
+    const stranger = await refresh({ grant_type: 'refresh_token', client_id: 'other-cli', refresh_token: old });
+    expect([stranger.status, stranger.body.error]).toEqual([400, 'invalid_grant']);
+    expect(await introspect(issued[0]!)).toMatchObject({ active: true });
+    const again = await refresh({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: old });
+    expect([again.status, again.body.access_token, again.body.refresh_token]).toEqual([200, ...issued]);
   });
 
   it('never writes a refresh token or an access token into the log', () => {
     expect(tessera.logs.text).not.toMatch(/"(access|refresh)_token"/);
+  });
+});
+
+describe('refresh_token with the reuse grace off (TESSERA_REFRESH_REUSE_GRACE_SECONDS=0)', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let tessera: TestTessera;
+  let issuer: URL;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await freePort();
+    issuer = new URL(`http://127.0.0.1:${port}`);
+    tessera = await startTestTessera({
+      PORT: String(port),
+      ISSUER: issuer.origin,
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      TESSERA_REDIS_PREFIX: prefix,
+      TESSERA_DEVICE_POLL_INTERVAL: '1',
+      TESSERA_REFRESH_REUSE_GRACE_SECONDS: '0',
+    });
+    await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read'] }, by);
+    await tessera.core.clients.create({ clientId: 'cli', name: 'Repository CLI', kind: 'device', scopes: ['read', 'offline_access'] }, by);
+  });
+  afterAll(async () => {
+    await tessera?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['as the direct path takes it', {}],
+    ['naming the resource, through oidc-provider', { resource: OPAQUE_API }],
+  ])('revokes the login at once when a rotated token comes back (%s)', async (_, params) => {
+    const config = await oidc.discovery(issuer, 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(config, { scope: 'read offline_access' });
+    await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password');
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, start);
+    const first = await oidc.refreshTokenGrant(config, tokens.refresh_token!, params);
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!, params)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.refreshTokenGrant(config, first.refresh_token!, params)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // Nothing is kept for a grace.
+    expect(await tessera.ephemeral.get(oidcKeys.reuseAnswer(oidcDigest(tokens.refresh_token!)))).toBeNull();
   });
 });

@@ -35,6 +35,10 @@ export const oidcKeys = {
   userCode: (model: string, userCode: string) => `oidc:userCode:{${oidcDigest(userCode)}}:${model}`,
   /** → d(id), for findByUid (sessions). */
   uid: (model: string, uid: string) => `oidc:uid:{${oidcDigest(uid)}}:${model}`,
+  /** oidc:{d(token)}:RefreshToken:rotation: when a refresh claimed the token's rotation (clock ms), for the reuse grace. */
+  rotationClaim: (digest: string) => `oidc:{${digest}}:RefreshToken:rotation`,
+  /** oidc:{d(token)}:RefreshToken:answer: its rotation's answer, encrypted under a key only the token's value gives. */
+  reuseAnswer: (digest: string) => `oidc:{${digest}}:RefreshToken:answer`,
   /** The set of payload keys issued under a grant. */
   grant: (grantId: string) => `oidc:grant:{${grantDigest(grantId)}}`,
   /** oidc:{d(jti)}:RevokedJwt: present while a revoked JWT access token without a grant would still verify (jwt-revocations.ts). */

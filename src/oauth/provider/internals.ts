@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Awaitable } from '../../shared/awaitable.ts';
-import type { AccessToken, Client, ClientCredentials, RefreshToken, ResourceServer, ResourceServerInstance } from 'oidc-provider';
+import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken, ResourceServer, ResourceServerInstance } from 'oidc-provider';
+// @ts-expect-error -- oidc-provider ships no types for its internal modules
+import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 
 // The only module in src/ that reaches past oidc-provider's documented API (its docs/README.md
 // and @types/oidc-provider). Reviewed against the version below; when it changes, re-read each
@@ -12,6 +14,7 @@ import type { AccessToken, Client, ClientCredentials, RefreshToken, ResourceServ
 //   - RefreshToken, AccessToken, ClientCredentials found, built and saved outside a request
 //   - how lib/shared/selective_body.js reads a request (`readable`, `iterator()`)
 //   - the wording of lib/actions/token.js's refusal of a grant type the client may not use
+//   - the grant handlers registered in the constructor (lib/helpers/weak_cache.js's grantTypeHandlers), one wrapped
 // Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
@@ -42,6 +45,21 @@ export function reuseClientsByMetadata(provider: Provider, peek: (clientId: stri
     if (client) built.set(metadata, client);
     return client;
   };
+}
+
+/** A grant type's handler inside oidc-provider's token endpoint (the client is authenticated, the parameters read). */
+export type GrantHandler = (ctx: KoaContextWithOIDC) => Promise<void>;
+
+/**
+ * Puts `wrap(original)` in place of oidc-provider's own handler of `grantType`, keeping its
+ * parameters. registerGrantType, the documented way, can replace a handler but not reach the one
+ * oidc-provider registered, which the wrapper calls.
+ */
+export function wrapGrantHandler(provider: Provider, grantType: string, wrap: (original: GrantHandler) => GrantHandler): void {
+  const internals = (readProviderInternals as (provider: Provider) => { grantTypeHandlers?: Map<string, GrantHandler> } | undefined)(provider);
+  const original = internals?.grantTypeHandlers?.get(grantType);
+  if (!internals?.grantTypeHandlers || !original) throw new Error(`oidc-provider ${REVIEWED_OIDC_PROVIDER_VERSION} registered no handler for ${grantType}: re-read wrapGrantHandler against the installed version`);
+  internals.grantTypeHandlers.set(grantType, wrap(original));
 }
 
 /** Replaces the replay check of client assertions: `unique` answers whether (iss, jti) is new, and claims it. */

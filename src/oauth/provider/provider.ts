@@ -13,6 +13,7 @@ import { claimClientAssertion } from '../adapter/assertion-replay.ts';
 import { createClientCredentialsGrant } from '../grants/client-credentials-grant.ts';
 import type { DirectGrant } from '../grants/direct-grant.ts';
 import { createRefreshTokenGrant } from '../grants/refresh-token-grant.ts';
+import { createRefreshReuseGrace, RotationInFlight, type RefreshReuseGrace, type TokenAnswerBody } from '../grants/refresh-reuse-grace.ts';
 import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
@@ -20,7 +21,7 @@ import { renderOAuthErrorPage } from './error-page.ts';
 import type { JSONWebKeySet } from 'jose';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
-import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
+import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, wrapGrantHandler } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -62,6 +63,8 @@ export interface ProviderDependencies {
   jwtRevocations: Pick<JwtRevocations, 'revoke'>;
   cookieKeys: string[];
   ephemeral: EphemeralStore;
+  /** Milliseconds since the epoch, for the refresh-token reuse grace. Default Date.now. */
+  clock?: () => number;
 }
 
 /** Tessera's own client metadata, kept by oidc-provider beside the standard members. */
@@ -283,6 +286,13 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     jwtRevocations: deps.jwtRevocations,
   });
 
+  // The refresh-token reuse grace on both paths: here inside oidc-provider's refresh_token
+  // handler (reuse detection happens in it), and in the direct refresh grant.
+  const reuseGrace = config.oauth.refreshTokenReuseGraceSeconds > 0
+    ? createRefreshReuseGrace({ store: deps.ephemeral, graceSeconds: config.oauth.refreshTokenReuseGraceSeconds, ...(deps.clock ? { clock: deps.clock } : {}) })
+    : undefined;
+  if (reuseGrace) wrapGrantHandler(provider, 'refresh_token', (original) => refreshWithGrace(reuseGrace, original));
+
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
@@ -346,8 +356,36 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     ? [
         createClientCredentialsGrant({ provider, knownScopes: new Set(configuration.scopes), defaultResource, resourceServerInfo }),
         // (Issues for the refresh token's granted resource, as useGrantedResource above says.)
-        createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo }),
+        createRefreshTokenGrant({ provider, findAccount, rotates: configuration.rotateRefreshToken === true, resourceServerInfo, reuseGrace }),
       ]
     : [];
   return { provider, devicePolls, directGrants };
+}
+
+/**
+ * oidc-provider's refresh_token handler inside the reuse grace: a token rotated within the grace
+ * gets its rotation's answer again, and of concurrent refreshes only one runs the handler (the
+ * others wait for its answer). Otherwise, and after the grace, the handler answers as it does
+ * (reuse revokes the grant). A DPoP request keeps the handler's own rules: a replayed answer would
+ * have to be checked against its proof's key.
+ */
+function refreshWithGrace(grace: RefreshReuseGrace, original: (ctx: KoaContextWithOIDC) => Promise<void>) {
+  return async (ctx: KoaContextWithOIDC): Promise<void> => {
+    const value = ctx.oidc.params?.refresh_token;
+    const clientId = ctx.oidc.client?.clientId;
+    if (typeof value !== 'string' || !clientId || ctx.get('dpop')) return original(ctx);
+    let answer: TokenAnswerBody | null;
+    try {
+      answer = await grace.answer(value, clientId, async () => {
+        await original(ctx);
+        return ctx.body as TokenAnswerBody;
+      });
+    } catch (error) {
+      if (!(error instanceof RotationInFlight)) throw error;
+      ctx.set('Retry-After', '1');
+      throw Object.assign(new errors.TemporarilyUnavailable(error.message), { status: 503, statusCode: 503 });
+    }
+    if (answer === null) return original(ctx);
+    ctx.body = answer;
+  };
 }

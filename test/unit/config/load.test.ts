@@ -85,6 +85,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { TESSERA_DIRECT_GRANTS: 'no' } })).toThrow(/TESSERA_DIRECT_GRANTS \(oauth\.directGrants\)/);
   });
 
+  it('reads the refresh-token reuse grace (60 s by default, 0 turns it off, at most 300) from TESSERA_REFRESH_REUSE_GRACE_SECONDS', () => {
+    expect(loadConfig({ env: {} }).oauth.refreshTokenReuseGraceSeconds).toBe(60);
+    expect(loadConfig({ env: { TESSERA_REFRESH_REUSE_GRACE_SECONDS: '0' } }).oauth.refreshTokenReuseGraceSeconds).toBe(0);
+    expect(loadConfig({ env: { TESSERA_REFRESH_REUSE_GRACE_SECONDS: '300' } }).oauth.refreshTokenReuseGraceSeconds).toBe(300);
+    expect(() => loadConfig({ env: { TESSERA_REFRESH_REUSE_GRACE_SECONDS: '301' } })).toThrow(/TESSERA_REFRESH_REUSE_GRACE_SECONDS \(oauth\.refreshTokenReuseGraceSeconds\)/);
+    expect(() => loadConfig({ env: { TESSERA_REFRESH_REUSE_GRACE_SECONDS: '-1' } })).toThrow(/TESSERA_REFRESH_REUSE_GRACE_SECONDS/);
+  });
+
   it('refuses unknown TESSERA_ variables, which are usually typos', () => {
     expect(() => loadConfig({ env: { TESSERA_REDIS_PREFX: 'x' } })).toThrow(/TESSERA_REDIS_PREFX: unknown setting/);
   });

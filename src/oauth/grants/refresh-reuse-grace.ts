@@ -1,0 +1,179 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { oidcDigest, oidcKeys } from '../adapter/oidc-keys.ts';
+
+// The refresh-token reuse grace: a rotated refresh token presented again within the grace gets the
+// answer of its rotation again instead of revoking the login (a retry whose answer was lost, or
+// concurrent refreshes of one token). Of concurrent refreshes one claims the rotation and the others
+// wait for its answer. The answer is kept encrypted under a key derived from the old token's value,
+// which Tessera does not keep: only someone presenting that token can read it, and only until the
+// grace ends. After the grace the caller detects reuse as before (RFC 9700 §4.14.2). Design and
+// reasoning: docs/design/oidc-adapter.md, "Refresh-token reuse grace".
+
+/** A token response as it was sent (access_token, refresh_token, expires_in, …). */
+export type TokenAnswerBody = Record<string, unknown>;
+
+/** Thrown when a concurrent rotation of the same token did not finish within the wait: try again shortly. */
+export class RotationInFlight extends Error {
+  constructor() {
+    super('a concurrent refresh of this refresh token is still being answered');
+    this.name = 'RotationInFlight';
+  }
+}
+
+export interface RefreshReuseGraceOptions {
+  store: EphemeralStore;
+  /** The grace in seconds (> 0). */
+  graceSeconds: number;
+  /** Milliseconds since the epoch: when a rotation happened, and whether its grace is over. Default Date.now. */
+  clock?: () => number;
+  /** How long a refresh waits for a concurrent rotation of its token to be answered (default 10 s). */
+  waitMs?: number;
+}
+
+export interface RefreshReuseGrace {
+  /**
+   * The answer to a refresh of `value` by the (authenticated) client `clientId`: within the grace
+   * of its rotation, that rotation's answer (waiting for it while it is in flight); otherwise, for
+   * a token not rotated before, `rotate()`'s answer, which is then kept for the grace. Null when
+   * the token was rotated and its grace is over, or its successor has been used since, or there is
+   * no answer `clientId` may have, or `rotate` is not given and nothing was kept: the caller then
+   * answers as without a grace (reuse revokes the login).
+   */
+  answer(value: string, clientId: string, rotate?: () => Promise<TokenAnswerBody>): Promise<TokenAnswerBody | null>;
+}
+
+/** Keys live this much longer than the grace in the store; the grace itself is decided by the clock. */
+const STORE_MARGIN_MS = 5000;
+const DEFAULT_WAIT_MS = 10_000;
+const FIRST_PAUSE_MS = 5;
+const LONGEST_PAUSE_MS = 100;
+const KEY_INFO = 'tessera refresh-token reuse grace answer';
+
+/** A kept answer as stored: readable only with the old refresh token's value. */
+interface KeptAnswer {
+  /** When the rotation was claimed (clock, ms). */
+  at: number;
+  client: string;
+  iv: string;
+  /** AES-256-GCM ciphertext and tag, base64url. */
+  data: string;
+}
+
+/** The AES-256 key of a token's kept answer: HKDF-SHA-256 of the token's value (never stored; its SHA-256 names the key). */
+function keyOf(value: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', value, '', KEY_INFO, 32));
+}
+
+/** Binds the ciphertext to the client and time stored beside it. */
+const associatedData = (client: string, at: number) => Buffer.from(`${client}\n${at}`);
+
+export function sealAnswer(value: string, clientId: string, at: number, body: TokenAnswerBody): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keyOf(value), iv);
+  cipher.setAAD(associatedData(clientId, at));
+  const data = Buffer.concat([cipher.update(JSON.stringify(body), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  const kept: KeptAnswer = { at, client: clientId, iv: iv.toString('base64url'), data: data.toString('base64url') };
+  return JSON.stringify(kept);
+}
+
+function parseKept(raw: string): KeptAnswer | null {
+  try {
+    const kept = JSON.parse(raw) as Partial<KeptAnswer>;
+    if (typeof kept.at !== 'number' || typeof kept.client !== 'string' || typeof kept.iv !== 'string' || typeof kept.data !== 'string') return null;
+    return kept as KeptAnswer;
+  } catch {
+    return null;
+  }
+}
+
+/** The answer in a kept record, or null when `value` does not open it (or it was altered). */
+export function openAnswer(value: string, kept: KeptAnswer): TokenAnswerBody | null {
+  try {
+    const data = Buffer.from(kept.data, 'base64url');
+    const decipher = createDecipheriv('aes-256-gcm', keyOf(value), Buffer.from(kept.iv, 'base64url'));
+    decipher.setAAD(associatedData(kept.client, kept.at));
+    decipher.setAuthTag(data.subarray(data.length - 16));
+    const plain = Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()]).toString('utf8');
+    return JSON.parse(plain) as TokenAnswerBody;
+  } catch {
+    return null;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): RefreshReuseGrace {
+  const { store } = options;
+  const clock = options.clock ?? Date.now;
+  const graceMs = options.graceSeconds * 1000;
+  const waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
+  if (!(graceMs > 0)) throw new RangeError('the refresh-token reuse grace must be positive (without one, use none)');
+  const ttlMs = graceMs + STORE_MARGIN_MS;
+
+  /** The kept answer, as sent then but with expires_in counting from now. */
+  function replayed(body: TokenAnswerBody, elapsedMs: number): TokenAnswerBody {
+    if (typeof body.expires_in !== 'number') return body;
+    return { ...body, expires_in: Math.max(0, body.expires_in - Math.floor(elapsedMs / 1000)) };
+  }
+
+  return {
+    async answer(value, clientId, rotate) {
+      const digest = oidcDigest(value);
+      // All three share the token's hash tag: one MGET.
+      const answerKey = oidcKeys.reuseAnswer(digest);
+      const claimKey = oidcKeys.rotationClaim(digest);
+      const keys = [answerKey, claimKey, oidcKeys.payload('RefreshToken', digest)];
+
+      /** Rotates under the claim taken at `at`, and keeps the answer for the grace. */
+      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number): Promise<TokenAnswerBody> {
+        let body: TokenAnswerBody;
+        try {
+          body = await issue();
+        } catch (error) {
+          // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
+          await store.del(claimKey);
+          throw error;
+        }
+        // Kept once, never overwritten or extended: its grace counts from the claim.
+        await store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true });
+        return body;
+      }
+      const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+
+      // The usual refresh first: a token nobody has claimed is claimed in one step.
+      if (rotate) {
+        const at = clock();
+        if (await claim(at)) return rotateClaimed(rotate, at);
+      }
+      const waitUntil = performance.now() + waitMs;
+      let pause = FIRST_PAUSE_MS;
+      for (;;) {
+        const [keptRaw = null, claimRaw = null, payload = null] = await store.getMany(keys);
+        const now = clock();
+        if (keptRaw !== null) {
+          const kept = parseKept(keptRaw);
+          // Over (or unreadable), revoked since (the old token went with its grant), or another client's.
+          if (!kept || now - kept.at >= graceMs || payload === null || kept.client !== clientId) return null;
+          const body = openAnswer(value, kept);
+          if (!body) return null;
+          // The client has used the successor, so it had the answer: this is reuse, not a retry.
+          if (typeof body.refresh_token === 'string' && (await store.get(oidcKeys.consumed('RefreshToken', oidcDigest(body.refresh_token)))) !== null) return null;
+          return replayed(body, now - kept.at);
+        }
+        if (claimRaw !== null) {
+          // A rotation claimed longer ago than the grace that never kept its answer: no grace.
+          if (now - Number(claimRaw) >= graceMs) return null;
+          if (performance.now() >= waitUntil) throw new RotationInFlight();
+          await sleep(pause);
+          pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
+          continue;
+        }
+        if (!rotate) return null;
+        // An unknown token claims nothing: the rotation only refuses it.
+        if (payload === null) return rotate();
+        if (await claim(now)) return rotateClaimed(rotate, now);
+      }
+    },
+  };
+}
