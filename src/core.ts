@@ -13,6 +13,8 @@ import { createGrantCache, type GrantCache } from './oauth/adapter/grant-cache.t
 import { createOidcAdapterFactory, type OidcAdapter } from './oauth/adapter/oidc-adapter.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './personal-tokens/personal-token-service.ts';
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
+import { createLoginLimiter, type LoginLimiter } from './sessions/login-limiter.ts';
+import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-sign-in.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -38,6 +40,10 @@ export interface OnlineCore extends Core {
   oidcAdapters: (modelName: string) => OidcAdapter;
   /** The grants oidc-provider reads on every refresh, kept in memory (exact through invalidations). */
   grants: GrantCache;
+  /** Sign-in throttling: failures and lockouts per account (`tessera user unlock` lifts them). */
+  loginLimiter: LoginLimiter;
+  /** Password sign-in, the same for every channel (API, browser, OAuth), on loginLimiter. */
+  signIn: PasswordSignIn;
 }
 
 export interface OpenCoreOptions {
@@ -59,7 +65,8 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
   // (Real time: oidc-provider stamps what it saves with the real time too.)
   const grants = createGrantCache(ephemeral);
   const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
-  return { ephemeral, invalidations, sessions, grants, oidcAdapters };
+  const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
+  return { ephemeral, invalidations, sessions, grants, oidcAdapters, loginLimiter };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean): Promise<Database> {
@@ -152,5 +159,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       ...(online ? { invalidate: online.invalidations.publish } : {}),
     }),
   };
-  return online ? { ...core, ...online } : core;
+  if (!online) return core;
+  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit, logger });
+  return { ...core, ...online, signIn };
 }

@@ -27,7 +27,6 @@ import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
-import { createLoginLimiter } from './sessions/login-limiter.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
 import type { Awaitable } from './shared/awaitable.ts';
@@ -154,20 +153,21 @@ type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): Server {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
-  const limiter = createLoginLimiter(ephemeral, config.loginLimits);
+  // Every channel that takes a password shares one sign-in, and so one limit per account.
+  const { signIn } = core;
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
   const app = createApp({
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
-      { router: createSettingsRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login) }) },
-      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter, audit: core.audit }) },
+      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
     ],
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);

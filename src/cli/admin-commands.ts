@@ -4,7 +4,7 @@ import type { Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import { AppError } from '../shared/errors.ts';
 import { migrate } from '../store/sql/migrations.ts';
-import type { Core } from '../core.ts';
+import type { Core, OnlineCore } from '../core.ts';
 import { readNewPassword, UsageError } from './prompt.ts';
 
 export interface Output {
@@ -108,7 +108,20 @@ export function planUserCommand(args: string[]): PlannedCommand {
         for (const user of users) io.out(describeUser(user));
       };
     }
+    case 'unlock': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const login = oneUsername(positionals, 'tessera user unlock <username or e-mail>');
+      return async (core, io) => {
+        // The sign-in limits live in the ephemeral store: Redis, or the server's own memory.
+        if (!('signIn' in core)) {
+          throw new Error('without REDIS_URL the sign-in limits live in the server\'s memory: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)');
+        }
+        const { user, report } = await (core as OnlineCore).signIn.unlock(login, cliActor());
+        const what = [report.lockedSources ? `${report.lockedSources} locked-out address${report.lockedSources === 1 ? '' : 'es'}` : '', report.paced ? 'the account-wide limit' : ''].filter(Boolean);
+        io.out(what.length ? `Unlocked ${user.username}: lifted ${what.join(' and ')}.` : `${user.username} was not locked; its failure counts are cleared.`);
+      };
+    }
     default:
-      throw new UsageError('usage: tessera user create|passwd|disable|enable|scopes|list ...');
+      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|list ...');
   }
 }

@@ -139,12 +139,19 @@ export const configSchema = z.object({
     /** Most answers cached per process. 0 turns the cache off. */
     cacheMaxEntries: z.number().int().min(0).max(10_000_000),
   }),
+  /** Sign-in throttling (docs/design/sign-in-throttling.md). */
   loginLimits: z.object({
+    /** Failures of one source on one account within usernameWindowSeconds before that source is locked out of it. */
     failuresPerUsername: positiveInt,
     usernameWindowSeconds: positiveInt,
     /** The first lockout; each further one within a day doubles, up to maxLockoutSeconds. */
     lockoutSeconds: positiveInt,
     maxLockoutSeconds: positiveInt,
+    /** Failures of all sources together on one account within accountWindowSeconds; past it, only known sources may try. */
+    failuresPerAccount: positiveInt,
+    accountWindowSeconds: positiveInt,
+    /** How long a source that signed in to an account stays known to it. */
+    knownSourceDays: positiveInt,
     failuresPerIp: positiveInt,
     ipWindowSeconds: positiveInt,
   }),

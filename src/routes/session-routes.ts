@@ -9,7 +9,7 @@ import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
-import type { LoginLimiter } from '../sessions/login-limiter.ts';
+import type { PasswordSignIn } from '../sessions/password-sign-in.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 
 declare module 'express-serve-static-core' {
@@ -23,7 +23,7 @@ export interface SessionRouteDependencies {
   config: Config;
   accounts: AccountService;
   sessions: ApiSessionStore;
-  limiter: LoginLimiter;
+  signIn: PasswordSignIn;
   audit: AuditLog;
 }
 
@@ -72,7 +72,7 @@ function describeSession(session: ApiSession, current: string | undefined) {
  * POST /users/{username}/login, POST /logout, GET /api/v1/sessions, DELETE /api/v1/sessions/{id}.
  */
 export function createSessionRoutes(deps: SessionRouteDependencies): Router {
-  const { accounts, sessions, limiter, audit } = deps;
+  const { sessions, signIn, audit } = deps;
   const router = Router();
   const authenticated = requireApiSession(deps);
 
@@ -95,25 +95,15 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
         if (!requested.success) throw AppError.validation([{ field: 'scope', code: 'invalid_type', message: 'scope must be a space- or comma-separated list' }]);
 
         const ip = req.ip ?? 'unknown';
-        const wait = await limiter.retryAfter(username, ip);
-        if (wait > 0) throw AppError.tooManyRequests(wait);
-
         let result;
         try {
-          result = await accounts.authenticate(username, password);
+          result = await signIn.attempt(username, password, { ip, userAgent: req.get('user-agent') ?? null, via: 'api' });
         } catch (error) {
           if (error instanceof HashingBusyError) throw new AppError(503, 'busy', 'The service is busy. Try again shortly.', { headers: { 'Retry-After': '1' } });
           throw error;
         }
-        if (!result.ok) {
-          const lockout = await limiter.failed(username, ip);
-          if (result.reason !== 'unknown_user') {
-            const user = await accounts.findUser(username);
-            if (user) await audit.record({ actor: `ip:${ip}`, action: 'login.failed', subject: `user:${user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { reason: result.reason, lockoutSeconds: lockout } });
-          }
-          throw new AppError(401, 'login_failed', LOGIN_FAILED);
-        }
-        await limiter.succeeded(username);
+        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds);
+        if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
 
         const user = result.user;
         const scopes = requested.data.length ? requested.data : user.allowedScopes;
