@@ -102,7 +102,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
           if (error instanceof HashingBusyError) throw new AppError(503, 'busy', 'The service is busy. Try again shortly.', { headers: { 'Retry-After': '1' } });
           throw error;
         }
-        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds);
+        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds, result.limit);
         if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
 
         const user = result.user;
@@ -164,12 +164,12 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
   return router;
 }
 
-/** A general limit on the JSON API per client address (429 with Retry-After beyond it). */
+/** A general limit on the JSON API per client address (429 with Retry-After and RateLimit-* beyond it). */
 export function apiRateLimit(config: Config, store: { increment(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }> }): RequestHandler {
   return async (req, _res, next) => {
     try {
       const { count, ttlMs } = await store.increment(`ratelimit:api:${req.ip}`, 60_000);
-      if (count > config.api.requestsPerIpPerMinute) throw AppError.tooManyRequests(ttlMs / 1000);
+      if (count > config.api.requestsPerIpPerMinute) throw AppError.tooManyRequests(ttlMs / 1000, config.api.requestsPerIpPerMinute);
       next();
     } catch (error) {
       next(error);

@@ -9,7 +9,7 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 // Sign-in throttling (docs/design/sign-in-throttling.md) on the real PostgreSQL and Redis: one
 // bucket per account whatever name addresses it and whichever page or API the password is typed
 // into, failures counted per account and source so that guessing cannot lock the owner out, the
-// account-wide pace, `tessera user unlock`.
+// account-wide pace, `tessera user unlock`; and the headers of every 429 Tessera answers.
 describe('sign-in throttling', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
@@ -125,6 +125,7 @@ describe('sign-in throttling', () => {
     expect((await browserLogin('dave', 'guess 2', newAddress())).status).toBe(401);
     const paced = await apiLogin('dave', 'dave-password-1', newAddress());
     expect(paced.status).toBe(429);
+    expect(paced.headers.get('ratelimit-limit')).toBe('6');
     expect((await apiLogin('dave', 'dave-password-1', home)).status).toBe(200);
     expect((await oauthLogin('dave@example.org', 'dave-password-1', home)).html).toMatch(/Device connected/);
   });
@@ -147,4 +148,36 @@ describe('sign-in throttling', () => {
       [true, { lockedSources: 1, paced: false }],
     ]);
   }, 60_000);
+
+  it('answers every 429 with Retry-After and the RateLimit-* headers', async () => {
+    const headersOf = (res: { headers: Headers }) => ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'].map((name) => res.headers.get(name));
+    const expectLimited = (res: { status: number; headers: Headers }, limit: number) => {
+      expect(res.status).toBe(429);
+      const [retryAfter, ...rateLimit] = headersOf(res);
+      expect(Number(retryAfter)).toBeGreaterThan(0);
+      expect(rateLimit).toEqual([String(limit), '0', retryAfter]);
+    };
+
+    // The password sign-ins, through each channel (3 failures per account and source).
+    const ip = newAddress();
+    for (let i = 0; i < 3; i++) await apiLogin('frank', `guess ${i}`, ip);
+    expectLimited(await apiLogin('frank', 'frank-password-1', ip), 3);
+    expectLimited(await browserLogin('frank', 'frank-password-1', ip), 3);
+    expectLimited(await oauthLogin('frank', 'frank-password-1', ip), 3);
+
+    // The user-code page of the device flow (4 codes per browser session an hour).
+    const browser = new HttpBrowser(issuer.origin, { 'x-forwarded-for': newAddress() });
+    let last;
+    for (let i = 0; i < 5; i++) last = await browser.submit(await browser.request('/device'), { user_code: 'BCDF-GHJK' });
+    expectLimited(last!, 4);
+
+    // The general limit of the JSON API (40 requests a minute per address).
+    const busy = newAddress();
+    let answer;
+    for (let i = 0; i < 41; i++) {
+      answer = await fetch(`${issuer.origin}/api/v1/sessions`, { headers: { 'x-forwarded-for': busy } });
+      await answer.body?.cancel();
+    }
+    expectLimited(answer!, 40);
+  });
 });

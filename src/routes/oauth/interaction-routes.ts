@@ -5,6 +5,7 @@ import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
+import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import { html, type SafeHtml } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
@@ -129,7 +130,7 @@ ${login}
           return;
         }
         if (result.status === 'limited') {
-          res.set('Retry-After', String(result.retryAfterSeconds));
+          res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
           render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.` }, 429);
           return;
         }

@@ -6,6 +6,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
+import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
 import { sameToken } from '../../http/csrf.ts';
 import { sendPage } from '../../http/pages.ts';
@@ -80,7 +81,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
         return;
       }
       if (result.status === 'limited') {
-        res.set('Retry-After', String(result.retryAfterSeconds));
+        res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
         again(429, `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.`);
         return;
       }
