@@ -37,8 +37,12 @@ function oneUsername(positionals: string[], usage: string): string {
   return positionals[0]!;
 }
 
-/** A command whose arguments are checked: what remains needs the core (the database) and prints. */
-export type PlannedCommand<C = Core> = (core: C, io: Output) => Promise<void>;
+/**
+ * A command whose arguments are checked: what remains needs the core (the database) and prints.
+ * `withoutRedis`, when set, is why the command cannot work without the servers' REDIS_URL: it is
+ * then refused before anything is opened.
+ */
+export type PlannedCommand<C = Core> = ((core: C, io: Output) => Promise<void>) & { withoutRedis?: string };
 
 /** `tessera migrate`: applies pending migrations (the server also does so at start). */
 export async function migrateCommand(core: Core, io: Output): Promise<void> {
@@ -111,15 +115,14 @@ export function planUserCommand(args: string[]): PlannedCommand {
     case 'unlock': {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
       const login = oneUsername(positionals, 'tessera user unlock <username or e-mail>');
-      return async (core, io) => {
-        // The sign-in limits live in the ephemeral store: Redis, or the server's own memory.
-        if (!('signIn' in core)) {
-          throw new Error('without REDIS_URL the sign-in limits live in the server\'s memory: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)');
-        }
+      const unlock: PlannedCommand = async (core, io) => {
         const { user, report } = await (core as OnlineCore).signIn.unlock(login, cliActor());
         const what = [report.lockedSources ? `${report.lockedSources} locked-out address${report.lockedSources === 1 ? '' : 'es'}` : '', report.paced ? 'the account-wide limit' : ''].filter(Boolean);
         io.out(what.length ? `Unlocked ${user.username}: lifted ${what.join(' and ')}.` : `${user.username} was not locked; its failure counts are cleared.`);
       };
+      // The sign-in limits live in the ephemeral store: Redis, or the server's own memory.
+      unlock.withoutRedis = 'without REDIS_URL the sign-in limits live in the server\'s memory, out of this command\'s reach: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)';
+      return unlock;
     }
     default:
       throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|list ...');

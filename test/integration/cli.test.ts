@@ -151,6 +151,12 @@ describe('tessera CLI arguments', () => {
         }
       }
       await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
+      // Without Redis, unlocking cannot reach the lockouts (the server's memory): said before the
+      // database is opened, so it works while an embedded server holds the database.
+      const unlock = await tessera(['user', 'unlock', 'alice'], embedded);
+      expect(unlock).toMatchObject({ code: 1, stdout: '' });
+      expect(unlock.stderr).toMatch(/without REDIS_URL .* restarting the server lifts every lockout/);
+      await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
