@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { sha256Base64url } from '../shared/sha256.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -44,6 +45,22 @@ export interface UnlockReport {
 /** The bucket of a sign-in: the account the name addresses, or the name itself when no account has it. */
 export function loginAccountKey(user: { id: string } | null, login: string): string {
   return user ? `user:${user.id}` : `name:${sha256Base64url(login.toLowerCase())}`;
+}
+
+/**
+ * The source a client address counts as: an IPv4 address itself, an IPv6 address by its /64
+ * (what one subscriber or host is given: an attacker walking through their own prefix is still
+ * one source). Anything else (no address known) as it is.
+ */
+export function signInSource(address: string): string {
+  if (!isIPv6(address)) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  const [head = '', tail] = address.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 const DAY_MS = 24 * 3600 * 1000;

@@ -3,13 +3,13 @@ import type { AccountService, Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { AppError } from '../shared/errors.ts';
-import { loginAccountKey, type LoginLimiter, type UnlockReport } from './login-limiter.ts';
+import { loginAccountKey, signInSource, type LoginLimiter, type UnlockReport } from './login-limiter.ts';
 
 /** Where a password was typed: the API's password login, the settings sign-in, the OAuth sign-in page. */
 export type SignInChannel = 'api' | 'browser' | 'oauth';
 
 export interface SignInContext {
-  /** The client address (the source the limits count). */
+  /** The client address (the limits count it as a source: signInSource). */
   ip: string;
   userAgent: string | null;
   via: SignInChannel;
@@ -39,14 +39,15 @@ export function createPasswordSignIn({ accounts, limiter, audit, logger }: { acc
     async attempt(login, password, { ip, userAgent, via }) {
       const candidate = await accounts.beginSignIn(login);
       const account = loginAccountKey(candidate.user, login);
-      const refusal = await limiter.check(account, ip);
+      const source = signInSource(ip);
+      const refusal = await limiter.check(account, source);
       if (refusal) return { status: 'limited', ...refusal };
       const result = await candidate.check(password);
       if (result.ok) {
-        await limiter.succeeded(account, ip);
+        await limiter.succeeded(account, source);
         return { status: 'signed_in', user: result.user };
       }
-      const lockoutSeconds = await limiter.failed(account, ip);
+      const lockoutSeconds = await limiter.failed(account, source);
       const user = candidate.user;
       if (user) {
         // Not awaited: an unknown name writes no audit event, and the answer must not take

@@ -36,7 +36,7 @@ describe('sign-in throttling', () => {
       { ...env, PORT: String(port), ISSUER: issuer.origin, TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: '40' },
       { oauth: { userCodeAttemptsPerIpPerHour: 12, userCodeAttemptsPerSessionPerHour: 4 } },
     );
-    for (const name of ['bob', 'carol', 'dave', 'erin', 'frank']) {
+    for (const name of ['bob', 'carol', 'dave', 'erin', 'frank', 'gina']) {
       await tessera.core.accounts.createUser({ username: name, email: `${name}@example.org`, password: `${name}-password-1`, scopes: ['read'] }, by);
     }
     await tessera.core.clients.create({ clientId: 'cli', name: 'CLI', kind: 'device', scopes: ['read'] }, by);
@@ -128,6 +128,13 @@ describe('sign-in throttling', () => {
     expect(paced.headers.get('ratelimit-limit')).toBe('6');
     expect((await apiLogin('dave', 'dave-password-1', home)).status).toBe(200);
     expect((await oauthLogin('dave@example.org', 'dave-password-1', home)).html).toMatch(/Device connected/);
+  });
+
+  it('counts an IPv6 source by its /64: walking through one\'s own prefix does not reset the count', async () => {
+    const prefix = `2001:db8:${(++addresses).toString(16)}:1`;
+    for (let i = 1; i <= 3; i++) expect((await apiLogin('gina', `guess ${i}`, `${prefix}::${i}`)).status).toBe(401);
+    expect((await apiLogin('gina', 'gina-password-1', `${prefix}:ffff::4`)).status).toBe(429);
+    expect((await apiLogin('gina', 'gina-password-1', `2001:db8:${addresses.toString(16)}:2::1`)).status).toBe(200);
   });
 
   it('`tessera user unlock` lifts an account\'s lockouts, by username or e-mail, and the audit log says who did it', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createLoginLimiter, loginAccountKey } from '../../../src/sessions/login-limiter.ts';
+import { createLoginLimiter, loginAccountKey, signInSource } from '../../../src/sessions/login-limiter.ts';
 import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
 
 const LIMITS = {
@@ -93,5 +93,19 @@ describe('login limiter', () => {
     expect(await limiter.failed(ALICE, '10.3.0.1')).toBe(0);
     expect(await limiter.unlock(ALICE)).toEqual({ lockedSources: 0, paced: false });
     await close();
+  });
+});
+
+describe('sign-in source', () => {
+  it('is an IPv4 address itself, and an IPv6 address by its /64, however it is written', () => {
+    expect(signInSource('192.0.2.7')).toBe('192.0.2.7');
+    expect(signInSource('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    const one = signInSource('2001:db8:0:12::1');
+    expect(one).toBe('2001:db8:0:12::/64');
+    for (const address of ['2001:DB8:0:12::ffff', '2001:0db8:0000:0012:abcd:1:2:3', '2001:db8::12:0:0:0:9']) expect(signInSource(address)).toBe(one);
+    expect(signInSource('2001:db8:0:13::1')).not.toBe(one);
+    expect(signInSource('::1')).toBe('0:0:0:0::/64');
+    expect(signInSource('2001:db8::')).toBe('2001:db8:0:0::/64');
+    expect(signInSource('unknown')).toBe('unknown');
   });
 });
