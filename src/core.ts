@@ -14,6 +14,8 @@ import { createJwtRevocations, type JwtRevocations } from './oauth/adapter/jwt-r
 import { createOidcAdapterFactory, type OidcAdapter } from './oauth/adapter/oidc-adapter.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './personal-tokens/personal-token-service.ts';
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
+import { createLoginLimiter, type LoginLimiter } from './sessions/login-limiter.ts';
+import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-sign-in.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -41,6 +43,10 @@ export interface OnlineCore extends Core {
   grants: GrantCache;
   /** Revoked JWT access tokens that have no grant to end with them. */
   jwtRevocations: JwtRevocations;
+  /** Sign-in throttling: failures and lockouts per account (`tessera user unlock` lifts them). */
+  loginLimiter: LoginLimiter;
+  /** Password sign-in, the same for every channel (API, browser, OAuth), on loginLimiter. */
+  signIn: PasswordSignIn;
 }
 
 export interface OpenCoreOptions {
@@ -63,7 +69,8 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
   const grants = createGrantCache(ephemeral);
   const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
   const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish);
-  return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations };
+  const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
+  return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations, loginLimiter };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean): Promise<Database> {
@@ -158,5 +165,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       ...(online ? { invalidate: online.invalidations.publish } : {}),
     }),
   };
-  return online ? { ...core, ...online } : core;
+  if (!online) return core;
+  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit, logger });
+  return { ...core, ...online, signIn };
 }

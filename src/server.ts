@@ -30,7 +30,6 @@ import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
-import { createLoginLimiter } from './sessions/login-limiter.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
 import type { Awaitable } from './shared/awaitable.ts';
@@ -164,7 +163,8 @@ type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, options: StartOptions): { server: Server; connections: ConnectionDrain } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
-  const limiter = createLoginLimiter(ephemeral, config.loginLimits);
+  // Every channel that takes a password shares one sign-in, and so one limit per account.
+  const { signIn } = core;
   // One allowance per introspecting client, one per client address at forward-auth.
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
@@ -172,14 +172,14 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
-      { router: createSettingsRoutes({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, audit: core.audit, limiter, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
-      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, limiter, audit: core.audit }) },
+      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
     ],
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);

@@ -43,6 +43,12 @@ export interface CreateUserInput {
 /** The outcome of a password check; `user` only when it succeeded. */
 export type Authentication = { ok: true; user: User } | { ok: false; reason: 'unknown_user' | 'wrong_password' | 'disabled' };
 
+/** The account a login name addresses (null: none), and the check of a password against it. */
+export interface SignInCandidate {
+  user: User | null;
+  check(password: string): Promise<Authentication>;
+}
+
 const MAX_PASSWORD_LENGTH = 1024;
 
 export function createAccountService(options: AccountServiceOptions) {
@@ -98,23 +104,35 @@ export function createAccountService(options: AccountServiceOptions) {
     },
 
     /**
-     * Checks a password. Every outcome costs one argon2 verification, so response time does not
-     * tell whether the account exists or is disabled. A hash made with older parameters is
-     * replaced after a successful check.
+     * Finds the account a login name (username or e-mail, any case) addresses, and returns it with
+     * a check of a password against it; the caller decides between the two whether to check
+     * (a sign-in limit). Every check is one argon2 verification with the current parameters,
+     * against the account's hash or, when there is no account (or the password is over-long),
+     * against the decoy hash: time does not tell whether the account exists or is disabled. A
+     * hash made with older parameters is replaced after a successful check.
      */
+    async beginSignIn(login: string): Promise<SignInCandidate> {
+      const found = login.length <= 254 ? await users.findByLogin(login) : null;
+      return {
+        user: found && withoutSecret(found),
+        async check(password: string): Promise<Authentication> {
+          const usable = found !== null && password.length <= MAX_PASSWORD_LENGTH;
+          const decoy = await hasher.decoyHash();
+          const check = await hasher.verify(usable ? found.passwordHash : decoy, password.slice(0, MAX_PASSWORD_LENGTH));
+          if (!usable) return { ok: false, reason: 'unknown_user' };
+          if (!check.ok) return { ok: false, reason: 'wrong_password' };
+          if (found.disabled) return { ok: false, reason: 'disabled' };
+          if (check.needsRehash) {
+            await users.updatePasswordHash(found.id, await hasher.hash(password), false);
+          }
+          return { ok: true, user: withoutSecret(found) };
+        },
+      };
+    },
+
+    /** Checks a password (beginSignIn, then its check). */
     async authenticate(login: string, password: string): Promise<Authentication> {
-      const user = login.length <= 254 ? await users.findByLogin(login) : null;
-      if (!user || password.length > MAX_PASSWORD_LENGTH) {
-        await hasher.verifyDecoy(password.slice(0, MAX_PASSWORD_LENGTH));
-        return { ok: false, reason: 'unknown_user' };
-      }
-      const check = await hasher.verify(user.passwordHash, password);
-      if (!check.ok) return { ok: false, reason: 'wrong_password' };
-      if (user.disabled) return { ok: false, reason: 'disabled' };
-      if (check.needsRehash) {
-        await users.updatePasswordHash(user.id, await hasher.hash(password), false);
-      }
-      return { ok: true, user: withoutSecret(user) };
+      return (await this.beginSignIn(login)).check(password);
     },
 
     async changePassword(username: string, newPassword: string, by: Actor): Promise<User> {

@@ -4,7 +4,7 @@ import type { Actor } from '../accounts/account-service.ts';
 import type { User } from '../accounts/user.ts';
 import { AppError } from '../shared/errors.ts';
 import { migrate } from '../store/sql/migrations.ts';
-import type { Core } from '../core.ts';
+import type { Core, OnlineCore } from '../core.ts';
 import { readNewPassword, UsageError } from './prompt.ts';
 
 export interface Output {
@@ -37,8 +37,12 @@ function oneUsername(positionals: string[], usage: string): string {
   return positionals[0]!;
 }
 
-/** A command whose arguments are checked: what remains needs the core (the database) and prints. */
-export type PlannedCommand<C = Core> = (core: C, io: Output) => Promise<void>;
+/**
+ * A command whose arguments are checked: what remains needs the core (the database) and prints.
+ * `withoutRedis`, when set, is why the command cannot work without the servers' REDIS_URL: it is
+ * then refused before anything is opened.
+ */
+export type PlannedCommand<C = Core> = ((core: C, io: Output) => Promise<void>) & { withoutRedis?: string };
 
 /** `tessera migrate`: applies pending migrations (the server also does so at start). */
 export async function migrateCommand(core: Core, io: Output): Promise<void> {
@@ -108,7 +112,19 @@ export function planUserCommand(args: string[]): PlannedCommand {
         for (const user of users) io.out(describeUser(user));
       };
     }
+    case 'unlock': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const login = oneUsername(positionals, 'tessera user unlock <username or e-mail>');
+      const unlock: PlannedCommand = async (core, io) => {
+        const { user, report } = await (core as OnlineCore).signIn.unlock(login, cliActor());
+        const what = [report.lockedSources ? `${report.lockedSources} locked-out address${report.lockedSources === 1 ? '' : 'es'}` : '', report.paced ? 'the account-wide limit' : ''].filter(Boolean);
+        io.out(what.length ? `Unlocked ${user.username}: lifted ${what.join(' and ')}.` : `${user.username} was not locked; its failure counts are cleared.`);
+      };
+      // The sign-in limits live in the ephemeral store: Redis, or the server's own memory.
+      unlock.withoutRedis = 'without REDIS_URL the sign-in limits live in the server\'s memory, out of this command\'s reach: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)';
+      return unlock;
+    }
     default:
-      throw new UsageError('usage: tessera user create|passwd|disable|enable|scopes|list ...');
+      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|list ...');
   }
 }

@@ -42,6 +42,10 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   }
   const config = loadConfigOrReport();
   if (!config) return EXIT.config;
+  if (planned.withoutRedis && !config.redis.url) {
+    console.error(`tessera: ${planned.withoutRedis}`);
+    return EXIT.failure;
+  }
   // The CLI speaks to people: only warnings and worse from the services reach stderr.
   const logger = createLogger({ level: process.env.TESSERA_LOG_LEVEL ?? 'warn', destination: process.stderr as never });
   const io = { out: (line: string) => console.log(line) };

@@ -38,6 +38,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_SESSION_NON_EXPIRING_MAX: { path: ['sessions', 'nonExpiringMaxSeconds'], kind: 'int' },
   TESSERA_SESSION_HEADER_ALIASES: { path: ['sessions', 'headerAliases'], kind: 'list' },
   TESSERA_LOGIN_FAILURES_PER_USERNAME: { path: ['loginLimits', 'failuresPerUsername'], kind: 'int' },
+  TESSERA_LOGIN_FAILURES_PER_ACCOUNT: { path: ['loginLimits', 'failuresPerAccount'], kind: 'int' },
   TESSERA_LOGIN_FAILURES_PER_IP: { path: ['loginLimits', 'failuresPerIp'], kind: 'int' },
   TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: { path: ['api', 'requestsPerIpPerMinute'], kind: 'int' },
   TESSERA_HASH_CONCURRENCY: { path: ['passwords', 'hashing', 'concurrency'], kind: 'int' },

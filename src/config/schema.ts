@@ -157,12 +157,19 @@ export const configSchema = z.object({
     failedLookupsPerSource: z.number().int().min(1).max(1_000_000),
     failedLookupWindowSeconds: z.number().int().min(1).max(86_400),
   }),
+  /** Sign-in throttling (docs/design/sign-in-throttling.md). */
   loginLimits: z.object({
+    /** Failures of one source on one account within usernameWindowSeconds before that source is locked out of it. */
     failuresPerUsername: positiveInt,
     usernameWindowSeconds: positiveInt,
     /** The first lockout; each further one within a day doubles, up to maxLockoutSeconds. */
     lockoutSeconds: positiveInt,
     maxLockoutSeconds: positiveInt,
+    /** Failures of all sources together on one account within accountWindowSeconds; past it, only known sources may try. */
+    failuresPerAccount: positiveInt,
+    accountWindowSeconds: positiveInt,
+    /** How long a source that signed in to an account stays known to it. */
+    knownSourceDays: positiveInt,
     failuresPerIp: positiveInt,
     ipWindowSeconds: positiveInt,
   }),

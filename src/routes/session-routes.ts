@@ -9,7 +9,7 @@ import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
-import type { LoginLimiter } from '../sessions/login-limiter.ts';
+import type { PasswordSignIn } from '../sessions/password-sign-in.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 
 declare module 'express-serve-static-core' {
@@ -23,7 +23,7 @@ export interface SessionRouteDependencies {
   config: Config;
   accounts: AccountService;
   sessions: ApiSessionStore;
-  limiter: LoginLimiter;
+  signIn: PasswordSignIn;
   audit: AuditLog;
 }
 
@@ -92,7 +92,7 @@ function describeSession(session: ApiSession, current: string | undefined) {
  * POST /users/{username}/login, POST /logout, GET /api/v1/sessions, DELETE /api/v1/sessions/{id}.
  */
 export function createSessionRoutes(deps: SessionRouteDependencies): Router {
-  const { config, accounts, sessions, limiter, audit } = deps;
+  const { config, sessions, signIn, audit } = deps;
   const router = Router();
   const authenticated = requireApiSession(deps);
 
@@ -116,25 +116,15 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
         const lifetime = nonExpiringSeconds(config, fields.expiring ?? req.query.expiring);
 
         const ip = req.ip ?? 'unknown';
-        const wait = await limiter.retryAfter(username, ip);
-        if (wait > 0) throw AppError.tooManyRequests(wait);
-
         let result;
         try {
-          result = await accounts.authenticate(username, password);
+          result = await signIn.attempt(username, password, { ip, userAgent: req.get('user-agent') ?? null, via: 'api' });
         } catch (error) {
           if (error instanceof HashingBusyError) throw new AppError(503, 'busy', 'The service is busy. Try again shortly.', { headers: { 'Retry-After': '1' } });
           throw error;
         }
-        if (!result.ok) {
-          const lockout = await limiter.failed(username, ip);
-          if (result.reason !== 'unknown_user') {
-            const user = await accounts.findUser(username);
-            if (user) await audit.record({ actor: `ip:${ip}`, action: 'login.failed', subject: `user:${user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { reason: result.reason, lockoutSeconds: lockout } });
-          }
-          throw new AppError(401, 'login_failed', LOGIN_FAILED);
-        }
-        await limiter.succeeded(username);
+        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds, result.limit);
+        if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
 
         const user = result.user;
         const scopes = requested.data.length ? requested.data : user.allowedScopes;
@@ -211,12 +201,12 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
   return router;
 }
 
-/** A general limit on the JSON API per client address (429 with Retry-After beyond it). */
+/** A general limit on the JSON API per client address (429 with Retry-After and RateLimit-* beyond it). */
 export function apiRateLimit(config: Config, store: { increment(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }> }): RequestHandler {
   return async (req, _res, next) => {
     try {
       const { count, ttlMs } = await store.increment(`ratelimit:api:${req.ip}`, 60_000);
-      if (count > config.api.requestsPerIpPerMinute) throw AppError.tooManyRequests(ttlMs / 1000);
+      if (count > config.api.requestsPerIpPerMinute) throw AppError.tooManyRequests(ttlMs / 1000, config.api.requestsPerIpPerMinute);
       next();
     } catch (error) {
       next(error);

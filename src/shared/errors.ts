@@ -1,3 +1,5 @@
+import { rateLimitHeaders } from './rate-limit-headers.ts';
+
 /** One field's problem in a request that failed validation. */
 export interface FieldError {
   field: string;
@@ -44,8 +46,9 @@ export class AppError extends Error {
   static conflict(message: string, errors?: FieldError[]): AppError {
     return new AppError(409, 'conflict', message, errors ? { errors } : {});
   }
-  static tooManyRequests(retryAfterSeconds: number): AppError {
-    return new AppError(429, 'rate_limited', 'Too many requests. Try again later.', { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } });
+  /** A 429 with Retry-After and the RateLimit-* headers of the `limit` that was reached. */
+  static tooManyRequests(retryAfterSeconds: number, limit: number): AppError {
+    return new AppError(429, 'rate_limited', 'Too many requests. Try again later.', { headers: rateLimitHeaders(limit, retryAfterSeconds) });
   }
   static unavailable(message: string, detail?: string): AppError {
     return new AppError(503, 'unavailable', message, detail ? { detail } : {});

@@ -63,17 +63,46 @@ describe('account service on PostgreSQL', () => {
     expect(await accounts.authenticate('mallory', 'mallory-password')).toMatchObject({ ok: true });
   });
 
-  it('spends an argon2 verification on unknown users too', async () => {
+  it('does the same hashing work for an unknown name as for an existing account: one verification, same parameters', async () => {
     const hasher = createPasswordHasher(PARAMETERS);
-    let decoys = 0;
-    const counting = { ...hasher, verifyDecoy: async (p: string) => { decoys++; await hasher.verifyDecoy(p); } };
+    /** Each call that reached the hasher: its kind and the argon2 variant, version and parameters of the hash it used. */
+    const calls: string[][] = [];
+    const recording = {
+      hash: async (password: string) => {
+        calls.push(['hash']);
+        return hasher.hash(password);
+      },
+      verify: async (hash: string, password: string) => {
+        calls.push(['verify', ...hash.split('$').slice(1, 4)]);
+        return hasher.verify(hash, password);
+      },
+      decoyHash: () => hasher.decoyHash(),
+      // The hasher's former way for unknown names (a verification of its own), recorded if called.
+      verifyDecoy: async () => void calls.push(['verifyDecoy']),
+    };
     const service = createAccountService({
-      users: createUserRepository(database), audit: createAuditLog(database), hasher: counting,
+      users: createUserRepository(database), audit: createAuditLog(database), hasher: recording,
       scopeCatalog: CATALOG, defaultScopes: ['read'], passwordMinLength: 10,
     });
-    await service.authenticate('no-such-user', 'some password');
-    await service.authenticate('x'.repeat(300), 'some password');
-    expect(decoys).toBe(2);
+    await service.createUser({ username: 'timing', email: 'timing@example.org', password: 'timing-password' }, by);
+    await service.createUser({ username: 'timing-off', password: 'timing-password' }, by);
+    await service.setDisabled('timing-off', true, by);
+    const attempts: Array<[string, string]> = [
+      ['timing', 'wrong password!'],
+      ['TIMING@example.org', 'wrong password!'],
+      ['timing-off', 'timing-password'],
+      ['timing', 'p'.repeat(2000)],
+      ['no-such-user', 'wrong password!'],
+      ['nobody@example.org', 'wrong password!'],
+      ['x'.repeat(300), 'wrong password!'],
+    ];
+    const work: string[][][] = [];
+    for (const [login, password] of attempts) {
+      calls.length = 0;
+      expect(await service.authenticate(login, password)).toMatchObject({ ok: false });
+      work.push([...calls]);
+    }
+    expect(work).toEqual(attempts.map(() => [['verify', 'argon2id', 'v=19', 'm=8192,p=1,t=1']]));
   });
 
   it('upgrades a hash made with older parameters at the next successful login', async () => {

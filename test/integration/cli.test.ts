@@ -89,6 +89,10 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       const missing = await tessera(['user', 'disable', 'nobody'], env);
       expect(missing).toMatchObject({ code: 1 });
       expect(missing.stderr).toMatch(/No user named "nobody"/);
+      // Without the servers' REDIS_URL the lockouts live in the server's memory, out of the CLI's reach.
+      const unlock = await tessera(['user', 'unlock', 'alice'], env);
+      expect(unlock.code).toBe(1);
+      expect(unlock.stderr).toMatch(/without REDIS_URL .* restarting the server lifts every lockout/);
       const noTerminal = await tessera(['user', 'create', 'dave'], env);
       expect(noTerminal.code).toBe(2);
       expect(noTerminal.stderr).toMatch(/--password-stdin/);
@@ -131,6 +135,7 @@ describe('tessera CLI arguments', () => {
       const mistakes: Array<[string[], RegExp]> = [
         [['user', 'frobnicate'], /usage: tessera user create\|passwd/],
         [['user', 'disable'], /usage: tessera user disable <username>/],
+        [['user', 'unlock', 'a', 'b'], /usage: tessera user unlock <username or e-mail>/],
         [['user', 'list', '--limit', '0'], /--limit must be 1–10000/],
         [['client', 'create', '--kind', 'device'], /usage: tessera client create/],
         [['client', 'create', '--kind', 'service', '--name', 'x', '--access-token-ttl', 'soon'], /--access-token-ttl must be a whole number of seconds/],
@@ -145,6 +150,12 @@ describe('tessera CLI arguments', () => {
           expect(run.stderr).toMatch(message);
         }
       }
+      await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
+      // Without Redis, unlocking cannot reach the lockouts (the server's memory): said before the
+      // database is opened, so it works while an embedded server holds the database.
+      const unlock = await tessera(['user', 'unlock', 'alice'], embedded);
+      expect(unlock).toMatchObject({ code: 1, stdout: '' });
+      expect(unlock.stderr).toMatch(/without REDIS_URL .* restarting the server lifts every lockout/);
       await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -59,7 +59,7 @@ function assertPacing(pacing: HashingPacing | undefined): void {
 const MEAN_WEIGHT = 0.2;
 
 /**
- * Wraps a hasher in a semaphore with a FIFO queue, shared by hash, verify and verifyDecoy. A waiter
+ * Wraps a hasher in a semaphore with a FIFO queue, shared by hash and verify. A waiter
  * not started within `deadlineMs` fails with HashingBusyError; a slot is given back however the
  * call ends.
  */
@@ -153,7 +153,8 @@ export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: Hash
   return {
     hash: (password) => bounded(() => hasher.hash(password)),
     verify: (hash, password) => bounded(() => hasher.verify(hash, password)),
-    verifyDecoy: (password) => bounded(() => hasher.verifyDecoy(password)),
+    // Made once (one hash, at the first sign-in for an unknown name), then only handed out.
+    decoyHash: () => hasher.decoyHash(),
     stats: () => ({ running, queued: queue.length }),
   };
 }

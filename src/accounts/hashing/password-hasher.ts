@@ -17,10 +17,11 @@ export interface PasswordHasher {
   hash(password: string): Promise<string>;
   verify(hash: string, password: string): Promise<PasswordCheck>;
   /**
-   * Spends one verification against a decoy hash made with the current parameters, so that a
-   * login for a user who does not exist takes as long as one with a wrong password.
+   * A hash of a random password made with the current parameters (the same one every call): a
+   * sign-in for a name no account has verifies against it, so that it does the same work as one
+   * with a wrong password (docs/design/sign-in-throttling.md).
    */
-  verifyDecoy(password: string): Promise<void>;
+  decoyHash(): Promise<string>;
 }
 
 /** argon2id with the given parameters. */
@@ -45,9 +46,9 @@ export function createPasswordHasher(parameters: Argon2Parameters): PasswordHash
       }
       return { ok, needsRehash: ok && argon2.needsRehash(hash, options) };
     },
-    async verifyDecoy(password) {
+    decoyHash() {
       decoy ??= argon2.hash(randomBytes(32).toString('base64url'), options);
-      await argon2.verify(await decoy, password).catch(() => false);
+      return decoy;
     },
   };
 }

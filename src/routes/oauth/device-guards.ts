@@ -3,6 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config/schema.ts';
 import { FORM_BODY_LIMIT, readBody } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
+import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { html } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
@@ -95,8 +96,9 @@ export function userCodeRateLimit(config: Config, store: EphemeralStore): Reques
     }
     const over = (await Promise.all(checks)).filter((r) => r.count > r.limit);
     if (over.length === 0) return true;
-    const retryAfter = Math.ceil(Math.max(...over.map((r) => r.ttlMs)) / 1000);
-    res.set('Retry-After', String(retryAfter));
+    const longest = over.reduce((a, b) => (b.ttlMs > a.ttlMs ? b : a));
+    const retryAfter = Math.max(1, Math.ceil(longest.ttlMs / 1000));
+    res.set(rateLimitHeaders(longest.limit, retryAfter));
     sendPage(res, 429, {
       title: 'Too many attempts',
       body: html`<h1>Too many attempts</h1><p class="error" role="alert">Too many codes were tried. Wait ${Math.ceil(retryAfter / 60)} minutes, then start again from your device.</p>`,

@@ -4,7 +4,8 @@ import type { AccountService } from '../../accounts/account-service.ts';
 import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
-import type { LoginLimiter } from '../../sessions/login-limiter.ts';
+import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
+import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import { html, type SafeHtml } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
@@ -17,7 +18,7 @@ interface Dependencies {
   provider: Provider;
   accounts: AccountService;
   config: Config;
-  limiter: LoginLimiter;
+  signIn: PasswordSignIn;
   csrfKey: string;
 }
 
@@ -35,7 +36,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
 };
 
-export function createInteractionRoutes({ provider, accounts, config, limiter, csrfKey }: Dependencies): Router {
+export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey }: Dependencies): Router {
   const router = Router();
   const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
@@ -119,28 +120,24 @@ ${login}
       let user = sessionUser;
       if (!user) {
         const username = body.username ?? '';
-        const ip = req.ip ?? 'unknown';
-        const wait = await limiter.retryAfter(username, ip);
-        if (wait > 0) {
-          res.set('Retry-After', String(wait));
-          render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.` }, 429);
-          return;
-        }
         let result;
         try {
-          result = await accounts.authenticate(username, body.password ?? '');
+          result = await signIn.attempt(username, body.password ?? '', { ip: req.ip ?? 'unknown', userAgent: req.get('user-agent') ?? null, via: 'oauth' });
         } catch (error) {
           if (!(error instanceof HashingBusyError)) throw error;
           res.set('Retry-After', '1');
           render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'The service is busy. Try again in a moment.' }, 503);
           return;
         }
-        if (!result.ok) {
-          await limiter.failed(username, ip);
+        if (result.status === 'limited') {
+          res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
+          render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.` }, 429);
+          return;
+        }
+        if (result.status === 'failed') {
           render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Wrong username or password.' }, 401);
           return;
         }
-        await limiter.succeeded(username);
         user = result.user;
       }
 

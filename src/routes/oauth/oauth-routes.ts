@@ -2,7 +2,7 @@ import { Router, type Request, type Response, type NextFunction } from 'express'
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../../accounts/account-service.ts';
 import type { Config } from '../../config/schema.ts';
-import type { LoginLimiter } from '../../sessions/login-limiter.ts';
+import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
 import { PAGE_CSP, STYLESHEET_PATH } from '../../views/html.ts';
 import { STYLESHEET } from '../../views/stylesheet.ts';
@@ -18,7 +18,7 @@ export interface OAuthRouteDependencies {
   accounts: AccountService;
   ephemeral: EphemeralStore;
   csrfKey: string;
-  limiter: LoginLimiter;
+  signIn: PasswordSignIn;
 }
 
 const PROVIDER_PATHS = new Set<string>([...Object.values(OIDC_ROUTES), '/.well-known/openid-configuration']);
@@ -48,7 +48,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
     toProvider(req, res);
   });
 
-  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, limiter: deps.limiter, csrfKey: deps.csrfKey }));
+  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, signIn: deps.signIn, csrfKey: deps.csrfKey }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const browserPage = req.path === OIDC_ROUTES.code_verification || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path === OIDC_ROUTES.authorization || req.path.startsWith(`${OIDC_ROUTES.authorization}/`);

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
-import type { AccountService } from '../../accounts/account-service.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
-import type { LoginLimiter } from '../../sessions/login-limiter.ts';
+import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
+import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
 import { sameToken } from '../../http/csrf.ts';
 import { sendPage } from '../../http/pages.ts';
@@ -17,11 +17,10 @@ import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tok
 
 export interface SettingsRouteDependencies {
   config: Config;
-  accounts: AccountService;
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
   audit: AuditLog;
-  limiter: LoginLimiter;
+  signIn: PasswordSignIn;
   callers: CallerAuthenticator;
 }
 
@@ -39,7 +38,7 @@ function formList(value: unknown): string[] {
 
 /** /login, /logout and the settings pages: personal access tokens and the security log. */
 export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
-  const { config, accounts, sessions, personalTokens, audit, limiter, callers } = deps;
+  const { config, sessions, personalTokens, audit, signIn, callers } = deps;
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
@@ -72,27 +71,24 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
         return;
       }
       const ip = req.ip ?? 'unknown';
-      const wait = await limiter.retryAfter(username, ip);
-      if (wait > 0) {
-        res.set('Retry-After', String(wait));
-        again(429, `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.`);
-        return;
-      }
       let result;
       try {
-        result = await accounts.authenticate(username, typeof body.password === 'string' ? body.password : '');
+        result = await signIn.attempt(username, typeof body.password === 'string' ? body.password : '', { ip, userAgent: req.get('user-agent') ?? null, via: 'browser' });
       } catch (error) {
         if (!(error instanceof HashingBusyError)) throw error;
         res.set('Retry-After', '1');
         again(503, 'The service is busy. Try again in a moment.');
         return;
       }
-      if (!result.ok) {
-        await limiter.failed(username, ip);
+      if (result.status === 'limited') {
+        res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
+        again(429, `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.`);
+        return;
+      }
+      if (result.status === 'failed') {
         again(401, 'Wrong username or password.');
         return;
       }
-      await limiter.succeeded(username);
       // A new session (and cookie) at every login: a session id planted before login is worthless.
       const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
       if (previous) await sessions.endByToken(previous);

@@ -30,7 +30,7 @@ describe('the JSON error shape', () => {
       throw new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2');
     });
     app.get('/limited', () => {
-      throw AppError.tooManyRequests(2.2);
+      throw AppError.tooManyRequests(2.2, 50);
     });
     app.use(notFound());
     app.use(errorHandler());
@@ -64,10 +64,11 @@ describe('the JSON error shape', () => {
     expect(logs.text).toMatch(/unhandled error/);
   });
 
-  it('answers 429 with Retry-After in whole seconds', async () => {
+  it('answers 429 with Retry-After and the RateLimit-* headers in whole seconds', async () => {
     const res = await fetch(`${base}/limited`);
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('3');
+    expect([res.headers.get('ratelimit-limit'), res.headers.get('ratelimit-remaining'), res.headers.get('ratelimit-reset')]).toEqual(['50', '0', '3']);
     expect(await res.json()).toEqual({ message: 'Too many requests. Try again later.', status: 429 });
   });
 

@@ -23,7 +23,7 @@ function controllableHasher() {
   const hasher: PasswordHasher = {
     hash: (password) => pending<string>(`hash:${password}`),
     verify: (hash, password) => pending<PasswordCheck>(`verify:${hash}:${password}`),
-    verifyDecoy: (password) => pending<void>(`decoy:${password}`),
+    decoyHash: () => Promise.resolve('$argon2id$decoy'),
   };
   return { hasher, started, labels: () => started.map((s) => s.label) };
 }
@@ -75,11 +75,11 @@ describe('bounded password hasher', () => {
     expect(bounded.stats()).toEqual({ running: 0, queued: 0 });
   });
 
-  it('starts waiters in arrival order, hash, verify and verifyDecoy sharing the slots', async () => {
+  it('starts waiters in arrival order, hash and verify sharing the slots', async () => {
     const fake = controllableHasher();
     const bounded = createBoundedPasswordHasher(fake.hasher, limits({ concurrency: 1 }));
     const first = observe(bounded.verify('$argon2id$x', 'p1'));
-    const rest = [observe(bounded.hash('p2')), observe(bounded.verifyDecoy('p3')), observe(bounded.verify('$argon2id$y', 'p4')), observe(bounded.hash('p5'))];
+    const rest = [observe(bounded.hash('p2')), observe(bounded.verify('$argon2id$decoy', 'p3')), observe(bounded.verify('$argon2id$y', 'p4')), observe(bounded.hash('p5'))];
     await settle();
     expect(fake.labels()).toEqual(['verify:$argon2id$x:p1']);
     for (let i = 0; i < 4; i += 1) {
@@ -90,7 +90,7 @@ describe('bounded password hasher', () => {
       expect(fake.started).toHaveLength(i + 2);
     }
     expect(first).toEqual({ status: 'resolved', value: { ok: true, needsRehash: false } });
-    expect(fake.labels()).toEqual(['verify:$argon2id$x:p1', 'hash:p2', 'decoy:p3', 'verify:$argon2id$y:p4', 'hash:p5']);
+    expect(fake.labels()).toEqual(['verify:$argon2id$x:p1', 'hash:p2', 'verify:$argon2id$decoy:p3', 'verify:$argon2id$y:p4', 'hash:p5']);
     fake.started[4]!.resolve('r4');
     await settle();
     expect(fake.labels().at(-1)).toBe('hash:late');
@@ -103,7 +103,7 @@ describe('bounded password hasher', () => {
     const fake = controllableHasher();
     const bounded = createBoundedPasswordHasher(fake.hasher, limits({ concurrency: 1, maxQueue: 2 }));
     const running = observe(bounded.hash('a'));
-    const waiting = [observe(bounded.hash('b')), observe(bounded.verifyDecoy('c'))];
+    const waiting = [observe(bounded.hash('b')), observe(bounded.verify('$argon2id$decoy', 'c'))];
     const refused = bounded.verify('h', 'd');
     await expect(refused).rejects.toThrow(HashingBusyError);
     await expect(bounded.hash('e')).rejects.toBeInstanceOf(HashingBusyError);
@@ -117,7 +117,7 @@ describe('bounded password hasher', () => {
     await settle();
     fake.started[2]!.resolve(undefined);
     await settle();
-    expect(fake.labels()).toEqual(['hash:a', 'hash:b', 'decoy:c']);
+    expect(fake.labels()).toEqual(['hash:a', 'hash:b', 'verify:$argon2id$decoy:c']);
     expect([running.status, ...waiting.map((w) => w.status)]).toEqual(['resolved', 'resolved', 'resolved']);
   });
 
