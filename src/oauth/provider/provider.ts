@@ -17,6 +17,8 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
+import { createStoreOutageSeam } from './store-outage.ts';
+import { isPromise } from '../../shared/awaitable.ts';
 import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
@@ -145,8 +147,11 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     async revokeByGrantId() {},
   };
 
+  // A store outage is answered 503 temporarily_unavailable, not server_error (store-outage.ts).
+  const outages = createStoreOutageSeam(deps.logger);
+
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
+    adapter: (name: string) => outages.guardAdapter(name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
     clients: [],
     jwks: deps.jwks as never,
     cookies: {
@@ -163,7 +168,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
 
-    findAccount: (_ctx, sub) => findAccount(sub),
+    findAccount: outages.guard((_ctx: unknown, sub: string) => findAccount(sub)),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -253,33 +258,52 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // With a source that hands out the same metadata object while it is current, that object
   // identifies the client's version: oidc-provider's client object is reused for it.
   const peek = clients.peekOidcMetadata?.bind(clients);
-  if (peek) reuseClientsByMetadata(provider, peek);
+  if (peek) {
+    // What memory answers stays synchronous; only a lookup in the store can meet an outage.
+    reuseClientsByMetadata(provider, (clientId) => {
+      const metadata = peek(clientId);
+      return isPromise(metadata) ? outages.guardPromise(metadata) : metadata;
+    });
+  }
 
   // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
   // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
   // shares (assertion-replay.ts).
-  replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
+  replaceAssertionReplayCheck(
+    provider,
+    outages.guard((iss: string, jti: string, exp: number) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000))),
+  );
 
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
   // Basic credentials that need it are re-encoded; afterwards, two answers are amended.
   provider.use(async (ctx, next) => {
-    const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
-    if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
-      ctx.req.headers.authorization = normaliseBasicHeader(basic);
-      await rawBasicSecret.run(basic.secret, next);
-    } else {
-      // Nothing to decode: what oidc-provider decodes is exactly what was sent.
-      await next();
+    try {
+      const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
+      if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
+        ctx.req.headers.authorization = normaliseBasicHeader(basic);
+        await rawBasicSecret.run(basic.secret, next);
+      } else {
+        // Nothing to decode: what oidc-provider decodes is exactly what was sent.
+        await next();
+      }
+    } catch (error) {
+      if (await outages.answered(ctx as KoaContextWithOIDC, error)) return;
+      throw error;
     }
     if (ctx.status === 400 && ctx.path === OIDC_ROUTES.token) correctDisallowedGrantError(ctx.body);
+    outages.retryAfter(ctx as KoaContextWithOIDC);
     if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
     if (ctx.path === OIDC_ROUTES.device_authorization) {
       // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
       const body = ctx.body as Record<string, unknown>;
       body.interval = config.oauth.devicePollIntervalSeconds;
-      await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+      try {
+        await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+      } catch (error) {
+        if (!(await outages.answered(ctx as KoaContextWithOIDC, error))) throw error;
+      }
     } else if (ctx.path === '/.well-known/openid-configuration') {
       // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource
       // servers authenticated by secret or private_key_jwt (RFC 8414 would assume

@@ -106,7 +106,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     handle(req, res, requestId).catch((error: unknown) => {
       if (res.headersSent) return;
       const sent = sendRawError(res, error, { requestId, logger, headers: securityHeaders, failure: 'introspection failed', fallback: UNAVAILABLE });
-      if (sent !== UNAVAILABLE) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
+      if (sent.status < 500) logger.info({ reqId: requestId, status: sent.status, reason: sent.message }, 'introspection request refused');
     });
   };
 }
