@@ -188,6 +188,19 @@ describe('every route while a store is down', () => {
       expectPageUnavailable({ status: answer.status, headers: answer.headers, text: answer.html });
     });
 
+    it('logs the outage once with its stack, then counts, however many requests meet it', async () => {
+      const before = tessera.logs.lines.length;
+      for (let i = 0; i < 30; i++) {
+        expect((await call(url('/api/v1/sessions'), { headers: { 'x-session': apiSession } })).status).toBe(503);
+        expect((await clientCredentials('harvester')).status).toBe(503);
+        expect((await call(url('/oauth/device/code'), { method: 'POST', headers: FORM, body: 'client_id=cli&scope=read' })).status).toBe(503);
+      }
+      const lines = tessera.logs.lines.slice(before);
+      // Earlier tests met the outage already: at most one more whole line (after a quiet interval).
+      expect(lines.filter((line) => line.includes('"stack"')).length).toBeLessThanOrEqual(1);
+      expect(lines.filter((line) => line.includes('"level":50') && !line.includes('"msg":"request failed"')).length).toBeLessThanOrEqual(3);
+    });
+
     it('health: /readyz 503 with Retry-After naming Redis, /healthz 200', async () => {
       const ready = await call(url('/readyz'));
       expect({ status: ready.status, retryAfter: ready.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: RETRY_AFTER });
