@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { HttpBrowser } from '../support/http-browser.ts';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
@@ -206,6 +207,37 @@ describe('every route while a store is down', () => {
       expect({ status: ready.status, retryAfter: ready.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: RETRY_AFTER });
       expect(ready.text).toMatch(/Redis is unreachable/);
       expect((await call(url('/healthz'))).status).toBe(200);
+    });
+  });
+
+  describe('when Redis loses its data without a disconnect (FLUSHALL of the private Redis)', () => {
+    it('drops the cached answers within a heartbeat or two: the lost token and session are inactive', async () => {
+      await signIn(); // (the restarted Redis has lost the sessions)
+      const token = String((JSON.parse((await clientCredentials('harvester')).text) as { access_token: string }).access_token);
+      const verify = () => call(url('/auth/verify'), { headers: { 'x-session': apiSession } });
+      expect(JSON.parse((await introspect(token)).text)).toMatchObject({ active: true });
+      expect((await verify()).status).toBe(200);
+      // Both answers now come from memory.
+      const { hits } = tessera.introspectionCache.stats();
+      expect(JSON.parse((await introspect(token)).text)).toMatchObject({ active: true });
+      expect((await verify()).status).toBe(200);
+      expect(tessera.introspectionCache.stats().hits).toBe(hits + 2);
+
+      const admin = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true });
+      await admin.connect();
+      try {
+        await admin.flushall();
+      } finally {
+        admin.disconnect();
+      }
+      const dropped = () => tessera.logs.lines.some((line) => line.includes('Redis lost data without a disconnect'));
+      const deadline = Date.now() + 10_000;
+      while (!dropped()) {
+        if (Date.now() > deadline) throw new Error('the loss was not noticed within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(JSON.parse((await introspect(token)).text)).toEqual({ active: false });
+      expect((await verify()).status).toBe(401);
     });
   });
 

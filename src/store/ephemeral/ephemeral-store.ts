@@ -30,6 +30,8 @@ export interface SubscribeOptions {
   /**
    * Called when the channel's connection is lost or restored. Messages published while it was
    * down are lost, so a subscriber that caches must flush on 'down' and bypass its cache until 'up'.
+   * The Redis store also calls it with 'down' then 'up' when it finds that Redis lost data without
+   * a disconnect (a FLUSHALL, an eviction): what was cached from it is stale.
    */
   onStateChange?: (state: ConnectionState) => void;
 }

@@ -12,6 +12,12 @@ export interface Subscriptions {
   subscribe(channel: string, handler: (message: string) => void, options?: SubscribeOptions): Promise<Subscription>;
   /** The subscriber connection, when one was opened successfully. */
   connection(): Promise<Connection | undefined>;
+  /**
+   * Redis lost data without a disconnect (data-loss.ts): subscribers hear 'down' then 'up' at once,
+   * and drop what they cached. While the channel is down they hear nothing: they bypass their
+   * caches already, and flush again on 'up'.
+   */
+  dataLost(): void;
 }
 
 /** `commands` is duplicated for the subscriber connection; channels are prefixed with keyPrefix. */
@@ -124,6 +130,12 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
 
     async connection() {
       return subscriberConnection ? await subscriberConnection.catch(() => undefined) : undefined;
+    },
+
+    dataLost() {
+      if (context.closing || !subscriberUp) return;
+      notify('down');
+      notify('up');
     },
   };
 }
