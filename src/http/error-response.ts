@@ -7,9 +7,9 @@ import { sendPage } from './pages.ts';
 import { sendJson } from './raw-http.ts';
 
 // The one place errors become responses, on express and on node:http alike: an AppError in
-// Tessera's JSON shape (or a page, on the browser's pages), an OAuthError in RFC 6749's, a store
-// that is unreachable 503 with Retry-After in either, anything else a 500 that tells the client
-// nothing and the log everything.
+// Tessera's JSON shape, an OAuthError in RFC 6749's, a store that is unreachable 503 with
+// Retry-After in either (a page, on the browser's pages), anything else a 500 that tells the
+// client nothing and the log everything.
 
 /** An error as it is answered, whatever writes it. */
 export interface ErrorAnswer {
@@ -81,7 +81,7 @@ function fromUnreadableRequest(error: unknown): AppError | null {
 
 /**
  * Logs what only the log may see: a known error's detail (warn), anything else whole (error; a
- * store outage too, which the logger reports once per interval with a count: shared/logger.ts).
+ * store outage too, which the logger reports once per interval with a count: shared/repeated-failures.ts).
  */
 function logged(error: unknown, log: Logger, failure: string): AppError | OAuthError | null {
   const known = error instanceof AppError || error instanceof OAuthError ? error : (fromBodyParser((error ?? {}) as { type?: string }) ?? fromUnreadableRequest(error));

@@ -2,7 +2,8 @@
 // as server_error (500); an outage thrown as its own temporarily_unavailable error, with status
 // 503, is rendered in each route's own shape instead: JSON at the token, revocation and device
 // authorization endpoints, a page for the browser, error=temporarily_unavailable in the redirect
-// to the client at the authorization endpoint (RFC 6749 §4.1.2.1). provider.ts adds Retry-After.
+// to the client at the authorization endpoint (RFC 6749 §4.1.2.1). provider.ts's middleware adds
+// Retry-After (retryAfter) and answers an outage met past oidc-provider's error handling (answered).
 import { errors, type Adapter, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { STORE_RETRY_AFTER_SECONDS, storeUnavailableCause } from '../../shared/errors.ts';
