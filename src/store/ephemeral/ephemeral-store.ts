@@ -30,10 +30,13 @@ export interface SubscribeOptions {
   /**
    * Called when the channel's connection is lost or restored. Messages published while it was
    * down are lost, so a subscriber that caches must flush on 'down' and bypass its cache until 'up'.
-   * The Redis store also calls it with 'down' then 'up' when it finds that Redis lost data without
-   * a disconnect (a FLUSHALL, an eviction): what was cached from it is stale.
    */
   onStateChange?: (state: ConnectionState) => void;
+  /**
+   * Called (while the channel is up) when the store finds that it lost data, a disconnect or not
+   * (a FLUSHALL, an eviction, an older snapshot restored): what a subscriber cached from it is stale.
+   */
+  onDataLost?: () => void;
 }
 
 export interface EphemeralStore {

@@ -12,11 +12,6 @@ export interface DataLossDetector {
    * memory under noeviction) decides nothing; a lost connection rejects, for the heartbeat.
    */
   check(): Promise<void>;
-  /**
-   * Forgets what the marker held: after a reconnection, which subscribers heard as 'down' and
-   * 'up' (their caches were flushed), the next check only writes the marker anew.
-   */
-  rebase(): void;
 }
 
 /** Where each node's marker is kept, under the store's key prefix. */
@@ -64,12 +59,6 @@ export function createDataLossDetector(context: RedisContext, scripted: Scripted
       unconfirmed = null;
       evicted = evictedNow;
       if (reason) onLost(reason);
-    },
-
-    rebase() {
-      expected = null;
-      unconfirmed = null;
-      evicted = null;
     },
   };
 }

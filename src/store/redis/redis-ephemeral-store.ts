@@ -81,13 +81,12 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     return subscriber ? [commands, subscriber] : [commands];
   };
   const stallWatchdog = startStallWatchdog(connections, commandTimeoutMs);
-  // Data lost without a disconnect: subscribers hear 'down' then 'up' and drop what they cached.
+  // Data lost (without a disconnect, or across a restart): subscribers drop what they cached.
   const dataLoss = createDataLossDetector(context, scripted, keyPrefix, (reason) => {
-    context.logger.warn({ redis: context.server, reason }, 'Redis lost data without a disconnect; dropping what was cached from it');
+    context.logger.warn({ redis: context.server, reason }, 'Redis lost data; dropping what was cached from it');
     subscriptions.dataLost();
   });
   await dataLoss.check().catch(() => undefined); // the first marker; the heartbeat checks it from now on
-  commandsClient.on('ready', () => dataLoss.rebase());
   const heartbeat = startHeartbeat(context, connections, heartbeatMs, () => dataLoss.check());
 
   return {

@@ -6,6 +6,7 @@ import { connectFirst, errorText, openConnection, reasonOf, run, type Connection
 interface Listener {
   handler: (message: string) => void;
   onStateChange: ((state: ConnectionState) => void) | undefined;
+  onDataLost: (() => void) | undefined;
 }
 
 export interface Subscriptions {
@@ -13,9 +14,9 @@ export interface Subscriptions {
   /** The subscriber connection, when one was opened successfully. */
   connection(): Promise<Connection | undefined>;
   /**
-   * Redis lost data without a disconnect (data-loss.ts): subscribers hear 'down' then 'up' at once,
-   * and drop what they cached. While the channel is down they hear nothing: they bypass their
-   * caches already, and flush again on 'up'.
+   * Redis lost data (data-loss.ts): subscribers hear onDataLost and drop what
+   * they cached. While the channel is down they hear nothing: they bypass their caches already,
+   * and flush again on 'up'.
    */
   dataLost(): void;
 }
@@ -100,7 +101,7 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
         throw new Error(`Redis at ${server} is unavailable (${connection.lastError ?? 'reconnecting'}); SUBSCRIBE was not run`);
       }
       const fullChannel = keyPrefix + channel;
-      const listener: Listener = { handler, onStateChange: subscribeOptions?.onStateChange };
+      const listener: Listener = { handler, onStateChange: subscribeOptions?.onStateChange, onDataLost: subscribeOptions?.onDataLost };
       const set = listeners.get(fullChannel) ?? new Set<Listener>();
       listeners.set(fullChannel, set);
       set.add(listener);
@@ -134,8 +135,15 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
 
     dataLost() {
       if (context.closing || !subscriberUp) return;
-      notify('down');
-      notify('up');
+      for (const set of listeners.values()) {
+        for (const listener of set) {
+          try {
+            listener.onDataLost?.();
+          } catch (error) {
+            logger.warn({ reason: errorText(error) }, 'a subscriber failed to handle lost data');
+          }
+        }
+      }
     },
   };
 }
