@@ -32,6 +32,7 @@ import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
+import { withCounterFallback } from './store/ephemeral/counter-fallback.ts';
 import type { Awaitable } from './shared/awaitable.ts';
 
 export interface RunningTessera {
@@ -175,7 +176,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
-      { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
+      // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
+      { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },

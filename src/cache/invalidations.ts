@@ -111,7 +111,14 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
           if (targets) subscriber.invalidate(targets);
           else logger.warn('ignored a malformed invalidation message');
         },
-        { onStateChange: (state) => subscriber.channelState(state) },
+        {
+          onStateChange: (state) => subscriber.channelState(state),
+          // What was cached from a store that lost data is stale: flushed as at a reconnection.
+          onDataLost: () => {
+            subscriber.channelState('down');
+            subscriber.channelState('up');
+          },
+        },
       );
       local.add(subscriber);
       return {

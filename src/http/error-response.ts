@@ -1,12 +1,15 @@
 import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import { AppError, OAuthError, type FieldError } from '../shared/errors.ts';
+import { AppError, OAuthError, STORE_RETRY_AFTER_SECONDS, storeUnavailableCause, type FieldError } from '../shared/errors.ts';
+import { html } from '../views/html.ts';
+import { sendPage } from './pages.ts';
 import { sendJson } from './raw-http.ts';
 
 // The one place errors become responses, on express and on node:http alike: an AppError in
-// Tessera's JSON shape, an OAuthError in RFC 6749's, anything else a 500 that tells the client
-// nothing and the log everything.
+// Tessera's JSON shape, an OAuthError in RFC 6749's, a store that is unreachable 503 with
+// Retry-After in either (a page, on the browser's pages), anything else a 500 that tells the
+// client nothing and the log everything.
 
 /** An error as it is answered, whatever writes it. */
 export interface ErrorAnswer {
@@ -31,6 +34,11 @@ export interface OAuthErrorBody {
 const INTERNAL = new AppError(500, 'internal', 'Internal server error.');
 /** What an OAuth endpoint answers anything unexpected with (oidc-provider's words). */
 export const SERVER_ERROR = new OAuthError(500, 'server_error', 'oops! something went wrong');
+const RETRY_LATER = { 'Retry-After': String(STORE_RETRY_AFTER_SECONDS) };
+/** What express answers while a store is unreachable (StoreUnavailableError). */
+export const STORE_UNAVAILABLE = new AppError(503, 'unavailable', 'The service is temporarily unavailable. Try again shortly.', { headers: RETRY_LATER });
+/** What an OAuth endpoint answers while a store is unreachable (RFC 6749 §4.1.2.1's code). */
+export const TEMPORARILY_UNAVAILABLE = new OAuthError(503, 'temporarily_unavailable', 'the service is temporarily unavailable; try again shortly', { headers: RETRY_LATER });
 /** RFC 6749 §5.1: OAuth answers are never cached. */
 const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
@@ -71,23 +79,48 @@ function fromUnreadableRequest(error: unknown): AppError | null {
   return new AppError(status, 'bad_request', status === 400 ? 'The request body could not be decoded.' : 'The request could not be read.', { detail: error.message });
 }
 
-/** Logs what only the log may see: a known error's detail (warn), anything else whole (error). */
+/**
+ * Logs what only the log may see: a known error's detail (warn), anything else whole (error; a
+ * store outage too, which the logger reports once per interval with a count: shared/repeated-failures.ts).
+ */
 function logged(error: unknown, log: Logger, failure: string): AppError | OAuthError | null {
   const known = error instanceof AppError || error instanceof OAuthError ? error : (fromBodyParser((error ?? {}) as { type?: string }) ?? fromUnreadableRequest(error));
+  if (!known && storeUnavailableCause(error)) {
+    log.error({ err: error }, 'a store is unavailable');
+    return STORE_UNAVAILABLE;
+  }
   if (!known) log.error({ err: error }, failure);
   else if (known.detail) log.warn(known instanceof AppError ? { code: known.code, detail: known.detail } : { error: known.error, detail: known.detail }, known.message);
   return known;
 }
 
+/**
+ * Marks the request as one of the browser's pages: a store outage is answered with a page
+ * (errorHandler). Its other refusals keep the JSON shape or are pages of the route's own.
+ */
+export function answerOutagesWithPages(res: Response): void {
+  res.locals.outagesAsPages = true;
+}
+
+const OUTAGE_PAGE = {
+  title: 'Temporarily unavailable',
+  body: html`<h1>Temporarily unavailable</h1><p class="error" role="alert">${STORE_UNAVAILABLE.message}</p><p class="muted">Go back and try again in a moment.</p>`,
+};
+
 /** express's error handler, last in the app: every route's errors are answered here. */
 export function errorHandler(): ErrorRequestHandler {
   return (error: unknown, req, res: Response, _next) => {
-    const answer = errorAnswer(logged(error, req.log, 'unhandled error') ?? INTERNAL);
+    const known = logged(error, req.log, 'unhandled error') ?? INTERNAL;
+    const answer = errorAnswer(known);
     if (res.headersSent) {
       res.destroy();
       return;
     }
     for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+    if (res.locals.outagesAsPages && known === STORE_UNAVAILABLE) {
+      sendPage(res, answer.status, OUTAGE_PAGE);
+      return;
+    }
     res.status(answer.status).json(answer.body);
   };
 }
@@ -104,12 +137,14 @@ export interface RawErrorContext {
 }
 
 /**
- * The error of an OAuth endpoint on node:http: an OAuthError as it says, anything else `fallback`.
- * Returns the OAuthError sent; refusals are the endpoint's to log.
+ * The error of an OAuth endpoint on node:http: an OAuthError as it says, a store outage
+ * TEMPORARILY_UNAVAILABLE, anything else `fallback`. Returns the OAuthError sent; refusals are
+ * the endpoint's to log.
  */
 export function sendRawError(res: ServerResponse, error: unknown, context: RawErrorContext): OAuthError {
-  const sent = error instanceof OAuthError ? error : (context.fallback ?? SERVER_ERROR);
-  if (sent !== error) context.logger.error({ reqId: context.requestId, err: error }, context.failure);
+  const outage = !(error instanceof OAuthError) && storeUnavailableCause(error) !== undefined;
+  const sent = error instanceof OAuthError ? error : outage ? TEMPORARILY_UNAVAILABLE : (context.fallback ?? SERVER_ERROR);
+  if (sent !== error) context.logger.error({ reqId: context.requestId, err: error }, outage ? 'a store is unavailable' : context.failure);
   const answer = errorAnswer(sent);
   sendJson(res, answer.status, answer.body, { ...context.headers, ...answer.headers, 'X-Request-Id': context.requestId });
   return sent;

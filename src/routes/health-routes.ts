@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Database } from '../store/sql/database.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
+import { STORE_RETRY_AFTER_SECONDS } from '../shared/errors.ts';
 
 export interface HealthDependencies {
   database: Pick<Database, 'ping' | 'kind'>;
@@ -49,6 +50,7 @@ export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500 
       res.json({ status: 'ready', checks });
       return;
     }
+    res.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
     res.status(503).json({ message: `Not ready: ${down.map((c) => c.message).join('; ')}.`, status: 503, checks });
   });
   router.all('/readyz', methodNotAllowed(['GET']));

@@ -74,3 +74,32 @@ export class OAuthError extends Error {
     this.headers = options.headers;
   }
 }
+
+/** What clients are told to wait (Retry-After, seconds) while a store is unreachable. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A store (Redis, PostgreSQL) that cannot be reached or did not answer in time: the same request
+ * may succeed once it is back. The stores throw it; every endpoint answers it 503 with
+ * Retry-After in its own shape (src/http/error-response.ts, src/oauth/provider/store-outage.ts).
+ */
+export class StoreUnavailableError extends Error {
+  /** Which store: 'Redis' or 'PostgreSQL'. */
+  readonly store: string;
+
+  constructor(store: string, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StoreUnavailableError';
+    this.store = store;
+  }
+}
+
+/** The StoreUnavailableError this error is or was caused by (libraries wrap what they catch), if any. */
+export function storeUnavailableCause(error: unknown): StoreUnavailableError | undefined {
+  let current = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    if (current instanceof StoreUnavailableError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { createRepeatedFailureFilter, type RepeatedFailureOptions } from './repeated-failures.ts';
 
 /**
  * Paths pino censors wherever they appear in a log object. Request logs never carry bodies, but
@@ -41,16 +42,25 @@ export function loggableUrl(url: string): string {
   return names.length ? `${url.slice(0, query)}?${names.join('&')}` : url.slice(0, query);
 }
 
-export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
-  return pino(
+/**
+ * The JSON logger. A failure logged with its error (`{ err }`) that repeats, the same message and
+ * cause again and again (every request during an outage), is written whole once, then as one line
+ * per interval with a count (repeated-failures.ts).
+ */
+export function createLogger(options: { level: string; destination?: DestinationStream; repeats?: RepeatedFailureOptions }): Logger {
+  const repeats = createRepeatedFailureFilter(options.repeats);
+  const logger = pino(
     {
       level: options.level,
       base: { service: 'tessera' },
       redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      hooks: { logMethod: repeats.logMethod },
     },
     options.destination,
   );
+  repeats.attach(logger);
+  return logger;
 }
 
 export type { Logger };

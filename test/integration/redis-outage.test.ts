@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import type { ConnectionState, EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
+import { MARKER_KEY_PREFIX } from '../../src/store/redis/data-loss.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { inbox, waitFor } from '../contract/ephemeral-store.contract.ts';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
@@ -265,5 +267,93 @@ describe('Redis unreachable at start-up', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
     }
+  });
+});
+
+describe('Redis loses data without a disconnect', () => {
+  let port: number;
+  let server: ChildProcess | undefined;
+  let store: EphemeralStore;
+  let admin: Redis;
+  const states: ConnectionState[] = [];
+  let dataLost = 0;
+  const log: { obj: Record<string, unknown>; msg: string }[] = [];
+  const lostLines = () => log.filter((line) => line.msg.startsWith('Redis lost data'));
+
+  beforeAll(async () => {
+    port = await freePort();
+    server = await startRedisServer(port);
+    store = await createRedisEphemeralStore({
+      url: `redis://127.0.0.1:${port}`,
+      keyPrefix: 'loss:',
+      connectTimeoutMs: 1000,
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      logger: { warn: (obj, msg) => log.push({ obj: obj as Record<string, unknown>, msg }), info: () => undefined },
+    });
+    await store.subscribe('invalidate', () => undefined, { onStateChange: (state) => states.push(state), onDataLost: () => (dataLost += 1) });
+    // The test's own connection to its own server, to lose data behind the store's back.
+    admin = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await store?.close();
+    await killRedisServer(server);
+  });
+
+  /** Waits (generously) for the store to report data lost, n times in all; returns that report. */
+  async function lost(n: number) {
+    await waitFor(`report #${n} of lost data`, () => lostLines().length >= n, 10_000);
+    return lostLines()[n - 1]!;
+  }
+
+  it('a FLUSHALL: subscribers hear that data was lost, with the default heartbeat; the connection never dropped', async () => {
+    await store.set('session', 'v', { ttlMs: 60_000 });
+    await admin.flushall();
+    expect((await lost(1)).obj.reason).toMatch(/data is gone/);
+    expect(dataLost).toBe(1);
+    expect(states).toEqual([]);
+    expect(await store.get('session')).toBeNull();
+  });
+
+  it('a marker holding an older value (a server restored from an older snapshot)', async () => {
+    await lost(1);
+    const [marker] = await admin.keys(`loss:${MARKER_KEY_PREFIX}*`);
+    const current = await admin.get(marker!);
+    await admin.set(marker!, current!.replace(/:\d+$/, ':0'), 'PX', 60_000);
+    expect((await lost(2)).obj.reason).toMatch(/older data/);
+    expect(dataLost).toBe(2);
+  });
+
+  it('an eviction', async () => {
+    await lost(2);
+    await admin.config('SET', 'maxmemory-policy', 'allkeys-random');
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory', String(used + 256 * 1024));
+    const filler = 'x'.repeat(10_000);
+    for (let i = 0; i < 100; i++) await admin.set(`filler:${i}`, filler).catch(() => undefined);
+    await admin.config('SET', 'maxmemory', '0');
+    expect((await lost(3)).obj.reason).toMatch(/evicted|data is gone/);
+    expect(dataLost).toBeGreaterThanOrEqual(3); // (the heartbeat may see the evictions in more than one check)
+    expect(states).toEqual([]);
+  });
+
+  it('nothing lost, nothing reported', async () => {
+    const [marker] = await admin.keys(`loss:${MARKER_KEY_PREFIX}*`);
+    const sequence = async () => Number((await admin.get(marker!))!.split(':').at(-1));
+    const heartbeats = async (n: number) => {
+      const start = await sequence();
+      const deadline = Date.now() + 10_000;
+      while ((await sequence()) < start + n) {
+        if (Date.now() > deadline) throw new Error('the heartbeat did not advance the marker');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await heartbeats(2); // past the checks that may still see the evictions above
+    const reports = lostLines().length;
+    const heard = dataLost;
+    await heartbeats(3);
+    expect(lostLines().length).toBe(reports);
+    expect(dataLost).toBe(heard);
   });
 });

@@ -24,7 +24,10 @@ function actionOf(form: string): string {
 
 export async function userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out: unknown, err?: Error & { userCode?: string }): Promise<void> {
   let message = html`<p>Enter the code shown by the application on your device.</p>`;
-  if (err && (err.userCode || err.name === 'NoCodeError')) {
+  const unavailable = (err as { statusCode?: number } | undefined)?.statusCode === 503;
+  if (unavailable) {
+    message = html`<p class="error" role="alert">The service is temporarily unavailable. Try again in a moment.</p>`;
+  } else if (err && (err.userCode || err.name === 'NoCodeError')) {
     message = html`<p class="error" role="alert">That code is not valid. Check it and try again; codes expire after a few minutes.</p>`;
   } else if (err?.name === 'AbortedError') {
     message = html`<p class="notice" role="status">The sign-in was cancelled. You can close this page.</p>`;
@@ -42,7 +45,7 @@ ${message}
   <input class="code" id="user_code" name="user_code" type="text" placeholder="XXXX-XXXX" maxlength="20" autofocus required autocapitalize="characters" spellcheck="false">
   <div class="actions"><button type="submit">Continue</button></div>
 </form>`,
-    err && err.name !== 'AbortedError' ? 400 : 200,
+    unavailable ? 503 : err && err.name !== 'AbortedError' ? 400 : 200,
   );
 }
 

@@ -22,6 +22,8 @@ import type { JSONWebKeySet } from 'jose';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
 import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, wrapGrantHandler } from './internals.ts';
+import { createStoreOutageSeam } from './store-outage.ts';
+import { isPromise } from '../../shared/awaitable.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -160,8 +162,11 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     async revokeByGrantId() {},
   };
 
+  // A store outage is answered 503 temporarily_unavailable, not server_error (store-outage.ts).
+  const outages = createStoreOutageSeam(deps.logger);
+
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
+    adapter: (name: string) => outages.guardAdapter(name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
     clients: [],
     jwks: deps.jwks as never,
     cookies: {
@@ -178,7 +183,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
 
-    findAccount: (_ctx, sub) => findAccount(sub),
+    findAccount: outages.guard((_ctx: unknown, sub: string) => findAccount(sub)),
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -268,12 +273,21 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // With a source that hands out the same metadata object while it is current, that object
   // identifies the client's version: oidc-provider's client object is reused for it.
   const peek = clients.peekOidcMetadata?.bind(clients);
-  if (peek) reuseClientsByMetadata(provider, peek);
+  if (peek) {
+    // What memory answers stays synchronous; only a lookup in the store can meet an outage.
+    reuseClientsByMetadata(provider, (clientId) => {
+      const metadata = peek(clientId);
+      return isPromise(metadata) ? outages.guardPromise(metadata) : metadata;
+    });
+  }
 
   // oidc-provider checks client assertions for replay with a find, then a save: two concurrent
   // uses could both pass. One SET NX decides instead, on the record the introspection endpoint
   // shares (assertion-replay.ts).
-  replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
+  replaceAssertionReplayCheck(
+    provider,
+    outages.guard((iss: string, jti: string, exp: number) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000))),
+  );
 
   // JWT access tokens oidc-provider will not revoke (it does not store them): Tessera does.
   const revokeJwtAccessToken = createJwtAccessTokenRevocation({
@@ -298,15 +312,21 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
   // Basic credentials that need it are re-encoded; afterwards, two answers are amended.
   provider.use(async (ctx, next) => {
-    const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
-    if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
-      ctx.req.headers.authorization = normaliseBasicHeader(basic);
-      await rawBasicSecret.run(basic.secret, next);
-    } else {
-      // Nothing to decode: what oidc-provider decodes is exactly what was sent.
-      await next();
+    try {
+      const basic = parseBasicAuthorization(ctx.get('authorization') || undefined);
+      if (basic && (isFormEncoded(basic.id) || isFormEncoded(basic.secret))) {
+        ctx.req.headers.authorization = normaliseBasicHeader(basic);
+        await rawBasicSecret.run(basic.secret, next);
+      } else {
+        // Nothing to decode: what oidc-provider decodes is exactly what was sent.
+        await next();
+      }
+    } catch (error) {
+      if (await outages.answered(ctx as KoaContextWithOIDC, error)) return;
+      throw error;
     }
     if (ctx.status === 400 && ctx.path === OIDC_ROUTES.token) correctDisallowedGrantError(ctx.body);
+    outages.retryAfter(ctx as KoaContextWithOIDC);
     if (ctx.status === 400 && ctx.path === OIDC_ROUTES.revocation && refusedAsStructured(ctx.body)) {
       // The caller is authenticated by now (client authentication comes before this refusal).
       const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
@@ -315,11 +335,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       try {
         await revokeJwtAccessToken(token, (tokenClientId) => mayRevoke(caller, tokenClientId));
       } catch (error) {
-        deps.logger.error({ err: error }, 'could not revoke a JWT access token');
-        ctx.status = 503;
-        ctx.set('Retry-After', '1');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the token store is unavailable; try again' };
-        return;
+        // A store outage is answered as every other (503, Retry-After); anything else is a fault.
+        if (await outages.answered(ctx as KoaContextWithOIDC, error)) return;
+        throw error;
       }
       // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
       ctx.status = 200;
@@ -331,7 +349,11 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // RFC 8628 §3.2: tell the device how long to wait between polls, and remember its PKCE challenge.
       const body = ctx.body as Record<string, unknown>;
       body.interval = config.oauth.devicePollIntervalSeconds;
-      await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+      try {
+        await devicePolls.started(String(body.device_code), Number(body.expires_in), (ctx.req as { tesseraCodeChallenge?: string }).tesseraCodeChallenge);
+      } catch (error) {
+        if (!(await outages.answered(ctx as KoaContextWithOIDC, error))) throw error;
+      }
     } else if (ctx.path === '/.well-known/openid-configuration') {
       // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource
       // servers authenticated by secret or private_key_jwt (RFC 8414 would assume

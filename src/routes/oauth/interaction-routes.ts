@@ -9,6 +9,8 @@ import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import { html, type SafeHtml } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
+import { answerOutagesWithPages } from '../../http/error-response.ts';
+import { storeUnavailableCause } from '../../shared/errors.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -83,9 +85,12 @@ ${login}
     return { details, client, clientName: client?.clientName ?? clientId, requested, user: user && !user.disabled ? user : null };
   }
 
-  /** An expired or unknown interaction (or one from another browser) ends in a page, not a 500. */
+  /**
+   * An expired or unknown interaction (or one from another browser) ends in a page, not a 500;
+   * anything else (a store outage among them) is the error handler's, which answers a page here.
+   */
   function failed(res: Response, next: (error: unknown) => void, error: unknown) {
-    if (!(error instanceof errors.OIDCProviderError)) {
+    if (!(error instanceof errors.OIDCProviderError) || storeUnavailableCause(error)) {
       next(error);
       return;
     }
@@ -94,6 +99,11 @@ ${login}
       body: html`<h1>This sign-in has expired</h1><p class="error" role="alert">The page is no longer valid (it may have timed out or been opened in another browser). Start again from your device or application.</p>`,
     });
   }
+
+  router.use('/interaction', (_req, res, next) => {
+    answerOutagesWithPages(res);
+    next();
+  });
 
   router.get('/interaction/:uid', async (req, res, next) => {
     try {

@@ -133,7 +133,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
       if (res.headersSent) return;
       const sent = sendRawError(res, error, { requestId, logger, headers: securityHeaders, failure: 'introspection failed', fallback: UNAVAILABLE });
       // (A limited caller's refusals are not logged one by one: its limit was, once.)
-      if (sent !== UNAVAILABLE && sent.status !== 429) logger.info({ reqId: requestId, status: sent.status, reason: sent.message, ...(sent.detail ? { detail: sent.detail } : {}) }, 'introspection request refused');
+      if (sent.status < 500 && sent.status !== 429) logger.info({ reqId: requestId, status: sent.status, reason: sent.message, ...(sent.detail ? { detail: sent.detail } : {}) }, 'introspection request refused');
     });
   };
 }

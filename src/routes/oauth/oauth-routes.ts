@@ -10,6 +10,7 @@ import type { DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts'
 import { createInteractionRoutes } from './interaction-routes.ts';
 import { deviceAuthorizationGuard, userCodeRateLimit } from './device-guards.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
+import { answerOutagesWithPages } from '../../http/error-response.ts';
 
 export interface OAuthRouteDependencies {
   config: Config;
@@ -40,6 +41,11 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   });
 
   router.post(OIDC_ROUTES.device_authorization, deviceAuthorizationGuard(deps.config));
+  // The user-code page's guard answers a store outage as a page, as oidc-provider does behind it.
+  router.use(OIDC_ROUTES.code_verification, (_req, res, next) => {
+    answerOutagesWithPages(res);
+    next();
+  });
   router.post(OIDC_ROUTES.code_verification, userCodeRateLimit(deps.config, deps.ephemeral));
 
   // RFC 8414 metadata: the same document as OpenID discovery, at its own well-known name.

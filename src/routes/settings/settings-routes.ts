@@ -10,6 +10,7 @@ import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
 import { sameToken } from '../../http/csrf.ts';
 import { sendPage } from '../../http/pages.ts';
+import { answerOutagesWithPages } from '../../http/error-response.ts';
 import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
@@ -43,6 +44,12 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
   const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+
+  // The browser's pages answer a store outage as a page (503 with Retry-After).
+  router.use(['/login', '/settings'], (_req, res, next) => {
+    answerOutagesWithPages(res);
+    next();
+  });
 
   router.get('/assets/copy.js', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=3600').type('application/javascript').send(COPY_SCRIPT);

@@ -32,6 +32,11 @@ export interface SubscribeOptions {
    * down are lost, so a subscriber that caches must flush on 'down' and bypass its cache until 'up'.
    */
   onStateChange?: (state: ConnectionState) => void;
+  /**
+   * Called (while the channel is up) when the store finds that it lost data, a disconnect or not
+   * (a FLUSHALL, an eviction, an older snapshot restored): what a subscriber cached from it is stale.
+   */
+  onDataLost?: () => void;
 }
 
 export interface EphemeralStore {

@@ -2,6 +2,7 @@
 // errors that say what failed and where. Commands never queue while Redis is away: they fail at once.
 import type { Socket } from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
+import { StoreUnavailableError } from '../../shared/errors.ts';
 
 export interface StoreLogger {
   warn(obj: object, msg: string): void;
@@ -165,12 +166,12 @@ function explain(context: RedisContext, operation: string, connection: Connectio
     return new Error(`Redis ${operation} failed: ${text}`, { cause: error });
   }
   if (text === 'Command timed out') {
-    return new Error(`Redis at ${server} did not answer ${operation} within ${commandTimeoutMs} ms`, { cause: error });
+    return new StoreUnavailableError('Redis', `Redis at ${server} did not answer ${operation} within ${commandTimeoutMs} ms`, { cause: error });
   }
   const { status } = connection.client;
   if (status !== 'ready' || CONNECTION_LOST.test(text)) {
     const why = connection.lastError ? `${connection.lastError}, reconnecting` : status === 'ready' ? 'connection lost' : `connection ${status}`;
-    return new Error(`Redis at ${server} is unavailable (${why}); ${operation} was not run`, { cause: error });
+    return new StoreUnavailableError('Redis', `Redis at ${server} is unavailable (${why}); ${operation} was not run`, { cause: error });
   }
   return new Error(`Redis ${operation} failed at ${server}: ${text}`, { cause: error });
 }

@@ -1,19 +1,24 @@
 // Pings each connection so that one dead without its socket knowing (a frozen server, a dropped
-// network path) is torn down and re-established, and a subscriber learns it missed messages.
+// network path) is torn down and re-established, and a subscriber learns it missed messages. On the
+// commands connection the ping is the data-loss check (data-loss.ts), which Redis answers too.
 import { reasonOf, type Connection, type RedisContext } from './connection.ts';
 
-export const DEFAULT_HEARTBEAT_MS = 5000;
+/** Often enough that data lost without a disconnect is noticed within about a second. */
+export const DEFAULT_HEARTBEAT_MS = 1000;
 
-/** One PING per connection every heartbeatMs, never two at once. Returns the timer, unref'd. */
-export function startHeartbeat(context: RedisContext, connections: () => Promise<Connection[]>, heartbeatMs: number): NodeJS.Timeout {
+/**
+ * One PING per connection every heartbeatMs (`commandsProbe` instead on the commands connection),
+ * never two at once. Returns the timer, unref'd.
+ */
+export function startHeartbeat(context: RedisContext, connections: () => Promise<Connection[]>, heartbeatMs: number, commandsProbe?: () => Promise<unknown>): NodeJS.Timeout {
   const timer = setInterval(() => {
     void connections().then((all) => {
       for (const connection of all) {
         const { client } = connection;
         if (context.closing || client.status !== 'ready' || connection.heartbeatInFlight) continue;
         connection.heartbeatInFlight = true;
-        client
-          .ping()
+        const probe = connection.role === 'commands' && commandsProbe ? commandsProbe() : client.ping();
+        probe
           .catch((error: unknown) => {
             if (context.closing || client.status !== 'ready') return;
             connection.lastError = reasonOf(context, error);

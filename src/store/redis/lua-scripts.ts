@@ -43,6 +43,15 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', remaining + tonumber(ARGV[2]), 'NX'
 return 'exists'
 `;
 
+// A node's marker (data-loss.ts): what it held (nil once Redis lost it) and how many keys Redis has
+// evicted so far, then the marker's next value.
+const MARKER_LUA = `
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local evicted = string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)')
+return {previous or false, evicted or '0'}
+`;
+
 /** At most this many members go into one SADD (Lua's unpack has a stack limit of about 8,000). */
 export const SET_ADDITIONS_PER_COMMAND = 1000;
 
@@ -51,6 +60,7 @@ export interface ScriptedCommands {
   tesseraIncrement(key: string, windowMs: string): Promise<[number, number]>;
   tesseraAddToSet(key: string, ttlMs: string, ...members: string[]): Promise<number>;
   tesseraSetWithCompanion(key: string, companion: string, value: string, ttlMs: string, companionTtlMs: string, companionValue?: string): Promise<number>;
+  tesseraMarker(key: string, next: string, ttlMs: string): Promise<[string | null, string]>;
 }
 
 /** Registers the scripts on a client as commands of their own. */
@@ -59,5 +69,6 @@ export function defineScripts(client: Redis): ScriptedCommands {
   client.defineCommand('tesseraAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA });
   client.defineCommand('tesseraSetIfAbsentAlongside', { numberOfKeys: 2, lua: SET_IF_ABSENT_ALONGSIDE_LUA });
   client.defineCommand('tesseraSetWithCompanion', { numberOfKeys: 2, lua: SET_WITH_COMPANION_LUA });
+  client.defineCommand('tesseraMarker', { numberOfKeys: 1, lua: MARKER_LUA });
   return client as unknown as ScriptedCommands;
 }

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
 import { baseRedisOptions, connectFirst, describeServer, openConnection, quit, run, type Connection, type RedisContext, type StoreLogger } from './connection.ts';
+import { createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
@@ -21,7 +22,10 @@ export interface RedisEphemeralStoreOptions {
   connectTimeoutMs: number;
   /** How long any command may wait for its reply before it fails: no request hangs on Redis. */
   commandTimeoutMs: number;
-  /** How often each connection is pinged to find one that is dead (heartbeat.ts). Default 5000. */
+  /**
+   * How often each connection is pinged to find one that is dead, and Redis checked for data it
+   * lost without a disconnect (heartbeat.ts, data-loss.ts). Default 1000.
+   */
   heartbeatMs?: number;
   logger?: StoreLogger;
 }
@@ -77,7 +81,13 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     return subscriber ? [commands, subscriber] : [commands];
   };
   const stallWatchdog = startStallWatchdog(connections, commandTimeoutMs);
-  const heartbeat = startHeartbeat(context, connections, heartbeatMs);
+  // Data lost (without a disconnect, or across a restart): subscribers drop what they cached.
+  const dataLoss = createDataLossDetector(context, scripted, keyPrefix, (reason) => {
+    context.logger.warn({ redis: context.server, reason }, 'Redis lost data; dropping what was cached from it');
+    subscriptions.dataLost();
+  });
+  await dataLoss.check().catch(() => undefined); // the first marker; the heartbeat checks it from now on
+  const heartbeat = startHeartbeat(context, connections, heartbeatMs, () => dataLoss.check());
 
   return {
     kind: 'redis',

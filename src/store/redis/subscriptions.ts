@@ -6,12 +6,19 @@ import { connectFirst, errorText, openConnection, reasonOf, run, type Connection
 interface Listener {
   handler: (message: string) => void;
   onStateChange: ((state: ConnectionState) => void) | undefined;
+  onDataLost: (() => void) | undefined;
 }
 
 export interface Subscriptions {
   subscribe(channel: string, handler: (message: string) => void, options?: SubscribeOptions): Promise<Subscription>;
   /** The subscriber connection, when one was opened successfully. */
   connection(): Promise<Connection | undefined>;
+  /**
+   * Redis lost data (data-loss.ts): subscribers hear onDataLost and drop what
+   * they cached. While the channel is down they hear nothing: they bypass their caches already,
+   * and flush again on 'up'.
+   */
+  dataLost(): void;
 }
 
 /** `commands` is duplicated for the subscriber connection; channels are prefixed with keyPrefix. */
@@ -94,7 +101,7 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
         throw new Error(`Redis at ${server} is unavailable (${connection.lastError ?? 'reconnecting'}); SUBSCRIBE was not run`);
       }
       const fullChannel = keyPrefix + channel;
-      const listener: Listener = { handler, onStateChange: subscribeOptions?.onStateChange };
+      const listener: Listener = { handler, onStateChange: subscribeOptions?.onStateChange, onDataLost: subscribeOptions?.onDataLost };
       const set = listeners.get(fullChannel) ?? new Set<Listener>();
       listeners.set(fullChannel, set);
       set.add(listener);
@@ -124,6 +131,19 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
 
     async connection() {
       return subscriberConnection ? await subscriberConnection.catch(() => undefined) : undefined;
+    },
+
+    dataLost() {
+      if (context.closing || !subscriberUp) return;
+      for (const set of listeners.values()) {
+        for (const listener of set) {
+          try {
+            listener.onDataLost?.();
+          } catch (error) {
+            logger.warn({ reason: errorText(error) }, 'a subscriber failed to handle lost data');
+          }
+        }
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Database, Queryable, QueryResult } from './database.ts';
 import { redactUrl } from '../../config/load.ts';
+import { StoreUnavailableError } from '../../shared/errors.ts';
 
 // BIGINT (int8) columns are parsed into numbers, as PGlite does, so both drivers give repositories
 // the same row shapes. Tessera's int8 values (identity columns, counters) stay far below 2^53.
@@ -10,14 +11,41 @@ const sameTypesAsPGlite = {
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-function wrap(client: pg.ClientBase | pg.Pool): Queryable {
+/** Node's socket errors that mean the server cannot be reached. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** What pg and pg-pool say when a connection cannot be made or was lost. */
+const CONNECTION_LOST = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection terminated due to connection timeout)/;
+
+/**
+ * Whether a failure says that the server is away rather than that the statement is wrong: a
+ * socket error, a lost or refused connection, or SQLSTATE class 08 (connection exception),
+ * 57P01–57P03 (shutting down, crashed, starting up) or 53300 (too many connections).
+ */
+function serverUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300')) return true;
+  return typeof message === 'string' && CONNECTION_LOST.test(message);
+}
+
+/** Runs a call on the pool, turning "the server is away" into a StoreUnavailableError naming it. */
+async function reaching<T>(server: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!serverUnavailable(error)) throw error;
+    const reason = (error as { code?: string; message?: string }).message || (error as { code?: string }).code || String(error);
+    throw new StoreUnavailableError('PostgreSQL', `PostgreSQL at ${server} is unavailable: ${reason}`, { cause: error });
+  }
+}
+
+function wrap(client: pg.ClientBase | pg.Pool, server: string): Queryable {
   return {
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-      const result = await client.query(sql, params as unknown[]);
+      const result = await reaching(server, () => client.query(sql, params as unknown[]));
       return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
     },
     async exec(sql: string): Promise<void> {
-      await client.query(sql);
+      await reaching(server, () => client.query(sql));
     },
   };
 }
@@ -41,18 +69,21 @@ export async function createPostgresDatabase(options: PostgresOptions): Promise<
   });
   // An idle client that loses its connection emits on the pool; without a listener that is fatal.
   pool.on('error', (error) => options.onError?.(error));
-  const base = wrap(pool);
+  const server = redactUrl(options.url);
+  const base = wrap(pool, server);
+  const connect = () => reaching(server, () => pool.connect());
 
   const database: Database = {
     kind: 'postgres',
     query: base.query,
     exec: base.exec,
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = await connect();
+      const tx = wrap(client, server);
       try {
-        await client.query('BEGIN');
-        const result = await fn(wrap(client));
-        await client.query('COMMIT');
+        await tx.exec('BEGIN');
+        const result = await fn(tx);
+        await tx.exec('COMMIT');
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -62,11 +93,11 @@ export async function createPostgresDatabase(options: PostgresOptions): Promise<
       }
     },
     async withAdvisoryLock(key, fn) {
-      const client = await pool.connect();
+      const client = await connect();
       try {
         await client.query('SELECT pg_advisory_lock($1)', [key]);
         try {
-          return await fn(wrap(client));
+          return await fn(wrap(client, server));
         } finally {
           await client.query('SELECT pg_advisory_unlock($1)', [key]);
         }
@@ -75,7 +106,7 @@ export async function createPostgresDatabase(options: PostgresOptions): Promise<
       }
     },
     async ping() {
-      await pool.query('SELECT 1');
+      await base.query('SELECT 1');
     },
     async close() {
       await pool.end();
@@ -86,7 +117,8 @@ export async function createPostgresDatabase(options: PostgresOptions): Promise<
     await database.ping();
   } catch (error) {
     await pool.end().catch(() => undefined);
-    throw new Error(`cannot reach PostgreSQL at ${redactUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+    const reason = error instanceof StoreUnavailableError ? ((error.cause as Error | undefined)?.message ?? error.message) : (error as Error).message;
+    throw new Error(`cannot reach PostgreSQL at ${server}: ${reason}`, { cause: error });
   }
   return database;
 }
