@@ -10,6 +10,7 @@ import type { Config } from './config/schema.ts';
 import { openCore, type OnlineCore } from './core.ts';
 import { createApp } from './http/app.ts';
 import { withFastRoutes } from './http/raw-http.ts';
+import { listRoutes, type RouteEntry } from './http/route-inventory.ts';
 import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
@@ -21,7 +22,7 @@ import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
-import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
+import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
@@ -40,6 +41,8 @@ export interface RunningTessera {
   ephemeral: EphemeralStore;
   /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
   introspectionCache: { stats(): CredentialCacheStats };
+  /** Every route it serves (express's, oidc-provider's, the node:http ones) and its methods. */
+  routes(): RouteEntry[];
   /** Stops accepting, drains in-flight requests (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
@@ -151,7 +154,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): Server {
+function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): { server: Server; routes: () => RouteEntry[] } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   const limiter = createLoginLimiter(ephemeral, config.loginLimits);
@@ -160,7 +163,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answe
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter, trustsProxy: (address) => trustsProxy(address, 0) }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },
@@ -175,7 +178,9 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answe
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: onTokenAnswer });
   const server = createServer(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app));
   server.keepAliveTimeout = 65_000;
-  return server;
+  // The token endpoint's other methods are oidc-provider's (providerRoutes lists them).
+  const routes = () => [...listRoutes(app), ...providerRoutes(oauth.provider).filter((route) => route.path !== OIDC_ROUTES.introspection), { path: OIDC_ROUTES.introspection, methods: ['POST'] }];
+  return { server, routes };
 }
 
 async function listen(server: Server, config: Config): Promise<string> {
@@ -231,8 +236,8 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     await greetFirstAdmin(core);
     return buildOAuth(core, subscriptions, options.clock);
   });
-  const server = buildServer(core, oauth, options.onTokenAnswer);
+  const { server, routes } = buildServer(core, oauth, options.onTokenAnswer);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
-  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, stop: drainer(server, core, subscriptions) };
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, routes, stop: drainer(server, core, subscriptions) };
 }

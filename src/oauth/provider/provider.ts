@@ -17,7 +17,7 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
-import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata } from './internals.ts';
+import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, skipPersistingUnsavedSessions } from './internals.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -260,6 +260,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // shares (assertion-replay.ts).
   replaceAssertionReplayCheck(provider, (iss, jti, exp) => claimClientAssertion(deps.ephemeral, iss, jti, exp, Math.floor(Date.now() / 1000)));
 
+  // A POST /device without a session answers its form with the error, not a 500 (internals.ts says why).
+  skipPersistingUnsavedSessions(provider);
+
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
@@ -297,6 +300,14 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
+  });
+  // What escapes oidc-provider's own error handling reaches koa's, which would print it to stderr
+  // as plain text (app.onerror): with a listener of its own, koa leaves it to the JSON log. (The
+  // provider is a koa application; its types list only oidc-provider's own events.)
+  (provider as unknown as NodeJS.EventEmitter).on('error', (error: Error & { status?: number; expose?: boolean }, ctx?: { path?: string; method?: string }) => {
+    const where = { path: ctx?.path, method: ctx?.method };
+    if (error.expose || (typeof error.status === 'number' && error.status < 500)) deps.logger.warn({ ...where, status: error.status, reason: error.message }, 'oidc-provider refused a request');
+    else deps.logger.error({ ...where, err: error }, 'oidc-provider request failed');
   });
 
   // With oauth.directGrants off, every grant goes through oidc-provider.

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, QueryResult } from './database.ts';
+import { refuseNulCharacters, type Database, type Queryable, type QueryResult } from './database.ts';
 import { redactUrl } from '../../config/load.ts';
 
 // BIGINT (int8) columns are parsed into numbers, as PGlite does, so both drivers give repositories
@@ -13,6 +13,7 @@ const sameTypesAsPGlite = {
 function wrap(client: pg.ClientBase | pg.Pool): Queryable {
   return {
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+      refuseNulCharacters(params);
       const result = await client.query(sql, params as unknown[]);
       return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
     },
