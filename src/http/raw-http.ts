@@ -49,13 +49,14 @@ const firstValue = (value: string | string[] | undefined) => (Array.isArray(valu
  * Readies a request for oidc-provider, which (koa with `proxy` on) believes X-Forwarded-* from any
  * peer and builds its URLs from the origin they name: forwarding headers from a peer that is not a
  * trusted proxy are removed (express ignores them too), and the answer says whether the origin
- * oidc-provider will build from is a URL at all (a Host of `:` is not, and would fail as a 500).
+ * oidc-provider will build from is an http(s) URL at all (a Host of `:` or an X-Forwarded-Proto of
+ * `a:` is not, and would fail as a 500).
  */
 export function readyForProvider(req: IncomingMessage, trustsProxy: (address: string) => boolean): boolean {
   if (!trustsProxy(req.socket.remoteAddress ?? '')) for (const name of FORWARDING_HEADERS) delete req.headers[name];
   const protocol = firstValue(req.headers['x-forwarded-proto']) || ((req.socket as TLSSocket).encrypted ? 'https' : 'http');
   const host = firstValue(req.headers['x-forwarded-host']) || firstValue(req.headers.host);
-  return !!host && URL.canParse(`${protocol}://${host}/`);
+  return /^https?$/i.test(protocol) && !!host && URL.canParse(`${protocol}://${host}/`);
 }
 
 export function isFormRequest(req: IncomingMessage): boolean {

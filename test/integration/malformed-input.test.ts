@@ -87,9 +87,11 @@ describe('malformed requests are refused as the client error they are', () => {
     ['GET', '/.well-known/openid-configuration', ':'],
     ['GET', '/.well-known/oauth-authorization-server', 'a b'],
     ['POST', '/oauth/revoke', ':'],
+    ['GET', '/.well-known/openid-configuration', 'proto:A:'],
     ['POST', '/oauth/token', ':'],
-  ])('%s %s with an X-Forwarded-Host that names no origin (%s) answers 400 invalid_request, not 500', async (method, path, host) => {
-    const res = await fetch(`${suite.tessera.url}${path}`, { method, headers: { 'x-forwarded-host': host } });
+  ])('%s %s with an X-Forwarded-Host or -Proto that names no origin (%s) answers 400 invalid_request, not 500', async (method, path, host) => {
+    const forwarded = host.startsWith('proto:') ? { 'x-forwarded-proto': host.slice('proto:'.length) } : { 'x-forwarded-host': host };
+    const res = await fetch(`${suite.tessera.url}${path}`, { method, headers: forwarded });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'invalid_request', error_description: 'the Host header does not name a valid origin' });
   });
