@@ -54,9 +54,10 @@ const firstValue = (value: string | string[] | undefined) => (Array.isArray(valu
  */
 export function readyForProvider(req: IncomingMessage, trustsProxy: (address: string) => boolean): boolean {
   if (!trustsProxy(req.socket.remoteAddress ?? '')) for (const name of FORWARDING_HEADERS) delete req.headers[name];
-  const protocol = firstValue(req.headers['x-forwarded-proto']) || ((req.socket as TLSSocket).encrypted ? 'https' : 'http');
-  const host = firstValue(req.headers['x-forwarded-host']) || firstValue(req.headers.host);
-  return /^https?$/i.test(protocol) && !!host && URL.canParse(`${protocol}://${host}/`);
+  // As koa reads them: a forwarded header present at all wins, even when its first value is empty.
+  const protocol = req.headers['x-forwarded-proto'] ? firstValue(req.headers['x-forwarded-proto']) : (req.socket as TLSSocket).encrypted ? 'https' : 'http';
+  const host = req.headers['x-forwarded-host'] ? firstValue(req.headers['x-forwarded-host']) : firstValue(req.headers.host);
+  return /^https?$/i.test(protocol ?? '') && !!host && URL.canParse(`${protocol}://${host}/`);
 }
 
 export function isFormRequest(req: IncomingMessage): boolean {

@@ -88,6 +88,8 @@ describe('malformed requests are refused as the client error they are', () => {
     ['GET', '/.well-known/oauth-authorization-server', 'a b'],
     ['POST', '/oauth/revoke', ':'],
     ['GET', '/.well-known/openid-configuration', 'proto:A:'],
+    ['GET', '/.well-known/oauth-authorization-server', 'proto:,'],
+    ['GET', '/device', ', example.org'],
     ['POST', '/oauth/token', ':'],
   ])('%s %s with an X-Forwarded-Host or -Proto that names no origin (%s) answers 400 invalid_request, not 500', async (method, path, host) => {
     const forwarded = host.startsWith('proto:') ? { 'x-forwarded-proto': host.slice('proto:'.length) } : { 'x-forwarded-host': host };
