@@ -153,6 +153,12 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
+/** The OpenID scopes of a grant (oidc-provider's Grant keeps them as `openid.scope`), undefined once it is gone. */
+async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<string[] | undefined> {
+  const grant = (await core.oidcAdapters('Grant').find(grantId)) as { openid?: { scope?: unknown } } | undefined;
+  return grant ? String(grant.openid?.scope ?? '').split(' ').filter(Boolean) : undefined;
+}
+
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
 function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answer: TokenAnswerEvent) => void) | undefined): { server: Server; routes: () => RouteEntry[] } {
   const { config, logger, ephemeral, sessions } = core;
@@ -163,7 +169,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, onTokenAnswer: ((answe
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter, trustsProxy: (address) => trustsProxy(address, 0) }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, limiter, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, ephemeral) },

@@ -40,6 +40,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/oauth/introspect', family: 'oauth' },
   { path: '/oauth/revoke', family: 'oauth' },
   { path: '/oauth/device/code', family: 'oauth' },
+  { path: '/oauth/userinfo', family: 'oauth' },
   { path: '/oauth/authorize', family: 'oauth-page' },
   { path: '/oauth/authorize/:uid', family: 'oauth-page' },
   { path: '/device', family: 'oauth-page' },

@@ -184,6 +184,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         enabled: true,
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_kind === 'resource_server',
       },
+      // Tessera answers userinfo itself: oidc-provider's refuses tokens issued for a resource server,
+      // and every token Tessera issues is (src/routes/oauth/userinfo-endpoint.ts).
       userinfo: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout: { enabled: false },
@@ -292,6 +294,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // RFC 8414 §2: REQUIRED once private_key_jwt is advertised.
       body.introspection_endpoint_auth_signing_alg_values_supported = [...CLIENT_ASSERTION_ALGORITHMS];
       delete body.introspection_signing_alg_values_supported;
+      // OpenID Connect's UserInfo endpoint is Tessera's own (src/routes/oauth/userinfo-endpoint.ts).
+      body.userinfo_endpoint = new URL(OIDC_ROUTES.userinfo, String(body.token_endpoint)).href;
       // Revocation authenticates clients exactly as the token endpoint does.
       body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
       body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;

@@ -8,6 +8,7 @@ import { PAGE_CSP, STYLESHEET_PATH } from '../../views/html.ts';
 import { STYLESHEET } from '../../views/stylesheet.ts';
 import type { DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
+import { createUserinfoRoutes, type UserinfoDependencies } from './userinfo-endpoint.ts';
 import { deviceAuthorizationGuard, userCodeRateLimit } from './device-guards.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 import { answersPreflight, providerMethodsAt } from '../../oauth/provider/internals.ts';
@@ -25,6 +26,8 @@ export interface OAuthRouteDependencies {
   limiter: LoginLimiter;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
+  /** OpenID Connect's UserInfo endpoint, answered by Tessera (userinfo-endpoint.ts). */
+  userinfo: UserinfoDependencies;
 }
 
 /** A request whose Host (or a trusted proxy's X-Forwarded-Host/-Proto) names no URL origin. */
@@ -71,6 +74,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
     toProvider(req, res);
   });
 
+  router.use(createUserinfoRoutes(deps.userinfo));
   router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, limiter: deps.limiter, csrfKey: deps.csrfKey }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
