@@ -9,6 +9,8 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 // document names a UserInfo endpoint, and every endpoint the document names answers.
 
 const by = { actor: 'test' };
+const OPAQUE_API = 'urn:tessera:api';
+const JWT_API = 'https://records.example.org';
 
 describe('OpenID Connect discovery and UserInfo', () => {
   const prefix = uniqueRedisPrefix();
@@ -30,10 +32,14 @@ describe('OpenID Connect discovery and UserInfo', () => {
     db = await createTestDatabase();
     const port = await freePort();
     issuer = new URL(`http://127.0.0.1:${port}`);
-    tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' });
+    tessera = await startTestTessera(
+      { PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' },
+      { oauth: { resources: { [OPAQUE_API]: { format: 'opaque' }, [JWT_API]: { format: 'jwt' } }, defaultResource: OPAQUE_API } },
+    );
     aliceId = (await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read'] }, by)).id;
     await tessera.core.clients.create({ clientId: 'oidc-cli', name: 'OpenID CLI', kind: 'device', scopes: ['openid', 'read'] }, by);
     await tessera.core.clients.create({ clientId: 'cli', name: 'Plain CLI', kind: 'device', scopes: ['read'] }, by);
+    await tessera.core.clients.create({ clientId: 'jwt-cli', name: 'OpenID CLI with JWTs', kind: 'device', scopes: ['openid', 'read'], defaultResource: JWT_API }, by);
   });
   afterAll(async () => {
     await tessera?.stop();
@@ -69,6 +75,12 @@ describe('OpenID Connect discovery and UserInfo', () => {
     const posted = await userinfo({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ access_token: tokens.access_token }) });
     expect([posted.status, await posted.json()]).toEqual([200, { sub: aliceId, preferred_username: 'alice' }]);
     expect(posted.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('a JWT access token of such a login answers too', async () => {
+    const { config, tokens } = await login('jwt-cli', 'openid read');
+    expect(tokens.access_token.split('.')).toHaveLength(3);
+    expect(await oidc.fetchUserInfo(config, tokens.access_token, aliceId)).toEqual({ sub: aliceId, preferred_username: 'alice' });
   });
 
   it('refuses a login that was not granted openid (403 insufficient_scope), an unknown token (401) and none (400)', async () => {
