@@ -92,12 +92,12 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
         next(oauthNotAllowedError(req.method, allowed));
         return;
       }
-      // Pages (and oidc-provider's auto-submitting form, whose script it allows by hash) need the
-      // page policy rather than the JSON one.
       if (!readyForProvider(req, deps.trustsProxy)) {
         next(UNUSABLE_ORIGIN);
         return;
       }
+      // Pages (and oidc-provider's auto-submitting form, whose script it allows by hash) need the
+      // page policy rather than the JSON one.
       if (browserPage) res.setHeader('Content-Security-Policy', PAGE_CSP);
       toProvider(req, res);
       return;
