@@ -59,6 +59,13 @@ describe('malformed requests are refused as the client error they are', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
   });
 
+  it('resuming a sign-in that does not exist, with a client named in the query, answers the error page (400), not 500', async () => {
+    await suite.tessera.core.clients.create({ clientId: 'svc', name: 'Service', kind: 'service', scopes: ['read'] }, { actor: 'test' });
+    const res = await fetch(`${suite.tessera.url}/oauth/authorize/unknown?client_id=svc`, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
   it('POST /login without a body answers the form again (403), not 500', async () => {
     const res = await fetch(`${suite.tessera.url}/login`, { method: 'POST' });
     expect(res.status).toBe(403);

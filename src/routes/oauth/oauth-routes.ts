@@ -96,6 +96,11 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
         next(UNUSABLE_ORIGIN);
         return;
       }
+      // A sign-in resumes (/oauth/authorize/<uid>) from what its interaction stored; a query there
+      // is never oidc-provider's own, and one naming a client made its error handler fail (it
+      // reads parameters the resume never assembled): 500 instead of the error page.
+      const query = req.url.indexOf('?');
+      if (query !== -1 && req.path.startsWith(`${OIDC_ROUTES.authorization}/`)) req.url = req.url.slice(0, query);
       // Pages (and oidc-provider's auto-submitting form, whose script it allows by hash) need the
       // page policy rather than the JSON one.
       if (browserPage) res.setHeader('Content-Security-Policy', PAGE_CSP);
