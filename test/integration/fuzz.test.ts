@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import type { TestTessera } from '../support/start-tessera.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // Property-based fuzzing of every route over raw HTTP: random and malformed paths, queries,
@@ -78,6 +79,8 @@ const PARAMETER_NAMES = [
   'refresh_token', 'device_code', 'user_code', 'token', 'token_type_hint', 'client_assertion', 'client_assertion_type', 'access_token',
   'password', 'username', 'csrf', 'next', 'name', 'scopes', 'expires_in_days', 'confirm', 'abort', 'xsrf', 'prompt', 'login', 'consent',
 ];
+/** The clients workingCredentials registers, for client_id values that exist. */
+const CLIENT_IDS = ['fuzz-service', 'fuzz-rs', 'fuzz-cli'];
 const GRANT_TYPES = ['client_credentials', 'refresh_token', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code', 'password', ''];
 
 /** Text as it may arrive: ASCII, any unicode, control characters, or nothing. */
@@ -101,7 +104,7 @@ const segment = fc.oneof(
 );
 
 const parameterName = fc.oneof(fc.constantFrom(...PARAMETER_NAMES), text.map(encodeURIComponent), fc.constantFrom('pass%77ord', 'access%5Ftoken', '%ZZ', 'a[b]', 'a[]'));
-const parameterValue = fc.oneof(fc.constantFrom(...GRANT_TYPES), text.map(encodeURIComponent), fc.constantFrom('%ZZ', '%E0%A4%A', 'openid read', 'read%20deposit%3Awrite'));
+const parameterValue = fc.oneof(fc.constantFrom(...GRANT_TYPES), fc.constantFrom(...CLIENT_IDS), text.map(encodeURIComponent), fc.constantFrom('%ZZ', '%E0%A4%A', 'openid read', 'read%20deposit%3Awrite'));
 /** name=value pairs, names often repeated. */
 const pairs = fc.array(fc.tuple(parameterName, parameterValue), { maxLength: 8 }).map((list) => list.map(([name, value]) => `${name}=${value}`).join('&'));
 
@@ -175,7 +178,7 @@ const requestParts = fc.record({
 });
 
 /** A case for `fuzzedRoute` as it is sent. */
-function toCase(fuzzedRoute: FuzzRoute, method: string, c: typeof requestParts extends fc.Arbitrary<infer T> ? T : never): FuzzCase {
+function toCase(fuzzedRoute: FuzzRoute, method: string, c: typeof requestParts extends fc.Arbitrary<infer T> ? T : never, credential: readonly [string, string] | null): FuzzCase {
   let index = 0;
   let path = fuzzedRoute.path.replace(/:[a-z]+/g, () => c.segments[index++ % 2]!);
   if (c.trailingSlash) path += '/';
@@ -188,6 +191,7 @@ function toCase(fuzzedRoute: FuzzRoute, method: string, c: typeof requestParts e
   if (c.contentType !== null) headers['content-type'] = c.contentType;
   if (c.contentEncoding !== null) headers['content-encoding'] = c.contentEncoding;
   if (c.hugeHeader !== null) headers['x-padding'] = 'p'.repeat(c.hugeHeader);
+  if (credential !== null) headers[credential[0]] = credential[1];
   const raw = c.body === null ? undefined : Buffer.from(c.body, 'latin1');
   const sent = raw && c.gzipped && c.contentEncoding === 'gzip' ? gzipSync(raw) : raw;
   // OAuth endpoints are matched exactly: with a trailing slash the path is no route (express's JSON 404 or 400).
@@ -197,8 +201,12 @@ function toCase(fuzzedRoute: FuzzRoute, method: string, c: typeof requestParts e
   return Object.assign(fuzzed, { [fc.toStringMethod]: () => describeCase(fuzzed) });
 }
 
-/** A request to one of the routes (the methods each serves, as the server lists them) or to no route. */
-const fuzzCase = (methodsOf: ReadonlyMap<string, readonly string[]>) =>
+/**
+ * A request to one of the routes (the methods each serves, as the server lists them) or to no
+ * route, sometimes with a credential that works (`credentials`: header name and value), so that
+ * the fuzzing reaches past the authentication of each route.
+ */
+const fuzzCase = (methodsOf: ReadonlyMap<string, readonly string[]>, credentials: readonly (readonly [string, string])[]) =>
   fc
     .oneof({ weight: 12, arbitrary: fc.constantFrom(...ROUTES) }, { weight: 1, arbitrary: fc.constantFrom(...UNROUTED) })
     .chain((route) => {
@@ -209,9 +217,9 @@ const fuzzCase = (methodsOf: ReadonlyMap<string, readonly string[]>) =>
         { weight: 2, arbitrary: fc.constantFrom(...METHODS) },
         { weight: 1, arbitrary: fc.constantFrom('PROPFIND', 'TRACE', 'SEARCH', 'M-SEARCH', 'PURGE') },
       );
-      return fc.record({ route: fc.constant(route), method, rest: requestParts });
+      return fc.record({ route: fc.constant(route), method, rest: requestParts, credential: sometimes(fc.constantFrom(...credentials), 30) });
     })
-    .map(({ route, method, rest }) => toCase(route, method, rest));
+    .map(({ route, method, rest, credential }) => toCase(route, method, rest, credential));
 
 interface Answer {
   /** 0: node:http refused it unparsed and closed the connection before the client read the answer. */
@@ -322,7 +330,7 @@ describe('fuzzing every route', () => {
     const started = Date.now();
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(fuzzCase(methodsOf), { minLength: BATCH, maxLength: BATCH }), async (batch) => {
+        fc.asyncProperty(fc.array(fuzzCase(methodsOf, await workingCredentials(suite.tessera)), { minLength: BATCH, maxLength: BATCH }), async (batch) => {
           const answers = await Promise.all(batch.map((c) => send(base, agent, c)));
           batch.forEach((c, i) => {
             const answer = answers[i]!;
@@ -350,6 +358,36 @@ describe('fuzzing every route', () => {
     expect(lines.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).toEqual([]);
   }, 240_000);
 });
+
+/**
+ * Credentials that work, as the headers that carry them: API sessions of the first account (several:
+ * a fuzzed POST /logout or DELETE /api/v1/sessions/… may end one), a personal token, a service
+ * client's and a resource server's secrets.
+ */
+async function workingCredentials(tessera: TestTessera): Promise<(readonly [string, string])[]> {
+  const by = { actor: 'fuzz' };
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const sessions: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(`${tessera.url}/users/admin/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'initial-admin-password' }) });
+    sessions.push(((await res.json()) as { session: string }).session);
+  }
+  const created = await fetch(`${tessera.url}/api/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-session': sessions[0]! }, body: JSON.stringify({ name: 'fuzz' }) });
+  const { token } = (await created.json()) as { token: string };
+  const service = (await tessera.core.clients.create({ clientId: 'fuzz-service', name: 'Fuzz service', kind: 'service', scopes: ['read'] }, by)).secret!;
+  const resourceServer = (await tessera.core.clients.create({ clientId: 'fuzz-rs', name: 'Fuzz RS', kind: 'resource_server' }, by)).secret!;
+  await tessera.core.clients.create({ clientId: 'fuzz-cli', name: 'Fuzz CLI', kind: 'device', scopes: ['openid', 'read', 'offline_access'] }, by);
+  expect(sessions.every((session) => session.startsWith('tsr_ses_')) && token.startsWith('tsr_pat_')).toBe(true);
+  return [
+    ...sessions.map((session) => ['x-session', session] as const),
+    ['authorization', `Bearer ${sessions[1]!}`],
+    ['authorization', `Bearer ${token}`],
+    ['x-api-key', token],
+    ['authorization', basic('fuzz-service', service)],
+    ['authorization', basic('fuzz-rs', resourceServer)],
+    ['cookie', `tessera_session=${sessions[2]!}`],
+  ];
+}
 
 function isJsonLine(line: string): boolean {
   try {
