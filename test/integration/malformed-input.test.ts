@@ -66,6 +66,13 @@ describe('malformed requests are refused as the client error they are', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
   });
 
+  it.each(['%C4%80', '%22', 'read%5Cx'])('GET /auth/verify?scope=%s with a working credential answers 400, not 500 nor a scope echoed into WWW-Authenticate', async (scope) => {
+    const login = await fetch(`${suite.tessera.url}/users/admin/login?password=initial-admin-password`, { method: 'POST' });
+    const { session } = (await login.json()) as { session: string };
+    const res = await fetch(`${suite.tessera.url}/auth/verify?scope=${scope}`, { headers: { 'x-session': session } });
+    expect([res.status, await res.json()]).toEqual([400, { message: 'The scope parameter holds a character no scope has.', status: 400 }]);
+  });
+
   it('POST /login without a body answers the form again (403), not 500', async () => {
     const res = await fetch(`${suite.tessera.url}/login`, { method: 'POST' });
     expect(res.status).toBe(403);
