@@ -12,6 +12,7 @@ import { createApp } from './http/app.ts';
 import { createConnectionDrain, type ConnectionDrain } from './http/connection-drain.ts';
 import { createIssuerSelfCheck, type IssuerCheckResult, type IssuerSelfCheck } from './http/issuer-self-check.ts';
 import { withFastRoutes } from './http/raw-http.ts';
+import { listRoutes, type RouteEntry } from './http/route-inventory.ts';
 import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
@@ -24,7 +25,7 @@ import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
-import { createOAuthRoutes } from './routes/oauth/oauth-routes.ts';
+import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
@@ -45,6 +46,8 @@ export interface RunningTessera {
   introspectionCache: { stats(): CredentialCacheStats };
   /** The start's check that the issuer leads to this process (not awaited by the start; it warns if not). */
   issuerCheck: Promise<IssuerCheckResult>;
+  /** Every route it serves (express's, oidc-provider's, the node:http ones) and its methods. */
+  routes(): RouteEntry[];
   /** Ends the issuer check, stops accepting, drains (up to http.shutdownGraceMs), then closes the stores. */
   stop(): Promise<void>;
 }
@@ -160,8 +163,14 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
 
+/** The OpenID scopes of a grant (oidc-provider's Grant keeps them as `openid.scope`), undefined once it is gone. */
+async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<string[] | undefined> {
+  const grant = (await core.oidcAdapters('Grant').find(grantId)) as { openid?: { scope?: unknown } } | undefined;
+  return grant ? String(grant.openid?.scope ?? '').split(' ').filter(Boolean) : undefined;
+}
+
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, options: StartOptions): { server: Server; connections: ConnectionDrain } {
+function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, options: StartOptions): { server: Server; connections: ConnectionDrain; routes: () => RouteEntry[] } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   // Every channel that takes a password shares one sign-in, and so one limit per account.
@@ -173,7 +182,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
@@ -191,7 +200,9 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const connections = createConnectionDrain(server);
   server.on('request', connections.handle(issuerCheck.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app))));
   server.keepAliveTimeout = 65_000;
-  return { server, connections };
+  // The token endpoint's other methods are oidc-provider's (providerRoutes lists them).
+  const routes = () => [...listRoutes(app), ...providerRoutes(oauth.provider).filter((route) => route.path !== OIDC_ROUTES.introspection), { path: OIDC_ROUTES.introspection, methods: ['POST'] }];
+  return { server, connections, routes };
 }
 
 async function listen(server: Server, config: Config): Promise<string> {
@@ -248,7 +259,7 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     return buildOAuth(core, subscriptions, options.clock);
   });
   const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
-  const { server, connections } = buildServer(core, oauth, issuerSelfCheck, options);
+  const { server, connections, routes } = buildServer(core, oauth, issuerSelfCheck, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
   logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
   const stopChecking = new AbortController();
@@ -257,5 +268,5 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     stopChecking.abort();
     return drain();
   };
-  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, issuerCheck: issuerSelfCheck.run(url, stopChecking.signal), stop };
+  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, issuerCheck: issuerSelfCheck.run(url, stopChecking.signal), routes, stop };
 }

@@ -6,6 +6,7 @@ import { errorHandler } from './error-response.ts';
 import { notFound } from './refusals.ts';
 import { requestContext } from './request-context.ts';
 import { requireHttps } from './require-https.ts';
+import { methodNotAllowedForKnownPaths } from './route-inventory.ts';
 import type { TrustProxy } from './trust-proxy.ts';
 
 export interface AppDependencies {
@@ -45,6 +46,7 @@ export function createApp({ config, logger, trustProxy, oauthRoutes, apiRoutes =
     else app.use(router);
   }
 
+  app.use(methodNotAllowedForKnownPaths(app));
   app.use(notFound());
   app.use(errorHandler());
   return app;

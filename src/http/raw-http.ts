@@ -56,6 +56,26 @@ export function plainHttpReason(req: IncomingMessage, trustsProxy: (address: str
   return base;
 }
 
+/** The headers through which a proxy names the request's origin and client. */
+const FORWARDING_HEADERS = ['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-for'];
+
+const firstValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim();
+
+/**
+ * Readies a request for oidc-provider, which (koa with `proxy` on) believes X-Forwarded-* from any
+ * peer and builds its URLs from the origin they name: forwarding headers from a peer that is not a
+ * trusted proxy are removed (express ignores them too), and the answer says whether the origin
+ * oidc-provider will build from is an http(s) URL at all (a Host of `:` or an X-Forwarded-Proto of
+ * `a:` is not, and would fail as a 500).
+ */
+export function readyForProvider(req: IncomingMessage, trustsProxy: (address: string) => boolean): boolean {
+  if (!trustsProxy(req.socket.remoteAddress ?? '')) for (const name of FORWARDING_HEADERS) delete req.headers[name];
+  // As koa reads them: a forwarded header present at all wins, even when its first value is empty.
+  const protocol = req.headers['x-forwarded-proto'] ? firstValue(req.headers['x-forwarded-proto']) : (req.socket as TLSSocket).encrypted ? 'https' : 'http';
+  const host = req.headers['x-forwarded-host'] ? firstValue(req.headers['x-forwarded-host']) : firstValue(req.headers.host);
+  return /^https?$/i.test(protocol ?? '') && !!host && URL.canParse(`${protocol}://${host}/`);
+}
+
 export function isFormRequest(req: IncomingMessage): boolean {
   return FORM.test(req.headers['content-type'] ?? '');
 }

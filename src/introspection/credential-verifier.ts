@@ -28,6 +28,8 @@ export interface ActiveCredential {
   aud: string | null;
   iat: number | null;
   exp: number | null;
+  /** The grant (a person's login) an OAuth token was issued under, if any: what it was granted besides the token's own scopes. */
+  grantId?: string;
   /**
    * What ends it (see invalidations.ts): its own token, its grant, its client, its user. A cached
    * answer is dropped when any of these is invalidated. Never part of an answer to a caller.
@@ -110,6 +112,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       username: user.username,
       scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
       ...common,
+      ...(typeof payload.grantId === 'string' ? { grantId: payload.grantId } : {}),
       invalidatedBy,
     };
   }
@@ -140,7 +143,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       const user = payload.sub ? await activeUser(payload.sub) : null;
       if (!user) return null;
       invalidatedBy.push(target.user(user.id));
-      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, invalidatedBy };
+      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, ...(typeof grantId === 'string' ? { grantId } : {}), invalidatedBy };
     } catch {
       return null;
     }

@@ -9,10 +9,15 @@ import { tokenFormat } from '../credentials/token-format.ts';
 import { isPromise } from '../shared/awaitable.ts';
 import type { Logger } from 'pino';
 
+/** RFC 6749 §3.3: the characters a scope may hold (also all that may go into WWW-Authenticate's scope). */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
 function requiredScopes(req: Request): string[] {
   const raw = req.query.scope;
   const values = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? [raw] : [];
-  return values.flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
+  const scopes = values.flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
+  if (!scopes.every((scope) => SCOPE_TOKEN.test(scope))) throw AppError.badRequest('The scope parameter holds a character no scope has.');
+  return scopes;
 }
 
 export interface ForwardAuthDependencies {

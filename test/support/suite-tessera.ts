@@ -4,15 +4,16 @@ import { startTestTessera, type TestTessera } from './start-tessera.ts';
 
 /**
  * A Tessera of a describe block's own, on a new PostgreSQL database and Redis prefix: started
- * before its tests, stopped and cleaned up after them. Read it as `suite.tessera` inside a test.
+ * before its tests, stopped and cleaned up after them. `overrides` are configuration values, as
+ * startTestTessera takes them. Read it as `suite.tessera` inside a test.
  */
-export function tesseraForSuite(env: Record<string, string> = {}): { readonly tessera: TestTessera } {
+export function tesseraForSuite(env: Record<string, string> = {}, overrides: Record<string, unknown> = {}): { readonly tessera: TestTessera } {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase | undefined;
   let running: TestTessera | undefined;
   beforeAll(async () => {
     db = await createTestDatabase();
-    running = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, ...env });
+    running = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, ...env }, overrides);
   });
   afterAll(async () => {
     await running?.stop();

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Awaitable } from '../../shared/awaitable.ts';
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken, ResourceServer, ResourceServerInstance } from 'oidc-provider';
-// @ts-expect-error -- oidc-provider ships no types for its internal modules
+// @ts-expect-error -- untyped: oidc-provider's per-instance internals (its router and grant handlers among them).
 import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 
 // The only module in src/ that reaches past oidc-provider's documented API (its docs/README.md
@@ -15,6 +15,8 @@ import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 //   - how lib/shared/selective_body.js reads a request (`readable`, `iterator()`)
 //   - the wording of lib/actions/token.js's refusal of a grant type the client may not use
 //   - the grant handlers registered in the constructor (lib/helpers/weak_cache.js's grantTypeHandlers), one wrapped
+//   - the provider's router (lib/helpers/router.js `match`), to learn which methods a path serves
+//   - Session.prototype.persist (wrapped), for a session that was never saved
 // Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
@@ -141,4 +143,48 @@ export function replayRequestBody(req: IncomingMessage, body: Buffer): void {
 export function correctDisallowedGrantError(body: unknown): void {
   const answer = body as { error?: unknown; error_description?: unknown } | null;
   if (answer?.error === 'invalid_request' && answer.error_description === 'requested grant type is not allowed for this client') answer.error = 'unauthorized_client';
+}
+
+/** The methods oidc-provider's router would answer, in the order a client reads them in `Allow`. */
+const ROUTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+interface ProviderRouter {
+  match(method: string, path: string): unknown;
+}
+
+/**
+ * The methods oidc-provider serves at `path` (none for a path it does not route), read from its
+ * own router (lib/helpers/router.js), so a route enabled or disabled in the configuration is
+ * reflected without a list of Tessera's to keep in step. OPTIONS is left out: oidc-provider
+ * answers it only as a CORS preflight (lib/shared/cors.js), see `answersPreflight`.
+ */
+export function providerMethodsAt(provider: Provider, path: string): string[] {
+  return routedMethods(provider, path).filter((method) => method !== 'OPTIONS');
+}
+
+/** Whether oidc-provider answers a CORS preflight (OPTIONS with Access-Control-Request-Method) at `path`. */
+export function answersPreflight(provider: Provider, path: string): boolean {
+  return routedMethods(provider, path).includes('OPTIONS');
+}
+
+function routedMethods(provider: Provider, path: string): string[] {
+  const router = (readProviderInternals as (provider: Provider) => { router?: ProviderRouter } | undefined)(provider)?.router;
+  if (!router) throw new Error('oidc-provider internals moved: no router (re-read src/oauth/provider/internals.ts)');
+  return ROUTED_METHODS.filter((method) => router.match(method, path) !== undefined);
+}
+
+/**
+ * A session that was never saved is not persisted at the end of a request: oidc-provider's
+ * ensureSessionSave (lib/helpers/initialize_app.js) calls `persist()` on any touched session, and
+ * `persist()` throws for one that was never saved. That happens when an error page re-renders the
+ * device form for a request without a session (POST /device with no session cookie: its xsrf
+ * secret is set after the session middleware has finished), and the client got a 500 instead of
+ * the form's 400. Such a session was never handed to the browser: there is nothing to persist.
+ */
+export function skipPersistingUnsavedSessions(provider: Provider): void {
+  const prototype = provider.Session.prototype as unknown as { exp?: unknown; persist(): Promise<unknown> };
+  const persist = prototype.persist;
+  prototype.persist = async function persistIfSaved(this: { exp?: unknown }) {
+    return typeof this.exp === 'number' ? persist.call(this) : undefined;
+  };
 }

@@ -21,7 +21,7 @@ import { renderOAuthErrorPage } from './error-page.ts';
 import type { JSONWebKeySet } from 'jose';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
-import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, wrapGrantHandler } from './internals.ts';
+import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
 import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 
@@ -201,6 +201,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         enabled: true,
         allowedPolicy: async (_ctx, client) => (client as unknown as TesseraClient).tessera_may_introspect === true,
       },
+      // Tessera answers userinfo itself: oidc-provider's refuses tokens issued for a resource server,
+      // and every token Tessera issues is (src/routes/oauth/userinfo-endpoint.ts).
       userinfo: { enabled: false },
       // Not advertised, no bound tokens: the token endpoint refuses DPoP proofs (token-endpoint.ts)
       // until forward-auth, tessera/verifier and /api/v1/me check them (docs/clients.md#dpop).
@@ -307,6 +309,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     : undefined;
   if (reuseGrace) wrapGrantHandler(provider, 'refresh_token', (original) => refreshWithGrace(reuseGrace, original));
 
+  // A POST /device without a session answers its form with the error, not a 500 (internals.ts says why).
+  skipPersistingUnsavedSessions(provider);
+
   const devicePolls = createDevicePollPolicy({ store: deps.ephemeral, intervalSeconds: config.oauth.devicePollIntervalSeconds });
 
   // One middleware around every oidc-provider request (each layer costs every request its turn):
@@ -363,6 +368,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // RFC 8414 §2: REQUIRED once private_key_jwt is advertised.
       body.introspection_endpoint_auth_signing_alg_values_supported = [...CLIENT_ASSERTION_ALGORITHMS];
       delete body.introspection_signing_alg_values_supported;
+      // OpenID Connect's UserInfo endpoint is Tessera's own (src/routes/oauth/userinfo-endpoint.ts).
+      body.userinfo_endpoint = new URL(OIDC_ROUTES.userinfo, String(body.token_endpoint)).href;
       // Revocation authenticates clients exactly as the token endpoint does.
       body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
       body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
@@ -371,6 +378,14 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');
+  });
+  // What escapes oidc-provider's own error handling reaches koa's, which would print it to stderr
+  // as plain text (app.onerror): with a listener of its own, koa leaves it to the JSON log. (The
+  // provider is a koa application; its types list only oidc-provider's own events.)
+  (provider as unknown as NodeJS.EventEmitter).on('error', (error: Error & { status?: number; expose?: boolean }, ctx?: { path?: string; method?: string }) => {
+    const where = { path: ctx?.path, method: ctx?.method };
+    if (error.expose || (typeof error.status === 'number' && error.status < 500)) deps.logger.warn({ ...where, status: error.status, reason: error.message }, 'oidc-provider refused a request');
+    else deps.logger.error({ ...where, err: error }, 'oidc-provider request failed');
   });
 
   // With oauth.directGrants off, every grant goes through oidc-provider.

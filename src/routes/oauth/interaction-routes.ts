@@ -117,7 +117,7 @@ ${login}
   router.post('/interaction/:uid', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
     try {
       const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
-      const body = req.body as Record<string, string | undefined>;
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
       if (!csrf.verify('interaction', details.uid, body.csrf)) {
         render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
         return;

@@ -3,10 +3,13 @@ import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { sendRawError } from '../../http/error-response.ts';
-import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
+import { FORM_BODY_LIMIT, isFormRequest, isSecureRequest, jsonHeaderList, jsonSecurityHeaders, plainHttpReason, readBody, readyForProvider, requestIdOf, sendJsonText, type RawHandler } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
 import { CROSS_ORIGIN_HEADERS, type DirectGrant } from '../../oauth/grants/direct-grant.ts';
-import { replayRequestBody } from '../../oauth/provider/internals.ts';
+import { answersPreflight, providerMethodsAt, replayRequestBody } from '../../oauth/provider/internals.ts';
+import { oauthNotAllowedError } from '../../http/refusals.ts';
+import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
+import { UNUSABLE_ORIGIN } from './oauth-routes.ts';
 import type { TokenRequestCheck } from '../../oauth/grants/token-request-rules.ts';
 
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
@@ -59,6 +62,10 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
   const debug = deps.logger.isLevelEnabled('debug');
   const directGrants = deps.directGrants ?? [];
   const { onAnswer } = deps;
+  /** What oidc-provider answers here (POST, and a CORS preflight); anything else is 405. */
+  const allowed = providerMethodsAt(deps.provider, OIDC_ROUTES.token);
+  const preflights = answersPreflight(deps.provider, OIDC_ROUTES.token);
+  const isPreflight = (req: IncomingMessage) => preflights && req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
   const answered = (requestId: string, answeredBy: TokenAnswerEvent['answeredBy'], status: number, form: URLSearchParams | undefined) =>
     onAnswer?.({ requestId, answeredBy, status, grantType: form?.get('grant_type') ?? undefined });
 
@@ -91,8 +98,11 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
         return;
       }
       replayRequestBody(req, outcome === 'amended' ? Buffer.from(form.toString()) : body);
+    } else if (!allowed.includes(req.method ?? '') && !isPreflight(req)) {
+      throw oauthNotAllowedError(req.method ?? '', allowed);
     }
     // Anything else (another method, another body) is oidc-provider's to answer.
+    if (!readyForProvider(req, deps.trustsProxy)) throw UNUSABLE_ORIGIN;
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
     res.setHeader('X-Request-Id', requestId);
     await callback(req, res);

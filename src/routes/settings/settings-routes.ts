@@ -63,7 +63,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
 
   router.post('/login', async (req, res, next) => {
     try {
-      const body = req.body as Record<string, unknown>;
+      const body = (req.body ?? {}) as Record<string, unknown>;
       const username = typeof body.username === 'string' ? body.username : '';
       const next_ = localPath(body.next);
       const fresh = randomBytes(24).toString('base64url');
@@ -163,7 +163,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
 
   router.post('/settings/tokens', page, async (req, res, next) => {
     try {
-      const body = req.body as Record<string, unknown>;
+      const body = (req.body ?? {}) as Record<string, unknown>;
       const expires = body.expires_in_days === 'never' ? null : Number(body.expires_in_days);
       try {
         const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: formList(body.scopes), expiresInDays: expires }, actor(req));

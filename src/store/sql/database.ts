@@ -1,3 +1,5 @@
+import { AppError } from '../../shared/errors.ts';
+
 /**
  * The durable store: PostgreSQL through `pg` when DATABASE_URL is set, otherwise PGlite (the same
  * PostgreSQL, compiled to WebAssembly) persisted in a data directory. Both speak one SQL dialect,
@@ -27,4 +29,20 @@ export interface Database extends Queryable {
   /** Resolves when the database answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * PostgreSQL's text and jsonb cannot hold U+0000 and refuse a parameter with it as an error of
+ * the server's. It can only come from a client (a %00 in a path or a form): refused as bad input,
+ * by both drivers, before the query is sent.
+ */
+export function refuseNulCharacters(params: readonly unknown[] | undefined): void {
+  if (params?.some(holdsNul)) throw AppError.badRequest('Text may not contain the NUL character (U+0000).');
+}
+
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === 'object' && !(value instanceof Date) && !(value instanceof Uint8Array)) return JSON.stringify(value).includes('\\u0000');
+  return false;
 }

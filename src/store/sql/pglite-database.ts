@@ -1,13 +1,14 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
-import type { Database, Queryable, QueryResult } from './database.ts';
+import { refuseNulCharacters, type Database, type Queryable, type QueryResult } from './database.ts';
 
 type PGliteLike = Pick<PGlite, 'query' | 'exec'> | Transaction;
 
 function wrap(db: PGliteLike): Queryable {
   return {
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+      refuseNulCharacters(params);
       const result = await db.query<R>(sql, params);
       const rowCount = result.affectedRows && result.affectedRows > 0 ? result.affectedRows : result.rows.length;
       return { rows: result.rows, rowCount };

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, QueryResult } from './database.ts';
+import { refuseNulCharacters, type Database, type Queryable, type QueryResult } from './database.ts';
 import { redactUrl } from '../../config/load.ts';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 
@@ -41,6 +41,7 @@ async function reaching<T>(server: string, call: () => Promise<T>): Promise<T> {
 function wrap(client: pg.ClientBase | pg.Pool, server: string): Queryable {
   return {
     async query<R>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+      refuseNulCharacters(params);
       const result = await reaching(server, () => client.query(sql, params as unknown[]));
       return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
     },
