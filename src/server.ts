@@ -198,7 +198,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });
   const server = createServer();
   const connections = createConnectionDrain(server);
-  server.on('request', connections.handle(issuerCheck.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, app))));
+  // The issuer check fetches the discovery document, which express serves: the two hot routes skip it.
+  server.on('request', connections.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, issuerCheck.handle(app))));
   server.keepAliveTimeout = 65_000;
   // The token endpoint's other methods are oidc-provider's (providerRoutes lists them).
   const routes = () => [...listRoutes(app), ...providerRoutes(oauth.provider).filter((route) => route.path !== OIDC_ROUTES.introspection), { path: OIDC_ROUTES.introspection, methods: ['POST'] }];
