@@ -32,7 +32,10 @@ export function requestContext(logger: Logger) {
         ip: req.ip,
         userAgent: req.get('user-agent'),
       };
-      if (res.statusCode >= 500) req.log.error(line, 'request failed');
+      // A 503 is an answer (a store is away, or hashing is saturated): its cause is logged once
+      // per interval where it is met, so the access line is a warning, not one error per request.
+      if (res.statusCode === 503) req.log.warn(line, 'request answered unavailable');
+      else if (res.statusCode >= 500) req.log.error(line, 'request failed');
       else req.log.info(line, 'request');
     });
     next();
