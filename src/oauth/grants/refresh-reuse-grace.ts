@@ -29,6 +29,8 @@ export interface RefreshReuseGraceOptions {
   clock?: () => number;
   /** How long a refresh waits for a concurrent rotation of its token to be answered (default 10 s). */
   waitMs?: number;
+  /** Told when a rotation's answer could not be kept for the grace (the store failed). */
+  onKeepFailed?: (error: unknown) => void;
 }
 
 export interface RefreshReuseGrace {
@@ -135,8 +137,11 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
           await store.del(claimKey);
           throw error;
         }
-        // Kept once, never overwritten or extended: its grace counts from the claim.
-        await store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true });
+        // Kept once, never overwritten or extended: its grace counts from the claim. The answer goes
+        // out without waiting for this write (one round trip less per refresh); a retry arriving
+        // before it lands waits for it as for a rotation in flight. If it fails, the rotation
+        // still stands: the retry then waits out the claim, and the client has its answer anyway.
+        store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true }).catch((error: unknown) => options.onKeepFailed?.(error));
         return body;
       }
       const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });

@@ -305,7 +305,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // The refresh-token reuse grace on both paths: here inside oidc-provider's refresh_token
   // handler (reuse detection happens in it), and in the direct refresh grant.
   const reuseGrace = config.oauth.refreshTokenReuseGraceSeconds > 0
-    ? createRefreshReuseGrace({ store: deps.ephemeral, graceSeconds: config.oauth.refreshTokenReuseGraceSeconds, ...(deps.clock ? { clock: deps.clock } : {}) })
+    ? createRefreshReuseGrace({
+      store: deps.ephemeral,
+      graceSeconds: config.oauth.refreshTokenReuseGraceSeconds,
+      onKeepFailed: (error) => deps.logger.warn({ err: error }, 'could not keep a refresh answer for its reuse grace'),
+      ...(deps.clock ? { clock: deps.clock } : {}),
+    })
     : undefined;
   if (reuseGrace) wrapGrantHandler(provider, 'refresh_token', (original) => refreshWithGrace(reuseGrace, original));
 
