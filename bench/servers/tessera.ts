@@ -19,7 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.ts';
@@ -157,11 +158,13 @@ export async function startTessera(options: StartOptions): Promise<TesseraUnderT
     throw error;
   }
 
-  // The core beside the server: the server has migrated the database already.
-  const config = loadConfig({ env: { ...env, PORT: '0' } });
-  const logger = createLogger({ level: 'silent' });
-  const ephemeral = await openEphemeralStore(config, logger);
-  const core = await openCore(config, logger, { migrate: false, ephemeral });
+  // The core beside the server, from the same tree as the server (another checkout's schema may
+  // differ from this one's): the server has migrated the database already.
+  const own = options.root ? await importCoreOf(options.root) : { loadConfig, createLogger, openEphemeralStore, openCore };
+  const config = own.loadConfig({ env: { ...env, PORT: '0' } });
+  const logger = own.createLogger({ level: 'silent' });
+  const ephemeral = await own.openEphemeralStore(config, logger);
+  const core = await own.openCore(config, logger, { migrate: false, ephemeral });
 
   return {
     server,
@@ -178,4 +181,11 @@ export async function startTessera(options: StartOptions): Promise<TesseraUnderT
       await cleanUp();
     },
   };
+}
+
+/** The modules that open a core, from another checkout (its own schema and services). */
+async function importCoreOf(root: string): Promise<{ loadConfig: typeof loadConfig; createLogger: typeof createLogger; openEphemeralStore: typeof openEphemeralStore; openCore: typeof openCore }> {
+  const from = (path: string) => import(pathToFileURL(join(resolve(root), path)).href);
+  const [load, log, stores, core] = await Promise.all([from('src/config/load.ts'), from('src/shared/logger.ts'), from('src/store/open-stores.ts'), from('src/core.ts')]);
+  return { loadConfig: load.loadConfig, createLogger: log.createLogger, openEphemeralStore: stores.openEphemeralStore, openCore: core.openCore };
 }
