@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createOidcAdapterFactory } from '../../src/oauth/adapter/oidc-adapter.ts';
 import { approveDevice } from '../support/device-approval.ts';
-import { freePort } from '../support/private-redis.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import type { TestTessera } from '../support/start-tessera.ts';
+import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 const JWT_API = 'https://records.example.org';
 const by = { actor: 'test' };
@@ -16,30 +15,22 @@ const insecure = { execute: [oidc.allowInsecureRequests] };
 // token endpoint, for opaque and JWT access tokens, client credentials, device logins and refreshes,
 // and stops advertising it; a bound token already in the store is not accepted as a bearer.
 describe('DPoP (sender-constrained tokens)', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
+  const suite = tesseraForSuite(
+    { TESSERA_DEVICE_POLL_INTERVAL: '1' },
+    { oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' } } } },
+    { issuerOnItsPort: true },
+  );
   let tessera: TestTessera;
   let issuer: URL;
   let serviceSecret: string;
   let rsSecret: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const port = await freePort();
-    issuer = new URL(`http://127.0.0.1:${port}`);
-    tessera = await startTestTessera(
-      { PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' },
-      { oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' } } } },
-    );
+    ({ tessera, issuer } = suite);
     await tessera.core.accounts.createUser({ username: 'fran', password: 'fran-password-1', scopes: ['read'] }, by);
     serviceSecret = (await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
     rsSecret = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
     await tessera.core.clients.create({ clientId: 'cli', name: 'CLI', kind: 'device', scopes: ['read', 'offline_access'] }, by);
-  });
-  afterAll(async () => {
-    await tessera?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
   });
 
   const dpopRefusal = { error: 'invalid_dpop_proof', error_description: expect.stringMatching(/DPoP/) };

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
-import { freePort } from '../support/private-redis.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import type { TestTessera } from '../support/start-tessera.ts';
+import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // Tessera issues ID tokens (a login granted `openid`), so it is an OpenID provider: its discovery
 // document names a UserInfo endpoint, and every endpoint the document names answers.
@@ -13,8 +12,11 @@ const OPAQUE_API = 'urn:tessera:api';
 const JWT_API = 'https://records.example.org';
 
 describe('OpenID Connect discovery and UserInfo', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
+  const suite = tesseraForSuite(
+    { TESSERA_DEVICE_POLL_INTERVAL: '1' },
+    { oauth: { resources: { [OPAQUE_API]: { format: 'opaque' }, [JWT_API]: { format: 'jwt' } }, defaultResource: OPAQUE_API } },
+    { issuerOnItsPort: true },
+  );
   let tessera: TestTessera;
   let issuer: URL;
   let aliceId: string;
@@ -29,22 +31,11 @@ describe('OpenID Connect discovery and UserInfo', () => {
   const userinfo = (init: RequestInit) => fetch(new URL('/oauth/userinfo', issuer), init);
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const port = await freePort();
-    issuer = new URL(`http://127.0.0.1:${port}`);
-    tessera = await startTestTessera(
-      { PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' },
-      { oauth: { resources: { [OPAQUE_API]: { format: 'opaque' }, [JWT_API]: { format: 'jwt' } }, defaultResource: OPAQUE_API } },
-    );
+    ({ tessera, issuer } = suite);
     aliceId = (await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read'] }, by)).id;
     await tessera.core.clients.create({ clientId: 'oidc-cli', name: 'OpenID CLI', kind: 'device', scopes: ['openid', 'read'] }, by);
     await tessera.core.clients.create({ clientId: 'cli', name: 'Plain CLI', kind: 'device', scopes: ['read'] }, by);
     await tessera.core.clients.create({ clientId: 'jwt-cli', name: 'OpenID CLI with JWTs', kind: 'device', scopes: ['openid', 'read'], defaultResource: JWT_API }, by);
-  });
-  afterAll(async () => {
-    await tessera?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
   });
 
   it('discovery names the UserInfo endpoint beside the openid scope', async () => {
