@@ -8,7 +8,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** config/default.json, found from src/config (sources) and from dist/config (build). */
 export const DEFAULT_CONFIG_FILE = resolve(here, '..', '..', 'config', 'default.json');
 
-type Kind = 'string' | 'int' | 'boolean' | 'trustProxy' | 'list';
+type Kind = 'string' | 'int' | 'intOrAuto' | 'boolean' | 'trustProxy' | 'list';
 interface EnvBinding { path: string[]; kind: Kind; secret?: boolean }
 
 /** Every environment variable Tessera reads, and the configuration key it sets. */
@@ -21,6 +21,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_TRUST_PROXY: { path: ['http', 'trustProxy'], kind: 'trustProxy' },
   TESSERA_BODY_LIMIT: { path: ['http', 'bodyLimit'], kind: 'string' },
   TESSERA_SHUTDOWN_GRACE_MS: { path: ['http', 'shutdownGraceMs'], kind: 'int' },
+  TESSERA_WORKERS: { path: ['http', 'workers'], kind: 'intOrAuto' },
   TESSERA_DATA_DIR: { path: ['database', 'dataDir'], kind: 'string' },
   TESSERA_DB_POOL_SIZE: { path: ['database', 'poolSize'], kind: 'int' },
   TESSERA_REDIS_PREFIX: { path: ['redis', 'keyPrefix'], kind: 'string' },
@@ -121,6 +122,7 @@ function readJson(file: string, problems: string[]): Json {
 
 function fromEnv(binding: EnvBinding, raw: string): unknown {
   if (binding.kind === 'int') return raw.trim() === '' ? raw : Number(raw);
+  if (binding.kind === 'intOrAuto') return /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw.trim();
   // Anything but true or false is left as it is, for the schema to refuse by name.
   if (binding.kind === 'boolean') return raw === 'true' ? true : raw === 'false' ? false : raw;
   if (binding.kind === 'list') return raw.split(',').map((item) => item.trim()).filter(Boolean);

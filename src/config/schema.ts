@@ -65,6 +65,13 @@ export const configSchema = z.object({
     trustProxy: z.union([z.boolean(), z.number().int().nonnegative(), z.string().min(1)]),
     bodyLimit: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'must be a size such as 100kb or 1mb' }),
     shutdownGraceMs: positiveInt,
+    /**
+     * How many server processes share the port (src/workers.ts): a number, or `auto` for one per
+     * core. More than one needs PostgreSQL and Redis, which the processes share.
+     */
+    workers: z.custom<number | 'auto'>((value) => value === 'auto' || (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 1024), {
+      message: 'must be a whole number from 1 to 1024, or auto',
+    }),
   }),
   database: z.object({
     url: urlWith(['postgres:', 'postgresql:']).nullable(),

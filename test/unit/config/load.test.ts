@@ -93,6 +93,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { TESSERA_REFRESH_REUSE_GRACE_SECONDS: '-1' } })).toThrow(/TESSERA_REFRESH_REUSE_GRACE_SECONDS/);
   });
 
+  it('reads http.workers (1 by default, a number or auto) from TESSERA_WORKERS', () => {
+    expect(loadConfig({ env: {} }).http.workers).toBe(1);
+    expect(loadConfig({ env: { TESSERA_WORKERS: '4' } }).http.workers).toBe(4);
+    expect(loadConfig({ env: { TESSERA_WORKERS: 'auto' } }).http.workers).toBe('auto');
+    for (const invalid of ['0', 'many', '2.5', '', '1025']) {
+      expect(() => loadConfig({ env: { TESSERA_WORKERS: invalid } })).toThrow(/TESSERA_WORKERS \(http\.workers\): must be a whole number from 1 to 1024, or auto/);
+    }
+  });
+
   it('refuses unknown TESSERA_ variables, which are usually typos', () => {
     expect(() => loadConfig({ env: { TESSERA_REDIS_PREFX: 'x' } })).toThrow(/TESSERA_REDIS_PREFX: unknown setting/);
   });
