@@ -52,7 +52,7 @@ export function createLogger(options: { level: string; destination?: Destination
   const logger = pino(
     {
       level: options.level,
-      base: { service: 'tessera' },
+      base: { service: 'tessera', pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       hooks: { logMethod: repeats.logMethod },
