@@ -1,26 +1,45 @@
+import cluster from 'node:cluster';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfigOrReport, redactConfig } from './config/load.ts';
 import { createLogger } from './shared/logger.ts';
-import { startTessera } from './server.ts';
+import { startTessera, type RunningTessera } from './server.ts';
+import { DRAIN_MESSAGE, superviseWorkers, workerCount, workersRefusal } from './workers.ts';
 
-/** The composition root: configuration, then the service, then signal handling. */
+/**
+ * The composition root: configuration, then the service, then signal handling. With
+ * TESSERA_WORKERS above 1 this process is the supervisor (workers.ts) and each worker it forks
+ * runs this file again as a server.
+ */
 async function main(): Promise<void> {
   const config = loadConfigOrReport();
   if (!config) process.exit(EXIT.config);
-  const logger = createLogger({ level: config.log.level });
-  logger.debug({ config: redactConfig(config) }, 'configuration');
+  const baseLogger = createLogger({ level: config.log.level });
 
-  let running;
-  try {
-    running = await startTessera(config, logger);
-  } catch (error) {
-    logger.fatal({ reason: (error as Error).message }, 'Tessera could not start');
-    console.error(`tessera: could not start: ${(error as Error).message}`);
-    process.exit(1);
+  if (cluster.isPrimary) {
+    const workers = workerCount(config);
+    const refusal = workersRefusal(config, workers);
+    if (refusal) {
+      baseLogger.fatal({ workers: config.http.workers }, refusal);
+      console.error(`tessera: ${refusal}`);
+      process.exit(EXIT.config);
+    }
+    if (workers > 1) {
+      baseLogger.debug({ config: redactConfig(config) }, 'configuration');
+      superviseWorkers(config, baseLogger.child({ role: 'supervisor' }), workers);
+      return;
+    }
   }
+  const logger = cluster.isWorker ? baseLogger.child({ worker: cluster.worker!.id }) : baseLogger;
+  if (cluster.isPrimary) logger.debug({ config: redactConfig(config) }, 'configuration');
 
+  let running: RunningTessera | undefined;
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'shutting down');
+    // Told before it serves anything (a worker asked to drain while starting): nothing to drain.
+    if (!running) process.exit(0);
     running.stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -29,6 +48,17 @@ async function main(): Promise<void> {
       },
     );
   };
+  // A worker drains when its supervisor says so (a Ctrl-C also reaches it directly, as SIGINT).
+  if (cluster.isWorker) process.on('message', (message) => message === DRAIN_MESSAGE && shutdown('supervisor'));
+
+  try {
+    running = await startTessera(config, logger);
+  } catch (error) {
+    logger.fatal({ reason: (error as Error).message }, 'Tessera could not start');
+    console.error(`tessera: could not start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }

@@ -9,6 +9,10 @@ export interface ServerProcess {
   url: string;
   stdout: () => string;
   stderr: () => string;
+  /** Resolves once stdout holds `count` lines matching `pattern` (with those lines); rejects after `timeoutMs`. */
+  waitForLines(pattern: RegExp, count?: number, timeoutMs?: number): Promise<string[]>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -48,6 +52,25 @@ export function startServerProcess(env: Record<string, string>, options: { cwd?:
           url: match[1]!,
           stdout: () => out,
           stderr: () => err,
+          exited,
+          waitForLines: (pattern, count = 1, timeoutMs = 30_000) =>
+            new Promise((resolveLines, rejectLines) => {
+              const matching = () => out.split('\n').filter((line) => pattern.test(line));
+              const check = () => {
+                const lines = matching();
+                if (lines.length < count) return false;
+                child.stdout!.off('data', check);
+                clearTimeout(giveUp);
+                resolveLines(lines);
+                return true;
+              };
+              const giveUp = setTimeout(() => {
+                child.stdout!.off('data', check);
+                rejectLines(new Error(`waited ${timeoutMs} ms for ${count} line(s) matching ${pattern}, found ${matching().length}:\n${out}\n${err}`));
+              }, timeoutMs);
+              // The output's own listener (above) runs first, so `out` already holds the new data.
+              if (!check()) child.stdout!.on('data', check);
+            }),
           async stop() {
             if (child.exitCode === null) child.kill('SIGTERM');
             return exited;
