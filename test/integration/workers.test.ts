@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { freePort } from '../support/private-redis.ts';
+import { spawnServerProcess, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 
 const GRACE_MS = 30_000;
@@ -207,6 +208,86 @@ describe('TESSERA_WORKERS=2: a supervisor and two workers on one port', () => {
     expect(server.stdout()).toContain('"msg":"every worker has exited; supervisor stopped"');
     for (const pid of running) expect(() => process.kill(pid, 0)).toThrow();
   }, 60_000);
+});
+
+// Workers that cannot start (PostgreSQL refuses connections) die as soon as they are forked: the
+// supervisor must not restart them in a tight loop, and must still stop at once on SIGTERM.
+describe('TESSERA_WORKERS=2 with workers that keep dying', () => {
+  it('restarts them with a growing delay, and exits 0 on SIGTERM while a restart waits, cancelling it', async () => {
+    const closedPort = await freePort();
+    const supervisor = spawnServerProcess({
+      TESSERA_WORKERS: '2',
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/nothing`,
+      REDIS_URL: TEST_REDIS_URL,
+      TESSERA_REDIS_PREFIX: uniqueRedisPrefix(),
+      TESSERA_KEY_SECRET: 'workers-key-encryption-secret-0123456789',
+      TESSERA_COOKIE_KEYS: 'workers-cookie-key-0123456789abcdefghijkl',
+    });
+    try {
+      // Two forked at once, both dead: 0.5 s then 1 s; their two replacements: 2 s then 4 s. (A
+      // worker that took 10 s to fail, on a very busy machine, would count as having lived.)
+      const deaths = (await supervisor.waitForLines(/"msg":"worker died; restarting it"/, 4, 60_000)).map((line) => JSON.parse(line) as { delayMs: number; livedMs: number });
+      let youngInARow = 0;
+      const expected = deaths.map(({ livedMs }) => {
+        youngInARow = livedMs < 10_000 ? youngInARow + 1 : 0;
+        return youngInARow === 0 ? 0 : 500 * 2 ** (youngInARow - 1);
+      });
+      expect(deaths.map(({ delayMs }) => delayMs)).toEqual(expected);
+      expect(deaths.filter(({ livedMs }) => livedMs < 10_000).length).toBeGreaterThan(0);
+
+      // SIGTERM while no worker runs, a restart waiting (a worker that fails to start while told
+      // to drain would rightly make the exit code 1): the restart is cancelled.
+      const count = (msg: string) => supervisor.stdout().split(`"msg":"${msg}"`).length - 1;
+      for (const deadline = Date.now() + 30_000; count('worker started') !== count('worker died; restarting it'); ) {
+        if (Date.now() > deadline) throw new Error(`a worker kept running:\n${supervisor.stdout()}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const startedBefore = count('worker started');
+      const started = performance.now();
+      expect(await supervisor.stop()).toBe(0);
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(count('worker started')).toBe(startedBefore);
+      expect(supervisor.stdout()).toContain('"msg":"every worker has exited; supervisor stopped"');
+    } finally {
+      supervisor.child.kill('SIGKILL');
+    }
+  }, 90_000);
+});
+
+// SIGTERM as soon as the workers are forked: they are still loading and cannot hear a request to
+// drain yet; the supervisor must still stop them at once, not wait out the grace period.
+describe('TESSERA_WORKERS=2 stopped while its workers start', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('exits 0 promptly', async () => {
+    const supervisor = spawnServerProcess({
+      TESSERA_WORKERS: '2',
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      TESSERA_REDIS_PREFIX: prefix,
+      TESSERA_KEY_SECRET: 'workers-key-encryption-secret-0123456789',
+      TESSERA_COOKIE_KEYS: 'workers-cookie-key-0123456789abcdefghijkl',
+      TESSERA_SHUTDOWN_GRACE_MS: String(GRACE_MS),
+    });
+    try {
+      await supervisor.waitForLines(/"msg":"worker started"/, 2, 60_000);
+      const started = performance.now();
+      expect(await supervisor.stop()).toBe(0);
+      expect(performance.now() - started).toBeLessThan(GRACE_MS / 2);
+    } finally {
+      supervisor.child.kill('SIGKILL');
+    }
+  }, 90_000);
 });
 
 describe('TESSERA_WORKERS=2 refused where workers cannot share state', () => {
