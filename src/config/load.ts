@@ -180,7 +180,8 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
 function describeIssues(issues: z.core.$ZodIssue[], sourceOf: Map<string, string>): string[] {
   return issues.map((issue) => {
     const key = issue.path.join('.');
-    const env = sourceOf.get(key);
+    // An item of a list (REDIS_SENTINELS) is named by the list's variable.
+    const env = sourceOf.get(key) ?? (typeof issue.path.at(-1) === 'number' ? sourceOf.get(issue.path.slice(0, -1).join('.')) : undefined);
     const name = env ? `${env} (${key})` : key || '(root)';
     return `${name}: ${issue.message}`;
   });

@@ -102,15 +102,14 @@ export function describeSentinelMaster(masterName: string, sentinels: { host: st
  * What a connection through Sentinel adds to baseRedisOptions. Each (re)connection asks the
  * sentinels where the master is and checks that it answers ROLE as master, so after a failover
  * the next reconnection reaches the new master; the failover detector ends the connection to the
- * old one as soon as a sentinel announces +switch-master. When no sentinel answers, the
- * connection's own retryStrategy decides (one back-off, not two).
+ * old one as soon as a sentinel announces +switch-master. When no sentinel leads to a master,
+ * openConnection's sentinelRetryStrategy decides.
  */
 export function sentinelOptions(masterName: string, sentinels: { host: string; port: number }[], connectTimeoutMs: number): RedisOptions {
   return {
     sentinels,
     name: masterName,
     role: 'master',
-    sentinelRetryStrategy: () => null,
     sentinelCommandTimeout: connectTimeoutMs,
     failoverDetector: true,
     // The sentinels' own view of each other is not trusted over the configured list.
@@ -129,6 +128,9 @@ export function openConnection(context: RedisContext, role: Role, make: (roleOpt
   const client = make({
     connectionName: role === 'commands' ? 'tessera' : 'tessera-subscriber',
     retryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
+    // Through Sentinel, once every sentinel was asked without reaching a master (during a
+    // failover, the old one's address): the same policy, else the connection would end for good.
+    sentinelRetryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
   });
   const connection: Connection = Object.assign(state, { client });
   const reportOutage = (reason: string) => {
@@ -223,7 +225,7 @@ export async function endConnection(client: Redis): Promise<void> {
   if (client.status === 'end') {
     // Through Sentinel, the failover detector's connections to the sentinels outlive the one to
     // the master (a QUIT ends only that): disconnect() ends them too.
-    client.disconnect();
+    if (client.options.sentinels?.length) client.disconnect();
     return;
   }
   if (client.status === 'wait') {
