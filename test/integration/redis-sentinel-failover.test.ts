@@ -117,6 +117,10 @@ describe('Redis Sentinel failover', () => {
     expect({ status: afterRevoked.status, active: afterRevoked.body.active }).toEqual({ status: 200, active: false });
     const afterFresh = await introspect(String(fresh.body.access_token));
     expect({ status: afterFresh.status, active: afterFresh.body.active }).toEqual({ status: 200, active: true });
+    // A revocation on the new master holds at once.
+    expect((await post('/oauth/revoke', 'harvester', { token: kept })).status).toBe(200);
+    const keptRevoked = await introspect(kept);
+    expect({ status: keptRevoked.status, active: keptRevoked.body.active }).toEqual({ status: 200, active: false });
     // The sentinels wait a second before they act: Tessera saw the master gone (its state is there).
     expect(seen.unavailable).toBeGreaterThan(0);
   }, PROMOTION_TIMEOUT_MS + RECOVERY_TIMEOUT_MS + 30_000);
