@@ -53,6 +53,8 @@ export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
 
 const positiveInt = z.coerce.number().int().positive();
 
+const validPort = (port: string | undefined) => port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
+
 /** host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
 export const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -78,7 +80,9 @@ export const configSchema = z.object({
     .object({
       url: urlWith(['redis:', 'rediss:']).nullable(),
       /** Redis Sentinel instead of url: the sentinels (host:port) and the name of the master they watch. */
-      sentinels: z.array(z.string().regex(HOST_PORT, { message: 'each must be host:port' })).default([]),
+      sentinels: z
+        .array(z.string().refine((value) => validPort(HOST_PORT.exec(value)?.[2]), { message: 'each must be host:port (a port from 1 to 65535)' }))
+        .default([]),
       sentinelMaster: z.string().min(1).nullable().default(null),
       /** The password of the sentinels, when they require one. */
       sentinelPassword: z.string().min(1).nullable().default(null),

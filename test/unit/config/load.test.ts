@@ -125,6 +125,7 @@ describe('loadConfig', () => {
 
     it('refuses a sentinel that is not host:port, and passwords without sentinels', () => {
       expect(() => loadConfig({ env: { ...sentinels, REDIS_SENTINELS: 'sentinel-a' } })).toThrow(/REDIS_SENTINELS \(redis\.sentinels\.0\): each must be host:port/);
+      expect(() => loadConfig({ env: { ...sentinels, REDIS_SENTINELS: 'sentinel-a:26379,sentinel-b:70000' } })).toThrow(/REDIS_SENTINELS \(redis\.sentinels\.1\): each must be host:port \(a port from 1 to 65535\)/);
       expect(() => loadConfig({ env: { REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'pw' } })).toThrow(/only used with REDIS_SENTINELS/);
     });
 
