@@ -1,4 +1,4 @@
-import { loadConfigOrReport } from '../config/load.ts';
+import { loadConfigOrReport, usesRedis } from '../config/load.ts';
 import { AppError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
@@ -42,7 +42,7 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   }
   const config = loadConfigOrReport();
   if (!config) return EXIT.config;
-  if (planned.withoutRedis && !config.redis.url) {
+  if (planned.withoutRedis && !usesRedis(config)) {
     console.error(`tessera: ${planned.withoutRedis}`);
     return EXIT.failure;
   }
@@ -58,7 +58,7 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   try {
     // The server's modules (oidc-provider, express, the stores) load only once there is work to do.
     const [{ openEphemeralStore }, { openCore }] = await Promise.all([import('../store/open-stores.ts'), import('../core.ts')]);
-    if ((command === 'client' || command === 'user') && config.redis.url) ephemeral = await openEphemeralStore(config, logger);
+    if ((command === 'client' || command === 'user') && usesRedis(config)) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
     core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
   } catch (error) {

@@ -18,6 +18,10 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   PORT: { path: ['http', 'port'], kind: 'int' },
   DATABASE_URL: { path: ['database', 'url'], kind: 'string', secret: true },
   REDIS_URL: { path: ['redis', 'url'], kind: 'string', secret: true },
+  REDIS_SENTINELS: { path: ['redis', 'sentinels'], kind: 'list' },
+  REDIS_SENTINEL_MASTER: { path: ['redis', 'sentinelMaster'], kind: 'string' },
+  REDIS_SENTINEL_PASSWORD: { path: ['redis', 'sentinelPassword'], kind: 'string', secret: true },
+  REDIS_PASSWORD: { path: ['redis', 'password'], kind: 'string', secret: true },
   TESSERA_TRUST_PROXY: { path: ['http', 'trustProxy'], kind: 'trustProxy' },
   TESSERA_BODY_LIMIT: { path: ['http', 'bodyLimit'], kind: 'string' },
   TESSERA_SHUTDOWN_GRACE_MS: { path: ['http', 'shutdownGraceMs'], kind: 'int' },
@@ -67,7 +71,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);
 
 /** Paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys']];
+export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['redis', 'sentinelPassword'], ['redis', 'password']];
 /** Paths holding URLs that may carry a password. */
 export const URL_PATHS = [['database', 'url'], ['redis', 'url']];
 
@@ -178,7 +182,8 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
 function describeIssues(issues: z.core.$ZodIssue[], sourceOf: Map<string, string>): string[] {
   return issues.map((issue) => {
     const key = issue.path.join('.');
-    const env = sourceOf.get(key);
+    // An item of a list (REDIS_SENTINELS) is named by the list's variable.
+    const env = sourceOf.get(key) ?? (typeof issue.path.at(-1) === 'number' ? sourceOf.get(issue.path.slice(0, -1).join('.')) : undefined);
     const name = env ? `${env} (${key})` : key || '(root)';
     return `${name}: ${issue.message}`;
   });
@@ -209,6 +214,11 @@ export function redactConfig(config: Config): Json {
     if (typeof value === 'string') parent[path.at(-1)!] = redactUrl(value);
   }
   return copy;
+}
+
+/** Whether Tessera keeps its ephemeral state in Redis (a URL or Sentinel), shared by every process. */
+export function usesRedis(config: Config): boolean {
+  return config.redis.url !== null || config.redis.sentinelMaster !== null;
 }
 
 /** Where the embedded database lives, resolved against the working directory. */

@@ -53,6 +53,11 @@ export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
 
 const positiveInt = z.coerce.number().int().positive();
 
+const validPort = (port: string | undefined) => port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
+
+/** host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
+export const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
 /** The whole configuration. */
 export const configSchema = z.object({
   issuer: urlWith(['http:', 'https:'])
@@ -78,12 +83,35 @@ export const configSchema = z.object({
     dataDir: z.string().min(1),
     poolSize: positiveInt.max(1000),
   }),
-  redis: z.object({
-    url: urlWith(['redis:', 'rediss:']).nullable(),
-    keyPrefix: z.string().max(64).regex(/^[A-Za-z0-9:_.-]*$/, { message: 'may only contain letters, digits and : _ . -' }),
-    connectTimeoutMs: positiveInt,
-    commandTimeoutMs: positiveInt,
-  }),
+  redis: z
+    .object({
+      url: urlWith(['redis:', 'rediss:']).nullable(),
+      /** Redis Sentinel instead of url: the sentinels (host:port) and the name of the master they watch. */
+      sentinels: z
+        .array(z.string().refine((value) => validPort(HOST_PORT.exec(value)?.[2]), { message: 'each must be host:port (a port from 1 to 65535)' }))
+        .default([]),
+      sentinelMaster: z.string().min(1).nullable().default(null),
+      /** The password of the sentinels, when they require one. */
+      sentinelPassword: z.string().min(1).nullable().default(null),
+      /** The password of the master and replicas found through the sentinels (with url, the URL carries it). */
+      password: z.string().min(1).nullable().default(null),
+      keyPrefix: z.string().max(64).regex(/^[A-Za-z0-9:_.-]*$/, { message: 'may only contain letters, digits and : _ . -' }),
+      connectTimeoutMs: positiveInt,
+      commandTimeoutMs: positiveInt,
+    })
+    .superRefine((redis, issues) => {
+      const sentinel = redis.sentinels.length > 0 || redis.sentinelMaster !== null;
+      if (sentinel && redis.url !== null) {
+        issues.addIssue({ code: 'custom', path: ['url'], message: 'REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are exclusive: set one way to reach Redis' });
+      } else if (redis.sentinels.length > 0 && redis.sentinelMaster === null) {
+        issues.addIssue({ code: 'custom', path: ['sentinelMaster'], message: 'REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name of the master the sentinels monitor' });
+      } else if (redis.sentinelMaster !== null && redis.sentinels.length === 0) {
+        issues.addIssue({ code: 'custom', path: ['sentinels'], message: 'REDIS_SENTINEL_MASTER needs REDIS_SENTINELS, the sentinels as host:port,…' });
+      }
+      if (!sentinel && (redis.sentinelPassword !== null || redis.password !== null)) {
+        issues.addIssue({ code: 'custom', path: [redis.password !== null ? 'password' : 'sentinelPassword'], message: 'only used with REDIS_SENTINELS (with REDIS_URL, the URL carries the password)' });
+      }
+    }),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   }),

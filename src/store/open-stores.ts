@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { dataDirectory, redactUrl } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
+import { HOST_PORT, type Config } from '../config/schema.ts';
 import type { Database } from './sql/database.ts';
 import type { EphemeralStore } from './ephemeral/ephemeral-store.ts';
 import { createMemoryEphemeralStore } from './ephemeral/memory-ephemeral-store.ts';
@@ -25,8 +25,37 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   return database;
 }
 
-/** Redis when redis.url is set, otherwise the in-process store, which only suits one process. */
+/** The sentinels of the configuration (host:port, validated by the schema) as ioredis takes them. */
+export function sentinelAddresses(sentinels: string[]): { host: string; port: number }[] {
+  return sentinels.map((address) => {
+    const [, host, port] = HOST_PORT.exec(address)!;
+    return { host: host!.replace(/^\[(.*)\]$/, '$1'), port: Number(port) };
+  });
+}
+
+/**
+ * Redis when redis.url is set, Redis through Sentinel when redis.sentinels is, otherwise the
+ * in-process store, which only suits one process.
+ */
 export async function openEphemeralStore(config: Config, logger: Logger): Promise<EphemeralStore> {
+  const { sentinels, sentinelMaster, sentinelPassword, password } = config.redis;
+  if (sentinelMaster !== null && sentinels.length > 0) {
+    const sentinel = {
+      sentinels: sentinelAddresses(sentinels),
+      masterName: sentinelMaster,
+      ...(sentinelPassword === null ? {} : { sentinelPassword }),
+      ...(password === null ? {} : { password }),
+    };
+    const store = await createRedisEphemeralStore({
+      sentinel,
+      keyPrefix: config.redis.keyPrefix,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
+      commandTimeoutMs: config.redis.commandTimeoutMs,
+      logger,
+    });
+    logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
+    return store;
+  }
   if (config.redis.url) {
     const store = await createRedisEphemeralStore({
       url: config.redis.url,

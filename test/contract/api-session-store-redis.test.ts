@@ -1,13 +1,25 @@
 import { Redis } from 'ioredis';
-import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { createRedisEphemeralStore, type SentinelTarget } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
+import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';
-import { describeApiSessionStoreContract } from './api-session-store.contract.ts';
+import { describeApiSessionStoreContract, type ApiSessionStoreFixture } from './api-session-store.contract.ts';
 
-describeApiSessionStoreContract('Redis', async () => {
+describeApiSessionStoreContract('Redis', () => openFixture(TEST_REDIS_URL));
+
+// The same contract through Redis Sentinel: a master, a replica and three sentinels of this file's own.
+const sentinel = usePrivateSentinel();
+describeApiSessionStoreContract('Redis through Sentinel', () => {
+  const { sentinels, masterName } = sentinel();
+  return openFixture({ sentinels, masterName });
+});
+
+/** A store on the shared Redis (a URL) or through Sentinel, and a raw connection beside it. */
+async function openFixture(target: string | SentinelTarget): Promise<ApiSessionStoreFixture> {
   const keyPrefix = uniqueRedisPrefix();
-  const store = await createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
-  const raw = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  const where = typeof target === 'string' ? { url: target } : { sentinel: target };
+  const store = await createRedisEphemeralStore({ ...where, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const raw = typeof target === 'string' ? new Redis(target, { lazyConnect: true }) : new Redis({ sentinels: target.sentinels, name: target.masterName, lazyConnect: true });
   await raw.connect();
   // Redis keeps real time (TTLs count down for real); the clock goes to the session store only.
   let now = Date.parse('2030-01-01T00:00:00Z');
@@ -21,7 +33,8 @@ describeApiSessionStoreContract('Redis', async () => {
     cleanup: async () => {
       await store.close();
       await raw.quit();
-      await dropRedisPrefix(keyPrefix);
+      // The private Sentinel set-up goes with its file; the shared Redis is cleaned up after.
+      if (typeof target === 'string') await dropRedisPrefix(keyPrefix);
     },
   };
-});
+}

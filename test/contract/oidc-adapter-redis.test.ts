@@ -1,24 +1,33 @@
 import { Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
-import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { createRedisEphemeralStore, type SentinelTarget } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';
-import { describeOidcAdapterContract } from './oidc-adapter.contract.ts';
+import { describeOidcAdapterContract, type OidcAdapterFixture } from './oidc-adapter.contract.ts';
 
-function openStore(keyPrefix: string): Promise<EphemeralStore> {
-  return createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
-}
+describeOidcAdapterContract('Redis', () => openFixture(TEST_REDIS_URL));
 
-describeOidcAdapterContract('Redis', async () => {
+// The same contract through Redis Sentinel: a master, a replica and three sentinels of this file's own.
+const sentinel = usePrivateSentinel();
+describeOidcAdapterContract('Redis through Sentinel', () => {
+  const { sentinels, masterName } = sentinel();
+  return openFixture({ sentinels, masterName });
+});
+
+/** Stores on the shared Redis (a URL) or through Sentinel, and a raw connection beside them. */
+async function openFixture(target: string | SentinelTarget): Promise<OidcAdapterFixture> {
   const keyPrefix = uniqueRedisPrefix();
-  const store = await openStore(keyPrefix);
+  const where = typeof target === 'string' ? { url: target } : { sentinel: target };
+  const openStore = (): Promise<EphemeralStore> => createRedisEphemeralStore({ ...where, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await openStore();
   const peers: EphemeralStore[] = [];
-  const raw = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  const raw = typeof target === 'string' ? new Redis(target, { lazyConnect: true }) : new Redis({ sentinels: target.sentinels, name: target.masterName, lazyConnect: true });
   await raw.connect();
   return {
     store,
     openPeer: async () => {
-      const peer = await openStore(keyPrefix);
+      const peer = await openStore();
       peers.push(peer);
       return peer;
     },
@@ -26,7 +35,8 @@ describeOidcAdapterContract('Redis', async () => {
     cleanup: async () => {
       await Promise.all([store, ...peers].map((s) => s.close()));
       await raw.quit();
-      await dropRedisPrefix(keyPrefix);
+      // The private Sentinel set-up goes with its file; the shared Redis is cleaned up after.
+      if (typeof target === 'string') await dropRedisPrefix(keyPrefix);
     },
   };
-});
+}

@@ -12,12 +12,17 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts redis-server on the port; resolves once it accepts connections. */
-export function startRedisServer(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts redis-server on the port (with extraArgs); resolves once it accepts connections. */
+export function startRedisServer(port: number, extraArgs: string[] = []): Promise<ChildProcess> {
+  return startRedisProcess('redis-server', 'Ready to accept connections', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs]);
+}
+
+/** Starts a Redis program (redis-server, redis-sentinel); resolves once it printed readyText. */
+export function startRedisProcess(program: string, readyText: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`redis-server did not start within 5 s:\n${output}`)), 5000);
+    const timer = setTimeout(() => fail(new Error(`${program} did not start within 10 s:\n${output}`)), 10_000);
     const fail = (error: Error) => {
       clearTimeout(timer);
       child.kill('SIGKILL');
@@ -25,14 +30,14 @@ export function startRedisServer(port: number): Promise<ChildProcess> {
     };
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(readyText)) {
         clearTimeout(timer);
         resolve(child);
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.once('error', fail);
-    child.once('exit', (code) => fail(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)));
+    child.once('exit', (code) => fail(new Error(`${program} exited (${code}) before it was ready:\n${output}`)));
   });
 }
 

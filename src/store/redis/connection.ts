@@ -93,6 +93,30 @@ export function describeServer(url: string): string {
   return `${parsed.hostname}:${parsed.port || '6379'}`;
 }
 
+/** A Sentinel master for log lines: its name and the sentinels that know where it is. */
+export function describeSentinelMaster(masterName: string, sentinels: { host: string; port: number }[]): string {
+  return `master ${masterName} via sentinels ${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+}
+
+/**
+ * What a connection through Sentinel adds to baseRedisOptions. Each (re)connection asks the
+ * sentinels where the master is and checks that it answers ROLE as master, so after a failover
+ * the next reconnection reaches the new master; the failover detector ends the connection to the
+ * old one as soon as a sentinel announces +switch-master. When no sentinel leads to a master,
+ * openConnection's sentinelRetryStrategy decides.
+ */
+export function sentinelOptions(masterName: string, sentinels: { host: string; port: number }[], connectTimeoutMs: number): RedisOptions {
+  return {
+    sentinels,
+    name: masterName,
+    role: 'master',
+    sentinelCommandTimeout: connectTimeoutMs,
+    failoverDetector: true,
+    // The sentinels' own view of each other is not trusted over the configured list.
+    updateSentinels: false,
+  };
+}
+
 /**
  * Creates a connection (not connected yet) with its reconnection policy and its logging. Until it
  * has connected once, a failure is final (connectFirst reports it); afterwards it reconnects for
@@ -104,6 +128,9 @@ export function openConnection(context: RedisContext, role: Role, make: (roleOpt
   const client = make({
     connectionName: role === 'commands' ? 'tessera' : 'tessera-subscriber',
     retryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
+    // Through Sentinel, once every sentinel was asked without reaching a master (during a
+    // failover, the old one's address): the same policy, else the connection would end for good.
+    sentinelRetryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
   });
   const connection: Connection = Object.assign(state, { client });
   const reportOutage = (reason: string) => {
@@ -195,7 +222,12 @@ function socketClosed(stream: Socket | undefined, ms: number): Promise<void> {
  * no socket, no reconnection timer, no disconnect timer.
  */
 export async function endConnection(client: Redis): Promise<void> {
-  if (client.status === 'end') return;
+  if (client.status === 'end') {
+    // Through Sentinel, the failover detector's connections to the sentinels outlive the one to
+    // the master (a QUIT ends only that): disconnect() ends them too.
+    if (client.options.sentinels?.length) client.disconnect();
+    return;
+  }
   if (client.status === 'wait') {
     client.disconnect();
     return;

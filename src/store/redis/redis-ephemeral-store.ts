@@ -1,10 +1,10 @@
 // The Redis ephemeral store: its factory and the key-value operations. Its parts: connection.ts
 // (options, reconnection, errors), lua-scripts.ts (atomic multi-step writes), subscriptions.ts
 // (pub/sub), heartbeat.ts and stall-watchdog.ts (finding a Redis that stopped answering).
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
-import { baseRedisOptions, connectFirst, describeServer, openConnection, quit, run, type Connection, type RedisContext, type StoreLogger } from './connection.ts';
+import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, sentinelOptions, quit, run, type Connection, type RedisContext, type StoreLogger } from './connection.ts';
 import { createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
@@ -13,9 +13,23 @@ import { createSubscriptions } from './subscriptions.ts';
 
 export type { StoreLogger } from './connection.ts';
 
+/** Redis Sentinel: the sentinels, and the name of the master they monitor. */
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  masterName: string;
+  /** The sentinels' password, when they require one. */
+  sentinelPassword?: string;
+  /** The password of the master (and its replicas). */
+  password?: string;
+}
+
 export interface RedisEphemeralStoreOptions {
-  /** redis:// or rediss:// URL; its password never appears in an error or a log line. */
-  url: string;
+  /**
+   * redis:// or rediss:// URL; its password never appears in an error or a log line. Either this or
+   * sentinel: through Sentinel, the store follows the master from failover to failover.
+   */
+  url?: string;
+  sentinel?: SentinelTarget;
   /** Put in front of every key and channel; must not contain braces (they would break hash tags). */
   keyPrefix: string;
   /** How long the first connection (and each later TCP connect) may take. */
@@ -28,6 +42,18 @@ export interface RedisEphemeralStoreOptions {
    */
   heartbeatMs?: number;
   logger?: StoreLogger;
+}
+
+/** Where Redis is, for log lines (no credentials), and how to open a connection to it. */
+function redisTarget({ url, sentinel, connectTimeoutMs }: RedisEphemeralStoreOptions): { server: string; connect: (redisOptions: RedisOptions) => Redis } {
+  if ((url === undefined) === (sentinel === undefined)) throw new Error('the Redis ephemeral store needs either a URL or a Sentinel set-up, not both');
+  if (url !== undefined) return { server: describeServer(url), connect: (redisOptions) => new Redis(url, redisOptions) };
+  const { sentinels, masterName, sentinelPassword, password } = sentinel!;
+  if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+  return {
+    server: describeSentinelMaster(masterName, sentinels),
+    connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), sentinelPassword, password }),
+  };
 }
 
 function assertTtl(ttlMs: number, what: string): void {
@@ -48,8 +74,9 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   }
   assertTtl(options.connectTimeoutMs, 'connectTimeoutMs');
   assertTtl(commandTimeoutMs, 'commandTimeoutMs');
+  const target = redisTarget(options);
   const context: RedisContext = {
-    server: describeServer(options.url),
+    server: target.server,
     connectTimeoutMs: options.connectTimeoutMs,
     commandTimeoutMs,
     logger: options.logger ?? { warn() {}, info() {} },
@@ -60,7 +87,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
   // Auto-pipelining: the commands of one tick go out in one write; on the token path the syscalls
   // cost more than Redis does.
-  const commands = openConnection(context, 'commands', (roleOptions) => new Redis(options.url, { ...baseRedisOptions(options.connectTimeoutMs), enableAutoPipelining: true, ...roleOptions }));
+  const commands = openConnection(context, 'commands', (roleOptions) => target.connect({ ...baseRedisOptions(options.connectTimeoutMs), enableAutoPipelining: true, ...roleOptions }));
   const commandsClient = commands.client;
   const scripted = defineScripts(commandsClient);
   await connectFirst(context, commands);

@@ -114,4 +114,34 @@ describe('loadConfig', () => {
     expect(printed).not.toMatch(/hunter2|s3cretpass|correct horse|key-secret|cookie-key/);
     expect(printed).toMatch(/postgres:\/\/u:\*\*\*@db\/tessera/);
   });
+
+  describe('Redis Sentinel', () => {
+    const sentinels = { REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b:26380,[::1]:26381', REDIS_SENTINEL_MASTER: 'tessera' };
+
+    it('reads the sentinels and the master name', () => {
+      const config = loadConfig({ env: sentinels });
+      expect(config.redis).toMatchObject({ url: null, sentinels: ['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381'], sentinelMaster: 'tessera', sentinelPassword: null, password: null });
+    });
+
+    it('refuses REDIS_URL beside the sentinels, naming both', () => {
+      expect(() => loadConfig({ env: { ...sentinels, REDIS_URL: 'redis://r:6379' } })).toThrow(/REDIS_URL \(redis\.url\): REDIS_URL and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are exclusive/);
+    });
+
+    it('refuses one of the two settings without the other', () => {
+      expect(() => loadConfig({ env: { REDIS_SENTINELS: sentinels.REDIS_SENTINELS } })).toThrow(/REDIS_SENTINELS needs REDIS_SENTINEL_MASTER/);
+      expect(() => loadConfig({ env: { REDIS_SENTINEL_MASTER: 'tessera' } })).toThrow(/REDIS_SENTINEL_MASTER needs REDIS_SENTINELS/);
+    });
+
+    it('refuses a sentinel that is not host:port, and passwords without sentinels', () => {
+      expect(() => loadConfig({ env: { ...sentinels, REDIS_SENTINELS: 'sentinel-a' } })).toThrow(/REDIS_SENTINELS \(redis\.sentinels\.0\): each must be host:port/);
+      expect(() => loadConfig({ env: { ...sentinels, REDIS_SENTINELS: 'sentinel-a:26379,sentinel-b:70000' } })).toThrow(/REDIS_SENTINELS \(redis\.sentinels\.1\): each must be host:port \(a port from 1 to 65535\)/);
+      expect(() => loadConfig({ env: { REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'pw' } })).toThrow(/only used with REDIS_SENTINELS/);
+    });
+
+    it('never prints the sentinel or data password', () => {
+      const config = loadConfig({ env: { ...sentinels, REDIS_SENTINEL_PASSWORD: 'sentinel-s3cret', REDIS_PASSWORD: 'data-s3cret' } });
+      expect(config.redis).toMatchObject({ sentinelPassword: 'sentinel-s3cret', password: 'data-s3cret' });
+      expect(JSON.stringify(redactConfig(config))).not.toMatch(/s3cret/);
+    });
+  });
 });

@@ -1,0 +1,166 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { freePort, killRedisServer, startRedisProcess, startRedisServer } from './private-redis.ts';
+
+// A Redis Sentinel set-up of a test file's own, on loopback ports of its own: one master, one
+// replica, three sentinels (quorum 2) that fail the master over a second after it stops answering.
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+export interface PrivateSentinel {
+  masterName: string;
+  sentinels: Address[];
+  /** REDIS_SENTINELS and REDIS_SENTINEL_MASTER for a Tessera on this set-up. */
+  env: Record<string, string>;
+  /** Where the sentinels say the master is now. */
+  masterAddress(): Promise<Address>;
+  /** Waits until the replica has every write the master acknowledged so far. */
+  waitForReplication(): Promise<void>;
+  /** kill -9 of the current master; resolves with where it was. */
+  killMaster(): Promise<Address>;
+  /** Resolves once the sentinels name a master other than `old` (after a failover), with it. */
+  waitForNewMaster(old: Address, timeoutMs: number): Promise<Address>;
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+
+async function withClient<T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ ...address, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await use(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Starts the set-up; resolves once the sentinels know the replica and each other. */
+export async function startPrivateSentinel(masterName = 'tessera-test'): Promise<PrivateSentinel> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-sentinel-'));
+  const servers = new Map<number, ChildProcess>();
+  const sentinelProcesses: ChildProcess[] = [];
+  const sentinels: Address[] = [];
+  const stop = async () => {
+    await Promise.all([...servers.values(), ...sentinelProcesses].map((child) => killRedisServer(child)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const masterPort = await freePort();
+    servers.set(masterPort, await startRedisServer(masterPort));
+    const replicaPort = await freePort();
+    servers.set(replicaPort, await startRedisServer(replicaPort, ['--replicaof', HOST, String(masterPort)]));
+    await until('the replica in sync', 15_000, () =>
+      withClient({ host: HOST, port: replicaPort }, async (client) => ((await client.info('replication')).includes('master_link_status:up') ? true : undefined)),
+    );
+    for (let index = 0; index < 3; index++) {
+      const port = await freePort();
+      const file = join(dir, `sentinel-${port}.conf`);
+      writeFileSync(
+        file,
+        [
+          `port ${port}`,
+          `bind ${HOST}`,
+          `dir ${dir}`,
+          `sentinel monitor ${masterName} ${HOST} ${masterPort} 2`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 10000`,
+          `sentinel parallel-syncs ${masterName} 1`,
+          '',
+        ].join('\n'),
+      );
+      sentinelProcesses.push(await startRedisProcess('redis-sentinel', '+monitor master', [file]));
+      sentinels.push({ host: HOST, port });
+    }
+    for (const sentinel of sentinels) {
+      await until('each sentinel knowing the replica and the other sentinels', 30_000, () =>
+        withClient(sentinel, async (client) => {
+          const replicas = (await client.call('SENTINEL', 'REPLICAS', masterName)) as unknown[];
+          const peers = (await client.call('SENTINEL', 'SENTINELS', masterName)) as unknown[];
+          return replicas.length >= 1 && peers.length >= 2 ? true : undefined;
+        }),
+      );
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const masterAddress = async (): Promise<Address> => {
+    let lastError: unknown;
+    for (const sentinel of sentinels) {
+      try {
+        const [host, port] = await withClient(sentinel, (client) => client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName) as Promise<[string, string]>);
+        return { host, port: Number(port) };
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw new Error(`no sentinel answered: ${String(lastError)}`);
+  };
+
+  return {
+    masterName,
+    sentinels,
+    env: { REDIS_SENTINELS: sentinels.map(({ host, port }) => `${host}:${port}`).join(','), REDIS_SENTINEL_MASTER: masterName },
+    masterAddress,
+    async waitForReplication() {
+      const master = await masterAddress();
+      const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
+      if (acknowledged < 1) throw new Error('the replica did not acknowledge the master\'s writes within 10 s');
+    },
+    async killMaster() {
+      const master = await masterAddress();
+      await killRedisServer(servers.get(master.port));
+      return master;
+    },
+    waitForNewMaster(old, timeoutMs) {
+      return until('a new master', timeoutMs, async () => {
+        const now = await masterAddress();
+        return now.port !== old.port || now.host !== old.host ? now : undefined;
+      });
+    },
+    stop,
+  };
+}
+
+/**
+ * A set-up for the test file that calls this (at its top level): started before its tests,
+ * stopped after them. Returns a getter for it.
+ */
+export function usePrivateSentinel(): () => PrivateSentinel {
+  let sentinel: PrivateSentinel | undefined;
+  beforeAll(async () => {
+    sentinel = await startPrivateSentinel();
+  }, 60_000);
+  afterAll(async () => {
+    await sentinel?.stop();
+  });
+  return () => {
+    if (!sentinel) throw new Error('the private Sentinel set-up is not running');
+    return sentinel;
+  };
+}
