@@ -209,6 +209,8 @@ describe('tessera/verifier: the resource-server middleware', () => {
     let now = Date.now();
     const api = await startApi({ clock: () => now, cache: { ttlSeconds: 86_400 } });
     const { token } = await clientCredentialsToken('short-lived-harvester', { accessTokenTtlSeconds: 60 });
+    // Read after the token was issued: its exp counts from a whole second no later than this.
+    now = Date.now();
     const first = await call(api, '/whoami', { authorization: `Bearer ${token}` });
     expect(first.status).toBe(200);
     const exp = Number(first.body.exp);
