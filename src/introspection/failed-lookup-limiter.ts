@@ -1,3 +1,6 @@
+import { tokenFormat } from '../credentials/token-format.ts';
+import { rateLimitHeaders } from '../shared/rate-limit-headers.ts';
+
 export interface FailedLookupLimitOptions {
   /** Failed lookups a source may make at once, and again per `windowSeconds`. */
   failures: number;
@@ -15,9 +18,19 @@ export interface FailedLookupLimiter {
   retryAfterMs(source: string): number;
   /** Counts a failed lookup; true when this one used up the source's allowance (it is limited from now). */
   failed(source: string): boolean;
+  /**
+   * What the endpoints ask: milliseconds until `token` may be looked up for `source`, nonzero only
+   * for a personal token from a limited source (other credentials are answered as ever). A source
+   * that never failed costs one Map read.
+   */
+  personalTokenWaitMs(source: string, token: string): number;
+  /** Counts a personal-token lookup in the stores that found nothing; true when it limited the source. */
+  personalTokenMissed(source: string, token: string): boolean;
   /** The headers of a refusal: Retry-After and the RateLimit trio. */
   refusalHeaders(retryAfterMs: number): Record<string, string>;
 }
+
+const isPersonalToken = (token: string) => tokenFormat.parse(token) === 'personal_access_token';
 
 /**
  * Failed lookups per source (an introspecting client, a client address), in process: a token
@@ -45,28 +58,32 @@ export function createFailedLookupLimiter(options: FailedLookupLimitOptions): Fa
     }
   }
 
+  function retryAfterMs(source: string): number {
+    const full = fullAt.get(source);
+    return full === undefined ? 0 : waitFor(full, clock());
+  }
+
+  function failed(source: string): boolean {
+    const now = clock();
+    const previous = fullAt.get(source);
+    const full = Math.max(previous ?? now, now) + intervalMs;
+    if (previous === undefined) {
+      if (fullAt.size >= maxSources) forgetSome(now);
+    } else {
+      fullAt.delete(source);
+    }
+    fullAt.set(source, full);
+    return waitFor(full, now) > 0 && (previous === undefined || waitFor(previous, now) === 0);
+  }
+
   return {
-    retryAfterMs(source) {
-      const full = fullAt.get(source);
-      return full === undefined ? 0 : waitFor(full, clock());
+    retryAfterMs,
+    failed,
+    personalTokenWaitMs(source, token) {
+      const waitMs = retryAfterMs(source);
+      return waitMs > 0 && isPersonalToken(token) ? waitMs : 0;
     },
-
-    failed(source) {
-      const now = clock();
-      const previous = fullAt.get(source);
-      const full = Math.max(previous ?? now, now) + intervalMs;
-      if (previous === undefined) {
-        if (fullAt.size >= maxSources) forgetSome(now);
-      } else {
-        fullAt.delete(source);
-      }
-      fullAt.set(source, full);
-      return waitFor(full, now) > 0 && (previous === undefined || waitFor(previous, now) === 0);
-    },
-
-    refusalHeaders(retryAfterMs) {
-      const seconds = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-      return { 'Retry-After': seconds, 'RateLimit-Limit': String(options.failures), 'RateLimit-Remaining': '0', 'RateLimit-Reset': seconds };
-    },
+    personalTokenMissed: (source, token) => isPersonalToken(token) && failed(source),
+    refusalHeaders: (waitMs) => rateLimitHeaders(options.failures, waitMs / 1000),
   };
 }

@@ -5,7 +5,6 @@ import { methodNotAllowed } from '../http/refusals.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import type { FailedLookupLimiter } from '../introspection/failed-lookup-limiter.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
-import { tokenFormat } from '../credentials/token-format.ts';
 import { isPromise } from '../shared/awaitable.ts';
 import type { Logger } from 'pino';
 
@@ -29,8 +28,6 @@ export interface ForwardAuthDependencies {
   failedLookups: FailedLookupLimiter;
 }
 
-const isPersonalToken = (token: string) => tokenFormat.parse(token) === 'personal_access_token';
-
 /**
  * GET /auth/verify: 200 with X-Auth-Subject, X-Auth-Username, X-Auth-Scope and X-Auth-Client-Id
  * when the forwarded request carries an active credential holding every `?scope=`; 401 without
@@ -48,14 +45,14 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
       // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
       // client address as the trusted gateway forwards it. Refused with 429, never called invalid.
       const source = req.ip ?? '';
-      const waitMs = presented ? failedLookups.retryAfterMs(source) : 0;
-      if (waitMs > 0 && isPersonalToken(presented!.token)) {
+      const waitMs = presented ? failedLookups.personalTokenWaitMs(source, presented.token) : 0;
+      if (waitMs > 0) {
         throw new AppError(429, 'rate_limited', 'Too many personal-token lookups from this address found nothing. Try again later.', { headers: failedLookups.refusalHeaders(waitMs) });
       }
       const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
       const active = isPromise(lookup) ? await lookup : lookup;
       // Only a lookup in the stores counts (an answer from memory costs nothing).
-      if (isPromise(lookup) && active === null && isPersonalToken(presented!.token) && failedLookups.failed(source)) {
+      if (isPromise(lookup) && active === null && failedLookups.personalTokenMissed(source, presented!.token)) {
         logger.warn({ ip: source }, 'an address is limited at /auth/verify: too many personal-token lookups found nothing');
       }
       let valid = active;

@@ -5,7 +5,6 @@ import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, 
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import type { FailedLookupLimiter } from '../../introspection/failed-lookup-limiter.ts';
-import { tokenFormat } from '../../credentials/token-format.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 import { OAuthError } from '../../shared/errors.ts';
 
@@ -49,7 +48,6 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
 const INACTIVE = JSON.stringify({ active: false });
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
 const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
-const isPersonalToken = (token: string) => tokenFormat.parse(token) === 'personal_access_token';
 
 /** What a failure answers: here, what fails is the stores. */
 const UNAVAILABLE = new OAuthError(503, 'temporarily_unavailable', 'the token store is unavailable; try again', { headers: { 'Retry-After': '1' } });
@@ -111,15 +109,15 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
     // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
     // authenticated caller. A limited caller's personal tokens are refused with 429, never answered
     // inactive; its other tokens are answered as ever. A found credential costs one Map read here.
-    const waitMs = failedLookups.retryAfterMs(caller.client_id);
-    if (waitMs > 0 && isPersonalToken(token)) {
+    const waitMs = failedLookups.personalTokenWaitMs(caller.client_id, token);
+    if (waitMs > 0) {
       throw new OAuthError(429, 'rate_limited', 'too many personal-token lookups found nothing; try again later', { headers: failedLookups.refusalHeaders(waitMs) });
     }
     let active = verifier.verify(token, VERIFY_OPTIONS);
     if (isPromise(active)) {
       active = await active;
       // Only a lookup in the stores counts (an answer from memory costs nothing).
-      if (active === null && isPersonalToken(token) && failedLookups.failed(caller.client_id)) {
+      if (active === null && failedLookups.personalTokenMissed(caller.client_id, token)) {
         logger.warn({ reqId: requestId, client: caller.client_id }, 'an introspecting client is limited: too many personal-token lookups found nothing');
       }
     }
