@@ -16,7 +16,8 @@
  *   BENCH_CONNECTIONS [32], BENCH_WARMUP_SECONDS [0: before every run], BENCH_FIRST_WARMUP_SECONDS
  *     [3: before the first run on each freshly started server], BENCH_RUNS [9], BENCH_RUN_SECONDS [1];
  *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
- *     introspection, cc, refresh (token: both), device, login, memory;
+ *     introspection, cc, refresh (token: both), device, login, memory, workers (two workers beside
+ *     one process);
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
@@ -166,7 +167,7 @@ function refreshChains(name: string, watched: Watched, url: string, clientId: st
 // adapter, and Tessera, all started before measuring and kept until the end, so that the figures
 // compared as ratios are measured in turns (measure.ts, inRounds).
 const wantStock = (part: 'introspection' | 'cc' | 'refresh') => want('stock') || SECTIONS.has(`stock-${part}`);
-const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory'].filter(want);
+const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory', 'workers'].filter(want);
 const bareToken = randomBytes(32).toString('base64url');
 const stockSecret = randomBytes(24).toString('base64url');
 let bare: ServerProcess | undefined;
@@ -195,7 +196,7 @@ try {
   for (const cleanup of [...cleanups]) await cleanup();
 }
 
-async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, label = 'Tessera'): Promise<{ t: TesseraUnderTest; f: TesseraFixtures }> {
+async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, label = 'Tessera', sectionEnv: Record<string, string> = {}): Promise<{ t: TesseraUnderTest; f: TesseraFixtures; stop(): Promise<void> }> {
   progress(`${label}: starting (node src/main.ts${root ? ` of ${root}` : ''}) on PostgreSQL and Redis`);
   if (root && label === 'Tessera') notes.push(`Tessera ran from ${root}`);
   const extraEnv = Object.fromEntries((process.env.BENCH_TESSERA_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
@@ -205,7 +206,7 @@ async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, labe
     redisUrl: REDIS_URL,
     nodeArgs: profileArgs('tessera'),
     ...(root ? { root: resolve(root) } : {}),
-    extraEnv,
+    extraEnv: { ...extraEnv, ...sectionEnv },
   });
   const cleanup = async () => {
     cleanups.delete(cleanup);
@@ -213,7 +214,7 @@ async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, labe
     await t.stop();
   };
   cleanups.add(cleanup);
-  if (label !== 'Tessera') return { t, f: await prepareTessera(t, STORM_USERS) };
+  if (label !== 'Tessera') return { t, f: await prepareTessera(t, STORM_USERS), stop: cleanup };
   const { argon2, hashing } = t.core.config.passwords;
   const hashingText = Object.entries(hashing)
     .map(([key, value]) => `${key} ${value ?? `${Math.max(1, report.machine.cores - 1)} (one fewer than the cores)`}`)
@@ -225,7 +226,7 @@ async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, labe
   );
   const f = await prepareTessera(t, STORM_USERS);
   report.memory.tesseraRssAtStartBytes = processMemory(t.server.pid).rssBytes;
-  return { t, f };
+  return { t, f, stop: cleanup };
 }
 
 /** Tessera's RSS after a section, to see where it grows. */
@@ -349,6 +350,50 @@ async function measureAll() {
   }
 
   if (t && f) await measureTessera(t, f);
+  if (t && f && want('workers')) {
+    const two = await startTesseraUnderTest(undefined, 'Tessera with two workers', { TESSERA_WORKERS: '2' });
+    await measureScaleOut('workers', { label: 'one process', t, f }, { label: 'two workers', ...two });
+    await two.stop();
+  }
+}
+
+interface ScaleOutSide {
+  label: string;
+  t: TesseraUnderTest;
+  f: TesseraFixtures;
+  /** The Redis processes it runs on, when not the machine's Redis. */
+  redisPids?: number[];
+}
+
+/**
+ * Tessera scaled out one way (two workers, or a Redis Cluster) beside a Tessera as it runs by
+ * default, in the same rounds: introspection of an opaque and of a personal token (reads), and
+ * client credentials (writes).
+ */
+async function measureScaleOut(name: 'workers' | 'cluster', baseline: ScaleOutSide, variant: ScaleOutSide) {
+  const requests = (side: ScaleOutSide): [string, FormRequest][] => [
+    ['introspection, opaque token', { url: `${side.t.url}${INTROSPECT}`, headers: { authorization: side.f.resourceServer.authorization }, body: form({ token: side.f.tokens.opaque }), expect: ACTIVE }],
+    ['introspection, personal token', { url: `${side.t.url}${INTROSPECT}`, headers: { authorization: side.f.resourceServer.authorization }, body: form({ token: side.f.tokens.personal }), expect: ACTIVE }],
+    ['client_credentials', { url: `${side.t.url}${TOKEN}`, headers: { authorization: side.f.service.authorization }, body: form({ grant_type: 'client_credentials', scope: 'read' }), expect: '"access_token"' }],
+  ];
+  const contenders = [baseline, variant].flatMap((side) =>
+    requests(side).map(([request, body]): Contender => ({
+      name: `${side.label}: ${request}`,
+      server: side.label,
+      watched: { serverPid: side.t.server.pid, redisPid: side.redisPids ?? redisPid },
+      run: fixedLoad(body),
+    })),
+  );
+  progress(`${variant.label} beside ${baseline.label}, in ${timing.runs} rounds: ${contenders.map((c) => c.name).join(', ')}`);
+  const figures = await inRounds(timing, contenders, warmed);
+  const section = { baseline: baseline.label, variant: variant.label, figures: [] as { name: string; baseline: Measured; variant: Measured }[] };
+  for (const [request] of requests(baseline)) {
+    const here = figures.get(`${baseline.label}: ${request}`)!;
+    const there = figures.get(`${variant.label}: ${request}`)!;
+    section.figures.push({ name: request, baseline: here, variant: there });
+    progress(`  ${request}: ${baseline.label} ${here.rps} req/s, ${variant.label} ${there.rps} req/s (${(there.rps / here.rps).toFixed(2)}×)`);
+  }
+  (report.scaleOut ??= {})[name] = section;
 }
 
 /** One figure of this tree beside the compared tree's, measured in the same rounds. */

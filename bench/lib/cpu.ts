@@ -38,21 +38,36 @@ function machineBusyTicks(): number {
   }
 }
 
-export function startCpuMeter(serverPid: number | undefined, redisPid: number | undefined): { stop(): CpuUse } {
+/** The pids of a process's living children (a supervisor's workers), none when it is gone. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The server's CPU counts its children's (the workers of TESSERA_WORKERS=N) as they are when the
+ * meter starts; Redis may be several servers (a cluster's nodes).
+ */
+export function startCpuMeter(serverPid: number | undefined, redisPid: number | number[] | undefined): { stop(): CpuUse } {
   const ownTime = () => {
     const [, , cutime, cstime] = processTimes('self');
     return cutime! + cstime!;
   };
-  const busyOf = (pid: number | undefined) => (pid ? processTimes(pid).slice(0, 2).reduce((a, b) => a + b, 0) : 0);
-  const started = { at: performance.now(), machine: machineBusyTicks(), server: busyOf(serverPid), redis: busyOf(redisPid), children: ownTime() };
+  const busyOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processTimes(pid).slice(0, 2).reduce((a, b) => a + b, 0), 0);
+  const serverPids = serverPid ? [serverPid, ...childrenOf(serverPid)] : [];
+  const redisPids = redisPid === undefined ? [] : [redisPid].flat();
+  const started = { at: performance.now(), machine: machineBusyTicks(), server: busyOf(serverPids), redis: busyOf(redisPids), children: ownTime() };
   return {
     stop() {
       const seconds = (performance.now() - started.at) / 1000;
       const percent = (ticks: number) => Math.round((ticks / TICKS_PER_SECOND / seconds) * 100);
       const use = {
-        server: percent(busyOf(serverPid) - started.server),
+        server: percent(busyOf(serverPids) - started.server),
         generator: percent(ownTime() - started.children),
-        redis: percent(busyOf(redisPid) - started.redis),
+        redis: percent(busyOf(redisPids) - started.redis),
         machine: percent(machineBusyTicks() - started.machine),
       };
       return { ...use, other: Math.max(0, use.machine - use.server - use.generator - use.redis) };

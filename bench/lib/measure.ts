@@ -8,8 +8,10 @@ import { summarise, type Measured, type RunFigures } from './stats.ts';
 
 /** The processes whose CPU time a measurement reports (see cpu.ts). */
 export interface Watched {
+  /** The server (with its workers, if it forks any). */
   serverPid?: number;
-  redisPid?: number;
+  /** Redis: one server, or every node of a cluster. */
+  redisPid?: number | number[];
 }
 
 /** Runs a load generator (a child process) and reports where the CPU went meanwhile. */

@@ -53,6 +53,14 @@ export interface BenchReport {
   targets: Target[];
   /** With BENCH_COMPARE_ROOT: this tree's figures beside the other checkout's, from the same rounds. */
   comparison?: { root: string; figures: { name: string; tessera: Measured; compared: Measured }[] };
+  /** Tessera scaled out (two workers; a Redis Cluster) beside Tessera as it runs by default, from the same rounds. */
+  scaleOut?: Partial<Record<'workers' | 'cluster', ScaleOut>>;
+}
+
+export interface ScaleOut {
+  baseline: string;
+  variant: string;
+  figures: { name: string; baseline: Measured; variant: Measured }[];
 }
 
 export interface Target {
@@ -140,21 +148,30 @@ export function renderMarkdown(r: BenchReport): string {
   const intro = r.introspection;
   const disturbed = disturbedFigures(r);
   if (disturbed.length) lines.push(`> Warning: other work on the machine took CPU during ${disturbed.join('; ')}: those figures are low. Run again on a quiet machine.`, '');
-  lines.push('| introspection (32 connections) | req/s | p50 ms | p99 ms | ÷ bare | ÷ stock | CPU % server/load/Redis/other |');
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const kind of KINDS) {
-    const t = intro.tessera?.[kind];
-    if (!t) continue;
-    lines.push(`| Tessera, ${kind === 'unknown' ? 'unknown token' : `${kind} token`} | ${n(t.rps)} | ${ms(t.p50Ms)} | ${ms(t.p99Ms)} | ${x(t.rps, intro.bare?.rps)} | ${x(t.rps, intro.stock?.rps)} | ${cpu(t)} |`);
+  if (intro.bare || intro.stock || intro.tessera) {
+    lines.push('| introspection (32 connections) | req/s | p50 ms | p99 ms | ÷ bare | ÷ stock | CPU % server/load/Redis/other |');
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const kind of KINDS) {
+      const t = intro.tessera?.[kind];
+      if (!t) continue;
+      lines.push(`| Tessera, ${kind === 'unknown' ? 'unknown token' : `${kind} token`} | ${n(t.rps)} | ${ms(t.p50Ms)} | ${ms(t.p99Ms)} | ${x(t.rps, intro.bare?.rps)} | ${x(t.rps, intro.stock?.rps)} | ${cpu(t)} |`);
+    }
+    if (intro.bare) lines.push(`| bare node:http + one Redis GET | ${n(intro.bare.rps)} | ${ms(intro.bare.p50Ms)} | ${ms(intro.bare.p99Ms)} | 1.00× | | ${cpu(intro.bare)} |`);
+    if (intro.stock) lines.push(`| stock oidc-provider, plain Redis adapter | ${n(intro.stock.rps)} | ${ms(intro.stock.p50Ms)} | ${ms(intro.stock.p99Ms)} | | 1.00× | ${cpu(intro.stock)} |`);
+    lines.push('');
   }
-  if (intro.bare) lines.push(`| bare node:http + one Redis GET | ${n(intro.bare.rps)} | ${ms(intro.bare.p50Ms)} | ${ms(intro.bare.p99Ms)} | 1.00× | | ${cpu(intro.bare)} |`);
-  if (intro.stock) lines.push(`| stock oidc-provider, plain Redis adapter | ${n(intro.stock.rps)} | ${ms(intro.stock.p50Ms)} | ${ms(intro.stock.p99Ms)} | | 1.00× | ${cpu(intro.stock)} |`);
-  lines.push('');
 
   if (r.comparison) {
     lines.push(`| this tree ÷ ${r.comparison.root} (same rounds) | this tree /s | p99 ms | compared /s | p99 ms | ratio |`);
     lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const f of r.comparison.figures) lines.push(`| ${f.name} | ${n(f.tessera.rps)} | ${ms(f.tessera.p99Ms)} | ${n(f.compared.rps)} | ${ms(f.compared.p99Ms)} | ${x(f.tessera.rps, f.compared.rps)} |`);
+    lines.push('');
+  }
+
+  for (const scaled of Object.values(r.scaleOut ?? {})) {
+    lines.push(`| ${scaled.variant} ÷ ${scaled.baseline} (same rounds) | ${scaled.baseline} /s | p99 ms | ${scaled.variant} /s | p99 ms | ratio | CPU % ${scaled.baseline} · ${scaled.variant} (server/load/Redis/other) |`);
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const f of scaled.figures) lines.push(`| ${f.name} | ${n(f.baseline.rps)} | ${ms(f.baseline.p99Ms)} | ${n(f.variant.rps)} | ${ms(f.variant.p99Ms)} | ${x(f.variant.rps, f.baseline.rps)} | ${cpu(f.baseline)} · ${cpu(f.variant)} |`);
     lines.push('');
   }
 
