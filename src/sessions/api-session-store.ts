@@ -176,9 +176,15 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
   /** Deletes a session's keys; returns whether any of its id mapping or record still existed. */
   async function remove(digest: string, record: SessionRecord): Promise<boolean> {
     const mapping = await store.del(keys.id(record.id));
-    const stored = await store.del(keys.record(digest));
+    let stored: number;
+    try {
+      // Durably: a failover must not bring the session back.
+      stored = await store.delDurably(keys.record(digest));
+    } finally {
+      // Also when no replica confirmed the deletion: the master ran it, so caches must drop it.
+      await options.invalidate?.(invalidationTarget.session(digest));
+    }
     await store.removeFromSet(keys.user(record.userId), digest);
-    await options.invalidate?.(invalidationTarget.session(digest));
     return mapping + stored > 0;
   }
 

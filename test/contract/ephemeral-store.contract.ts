@@ -134,6 +134,16 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
         expect(await store.del()).toBe(0);
       });
 
+      it('delDurably and a durable set do what del and set do (waiting for a replica where there is one)', async () => {
+        await store.set('{user:3}:a', '1', { ttlMs: 60_000 });
+        await store.set('{user:3}:b', '2', { ttlMs: 60_000 });
+        expect(await store.delDurably('{user:3}:a', '{user:3}:b', '{user:3}:missing')).toBe(2);
+        expect(await store.getMany(['{user:3}:a', '{user:3}:b'])).toEqual([null, null]);
+        expect(await store.delDurably()).toBe(0);
+        expect(await store.set('{user:3}:revoked', 'yes', { ttlMs: 60_000, durable: true })).toBe(true);
+        expect(await store.get('{user:3}:revoked')).toBe('yes');
+      });
+
       it('keeps hash-tagged keys apart from one another and from untagged ones', async () => {
         await store.set('{session:x}:data', 'tagged', { ttlMs: 60_000 });
         await store.set('session:x:data', 'plain', { ttlMs: 60_000 });

@@ -159,8 +159,8 @@ describe('Redis outage: requests fail fast, the store recovers by itself', () =>
   it('logged the outage once per connection, not once per reconnection attempt', () => {
     const lost = log.filter((l) => l.msg.startsWith('lost the connection to Redis'));
     const restored = log.filter((l) => l.msg === 'reconnected to Redis');
-    expect(lost.map((l) => l.obj.connection).sort()).toEqual(['commands', 'subscriber']);
-    expect(restored.map((l) => l.obj.connection).sort()).toEqual(['commands', 'subscriber']);
+    expect(lost.map((l) => l.obj.connection).sort()).toEqual(['commands', 'replicated-writes', 'subscriber']);
+    expect(restored.map((l) => l.obj.connection).sort()).toEqual(['commands', 'replicated-writes', 'subscriber']);
   });
 
   it('when Redis stops answering (SIGSTOP), calls time out instead of hanging, and subscribers hear "down"', async () => {

@@ -25,6 +25,11 @@ export interface PrivateSentinel {
   waitForReplication(): Promise<void>;
   /** kill -9 of the current master; resolves with where it was. */
   killMaster(): Promise<Address>;
+  /**
+   * SIGSTOP of every server but the current master: they stay attached (the master still counts
+   * them) but confirm nothing. Resolves with a function that resumes them.
+   */
+  freezeReplicas(): Promise<() => void>;
   /** Resolves once the sentinels name a master other than `old` (after a failover), with it. */
   waitForNewMaster(old: Address, timeoutMs: number): Promise<Address>;
   stop(): Promise<void>;
@@ -131,6 +136,14 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
       const master = await masterAddress();
       const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
       if (acknowledged < 1) throw new Error('the replica did not acknowledge the master\'s writes within 10 s');
+    },
+    async freezeReplicas() {
+      const master = await masterAddress();
+      const replicas = [...servers].filter(([port, child]) => port !== master.port && child.exitCode === null && child.signalCode === null).map(([, child]) => child);
+      for (const replica of replicas) replica.kill('SIGSTOP');
+      return () => {
+        for (const replica of replicas) replica.kill('SIGCONT');
+      };
     },
     async killMaster() {
       const master = await masterAddress();

@@ -22,8 +22,13 @@ export function createJwtRevocations(store: EphemeralStore, invalidate: Invalida
   return {
     async revoke(jti, exp) {
       const ttlMs = exp * 1000 - Date.now() + MARGIN_MS;
-      if (ttlMs > 0) await store.set(oidcKeys.revokedJwt(jti), '1', { ttlMs });
-      await invalidate(invalidationTarget.jwtAccessToken(jti));
+      try {
+        // Durably: a failover must not lose the revocation.
+        if (ttlMs > 0) await store.set(oidcKeys.revokedJwt(jti), '1', { ttlMs, durable: true });
+      } finally {
+        // Also when no replica confirmed it: the master has it, so caches must drop the token.
+        await invalidate(invalidationTarget.jwtAccessToken(jti));
+      }
     },
 
     async isRevoked(jti) {

@@ -113,10 +113,14 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       const payloadKey = keys.payload(recordModel, digest);
       const raw = await store.get(payloadKey);
       // The consumed marker stays until its own TTL ends, or a redemption that read the payload
-      // before this removal could still win afterwards.
-      await store.del(payloadKey);
-      if (INTROSPECTED_MODELS.has(recordModel)) await invalidate(invalidationTarget.oauthToken(digest));
-      else if (recordModel === 'Grant') await invalidate(invalidationTarget.grantDigest(digest));
+      // before this removal could still win afterwards. Durably: a failover must not bring it back.
+      try {
+        await store.delDurably(payloadKey);
+      } finally {
+        // Also when no replica confirmed the deletion: the master ran it, so caches must drop it.
+        if (INTROSPECTED_MODELS.has(recordModel)) await invalidate(invalidationTarget.oauthToken(digest));
+        else if (recordModel === 'Grant') await invalidate(invalidationTarget.grantDigest(digest));
+      }
       if (raw === null) return undefined;
       const payload = parsePayload(raw);
       const lookups: string[] = [];

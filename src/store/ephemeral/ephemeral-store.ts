@@ -10,6 +10,8 @@ export interface SetOptions {
   ttlMs: number;
   /** Write only when the key does not exist yet (Redis SET NX). */
   onlyIfAbsent?: boolean;
+  /** For a write that ends a credential: acknowledged only once a replica has it (see delDurably). */
+  durable?: boolean;
 }
 
 export interface CounterResult {
@@ -67,6 +69,12 @@ export interface EphemeralStore {
   getDel(key: string): Promise<string | null>;
   /** Deletes keys; returns how many existed. Keys should share a hash tag. */
   del(...keys: string[]): Promise<number>;
+  /**
+   * del for what ends a credential (a revocation, a logout): where Redis has replicas, it resolves
+   * only once one of them has the deletion too, so that a failover cannot bring the credential
+   * back, and throws StoreUnavailableError when none confirms it in time.
+   */
+  delDurably(...keys: string[]): Promise<number>;
   /** Sets a new TTL on an existing key; false when the key does not exist. */
   expire(key: string, ttlMs: number): Promise<boolean>;
   /**

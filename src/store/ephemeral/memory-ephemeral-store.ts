@@ -74,6 +74,18 @@ export function createMemoryEphemeralStore(options: MemoryEphemeralStoreOptions 
     return entry;
   }
 
+  async function del(...keys: string[]): Promise<number> {
+    open();
+    let existed = 0;
+    for (const key of new Set(keys)) {
+      if (live(key)) {
+        entries.delete(prefix + key);
+        existed += 1;
+      }
+    }
+    return existed;
+  }
+
   return {
     kind: 'memory',
 
@@ -124,17 +136,9 @@ export function createMemoryEphemeralStore(options: MemoryEphemeralStoreOptions 
       return value;
     },
 
-    async del(...keys) {
-      open();
-      let existed = 0;
-      for (const key of new Set(keys)) {
-        if (live(key)) {
-          entries.delete(prefix + key);
-          existed += 1;
-        }
-      }
-      return existed;
-    },
+    del,
+    /** One process, no replicas: the same as del. */
+    delDurably: del,
 
     async expire(key, ttlMs) {
       open();

@@ -19,7 +19,8 @@ export interface RedisContext {
   closing: boolean;
 }
 
-export type Role = 'commands' | 'subscriber';
+/** The commands connection, the pub/sub subscriber, and the writes that wait for a replica (replicated-writes.ts). */
+export type Role = 'commands' | 'subscriber' | 'replicated-writes';
 
 export interface Connection {
   readonly role: Role;
@@ -126,7 +127,7 @@ export function openConnection(context: RedisContext, role: Role, make: (roleOpt
   const { logger, server } = context;
   const state = { role, everReady: false, outageReported: false, lastError: null as string | null, heartbeatInFlight: false };
   const client = make({
-    connectionName: role === 'commands' ? 'tessera' : 'tessera-subscriber',
+    connectionName: role === 'commands' ? 'tessera' : `tessera-${role}`,
     retryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
     // Through Sentinel, once every sentinel was asked without reaching a master (during a
     // failover, the old one's address): the same policy, else the connection would end for good.

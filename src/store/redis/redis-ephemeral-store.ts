@@ -8,6 +8,7 @@ import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer,
 import { createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
+import { createReplicatedWrites } from './replicated-writes.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
 import { createSubscriptions } from './subscriptions.ts';
 
@@ -92,6 +93,17 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   const scripted = defineScripts(commandsClient);
   await connectFirst(context, commands);
 
+  // Writes that end a credential wait for a replica, on a connection of their own.
+  const replicatedConnection = openConnection(context, 'replicated-writes', (roleOptions) => target.connect({ ...baseRedisOptions(options.connectTimeoutMs), ...roleOptions }));
+  try {
+    await connectFirst(context, replicatedConnection);
+  } catch (error) {
+    await quit(commandsClient, commandTimeoutMs);
+    throw error;
+  }
+  const replicated = createReplicatedWrites(context, replicatedConnection, Math.max(1, Math.floor(commandTimeoutMs / 2)));
+  await replicated.probe().catch(() => undefined); // the heartbeat keeps it current from now on
+
   const k = (key: string) => keyPrefix + key;
   const runCommand = <T>(operation: string, send: () => Promise<T>) => run(context, operation, commands, send);
 
@@ -105,7 +117,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   const subscriptions = createSubscriptions(context, commands, keyPrefix);
   const connections = async (): Promise<Connection[]> => {
     const subscriber = await subscriptions.connection();
-    return subscriber ? [commands, subscriber] : [commands];
+    return subscriber ? [commands, replicatedConnection, subscriber] : [commands, replicatedConnection];
   };
   const stallWatchdog = startStallWatchdog(connections, commandTimeoutMs);
   // Data lost (without a disconnect, or across a restart): subscribers drop what they cached.
@@ -114,7 +126,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     subscriptions.dataLost();
   });
   await dataLoss.check().catch(() => undefined); // the first marker; the heartbeat checks it from now on
-  const heartbeat = startHeartbeat(context, connections, heartbeatMs, () => dataLoss.check());
+  const heartbeat = startHeartbeat(context, connections, heartbeatMs, { commands: () => dataLoss.check(), 'replicated-writes': () => replicated.probe() });
 
   return {
     kind: 'redis',
@@ -128,11 +140,11 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
       return runCommand('MGET', () => commandsClient.mget(...keys.map(k)));
     },
 
-    async set(key: string, value: string, { ttlMs, onlyIfAbsent }: SetOptions) {
+    async set(key: string, value: string, { ttlMs, onlyIfAbsent, durable }: SetOptions) {
       assertTtl(ttlMs, 'ttlMs');
-      const reply = await runCommand('SET', () =>
-        onlyIfAbsent ? commandsClient.set(k(key), value, 'PX', ttlMs, 'NX') : commandsClient.set(k(key), value, 'PX', ttlMs),
-      );
+      const send = (client: typeof commandsClient) => (onlyIfAbsent ? client.set(k(key), value, 'PX', ttlMs, 'NX') : client.set(k(key), value, 'PX', ttlMs));
+      const fallback = () => runCommand('SET', () => send(commandsClient));
+      const reply = durable ? await replicated.run('SET', send, fallback) : await fallback();
       return reply === 'OK';
     },
 
@@ -143,6 +155,11 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     async del(...keys) {
       if (keys.length === 0) return 0;
       return runCommand('DEL', () => commandsClient.del(...keys.map(k)));
+    },
+
+    async delDurably(...keys) {
+      if (keys.length === 0) return 0;
+      return replicated.run('DEL', (client) => client.del(...keys.map(k)), () => runCommand('DEL', () => commandsClient.del(...keys.map(k))));
     },
 
     async expire(key, ttlMs) {
@@ -206,7 +223,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
         clearInterval(heartbeat);
         clearInterval(stallWatchdog);
         const subscriber = await subscriptions.connection();
-        await Promise.all([commands, ...(subscriber ? [subscriber] : [])].map(({ client }) => quit(client, commandTimeoutMs)));
+        await Promise.all([commands, replicatedConnection, ...(subscriber ? [subscriber] : [])].map(({ client }) => quit(client, commandTimeoutMs)));
       })();
       return closed;
     },
