@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKeepAliveLoad, type KeepAliveLoad, type LoadCall, type LoadClient } from '../support/keep-alive-load.ts';
 import { freePort } from '../support/private-redis.ts';
-import { recordFigures } from '../support/resilience-figures.ts';
+import { reportFigures } from '../support/resilience-figures.ts';
 import { spawnServerProcess, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 
@@ -318,7 +318,12 @@ describe('TESSERA_WORKERS=2: a rolling restart on SIGHUP', () => {
       result = await load.stop();
     }
     const { failures, ...counts } = result;
-    await recordFigures('workers-rolling-restart', { ...counts, requestsDuringRoll: during, rollMs });
+    reportFigures(`workers: rolling restart of 2 workers in ${rollMs} ms: ${during} requests during it; ${counts.requests} in all, ${counts.failed} failed`, {
+      scenario: 'workers-rolling-restart',
+      ...counts,
+      requestsDuringRoll: during,
+      rollMs,
+    });
     expect(failures).toEqual([]);
     expect(counts.succeeded).toBe(counts.requests);
     expect(during).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startKeepAliveLoad, type LoadCall } from '../support/keep-alive-load.ts';
 import { freePort } from '../support/private-redis.ts';
-import { recordFigures } from '../support/resilience-figures.ts';
+import { reportFigures } from '../support/resilience-figures.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera } from '../support/start-tessera.ts';
@@ -130,7 +130,11 @@ describe('a rolling restart of two nodes behind a load balancer under keep-alive
     const { failures, ...counts } = loadFigures;
     // (`unrouted` counts connections that found no node ready, such as a node's own issuer check
     // at its start: a load client's would be among its failures.)
-    await recordFigures('rolling-restart', { ...counts, restarts, connectionsTo: proxy.connectionsTo, unrouted: proxy.unrouted });
+    reportFigures(
+      `resilience: rolling restart of two nodes: ${counts.requests} requests, ${counts.failed} failed; ` +
+        restarts.map((r) => `node ${r.node}: ${r.requests} requests (${r.failed} failed) from SIGTERM to ready, exit after ${r.drainMs} ms, ready after ${r.restartMs} ms`).join('; '),
+      { scenario: 'rolling-restart', ...counts, restarts, connectionsTo: proxy.connectionsTo, unrouted: proxy.unrouted },
+    );
     expect(failures).toEqual([]);
     expect(counts.failed).toBe(0);
     expect(counts.succeeded).toBe(counts.requests);

@@ -1,12 +1,10 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
 
-/**
- * Prints a scenario's figures and, when TESSERA_RESILIENCE_FIGURES names a file, appends them to it
- * as one JSON line (CI shows that file after the run).
- */
-export async function recordFigures(scenario: string, figures: Record<string, unknown>): Promise<void> {
-  const line = JSON.stringify({ scenario, ...figures });
-  console.log(`${scenario}: ${line}`);
+// The figures a resilience scenario measured: one line printed, and one JSON line appended to the
+// file named by TESSERA_RESILIENCE_FIGURES (.ci/run prints that file after the run).
+
+export function reportFigures(summary: string, figures: Record<string, unknown>): void {
+  console.log(summary);
   const file = process.env.TESSERA_RESILIENCE_FIGURES;
-  if (file) await appendFile(file, `${line}\n`);
+  if (file) appendFileSync(file, `${JSON.stringify(figures)}\n`);
 }
