@@ -136,6 +136,8 @@ export async function startBalancingProxy(backends: readonly Backend[], options:
     upstream.once('error', refused);
     upstream.once('connect', () => {
       upstream.off('error', refused);
+      // The client gave up meanwhile.
+      if (client.destroyed) return upstream.destroy();
       connectionsTo[index]!++;
       // pipe() ends the other side once this one has ended, after what it had sent.
       client.pipe(upstream);
