@@ -18,6 +18,8 @@ export interface ConnectionDrain {
    * closed. 'drained' once no connection is left; 'timeout' after `graceMs`, when the rest are cut.
    */
   drain(graceMs: number): Promise<'drained' | 'timeout'>;
+  /** True once drain() has been called (/readyz then answers 503, so that balancers stop sending). */
+  isDraining(): boolean;
 }
 
 interface ConnectionState {
@@ -56,6 +58,8 @@ export function createConnectionDrain(server: Server, options: { idleQuietMs?: n
   });
 
   return {
+    isDraining: () => draining,
+
     handle(handler) {
       return (req, res) => {
         const state = connections.get(req.socket);

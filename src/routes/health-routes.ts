@@ -9,6 +9,8 @@ export interface HealthDependencies {
   ephemeral: Pick<EphemeralStore, 'ping' | 'kind'>;
   /** How long a dependency may take to answer before it counts as down. */
   checkTimeoutMs?: number;
+  /** Whether the node is draining (shutting down): then it is not ready, whatever its stores say. */
+  draining?: () => boolean;
 }
 
 type Check = { status: 'up'; kind: string } | { status: 'down'; kind: string; message: string };
@@ -23,8 +25,12 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
 
 const LABELS: Record<string, string> = { postgres: 'PostgreSQL', pglite: 'the embedded database', redis: 'Redis', memory: 'the in-process store' };
 
-/** GET /healthz: the process is alive. GET /readyz: its stores answer (503 naming the one that does not). */
-export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500 }: HealthDependencies): Router {
+/**
+ * GET /healthz: the process is alive. GET /readyz: its stores answer (503 naming the one that does
+ * not), and it is not draining (503 as soon as the shutdown begins, for a balancer whose health
+ * check reaches it on a connection it already had).
+ */
+export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500, draining = () => false }: HealthDependencies): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
@@ -33,6 +39,10 @@ export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500 
   router.all('/healthz', methodNotAllowed(['GET']));
 
   router.get('/readyz', async (req, res) => {
+    if (draining()) {
+      res.set('Cache-Control', 'no-store').status(503).json({ message: 'Not ready: shutting down.', status: 503, draining: true });
+      return;
+    }
     const check = async (store: { ping(): Promise<void>; kind: string }): Promise<Check> => {
       try {
         await withTimeout(store.ping(), checkTimeoutMs);

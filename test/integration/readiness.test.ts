@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
-import { createTestDatabase, type TestDatabase } from '../support/services.ts';
+import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
 // The issue's "done when": with Redis stopped /readyz answers 503 with a clear body and nothing
@@ -54,5 +55,45 @@ describe('readiness while Redis goes away and comes back', () => {
     }
     expect(last.status).toBe(200);
     expect(last.body).toMatchObject({ status: 'ready' });
+  });
+});
+
+// A balancer whose health check reaches a node on a connection it already had (one it keeps
+// alive) must hear that the node is going away, not "ready" from its stores.
+describe('readiness while draining', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('answers 503 draining, with Connection: close, once the shutdown has begun', async () => {
+    const tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const readyz = () =>
+      new Promise<{ status: number; body: Record<string, unknown>; close: boolean; reused: boolean }>((resolve, reject) => {
+        const req = request(`${tessera.url}/readyz`, { agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown>, close: res.headers.connection === 'close', reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await readyz()).toMatchObject({ status: 200, body: { status: 'ready' }, close: false });
+      const stopped = tessera.stop();
+      expect(await readyz()).toEqual({ status: 503, body: { message: 'Not ready: shutting down.', status: 503, draining: true }, close: true, reused: true });
+      await stopped;
+    } finally {
+      agent.destroy();
+      await tessera.stop();
+    }
   });
 });

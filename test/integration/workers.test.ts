@@ -4,7 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startKeepAliveLoad, type KeepAliveLoad, type LoadCall, type LoadClient } from '../support/keep-alive-load.ts';
 import { freePort } from '../support/private-redis.ts';
+import { reportFigures } from '../support/resilience-figures.ts';
 import { spawnServerProcess, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 
@@ -208,6 +210,174 @@ describe('TESSERA_WORKERS=2: a supervisor and two workers on one port', () => {
     expect(server.stdout()).toContain('"msg":"every worker has exited; supervisor stopped"');
     for (const pid of running) expect(() => process.kill(pid, 0)).toThrow();
   }, 60_000);
+});
+
+// SIGHUP to the supervisor under keep-alive load: it replaces the workers one at a time (a new one
+// listens before an old one drains), so not one request fails. A replacement that cannot start
+// (a broken configuration file) stops the roll, and the old workers keep serving.
+describe('TESSERA_WORKERS=2: a rolling restart on SIGHUP', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let configDir: string;
+  let configFile: string;
+  let configText: string;
+  let server: ServerProcess;
+  let base: URL;
+  let session: string;
+
+  const lines = () => server.stdout().split('\n').slice(0, -1);
+  const startedWorkers = () => lines().filter((line) => line.includes('"msg":"worker started"')).map((line) => (JSON.parse(line) as { workerPid: number }).workerPid);
+  const isAlive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const loadClients = (): LoadClient[] => {
+    const introspect: LoadCall = {
+      method: 'POST',
+      path: '/oauth/introspect',
+      headers: { authorization: `Basic ${Buffer.from(`records-api:${RS_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: session }).toString(),
+      expect: (status, body) => status === 200 && (JSON.parse(body) as { active: boolean }).active,
+    };
+    const login: LoadCall = { method: 'POST', path: '/users/admin/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD }), expect: (status) => status === 200 };
+    const verify: LoadCall = { method: 'GET', path: '/auth/verify', headers: { 'x-session': session }, expect: (status) => status === 200 };
+    return [{ calls: [introspect] }, { calls: [introspect, verify] }, { calls: [verify] }, { calls: [login, introspect, verify] }, { calls: [verify, introspect], pauseMs: 150 }];
+  };
+  const waitForRequests = async (load: KeepAliveLoad, count: number) => {
+    const target = load.counts().requests + count;
+    for (const deadline = Date.now() + 60_000; load.counts().requests < target; ) {
+      if (Date.now() > deadline) throw new Error(`fewer than ${count} requests within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    configDir = await mkdtemp(join(tmpdir(), 'tessera-workers-roll-'));
+    configFile = join(configDir, 'tessera.json');
+    const secretSha256 = createHash('sha256').update(RS_SECRET).digest('hex');
+    configText = JSON.stringify({ clients: [{ clientId: 'records-api', name: 'Records API', kind: 'resource_server', secretSha256, scopes: ['read'] }] });
+    await writeFile(configFile, configText);
+    server = await startServerProcess(
+      {
+        TESSERA_WORKERS: '2',
+        DATABASE_URL: db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        TESSERA_REDIS_PREFIX: prefix,
+        TESSERA_CONFIG: configFile,
+        TESSERA_KEY_SECRET: 'workers-key-encryption-secret-0123456789',
+        TESSERA_COOKIE_KEYS: 'workers-cookie-key-0123456789abcdefghijkl',
+        TESSERA_ADMIN_USERNAME: 'admin',
+        TESSERA_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        TESSERA_SHUTDOWN_GRACE_MS: String(GRACE_MS),
+        TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: '1000000',
+        // Logins are part of the load: never answered 503 busy on this shared machine.
+        TESSERA_HASH_BUSY_CORE_PERCENT: '100',
+      },
+      { timeoutMs: 90_000 },
+    );
+    await server.waitForLines(LISTENING, 2, 90_000);
+    base = new URL(server.url);
+    const login = await send(base, false, { method: 'POST', path: '/users/admin/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD }) });
+    expect(login.status).toBe(200);
+    session = String((JSON.parse(login.body) as { session: string }).session);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (server && server.child.exitCode === null) {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    }
+    for (const pid of server ? startedWorkers() : []) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+    if (configDir) await rm(configDir, { recursive: true, force: true });
+  });
+
+  it('replaces every worker, one at a time, and not one request fails', async () => {
+    const old = startedWorkers();
+    expect(old).toHaveLength(2);
+    const load = startKeepAliveLoad(base, loadClients());
+    let during;
+    let rollMs;
+    let result;
+    try {
+      await waitForRequests(load, 200);
+      const before = load.counts();
+      const signalledAt = performance.now();
+      server.child.kill('SIGHUP');
+      await server.waitForLines(/"msg":"rolling restart done"/, 1, 120_000);
+      rollMs = Math.round(performance.now() - signalledAt);
+      during = load.counts().requests - before.requests;
+      await waitForRequests(load, 200);
+    } finally {
+      result = await load.stop();
+    }
+    const { failures, ...counts } = result;
+    reportFigures(`workers: rolling restart of 2 workers in ${rollMs} ms: ${during} requests during it; ${counts.requests} in all, ${counts.failed} failed`, {
+      scenario: 'workers-rolling-restart',
+      ...counts,
+      requestsDuringRoll: during,
+      rollMs,
+    });
+    expect(failures).toEqual([]);
+    expect(counts.succeeded).toBe(counts.requests);
+    expect(during).toBeGreaterThan(0);
+
+    // Two new workers, the old ones gone (retired, not died and restarted).
+    const workers = startedWorkers();
+    expect(workers).toHaveLength(4);
+    const fresh = workers.slice(2);
+    for (const pid of old) expect(isAlive(pid)).toBe(false);
+    for (const pid of fresh) expect(isAlive(pid)).toBe(true);
+    expect(server.stdout()).not.toContain('"msg":"worker died; restarting it"');
+    // In the supervisor's log (one process, so in order): a new worker listens before an old one is
+    // told to drain, and that one has exited before the next new one starts.
+    const at = (pid: number, msg: string) => lines().findIndex((line) => line.includes(`"workerPid":${pid},`) && line.includes(`"msg":"${msg}"`));
+    const order = [old[0]!, old[1]!].flatMap((pid, i) => [
+      at(fresh[i]!, 'worker started'),
+      at(fresh[i]!, 'rolling restart: the new worker listens'),
+      at(pid, 'rolling restart: draining an old worker'),
+      at(pid, 'worker exited'),
+    ]);
+    expect(order.every((index) => index >= 0)).toBe(true);
+    expect([...order].sort((x, y) => x - y)).toEqual(order);
+  }, 180_000);
+
+  it('stops the roll at a replacement that cannot start (a broken configuration file); the old workers keep serving', async () => {
+    const serving = startedWorkers().slice(-2);
+    await writeFile(configFile, '{ "clients": [ not json');
+    const load = startKeepAliveLoad(base, loadClients());
+    let result;
+    try {
+      await waitForRequests(load, 100);
+      server.child.kill('SIGHUP');
+      const [stopped] = await server.waitForLines(/"msg":"rolling restart stopped: a new worker did not start/, 1, 60_000);
+      expect(stopped).toMatch(/exited \(code 78/);
+      await server.waitForLines(/"msg":"rolling restart stopped before its end"/, 1, 10_000);
+      await waitForRequests(load, 200);
+    } finally {
+      result = await load.stop();
+    }
+    expect(result.failures).toEqual([]);
+    // One replacement tried, not restarted; both old workers still serve.
+    expect(startedWorkers()).toHaveLength(5);
+    expect(server.stdout()).not.toContain('"msg":"worker died; restarting it"');
+    for (const pid of serving) expect(isAlive(pid)).toBe(true);
+
+    // Mended, the next SIGHUP rolls to the end.
+    await writeFile(configFile, configText);
+    server.child.kill('SIGHUP');
+    await server.waitForLines(/"msg":"rolling restart done"/, 2, 120_000);
+    for (const pid of serving) expect(isAlive(pid)).toBe(false);
+    expect(startedWorkers()).toHaveLength(7);
+    expect((await send(base, false, { method: 'GET', path: '/healthz' })).status).toBe(200);
+    expect(await server.stop()).toBe(0);
+  }, 240_000);
 });
 
 // Workers that cannot start (PostgreSQL refuses connections) die as soon as they are forked: the

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { availableParallelism } from 'node:os';
 import { loadConfig } from '../../src/config/load.ts';
-import { restartDelay, workerCount, workersRefusal } from '../../src/workers.ts';
+import { restartDelay, rollWorkers, workerCount, workersRefusal, type RollSteps } from '../../src/workers.ts';
 
 describe('the workers supervisor', () => {
   const postgresAndRedis = { DATABASE_URL: 'postgres://db/tessera', REDIS_URL: 'redis://redis:6379' };
@@ -21,5 +21,59 @@ describe('the workers supervisor', () => {
   it('restarts at once after a worker that lived, and backs off, doubling up to a ceiling, while they die young', () => {
     const backoff = { stableMs: 10_000, initialMs: 500, maxMs: 30_000 };
     expect([0, 1, 2, 3, 4, 6, 7, 20].map((deaths) => restartDelay(deaths, backoff))).toEqual([0, 500, 1000, 2000, 4000, 16_000, 30_000, 30_000]);
+  });
+
+  describe('rolling restart', () => {
+    /** Workers as names; what the roll does, as a list of steps, and which are running. */
+    function workersAt(names: string[], options: { failingStart?: number; stopAfter?: string; dies?: string } = {}) {
+      const running = new Set(names);
+      const steps: string[] = [];
+      let started = 0;
+      let stopping = false;
+      const roll: RollSteps<string> = {
+        async startReplacement() {
+          started++;
+          const name = `new${started}`;
+          steps.push(`start ${name}`);
+          if (started === options.failingStart) return null;
+          running.add(name);
+          // A worker dying on its own meanwhile (the supervisor restarts it, not the roll).
+          if (options.dies) running.delete(options.dies);
+          return name;
+        },
+        async retire(worker) {
+          steps.push(`retire ${worker}`);
+          running.delete(worker);
+          if (worker === options.stopAfter) stopping = true;
+        },
+        isRunning: (worker) => running.has(worker),
+        isStopping: () => stopping,
+      };
+      return { roll, steps, running };
+    }
+
+    it('starts a replacement before it retires each old worker, one at a time', async () => {
+      const { roll, steps, running } = workersAt(['a', 'b', 'c']);
+      expect(await rollWorkers(['a', 'b', 'c'], roll)).toEqual({ outcome: 'done', replaced: 3 });
+      expect(steps).toEqual(['start new1', 'retire a', 'start new2', 'retire b', 'start new3', 'retire c']);
+      expect([...running].sort()).toEqual(['new1', 'new2', 'new3']);
+    });
+
+    it('stops at a replacement that does not start, leaving the old workers not yet replaced running', async () => {
+      const { roll, steps, running } = workersAt(['a', 'b', 'c'], { failingStart: 2 });
+      expect(await rollWorkers(['a', 'b', 'c'], roll)).toEqual({ outcome: 'start-failed', replaced: 1, remaining: 2 });
+      expect(steps).toEqual(['start new1', 'retire a', 'start new2']);
+      expect([...running].sort()).toEqual(['b', 'c', 'new1']);
+    });
+
+    it('skips a worker that died meanwhile, and ends when the supervisor stops', async () => {
+      const died = workersAt(['a', 'b'], { dies: 'b' });
+      expect(await rollWorkers(['a', 'b'], died.roll)).toEqual({ outcome: 'done', replaced: 1 });
+      expect(died.steps).toEqual(['start new1', 'retire a']);
+
+      const stopped = workersAt(['a', 'b'], { stopAfter: 'a' });
+      expect(await rollWorkers(['a', 'b'], stopped.roll)).toEqual({ outcome: 'stopping', replaced: 1 });
+      expect(stopped.steps).toEqual(['start new1', 'retire a']);
+    });
   });
 });
