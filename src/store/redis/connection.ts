@@ -1,6 +1,7 @@
 // A connection to Redis for the ephemeral store: options, reconnection, logging of outages, and
 // errors that say what failed and where. Commands never queue while Redis is away: they fail at once.
 import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { Redis, RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 
@@ -60,6 +61,43 @@ export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     // The subscriber restores its channels itself, and knows when that is done.
     autoResubscribe: false,
+  };
+}
+
+/**
+ * TLS to Redis, the same for every connection (a single server, the master and replicas found
+ * through Sentinel, the sentinels, the nodes of a cluster). The server's certificate is always
+ * verified: there is no way to turn that off.
+ */
+export interface RedisTls {
+  /** PEM of the CAs that signed the servers' certificates; without it, Node's trusted CAs. */
+  ca?: string | Buffer;
+  /** A client certificate and its private key (PEM), for servers with tls-auth-clients yes. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name the servers' certificates are checked against instead of the address dialled. */
+  serverName?: string;
+}
+
+/** ioredis' `tls` option (Node's tls.connect options) for RedisTls. */
+export function tlsOptions(tls: RedisTls): ConnectionOptions {
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error('a Redis TLS client certificate needs both its certificate and its key');
+  return {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+    rejectUnauthorized: true,
+  };
+}
+
+/**
+ * What TLS adds to the options of a connection through Sentinel: `tls` for the master (and
+ * replicas) when `dataTls` is given, `sentinelTLS` for the sentinels when `sentinelTls` is.
+ */
+export function sentinelTlsOptions(dataTls: RedisTls | undefined, sentinelTls: RedisTls | undefined): RedisOptions {
+  return {
+    ...(dataTls === undefined ? {} : { tls: tlsOptions(dataTls), enableTLSForSentinelMode: true }),
+    ...(sentinelTls === undefined ? {} : { sentinelTLS: tlsOptions(sentinelTls) }),
   };
 }
 
