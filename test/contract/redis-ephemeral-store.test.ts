@@ -31,6 +31,16 @@ describeEphemeralStoreContract('Redis through Sentinel', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+// And through Sentinel with TLS on the master, the replica and the sentinels, which all ask for a
+// client certificate.
+const tlsSentinel = usePrivateSentinel({ tls: { authClients: true } });
+describeEphemeralStoreContract('Redis through Sentinel over TLS', async () => {
+  const { sentinels, masterName, clientTls } = tlsSentinel();
+  const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls: tls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
 describe('Redis ephemeral store', () => {
   const keyPrefix = uniqueRedisPrefix();
   const warnings: { obj: object; msg: string }[] = [];
