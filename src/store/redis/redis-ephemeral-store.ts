@@ -4,7 +4,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
-import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, sentinelOptions, sentinelTlsOptions, tlsOptions, quit, run, type Connection, type RedisContext, type RedisTls, type StoreLogger } from './connection.ts';
+import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, probeSentinels, sentinelOptions, sentinelTlsOptions, tlsOptions, quit, run, type Connection, type RedisContext, type RedisTls, type StoreLogger } from './connection.ts';
 import { createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
@@ -51,8 +51,15 @@ export interface RedisEphemeralStoreOptions {
   logger?: StoreLogger;
 }
 
+interface RedisTarget {
+  server: string;
+  connect: (redisOptions: RedisOptions) => Redis;
+  /** Why a first connection failed, when ioredis does not say (RedisContext.diagnose). */
+  diagnose?: () => Promise<string | null>;
+}
+
 /** Where Redis is, for log lines (no credentials), and how to open a connection to it. */
-function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): { server: string; connect: (redisOptions: RedisOptions) => Redis } {
+function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): RedisTarget {
   if ((url === undefined) === (sentinel === undefined)) throw new Error('the Redis ephemeral store needs either a URL or a Sentinel set-up, not both');
   if (url !== undefined) {
     const urlTls = tls === undefined ? {} : { tls: tlsOptions(tls) };
@@ -64,6 +71,7 @@ function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralSto
   return {
     server: describeSentinelMaster(masterName, sentinels),
     connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), ...withTls, sentinelPassword, password }),
+    diagnose: () => probeSentinels(sentinels, { ...withTls, sentinelPassword, connectTimeout: connectTimeoutMs }),
   };
 }
 
@@ -92,6 +100,8 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     commandTimeoutMs,
     logger: options.logger ?? { warn() {}, info() {} },
     closing: false,
+    ...(target.diagnose ? { diagnose: target.diagnose } : {}),
+    withoutClientCertificate: [options.tls, options.sentinel?.sentinelTls].some((tls) => tls !== undefined && tls.cert === undefined),
   };
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   let closed: Promise<void> | null = null;
