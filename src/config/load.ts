@@ -255,8 +255,8 @@ export function readRedisTls(redis: Config['redis']): { tls?: RedisTlsMaterial; 
     try {
       createPrivateKey(key);
       keyOk = true;
-    } catch (error) {
-      const encrypted = (error as { code?: unknown }).code === 'ERR_MISSING_PASSPHRASE';
+    } catch {
+      const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'));
       problems.push(`${name('keyFile')}: ${redis.tls.keyFile} ${encrypted ? 'is encrypted (Tessera needs it unencrypted)' : 'holds no PEM private key'}`);
     }
   }
