@@ -102,3 +102,21 @@ describe('Redis ephemeral store', () => {
     await expect(openStore('bad{prefix}:')).rejects.toThrow(/must not contain braces/);
   });
 });
+
+describe('Redis ephemeral store through Sentinel over TLS', () => {
+  const open = (sentinelTls: { ca?: Buffer; cert?: Buffer; key?: Buffer }) => {
+    const { sentinels, masterName, clientTls } = tlsSentinel();
+    const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+    return createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  };
+
+  // ioredis only says "Connection is closed" of a sentinel it could not talk to: the store finds out why.
+  it('says why the sentinels cannot be reached: a certificate not signed by a trusted CA', async () => {
+    const { cert, key } = tlsSentinel().clientTls!;
+    await expect(open({ cert, key })).rejects.toThrow(/\(sentinel 127\.0\.0\.1:\d+: the server's TLS certificate could not be verified against the trusted CAs \(/);
+  });
+
+  it('says why the sentinels cannot be reached: no client certificate', async () => {
+    await expect(open({ ca: tlsSentinel().clientTls!.ca })).rejects.toThrow(/\(sentinel 127\.0\.0\.1:\d+: .*client certificate/);
+  });
+});

@@ -181,12 +181,12 @@ export function sentinelOptions(masterName: string, sentinels: { host: string; p
 }
 
 /**
- * Why a client cannot talk to the first sentinel that fails, found with a connection of its own
- * (ioredis reports a sentinel it could not reach only as "Connection is closed"); null when
- * every sentinel answers.
+ * Why a client cannot talk to the sentinels, found with connections of its own, all at once (so
+ * within one connect timeout): ioredis reports a sentinel it could not reach only as "Connection
+ * is closed". The first sentinel's failure in the list, or null when every sentinel answers.
  */
 export async function probeSentinels(sentinels: { host: string; port: number }[], options: RedisOptions): Promise<string | null> {
-  for (const { host, port } of sentinels) {
+  const failures = await Promise.all(sentinels.map(async ({ host, port }) => {
     const client = new Redis({
       host,
       port,
@@ -197,19 +197,21 @@ export async function probeSentinels(sentinels: { host: string; port: number }[]
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       connectTimeout: options.connectTimeout ?? 2000,
+      commandTimeout: options.connectTimeout ?? 2000,
     });
     let failure: unknown;
     client.on('error', (error: unknown) => (failure ??= error));
     try {
       await client.connect();
       await client.ping();
+      return null;
     } catch (error) {
       return `sentinel ${host}:${port}: ${errorText(failure ?? error)}`;
     } finally {
       await endConnection(client);
     }
-  }
-  return null;
+  }));
+  return failures.find((failure) => failure !== null) ?? null;
 }
 
 /**
