@@ -104,9 +104,13 @@ describe('Redis over TLS', () => {
     expect(tessera.logs.text).not.toContain(REDIS_PASSWORD);
   }, 30_000);
 
-  it('refuses to start, saying why, when the server asks for a client certificate and none is given; works with one', async () => {
+  it('refuses to start, saying why, when the server asks for a client certificate and none (or an untrusted one) is given; works with one', async () => {
     const env = { REDIS_URL: `redis://127.0.0.1:${mutual.port}`, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: ca.certFile };
     await expect(start(env)).rejects.toThrow(new RegExp(`^cannot reach Redis at 127\\.0\\.0\\.1:${mutual.port}: .*client certificate`));
+    const untrusted = await otherCa.issue('untrusted-client');
+    await expect(start({ ...env, REDIS_TLS_CERT_FILE: untrusted.certFile, REDIS_TLS_KEY_FILE: untrusted.keyFile })).rejects.toThrow(
+      new RegExp(`^cannot reach Redis at 127\\.0\\.0\\.1:${mutual.port}: .*(client certificate|certificate is not signed by a CA it trusts)`),
+    );
     const tessera = await start({ ...env, REDIS_TLS_CERT_FILE: client.certFile, REDIS_TLS_KEY_FILE: client.keyFile });
     await loginAndIntrospect(tessera, mutual);
   }, 30_000);

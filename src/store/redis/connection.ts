@@ -23,8 +23,11 @@ export interface RedisContext {
    * sentinel it could not talk to is only "Connection is closed"): asked once, on that failure.
    */
   readonly diagnose?: () => Promise<string | null>;
-  /** Over TLS without a client certificate: a server that wants one just closes the connection. */
-  readonly withoutClientCertificate?: boolean;
+  /**
+   * Over TLS, whether a client certificate is given (undefined without TLS): a server that wants
+   * one, or does not trust the one given, often just closes the connection (ECONNRESET).
+   */
+  readonly clientCertificate?: boolean;
 }
 
 export type Role = 'commands' | 'subscriber';
@@ -269,8 +272,10 @@ export async function connectFirst(context: RedisContext, connection: Connection
     await endConnection(connection.client);
     const found = await context.diagnose?.().catch(() => null);
     if (found) reason = `${reason} (${found})`;
-    if (context.withoutClientCertificate && reason.includes('ECONNRESET')) {
-      reason += ': over TLS, a server that asks for a client certificate (tls-auth-clients) closes the connection of a client without one, and none was given';
+    if (context.clientCertificate !== undefined && reason.includes('ECONNRESET')) {
+      reason += context.clientCertificate
+        ? ': over TLS, a server that asks for client certificates (tls-auth-clients) closes the connection of a client whose certificate is not signed by a CA it trusts'
+        : ': over TLS, a server that asks for client certificates (tls-auth-clients) closes the connection of a client without one, and none was given';
     }
     throw new Error(`cannot reach Redis at ${context.server}: ${reason}`);
   } finally {

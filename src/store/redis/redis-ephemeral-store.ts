@@ -75,6 +75,12 @@ function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralSto
   };
 }
 
+/** RedisContext.clientCertificate: whether the TLS connections (if any) present a client certificate. */
+function clientCertificate({ tls, sentinel }: RedisEphemeralStoreOptions): { clientCertificate?: boolean } {
+  const settings = [tls, sentinel?.sentinelTls].filter((each) => each !== undefined);
+  return settings.length === 0 ? {} : { clientCertificate: settings.every((each) => each.cert !== undefined) };
+}
+
 function assertTtl(ttlMs: number, what: string): void {
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
     throw new RangeError(`${what} must be a positive whole number of milliseconds, got ${ttlMs}`);
@@ -101,7 +107,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     logger: options.logger ?? { warn() {}, info() {} },
     closing: false,
     ...(target.diagnose ? { diagnose: target.diagnose } : {}),
-    withoutClientCertificate: [options.tls, options.sentinel?.sentinelTls].some((tls) => tls !== undefined && tls.cert === undefined),
+    ...clientCertificate(options),
   };
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   let closed: Promise<void> | null = null;
