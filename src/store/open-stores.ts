@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { dataDirectory, redactUrl } from '../config/load.ts';
+import { dataDirectory, readRedisTls, redactUrl } from '../config/load.ts';
 import { HOST_PORT, type Config } from '../config/schema.ts';
 import type { Database } from './sql/database.ts';
 import type { EphemeralStore } from './ephemeral/ephemeral-store.ts';
@@ -39,32 +39,36 @@ export function sentinelAddresses(sentinels: string[]): { host: string; port: nu
  */
 export async function openEphemeralStore(config: Config, logger: Logger): Promise<EphemeralStore> {
   const { sentinels, sentinelMaster, sentinelPassword, password } = config.redis;
+  const { tls, sentinelTls } = readRedisTls(config.redis);
   if (sentinelMaster !== null && sentinels.length > 0) {
     const sentinel = {
       sentinels: sentinelAddresses(sentinels),
       masterName: sentinelMaster,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
       ...(password === null ? {} : { password }),
+      ...(sentinelTls === undefined ? {} : { sentinelTls }),
     };
     const store = await createRedisEphemeralStore({
       sentinel,
+      ...(tls === undefined ? {} : { tls }),
       keyPrefix: config.redis.keyPrefix,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       logger,
     });
-    logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
+    logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, redisTls: tls !== undefined, sentinelTls: sentinelTls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
     return store;
   }
   if (config.redis.url) {
     const store = await createRedisEphemeralStore({
       url: config.redis.url,
+      ...(tls === undefined ? {} : { tls }),
       keyPrefix: config.redis.keyPrefix,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       logger,
     });
-    logger.info({ redis: redactUrl(config.redis.url), keyPrefix: config.redis.keyPrefix }, 'using Redis');
+    logger.info({ redis: redactUrl(config.redis.url), redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis');
     return store;
   }
   logger.warn(

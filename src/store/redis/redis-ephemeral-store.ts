@@ -4,7 +4,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
-import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, sentinelOptions, quit, run, type Connection, type RedisContext, type StoreLogger } from './connection.ts';
+import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, probeSentinels, sentinelOptions, sentinelTlsOptions, tlsOptions, quit, run, type Connection, type RedisContext, type RedisTls, type StoreLogger } from './connection.ts';
 import { createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
@@ -12,7 +12,7 @@ import { createReplicatedWrites } from './replicated-writes.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
 import { createSubscriptions } from './subscriptions.ts';
 
-export type { StoreLogger } from './connection.ts';
+export type { RedisTls, StoreLogger } from './connection.ts';
 
 /** Redis Sentinel: the sentinels, and the name of the master they monitor. */
 export interface SentinelTarget {
@@ -22,6 +22,8 @@ export interface SentinelTarget {
   sentinelPassword?: string;
   /** The password of the master (and its replicas). */
   password?: string;
+  /** TLS to the sentinels themselves (the master's and replicas' TLS is the store's `tls`). */
+  sentinelTls?: RedisTls;
 }
 
 export interface RedisEphemeralStoreOptions {
@@ -31,6 +33,11 @@ export interface RedisEphemeralStoreOptions {
    */
   url?: string;
   sentinel?: SentinelTarget;
+  /**
+   * TLS to Redis (with sentinel: to the master and replicas). A rediss:// URL without it uses TLS
+   * with Node's trusted CAs.
+   */
+  tls?: RedisTls;
   /** Put in front of every key and channel; must not contain braces (they would break hash tags). */
   keyPrefix: string;
   /** How long the first connection (and each later TCP connect) may take. */
@@ -45,16 +52,34 @@ export interface RedisEphemeralStoreOptions {
   logger?: StoreLogger;
 }
 
+interface RedisTarget {
+  server: string;
+  connect: (redisOptions: RedisOptions) => Redis;
+  /** Why a first connection failed, when ioredis does not say (RedisContext.diagnose). */
+  diagnose?: () => Promise<string | null>;
+}
+
 /** Where Redis is, for log lines (no credentials), and how to open a connection to it. */
-function redisTarget({ url, sentinel, connectTimeoutMs }: RedisEphemeralStoreOptions): { server: string; connect: (redisOptions: RedisOptions) => Redis } {
+function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): RedisTarget {
   if ((url === undefined) === (sentinel === undefined)) throw new Error('the Redis ephemeral store needs either a URL or a Sentinel set-up, not both');
-  if (url !== undefined) return { server: describeServer(url), connect: (redisOptions) => new Redis(url, redisOptions) };
-  const { sentinels, masterName, sentinelPassword, password } = sentinel!;
+  if (url !== undefined) {
+    const urlTls = tls === undefined ? {} : { tls: tlsOptions(tls) };
+    return { server: describeServer(url), connect: (redisOptions) => new Redis(url, { ...redisOptions, ...urlTls }) };
+  }
+  const { sentinels, masterName, sentinelPassword, password, sentinelTls } = sentinel!;
   if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+  const withTls = sentinelTlsOptions(tls, sentinelTls);
   return {
     server: describeSentinelMaster(masterName, sentinels),
-    connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), sentinelPassword, password }),
+    connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), ...withTls, sentinelPassword, password }),
+    diagnose: () => probeSentinels(sentinels, { ...withTls, sentinelPassword, connectTimeout: connectTimeoutMs }),
   };
+}
+
+/** RedisContext.clientCertificate: whether the TLS connections (if any) present a client certificate. */
+function clientCertificate({ tls, sentinel }: RedisEphemeralStoreOptions): { clientCertificate?: boolean } {
+  const settings = [tls, sentinel?.sentinelTls].filter((each) => each !== undefined);
+  return settings.length === 0 ? {} : { clientCertificate: settings.every((each) => each.cert !== undefined) };
 }
 
 function assertTtl(ttlMs: number, what: string): void {
@@ -82,6 +107,8 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     commandTimeoutMs,
     logger: options.logger ?? { warn() {}, info() {} },
     closing: false,
+    ...(target.diagnose ? { diagnose: target.diagnose } : {}),
+    ...clientCertificate(options),
   };
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   let closed: Promise<void> | null = null;
