@@ -3,7 +3,7 @@ import { reportFigures } from '../support/resilience-figures.ts';
 import { startTopology, TOPOLOGIES, type RedisTopology } from '../support/redis-topologies.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { countByStatus, firstSuccess, startSteadyLoad, untilEachSucceeded, type Sample } from '../support/steady-load.ts';
-import { REVOKED_PROBES, startLoadedTessera, type LoadedTessera } from '../support/tessera-under-load.ts';
+import { REFRESH_PROBE, REVOKED_PROBES, startLoadedTessera, type LoadedTessera } from '../support/tessera-under-load.ts';
 
 // Redis killed (kill -9) under a steady load, on each Redis topology, and brought back: every
 // request is answered, with a success or 503 + Retry-After, within ANSWER_WITHIN_MS; no revoked
@@ -16,6 +16,19 @@ const SINGLE_OUTAGE_MS = 3000;
 /** Recovery bounds: from the restart (single), from the promotion (Sentinel, cluster). */
 const RECOVERY_BOUND_MS: Record<string, number> = { single: 2000, sentinel: 5000, cluster: 5000 };
 const PERSONAL_TOKEN_PROBES = ['introspect personal token', 'forward-auth personal token', 'introspect revoked personal token', 'forward-auth revoked personal token'];
+
+/**
+ * The known exception: a refresh whose rotation was in flight at the kill may have consumed its
+ * token in Redis without the successor reaching the client (its answer was 503); the client's retry
+ * is then reuse, and the login ends with invalid_grant (docs/production.md#redis). Such a chain's
+ * invalid_grant is counted as a lost login, not as a wrong answer.
+ */
+function lostLogins(samples: Sample[], failedAt: number): Set<Sample> {
+  const lost = new Set<Sample>();
+  const interrupted = new Set(samples.filter((s) => s.probe.startsWith(REFRESH_PROBE) && s.startedAt < failedAt && s.answeredAt >= failedAt && s.outcome === 'unavailable').map((s) => s.probe));
+  for (const sample of samples) if (interrupted.has(sample.probe) && sample.status === 400 && sample.detail?.includes('invalid_grant')) lost.add(sample);
+  return lost;
+}
 
 const describeEach = (samples: Sample[]) => samples.map(({ probe, status, detail, answeredAt, startedAt }) => `${probe}: ${status} after ${answeredAt - startedAt} ms ${detail ?? ''}`);
 
@@ -36,7 +49,8 @@ describe.each(TOPOLOGIES)('Redis killed under load (%s)', (name) => {
 
   it('answers every request with a success or 503, never a revoked credential active, and serves again within the bound', async () => {
     const { probes } = loaded;
-    const redisProbes = probes.map((probe) => probe.name).filter((probe) => !PERSONAL_TOKEN_PROBES.includes(probe));
+    // The refresh chains recover as one: any of them succeeding (one may have lost its login).
+    const redisProbes = [...new Set(probes.map(({ name: probe }) => (probe.startsWith(REFRESH_PROBE) ? REFRESH_PROBE : probe)).filter((probe) => !PERSONAL_TOKEN_PROBES.includes(probe)))];
     const load = startSteadyLoad(probes, { concurrency: 4, pauseMs: 10, answerWithinMs: ANSWER_WITHIN_MS });
     try {
       await untilEachSucceeded(load, probes.map((probe) => probe.name), 0, 30_000);
@@ -54,6 +68,7 @@ describe.each(TOPOLOGIES)('Redis killed under load (%s)', (name) => {
       while (Date.now() < settledUntil) await new Promise((resolve) => setTimeout(resolve, 50));
       const samples = await load.stop();
 
+      const lost = lostLogins(samples, failedAt);
       const outage = samples.filter((s) => s.answeredAt >= failedAt && s.startedAt <= restoredAt);
       const recoveryByProbe = Object.fromEntries(redisProbes.map((probe) => [probe, (firstSuccess(samples, probe, failedAt) ?? Infinity) - restoredAt]));
       const recoveries = Object.values(recoveryByProbe);
@@ -69,17 +84,18 @@ describe.each(TOPOLOGIES)('Redis killed under load (%s)', (name) => {
         everyProbeBackAfterMs: Math.max(...recoveries),
         recoveryByProbe,
         slowestAnswerMs: Math.max(...samples.map((s) => s.answeredAt - s.startedAt)),
+        refreshLoginsLost: lost.size,
       };
       reportFigures(
         `resilience: Redis killed (${name}): ${figures.requests} requests; ${name === 'single' ? 'down' : 'failover'} ${restoredAt - failedAt} ms; ` +
           `during it ${JSON.stringify(figures.duringOutage)}; first success ${figures.firstSuccessAfterRestoreMs} ms after ${name === 'single' ? 'the restart' : 'the promotion'}, ` +
-          `every probe back after ${figures.everyProbeBackAfterMs} ms; slowest answer ${figures.slowestAnswerMs} ms`,
+          `every probe back after ${figures.everyProbeBackAfterMs} ms; slowest answer ${figures.slowestAnswerMs} ms; refresh logins lost ${lost.size}`,
         figures,
       );
 
       // Every answer a success or 503 + Retry-After, within the bound: no 500, no hang, and no
       // revoked credential answered active (its probe's success is "inactive").
-      expect(describeEach(samples.filter((s) => s.outcome === 'wrong' || s.outcome === 'no-answer'))).toEqual([]);
+      expect(describeEach(samples.filter((s) => (s.outcome === 'wrong' || s.outcome === 'no-answer') && !lost.has(s)))).toEqual([]);
       expect(samples.filter((s) => REVOKED_PROBES.includes(s.probe)).length).toBeGreaterThan(0);
       // Personal tokens live in PostgreSQL: they are answered throughout (docs/production.md#outages).
       expect(describeEach(samples.filter((s) => PERSONAL_TOKEN_PROBES.includes(s.probe) && s.outcome !== 'success'))).toEqual([]);

@@ -18,6 +18,8 @@ export interface Probe {
   exclusive?: boolean;
   /** Told of every answer (a refresh chain moves on to its new token). */
   onAnswer?(answer: Answer): void;
+  /** True once the probe has nothing more to send (a refresh chain whose login ended). */
+  retired?(): boolean;
 }
 
 export type Outcome = 'success' | 'unavailable' | 'wrong' | 'no-answer';
@@ -64,9 +66,10 @@ export function startSteadyLoad(probes: Probe[], options: LoadOptions): SteadyLo
   function pick(): Probe {
     for (let tries = 0; tries < probes.length; tries++) {
       const probe = probes[next++ % probes.length]!;
+      if (probe.retired?.()) continue;
       if (!probe.exclusive || !busy.has(probe)) return probe;
     }
-    return probes.find((probe) => !probe.exclusive)!;
+    return probes.find((probe) => !probe.exclusive && !probe.retired?.())!;
   }
 
   async function once(probe: Probe) {
@@ -118,12 +121,12 @@ export function countByStatus(samples: Sample[]): Record<string, number> {
   return counts;
 }
 
-/** The first success of `probe` sent at or after `since` (the time it was answered), if any. */
+/** The first success of `probe` (a name, or a prefix such as 'refresh') sent at or after `since` (the time it was answered), if any. */
 export function firstSuccess(samples: Sample[], probe: string, since: number): number | undefined {
-  return samples.filter((sample) => sample.probe === probe && sample.outcome === 'success' && sample.startedAt >= since).reduce<number | undefined>((first, { answeredAt }) => (first === undefined || answeredAt < first ? answeredAt : first), undefined);
+  return samples.filter((sample) => sample.probe.startsWith(probe) && sample.outcome === 'success' && sample.startedAt >= since).reduce<number | undefined>((first, { answeredAt }) => (first === undefined || answeredAt < first ? answeredAt : first), undefined);
 }
 
-/** Resolves once every probe named has succeeded after `since`; rejects after timeoutMs. */
+/** Resolves once every probe named (or prefix) has succeeded after `since`; rejects after timeoutMs. */
 export async function untilEachSucceeded(load: SteadyLoad, probes: string[], since: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -23,9 +23,10 @@ const active = (answer: Answer) => (answer.body as { active?: unknown } | null)?
 
 /**
  * Starts a Tessera with `env` (its stores), creates what the probes use, revokes the credentials
- * the probes check stay inactive, and returns the probes. `env` may override the settings below.
+ * the probes check stay inactive, and returns the probes. `env` may override the settings below;
+ * `overrides` are configuration values, as startTestTessera takes them.
  */
-export async function startLoadedTessera(env: Record<string, string>): Promise<LoadedTessera> {
+export async function startLoadedTessera(env: Record<string, string>, overrides: Record<string, unknown> = {}): Promise<LoadedTessera> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const tessera = await startTestTessera({
@@ -35,7 +36,7 @@ export async function startLoadedTessera(env: Record<string, string>): Promise<L
     // The load logs in far more often than a person: the per-address API limit is not under test.
     TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: '1000000',
     ...env,
-  });
+  }, overrides);
   try {
     const alice = await tessera.core.accounts.createUser({ username: 'alice', password: PASSWORD, scopes: ['read'] }, by);
     const harvester = (await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
@@ -54,10 +55,15 @@ export async function startLoadedTessera(env: Record<string, string>): Promise<L
     const revoked = await fetch(`${issuer}/oauth/revoke`, { method: 'POST', headers: { ...FORM, authorization: basic('harvester', harvester) }, body: new URLSearchParams({ token: revokedAccessToken }) });
     if (revoked.status !== 200) throw new Error(`revoking the access token answered ${revoked.status}`);
 
+    // Refresh chains, each a device login of its own: a client follows its rotation.
     const cli = await oidc.discovery(new URL(issuer), 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    const start = await oidc.initiateDeviceAuthorization(cli, { scope: 'read offline_access' });
-    await approveDevice(issuer, start.user_code, 'alice', PASSWORD);
-    let refreshToken = (await oidc.pollDeviceAuthorizationGrant(cli, start)).refresh_token!;
+    const logins = await Promise.all(
+      Array.from({ length: REFRESH_CHAINS }, async () => {
+        const start = await oidc.initiateDeviceAuthorization(cli, { scope: 'read offline_access' });
+        await approveDevice(issuer, start.user_code, 'alice', PASSWORD);
+        return (await oidc.pollDeviceAuthorizationGrant(cli, start)).refresh_token!;
+      }),
+    );
 
     const introspect = (token: string) => (signal: AbortSignal) =>
       fetch(`${issuer}/oauth/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic('records-api', recordsApi) }, body: new URLSearchParams({ token }), signal });
@@ -78,17 +84,7 @@ export async function startLoadedTessera(env: Record<string, string>): Promise<L
         succeeded: (a) => a.status === 200 && typeof (a.body as { session?: unknown }).session === 'string',
       },
       { name: 'client_credentials', send: clientCredentials, succeeded: (a) => a.status === 200 && typeof (a.body as { access_token?: unknown }).access_token === 'string' },
-      {
-        name: 'refresh',
-        exclusive: true,
-        send: (signal) => fetch(`${issuer}/oauth/token`, { method: 'POST', headers: FORM, body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: refreshToken }), signal }),
-        succeeded: (a) => a.status === 200 && typeof (a.body as { refresh_token?: unknown }).refresh_token === 'string',
-        // A client follows the rotation; after a 503 it tries the same token again.
-        onAnswer: (a) => {
-          const next = (a.body as { refresh_token?: unknown } | null)?.refresh_token;
-          if (a.status === 200 && typeof next === 'string') refreshToken = next;
-        },
-      },
+      ...logins.map((first, index) => refreshChain(`${REFRESH_PROBE} (login ${index + 1})`, issuer, first)),
       { name: 'readyz', send: (signal) => fetch(`${issuer}/readyz`, { signal }), succeeded: (a) => a.status === 200 },
     ];
     return { tessera, probes };
@@ -97,6 +93,29 @@ export async function startLoadedTessera(env: Record<string, string>): Promise<L
     throw error;
   }
 }
+
+/** A refresh chain: the token endpoint's refresh grant, one request at a time, following the rotation. */
+function refreshChain(name: string, issuer: string, first: string): Probe {
+  let refreshToken = first;
+  let ended = false;
+  return {
+    name,
+    exclusive: true,
+    send: (signal) => fetch(`${issuer}/oauth/token`, { method: 'POST', headers: FORM, body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'cli', refresh_token: refreshToken }), signal }),
+    succeeded: (a) => a.status === 200 && typeof (a.body as { refresh_token?: unknown }).refresh_token === 'string',
+    // After a 503 a client tries the same token again; after invalid_grant its login is over.
+    onAnswer: (a) => {
+      const next = (a.body as { refresh_token?: unknown } | null)?.refresh_token;
+      if (a.status === 200 && typeof next === 'string') refreshToken = next;
+      if (a.status === 400) ended = true;
+    },
+    retired: () => ended,
+  };
+}
+
+/** The refresh chains' names start with this. */
+export const REFRESH_PROBE = 'refresh';
+const REFRESH_CHAINS = 3;
 
 /** The probes whose credential was revoked: none may ever be answered active (or 200 at forward-auth). */
 export const REVOKED_PROBES = ['introspect revoked personal token', 'introspect revoked access token', 'forward-auth revoked personal token', 'forward-auth revoked access token'];

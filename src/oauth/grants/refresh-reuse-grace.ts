@@ -122,25 +122,42 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
   }
 
   /**
-   * Gives up the claim taken at `at`. When the store fails (the rotation most likely failed with
-   * it), the claim would make every retry wait for a rotation that never finishes until the grace
-   * is over; so it is tried again in the background until the store answers, for as long as the
-   * claim could still be there, and only while it is still this one (another can only follow it).
+   * Claims to give up once the store answers again (claim key → the claim's time, and when it has
+   * expired anyway). A claim left behind by a store failure would make every retry wait for a
+   * rotation that never finishes, until the grace is over. One timer tries them all every
+   * RELEASE_RETRY_MS, stopping at the first failure (the store is still away), and deletes a claim
+   * only while it is still the one taken then (another can only follow it).
    */
+  const pendingReleases = new Map<string, { at: number; expiresAt: number }>();
+  let releaseTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function releaseWhenBack(claimKey: string, at: number): void {
+    pendingReleases.set(claimKey, { at, expiresAt: performance.now() + ttlMs });
+    releaseTimer ??= setTimeout(releasePending, RELEASE_RETRY_MS).unref();
+  }
+
+  async function releasePending(): Promise<void> {
+    for (const [claimKey, { at, expiresAt }] of pendingReleases) {
+      if (performance.now() >= expiresAt) {
+        pendingReleases.delete(claimKey);
+        continue;
+      }
+      try {
+        if ((await store.get(claimKey)) === String(at)) await store.del(claimKey);
+        pendingReleases.delete(claimKey);
+      } catch {
+        break;
+      }
+    }
+    releaseTimer = pendingReleases.size > 0 ? setTimeout(releasePending, RELEASE_RETRY_MS).unref() : undefined;
+  }
+
+  /** Gives up the claim taken at `at` (the rotation failed); later, if the store fails now too. */
   async function releaseClaim(claimKey: string, at: number): Promise<void> {
     try {
       await store.del(claimKey);
     } catch (error) {
-      const giveUpAt = performance.now() + ttlMs;
-      const retry = () => {
-        store
-          .get(claimKey)
-          .then((held) => (held === String(at) ? store.del(claimKey) : 0))
-          .catch(() => {
-            if (performance.now() < giveUpAt) setTimeout(retry, RELEASE_RETRY_MS).unref();
-          });
-      };
-      setTimeout(retry, RELEASE_RETRY_MS).unref();
+      releaseWhenBack(claimKey, at);
       throw error;
     }
   }
@@ -170,7 +187,15 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true }).catch((error: unknown) => options.onKeepFailed?.(error));
         return body;
       }
-      const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+      const claim = async (at: number) => {
+        try {
+          return await store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+        } catch (error) {
+          // The store may have written the claim before its answer was lost: it is not this request's to keep.
+          releaseWhenBack(claimKey, at);
+          throw error;
+        }
+      };
 
       // The usual refresh first: a token nobody has claimed is claimed in one step.
       if (rotate) {

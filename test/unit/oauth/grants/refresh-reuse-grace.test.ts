@@ -155,4 +155,42 @@ describe('refresh-token reuse grace', () => {
     }
     expect(answer).toEqual(body);
   });
+
+  it('gives up a claim whose answer was lost with the store (written, then the store failed) once the store answers again', async () => {
+    const { store, token, answerBody } = setup();
+    const clock = () => Date.UTC(2026, 11, 6);
+    // Redis ran the claim's SET, then died before its reply: the claim is there, the caller saw an error.
+    let down = false;
+    let claimLost = false;
+    const flaky = new Proxy(store, {
+      get: (target, name, receiver) => {
+        const member = Reflect.get(target, name, receiver) as unknown;
+        if (typeof member !== 'function') return member;
+        return async (...args: unknown[]) => {
+          if (down) throw new Error('Redis is unavailable');
+          const result = await (member as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (name === 'set' && String(args[0]).endsWith(':rotation') && !claimLost) {
+            claimLost = true;
+            down = true;
+            throw new Error('Redis is unavailable');
+          }
+          return result;
+        };
+      },
+    });
+    const node = createRefreshReuseGrace({ store: flaky, graceSeconds: GRACE_S, clock, waitMs: 50 });
+    const value = await token();
+    let rotated = false;
+    await expect(node.answer(value, 'cli', async () => ((rotated = true), answerBody()))).rejects.toThrow('unavailable');
+    expect(rotated).toBe(false);
+    down = false;
+    const body = answerBody();
+    const deadline = Date.now() + 2000;
+    let answer: unknown;
+    while (Date.now() < deadline) {
+      answer = await node.answer(value, 'cli', async () => body).catch((error: unknown) => error);
+      if (!(answer instanceof RotationInFlight)) break;
+    }
+    expect(answer).toEqual(body);
+  });
 });
