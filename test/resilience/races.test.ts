@@ -4,12 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { approveDevice } from '../support/device-approval.ts';
 import { HttpBrowser } from '../support/http-browser.ts';
-import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
+import { startTopology, TOPOLOGIES, type RedisTopology } from '../support/redis-topologies.ts';
+import { reportFigures } from '../support/resilience-figures.ts';
+import { uniqueRedisPrefix } from '../support/services.ts';
 import { closeCore, startTesseraNodes, type TesseraNodes } from '../support/tessera-nodes.ts';
 import { basic, FORM } from '../support/token-requests.ts';
-import { recordFigure } from '../support/resilience-figures.ts';
 
-// Single-use artefacts under concurrent redemption, on three Tessera processes sharing one store:
+// Single-use artefacts under concurrent redemption, on three Tessera processes sharing one store
+// (each Redis topology, a PostgreSQL database):
 // 50 redemptions of one device code, one authorization code, one refresh token (no reuse grace)
 // and one personal-token rotation, sent at once and spread across the nodes. Exactly one may
 // succeed; the others must be refused. Two successes would be two logins from one artefact.
@@ -33,8 +35,8 @@ function tally(outcomes: Outcome[]): Record<string, number> {
   return counts;
 }
 
-describe(`${REDEMPTIONS} concurrent redemptions of one single-use artefact across ${NODES} nodes`, () => {
-  const prefix = uniqueRedisPrefix();
+describe.each(TOPOLOGIES)(`${REDEMPTIONS} concurrent redemptions of one single-use artefact across ${NODES} nodes on %s Redis`, (topologyName) => {
+  let topology: RedisTopology;
   let cluster: TesseraNodes;
   let callback: Server;
   let redirectUri: string;
@@ -47,7 +49,8 @@ describe(`${REDEMPTIONS} concurrent redemptions of one single-use artefact acros
     callback = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('the portal'));
     await new Promise<void>((resolve) => callback.listen(0, '127.0.0.1', resolve));
     redirectUri = `http://127.0.0.1:${(callback.address() as AddressInfo).port}/cb`;
-    cluster = await startTesseraNodes(NODES, { REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix }, {
+    topology = await startTopology(topologyName);
+    cluster = await startTesseraNodes(NODES, { ...topology.env, TESSERA_REDIS_PREFIX: uniqueRedisPrefix() }, {
       TESSERA_DEVICE_POLL_INTERVAL: '1',
       // No reuse grace: a second redemption of a refresh token is reuse, refused.
       TESSERA_REFRESH_REUSE_GRACE_SECONDS: '0',
@@ -66,7 +69,7 @@ describe(`${REDEMPTIONS} concurrent redemptions of one single-use artefact acros
 
   afterAll(async () => {
     await cluster?.stop();
-    await dropRedisPrefix(prefix);
+    await topology?.stop();
     await new Promise((resolve) => callback?.close(resolve));
   });
 
@@ -92,7 +95,14 @@ describe(`${REDEMPTIONS} concurrent redemptions of one single-use artefact acros
 
   function expectOneSuccess(kind: string, outcomes: Outcome[], refused: RegExp) {
     const counts = tally(outcomes);
-    recordFigure({ test: 'races', artefact: kind, redemptions: REDEMPTIONS, nodes: NODES, outcomes: counts });
+    reportFigures(`races on ${topologyName}: ${REDEMPTIONS} redemptions of one ${kind} across ${NODES} nodes answered ${JSON.stringify(counts)}`, {
+      scenario: 'races',
+      topology: topologyName,
+      artefact: kind,
+      redemptions: REDEMPTIONS,
+      nodes: NODES,
+      outcomes: counts,
+    });
     const succeeded = outcomes.filter((o) => o.status < 300);
     expect({ kind, succeeded: succeeded.length, counts }).toEqual({ kind, succeeded: 1, counts });
     for (const o of outcomes.filter((o) => o.status >= 300)) expect(`${o.status} ${String(o.body.error ?? '')}`).toMatch(refused);

@@ -1,13 +1,10 @@
 import { appendFileSync } from 'node:fs';
 
-/**
- * Records a figure a resilience test measured (a latency, the outcomes of a race): printed, and
- * appended as one JSON line to the file named by TESSERA_RESILIENCE_FIGURES when it is set, so a
- * run can collect them for the report.
- */
-export function recordFigure(figure: Record<string, unknown>): void {
-  const line = JSON.stringify(figure);
-  process.stdout.write(`resilience figure: ${line}\n`);
+// The figures a resilience scenario measured: one line printed, and one JSON line appended to the
+// file named by TESSERA_RESILIENCE_FIGURES (.ci/run prints that file after the run).
+
+export function reportFigures(summary: string, figures: Record<string, unknown>): void {
+  console.log(summary);
   const file = process.env.TESSERA_RESILIENCE_FIGURES;
-  if (file) appendFileSync(file, `${line}\n`);
+  if (file) appendFileSync(file, `${JSON.stringify(figures)}\n`);
 }
