@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { openCore, type Core } from '../../src/core.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { freePort } from './private-redis.ts';
+import { recordCoreSecrets } from './secret-ledger.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 import { createTestDatabase, type TestDatabase } from './services.ts';
 
@@ -51,7 +52,11 @@ export async function startTesseraNodes(count: number, storeEnv: Record<string, 
   return {
     issuer,
     nodes,
-    openCore: () => openCore(loadConfig({ env: { ...LIGHT_HASHING, ...shared } }), createLogger({ level: 'silent' })),
+    async openCore() {
+      const core = await openCore(loadConfig({ env: { ...LIGHT_HASHING, ...shared } }), createLogger({ level: 'silent' }));
+      recordCoreSecrets(core);
+      return core;
+    },
     stop,
   };
 }
