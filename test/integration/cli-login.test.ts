@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '../../src/client/index.ts';
 import { approveDevice } from '../support/device-approval.ts';
-import { ledgerLog } from '../support/secret-ledger.ts';
+import { ledgerLog, recordPrintedSecrets } from '../support/secret-ledger.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
@@ -43,6 +43,7 @@ function watch(child: ReturnType<typeof spawn>): Running {
     child.on('error', reject);
     child.on('close', (code) => {
       child.stdin?.end();
+      recordPrintedSecrets(stdout);
       resolveRun({ code, stdout, stderr });
       changed();
     });

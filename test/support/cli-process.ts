@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { ledgerLog, recordConfigSecrets } from './secret-ledger.ts';
+import { ledgerLog, recordConfigSecrets, recordPrintedSecrets } from './secret-ledger.ts';
 
 /** The `tessera` command's entry point, run with the test's Node (which runs TypeScript). */
 export const CLI = resolve('src/cli/main.ts');
@@ -27,7 +27,10 @@ export function runTessera(args: string[], env: Record<string, string>, stdin?: 
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), ledger?.(d)));
     child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      recordPrintedSecrets(stdout);
+      resolvePromise({ code, stdout, stderr });
+    });
     child.stdin.end(stdin ?? '');
   });
 }

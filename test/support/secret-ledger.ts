@@ -100,6 +100,18 @@ export function recordSecretsIn(body: unknown, depth = 0): void {
   }
 }
 
+/** Tessera's own credentials (tsr_pat_, tsr_ses_, tsr_cs_ …) and JWTs, as a command prints them. */
+const PRINTED_CREDENTIAL = /\btsr_[a-z]+_[0-9A-Za-z]{20,}|\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/g;
+
+/**
+ * Records the credentials in what a command printed as its answer (standard output: a client
+ * secret it issued, a token it was asked for), which is not a log but must not reach one.
+ */
+export function recordPrintedSecrets(output: string): void {
+  if (!ledgerDir()) return;
+  for (const [value] of output.matchAll(PRINTED_CREDENTIAL)) recordSecret('printed by the CLI', value);
+}
+
 /**
  * A file in <dir>/logs/ for the log lines of one source (a Tessera in this process, a server
  * process's output): a function that appends to it, or undefined when the ledger is off.
