@@ -49,6 +49,8 @@ export interface RefreshReuseGrace {
 const STORE_MARGIN_MS = 5000;
 const DEFAULT_WAIT_MS = 10_000;
 const FIRST_PAUSE_MS = 5;
+/** How often a claim that could not be given up (the store failing) is tried again. */
+const RELEASE_RETRY_MS = 100;
 const LONGEST_PAUSE_MS = 100;
 const KEY_INFO = 'tessera refresh-token reuse grace answer';
 
@@ -119,6 +121,47 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
     return { ...body, expires_in: Math.max(0, body.expires_in - Math.floor(elapsedMs / 1000)) };
   }
 
+  /**
+   * Claims to give up once the store answers again (claim key → the claim's time, and when it has
+   * expired anyway). A claim left behind by a store failure would make every retry wait for a
+   * rotation that never finishes, until the grace is over. One timer tries them all every
+   * RELEASE_RETRY_MS, stopping at the first failure (the store is still away), and deletes a claim
+   * only while it is still the one taken then (another can only follow it).
+   */
+  const pendingReleases = new Map<string, { at: number; expiresAt: number }>();
+  let releaseTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function releaseWhenBack(claimKey: string, at: number): void {
+    pendingReleases.set(claimKey, { at, expiresAt: performance.now() + ttlMs });
+    releaseTimer ??= setTimeout(releasePending, RELEASE_RETRY_MS).unref();
+  }
+
+  async function releasePending(): Promise<void> {
+    for (const [claimKey, { at, expiresAt }] of pendingReleases) {
+      if (performance.now() >= expiresAt) {
+        pendingReleases.delete(claimKey);
+        continue;
+      }
+      try {
+        if ((await store.get(claimKey)) === String(at)) await store.del(claimKey);
+        pendingReleases.delete(claimKey);
+      } catch {
+        break;
+      }
+    }
+    releaseTimer = pendingReleases.size > 0 ? setTimeout(releasePending, RELEASE_RETRY_MS).unref() : undefined;
+  }
+
+  /** Gives up the claim taken at `at` (the rotation failed); later, if the store fails now too. */
+  async function releaseClaim(claimKey: string, at: number): Promise<void> {
+    try {
+      await store.del(claimKey);
+    } catch (error) {
+      releaseWhenBack(claimKey, at);
+      throw error;
+    }
+  }
+
   return {
     async answer(value, clientId, rotate) {
       const digest = oidcDigest(value);
@@ -134,7 +177,7 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
           body = await issue();
         } catch (error) {
           // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
-          await store.del(claimKey);
+          await releaseClaim(claimKey, at);
           throw error;
         }
         // Kept once, never overwritten or extended: its grace counts from the claim. The answer goes
@@ -144,7 +187,15 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true }).catch((error: unknown) => options.onKeepFailed?.(error));
         return body;
       }
-      const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+      const claim = async (at: number) => {
+        try {
+          return await store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+        } catch (error) {
+          // The store may have written the claim before its answer was lost: it is not this request's to keep.
+          releaseWhenBack(claimKey, at);
+          throw error;
+        }
+      };
 
       // The usual refresh first: a token nobody has claimed is claimed in one step.
       if (rotate) {
