@@ -96,7 +96,12 @@ describe.each(TOPOLOGIES)('three Tessera nodes under load on %s Redis', (topolog
 
   beforeAll(async () => {
     topology = await startTopology(topologyName);
-    cluster = await startTesseraNodes(3, { ...topology.env, TESSERA_REDIS_PREFIX: uniqueRedisPrefix() }, { TESSERA_DEVICE_POLL_INTERVAL: '1', TESSERA_INTROSPECTION_CACHE_TTL: '60' });
+    cluster = await startTesseraNodes(3, { ...topology.env, TESSERA_REDIS_PREFIX: uniqueRedisPrefix() }, {
+      TESSERA_DEVICE_POLL_INTERVAL: '1',
+      TESSERA_INTROSPECTION_CACHE_TTL: '60',
+      // The load logs in far more often than a person: the per-address API limit is not under test.
+      TESSERA_API_REQUESTS_PER_IP_PER_MINUTE: '1000000',
+    });
     const core = await cluster.openCore();
     try {
       const by = { actor: 'test' };
