@@ -195,6 +195,9 @@ describe.each(TOPOLOGIES)('three Tessera nodes under load on %s Redis', (topolog
     const started = await send(a(), '/oauth/device/code', { body: new URLSearchParams({ client_id: 'cli', scope: 'read offline_access' }), headers: FORM });
     expect(started.status).toBe(200);
     await approveDevice(cluster.issuer.origin, String(started.body.user_code), 'alice', password, 'approve', b());
+    // The verification pages were B's (its request log), not the issuer's node A.
+    await cluster.nodes[1]!.waitForLines(/"method":"POST","url":"\/device"/, 1, 10_000);
+    expect(cluster.nodes[0]!.stdout()).not.toMatch(/"url":"\/device"/);
     let tokens: Json | undefined;
     const deadline = Date.now() + 30_000;
     while (!tokens) {
