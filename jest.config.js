@@ -9,7 +9,10 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   // The resilience scenarios (kill Redis, stop PostgreSQL under load) run apart: npm run test:resilience.
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/resilience/'],
+  // The log scan reads what a run left behind: npm run test:log-secrets.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/resilience/', '<rootDir>/test/logs/no-secrets-in-logs.test.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
+  // With TESSERA_SECRET_LEDGER set, records the secrets the tests see (test/support/secret-ledger.ts).
+  setupFilesAfterEnv: ['<rootDir>/test/support/secret-ledger-setup.ts'],
   testTimeout: 20000,
 };

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '../../src/client/index.ts';
 import { approveDevice } from '../support/device-approval.ts';
+import { ledgerLog, recordPrintedSecrets } from '../support/secret-ledger.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
@@ -42,6 +43,7 @@ function watch(child: ReturnType<typeof spawn>): Running {
     child.on('error', reject);
     child.on('close', (code) => {
       child.stdin?.end();
+      recordPrintedSecrets(stdout);
       resolveRun({ code, stdout, stderr });
       changed();
     });
@@ -66,9 +68,12 @@ function watch(child: ReturnType<typeof spawn>): Running {
   };
 }
 
-/** Starts `tessera …` with pipes: standard output and standard error apart, no terminal. */
+/** Starts `tessera …` with pipes: standard output and standard error apart (the latter also to the secret ledger), no terminal. */
 function start(args: string[], env: Record<string, string>): Running {
-  return watch(spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const ledger = ledgerLog('cli-stderr');
+  if (ledger) child.stderr.on('data', ledger);
+  return watch(child);
 }
 
 function tessera(args: string[], env: Record<string, string>): Promise<Run> {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { ledgerLog, recordConfigSecrets, recordPrintedSecrets } from './secret-ledger.ts';
 
 /** The `tessera` command's entry point, run with the test's Node (which runs TypeScript). */
 export const CLI = resolve('src/cli/main.ts');
@@ -16,16 +17,20 @@ export interface CliRun {
  */
 export function runTessera(args: string[], env: Record<string, string>, stdin?: string): Promise<CliRun> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const fullEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env };
+    recordConfigSecrets(fullEnv);
+    const child = spawn(process.execPath, [CLI, ...args], { env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    // Standard error is the command's log; standard output is its answer (a secret it was asked for, by design).
+    const ledger = ledgerLog('cli-stderr');
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), ledger?.(d)));
     child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      recordPrintedSecrets(stdout);
+      resolvePromise({ code, stdout, stderr });
+    });
     child.stdin.end(stdin ?? '');
   });
 }

@@ -1,9 +1,12 @@
 import { expect } from '@jest/globals';
 import { HttpBrowser } from './http-browser.ts';
 
-/** Logs in and approves (or denies) a device code through the verification pages, as a person would. */
-export async function approveDevice(base: string, userCode: string, username: string, password: string, decision: 'approve' | 'deny' = 'approve') {
-  const browser = new HttpBrowser(base);
+/**
+ * Logs in and approves (or denies) a device code through the verification pages, as a person
+ * would; with `via`, every page of `base` is asked of that node (see HttpBrowser).
+ */
+export async function approveDevice(base: string, userCode: string, username: string, password: string, decision: 'approve' | 'deny' = 'approve', via?: string) {
+  const browser = new HttpBrowser(base, {}, via ? { from: base, to: via } : undefined);
   const input = await browser.request('/device');
   expect(input.status).toBe(200);
   expect(input.html).toMatch(/Enter the code shown/);

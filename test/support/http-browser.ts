@@ -8,11 +8,24 @@ export class HttpBrowser {
 
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly via: { from: string; to: string } | undefined;
 
-  /** `headers` go with every request (e.g. X-Forwarded-For, to appear as another client address). */
-  constructor(base: string, headers: Record<string, string> = {}) {
+  /**
+   * `headers` go with every request (e.g. X-Forwarded-For, to appear as another client address).
+   * `via` sends every request for the origin `from` (the issuer) to the node at `to`, as a load
+   * balancer that keeps this browser on one node of several.
+   */
+  constructor(base: string, headers: Record<string, string> = {}, via?: { from: string; to: string }) {
     this.base = base;
     this.headers = headers;
+    this.via = via && { from: new URL(via.from).origin, to: new URL(via.to).origin };
+  }
+
+  private target(url: string): string {
+    if (!this.via) return url;
+    const parsed = new URL(url);
+    if (parsed.origin !== this.via.from) return url;
+    return new URL(parsed.pathname + parsed.search, this.via.to).toString();
   }
 
   private store(res: Response) {
@@ -39,7 +52,7 @@ export class HttpBrowser {
     let method = init.method ?? (init.form ? 'POST' : 'GET');
     let body: string | undefined = init.form ? new URLSearchParams(init.form).toString() : undefined;
     for (let hops = 0; hops < 10; hops++) {
-      const res = await fetch(url, {
+      const res = await fetch(this.target(url), {
         method,
         redirect: 'manual',
         headers: { ...this.headers, cookie: this.cookieHeader(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { ledgerLog, recordConfigSecrets } from './secret-ledger.ts';
 import { RUN_SETTINGS } from './services.ts';
 
 const MAIN = resolve('src/main.ts');
@@ -23,16 +24,17 @@ export interface ServerProcess extends RunningProcess {
 
 /** Spawns `node src/main.ts` — the real server, exactly as `npm start` does — with test-sized settings under `env`. */
 export function spawnServerProcess(env: Record<string, string>, options: { cwd?: string } = {}): RunningProcess {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...RUN_SETTINGS, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const fullEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...RUN_SETTINGS, ...env };
+  recordConfigSecrets(fullEnv);
+  const child = spawn(process.execPath, [MAIN], { cwd: options.cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // Its log (standard output) and anything on standard error also go to the secret ledger, when it is on.
+  const ledgerOut = ledgerLog('server-stdout');
+  const ledgerErr = ledgerLog('server-stderr');
+  child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), ledgerOut?.(d)));
+  child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), ledgerErr?.(d)));
   let closed = false;
   child.on('close', () => (closed = true));
   return {

@@ -4,13 +4,19 @@ import type { Config } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import type { TokenAnswerEvent } from '../../src/routes/oauth/token-endpoint.ts';
 import { startTessera, type RunningTessera } from '../../src/server.ts';
+import { ledgerLog, recordConfigSecrets, recordCoreSecrets } from './secret-ledger.ts';
 import { RUN_SETTINGS } from './services.ts';
 
-/** Log lines a test can search (for "no secret in a log line"), instead of printing them. */
+/**
+ * Log lines a test can search (for "no secret in a log line"), instead of printing them; also
+ * written to the secret ledger when it is on (secret-ledger.ts).
+ */
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
+  private readonly ledger = ledgerLog('tessera');
   override _write(chunk: Buffer, _encoding: string, callback: () => void) {
     this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    this.ledger?.(chunk);
     callback();
   }
   get text(): string {
@@ -30,14 +36,14 @@ export interface TestTessera extends RunningTessera {
  * what `env` says. Light argon2 parameters keep tests quick.
  */
 export async function startTestTessera(env: Record<string, string>, overrides: Record<string, unknown> = {}, options: { clock?: () => number; logLevel?: string; issuerCheckTimeoutMs?: number } = {}): Promise<TestTessera> {
-  const config = loadConfig({
-    overrides,
-    env: { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...RUN_SETTINGS, ...env },
-  });
+  const fullEnv = { PORT: '0', HOST: '127.0.0.1', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', TESSERA_ADMIN_PASSWORD: 'initial-admin-password', ...RUN_SETTINGS, ...env };
+  recordConfigSecrets(fullEnv);
+  const config = loadConfig({ overrides, env: fullEnv });
   const logs = new LogCapture();
   const { logLevel = 'info', ...startOptions } = options;
   const logger = createLogger({ level: logLevel, destination: logs });
   const tokenAnswers = new Map<string, TokenAnswerEvent>();
   const running = await startTessera(config, logger, { ...startOptions, onTokenAnswer: (answer) => tokenAnswers.set(answer.requestId, answer) });
+  recordCoreSecrets(running.core);
   return { ...running, config, logs, tokenAnswers };
 }
