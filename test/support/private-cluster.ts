@@ -1,0 +1,212 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll } from '@jest/globals';
+import { Cluster, Redis } from 'ioredis';
+import { freePort, killRedisServer, startRedisServer } from './private-redis.ts';
+
+// A Redis Cluster of a test file's own, on loopback ports of its own: three masters and three
+// replicas, each node in a directory of its own, a replica taking over a second after its master
+// stops answering (cluster-node-timeout 1000).
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+export interface PrivateCluster {
+  /** The seed nodes (every node of the cluster). */
+  nodes: Address[];
+  /** REDIS_CLUSTER_NODES for a Tessera on this cluster. */
+  env: Record<string, string>;
+  /** The master that serves the slot of `key` now (any key's hash tag counts, as in Redis). */
+  masterOf(key: string): Promise<Address>;
+  /** The masters, as the cluster sees them now. */
+  masters(): Promise<Address[]>;
+  /** Waits until every replica has every write its master acknowledged so far. */
+  waitForReplication(): Promise<void>;
+  /** kill -9 of the master serving the slot of `key` (by default, of slot 0); resolves with where it was. */
+  killMaster(key?: string): Promise<Address>;
+  /** Resolves once a node other than `old` serves the slot of `key` and the cluster is ok again. */
+  waitForFailover(old: Address, key: string | undefined, timeoutMs: number): Promise<Address>;
+  /** Starts a node that was killed again, on its port and with its cluster state (it rejoins). */
+  restartNode(address: Address): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const run = promisify(execFile);
+
+async function withClient<T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ ...address, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await use(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The slot of a key, as Redis computes it (CRC16 of the hash tag, or of the key). */
+export function slotOfKey(key: string): number {
+  const open = key.indexOf('{');
+  let hashed = key;
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) hashed = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(hashed)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
+
+/** Starts the cluster; resolves once every node reports cluster_state:ok and knows every other. */
+export async function startPrivateCluster(): Promise<PrivateCluster> {
+  const servers = new Map<number, { child: ChildProcess; dir: string }>();
+  const stop = async () => {
+    await Promise.all([...servers.values()].map(({ child }) => killRedisServer(child)));
+    for (const { dir } of servers.values()) rmSync(dir, { recursive: true, force: true });
+  };
+  const startNode = async (port: number, dir: string) => {
+    const child = await startRedisServer(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000', '--dir', dir, '--repl-diskless-sync-delay', '0']);
+    servers.set(port, { child, dir });
+  };
+  const nodes: Address[] = [];
+  try {
+    for (let index = 0; index < 6; index++) {
+      const port = await freePort();
+      await startNode(port, mkdtempSync(join(tmpdir(), `tessera-cluster-${port}-`)));
+      nodes.push({ host: HOST, port });
+    }
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+    await waitForClusterOk(nodes, 60_000);
+    // A replica takes over only with data recent enough: wait until each one has synced.
+    for (const node of nodes) {
+      await until(`the replica at ${node.port} in sync`, 30_000, () =>
+        withClient(node, async (client) => {
+          const info = await client.info('replication');
+          return info.includes('role:master') || info.includes('master_link_status:up') ? true : undefined;
+        }),
+      );
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const liveNodes = () => nodes.filter(({ port }) => {
+    const child = servers.get(port)?.child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  });
+  const slots = async (): Promise<SlotRange[]> => {
+    let lastError: unknown;
+    for (const node of liveNodes()) {
+      try {
+        return await withClient(node, (client) => client.call('CLUSTER', 'SLOTS') as Promise<SlotRange[]>);
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw new Error(`no node of the cluster answered: ${String(lastError)}`);
+  };
+  const masterOfSlot = async (slot: number): Promise<Address> => {
+    const range = (await slots()).find(([from, to]) => slot >= from && slot <= to);
+    if (!range) throw new Error(`no node serves slot ${slot}`);
+    return { host: range[2][0], port: range[2][1] };
+  };
+  const slotOf = (key: string | undefined) => (key === undefined ? 0 : slotOfKey(key));
+
+  return {
+    nodes,
+    env: { REDIS_CLUSTER_NODES: nodes.map(({ host, port }) => `${host}:${port}`).join(',') },
+    masterOf: (key) => masterOfSlot(slotOfKey(key)),
+    async masters() {
+      return (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] })).filter((address, index, all) => all.findIndex((other) => other.port === address.port) === index);
+    },
+    async waitForReplication() {
+      const masters = (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] }));
+      for (const master of masters) {
+        const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
+        if (acknowledged < 1) throw new Error(`the replica of ${master.port} did not acknowledge its writes within 10 s`);
+      }
+    },
+    async killMaster(key) {
+      const master = await masterOfSlot(slotOf(key));
+      await killRedisServer(servers.get(master.port)?.child);
+      return master;
+    },
+    async waitForFailover(old, key, timeoutMs) {
+      const promoted = await until('a replica promoted', timeoutMs, async () => {
+        const now = await masterOfSlot(slotOf(key));
+        return now.port !== old.port ? now : undefined;
+      });
+      await waitForClusterOk(liveNodes(), timeoutMs);
+      return promoted;
+    },
+    async restartNode(address) {
+      const server = servers.get(address.port);
+      if (!server) throw new Error(`no node of this cluster at port ${address.port}`);
+      await killRedisServer(server.child);
+      await startNode(address.port, server.dir);
+      await waitForClusterOk(liveNodes(), 30_000);
+    },
+    stop,
+  };
+}
+
+async function waitForClusterOk(nodes: Address[], timeoutMs: number): Promise<void> {
+  for (const node of nodes) {
+    await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
+      withClient(node, async (client) => {
+        const info = (await client.call('CLUSTER', 'INFO')) as string;
+        return info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:6') ? true : undefined;
+      }),
+    );
+  }
+}
+
+/** A Cluster client on the private cluster, for what a test checks beside the store. */
+export function rawClusterClient(cluster: PrivateCluster): Cluster {
+  return new Cluster(cluster.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 0 } });
+}
+
+/**
+ * A cluster for the test file that calls this (at its top level): started before its tests,
+ * stopped after them. Returns a getter for it.
+ */
+export function usePrivateCluster(): () => PrivateCluster {
+  let cluster: PrivateCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPrivateCluster();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  return () => {
+    if (!cluster) throw new Error('the private Redis Cluster is not running');
+    return cluster;
+  };
+}
