@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { MARKER_KEY_PREFIX } from '../../src/store/redis/data-loss.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { usePrivateCluster } from '../support/private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';
@@ -28,6 +29,13 @@ const sentinel = usePrivateSentinel();
 describeEphemeralStoreContract('Redis through Sentinel', async () => {
   const { sentinels, masterName } = sentinel();
   const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
+// And on a Redis Cluster of this file's own (three masters, three replicas).
+const cluster = usePrivateCluster();
+describeEphemeralStoreContract('Redis Cluster', async () => {
+  const store = await createRedisEphemeralStore({ cluster: { nodes: cluster().nodes }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 

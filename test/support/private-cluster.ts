@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
+import { slotOfKey } from '../../src/store/redis/cluster-slots.ts';
 import { freePort, killRedisServer, startRedisServer } from './private-redis.ts';
 
 // A Redis Cluster of a test file's own, on loopback ports of its own: three masters and three
@@ -63,22 +64,6 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-/** The slot of a key, as Redis computes it (CRC16 of the hash tag, or of the key). */
-export function slotOfKey(key: string): number {
-  const open = key.indexOf('{');
-  let hashed = key;
-  if (open !== -1) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) hashed = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(hashed)) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
 }
 
 type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];

@@ -1,15 +1,31 @@
 // The Redis ephemeral store: its factory and the key-value operations. Its parts: connection.ts
 // (options, reconnection, errors), lua-scripts.ts (atomic multi-step writes), subscriptions.ts
 // (pub/sub), heartbeat.ts and stall-watchdog.ts (finding a Redis that stopped answering).
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
-import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, sentinelOptions, quit, run, type Connection, type RedisContext, type StoreLogger } from './connection.ts';
-import { createDataLossDetector } from './data-loss.ts';
-import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
+import {
+  baseRedisOptions,
+  clusterOptions,
+  connectFirst,
+  describeCluster,
+  describeSentinelMaster,
+  describeServer,
+  openConnection,
+  sentinelOptions,
+  quit,
+  run,
+  type Connection,
+  type RedisClient,
+  type RedisContext,
+  type RoleOptions,
+  type StoreLogger,
+} from './connection.ts';
+import { createClusterDataLossDetector, createDataLossDetector } from './data-loss.ts';
+import { DEFAULT_HEARTBEAT_MS, startHeartbeat, type Probed } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
-import { createSubscriptions } from './subscriptions.ts';
+import { createSubscriptions, type SubscriberSource } from './subscriptions.ts';
 
 export type { StoreLogger } from './connection.ts';
 
@@ -21,6 +37,16 @@ export interface SentinelTarget {
   sentinelPassword?: string;
   /** The password of the master (and its replicas). */
   password?: string;
+  /** The ACL user of that password. */
+  username?: string;
+}
+
+/** Redis Cluster: seed nodes (any of its nodes; the others are learnt from them). */
+export interface ClusterTarget {
+  nodes: { host: string; port: number }[];
+  /** The password of every node, and its ACL user. */
+  password?: string;
+  username?: string;
 }
 
 export interface RedisEphemeralStoreOptions {
@@ -30,6 +56,8 @@ export interface RedisEphemeralStoreOptions {
    */
   url?: string;
   sentinel?: SentinelTarget;
+  /** A Redis Cluster instead of url or sentinel: keys are spread over its masters by hash slot. */
+  cluster?: ClusterTarget;
   /** Put in front of every key and channel; must not contain braces (they would break hash tags). */
   keyPrefix: string;
   /** How long the first connection (and each later TCP connect) may take. */
@@ -44,15 +72,71 @@ export interface RedisEphemeralStoreOptions {
   logger?: StoreLogger;
 }
 
-/** Where Redis is, for log lines (no credentials), and how to open a connection to it. */
-function redisTarget({ url, sentinel, connectTimeoutMs }: RedisEphemeralStoreOptions): { server: string; connect: (redisOptions: RedisOptions) => Redis } {
-  if ((url === undefined) === (sentinel === undefined)) throw new Error('the Redis ephemeral store needs either a URL or a Sentinel set-up, not both');
-  if (url !== undefined) return { server: describeServer(url), connect: (redisOptions) => new Redis(url, redisOptions) };
-  const { sentinels, masterName, sentinelPassword, password } = sentinel!;
-  if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+/** Where Redis is, for log lines (no credentials), and how to open the connections to it. */
+interface Target {
+  server: string;
+  /** The commands connection: auto-pipelined, with the fail-fast options of baseRedisOptions. */
+  commands(role: RoleOptions): RedisClient;
+  /** Where the subscriber connects, given the commands connection. */
+  subscriber(commands: RedisClient): SubscriberSource;
+}
+
+function redisTarget({ url, sentinel, cluster, connectTimeoutMs }: RedisEphemeralStoreOptions): Target {
+  if ([url, sentinel, cluster].filter((where) => where !== undefined).length !== 1) {
+    throw new Error('the Redis ephemeral store needs one of a URL, a Sentinel set-up or a cluster');
+  }
+  const base = baseRedisOptions(connectTimeoutMs);
+  const serverRole = ({ connectionName, retry }: RoleOptions): RedisOptions => ({ connectionName, retryStrategy: retry });
+  // A single server's subscriber is a copy of the commands connection (same server, same options).
+  const duplicate = (commands: RedisClient): SubscriberSource => ({ make: (role) => (commands as Redis).duplicate(serverRole(role)), replaceWhenLost: false });
+  if (url !== undefined) {
+    return { server: describeServer(url), commands: (role) => new Redis(url, { ...base, enableAutoPipelining: true, ...serverRole(role) }), subscriber: duplicate };
+  }
+  if (sentinel !== undefined) {
+    const { sentinels, masterName, sentinelPassword, password, username } = sentinel;
+    if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+    return {
+      server: describeSentinelMaster(masterName, sentinels),
+      commands: (role) =>
+        new Redis({
+          ...base,
+          enableAutoPipelining: true,
+          ...serverRole(role),
+          // Once every sentinel was asked without reaching a master (during a failover, the old
+          // one's address): the same policy, else the connection would end for good.
+          sentinelRetryStrategy: role.retry,
+          ...sentinelOptions(masterName, sentinels, connectTimeoutMs),
+          sentinelPassword,
+          password,
+          username,
+        }),
+      subscriber: duplicate,
+    };
+  }
+  const { nodes, password, username } = cluster!;
+  if (nodes.length === 0) throw new Error('the Redis Cluster set-up needs at least one node');
+  // Every node's connection: the fail-fast options and the credentials (and TLS, when there is any).
+  const nodeOptions: RedisOptions = { ...base, ...(password === undefined ? {} : { password }), ...(username === undefined ? {} : { username }) };
+  let nextNode = 0;
   return {
-    server: describeSentinelMaster(masterName, sentinels),
-    connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), sentinelPassword, password }),
+    server: describeCluster(nodes),
+    commands: (role) =>
+      new Cluster(nodes, {
+        ...clusterOptions({ ...nodeOptions, connectionName: role.connectionName }, connectTimeoutMs),
+        enableAutoPipelining: true,
+        clusterRetryStrategy: role.retry,
+      }),
+    // Classic pub/sub on a cluster: a message published on any node reaches every node's
+    // subscribers. Each new subscriber goes to the next of the masters known now (or of the seeds).
+    subscriber: (commands) => ({
+      make: (role) => {
+        const masters = (commands as Cluster).nodes('master').filter((node) => node.status === 'ready').map(({ options }) => ({ host: options.host, port: options.port }));
+        const candidates = masters.length > 0 ? masters : nodes;
+        const { host, port } = candidates[nextNode++ % candidates.length]!;
+        return new Redis({ ...nodeOptions, host, port, ...serverRole(role) });
+      },
+      replaceWhenLost: true,
+    }),
   };
 }
 
@@ -87,7 +171,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
   // Auto-pipelining: the commands of one tick go out in one write; on the token path the syscalls
   // cost more than Redis does.
-  const commands = openConnection(context, 'commands', (roleOptions) => target.connect({ ...baseRedisOptions(options.connectTimeoutMs), enableAutoPipelining: true, ...roleOptions }));
+  const commands = openConnection(context, 'commands', (role) => target.commands(role));
   const commandsClient = commands.client;
   const scripted = defineScripts(commandsClient);
   await connectFirst(context, commands);
@@ -102,19 +186,36 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     await runCommand('addToSet', () => scripted.tesseraAddToSet(key, String(ttlMs), ...additions.map((addition) => addition.member)));
   }, SET_ADDITIONS_PER_COMMAND);
 
-  const subscriptions = createSubscriptions(context, commands, keyPrefix);
-  const connections = async (): Promise<Connection[]> => {
-    const subscriber = await subscriptions.connection();
-    return subscriber ? [commands, subscriber] : [commands];
-  };
-  const stallWatchdog = startStallWatchdog(connections, commandTimeoutMs);
+  const subscriptions = createSubscriptions(context, target.subscriber(commandsClient), keyPrefix);
   // Data lost (without a disconnect, or across a restart): subscribers drop what they cached.
-  const dataLoss = createDataLossDetector(context, scripted, keyPrefix, (reason) => {
+  const onLost = (reason: string) => {
     context.logger.warn({ redis: context.server, reason }, 'Redis lost data; dropping what was cached from it');
     subscriptions.dataLost();
-  });
-  await dataLoss.check().catch(() => undefined); // the first marker; the heartbeat checks it from now on
-  const heartbeat = startHeartbeat(context, connections, heartbeatMs, () => dataLoss.check());
+  };
+  const dataLoss = commandsClient instanceof Cluster ? createClusterDataLossDetector(context, commandsClient, scripted, keyPrefix, onLost) : createDataLossDetector(context, scripted, keyPrefix, onLost);
+  // On a cluster, each node's connection is watched as a server of its own.
+  const nodeConnections = new WeakMap<Redis, Connection<Redis>>();
+  const nodeConnection = (node: Redis): Connection<Redis> => {
+    let connection = nodeConnections.get(node);
+    if (!connection) {
+      connection = { role: 'commands', client: node, everReady: true, outageReported: false, lastError: null, heartbeatInFlight: false };
+      nodeConnections.set(node, connection);
+    }
+    return connection;
+  };
+  const servers = async (): Promise<Redis[]> => {
+    const subscriber = await subscriptions.connection();
+    const own = commandsClient instanceof Cluster ? commandsClient.nodes('all') : [commandsClient as Redis];
+    return subscriber ? [...own, subscriber.client] : own;
+  };
+  const probed = async (): Promise<Probed[]> => {
+    const subscriber = await subscriptions.connection();
+    const nodes = commandsClient instanceof Cluster ? commandsClient.nodes('all').map((node) => ({ connection: nodeConnection(node) })) : [];
+    return [{ connection: commands, probe: () => dataLoss.check() }, ...nodes, ...(subscriber ? [{ connection: subscriber }] : [])];
+  };
+  const stallWatchdog = startStallWatchdog(servers, commandTimeoutMs);
+  await dataLoss.check().catch(() => undefined); // the first markers; the heartbeat checks them from now on
+  const heartbeat = startHeartbeat(context, probed, heartbeatMs);
 
   return {
     kind: 'redis',
