@@ -132,8 +132,9 @@ export function clusterOptions(redisOptions: RedisOptions, connectTimeoutMs: num
     retryDelayOnClusterDown: 0,
     retryDelayOnTryAgain: 100,
     slotsRefreshTimeout: connectTimeoutMs,
-    // Also learns of a failover no command ran into (the data-loss markers follow the slot map).
-    slotsRefreshInterval: 5000,
+    // No slotsRefreshInterval: the slot map is read again on a MOVED and when a node is lost, which
+    // the heartbeat's ping of every node finds within a second (and ioredis 5.11.1 can leave that
+    // interval's timer running after quit()).
   };
 }
 
@@ -303,7 +304,8 @@ export async function endConnection(client: RedisClient): Promise<void> {
 /** QUIT when connected (Redis answers and closes the socket), otherwise end the connection now. */
 export async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client instanceof Cluster) {
-    if (client.status === 'ready') await Promise.race([client.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
+    // Each connected node on its own: the Cluster's quit() would first connect the idle ones.
+    await Promise.all(client.nodes('all').map((node) => quit(node, timeoutMs)));
     await endConnection(client);
     return;
   }
