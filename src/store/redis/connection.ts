@@ -17,6 +17,11 @@ export interface RedisContext {
   readonly commandTimeoutMs: number;
   readonly logger: StoreLogger;
   closing: boolean;
+  /**
+   * On a cluster: reads the slot map again after a node answered MOVED or ASK to a command that
+   * ioredis did not redirect itself (see run).
+   */
+  refreshSlots?: () => Promise<void>;
 }
 
 export type Role = 'commands' | 'subscriber';
@@ -53,7 +58,13 @@ const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|Reached the
  * Replies by which a cluster says that it did not run a command for now: no master for the slot
  * (during a failover), keys being migrated, a replica still loading.
  */
-const CLUSTER_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING)\b/;
+const CLUSTER_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|MOVED|ASK)\b/;
+
+/** A cluster node's answer that the command's slot is served elsewhere: the node did not run it. */
+const REDIRECTION = /^(MOVED|ASK) /;
+
+/** How many times run() sends a command again after a redirection (as ioredis' maxRedirections). */
+const MAX_REDIRECTIONS = 16;
 
 /** The options of every connection (docs/design/redis-store.md says why). */
 export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
@@ -223,10 +234,17 @@ export async function connectFirst(context: RedisContext, connection: Connection
 /** Runs a command, turning ioredis errors into messages that say what happened and where. */
 export async function run<T>(context: RedisContext, operation: string, connection: Connection, send: () => Promise<T>): Promise<T> {
   if (context.closing) throw new Error(`the Redis ephemeral store is closed (${operation})`);
-  try {
-    return await send();
-  } catch (error) {
-    throw explain(context, operation, connection, error);
+  for (let redirections = 0; ; redirections++) {
+    try {
+      return await send();
+    } catch (error) {
+      // ioredis follows MOVED and ASK, except for an auto-pipelined batch whose commands were
+      // redirected to different slots (after a failover, before the slot map is read again): it
+      // rejects each. The node ran none of them, so each is sent again once the map is fresh.
+      const redirected = context.refreshSlots && (error as { name?: unknown } | null)?.name === 'ReplyError' && REDIRECTION.test(errorText(error));
+      if (!redirected || redirections >= MAX_REDIRECTIONS || context.closing) throw explain(context, operation, connection, error);
+      await context.refreshSlots!();
+    }
   }
 }
 

@@ -173,6 +173,9 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   // cost more than Redis does.
   const commands = openConnection(context, 'commands', (role) => target.commands(role));
   const commandsClient = commands.client;
+  if (commandsClient instanceof Cluster) {
+    context.refreshSlots = () => new Promise((resolve) => commandsClient.refreshSlotsCache(() => resolve()));
+  }
   const scripted = defineScripts(commandsClient);
   await connectFirst(context, commands);
 
