@@ -30,6 +30,8 @@ export interface PrivateCluster {
   waitForReplication(): Promise<void>;
   /** kill -9 of the master serving the slot of `key` (by default, of slot 0); resolves with where it was. */
   killMaster(key?: string): Promise<Address>;
+  /** kill -9 of the node at this address. */
+  killNode(address: Address): Promise<Address>;
   /** Resolves once a node other than `old` serves the slot of `key` and the cluster is ok again. */
   waitForFailover(old: Address, key: string | undefined, timeoutMs: number): Promise<Address>;
   /** Starts a node that was killed again, on its port and with its cluster state (it rejoins). */
@@ -131,9 +133,12 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     async masters() {
       return (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] })).filter((address, index, all) => all.findIndex((other) => other.port === address.port) === index);
     },
+    /** (Of the masters that have a replica: one whose replica was killed has none to wait for.) */
     async waitForReplication() {
       const masters = (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] }));
       for (const master of masters) {
+        const info = await withClient(master, (client) => client.info('replication'));
+        if (info.includes('connected_slaves:0')) continue;
         const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
         if (acknowledged < 1) throw new Error(`the replica of ${master.port} did not acknowledge its writes within 10 s`);
       }
@@ -142,6 +147,10 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       const master = await masterOfSlot(slotOf(key));
       await killRedisServer(servers.get(master.port)?.child);
       return master;
+    },
+    async killNode(address) {
+      await killRedisServer(servers.get(address.port)?.child);
+      return address;
     },
     async waitForFailover(old, key, timeoutMs) {
       const promoted = await until('a replica promoted', timeoutMs, async () => {
