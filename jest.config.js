@@ -8,6 +8,8 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // The resilience scenarios (kill Redis, stop PostgreSQL under load) run apart: npm run test:resilience.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/resilience/'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   testTimeout: 20000,
 };

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // A redis-server of a test file's own, so that it can be killed, frozen and restarted.
 
@@ -46,4 +49,45 @@ export async function killRedisServer(child: ChildProcess | undefined): Promise<
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
+}
+
+/** A redis-server that can be killed and started again on the same port, with its data on disk. */
+export interface RestartableRedis {
+  port: number;
+  url: string;
+  /** kill -9 (a no-op when it is down). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, with what it had written to disk. */
+  restart(): Promise<void>;
+  /** Kills it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a redis-server on a free port that writes every command to its append-only file before
+ * answering (appendfsync always), so that a kill -9 and a restart lose nothing it acknowledged,
+ * as a production Redis with persistence would.
+ */
+export async function startRestartableRedis(): Promise<RestartableRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-redis-'));
+  const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always'];
+  let child: ChildProcess | undefined = await startRedisServer(port, args);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async kill() {
+      await killRedisServer(child);
+      child = undefined;
+    },
+    async restart() {
+      await killRedisServer(child);
+      child = await startRedisServer(port, args);
+    },
+    async stop() {
+      await killRedisServer(child);
+      child = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

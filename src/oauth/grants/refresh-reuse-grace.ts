@@ -49,6 +49,8 @@ export interface RefreshReuseGrace {
 const STORE_MARGIN_MS = 5000;
 const DEFAULT_WAIT_MS = 10_000;
 const FIRST_PAUSE_MS = 5;
+/** How often a claim that could not be given up (the store failing) is tried again. */
+const RELEASE_RETRY_MS = 100;
 const LONGEST_PAUSE_MS = 100;
 const KEY_INFO = 'tessera refresh-token reuse grace answer';
 
@@ -119,6 +121,30 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
     return { ...body, expires_in: Math.max(0, body.expires_in - Math.floor(elapsedMs / 1000)) };
   }
 
+  /**
+   * Gives up the claim taken at `at`. When the store fails (the rotation most likely failed with
+   * it), the claim would make every retry wait for a rotation that never finishes until the grace
+   * is over; so it is tried again in the background until the store answers, for as long as the
+   * claim could still be there, and only while it is still this one (another can only follow it).
+   */
+  async function releaseClaim(claimKey: string, at: number): Promise<void> {
+    try {
+      await store.del(claimKey);
+    } catch (error) {
+      const giveUpAt = performance.now() + ttlMs;
+      const retry = () => {
+        store
+          .get(claimKey)
+          .then((held) => (held === String(at) ? store.del(claimKey) : 0))
+          .catch(() => {
+            if (performance.now() < giveUpAt) setTimeout(retry, RELEASE_RETRY_MS).unref();
+          });
+      };
+      setTimeout(retry, RELEASE_RETRY_MS).unref();
+      throw error;
+    }
+  }
+
   return {
     async answer(value, clientId, rotate) {
       const digest = oidcDigest(value);
@@ -134,7 +160,7 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
           body = await issue();
         } catch (error) {
           // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
-          await store.del(claimKey);
+          await releaseClaim(claimKey, at);
           throw error;
         }
         // Kept once, never overwritten or extended: its grace counts from the claim. The answer goes

@@ -122,4 +122,37 @@ describe('refresh-token reuse grace', () => {
     void node.answer(stuck, 'cli', () => new Promise<TokenAnswerBody>(() => {}));
     await expect(node.answer(stuck, 'cli', async () => answerBody())).rejects.toBeInstanceOf(RotationInFlight);
   });
+
+  it('gives up the claim of a rotation that failed with the store as soon as the store answers again', async () => {
+    const { store, token, answerBody } = setup();
+    const clock = () => Date.UTC(2026, 11, 6);
+    // The store goes away during the rotation (Redis killed): the claim was written, its release fails.
+    let down = false;
+    const flaky = new Proxy(store, {
+      get: (target, name, receiver) => {
+        const member = Reflect.get(target, name, receiver) as unknown;
+        if (typeof member !== 'function') return member;
+        return (...args: unknown[]) => (down ? Promise.reject(new Error('Redis is unavailable')) : (member as (...a: unknown[]) => unknown).apply(target, args));
+      },
+    });
+    const node = createRefreshReuseGrace({ store: flaky, graceSeconds: GRACE_S, clock, waitMs: 50 });
+    const value = await token();
+    await expect(
+      node.answer(value, 'cli', async () => {
+        down = true;
+        throw new Error('Redis is unavailable');
+      }),
+    ).rejects.toThrow('unavailable');
+    down = false;
+    // The client retries with the same token once Redis is back: it is rotated, not left waiting
+    // for a rotation that will never finish.
+    const body = answerBody();
+    const deadline = Date.now() + 2000;
+    let answer: unknown;
+    while (Date.now() < deadline) {
+      answer = await node.answer(value, 'cli', async () => body).catch((error: unknown) => error);
+      if (!(answer instanceof RotationInFlight)) break;
+    }
+    expect(answer).toEqual(body);
+  });
 });
