@@ -1,8 +1,10 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
-import { configSchema, type Config } from './schema.ts';
+import { configSchema, redisUsesTls, type Config } from './schema.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** config/default.json, found from src/config (sources) and from dist/config (build). */
@@ -24,6 +26,12 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   REDIS_CLUSTER_NODES: { path: ['redis', 'clusterNodes'], kind: 'list' },
   REDIS_PASSWORD: { path: ['redis', 'password'], kind: 'string', secret: true },
   REDIS_USERNAME: { path: ['redis', 'username'], kind: 'string' },
+  REDIS_TLS: { path: ['redis', 'tls', 'enabled'], kind: 'boolean' },
+  REDIS_TLS_CA_FILE: { path: ['redis', 'tls', 'caFile'], kind: 'string' },
+  REDIS_TLS_CERT_FILE: { path: ['redis', 'tls', 'certFile'], kind: 'string' },
+  REDIS_TLS_KEY_FILE: { path: ['redis', 'tls', 'keyFile'], kind: 'string' },
+  REDIS_TLS_SERVERNAME: { path: ['redis', 'tls', 'serverName'], kind: 'string' },
+  REDIS_SENTINEL_TLS: { path: ['redis', 'sentinelTls'], kind: 'boolean' },
   TESSERA_TRUST_PROXY: { path: ['http', 'trustProxy'], kind: 'trustProxy' },
   TESSERA_BODY_LIMIT: { path: ['http', 'bodyLimit'], kind: 'string' },
   TESSERA_SHUTDOWN_GRACE_MS: { path: ['http', 'shutdownGraceMs'], kind: 'int' },
@@ -178,6 +186,8 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
 
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, sourceOf));
+  // A TLS file that cannot be used is a configuration error now, not a failure to start later.
+  readRedisTls(result.data.redis);
   return result.data;
 }
 
@@ -189,6 +199,83 @@ function describeIssues(issues: z.core.$ZodIssue[], sourceOf: Map<string, string
     const name = env ? `${env} (${key})` : key || '(root)';
     return `${name}: ${issue.message}`;
   });
+}
+
+/** A Redis TLS set-up with its files read: what the store takes (RedisTls in src/store/redis/connection.ts). */
+export interface RedisTlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  serverName?: string;
+}
+
+/** A configuration key with the environment variable that sets it, for messages. */
+function settingName(path: string[]): string {
+  const key = path.join('.');
+  const env = Object.entries(ENV_BINDINGS).find(([, binding]) => binding.path.join('.') === key)?.[0];
+  return env ? `${env} (${key})` : key;
+}
+
+/** Whether a PEM file holds one certificate or more, each of which parses. */
+function holdsCertificates(pem: Buffer): boolean {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    for (const block of blocks) new X509Certificate(block);
+  } catch {
+    return false;
+  }
+  return blocks.length > 0;
+}
+
+/**
+ * The Redis TLS settings with their files read, which happens at start-up only (a renewed
+ * certificate needs a restart): `tls` for Redis itself when it uses TLS, `sentinelTls` for the
+ * sentinels with REDIS_SENTINEL_TLS. Throws ConfigError naming the setting of each file that
+ * cannot be read or used; a message never holds a file's content.
+ */
+export function readRedisTls(redis: Config['redis']): { tls?: RedisTlsMaterial; sentinelTls?: RedisTlsMaterial } {
+  const dataTls = redisUsesTls(redis);
+  if (!dataTls && !redis.sentinelTls) return {};
+  const problems: string[] = [];
+  const name = (key: keyof Config['redis']['tls']) => settingName(['redis', 'tls', key]);
+  const read = (key: 'caFile' | 'certFile' | 'keyFile'): Buffer | undefined => {
+    const file = redis.tls[key];
+    if (file === null) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      problems.push(`${name(key)}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+      return undefined;
+    }
+  };
+  const [ca, cert, key] = [read('caFile'), read('certFile'), read('keyFile')];
+  if (ca && !holdsCertificates(ca)) problems.push(`${name('caFile')}: ${redis.tls.caFile} holds no PEM certificate`);
+  const certOk = cert !== undefined && holdsCertificates(cert);
+  if (cert && !certOk) problems.push(`${name('certFile')}: ${redis.tls.certFile} holds no PEM certificate`);
+  let keyOk = false;
+  if (key) {
+    try {
+      createPrivateKey(key);
+      keyOk = true;
+    } catch {
+      const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'));
+      problems.push(`${name('keyFile')}: ${redis.tls.keyFile} ${encrypted ? 'is encrypted (Tessera needs it unencrypted)' : 'holds no PEM private key'}`);
+    }
+  }
+  if (certOk && keyOk) {
+    try {
+      createSecureContext({ cert, key });
+    } catch {
+      problems.push(`${name('keyFile')}: ${redis.tls.keyFile} is not the key of the certificate in ${redis.tls.certFile}`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const material: RedisTlsMaterial = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined || key === undefined ? {} : { cert, key }),
+    ...(redis.tls.serverName === null ? {} : { serverName: redis.tls.serverName }),
+  };
+  return { ...(dataTls ? { tls: material } : {}), ...(redis.sentinelTls ? { sentinelTls: material } : {}) };
 }
 
 /** Replaces the password of a URL with ***; leaves anything unparseable alone. */

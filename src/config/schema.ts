@@ -60,6 +60,16 @@ export const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 /** A Redis address as the settings take it (REDIS_SENTINELS, REDIS_CLUSTER_NODES). */
 const hostPort = z.string().refine((value) => validPort(HOST_PORT.exec(value)?.[2]), { message: 'each must be host:port (a port from 1 to 65535)' });
 
+/** Whether the connections to Redis itself (not to the sentinels) use TLS: REDIS_TLS, or a rediss:// URL. */
+export function redisUsesTls(redis: { url: string | null; tls: { enabled: boolean } }): boolean {
+  if (redis.tls.enabled) return true;
+  try {
+    return redis.url !== null && new URL(redis.url).protocol === 'rediss:';
+  } catch {
+    return false;
+  }
+}
+
 /** The whole configuration. */
 export const configSchema = z.object({
   issuer: urlWith(['http:', 'https:'])
@@ -102,6 +112,23 @@ export const configSchema = z.object({
       password: z.string().min(1).nullable().default(null),
       /** The ACL user that password belongs to (Redis 6 and later); without it, the default user. */
       username: z.string().min(1).nullable().default(null),
+      /**
+       * TLS to Redis (on with enabled or a rediss:// URL): PEM files read at start-up. The
+       * servers' certificates are always verified, against caFile or else Node's trusted CAs.
+       */
+      tls: z
+        .object({
+          enabled: z.boolean().default(false),
+          caFile: z.string().min(1).nullable().default(null),
+          /** A client certificate and its key, for servers with tls-auth-clients yes. */
+          certFile: z.string().min(1).nullable().default(null),
+          keyFile: z.string().min(1).nullable().default(null),
+          /** The name the servers' certificates must hold, when it differs from the address dialled. */
+          serverName: z.string().min(1).nullable().default(null),
+        })
+        .prefault({}),
+      /** The sentinels speak TLS too (same CA, client certificate and server name). */
+      sentinelTls: z.boolean().default(false),
       keyPrefix: z.string().max(64).regex(/^[A-Za-z0-9:_.-]*$/, { message: 'may only contain letters, digits and : _ . -' }),
       connectTimeoutMs: positiveInt,
       commandTimeoutMs: positiveInt,
@@ -128,6 +155,21 @@ export const configSchema = z.object({
       }
       if (!sentinel && redis.sentinelPassword !== null) {
         issues.addIssue({ code: 'custom', path: ['sentinelPassword'], message: 'only used with REDIS_SENTINELS' });
+      }
+      if (!sentinel && redis.sentinelTls) {
+        issues.addIssue({ code: 'custom', path: ['sentinelTls'], message: 'only used with REDIS_SENTINELS (REDIS_TLS or a rediss:// URL turns TLS on for Redis itself)' });
+      }
+      const { tls } = redis;
+      if (tls.keyFile !== null && tls.certFile === null) {
+        issues.addIssue({ code: 'custom', path: ['tls', 'keyFile'], message: 'needs REDIS_TLS_CERT_FILE, the client certificate of this key' });
+      } else if (tls.certFile !== null && tls.keyFile === null) {
+        issues.addIssue({ code: 'custom', path: ['tls', 'certFile'], message: 'needs REDIS_TLS_KEY_FILE, the private key of this certificate' });
+      }
+      // A TLS setting while no connection uses TLS would silently go unused: refused.
+      if (!redisUsesTls(redis) && !redis.sentinelTls) {
+        for (const key of ['caFile', 'certFile', 'keyFile', 'serverName'] as const) {
+          if (tls[key] !== null) issues.addIssue({ code: 'custom', path: ['tls', key], message: 'TLS is off: set REDIS_TLS=true (or use a rediss:// URL)' });
+        }
       }
     }),
   log: z.object({

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { dataDirectory, redactUrl } from '../config/load.ts';
+import { dataDirectory, readRedisTls, redactUrl } from '../config/load.ts';
 import { HOST_PORT, type Config } from '../config/schema.ts';
 import type { Database } from './sql/database.ts';
 import type { EphemeralStore } from './ephemeral/ephemeral-store.ts';
@@ -39,16 +39,18 @@ export function sentinelAddresses(addresses: string[]): { host: string; port: nu
  */
 export async function openEphemeralStore(config: Config, logger: Logger): Promise<EphemeralStore> {
   const { sentinels, sentinelMaster, sentinelPassword, clusterNodes, password, username } = config.redis;
+  const { tls, sentinelTls } = readRedisTls(config.redis);
   const credentials = { ...(password === null ? {} : { password }), ...(username === null ? {} : { username }) };
   if (clusterNodes.length > 0) {
     const store = await createRedisEphemeralStore({
       cluster: { nodes: sentinelAddresses(clusterNodes), ...credentials },
+      ...(tls === undefined ? {} : { tls }),
       keyPrefix: config.redis.keyPrefix,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       logger,
     });
-    logger.info({ redisCluster: clusterNodes, keyPrefix: config.redis.keyPrefix }, 'using a Redis Cluster');
+    logger.info({ redisCluster: clusterNodes, redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using a Redis Cluster');
     return store;
   }
   if (sentinelMaster !== null && sentinels.length > 0) {
@@ -57,26 +59,29 @@ export async function openEphemeralStore(config: Config, logger: Logger): Promis
       masterName: sentinelMaster,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
       ...credentials,
+      ...(sentinelTls === undefined ? {} : { sentinelTls }),
     };
     const store = await createRedisEphemeralStore({
       sentinel,
+      ...(tls === undefined ? {} : { tls }),
       keyPrefix: config.redis.keyPrefix,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       logger,
     });
-    logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
+    logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, redisTls: tls !== undefined, sentinelTls: sentinelTls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
     return store;
   }
   if (config.redis.url) {
     const store = await createRedisEphemeralStore({
       url: config.redis.url,
+      ...(tls === undefined ? {} : { tls }),
       keyPrefix: config.redis.keyPrefix,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       logger,
     });
-    logger.info({ redis: redactUrl(config.redis.url), keyPrefix: config.redis.keyPrefix }, 'using Redis');
+    logger.info({ redis: redactUrl(config.redis.url), redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis');
     return store;
   }
   logger.warn(

@@ -39,6 +39,16 @@ describeEphemeralStoreContract('Redis Cluster', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+// And through Sentinel with TLS on the master, the replica and the sentinels, which all ask for a
+// client certificate.
+const tlsSentinel = usePrivateSentinel({ tls: { authClients: true } });
+describeEphemeralStoreContract('Redis through Sentinel over TLS', async () => {
+  const { sentinels, masterName, clientTls } = tlsSentinel();
+  const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls: tls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
 describe('Redis ephemeral store', () => {
   const keyPrefix = uniqueRedisPrefix();
   const warnings: { obj: object; msg: string }[] = [];
@@ -98,5 +108,23 @@ describe('Redis ephemeral store', () => {
 
   it('refuses a prefix with braces, which would break hash tags', async () => {
     await expect(openStore('bad{prefix}:')).rejects.toThrow(/must not contain braces/);
+  });
+});
+
+describe('Redis ephemeral store through Sentinel over TLS', () => {
+  const open = (sentinelTls: { ca?: Buffer; cert?: Buffer; key?: Buffer }) => {
+    const { sentinels, masterName, clientTls } = tlsSentinel();
+    const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+    return createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  };
+
+  // ioredis only says "Connection is closed" of a sentinel it could not talk to: the store finds out why.
+  it('says why the sentinels cannot be reached: a certificate not signed by a trusted CA', async () => {
+    const { cert, key } = tlsSentinel().clientTls!;
+    await expect(open({ cert, key })).rejects.toThrow(/\(sentinel 127\.0\.0\.1:\d+: the server's TLS certificate could not be verified against the trusted CAs \(/);
+  });
+
+  it('says why the sentinels cannot be reached: no client certificate', async () => {
+    await expect(open({ ca: tlsSentinel().clientTls!.ca })).rejects.toThrow(/\(sentinel 127\.0\.0\.1:\d+: .*client certificate/);
   });
 });

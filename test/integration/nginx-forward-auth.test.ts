@@ -1,18 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { createSelfSignedCertificate } from '../support/test-certificates.ts';
 
 const NGINX = '/usr/sbin/nginx';
-const OPENSSL = '/usr/bin/openssl';
 const by = { actor: 'test' };
 
 // A real nginx (Debian's package, which .ci/run installs) in front of a small upstream, asking
@@ -58,13 +57,9 @@ interface Gateway {
 /** nginx with the documented snippet on a plain http and a TLS listener, in front of `tessera`. */
 async function startGateway(tessera: TestTessera, upstreamPort: number): Promise<Gateway> {
   if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: this test runs Debian's nginx. Install it with apt-get install -y nginx-light (.ci/run does).`);
-  if (!existsSync(OPENSSL)) throw new Error(`${OPENSSL} is missing: this test makes nginx a certificate with it. Install it with apt-get install -y openssl (.ci/run does).`);
   const dir = await mkdtemp(join(tmpdir(), 'tessera-nginx-'));
   await mkdir(join(dir, 'temp'));
-  await promisify(execFile)(OPENSSL, [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-  ]);
+  const { certFile, keyFile } = await createSelfSignedCertificate(dir, 'IP:127.0.0.1');
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const locations = await gatewayLocations(new URL(tessera.url).host, upstreamPort);
   await writeFile(
@@ -87,8 +82,8 @@ http {
   }
   server {
     listen 127.0.0.1:${httpsPort} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
+    ssl_certificate ${certFile};
+    ssl_certificate_key ${keyFile};
     ${locations}
   }
 }
@@ -100,7 +95,7 @@ http {
   const gateway: Gateway = {
     httpBase: `http://127.0.0.1:${httpPort}`,
     httpsBase: `https://127.0.0.1:${httpsPort}`,
-    ca: await readFile(join(dir, 'cert.pem'), 'utf8'),
+    ca: await readFile(certFile, 'utf8'),
     async stop() {
       if (nginx.exitCode === null) {
         const exited = new Promise((resolve) => nginx.once('exit', resolve));

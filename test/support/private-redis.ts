@@ -15,9 +15,32 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts redis-server on the port (with extraArgs); resolves once it accepts connections. */
-export function startRedisServer(port: number, extraArgs: string[] = []): Promise<ChildProcess> {
-  return startRedisProcess('redis-server', 'Ready to accept connections', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs]);
+/** A Redis server (or sentinel) that speaks TLS only. */
+export interface ServerTls {
+  /** The server's certificate and key (also its client certificate towards a master). */
+  certFile: string;
+  keyFile: string;
+  /** The CA that signed the certificates of its clients and peers. */
+  caFile: string;
+  /** Whether clients must present a certificate signed by caFile (tls-auth-clients). */
+  authClients: boolean;
+}
+
+/** The arguments (or, without the dashes, configuration lines) that make a server listen with TLS only on port. */
+export function tlsServerArgs(port: number, tls: ServerTls): string[] {
+  return [
+    '--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile,
+    '--tls-auth-clients', tls.authClients ? 'yes' : 'no', '--tls-replication', 'yes',
+  ];
+}
+
+/**
+ * Starts redis-server on the port (with extraArgs; with tls, speaking TLS only); resolves once it
+ * accepts connections.
+ */
+export function startRedisServer(port: number, extraArgs: string[] = [], tls?: ServerTls): Promise<ChildProcess> {
+  const listen = tls ? tlsServerArgs(port, tls) : ['--port', String(port)];
+  return startRedisProcess('redis-server', 'Ready to accept connections', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs]);
 }
 
 /** Starts a Redis program (redis-server, redis-sentinel); resolves once it printed readyText. */

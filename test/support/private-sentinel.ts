@@ -1,13 +1,33 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { freePort, killRedisServer, startRedisProcess, startRedisServer } from './private-redis.ts';
+import type { ConnectionOptions } from 'node:tls';
+import { freePort, killRedisServer, startRedisProcess, startRedisServer, tlsServerArgs, type ServerTls } from './private-redis.ts';
+import { createTestCa } from './test-certificates.ts';
 
 // A Redis Sentinel set-up of a test file's own, on loopback ports of its own: one master, one
 // replica, three sentinels (quorum 2) that fail the master over a second after it stops answering.
+// With tls, every server and sentinel speaks TLS only, with certificates from a CA of its own.
+
+export interface PrivateSentinelOptions {
+  masterName?: string;
+  /** TLS everywhere; with authClients, every server and sentinel asks clients for a certificate. */
+  tls?: { authClients: boolean };
+}
+
+/** With TLS: what a client needs, as PEM (the CA, and a client certificate the servers accept). */
+export interface ClientTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  /** The same as files. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
 
 export interface Address {
   host: string;
@@ -17,7 +37,9 @@ export interface Address {
 export interface PrivateSentinel {
   masterName: string;
   sentinels: Address[];
-  /** REDIS_SENTINELS and REDIS_SENTINEL_MASTER for a Tessera on this set-up. */
+  /** With TLS: the client side's CA and certificate. */
+  clientTls?: ClientTls;
+  /** REDIS_SENTINELS and REDIS_SENTINEL_MASTER (with TLS, the REDIS_TLS settings) for a Tessera on this set-up. */
   env: Record<string, string>;
   /** Where the sentinels say the master is now. */
   masterAddress(): Promise<Address>;
@@ -32,8 +54,8 @@ export interface PrivateSentinel {
 
 const HOST = '127.0.0.1';
 
-async function withClient<T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ ...address, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ ...address, ...(tls ? { tls } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -41,6 +63,11 @@ async function withClient<T>(address: Address, use: (client: Redis) => Promise<T
   } finally {
     client.disconnect();
   }
+}
+
+/** [a, b, c, d] as [[a, b], [c, d]]. */
+function pairs(items: string[]): [string, string][] {
+  return items.flatMap((item, index) => (index % 2 === 0 ? [[item, items[index + 1]!] as [string, string]] : []));
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -59,7 +86,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 }
 
 /** Starts the set-up; resolves once the sentinels know the replica and each other. */
-export async function startPrivateSentinel(masterName = 'tessera-test'): Promise<PrivateSentinel> {
+export async function startPrivateSentinel({ masterName = 'tessera-test', tls }: PrivateSentinelOptions = {}): Promise<PrivateSentinel> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-sentinel-'));
   const servers = new Map<number, ChildProcess>();
   const sentinelProcesses: ChildProcess[] = [];
@@ -68,21 +95,36 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
     await Promise.all([...servers.values(), ...sentinelProcesses].map((child) => killRedisServer(child)));
     rmSync(dir, { recursive: true, force: true });
   };
+  let serverTls: ServerTls | undefined;
+  let clientTls: ClientTls | undefined;
+  let probeTls: ConnectionOptions | undefined;
+  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use);
   try {
+    if (tls) {
+      const ca = await createTestCa(dir);
+      const server = await ca.issue('redis-server', `IP:${HOST}`);
+      const client = await ca.issue('tessera-client');
+      serverTls = { ...server, caFile: ca.certFile, authClients: tls.authClients };
+      const read = (file: string) => readFileSync(file);
+      clientTls = { ca: read(ca.certFile), cert: read(client.certFile), key: read(client.keyFile), caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile };
+      probeTls = { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key };
+    }
     const masterPort = await freePort();
-    servers.set(masterPort, await startRedisServer(masterPort));
+    servers.set(masterPort, await startRedisServer(masterPort, [], serverTls));
     const replicaPort = await freePort();
-    servers.set(replicaPort, await startRedisServer(replicaPort, ['--replicaof', HOST, String(masterPort)]));
+    servers.set(replicaPort, await startRedisServer(replicaPort, ['--replicaof', HOST, String(masterPort)], serverTls));
     await until('the replica in sync', 15_000, () =>
-      withClient({ host: HOST, port: replicaPort }, async (client) => ((await client.info('replication')).includes('master_link_status:up') ? true : undefined)),
+      withProbe({ host: HOST, port: replicaPort }, async (client) => ((await client.info('replication')).includes('master_link_status:up') ? true : undefined)),
     );
     for (let index = 0; index < 3; index++) {
       const port = await freePort();
       const file = join(dir, `sentinel-${port}.conf`);
+      // The TLS arguments of a server, as lines of a configuration file.
+      const listen = serverTls ? pairs(tlsServerArgs(port, serverTls)).map(([name, value]) => `${name.slice(2)} ${value}`) : [`port ${port}`];
       writeFileSync(
         file,
         [
-          `port ${port}`,
+          ...listen,
           `bind ${HOST}`,
           `dir ${dir}`,
           `sentinel monitor ${masterName} ${HOST} ${masterPort} 2`,
@@ -97,7 +139,7 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
     }
     for (const sentinel of sentinels) {
       await until('each sentinel knowing the replica and the other sentinels', 30_000, () =>
-        withClient(sentinel, async (client) => {
+        withProbe(sentinel, async (client) => {
           const replicas = (await client.call('SENTINEL', 'REPLICAS', masterName)) as unknown[];
           const peers = (await client.call('SENTINEL', 'SENTINELS', masterName)) as unknown[];
           return replicas.length >= 1 && peers.length >= 2 ? true : undefined;
@@ -113,7 +155,7 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
     let lastError: unknown;
     for (const sentinel of sentinels) {
       try {
-        const [host, port] = await withClient(sentinel, (client) => client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName) as Promise<[string, string]>);
+        const [host, port] = await withProbe(sentinel, (client) => client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName) as Promise<[string, string]>);
         return { host, port: Number(port) };
       } catch (error) {
         lastError = error;
@@ -122,14 +164,23 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
     throw new Error(`no sentinel answered: ${String(lastError)}`);
   };
 
+  const tlsEnv: Record<string, string> = clientTls
+    ? {
+        REDIS_TLS: 'true',
+        REDIS_SENTINEL_TLS: 'true',
+        REDIS_TLS_CA_FILE: clientTls.caFile,
+        ...(tls?.authClients ? { REDIS_TLS_CERT_FILE: clientTls.certFile, REDIS_TLS_KEY_FILE: clientTls.keyFile } : {}),
+      }
+    : {};
   return {
     masterName,
     sentinels,
-    env: { REDIS_SENTINELS: sentinels.map(({ host, port }) => `${host}:${port}`).join(','), REDIS_SENTINEL_MASTER: masterName },
+    ...(clientTls ? { clientTls } : {}),
+    env: { REDIS_SENTINELS: sentinels.map(({ host, port }) => `${host}:${port}`).join(','), REDIS_SENTINEL_MASTER: masterName, ...tlsEnv },
     masterAddress,
     async waitForReplication() {
       const master = await masterAddress();
-      const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
+      const acknowledged = await withProbe(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
       if (acknowledged < 1) throw new Error('the replica did not acknowledge the master\'s writes within 10 s');
     },
     async killMaster() {
@@ -151,10 +202,10 @@ export async function startPrivateSentinel(masterName = 'tessera-test'): Promise
  * A set-up for the test file that calls this (at its top level): started before its tests,
  * stopped after them. Returns a getter for it.
  */
-export function usePrivateSentinel(): () => PrivateSentinel {
+export function usePrivateSentinel(options: PrivateSentinelOptions = {}): () => PrivateSentinel {
   let sentinel: PrivateSentinel | undefined;
   beforeAll(async () => {
-    sentinel = await startPrivateSentinel();
+    sentinel = await startPrivateSentinel(options);
   }, 60_000);
   afterAll(async () => {
     await sentinel?.stop();

@@ -1,7 +1,8 @@
 // A connection to Redis for the ephemeral store: options, reconnection, logging of outages, and
 // errors that say what failed and where. Commands never queue while Redis is away: they fail at once.
 import type { Socket } from 'node:net';
-import { Cluster, type ClusterOptions, type Redis, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 
 export interface StoreLogger {
@@ -17,6 +18,13 @@ export interface RedisContext {
   readonly commandTimeoutMs: number;
   readonly logger: StoreLogger;
   closing: boolean;
+  /**
+   * Why the first connection failed, when ioredis' own error hides it (through Sentinel, a
+   * sentinel it could not talk to is only "Connection is closed"): asked once, on that failure.
+   */
+  readonly diagnose?: () => Promise<string | null>;
+  /** Over TLS without a client certificate: a server that wants one just closes the connection. */
+  readonly withoutClientCertificate?: boolean;
   /**
    * On a cluster: reads the slot map again after a node answered MOVED or ASK to a command that
    * ioredis did not redirect itself (see run).
@@ -83,11 +91,66 @@ export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
   };
 }
 
+/**
+ * TLS to Redis, the same for every connection (a single server, the master and replicas found
+ * through Sentinel, the sentinels, the nodes of a cluster). The server's certificate is always
+ * verified: there is no way to turn that off.
+ */
+export interface RedisTls {
+  /** PEM of the CAs that signed the servers' certificates; without it, Node's trusted CAs. */
+  ca?: string | Buffer;
+  /** A client certificate and its private key (PEM), for servers with tls-auth-clients yes. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name the servers' certificates are checked against instead of the address dialled. */
+  serverName?: string;
+}
+
+/** ioredis' `tls` option (Node's tls.connect options) for RedisTls. */
+export function tlsOptions(tls: RedisTls): ConnectionOptions {
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error('a Redis TLS client certificate needs both its certificate and its key');
+  return {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+    rejectUnauthorized: true,
+  };
+}
+
+/**
+ * What TLS adds to the options of a connection through Sentinel: `tls` for the master (and
+ * replicas) when `dataTls` is given, `sentinelTLS` for the sentinels when `sentinelTls` is.
+ */
+export function sentinelTlsOptions(dataTls: RedisTls | undefined, sentinelTls: RedisTls | undefined): RedisOptions {
+  return {
+    ...(dataTls === undefined ? {} : { tls: tlsOptions(dataTls), enableTLSForSentinelMode: true }),
+    ...(sentinelTls === undefined ? {} : { sentinelTLS: tlsOptions(sentinelTls) }),
+  };
+}
+
+/** openssl's reasons for not trusting a certificate, as Node names them in error.code. */
+const UNVERIFIED_CERTIFICATE = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_REVOKED', 'INVALID_CA', 'INVALID_PURPOSE', 'PATH_LENGTH_EXCEEDED', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+]);
+
+/** A TLS failure in words (Node's messages name certificates and hosts, never a secret). */
+function tlsFailure(code: string, message: string): string | null {
+  if (UNVERIFIED_CERTIFICATE.has(code)) return `the server's TLS certificate could not be verified against the trusted CAs (${code}: ${message})`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the server's TLS certificate is not for the name checked (${message})`;
+  if (/^ERR_SSL_.*ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)$/.test(code)) {
+    return `the server refused the TLS handshake (${code}): it wants a client certificate signed by a CA it trusts`;
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `the server does not speak TLS (${code})`;
+  return null;
+}
+
 /** Errors from Node's sockets may come from another realm (a test VM): no instanceof here. */
 export function errorText(error: unknown): string {
   if (typeof error === 'object' && error !== null) {
     const { code, message } = error as { code?: unknown; message?: unknown };
-    if (typeof code === 'string') return code;
+    if (typeof code === 'string') return tlsFailure(code, typeof message === 'string' ? message : code) ?? code;
     if (typeof message === 'string') return message;
   }
   return String(error);
@@ -169,6 +232,40 @@ export function sentinelOptions(masterName: string, sentinels: { host: string; p
 }
 
 /**
+ * Why a client cannot talk to the sentinels, found with connections of its own, all at once (so
+ * within one connect timeout): ioredis reports a sentinel it could not reach only as "Connection
+ * is closed". The first sentinel's failure in the list, or null when every sentinel answers.
+ */
+export async function probeSentinels(sentinels: { host: string; port: number }[], options: RedisOptions): Promise<string | null> {
+  const failures = await Promise.all(sentinels.map(async ({ host, port }) => {
+    const client = new Redis({
+      host,
+      port,
+      ...(options.sentinelTLS ? { tls: options.sentinelTLS } : {}),
+      ...(options.sentinelPassword ? { password: options.sentinelPassword } : {}),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: options.connectTimeout ?? 2000,
+      commandTimeout: options.connectTimeout ?? 2000,
+    });
+    let failure: unknown;
+    client.on('error', (error: unknown) => (failure ??= error));
+    try {
+      await client.connect();
+      await client.ping();
+      return null;
+    } catch (error) {
+      return `sentinel ${host}:${port}: ${errorText(failure ?? error)}`;
+    } finally {
+      await endConnection(client);
+    }
+  }));
+  return failures.find((failure) => failure !== null) ?? null;
+}
+
+/**
  * Creates a connection (not connected yet) with its reconnection policy and its logging. Until it
  * has connected once, a failure is final (connectFirst reports it); afterwards it reconnects for
  * as long as the store is open.
@@ -223,8 +320,13 @@ export async function connectFirst(context: RedisContext, connection: Connection
     ]);
     connection.everReady = true;
   } catch (error) {
-    const reason = connection.lastError ?? reasonOf(context, error);
+    let reason = connection.lastError ?? reasonOf(context, error);
     await endConnection(connection.client);
+    const found = await context.diagnose?.().catch(() => null);
+    if (found) reason = `${reason} (${found})`;
+    if (context.withoutClientCertificate && reason.includes('ECONNRESET')) {
+      reason += ': over TLS, a server that asks for a client certificate (tls-auth-clients) closes the connection of a client without one, and none was given';
+    }
     throw new Error(`cannot reach Redis at ${context.server}: ${reason}`);
   } finally {
     clearTimeout(timer);

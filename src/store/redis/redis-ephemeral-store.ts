@@ -12,12 +12,16 @@ import {
   describeSentinelMaster,
   describeServer,
   openConnection,
+  probeSentinels,
   sentinelOptions,
+  sentinelTlsOptions,
+  tlsOptions,
   quit,
   run,
   type Connection,
   type RedisClient,
   type RedisContext,
+  type RedisTls,
   type RoleOptions,
   type StoreLogger,
 } from './connection.ts';
@@ -27,7 +31,7 @@ import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
 import { createSubscriptions, type SubscriberSource } from './subscriptions.ts';
 
-export type { StoreLogger } from './connection.ts';
+export type { RedisTls, StoreLogger } from './connection.ts';
 
 /** Redis Sentinel: the sentinels, and the name of the master they monitor. */
 export interface SentinelTarget {
@@ -39,6 +43,8 @@ export interface SentinelTarget {
   password?: string;
   /** The ACL user of that password. */
   username?: string;
+  /** TLS to the sentinels themselves (the master's and replicas' TLS is the store's `tls`). */
+  sentinelTls?: RedisTls;
 }
 
 /** Redis Cluster: seed nodes (any of its nodes; the others are learnt from them). */
@@ -58,6 +64,11 @@ export interface RedisEphemeralStoreOptions {
   sentinel?: SentinelTarget;
   /** A Redis Cluster instead of url or sentinel: keys are spread over its masters by hash slot. */
   cluster?: ClusterTarget;
+  /**
+   * TLS to Redis (with sentinel: to the master and replicas; on a cluster: to every node). A
+   * rediss:// URL without it uses TLS with Node's trusted CAs.
+   */
+  tls?: RedisTls;
   /** Put in front of every key and channel; must not contain braces (they would break hash tags). */
   keyPrefix: string;
   /** How long the first connection (and each later TCP connect) may take. */
@@ -79,9 +90,11 @@ interface Target {
   commands(role: RoleOptions): RedisClient;
   /** Where the subscriber connects, given the commands connection. */
   subscriber(commands: RedisClient): SubscriberSource;
+  /** Why a first connection failed, when ioredis does not say (RedisContext.diagnose). */
+  diagnose?: () => Promise<string | null>;
 }
 
-function redisTarget({ url, sentinel, cluster, connectTimeoutMs }: RedisEphemeralStoreOptions): Target {
+function redisTarget({ url, sentinel, cluster, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): Target {
   if ([url, sentinel, cluster].filter((where) => where !== undefined).length !== 1) {
     throw new Error('the Redis ephemeral store needs one of a URL, a Sentinel set-up or a cluster');
   }
@@ -90,11 +103,13 @@ function redisTarget({ url, sentinel, cluster, connectTimeoutMs }: RedisEphemera
   // A single server's subscriber is a copy of the commands connection (same server, same options).
   const duplicate = (commands: RedisClient): SubscriberSource => ({ make: (role) => (commands as Redis).duplicate(serverRole(role)), replaceWhenLost: false });
   if (url !== undefined) {
-    return { server: describeServer(url), commands: (role) => new Redis(url, { ...base, enableAutoPipelining: true, ...serverRole(role) }), subscriber: duplicate };
+    const urlTls = tls === undefined ? {} : { tls: tlsOptions(tls) };
+    return { server: describeServer(url), commands: (role) => new Redis(url, { ...base, enableAutoPipelining: true, ...serverRole(role), ...urlTls }), subscriber: duplicate };
   }
   if (sentinel !== undefined) {
-    const { sentinels, masterName, sentinelPassword, password, username } = sentinel;
+    const { sentinels, masterName, sentinelPassword, password, username, sentinelTls } = sentinel;
     if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+    const withTls = sentinelTlsOptions(tls, sentinelTls);
     return {
       server: describeSentinelMaster(masterName, sentinels),
       commands: (role) =>
@@ -106,17 +121,24 @@ function redisTarget({ url, sentinel, cluster, connectTimeoutMs }: RedisEphemera
           // one's address): the same policy, else the connection would end for good.
           sentinelRetryStrategy: role.retry,
           ...sentinelOptions(masterName, sentinels, connectTimeoutMs),
+          ...withTls,
           sentinelPassword,
           password,
           username,
         }),
       subscriber: duplicate,
+      diagnose: () => probeSentinels(sentinels, { ...withTls, sentinelPassword, connectTimeout: connectTimeoutMs }),
     };
   }
   const { nodes, password, username } = cluster!;
   if (nodes.length === 0) throw new Error('the Redis Cluster set-up needs at least one node');
-  // Every node's connection: the fail-fast options and the credentials (and TLS, when there is any).
-  const nodeOptions: RedisOptions = { ...base, ...(password === undefined ? {} : { password }), ...(username === undefined ? {} : { username }) };
+  // Every node's connection (and the subscriber's): the fail-fast options, the credentials, TLS.
+  const nodeOptions: RedisOptions = {
+    ...base,
+    ...(password === undefined ? {} : { password }),
+    ...(username === undefined ? {} : { username }),
+    ...(tls === undefined ? {} : { tls: tlsOptions(tls) }),
+  };
   let nextNode = 0;
   return {
     server: describeCluster(nodes),
@@ -165,6 +187,8 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     commandTimeoutMs,
     logger: options.logger ?? { warn() {}, info() {} },
     closing: false,
+    ...(target.diagnose ? { diagnose: target.diagnose } : {}),
+    withoutClientCertificate: [options.tls, options.sentinel?.sentinelTls].some((tls) => tls !== undefined && tls.cert === undefined),
   };
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   let closed: Promise<void> | null = null;

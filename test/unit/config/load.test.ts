@@ -1,5 +1,10 @@
-import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig, redactConfig, usesRedis } from '../../../src/config/load.ts';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, readRedisTls, redactConfig, usesRedis } from '../../../src/config/load.ts';
+import { createTestCa, type CertificateFiles, type TestCa } from '../../support/test-certificates.ts';
 import { fromDeclared } from '../../../src/clients/client.ts';
 
 describe('loadConfig', () => {
@@ -172,6 +177,95 @@ describe('loadConfig', () => {
       expect(config.redis).toMatchObject({ username: 'tessera', password: 'cluster-s3cret' });
       expect(JSON.stringify(redactConfig(config))).not.toMatch(/s3cret/);
       expect(() => loadConfig({ env: { REDIS_URL: 'redis://r:6379', REDIS_USERNAME: 'tessera' } })).toThrow(/REDIS_USERNAME \(redis\.username\): only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
+    });
+  });
+
+  describe('Redis TLS', () => {
+    let dir: string;
+    let ca: TestCa;
+    let client: CertificateFiles;
+    /** Files that are not what their setting wants, each holding a marker that must never be printed. */
+    const bad = { notPem: '', otherKey: '', encryptedKey: '' };
+    const MARKER = 'file-content-marker-s3cret';
+    const sentinels = { REDIS_SENTINELS: '10.0.0.1:26379', REDIS_SENTINEL_MASTER: 'tessera' };
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'tessera-config-tls-'));
+      ca = await createTestCa(dir);
+      client = await ca.issue('client');
+      bad.notPem = join(dir, 'not-pem.txt');
+      await writeFile(bad.notPem, `${MARKER}\n`);
+      bad.otherKey = join(dir, 'other-key.pem');
+      await writeFile(bad.otherKey, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      bad.encryptedKey = join(dir, 'encrypted-key.pem');
+      const encrypted = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pass' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+      await writeFile(bad.encryptedKey, encrypted.privateKey);
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /** The messages of the ConfigError that loading `env` throws. */
+    function problems(env: Record<string, string>): string[] {
+      try {
+        loadConfig({ env });
+      } catch (error) {
+        if (error instanceof ConfigError) return error.problems;
+        throw error;
+      }
+      throw new Error('no ConfigError');
+    }
+
+    it('is off by default, on with REDIS_TLS or a rediss:// URL, and for the sentinels with REDIS_SENTINEL_TLS', async () => {
+      expect(readRedisTls(loadConfig({ env: { REDIS_URL: 'redis://r:6379' } }).redis)).toEqual({});
+      expect(readRedisTls(loadConfig({ env: { REDIS_URL: 'rediss://r:6379' } }).redis)).toEqual({ tls: {} });
+      const config = loadConfig({ env: { REDIS_URL: 'redis://r:6379', REDIS_TLS: 'true', REDIS_TLS_CA_FILE: ca.certFile, REDIS_TLS_CERT_FILE: client.certFile, REDIS_TLS_KEY_FILE: client.keyFile, REDIS_TLS_SERVERNAME: 'redis.internal' } });
+      expect(config.redis.tls).toEqual({ enabled: true, caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile, serverName: 'redis.internal' });
+      const material = { ca: await readFile(ca.certFile), cert: await readFile(client.certFile), key: await readFile(client.keyFile), serverName: 'redis.internal' };
+      expect(readRedisTls(config.redis)).toEqual({ tls: material });
+      // The configuration holds the paths only: printing it prints no key.
+      expect(JSON.stringify(redactConfig(config))).not.toContain('PRIVATE KEY');
+      const viaSentinels = loadConfig({ env: { ...sentinels, REDIS_TLS: 'true', REDIS_SENTINEL_TLS: 'true', REDIS_TLS_CA_FILE: ca.certFile } });
+      expect(readRedisTls(viaSentinels.redis)).toEqual({ tls: { ca: material.ca }, sentinelTls: { ca: material.ca } });
+      const sentinelsOnly = loadConfig({ env: { ...sentinels, REDIS_SENTINEL_TLS: 'true', REDIS_TLS_CA_FILE: ca.certFile } });
+      expect(readRedisTls(sentinelsOnly.redis)).toEqual({ sentinelTls: { ca: material.ca } });
+    });
+
+    it('refuses a file that cannot be read, naming its variable', () => {
+      expect(problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CA_FILE: join(dir, 'missing.pem') })).toEqual([`REDIS_TLS_CA_FILE (redis.tls.caFile): cannot read ${join(dir, 'missing.pem')} (ENOENT)`]);
+      expect(problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CERT_FILE: dir, REDIS_TLS_KEY_FILE: client.keyFile })).toEqual([`REDIS_TLS_CERT_FILE (redis.tls.certFile): cannot read ${dir} (EISDIR)`]);
+    });
+
+    it('refuses a file that is not what its variable wants, never printing its content', () => {
+      const refusals = [
+        problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CA_FILE: bad.notPem }),
+        problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CERT_FILE: bad.notPem, REDIS_TLS_KEY_FILE: bad.notPem }),
+        problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CERT_FILE: client.certFile, REDIS_TLS_KEY_FILE: bad.otherKey }),
+        problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CERT_FILE: client.certFile, REDIS_TLS_KEY_FILE: bad.encryptedKey }),
+      ];
+      expect(refusals).toEqual([
+        [`REDIS_TLS_CA_FILE (redis.tls.caFile): ${bad.notPem} holds no PEM certificate`],
+        [`REDIS_TLS_CERT_FILE (redis.tls.certFile): ${bad.notPem} holds no PEM certificate`, `REDIS_TLS_KEY_FILE (redis.tls.keyFile): ${bad.notPem} holds no PEM private key`],
+        [`REDIS_TLS_KEY_FILE (redis.tls.keyFile): ${bad.otherKey} is not the key of the certificate in ${client.certFile}`],
+        [`REDIS_TLS_KEY_FILE (redis.tls.keyFile): ${bad.encryptedKey} is encrypted (Tessera needs it unencrypted)`],
+      ]);
+      expect(JSON.stringify(refusals)).not.toContain(MARKER);
+    });
+
+    it('refuses a key without its certificate and the reverse', () => {
+      expect(problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_KEY_FILE: client.keyFile })).toEqual(['REDIS_TLS_KEY_FILE (redis.tls.keyFile): needs REDIS_TLS_CERT_FILE, the client certificate of this key']);
+      expect(problems({ REDIS_URL: 'rediss://r:6379', REDIS_TLS_CERT_FILE: client.certFile })).toEqual(['REDIS_TLS_CERT_FILE (redis.tls.certFile): needs REDIS_TLS_KEY_FILE, the private key of this certificate']);
+    });
+
+    it('refuses TLS settings while TLS is off, REDIS_SENTINEL_TLS without sentinels, and a REDIS_TLS that is not true or false', () => {
+      expect(problems({ REDIS_URL: 'redis://r:6379', REDIS_TLS_CA_FILE: ca.certFile, REDIS_TLS_SERVERNAME: 'redis.internal' })).toEqual([
+        'REDIS_TLS_CA_FILE (redis.tls.caFile): TLS is off: set REDIS_TLS=true (or use a rediss:// URL)',
+        'REDIS_TLS_SERVERNAME (redis.tls.serverName): TLS is off: set REDIS_TLS=true (or use a rediss:// URL)',
+      ]);
+      expect(problems({ REDIS_URL: 'rediss://r:6379', REDIS_SENTINEL_TLS: 'true' })).toEqual([
+        'REDIS_SENTINEL_TLS (redis.sentinelTls): only used with REDIS_SENTINELS (REDIS_TLS or a rediss:// URL turns TLS on for Redis itself)',
+      ]);
+      expect(problems({ REDIS_URL: 'redis://r:6379', REDIS_TLS: 'yes' })).toEqual([expect.stringMatching(/^REDIS_TLS \(redis\.tls\.enabled\): /)]);
     });
   });
 });
