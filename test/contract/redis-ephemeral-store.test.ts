@@ -39,6 +39,16 @@ describeEphemeralStoreContract('Redis Cluster', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+// And on a cluster whose nodes speak TLS only (the cluster bus and replication too) and ask for a
+// client certificate: the TLS options reach every node's connection and the subscriber's.
+const tlsCluster = usePrivateCluster({ tls: { authClients: true } });
+describeEphemeralStoreContract('Redis Cluster over TLS', async () => {
+  const { nodes, clientTls } = tlsCluster();
+  const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+  const store = await createRedisEphemeralStore({ cluster: { nodes }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
 // And through Sentinel with TLS on the master, the replica and the sentinels, which all ask for a
 // client certificate.
 const tlsSentinel = usePrivateSentinel({ tls: { authClients: true } });

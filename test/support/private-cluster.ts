@@ -1,16 +1,25 @@
 import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
 import { slotOfKey } from '../../src/store/redis/cluster-slots.ts';
-import { freePort, killRedisServer, startRedisServer } from './private-redis.ts';
+import { freePort, killRedisServer, startRedisServer, type ServerTls } from './private-redis.ts';
+import type { ClientTls } from './private-sentinel.ts';
+import { createTestCa } from './test-certificates.ts';
 
 // A Redis Cluster of a test file's own, on loopback ports of its own: three masters and three
 // replicas, each node in a directory of its own, a replica taking over a second after its master
-// stops answering (cluster-node-timeout 1000).
+// stops answering (cluster-node-timeout 1000). With tls, every node speaks TLS only, the cluster
+// bus and replication too, with certificates from a CA of its own.
+
+export interface PrivateClusterOptions {
+  /** TLS everywhere; with authClients, every node asks clients for a certificate. */
+  tls?: { authClients: boolean };
+}
 
 export interface Address {
   host: string;
@@ -20,7 +29,9 @@ export interface Address {
 export interface PrivateCluster {
   /** The seed nodes (every node of the cluster). */
   nodes: Address[];
-  /** REDIS_CLUSTER_NODES for a Tessera on this cluster. */
+  /** With TLS: the client side's CA and certificate. */
+  clientTls?: ClientTls;
+  /** REDIS_CLUSTER_NODES (with TLS, the REDIS_TLS settings) for a Tessera on this cluster. */
   env: Record<string, string>;
   /** The master that serves the slot of `key` now (any key's hash tag counts, as in Redis). */
   masterOf(key: string): Promise<Address>;
@@ -42,8 +53,8 @@ export interface PrivateCluster {
 const HOST = '127.0.0.1';
 const run = promisify(execFile);
 
-async function withClient<T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ ...address, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ ...address, ...(tls ? { tls } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -71,29 +82,47 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
 
 /** Starts the cluster; resolves once every node reports cluster_state:ok and knows every other. */
-export async function startPrivateCluster(): Promise<PrivateCluster> {
-  const servers = new Map<number, { child: ChildProcess; dir: string }>();
+export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): Promise<PrivateCluster> {
+  const servers = new Map<number, { child: ChildProcess; dir: string; busPort: number }>();
+  const certificates = mkdtempSync(join(tmpdir(), 'tessera-cluster-tls-'));
   const stop = async () => {
     await Promise.all([...servers.values()].map(({ child }) => killRedisServer(child)));
     for (const { dir } of servers.values()) rmSync(dir, { recursive: true, force: true });
+    rmSync(certificates, { recursive: true, force: true });
   };
-  const startNode = async (port: number, dir: string) => {
-    const child = await startRedisServer(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000', '--dir', dir, '--repl-diskless-sync-delay', '0']);
-    servers.set(port, { child, dir });
+  let serverTls: ServerTls | undefined;
+  let clientTls: ClientTls | undefined;
+  let probeTls: ConnectionOptions | undefined;
+  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use);
+  // The bus port is chosen too: port + 10000, Redis's default, may be taken or above 65535.
+  const startNode = async (port: number, dir: string, busPort: number) => {
+    const cluster = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000', '--cluster-port', String(busPort)];
+    const child = await startRedisServer(port, [...cluster, ...(serverTls ? ['--tls-cluster', 'yes'] : []), '--dir', dir, '--repl-diskless-sync-delay', '0'], serverTls);
+    servers.set(port, { child, dir, busPort });
   };
   const nodes: Address[] = [];
   try {
+    if (tls) {
+      const ca = await createTestCa(certificates);
+      const server = await ca.issue('redis-server', `IP:${HOST}`);
+      const client = await ca.issue('tessera-client');
+      serverTls = { ...server, caFile: ca.certFile, authClients: tls.authClients };
+      const read = (file: string) => readFileSync(file);
+      clientTls = { ca: read(ca.certFile), cert: read(client.certFile), key: read(client.keyFile), caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile };
+      probeTls = { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key };
+    }
     for (let index = 0; index < 6; index++) {
       const port = await freePort();
-      await startNode(port, mkdtempSync(join(tmpdir(), `tessera-cluster-${port}-`)));
+      await startNode(port, mkdtempSync(join(tmpdir(), `tessera-cluster-${port}-`)), await freePort());
       nodes.push({ host: HOST, port });
     }
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
-    await waitForClusterOk(nodes, 60_000);
+    const cliTls = clientTls ? ['--tls', '--cacert', clientTls.caFile, '--cert', clientTls.certFile, '--key', clientTls.keyFile] : [];
+    await run('redis-cli', [...cliTls, '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+    await waitForClusterOk(nodes, probeTls, 60_000);
     // A replica takes over only with data recent enough: wait until each one has synced.
     for (const node of nodes) {
       await until(`the replica at ${node.port} in sync`, 30_000, () =>
-        withClient(node, async (client) => {
+        withProbe(node, async (client) => {
           const info = await client.info('replication');
           return info.includes('role:master') || info.includes('master_link_status:up') ? true : undefined;
         }),
@@ -112,7 +141,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     let lastError: unknown;
     for (const node of liveNodes()) {
       try {
-        return await withClient(node, (client) => client.call('CLUSTER', 'SLOTS') as Promise<SlotRange[]>);
+        return await withProbe(node, (client) => client.call('CLUSTER', 'SLOTS') as Promise<SlotRange[]>);
       } catch (error) {
         lastError = error;
       }
@@ -126,9 +155,13 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
   };
   const slotOf = (key: string | undefined) => (key === undefined ? 0 : slotOfKey(key));
 
+  const tlsEnv: Record<string, string> = clientTls
+    ? { REDIS_TLS: 'true', REDIS_TLS_CA_FILE: clientTls.caFile, ...(tls?.authClients ? { REDIS_TLS_CERT_FILE: clientTls.certFile, REDIS_TLS_KEY_FILE: clientTls.keyFile } : {}) }
+    : {};
   return {
     nodes,
-    env: { REDIS_CLUSTER_NODES: nodes.map(({ host, port }) => `${host}:${port}`).join(',') },
+    ...(clientTls ? { clientTls } : {}),
+    env: { REDIS_CLUSTER_NODES: nodes.map(({ host, port }) => `${host}:${port}`).join(','), ...tlsEnv },
     masterOf: (key) => masterOfSlot(slotOfKey(key)),
     async masters() {
       return (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] })).filter((address, index, all) => all.findIndex((other) => other.port === address.port) === index);
@@ -137,9 +170,9 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     async waitForReplication() {
       const masters = (await slots()).map((range) => ({ host: range[2][0], port: range[2][1] }));
       for (const master of masters) {
-        const info = await withClient(master, (client) => client.info('replication'));
+        const info = await withProbe(master, (client) => client.info('replication'));
         if (info.includes('connected_slaves:0')) continue;
-        const acknowledged = await withClient(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
+        const acknowledged = await withProbe(master, (client) => client.call('WAIT', '1', '10000') as Promise<number>);
         if (acknowledged < 1) throw new Error(`the replica of ${master.port} did not acknowledge its writes within 10 s`);
       }
     },
@@ -157,24 +190,24 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
         const now = await masterOfSlot(slotOf(key));
         return now.port !== old.port ? now : undefined;
       });
-      await waitForClusterOk(liveNodes(), timeoutMs);
+      await waitForClusterOk(liveNodes(), probeTls, timeoutMs);
       return promoted;
     },
     async restartNode(address) {
       const server = servers.get(address.port);
       if (!server) throw new Error(`no node of this cluster at port ${address.port}`);
       await killRedisServer(server.child);
-      await startNode(address.port, server.dir);
-      await waitForClusterOk(liveNodes(), 30_000);
+      await startNode(address.port, server.dir, server.busPort);
+      await waitForClusterOk(liveNodes(), probeTls, 30_000);
     },
     stop,
   };
 }
 
-async function waitForClusterOk(nodes: Address[], timeoutMs: number): Promise<void> {
+async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undefined, timeoutMs: number): Promise<void> {
   for (const node of nodes) {
     await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
-      withClient(node, async (client) => {
+      withClient(node, tls, async (client) => {
         const info = (await client.call('CLUSTER', 'INFO')) as string;
         return info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:6') ? true : undefined;
       }),
@@ -184,17 +217,18 @@ async function waitForClusterOk(nodes: Address[], timeoutMs: number): Promise<vo
 
 /** A Cluster client on the private cluster, for what a test checks beside the store. */
 export function rawClusterClient(cluster: PrivateCluster): Cluster {
-  return new Cluster(cluster.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 0 } });
+  const tls = cluster.clientTls ? { tls: { ca: cluster.clientTls.ca, cert: cluster.clientTls.cert, key: cluster.clientTls.key } } : {};
+  return new Cluster(cluster.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 0, ...tls } });
 }
 
 /**
  * A cluster for the test file that calls this (at its top level): started before its tests,
  * stopped after them. Returns a getter for it.
  */
-export function usePrivateCluster(): () => PrivateCluster {
+export function usePrivateCluster(options: PrivateClusterOptions = {}): () => PrivateCluster {
   let cluster: PrivateCluster | undefined;
   beforeAll(async () => {
-    cluster = await startPrivateCluster();
+    cluster = await startPrivateCluster(options);
   }, 120_000);
   afterAll(async () => {
     await cluster?.stop();

@@ -25,6 +25,7 @@ import {
   type RoleOptions,
   type StoreLogger,
 } from './connection.ts';
+import { slotOfKey } from './cluster-slots.ts';
 import { createClusterDataLossDetector, createDataLossDetector } from './data-loss.ts';
 import { DEFAULT_HEARTBEAT_MS, startHeartbeat, type Probed } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
@@ -204,6 +205,16 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   await connectFirst(context, commands);
 
   const k = (key: string) => keyPrefix + key;
+  /**
+   * On a cluster, a channel's messages all go through one node, the master of the channel's slot
+   * (PUBLISH names no key: ioredis would pick a node at random, and two messages sent to two nodes
+   * may reach a subscriber out of order). Elsewhere, the commands connection.
+   */
+  const publisher = (channel: string): RedisClient => {
+    if (!(commandsClient instanceof Cluster)) return commandsClient;
+    const master = commandsClient.slots[slotOfKey(channel)]?.[0];
+    return commandsClient.nodes('master').find(({ options }) => `${options.host}:${options.port}` === master) ?? commandsClient;
+  };
   const runCommand = <T>(operation: string, send: () => Promise<T>) => run(context, operation, commands, send);
 
   // Index additions (a token into its grant's and client's sets) are many per second to few sets:
@@ -317,7 +328,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     },
 
     async publish(channel, message) {
-      await runCommand('PUBLISH', () => commandsClient.publish(k(channel), message));
+      await runCommand('PUBLISH', () => publisher(k(channel)).publish(k(channel), message));
     },
 
     subscribe(channel, handler, subscribeOptions) {
