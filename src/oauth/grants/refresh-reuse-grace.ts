@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { storeUnavailableCause } from '../../shared/errors.ts';
 import { oidcDigest, oidcKeys } from '../adapter/oidc-keys.ts';
 
 // The refresh-token reuse grace: a rotated refresh token presented again within the grace gets the
@@ -122,20 +123,21 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
   }
 
   /**
-   * Gives up the claim taken at `at`. When the store fails (the rotation most likely failed with
-   * it), the claim would make every retry wait for a rotation that never finishes until the grace
-   * is over; so it is tried again in the background until the store answers, for as long as the
-   * claim could still be there, and only while it is still this one (another can only follow it).
+   * Gives up the claim taken at `at` (with `alsoDelete`, the keys of its slot the failed rotation
+   * wrote). When the store fails (the rotation most likely failed with it), the claim would make
+   * every retry wait for a rotation that never finishes until the grace is over; so it is tried
+   * again in the background until the store answers, for as long as the claim could still be
+   * there, and only while it is still this one (another can only follow it).
    */
-  async function releaseClaim(claimKey: string, at: number): Promise<void> {
+  async function releaseClaim(claimKey: string, at: number, alsoDelete: string[] = []): Promise<void> {
     try {
-      await store.del(claimKey);
+      await store.del(claimKey, ...alsoDelete);
     } catch (error) {
       const giveUpAt = performance.now() + ttlMs;
       const retry = () => {
         store
           .get(claimKey)
-          .then((held) => (held === String(at) ? store.del(claimKey) : 0))
+          .then((held) => (held === String(at) ? store.del(claimKey, ...alsoDelete) : 0))
           .catch(() => {
             if (performance.now() < giveUpAt) setTimeout(retry, RELEASE_RETRY_MS).unref();
           });
@@ -151,16 +153,25 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
       // All three share the token's hash tag: one MGET.
       const answerKey = oidcKeys.reuseAnswer(digest);
       const claimKey = oidcKeys.rotationClaim(digest);
+      const consumedKey = oidcKeys.consumed('RefreshToken', digest);
       const keys = [answerKey, claimKey, oidcKeys.payload('RefreshToken', digest)];
 
-      /** Rotates under the claim taken at `at`, and keeps the answer for the grace. */
-      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number): Promise<TokenAnswerBody> {
+      /**
+       * Rotates under the claim taken at `at`, and keeps the answer for the grace. `unconsumed`:
+       * the token had no consumed marker when the claim was taken.
+       */
+      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number, unconsumed: boolean): Promise<TokenAnswerBody> {
         let body: TokenAnswerBody;
         try {
           body = await issue();
         } catch (error) {
           // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
-          await releaseClaim(claimKey, at);
+          // The rotation consumes the old token before it saves the successor, which on a Redis
+          // Cluster may live on another master: when the store failed, the token may be marked
+          // consumed with no successor the client ever saw, and its retry would read as reuse
+          // (and revoke the login). So a marker written under this claim goes with it, in one
+          // step (same hash tag); a token already consumed before the claim keeps its marker.
+          await releaseClaim(claimKey, at, unconsumed && storeUnavailableCause(error) ? [consumedKey] : []);
           throw error;
         }
         // Kept once, never overwritten or extended: its grace counts from the claim. The answer goes
@@ -170,12 +181,17 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true }).catch((error: unknown) => options.onKeepFailed?.(error));
         return body;
       }
-      const claim = async (at: number) => store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+      /** Takes the claim (null if another holds it), reading the consumed marker in the same round trip. */
+      const claim = async (at: number): Promise<{ unconsumed: boolean } | null> => {
+        const [claimed, consumed] = await Promise.all([store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true }), store.get(consumedKey)]);
+        return claimed ? { unconsumed: consumed === null } : null;
+      };
 
       // The usual refresh first: a token nobody has claimed is claimed in one step.
       if (rotate) {
         const at = clock();
-        if (await claim(at)) return rotateClaimed(rotate, at);
+        const claimed = await claim(at);
+        if (claimed) return rotateClaimed(rotate, at, claimed.unconsumed);
       }
       const waitUntil = performance.now() + waitMs;
       let pause = FIRST_PAUSE_MS;
@@ -203,7 +219,8 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         if (!rotate) return null;
         // An unknown token claims nothing: the rotation only refuses it.
         if (payload === null) return rotate();
-        if (await claim(now)) return rotateClaimed(rotate, now);
+        const claimed = await claim(now);
+        if (claimed) return rotateClaimed(rotate, now, claimed.unconsumed);
       }
     },
   };
