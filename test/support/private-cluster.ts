@@ -19,6 +19,8 @@ import { createTestCa } from './test-certificates.ts';
 export interface PrivateClusterOptions {
   /** TLS everywhere; with authClients, every node asks clients for a certificate. */
   tls?: { authClients: boolean };
+  /** Every node's requirepass (and masterauth, for its replicas). */
+  password?: string;
 }
 
 export interface Address {
@@ -43,6 +45,8 @@ export interface PrivateCluster {
   killMaster(key?: string): Promise<Address>;
   /** kill -9 of the node at this address. */
   killNode(address: Address): Promise<Address>;
+  /** SIGSTOP of the node at this address (it keeps its sockets open and answers nothing), or SIGCONT. */
+  freezeNode(address: Address, frozen: boolean): void;
   /** Resolves once a node other than `old` serves the slot of `key` and the cluster is ok again. */
   waitForFailover(old: Address, key: string | undefined, timeoutMs: number): Promise<Address>;
   /** Starts a node that was killed again, on its port and with its cluster state (it rejoins). */
@@ -53,8 +57,8 @@ export interface PrivateCluster {
 const HOST = '127.0.0.1';
 const run = promisify(execFile);
 
-async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ ...address, ...(tls ? { tls } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>, password?: string): Promise<T> {
+  const client = new Redis({ ...address, ...(tls ? { tls } : {}), ...(password ? { password } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000, commandTimeout: 5000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -82,7 +86,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
 
 /** Starts the cluster; resolves once every node reports cluster_state:ok and knows every other. */
-export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): Promise<PrivateCluster> {
+export async function startPrivateCluster({ tls, password }: PrivateClusterOptions = {}): Promise<PrivateCluster> {
   const servers = new Map<number, { child: ChildProcess; dir: string; busPort: number }>();
   const certificates = mkdtempSync(join(tmpdir(), 'tessera-cluster-tls-'));
   const stop = async () => {
@@ -93,11 +97,12 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
   let serverTls: ServerTls | undefined;
   let clientTls: ClientTls | undefined;
   let probeTls: ConnectionOptions | undefined;
-  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use);
+  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use, password);
   // The bus port is chosen too: port + 10000, Redis's default, may be taken or above 65535.
   const startNode = async (port: number, dir: string, busPort: number) => {
     const cluster = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000', '--cluster-port', String(busPort)];
-    const child = await startRedisServer(port, [...cluster, ...(serverTls ? ['--tls-cluster', 'yes'] : []), '--dir', dir, '--repl-diskless-sync-delay', '0'], serverTls);
+    const auth = password ? ['--requirepass', password, '--masterauth', password] : [];
+    const child = await startRedisServer(port, [...cluster, ...auth, ...(serverTls ? ['--tls-cluster', 'yes'] : []), '--dir', dir, '--repl-diskless-sync-delay', '0'], serverTls);
     servers.set(port, { child, dir, busPort });
   };
   const nodes: Address[] = [];
@@ -117,8 +122,8 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
       nodes.push({ host: HOST, port });
     }
     const cliTls = clientTls ? ['--tls', '--cacert', clientTls.caFile, '--cert', clientTls.certFile, '--key', clientTls.keyFile] : [];
-    await run('redis-cli', [...cliTls, '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
-    await waitForClusterOk(nodes, probeTls, 60_000);
+    await run('redis-cli', [...cliTls, ...(password ? ['-a', password, '--no-auth-warning'] : []), '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+    await waitForClusterOk(nodes, probeTls, 60_000, password);
     // A replica takes over only with data recent enough: wait until each one has synced.
     for (const node of nodes) {
       await until(`the replica at ${node.port} in sync`, 30_000, () =>
@@ -158,6 +163,7 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
   const tlsEnv: Record<string, string> = clientTls
     ? { REDIS_TLS: 'true', REDIS_TLS_CA_FILE: clientTls.caFile, ...(tls?.authClients ? { REDIS_TLS_CERT_FILE: clientTls.certFile, REDIS_TLS_KEY_FILE: clientTls.keyFile } : {}) }
     : {};
+  if (password) tlsEnv.REDIS_PASSWORD = password;
   return {
     nodes,
     ...(clientTls ? { clientTls } : {}),
@@ -181,6 +187,9 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
       await killRedisServer(servers.get(master.port)?.child);
       return master;
     },
+    freezeNode(address, frozen) {
+      servers.get(address.port)?.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+    },
     async killNode(address) {
       await killRedisServer(servers.get(address.port)?.child);
       return address;
@@ -190,7 +199,8 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
         const now = await masterOfSlot(slotOf(key));
         return now.port !== old.port ? now : undefined;
       });
-      await waitForClusterOk(liveNodes(), probeTls, timeoutMs);
+      // (Not asking `old`: it may be frozen rather than dead.)
+      await waitForClusterOk(liveNodes().filter(({ port }) => port !== old.port), probeTls, timeoutMs, password);
       return promoted;
     },
     async restartNode(address) {
@@ -198,19 +208,19 @@ export async function startPrivateCluster({ tls }: PrivateClusterOptions = {}): 
       if (!server) throw new Error(`no node of this cluster at port ${address.port}`);
       await killRedisServer(server.child);
       await startNode(address.port, server.dir, server.busPort);
-      await waitForClusterOk(liveNodes(), probeTls, 30_000);
+      await waitForClusterOk(liveNodes(), probeTls, 30_000, password);
     },
     stop,
   };
 }
 
-async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undefined, timeoutMs: number): Promise<void> {
+async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undefined, timeoutMs: number, password?: string): Promise<void> {
   for (const node of nodes) {
     await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
       withClient(node, tls, async (client) => {
         const info = (await client.call('CLUSTER', 'INFO')) as string;
         return info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:6') ? true : undefined;
-      }),
+      }, password),
     );
   }
 }
