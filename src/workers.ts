@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import { usesRedis } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 
 /** What the supervisor sends a worker to make it drain and exit (main.ts listens for it). */
@@ -21,8 +22,8 @@ export function workersRefusal(config: Config, count: number): string | null {
   if (config.database.url === null) {
     return `TESSERA_WORKERS=${config.http.workers} needs PostgreSQL (DATABASE_URL): the embedded database admits one process only. Set DATABASE_URL, or run one worker.`;
   }
-  if (config.redis.url === null) {
-    return `TESSERA_WORKERS=${config.http.workers} needs Redis (REDIS_URL): without it, sessions and invalidations live in one process and cannot be shared between workers. Set REDIS_URL, or run one worker.`;
+  if (!usesRedis(config)) {
+    return `TESSERA_WORKERS=${config.http.workers} needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): without it, sessions and invalidations live in one process and cannot be shared between workers. Set one of them, or run one worker.`;
   }
   return null;
 }

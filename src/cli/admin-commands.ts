@@ -39,7 +39,7 @@ function oneUsername(positionals: string[], usage: string): string {
 
 /**
  * A command whose arguments are checked: what remains needs the core (the database) and prints.
- * `withoutRedis`, when set, is why the command cannot work without the servers' REDIS_URL: it is
+ * `withoutRedis`, when set, is why the command cannot work without the servers' Redis: it is
  * then refused before anything is opened.
  */
 export type PlannedCommand<C = Core> = ((core: C, io: Output) => Promise<void>) & { withoutRedis?: string };
@@ -121,7 +121,7 @@ export function planUserCommand(args: string[]): PlannedCommand {
         io.out(what.length ? `Unlocked ${user.username}: lifted ${what.join(' and ')}.` : `${user.username} was not locked; its failure counts are cleared.`);
       };
       // The sign-in limits live in the ephemeral store: Redis, or the server's own memory.
-      unlock.withoutRedis = 'without REDIS_URL the sign-in limits live in the server\'s memory, out of this command\'s reach: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)';
+      unlock.withoutRedis = 'without Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) the sign-in limits live in the server\'s memory, out of this command\'s reach: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)';
       return unlock;
     }
     default:

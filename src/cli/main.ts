@@ -11,7 +11,7 @@ Usage:
   tessera user passwd <username> [--password-stdin]
   tessera user disable <username>
   tessera user enable <username>
-  tessera user unlock <username or e-mail>  lift the account's sign-in lockouts (needs the servers' REDIS_URL)
+  tessera user unlock <username or e-mail>  lift the account's sign-in lockouts (needs the servers' Redis)
   tessera user scopes <username> <S,...>    set the scopes a user may be granted
   tessera user list [--limit N] [--offset N]
   tessera client create --kind device|service|resource_server|web --name NAME [--id ID]

@@ -23,7 +23,9 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   REDIS_SENTINELS: { path: ['redis', 'sentinels'], kind: 'list' },
   REDIS_SENTINEL_MASTER: { path: ['redis', 'sentinelMaster'], kind: 'string' },
   REDIS_SENTINEL_PASSWORD: { path: ['redis', 'sentinelPassword'], kind: 'string', secret: true },
+  REDIS_CLUSTER_NODES: { path: ['redis', 'clusterNodes'], kind: 'list' },
   REDIS_PASSWORD: { path: ['redis', 'password'], kind: 'string', secret: true },
+  REDIS_USERNAME: { path: ['redis', 'username'], kind: 'string' },
   REDIS_TLS: { path: ['redis', 'tls', 'enabled'], kind: 'boolean' },
   REDIS_TLS_CA_FILE: { path: ['redis', 'tls', 'caFile'], kind: 'string' },
   REDIS_TLS_CERT_FILE: { path: ['redis', 'tls', 'certFile'], kind: 'string' },
@@ -303,9 +305,9 @@ export function redactConfig(config: Config): Json {
   return copy;
 }
 
-/** Whether Tessera keeps its ephemeral state in Redis (a URL or Sentinel), shared by every process. */
+/** Whether Tessera keeps its ephemeral state in Redis (a URL, Sentinel or a cluster), shared by every process. */
 export function usesRedis(config: Config): boolean {
-  return config.redis.url !== null || config.redis.sentinelMaster !== null;
+  return config.redis.url !== null || config.redis.sentinelMaster !== null || config.redis.clusterNodes.length > 0;
 }
 
 /** Where the embedded database lives, resolved against the working directory. */

@@ -57,6 +57,8 @@ const validPort = (port: string | undefined) => port !== undefined && Number(por
 
 /** host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
 export const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+/** A Redis address as the settings take it (REDIS_SENTINELS, REDIS_CLUSTER_NODES). */
+const hostPort = z.string().refine((value) => validPort(HOST_PORT.exec(value)?.[2]), { message: 'each must be host:port (a port from 1 to 65535)' });
 
 /** Whether the connections to Redis itself (not to the sentinels) use TLS: REDIS_TLS, or a rediss:// URL. */
 export function redisUsesTls(redis: { url: string | null; tls: { enabled: boolean } }): boolean {
@@ -97,14 +99,19 @@ export const configSchema = z.object({
     .object({
       url: urlWith(['redis:', 'rediss:']).nullable(),
       /** Redis Sentinel instead of url: the sentinels (host:port) and the name of the master they watch. */
-      sentinels: z
-        .array(z.string().refine((value) => validPort(HOST_PORT.exec(value)?.[2]), { message: 'each must be host:port (a port from 1 to 65535)' }))
-        .default([]),
+      sentinels: z.array(hostPort).default([]),
       sentinelMaster: z.string().min(1).nullable().default(null),
       /** The password of the sentinels, when they require one. */
       sentinelPassword: z.string().min(1).nullable().default(null),
-      /** The password of the master and replicas found through the sentinels (with url, the URL carries it). */
+      /** Redis Cluster instead of url or Sentinel: seed nodes (host:port); the others are found from them. */
+      clusterNodes: z.array(hostPort).default([]),
+      /**
+       * The password of the master and replicas found through the sentinels, or of the cluster's
+       * nodes (with url, the URL carries it).
+       */
       password: z.string().min(1).nullable().default(null),
+      /** The ACL user that password belongs to (Redis 6 and later); without it, the default user. */
+      username: z.string().min(1).nullable().default(null),
       /**
        * TLS to Redis (on with enabled or a rediss:// URL): PEM files read at start-up. The
        * servers' certificates are always verified, against caFile or else Node's trusted CAs.
@@ -128,15 +135,26 @@ export const configSchema = z.object({
     })
     .superRefine((redis, issues) => {
       const sentinel = redis.sentinels.length > 0 || redis.sentinelMaster !== null;
-      if (sentinel && redis.url !== null) {
+      const cluster = redis.clusterNodes.length > 0;
+      if (cluster && (redis.url !== null || sentinel)) {
+        const other = redis.url !== null ? 'REDIS_URL' : 'REDIS_SENTINELS/REDIS_SENTINEL_MASTER';
+        issues.addIssue({ code: 'custom', path: ['clusterNodes'], message: `REDIS_CLUSTER_NODES and ${other} are exclusive: set one way to reach Redis` });
+      } else if (sentinel && redis.url !== null) {
         issues.addIssue({ code: 'custom', path: ['url'], message: 'REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_MASTER are exclusive: set one way to reach Redis' });
       } else if (redis.sentinels.length > 0 && redis.sentinelMaster === null) {
         issues.addIssue({ code: 'custom', path: ['sentinelMaster'], message: 'REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name of the master the sentinels monitor' });
       } else if (redis.sentinelMaster !== null && redis.sentinels.length === 0) {
         issues.addIssue({ code: 'custom', path: ['sentinels'], message: 'REDIS_SENTINEL_MASTER needs REDIS_SENTINELS, the sentinels as host:port,…' });
       }
-      if (!sentinel && (redis.sentinelPassword !== null || redis.password !== null)) {
-        issues.addIssue({ code: 'custom', path: [redis.password !== null ? 'password' : 'sentinelPassword'], message: 'only used with REDIS_SENTINELS (with REDIS_URL, the URL carries the password)' });
+      if (!sentinel && !cluster && (redis.password !== null || redis.username !== null)) {
+        issues.addIssue({
+          code: 'custom',
+          path: [redis.password !== null ? 'password' : 'username'],
+          message: 'only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, the URL carries the user and password)',
+        });
+      }
+      if (!sentinel && redis.sentinelPassword !== null) {
+        issues.addIssue({ code: 'custom', path: ['sentinelPassword'], message: 'only used with REDIS_SENTINELS' });
       }
       if (!sentinel && redis.sentinelTls) {
         issues.addIssue({ code: 'custom', path: ['sentinelTls'], message: 'only used with REDIS_SENTINELS (REDIS_TLS or a rediss:// URL turns TLS on for Redis itself)' });

@@ -25,27 +25,40 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   return database;
 }
 
-/** The sentinels of the configuration (host:port, validated by the schema) as ioredis takes them. */
-export function sentinelAddresses(sentinels: string[]): { host: string; port: number }[] {
-  return sentinels.map((address) => {
+/** Sentinels or cluster nodes of the configuration (host:port, validated by the schema) as ioredis takes them. */
+export function sentinelAddresses(addresses: string[]): { host: string; port: number }[] {
+  return addresses.map((address) => {
     const [, host, port] = HOST_PORT.exec(address)!;
     return { host: host!.replace(/^\[(.*)\]$/, '$1'), port: Number(port) };
   });
 }
 
 /**
- * Redis when redis.url is set, Redis through Sentinel when redis.sentinels is, otherwise the
- * in-process store, which only suits one process.
+ * Redis when redis.url is set, Redis through Sentinel when redis.sentinels is, a Redis Cluster when
+ * redis.clusterNodes is, otherwise the in-process store, which only suits one process.
  */
 export async function openEphemeralStore(config: Config, logger: Logger): Promise<EphemeralStore> {
-  const { sentinels, sentinelMaster, sentinelPassword, password } = config.redis;
+  const { sentinels, sentinelMaster, sentinelPassword, clusterNodes, password, username } = config.redis;
   const { tls, sentinelTls } = readRedisTls(config.redis);
+  const credentials = { ...(password === null ? {} : { password }), ...(username === null ? {} : { username }) };
+  if (clusterNodes.length > 0) {
+    const store = await createRedisEphemeralStore({
+      cluster: { nodes: sentinelAddresses(clusterNodes), ...credentials },
+      ...(tls === undefined ? {} : { tls }),
+      keyPrefix: config.redis.keyPrefix,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
+      commandTimeoutMs: config.redis.commandTimeoutMs,
+      logger,
+    });
+    logger.info({ redisCluster: clusterNodes, redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using a Redis Cluster');
+    return store;
+  }
   if (sentinelMaster !== null && sentinels.length > 0) {
     const sentinel = {
       sentinels: sentinelAddresses(sentinels),
       masterName: sentinelMaster,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
-      ...(password === null ? {} : { password }),
+      ...credentials,
       ...(sentinelTls === undefined ? {} : { sentinelTls }),
     };
     const store = await createRedisEphemeralStore({

@@ -1,5 +1,6 @@
-import { Redis } from 'ioredis';
-import { createRedisEphemeralStore, type SentinelTarget } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { Redis, type Cluster } from 'ioredis';
+import { createRedisEphemeralStore, type ClusterTarget, type SentinelTarget } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { rawClusterClient, usePrivateCluster } from '../support/private-cluster.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';
@@ -14,12 +15,18 @@ describeApiSessionStoreContract('Redis through Sentinel', () => {
   return openFixture({ sentinels, masterName });
 });
 
-/** A store on the shared Redis (a URL) or through Sentinel, and a raw connection beside it. */
-async function openFixture(target: string | SentinelTarget): Promise<ApiSessionStoreFixture> {
+// And on a Redis Cluster of this file's own (three masters, three replicas): no operation may
+// touch keys of two slots (CROSSSLOT).
+const cluster = usePrivateCluster();
+describeApiSessionStoreContract('Redis Cluster', () => openFixture({ nodes: cluster().nodes }));
+
+/** A store on the shared Redis (a URL), through Sentinel or on a cluster, and a raw connection beside it. */
+async function openFixture(target: string | SentinelTarget | ClusterTarget): Promise<ApiSessionStoreFixture> {
   const keyPrefix = uniqueRedisPrefix();
-  const where = typeof target === 'string' ? { url: target } : { sentinel: target };
+  const where = typeof target === 'string' ? { url: target } : 'nodes' in target ? { cluster: target } : { sentinel: target };
   const store = await createRedisEphemeralStore({ ...where, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
-  const raw = typeof target === 'string' ? new Redis(target, { lazyConnect: true }) : new Redis({ sentinels: target.sentinels, name: target.masterName, lazyConnect: true });
+  const raw: Redis | Cluster =
+    typeof target === 'string' ? new Redis(target, { lazyConnect: true }) : 'nodes' in target ? rawClusterClient(cluster()) : new Redis({ sentinels: target.sentinels, name: target.masterName, lazyConnect: true });
   await raw.connect();
   // Redis keeps real time (TTLs count down for real); the clock goes to the session store only.
   let now = Date.parse('2030-01-01T00:00:00Z');
@@ -33,7 +40,7 @@ async function openFixture(target: string | SentinelTarget): Promise<ApiSessionS
     cleanup: async () => {
       await store.close();
       await raw.quit();
-      // The private Sentinel set-up goes with its file; the shared Redis is cleaned up after.
+      // The private Sentinel set-up and cluster go with their file; the shared Redis is cleaned up after.
       if (typeof target === 'string') await dropRedisPrefix(keyPrefix);
     },
   };

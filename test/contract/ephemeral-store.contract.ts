@@ -112,7 +112,7 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
         await elapse(150);
         expect(await store.get('short')).toBeNull();
         expect(await store.ttl('short')).toBeNull();
-        expect(await store.getMany(['short', 'long'])).toEqual([null, 'v']);
+        expect(await store.get('long')).toBe('v');
         expect(await store.get('extended')).toBe('v');
         expect(await store.set('short', 'again', { ttlMs: 60_000, onlyIfAbsent: true })).toBe(true);
         expect(await store.get('short')).toBe('again');
@@ -148,7 +148,8 @@ export function describeEphemeralStoreContract(name: string, create: () => Promi
         await store.set('{session:x}:data', 'tagged', { ttlMs: 60_000 });
         await store.set('session:x:data', 'plain', { ttlMs: 60_000 });
         await store.set('{session:y}:data', 'other tag', { ttlMs: 60_000 });
-        expect(await store.getMany(['{session:x}:data', 'session:x:data', '{session:y}:data'])).toEqual(['tagged', 'plain', 'other tag']);
+        // (One key each: getMany's keys share a hash tag, or a cluster refuses them.)
+        expect(await Promise.all(['{session:x}:data', 'session:x:data', '{session:y}:data'].map((key) => store.get(key)))).toEqual(['tagged', 'plain', 'other tag']);
         expect(await store.getDel('{session:x}:data')).toBe('tagged');
         expect(await store.get('session:x:data')).toBe('plain');
       });

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { MARKER_KEY_PREFIX } from '../../src/store/redis/data-loss.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
+import { usePrivateCluster } from '../support/private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';
@@ -28,6 +29,23 @@ const sentinel = usePrivateSentinel();
 describeEphemeralStoreContract('Redis through Sentinel', async () => {
   const { sentinels, masterName } = sentinel();
   const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
+// And on a Redis Cluster of this file's own (three masters, three replicas).
+const cluster = usePrivateCluster();
+describeEphemeralStoreContract('Redis Cluster', async () => {
+  const store = await createRedisEphemeralStore({ cluster: { nodes: cluster().nodes }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  return { store, cleanup: () => store.close() };
+});
+
+// And on a cluster whose nodes speak TLS only (the cluster bus and replication too) and ask for a
+// client certificate: the TLS options reach every node's connection and the subscriber's.
+const tlsCluster = usePrivateCluster({ tls: { authClients: true } });
+describeEphemeralStoreContract('Redis Cluster over TLS', async () => {
+  const { nodes, clientTls } = tlsCluster();
+  const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
+  const store = await createRedisEphemeralStore({ cluster: { nodes }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 

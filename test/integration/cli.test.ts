@@ -92,7 +92,7 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       // Without the servers' REDIS_URL the lockouts live in the server's memory, out of the CLI's reach.
       const unlock = await tessera(['user', 'unlock', 'alice'], env);
       expect(unlock.code).toBe(1);
-      expect(unlock.stderr).toMatch(/without REDIS_URL .* restarting the server lifts every lockout/);
+      expect(unlock.stderr).toMatch(/without Redis \(REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES\) .* restarting the server lifts every lockout/);
       const noTerminal = await tessera(['user', 'create', 'dave'], env);
       expect(noTerminal.code).toBe(2);
       expect(noTerminal.stderr).toMatch(/--password-stdin/);
@@ -155,7 +155,7 @@ describe('tessera CLI arguments', () => {
       // database is opened, so it works while an embedded server holds the database.
       const unlock = await tessera(['user', 'unlock', 'alice'], embedded);
       expect(unlock).toMatchObject({ code: 1, stdout: '' });
-      expect(unlock.stderr).toMatch(/without REDIS_URL .* restarting the server lifts every lockout/);
+      expect(unlock.stderr).toMatch(/without Redis \(REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES\) .* restarting the server lifts every lockout/);
       await expect(access(embedded.TESSERA_DATA_DIR)).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       await rm(dir, { recursive: true, force: true });

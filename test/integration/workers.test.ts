@@ -482,7 +482,7 @@ describe('TESSERA_WORKERS=2 refused where workers cannot share state', () => {
 
   it('refuses to run without Redis, naming REDIS_URL', async () => {
     await expect(startServerProcess({ TESSERA_WORKERS: '2', DATABASE_URL: db.url, TESSERA_DATA_DIR: dataDir })).rejects.toThrow(
-      /exited with 78 before listening[\s\S]*needs Redis \(REDIS_URL\): without it, sessions and invalidations live in one process/,
+      /exited with 78 before listening[\s\S]*needs Redis \(REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES\): without it, sessions and invalidations live in one process/,
     );
   }, 60_000);
 });

@@ -1,18 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { startTopology, TOPOLOGIES, type RedisTopology } from '../support/redis-topologies.ts';
 
 // The topologies themselves: fail() takes Redis away, restored() waits until it serves again, and
 // what was written before the outage is still there (persistence, or the replica's copy).
 
 /** A client for the topology's env, failing fast while Redis is away. */
-function connect(env: Record<string, string>): Redis {
+function connect(env: Record<string, string>): Redis | Cluster {
   const options = { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 100 };
+  const addresses = (list: string) => list.split(',').map((hostPort) => ({ host: hostPort.split(':')[0]!, port: Number(hostPort.split(':')[1]) }));
+  if (env.REDIS_CLUSTER_NODES) {
+    const cluster = new Cluster(addresses(env.REDIS_CLUSTER_NODES), { lazyConnect: true, enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 }, clusterRetryStrategy: () => 100 });
+    cluster.on('error', () => undefined);
+    return cluster;
+  }
   const client = env.REDIS_URL
     ? new Redis(env.REDIS_URL, options)
     : new Redis({
         ...options,
-        sentinels: env.REDIS_SENTINELS!.split(',').map((hostPort) => ({ host: hostPort.split(':')[0]!, port: Number(hostPort.split(':')[1]) })),
+        sentinels: addresses(env.REDIS_SENTINELS!),
         name: env.REDIS_SENTINEL_MASTER!,
         sentinelRetryStrategy: () => 100,
       });
@@ -31,7 +37,7 @@ async function until(what: string, timeoutMs: number, probe: () => Promise<boole
 
 describe.each(TOPOLOGIES)('the %s topology', (name) => {
   let topology: RedisTopology;
-  let client: Redis;
+  let client: Redis | Cluster;
   beforeAll(async () => {
     topology = await startTopology(name);
     client = connect(topology.env);
@@ -47,7 +53,9 @@ describe.each(TOPOLOGIES)('the %s topology', (name) => {
     const failedAt = await topology.fail();
     await until('a command failing', 10_000, async () => {
       try {
-        await client.ping();
+        // On a cluster, a command fails only on the dead master's slots: keys of every master.
+        if (client instanceof Cluster) await Promise.all(Array.from({ length: 16 }, (_, index) => client.get(`probe-${index}`)));
+        else await client.ping();
         return false;
       } catch {
         return true;

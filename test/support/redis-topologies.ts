@@ -1,3 +1,4 @@
+import { startPrivateCluster } from './private-cluster.ts';
 import { startRestartableRedis } from './private-redis.ts';
 import { startPrivateSentinel, type Address } from './private-sentinel.ts';
 
@@ -18,9 +19,9 @@ export interface RedisTopology {
 }
 
 /** The topologies this machine runs. */
-export const TOPOLOGIES: TopologyName[] = ['single', 'sentinel'];
+export const TOPOLOGIES: TopologyName[] = ['single', 'sentinel', 'cluster'];
 
-/** How long a Sentinel failover may take before restored() gives up. */
+/** How long a Sentinel or cluster failover may take before restored() gives up. */
 const FAILOVER_TIMEOUT_MS = 30_000;
 
 async function startSingle(): Promise<RedisTopology> {
@@ -62,6 +63,27 @@ async function startSentinel(): Promise<RedisTopology> {
   };
 }
 
+async function startCluster(): Promise<RedisTopology> {
+  const cluster = await startPrivateCluster();
+  let killed: Address | undefined;
+  return {
+    name: 'cluster',
+    env: cluster.env,
+    async fail() {
+      // As for Sentinel: the replicas first take every write acknowledged so far.
+      await cluster.waitForReplication();
+      killed = await cluster.killMaster();
+      return Date.now();
+    },
+    async restored() {
+      if (!killed) throw new Error('restored() before fail()');
+      await cluster.waitForFailover(killed, undefined, FAILOVER_TIMEOUT_MS);
+      return Date.now();
+    },
+    stop: () => cluster.stop(),
+  };
+}
+
 export function startTopology(name: TopologyName): Promise<RedisTopology> {
   switch (name) {
     case 'single':
@@ -69,6 +91,6 @@ export function startTopology(name: TopologyName): Promise<RedisTopology> {
     case 'sentinel':
       return startSentinel();
     case 'cluster':
-      throw new Error('no cluster topology on this branch yet');
+      return startCluster();
   }
 }

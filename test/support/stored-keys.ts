@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { MARKER_KEY_PREFIX } from '../../src/store/redis/data-loss.ts';
 
@@ -15,15 +15,18 @@ export interface StoredKey {
  * What Redis itself holds under a prefix: SCAN, then PTTL and the value of each key. The Redis
  * store's own data-loss markers (data-loss.ts) are left out: no code under test writes them.
  */
-export async function dumpRedisPrefix(raw: Redis, keyPrefix: string): Promise<StoredKey[]> {
+export async function dumpRedisPrefix(raw: Redis | Cluster, keyPrefix: string): Promise<StoredKey[]> {
   const pattern = `${keyPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    found.push(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  // On a cluster, each master holds its slots' keys.
+  for (const server of raw instanceof Cluster ? raw.nodes('master') : [raw]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      found.push(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
   const held: StoredKey[] = [];
   for (const key of found) {
     if (key.startsWith(keyPrefix + MARKER_KEY_PREFIX)) continue;

@@ -15,7 +15,11 @@ describe('the workers supervisor', () => {
     expect(workersRefusal(loadConfig({ env: { TESSERA_WORKERS: '2', ...postgresAndRedis } }), 2)).toBeNull();
     expect(workersRefusal(loadConfig({ env: {} }), 1)).toBeNull();
     expect(workersRefusal(loadConfig({ env: { TESSERA_WORKERS: '2', REDIS_URL: postgresAndRedis.REDIS_URL } }), 2)).toMatch(/needs PostgreSQL \(DATABASE_URL\)/);
-    expect(workersRefusal(loadConfig({ env: { TESSERA_WORKERS: '2', DATABASE_URL: postgresAndRedis.DATABASE_URL } }), 2)).toMatch(/needs Redis \(REDIS_URL\)/);
+    expect(workersRefusal(loadConfig({ env: { TESSERA_WORKERS: '2', DATABASE_URL: postgresAndRedis.DATABASE_URL } }), 2)).toMatch(/needs Redis \(REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES\)/);
+    // Sentinel and a cluster are Redis too.
+    const postgres = { TESSERA_WORKERS: '2', DATABASE_URL: postgresAndRedis.DATABASE_URL };
+    expect(workersRefusal(loadConfig({ env: { ...postgres, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'm' } }), 2)).toBeNull();
+    expect(workersRefusal(loadConfig({ env: { ...postgres, REDIS_CLUSTER_NODES: 'r1:6379,r2:6379' } }), 2)).toBeNull();
   });
 
   it('restarts at once after a worker that lived, and backs off, doubling up to a ceiling, while they die young', () => {

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
+import { storeUnavailableCause } from '../../shared/errors.ts';
 import { oidcDigest, oidcKeys } from '../adapter/oidc-keys.ts';
 
 // The refresh-token reuse grace: a rotated refresh token presented again within the grace gets the
@@ -122,28 +123,29 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
   }
 
   /**
-   * Claims to give up once the store answers again (claim key → the claim's time, and when it has
-   * expired anyway). A claim left behind by a store failure would make every retry wait for a
-   * rotation that never finishes, until the grace is over. One timer tries them all every
-   * RELEASE_RETRY_MS, stopping at the first failure (the store is still away), and deletes a claim
-   * only while it is still the one taken then (another can only follow it).
+   * Claims to give up once the store answers again (claim key → the claim's time, the keys of its
+   * slot the failed rotation wrote, and when it has expired anyway). A claim left behind by a store
+   * failure would make every retry wait for a rotation that never finishes, until the grace is
+   * over. One timer tries them all every RELEASE_RETRY_MS, stopping at the first failure (the store
+   * is still away), and deletes a claim only while it is still the one taken then (another can
+   * only follow it).
    */
-  const pendingReleases = new Map<string, { at: number; expiresAt: number }>();
+  const pendingReleases = new Map<string, { at: number; alsoDelete: string[]; expiresAt: number }>();
   let releaseTimer: ReturnType<typeof setTimeout> | undefined;
 
-  function releaseWhenBack(claimKey: string, at: number): void {
-    pendingReleases.set(claimKey, { at, expiresAt: performance.now() + ttlMs });
+  function releaseWhenBack(claimKey: string, at: number, alsoDelete: string[] = []): void {
+    pendingReleases.set(claimKey, { at, alsoDelete, expiresAt: performance.now() + ttlMs });
     releaseTimer ??= setTimeout(releasePending, RELEASE_RETRY_MS).unref();
   }
 
   async function releasePending(): Promise<void> {
-    for (const [claimKey, { at, expiresAt }] of pendingReleases) {
+    for (const [claimKey, { at, alsoDelete, expiresAt }] of pendingReleases) {
       if (performance.now() >= expiresAt) {
         pendingReleases.delete(claimKey);
         continue;
       }
       try {
-        if ((await store.get(claimKey)) === String(at)) await store.del(claimKey);
+        if ((await store.get(claimKey)) === String(at)) await store.del(claimKey, ...alsoDelete);
         pendingReleases.delete(claimKey);
       } catch {
         break;
@@ -152,12 +154,15 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
     releaseTimer = pendingReleases.size > 0 ? setTimeout(releasePending, RELEASE_RETRY_MS).unref() : undefined;
   }
 
-  /** Gives up the claim taken at `at` (the rotation failed); later, if the store fails now too. */
-  async function releaseClaim(claimKey: string, at: number): Promise<void> {
+  /**
+   * Gives up the claim taken at `at` (the rotation failed), with `alsoDelete`, the keys of its slot
+   * the failed rotation wrote; later, if the store fails now too.
+   */
+  async function releaseClaim(claimKey: string, at: number, alsoDelete: string[] = []): Promise<void> {
     try {
-      await store.del(claimKey);
+      await store.del(claimKey, ...alsoDelete);
     } catch (error) {
-      releaseWhenBack(claimKey, at);
+      releaseWhenBack(claimKey, at, alsoDelete);
       throw error;
     }
   }
@@ -168,16 +173,25 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
       // All three share the token's hash tag: one MGET.
       const answerKey = oidcKeys.reuseAnswer(digest);
       const claimKey = oidcKeys.rotationClaim(digest);
+      const consumedKey = oidcKeys.consumed('RefreshToken', digest);
       const keys = [answerKey, claimKey, oidcKeys.payload('RefreshToken', digest)];
 
-      /** Rotates under the claim taken at `at`, and keeps the answer for the grace. */
-      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number): Promise<TokenAnswerBody> {
+      /**
+       * Rotates under the claim taken at `at`, and keeps the answer for the grace. `unconsumed`:
+       * the token had no consumed marker when the claim was taken.
+       */
+      async function rotateClaimed(issue: () => Promise<TokenAnswerBody>, at: number, unconsumed: boolean): Promise<TokenAnswerBody> {
         let body: TokenAnswerBody;
         try {
           body = await issue();
         } catch (error) {
           // Nothing was issued (or nothing can be answered): the next refresh tries for itself.
-          await releaseClaim(claimKey, at);
+          // The rotation consumes the old token before it saves the successor, which on a Redis
+          // Cluster may live on another master: when the store failed, the token may be marked
+          // consumed with no successor the client ever saw, and its retry would read as reuse
+          // (and revoke the login). So a marker written under this claim goes with it, in one
+          // step (same hash tag); a token already consumed before the claim keeps its marker.
+          await releaseClaim(claimKey, at, unconsumed && storeUnavailableCause(error) ? [consumedKey] : []);
           throw error;
         }
         // Kept once, never overwritten or extended: its grace counts from the claim. The answer goes
@@ -187,9 +201,11 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         store.set(answerKey, sealAnswer(value, clientId, at, body), { ttlMs, onlyIfAbsent: true }).catch((error: unknown) => options.onKeepFailed?.(error));
         return body;
       }
-      const claim = async (at: number) => {
+      /** Takes the claim (null if another holds it), reading the consumed marker in the same round trip. */
+      const claim = async (at: number): Promise<{ unconsumed: boolean } | null> => {
         try {
-          return await store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true });
+          const [claimed, consumed] = await Promise.all([store.set(claimKey, String(at), { ttlMs, onlyIfAbsent: true }), store.get(consumedKey)]);
+          return claimed ? { unconsumed: consumed === null } : null;
         } catch (error) {
           // The store may have written the claim before its answer was lost: it is not this request's to keep.
           releaseWhenBack(claimKey, at);
@@ -200,7 +216,8 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
       // The usual refresh first: a token nobody has claimed is claimed in one step.
       if (rotate) {
         const at = clock();
-        if (await claim(at)) return rotateClaimed(rotate, at);
+        const claimed = await claim(at);
+        if (claimed) return rotateClaimed(rotate, at, claimed.unconsumed);
       }
       const waitUntil = performance.now() + waitMs;
       let pause = FIRST_PAUSE_MS;
@@ -228,7 +245,8 @@ export function createRefreshReuseGrace(options: RefreshReuseGraceOptions): Refr
         if (!rotate) return null;
         // An unknown token claims nothing: the rotation only refuses it.
         if (payload === null) return rotate();
-        if (await claim(now)) return rotateClaimed(rotate, now);
+        const claimed = await claim(now);
+        if (claimed) return rotateClaimed(rotate, now, claimed.unconsumed);
       }
     },
   };

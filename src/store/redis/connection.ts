@@ -2,7 +2,7 @@
 // errors that say what failed and where. Commands never queue while Redis is away: they fail at once.
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 
 export interface StoreLogger {
@@ -33,9 +33,12 @@ export interface RedisContext {
 /** The commands connection, the pub/sub subscriber, and the writes that wait for a replica (replicated-writes.ts). */
 export type Role = 'commands' | 'subscriber' | 'replicated-writes';
 
-export interface Connection {
+/** One server's connection, or a Redis Cluster client (the commands connection on a cluster). */
+export type RedisClient = Redis | Cluster;
+
+export interface Connection<Client extends RedisClient = RedisClient> {
   readonly role: Role;
-  readonly client: Redis;
+  readonly client: Client;
   /** Set once the first connection succeeded; before that, a failure is final (the caller is told). */
   everReady: boolean;
   /** True while an outage has been logged and the 'restored' line is owed. */
@@ -45,7 +48,7 @@ export interface Connection {
 }
 
 /** Reconnection back-off: 50 ms, doubling, at most 1 s; it never gives up. */
-function reconnectDelay(attempt: number): number {
+export function reconnectDelay(attempt: number): number {
   return Math.min(1000, 50 * 2 ** Math.min(attempt - 1, 5));
 }
 
@@ -56,7 +59,19 @@ function reconnectDelay(attempt: number): number {
 const DISCONNECT_TIMEOUT_MS = 20;
 
 /** ioredis' ways of saying that a command was not sent, or lost with its connection. */
-const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|Reached the max retries per request limit|Command aborted due to connection close/;
+const CONNECTION_LOST = /Stream isn't writeable|Connection is closed|Reached the max retries per request limit|Command aborted due to connection close|Cluster isn't ready|Too many Cluster redirections|Cluster is ended/;
+
+/**
+ * Replies by which a cluster says that it did not run a command for now: no master for the slot
+ * (during a failover), keys being migrated, a replica still loading.
+ */
+const CLUSTER_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|MOVED|ASK)\b/;
+
+/** A cluster node's answer that the command's slot is served elsewhere: the node did not run it. */
+const REDIRECTION = /^(MOVED|ASK) /;
+
+/** How many times run() sends a command again after a redirection (as ioredis' maxRedirections). */
+const MAX_REDIRECTIONS = 16;
 
 /** The options of every connection (docs/design/redis-store.md says why). */
 export function baseRedisOptions(connectTimeoutMs: number): RedisOptions {
@@ -165,6 +180,37 @@ export function describeSentinelMaster(masterName: string, sentinels: { host: st
   return `master ${masterName} via sentinels ${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}`;
 }
 
+/** A cluster for log lines: its seed nodes. */
+export function describeCluster(nodes: { host: string; port: number }[]): string {
+  return `cluster ${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+}
+
+/**
+ * The options of a Cluster client (docs/design/redis-keys.md). `redisOptions` go to the connection
+ * of every node: baseRedisOptions, the credentials, and TLS when there is any. MOVED and ASK are
+ * followed (the node did not run the command); TRYAGAIN too, a little later. A command lost with
+ * its node's connection is not sent again (retryDelayOnFailover 0: it may have run), and
+ * CLUSTERDOWN fails at once (retryDelayOnClusterDown 0): a request never waits for a failover.
+ */
+export function clusterOptions(redisOptions: RedisOptions, connectTimeoutMs: number): ClusterOptions {
+  return {
+    lazyConnect: true,
+    redisOptions,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    scaleReads: 'master',
+    maxRedirections: 16,
+    retryDelayOnMoved: 0,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: connectTimeoutMs,
+    // No slotsRefreshInterval: the slot map is read again on a MOVED and when a node is lost, which
+    // the heartbeat's ping of every node finds within a second (and ioredis 5.11.1 can leave that
+    // interval's timer running after quit()).
+  };
+}
+
 /**
  * What a connection through Sentinel adds to baseRedisOptions. Each (re)connection asks the
  * sentinels where the master is and checks that it answers ROLE as master, so after a failover
@@ -223,17 +269,21 @@ export async function probeSentinels(sentinels: { host: string; port: number }[]
  * has connected once, a failure is final (connectFirst reports it); afterwards it reconnects for
  * as long as the store is open.
  */
-export function openConnection(context: RedisContext, role: Role, make: (roleOptions: RedisOptions) => Redis): Connection {
+/** What openConnection asks of the connection it creates: its name and its reconnection policy. */
+export interface RoleOptions {
+  connectionName: string;
+  /** The delay before the next attempt, or null to give up (ioredis' retryStrategy). */
+  retry: (attempt: number) => number | null;
+}
+
+export function openConnection<Client extends RedisClient>(context: RedisContext, role: Role, make: (roleOptions: RoleOptions) => Client): Connection<Client> {
   const { logger, server } = context;
   const state = { role, everReady: false, outageReported: false, lastError: null as string | null, heartbeatInFlight: false };
   const client = make({
     connectionName: role === 'commands' ? 'tessera' : `tessera-${role}`,
-    retryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
-    // Through Sentinel, once every sentinel was asked without reaching a master (during a
-    // failover, the old one's address): the same policy, else the connection would end for good.
-    sentinelRetryStrategy: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
+    retry: (attempt: number) => (context.closing || !state.everReady ? null : reconnectDelay(attempt)),
   });
-  const connection: Connection = Object.assign(state, { client });
+  const connection: Connection<Client> = Object.assign(state, { client });
   const reportOutage = (reason: string) => {
     if (context.closing || !connection.everReady || connection.outageReported) return;
     connection.outageReported = true;
@@ -287,10 +337,18 @@ export async function connectFirst(context: RedisContext, connection: Connection
 /** Runs a command, turning ioredis errors into messages that say what happened and where. */
 export async function run<T>(context: RedisContext, operation: string, connection: Connection, send: () => Promise<T>): Promise<T> {
   if (context.closing) throw new Error(`the Redis ephemeral store is closed (${operation})`);
-  try {
-    return await send();
-  } catch (error) {
-    throw explain(context, operation, connection, error);
+  for (let redirections = 0; ; redirections++) {
+    try {
+      return await send();
+    } catch (error) {
+      // ioredis follows MOVED and ASK, except for an auto-pipelined batch whose commands were
+      // redirected to different slots (after a failover, before the slot map is read again): it
+      // rejects each. The node ran none of them, so each is sent again once the map is fresh.
+      const { client } = connection;
+      const redirected = client instanceof Cluster && (error as { name?: unknown } | null)?.name === 'ReplyError' && REDIRECTION.test(errorText(error));
+      if (!redirected || redirections >= MAX_REDIRECTIONS || context.closing) throw explain(context, operation, connection, error);
+      await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
+    }
   }
 }
 
@@ -298,6 +356,9 @@ function explain(context: RedisContext, operation: string, connection: Connectio
   const { server, commandTimeoutMs } = context;
   const text = errorText(error);
   if ((error as { name?: unknown } | null)?.name === 'ReplyError') {
+    if (CLUSTER_UNAVAILABLE.test(text)) {
+      return new StoreUnavailableError('Redis', `Redis at ${server} is unavailable (${text.split(' ')[0]}); ${operation} was not run`, { cause: error });
+    }
     return new Error(`Redis ${operation} failed: ${text}`, { cause: error });
   }
   if (text === 'Command timed out') {
@@ -329,7 +390,17 @@ function socketClosed(stream: Socket | undefined, ms: number): Promise<void> {
  * Ends a connection at once, whatever state it is in, and returns when it holds nothing open:
  * no socket, no reconnection timer, no disconnect timer.
  */
-export async function endConnection(client: Redis): Promise<void> {
+export async function endConnection(client: RedisClient): Promise<void> {
+  if (client instanceof Cluster) {
+    if (client.status !== 'end') {
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      client.disconnect();
+      await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DISCONNECT_TIMEOUT_MS * 5))]);
+    }
+    // Each node's connection, whatever the cluster's own status.
+    await Promise.all(client.nodes('all').map((node) => endConnection(node)));
+    return;
+  }
   if (client.status === 'end') {
     // Through Sentinel, the failover detector's connections to the sentinels outlive the one to
     // the master (a QUIT ends only that): disconnect() ends them too.
@@ -353,7 +424,13 @@ export async function endConnection(client: Redis): Promise<void> {
 }
 
 /** QUIT when connected (Redis answers and closes the socket), otherwise end the connection now. */
-export async function quit(client: Redis, timeoutMs: number): Promise<void> {
+export async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client instanceof Cluster) {
+    // Each connected node on its own: the Cluster's quit() would first connect the idle ones.
+    await Promise.all(client.nodes('all').map((node) => quit(node, timeoutMs)));
+    await endConnection(client);
+    return;
+  }
   if (client.status === 'ready') {
     const stream = client.stream as Socket | undefined;
     try {

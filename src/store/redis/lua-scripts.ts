@@ -1,6 +1,6 @@
 // The Redis store's multi-step writes, each one Lua script so that Redis runs it atomically
 // (docs/design/redis-store.md).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 
 // Fixed window: the first increment opens the window; a counter found without a TTL gets one,
 // or it would lock a client out for ever.
@@ -64,7 +64,7 @@ export interface ScriptedCommands {
 }
 
 /** Registers the scripts on a client as commands of their own. */
-export function defineScripts(client: Redis): ScriptedCommands {
+export function defineScripts(client: RedisClient): ScriptedCommands {
   client.defineCommand('tesseraIncrement', { numberOfKeys: 1, lua: INCREMENT_LUA });
   client.defineCommand('tesseraAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA });
   client.defineCommand('tesseraSetIfAbsentAlongside', { numberOfKeys: 2, lua: SET_IF_ABSENT_ALONGSIDE_LUA });

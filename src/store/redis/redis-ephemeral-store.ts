@@ -1,16 +1,37 @@
 // The Redis ephemeral store: its factory and the key-value operations. Its parts: connection.ts
 // (options, reconnection, errors), lua-scripts.ts (atomic multi-step writes), subscriptions.ts
 // (pub/sub), heartbeat.ts and stall-watchdog.ts (finding a Redis that stopped answering).
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { CounterResult, EphemeralStore, SetOptions } from '../ephemeral/ephemeral-store.ts';
 import { createTurnBatches } from '../../shared/turn-batches.ts';
-import { baseRedisOptions, connectFirst, describeSentinelMaster, describeServer, openConnection, probeSentinels, sentinelOptions, sentinelTlsOptions, tlsOptions, quit, run, type Connection, type RedisContext, type RedisTls, type StoreLogger } from './connection.ts';
-import { createDataLossDetector } from './data-loss.ts';
-import { DEFAULT_HEARTBEAT_MS, startHeartbeat } from './heartbeat.ts';
+import {
+  baseRedisOptions,
+  clusterOptions,
+  connectFirst,
+  describeCluster,
+  describeSentinelMaster,
+  describeServer,
+  openConnection,
+  probeSentinels,
+  sentinelOptions,
+  sentinelTlsOptions,
+  tlsOptions,
+  quit,
+  run,
+  type Connection,
+  type RedisClient,
+  type RedisContext,
+  type RedisTls,
+  type RoleOptions,
+  type StoreLogger,
+} from './connection.ts';
+import { slotOfKey } from './cluster-slots.ts';
+import { createClusterDataLossDetector, createDataLossDetector } from './data-loss.ts';
+import { DEFAULT_HEARTBEAT_MS, startHeartbeat, type Probed } from './heartbeat.ts';
 import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
 import { createReplicatedWrites } from './replicated-writes.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
-import { createSubscriptions } from './subscriptions.ts';
+import { createSubscriptions, type SubscriberSource } from './subscriptions.ts';
 
 export type { RedisTls, StoreLogger } from './connection.ts';
 
@@ -22,8 +43,18 @@ export interface SentinelTarget {
   sentinelPassword?: string;
   /** The password of the master (and its replicas). */
   password?: string;
+  /** The ACL user of that password. */
+  username?: string;
   /** TLS to the sentinels themselves (the master's and replicas' TLS is the store's `tls`). */
   sentinelTls?: RedisTls;
+}
+
+/** Redis Cluster: seed nodes (any of its nodes; the others are learnt from them). */
+export interface ClusterTarget {
+  nodes: { host: string; port: number }[];
+  /** The password of every node, and its ACL user. */
+  password?: string;
+  username?: string;
 }
 
 export interface RedisEphemeralStoreOptions {
@@ -33,9 +64,11 @@ export interface RedisEphemeralStoreOptions {
    */
   url?: string;
   sentinel?: SentinelTarget;
+  /** A Redis Cluster instead of url or sentinel: keys are spread over its masters by hash slot. */
+  cluster?: ClusterTarget;
   /**
-   * TLS to Redis (with sentinel: to the master and replicas). A rediss:// URL without it uses TLS
-   * with Node's trusted CAs.
+   * TLS to Redis (with sentinel: to the master and replicas; on a cluster: to every node). A
+   * rediss:// URL without it uses TLS with Node's trusted CAs.
    */
   tls?: RedisTls;
   /** Put in front of every key and channel; must not contain braces (they would break hash tags). */
@@ -52,27 +85,82 @@ export interface RedisEphemeralStoreOptions {
   logger?: StoreLogger;
 }
 
-interface RedisTarget {
+/** Where Redis is, for log lines (no credentials), and how to open the connections to it. */
+interface Target {
   server: string;
-  connect: (redisOptions: RedisOptions) => Redis;
+  /** The commands connection: auto-pipelined, with the fail-fast options of baseRedisOptions. */
+  commands(role: RoleOptions): RedisClient;
+  /** Where the subscriber connects, given the commands connection. */
+  subscriber(commands: RedisClient): SubscriberSource;
   /** Why a first connection failed, when ioredis does not say (RedisContext.diagnose). */
   diagnose?: () => Promise<string | null>;
 }
 
-/** Where Redis is, for log lines (no credentials), and how to open a connection to it. */
-function redisTarget({ url, sentinel, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): RedisTarget {
-  if ((url === undefined) === (sentinel === undefined)) throw new Error('the Redis ephemeral store needs either a URL or a Sentinel set-up, not both');
+function redisTarget({ url, sentinel, cluster, tls, connectTimeoutMs }: RedisEphemeralStoreOptions): Target {
+  if ([url, sentinel, cluster].filter((where) => where !== undefined).length !== 1) {
+    throw new Error('the Redis ephemeral store needs one of a URL, a Sentinel set-up or a cluster');
+  }
+  const base = baseRedisOptions(connectTimeoutMs);
+  const serverRole = ({ connectionName, retry }: RoleOptions): RedisOptions => ({ connectionName, retryStrategy: retry });
+  // A single server's subscriber is a copy of the commands connection (same server, same options).
+  const duplicate = (commands: RedisClient): SubscriberSource => ({ make: (role) => (commands as Redis).duplicate(serverRole(role)), replaceWhenLost: false });
   if (url !== undefined) {
     const urlTls = tls === undefined ? {} : { tls: tlsOptions(tls) };
-    return { server: describeServer(url), connect: (redisOptions) => new Redis(url, { ...redisOptions, ...urlTls }) };
+    return { server: describeServer(url), commands: (role) => new Redis(url, { ...base, enableAutoPipelining: true, ...serverRole(role), ...urlTls }), subscriber: duplicate };
   }
-  const { sentinels, masterName, sentinelPassword, password, sentinelTls } = sentinel!;
-  if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
-  const withTls = sentinelTlsOptions(tls, sentinelTls);
+  if (sentinel !== undefined) {
+    const { sentinels, masterName, sentinelPassword, password, username, sentinelTls } = sentinel;
+    if (sentinels.length === 0) throw new Error('the Redis Sentinel set-up needs at least one sentinel');
+    const withTls = sentinelTlsOptions(tls, sentinelTls);
+    return {
+      server: describeSentinelMaster(masterName, sentinels),
+      commands: (role) =>
+        new Redis({
+          ...base,
+          enableAutoPipelining: true,
+          ...serverRole(role),
+          // Once every sentinel was asked without reaching a master (during a failover, the old
+          // one's address): the same policy, else the connection would end for good.
+          sentinelRetryStrategy: role.retry,
+          ...sentinelOptions(masterName, sentinels, connectTimeoutMs),
+          ...withTls,
+          sentinelPassword,
+          password,
+          username,
+        }),
+      subscriber: duplicate,
+      diagnose: () => probeSentinels(sentinels, { ...withTls, sentinelPassword, connectTimeout: connectTimeoutMs }),
+    };
+  }
+  const { nodes, password, username } = cluster!;
+  if (nodes.length === 0) throw new Error('the Redis Cluster set-up needs at least one node');
+  // Every node's connection (and the subscriber's): the fail-fast options, the credentials, TLS.
+  const nodeOptions: RedisOptions = {
+    ...base,
+    ...(password === undefined ? {} : { password }),
+    ...(username === undefined ? {} : { username }),
+    ...(tls === undefined ? {} : { tls: tlsOptions(tls) }),
+  };
+  let nextNode = 0;
   return {
-    server: describeSentinelMaster(masterName, sentinels),
-    connect: (redisOptions) => new Redis({ ...redisOptions, ...sentinelOptions(masterName, sentinels, connectTimeoutMs), ...withTls, sentinelPassword, password }),
-    diagnose: () => probeSentinels(sentinels, { ...withTls, sentinelPassword, connectTimeout: connectTimeoutMs }),
+    server: describeCluster(nodes),
+    commands: (role) =>
+      new Cluster(nodes, {
+        ...clusterOptions({ ...nodeOptions, connectionName: role.connectionName }, connectTimeoutMs),
+        enableAutoPipelining: true,
+        clusterRetryStrategy: role.retry,
+      }),
+    // Classic pub/sub on a cluster: a message published on any node reaches every node's
+    // subscribers. Each new subscriber goes to the next of the masters known now (or of the seeds).
+    subscriber: (commands) => ({
+      make: (role) => {
+        const masters = (commands as Cluster).nodes('master').filter((node) => node.status === 'ready').map(({ options }) => ({ host: options.host, port: options.port }));
+        const candidates = masters.length > 0 ? masters : nodes;
+        const { host, port } = candidates[nextNode++ % candidates.length]!;
+        return new Redis({ ...nodeOptions, host, port, ...serverRole(role) });
+      },
+      replaceWhenLost: true,
+    }),
   };
 }
 
@@ -115,13 +203,13 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
   // Auto-pipelining: the commands of one tick go out in one write; on the token path the syscalls
   // cost more than Redis does.
-  const commands = openConnection(context, 'commands', (roleOptions) => target.connect({ ...baseRedisOptions(options.connectTimeoutMs), enableAutoPipelining: true, ...roleOptions }));
+  const commands = openConnection(context, 'commands', (role) => target.commands(role));
   const commandsClient = commands.client;
   const scripted = defineScripts(commandsClient);
   await connectFirst(context, commands);
 
   // Writes that end a credential wait for a replica, on a connection of their own.
-  const replicatedConnection = openConnection(context, 'replicated-writes', (roleOptions) => target.connect({ ...baseRedisOptions(options.connectTimeoutMs), ...roleOptions }));
+  const replicatedConnection = openConnection(context, 'replicated-writes', (role) => target.commands(role));
   try {
     await connectFirst(context, replicatedConnection);
   } catch (error) {
@@ -129,9 +217,18 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     throw error;
   }
   const replicated = createReplicatedWrites(context, replicatedConnection, Math.max(1, Math.floor(commandTimeoutMs / 2)));
-  await replicated.probe().catch(() => undefined); // the heartbeat keeps it current from now on
 
   const k = (key: string) => keyPrefix + key;
+  /**
+   * On a cluster, a channel's messages all go through one node, the master of the channel's slot
+   * (PUBLISH names no key: ioredis would pick a node at random, and two messages sent to two nodes
+   * may reach a subscriber out of order). Elsewhere, the commands connection.
+   */
+  const publisher = (channel: string): RedisClient => {
+    if (!(commandsClient instanceof Cluster)) return commandsClient;
+    const master = commandsClient.slots[slotOfKey(channel)]?.[0];
+    return commandsClient.nodes('master').find(({ options }) => `${options.host}:${options.port}` === master) ?? commandsClient;
+  };
   const runCommand = <T>(operation: string, send: () => Promise<T>) => run(context, operation, commands, send);
 
   // Index additions (a token into its grant's and client's sets) are many per second to few sets:
@@ -141,19 +238,36 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     await runCommand('addToSet', () => scripted.tesseraAddToSet(key, String(ttlMs), ...additions.map((addition) => addition.member)));
   }, SET_ADDITIONS_PER_COMMAND);
 
-  const subscriptions = createSubscriptions(context, commands, keyPrefix);
-  const connections = async (): Promise<Connection[]> => {
-    const subscriber = await subscriptions.connection();
-    return subscriber ? [commands, replicatedConnection, subscriber] : [commands, replicatedConnection];
-  };
-  const stallWatchdog = startStallWatchdog(connections, commandTimeoutMs);
+  const subscriptions = createSubscriptions(context, target.subscriber(commandsClient), keyPrefix);
   // Data lost (without a disconnect, or across a restart): subscribers drop what they cached.
-  const dataLoss = createDataLossDetector(context, scripted, keyPrefix, (reason) => {
+  const onLost = (reason: string) => {
     context.logger.warn({ redis: context.server, reason }, 'Redis lost data; dropping what was cached from it');
     subscriptions.dataLost();
-  });
-  await dataLoss.check().catch(() => undefined); // the first marker; the heartbeat checks it from now on
-  const heartbeat = startHeartbeat(context, connections, heartbeatMs, { commands: () => dataLoss.check(), 'replicated-writes': () => replicated.probe() });
+  };
+  const dataLoss = commandsClient instanceof Cluster ? createClusterDataLossDetector(context, commandsClient, scripted, keyPrefix, onLost) : createDataLossDetector(context, scripted, keyPrefix, onLost);
+  // On a cluster, each node's connection is watched as a server of its own.
+  const nodeConnections = new WeakMap<Redis, Connection<Redis>>();
+  const nodeConnection = (node: Redis): Connection<Redis> => {
+    let connection = nodeConnections.get(node);
+    if (!connection) {
+      connection = { role: 'commands', client: node, everReady: true, outageReported: false, lastError: null, heartbeatInFlight: false };
+      nodeConnections.set(node, connection);
+    }
+    return connection;
+  };
+  const servers = async (): Promise<Redis[]> => {
+    const subscriber = await subscriptions.connection();
+    const own = [commandsClient, replicatedConnection.client].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [client]));
+    return subscriber ? [...own, subscriber.client] : own;
+  };
+  const probed = async (): Promise<Probed[]> => {
+    const subscriber = await subscriptions.connection();
+    const nodes = commandsClient instanceof Cluster ? commandsClient.nodes('all').map((node) => ({ connection: nodeConnection(node) })) : [];
+    return [{ connection: commands, probe: () => dataLoss.check() }, { connection: replicatedConnection }, ...nodes, ...(subscriber ? [{ connection: subscriber }] : [])];
+  };
+  const stallWatchdog = startStallWatchdog(servers, commandTimeoutMs);
+  await dataLoss.check().catch(() => undefined); // the first markers; the heartbeat checks them from now on
+  const heartbeat = startHeartbeat(context, probed, heartbeatMs);
 
   return {
     kind: 'redis',
@@ -169,9 +283,9 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
     async set(key: string, value: string, { ttlMs, onlyIfAbsent, durable }: SetOptions) {
       assertTtl(ttlMs, 'ttlMs');
-      const send = (client: typeof commandsClient) => (onlyIfAbsent ? client.set(k(key), value, 'PX', ttlMs, 'NX') : client.set(k(key), value, 'PX', ttlMs));
-      const fallback = () => runCommand('SET', () => send(commandsClient));
-      const reply = durable ? await replicated.run('SET', send, fallback) : await fallback();
+      const reply = durable
+        ? await replicated.run<string | null>('SET', k(key), (pipeline) => (onlyIfAbsent ? pipeline.set(k(key), value, 'PX', ttlMs, 'NX') : pipeline.set(k(key), value, 'PX', ttlMs)))
+        : await runCommand('SET', () => (onlyIfAbsent ? commandsClient.set(k(key), value, 'PX', ttlMs, 'NX') : commandsClient.set(k(key), value, 'PX', ttlMs)));
       return reply === 'OK';
     },
 
@@ -186,7 +300,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
 
     async delDurably(...keys) {
       if (keys.length === 0) return 0;
-      return replicated.run('DEL', (client) => client.del(...keys.map(k)), () => runCommand('DEL', () => commandsClient.del(...keys.map(k))));
+      return replicated.run<number>('DEL', k(keys[0]!), (pipeline) => pipeline.del(...keys.map(k)));
     },
 
     async expire(key, ttlMs) {
@@ -233,7 +347,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     },
 
     async publish(channel, message) {
-      await runCommand('PUBLISH', () => commandsClient.publish(k(channel), message));
+      await runCommand('PUBLISH', () => publisher(k(channel)).publish(k(channel), message));
     },
 
     subscribe(channel, handler, subscribeOptions) {

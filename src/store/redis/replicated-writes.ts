@@ -4,20 +4,18 @@
 // a replica has them (WAIT), over a connection of their own: WAIT holds its connection until a
 // replica answers, and introspection must not queue behind it. Where the master has no replica
 // there is nothing to wait for, and no failover can lose the write (docs/design/redis-store.md).
+import type { ChainableCommander } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 import { run, type Connection, type RedisContext } from './connection.ts';
 
 export interface ReplicatedWrites {
-  /** How many replicas the master reported at the last heartbeat (0 until then). */
-  readonly replicas: number;
-  /** INFO replication on the connection: the heartbeat's probe, which keeps `replicas` current. */
-  probe(): Promise<void>;
   /**
-   * Runs `write` on the connection; where the master has replicas, resolves once one of them has
-   * it, and otherwise throws StoreUnavailableError (the caller may retry: these writes repeat
-   * harmlessly). Without replicas, the write runs on `fallback` (the commands connection) instead.
+   * Runs the write `add` puts in a pipeline (commands on keys of one slot, `key` among them) and
+   * resolves with its reply once a replica of the master that ran it has it too (at once where that
+   * master has no replica). Throws StoreUnavailableError when no replica confirms within the wait:
+   * the master ran the write, and the caller may run it again (these writes repeat harmlessly).
    */
-  run<T>(operation: string, write: (client: Connection['client']) => Promise<T>, fallback: () => Promise<T>): Promise<T>;
+  run<T>(operation: string, key: string, add: (pipeline: ChainableCommander) => void): Promise<T>;
 }
 
 /** connected_slaves from INFO replication. */
@@ -26,27 +24,33 @@ export function connectedReplicas(info: string): number {
   return match ? Number(match[1]) : 0;
 }
 
-/** `waitMs`: how long a replica may take to confirm, below the command timeout. */
+/**
+ * `waitMs`: how long a replica may take to confirm, below the command timeout. Each pipeline names
+ * `key`, so on a cluster all of them go to the master of its slot, over the same connection (WAIT
+ * counts the writes of its own connection), and the replicas counted are that master's.
+ */
 export function createReplicatedWrites(context: RedisContext, connection: Connection, waitMs: number): ReplicatedWrites {
   const { client } = connection;
-  let replicas = 0;
-  const readReplicas = async () => {
-    replicas = connectedReplicas(await run(context, 'INFO replication', connection, () => client.info('replication')));
-    return replicas;
-  };
+  const pipelined = (operation: string, add: (pipeline: ChainableCommander) => void) =>
+    run(context, operation, connection, async () => {
+      const pipeline = client.pipeline();
+      add(pipeline);
+      const replies = (await pipeline.exec()) ?? [];
+      const failed = replies.find(([error]) => error);
+      if (failed) throw failed[0];
+      return replies.map(([, reply]) => reply);
+    });
   return {
-    get replicas() {
-      return replicas;
-    },
-    async probe() {
-      await readReplicas();
-    },
-    async run(operation, write, fallback) {
-      if (replicas === 0) return fallback();
-      const result = await run(context, operation, connection, () => write(client));
-      const confirmed = await run(context, 'WAIT', connection, () => client.wait(1, waitMs));
+    async run<T>(operation: string, key: string, add: (pipeline: ChainableCommander) => void): Promise<T> {
+      const replies = await pipelined(operation, (pipeline) => {
+        add(pipeline);
+        pipeline.info('replication');
+      });
+      const result = replies[0] as T;
+      if (connectedReplicas(String(replies.at(-1))) === 0) return result;
+      const [, confirmed, info] = await pipelined('WAIT', (pipeline) => pipeline.pttl(key).wait(1, waitMs).info('replication'));
       // No replica confirmed: unless none is attached any more, a failover could undo the write.
-      if (confirmed >= 1 || (await readReplicas()) === 0) return result;
+      if (Number(confirmed) >= 1 || connectedReplicas(String(info)) === 0) return result;
       throw new StoreUnavailableError('Redis', `no replica of Redis at ${context.server} confirmed ${operation} within ${waitMs} ms: a failover could undo it, so it is not acknowledged`);
     },
   };

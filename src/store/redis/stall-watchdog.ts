@@ -1,6 +1,6 @@
 // Fails a command left unanswered for commandTimeoutMs, from one timer for all commands. The one
 // place that reads past ioredis' documented API (its command queue); docs/design/redis-store.md.
-import type { Connection } from './connection.ts';
+import type { Redis } from 'ioredis';
 
 /** The ioredis version whose command queue this was last reviewed against (package.json pins it). */
 export const REVIEWED_IOREDIS_VERSION = '5.11.1';
@@ -8,15 +8,16 @@ export const REVIEWED_IOREDIS_VERSION = '5.11.1';
 /**
  * Every quarter of commandTimeoutMs, notes when each unanswered command was first seen and rejects
  * those seen at least commandTimeoutMs ago with "Command timed out", as ioredis' own commandTimeout
- * would. Returns the timer, unref'd.
+ * would. `servers` are the connections to one server each (on a cluster, every node's). Returns
+ * the timer, unref'd.
  */
-export function startStallWatchdog(connections: () => Promise<Connection[]>, commandTimeoutMs: number): NodeJS.Timeout {
+export function startStallWatchdog(servers: () => Promise<Redis[]>, commandTimeoutMs: number): NodeJS.Timeout {
   let firstSeen = new Map<object, number>();
   const timer = setInterval(() => {
-    void connections().then((all) => {
+    void servers().then((all) => {
       const now = performance.now();
       const seen = new Map<object, number>();
-      for (const { client } of all) {
+      for (const client of all) {
         const queue = client.commandQueue;
         for (let index = 0; index < queue.length; index++) {
           const item = queue.peekAt(index);

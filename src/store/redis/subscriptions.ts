@@ -1,7 +1,10 @@
 // Pub/sub on one dedicated connection, opened on the first subscribe. Subscribers hear 'down' when
-// it is lost and 'up' only once Redis has confirmed every channel again.
+// it is lost and 'up' only once Redis has confirmed every channel again. On a cluster the
+// connection goes to one node (classic pub/sub reaches every node's subscribers) and, once lost, is
+// replaced by one to another node: the node may be gone for good (docs/design/redis-keys.md).
+import type { Redis } from 'ioredis';
 import type { ConnectionState, SubscribeOptions, Subscription } from '../ephemeral/ephemeral-store.ts';
-import { connectFirst, errorText, openConnection, reasonOf, run, type Connection, type RedisContext } from './connection.ts';
+import { connectFirst, errorText, openConnection, quit, reasonOf, reconnectDelay, run, type Connection, type RedisContext, type RoleOptions } from './connection.ts';
 
 interface Listener {
   handler: (message: string) => void;
@@ -12,7 +15,7 @@ interface Listener {
 export interface Subscriptions {
   subscribe(channel: string, handler: (message: string) => void, options?: SubscribeOptions): Promise<Subscription>;
   /** The subscriber connection, when one was opened successfully. */
-  connection(): Promise<Connection | undefined>;
+  connection(): Promise<Connection<Redis> | undefined>;
   /**
    * Redis lost data (data-loss.ts): subscribers hear onDataLost and drop what
    * they cached. While the channel is down they hear nothing: they bypass their caches already,
@@ -21,11 +24,19 @@ export interface Subscriptions {
   dataLost(): void;
 }
 
-/** `commands` is duplicated for the subscriber connection; channels are prefixed with keyPrefix. */
-export function createSubscriptions(context: RedisContext, commands: Connection, keyPrefix: string): Subscriptions {
+/** Where the subscriber connects. */
+export interface SubscriberSource {
+  /** A new subscriber connection, not connected yet (on a cluster, each call may pick another node). */
+  make(roleOptions: RoleOptions): Redis;
+  /** Whether a lost connection is replaced by a new one from `make` instead of reconnecting (a cluster). */
+  replaceWhenLost: boolean;
+}
+
+/** Channels are prefixed with keyPrefix. */
+export function createSubscriptions(context: RedisContext, source: SubscriberSource, keyPrefix: string): Subscriptions {
   const { logger, server } = context;
   const listeners = new Map<string, Set<Listener>>(); // by prefixed channel
-  let subscriberConnection: Promise<Connection> | null = null;
+  let subscriberConnection: Promise<Connection<Redis>> | null = null;
   let subscriberUp = false;
 
   function notify(state: ConnectionState): void {
@@ -52,9 +63,15 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
     }
   }
 
-  async function openSubscriber(): Promise<Connection> {
-    const subscriber = openConnection(context, 'subscriber', (roleOptions) => commands.client.duplicate(roleOptions));
+  /** A first subscriber, or (`replacing`) one that takes over every channel of a lost one. */
+  async function openSubscriber(replacing = false): Promise<Connection<Redis>> {
+    const subscriber = openConnection(context, 'subscriber', (roleOptions) => source.make(source.replaceWhenLost ? { ...roleOptions, retry: () => null } : roleOptions));
     const { client } = subscriber;
+    if (source.replaceWhenLost) {
+      client.once('end', () => {
+        if (!context.closing && subscriber.everReady) replaceSubscriber();
+      });
+    }
     client.on('message', dispatch);
     client.on('close', () => {
       if (context.closing || !subscriberUp) return;
@@ -81,11 +98,44 @@ export function createSubscriptions(context: RedisContext, commands: Connection,
       );
     });
     await connectFirst(context, subscriber);
+    if (replacing) {
+      const channels = [...listeners.keys()];
+      try {
+        if (channels.length > 0) await run(context, 'SUBSCRIBE', subscriber, () => client.subscribe(...channels));
+      } catch (error) {
+        await quit(client, context.commandTimeoutMs);
+        throw error;
+      }
+    }
     subscriberUp = true;
+    if (replacing) notify('up');
     return subscriber;
   }
 
-  function subscriber(): Promise<Connection> {
+  /**
+   * A cluster's subscriber was lost: until one on another node has every channel again, the old
+   * one stands (subscribe fails at once, as while a connection reconnects); back-off as reconnecting.
+   */
+  function replaceSubscriber(): void {
+    void (async () => {
+      for (let attempt = 1; !context.closing; attempt++) {
+        try {
+          const replacement = await openSubscriber(true);
+          if (context.closing) {
+            await quit(replacement.client, context.commandTimeoutMs);
+            return;
+          }
+          subscriberConnection = Promise.resolve(replacement);
+          logger.info({ redis: server, connection: 'subscriber' }, 'reconnected to Redis');
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt)));
+        }
+      }
+    })();
+  }
+
+  function subscriber(): Promise<Connection<Redis>> {
     subscriberConnection ??= openSubscriber().catch((error: unknown) => {
       subscriberConnection = null; // the next subscribe tries again
       throw error;

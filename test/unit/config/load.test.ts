@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, readRedisTls, redactConfig } from '../../../src/config/load.ts';
+import { ConfigError, loadConfig, readRedisTls, redactConfig, usesRedis } from '../../../src/config/load.ts';
 import { createTestCa, type CertificateFiles, type TestCa } from '../../support/test-certificates.ts';
 import { fromDeclared } from '../../../src/clients/client.ts';
 
@@ -147,6 +147,36 @@ describe('loadConfig', () => {
       const config = loadConfig({ env: { ...sentinels, REDIS_SENTINEL_PASSWORD: 'sentinel-s3cret', REDIS_PASSWORD: 'data-s3cret' } });
       expect(config.redis).toMatchObject({ sentinelPassword: 'sentinel-s3cret', password: 'data-s3cret' });
       expect(JSON.stringify(redactConfig(config))).not.toMatch(/s3cret/);
+    });
+  });
+
+  describe('Redis Cluster', () => {
+    const cluster = { REDIS_CLUSTER_NODES: '10.0.0.1:6379, redis-b:6380,[::1]:6381' };
+
+    it('reads the seed nodes, and counts a cluster as Redis', () => {
+      const config = loadConfig({ env: cluster });
+      expect(config.redis).toMatchObject({ url: null, sentinels: [], clusterNodes: ['10.0.0.1:6379', 'redis-b:6380', '[::1]:6381'], password: null, username: null });
+      expect(usesRedis(config)).toBe(true);
+      expect(usesRedis(loadConfig({ env: {} }))).toBe(false);
+    });
+
+    it('refuses REDIS_URL or Sentinel beside the cluster, naming both', () => {
+      expect(() => loadConfig({ env: { ...cluster, REDIS_URL: 'redis://r:6379' } })).toThrow(/REDIS_CLUSTER_NODES \(redis\.clusterNodes\): REDIS_CLUSTER_NODES and REDIS_URL are exclusive/);
+      expect(() => loadConfig({ env: { ...cluster, REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' } })).toThrow(
+        /REDIS_CLUSTER_NODES \(redis\.clusterNodes\): REDIS_CLUSTER_NODES and REDIS_SENTINELS\/REDIS_SENTINEL_MASTER are exclusive/,
+      );
+    });
+
+    it('refuses a node that is not host:port, and a sentinel password on a cluster', () => {
+      expect(() => loadConfig({ env: { REDIS_CLUSTER_NODES: 'r1:6379,r2' } })).toThrow(/REDIS_CLUSTER_NODES \(redis\.clusterNodes\.1\): each must be host:port/);
+      expect(() => loadConfig({ env: { ...cluster, REDIS_SENTINEL_PASSWORD: 'pw' } })).toThrow(/REDIS_SENTINEL_PASSWORD \(redis\.sentinelPassword\): only used with REDIS_SENTINELS/);
+    });
+
+    it('takes an ACL user and a password, only beside Sentinel or a cluster, and never prints the password', () => {
+      const config = loadConfig({ env: { ...cluster, REDIS_USERNAME: 'tessera', REDIS_PASSWORD: 'cluster-s3cret' } });
+      expect(config.redis).toMatchObject({ username: 'tessera', password: 'cluster-s3cret' });
+      expect(JSON.stringify(redactConfig(config))).not.toMatch(/s3cret/);
+      expect(() => loadConfig({ env: { REDIS_URL: 'redis://r:6379', REDIS_USERNAME: 'tessera' } })).toThrow(/REDIS_USERNAME \(redis\.username\): only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
     });
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { oidcDigest, oidcKeys } from '../../../../src/oauth/adapter/oidc-keys.ts';
 import { createRefreshReuseGrace, openAnswer, RotationInFlight, type TokenAnswerBody } from '../../../../src/oauth/grants/refresh-reuse-grace.ts';
+import { StoreUnavailableError } from '../../../../src/shared/errors.ts';
 import { createMemoryEphemeralStore } from '../../../../src/store/ephemeral/memory-ephemeral-store.ts';
 
 // The reuse grace on the in-process store (the Redis one passes the same store contract; both
@@ -192,5 +193,45 @@ describe('refresh-token reuse grace', () => {
       if (!(answer instanceof RotationInFlight)) break;
     }
     expect(answer).toEqual(body);
+  });
+
+  it('takes back the consume of a rotation that the store failed after it, and only that one', async () => {
+    const { store, token, answerBody } = setup();
+    const clock = () => Date.UTC(2026, 11, 6);
+    const node = createRefreshReuseGrace({ store, graceSeconds: GRACE_S, clock, waitMs: 50 });
+    const consume = (value: string) => store.setIfAbsentAlongside(oidcKeys.consumed('RefreshToken', oidcDigest(value)), '1', oidcKeys.payload('RefreshToken', oidcDigest(value)), 60_000);
+    const consumed = async (value: string) => (await store.get(oidcKeys.consumed('RefreshToken', oidcDigest(value)))) !== null;
+    // On a Redis Cluster: the old token is consumed on its master, its successor's master is down.
+    const value = await token();
+    await expect(
+      node.answer(value, 'cli', async () => {
+        expect(await consume(value)).toBe('written');
+        throw new StoreUnavailableError('Redis', 'Redis at cluster … is unavailable; SET was not run');
+      }),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The client never saw a successor: its retry is a first rotation, not a reuse.
+    expect(await consumed(value)).toBe(false);
+    const body = answerBody();
+    expect(await node.answer(value, 'cli', async () => body)).toEqual(body);
+
+    // A rotation that fails otherwise keeps what it consumed (oidc-provider decided).
+    const refused = await token();
+    await expect(
+      node.answer(refused, 'cli', async () => {
+        await consume(refused);
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(await consumed(refused)).toBe(true);
+
+    // And a token consumed before the claim keeps its marker, whatever fails.
+    const reused = await token();
+    await consume(reused);
+    await expect(
+      node.answer(reused, 'cli', async () => {
+        throw new StoreUnavailableError('Redis', 'Redis at cluster … is unavailable; DEL was not run');
+      }),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(await consumed(reused)).toBe(true);
   });
 });
