@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../../src/shared/errors.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { freePort } from '../support/private-redis.ts';
+import { usePrivateCluster } from '../support/private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { createTestDatabase, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
@@ -49,6 +50,30 @@ describe('writes that end a credential, on a master with a replica', () => {
     // Refused is not undone: the master ran it, and it repeats harmlessly once the replica is back.
     expect(await store.get('{t}:b')).toBeNull();
     expect(await store.delDurably('{t}:b')).toBe(0);
+  }, 30_000);
+});
+
+const cluster = usePrivateCluster();
+
+describe('writes that end a credential, on a Redis Cluster whose masters have replicas', () => {
+  it('are acknowledged once the replica of the key\'s master has them, and refused while none confirms them', async () => {
+    const store = await createRedisEphemeralStore({ cluster: { nodes: cluster().nodes }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    try {
+      for (const key of ['{a}:x', '{b}:x', '{c}:x']) await store.set(key, '1', { ttlMs: 60_000 });
+      expect(await store.delDurably('{a}:x')).toBe(1);
+      const masters = await cluster().masters();
+      const replicas = cluster().nodes.filter((node) => !masters.some((master) => master.port === node.port));
+      for (const replica of replicas) cluster().freezeNode(replica, true);
+      try {
+        await expect(store.delDurably('{b}:x')).rejects.toThrow(/no replica of Redis .* confirmed DEL/);
+        expect(await store.del('{c}:x')).toBe(1);
+      } finally {
+        for (const replica of replicas) cluster().freezeNode(replica, false);
+      }
+      expect(await store.delDurably('{b}:x')).toBe(0);
+    } finally {
+      await store.close();
+    }
   }, 30_000);
 });
 

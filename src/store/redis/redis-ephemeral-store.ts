@@ -217,6 +217,12 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     throw error;
   }
   const replicated = createReplicatedWrites(context, replicatedConnection, Math.max(1, Math.floor(commandTimeoutMs / 2)));
+  // A Cluster client connects to a node on its first command, which fails meanwhile (no offline
+  // queue): its masters are connected now, and the heartbeat keeps every node connected.
+  const replicatedClient = replicatedConnection.client;
+  if (replicatedClient instanceof Cluster) {
+    await Promise.all(replicatedClient.nodes('master').map((node) => (node.status === 'wait' ? node.connect().catch(() => undefined) : undefined)));
+  }
 
   const k = (key: string) => keyPrefix + key;
   /**
@@ -257,12 +263,12 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
   };
   const servers = async (): Promise<Redis[]> => {
     const subscriber = await subscriptions.connection();
-    const own = [commandsClient, replicatedConnection.client].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [client]));
+    const own = [commandsClient, replicatedClient].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [client]));
     return subscriber ? [...own, subscriber.client] : own;
   };
   const probed = async (): Promise<Probed[]> => {
     const subscriber = await subscriptions.connection();
-    const nodes = commandsClient instanceof Cluster ? commandsClient.nodes('all').map((node) => ({ connection: nodeConnection(node) })) : [];
+    const nodes = [commandsClient, replicatedClient].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [])).map((node) => ({ connection: nodeConnection(node) }));
     return [{ connection: commands, probe: () => dataLoss.check() }, { connection: replicatedConnection }, ...nodes, ...(subscriber ? [{ connection: subscriber }] : [])];
   };
   const stallWatchdog = startStallWatchdog(servers, commandTimeoutMs);
