@@ -17,7 +17,7 @@
  *     [3: before the first run on each freshly started server], BENCH_RUNS [9], BENCH_RUN_SECONDS [1];
  *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
  *     introspection, cc, refresh (token: both), device, login, memory, workers (two workers beside
- *     one process);
+ *     one process), cluster (Tessera on a Redis Cluster of three masters beside a single Redis);
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
@@ -52,6 +52,7 @@ import { evaluateTargets, renderMarkdown, warmups, type BenchReport, type Refres
 import { summarise, type Measured } from './lib/stats.ts';
 import { DEVICE_POLL_INTERVAL_SECONDS, deleteRedisPrefix, freePort, startTessera, type TesseraUnderTest } from './servers/tessera.ts';
 import { clientCredentialsToken, mintRefreshTokens, prepareTessera, type TesseraFixtures } from './servers/tessera-fixtures.ts';
+import { startPrivateCluster } from '../test/support/private-cluster.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -167,7 +168,7 @@ function refreshChains(name: string, watched: Watched, url: string, clientId: st
 // adapter, and Tessera, all started before measuring and kept until the end, so that the figures
 // compared as ratios are measured in turns (measure.ts, inRounds).
 const wantStock = (part: 'introspection' | 'cc' | 'refresh') => want('stock') || SECTIONS.has(`stock-${part}`);
-const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory', 'workers'].filter(want);
+const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory', 'workers', 'cluster'].filter(want);
 const bareToken = randomBytes(32).toString('base64url');
 const stockSecret = randomBytes(24).toString('base64url');
 let bare: ServerProcess | undefined;
@@ -196,7 +197,12 @@ try {
   for (const cleanup of [...cleanups]) await cleanup();
 }
 
-async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, label = 'Tessera', sectionEnv: Record<string, string> = {}): Promise<{ t: TesseraUnderTest; f: TesseraFixtures; stop(): Promise<void> }> {
+async function startTesseraUnderTest(
+  root = process.env.BENCH_TESSERA_ROOT,
+  label = 'Tessera',
+  sectionEnv: Record<string, string> = {},
+  redisEnv?: Record<string, string>,
+): Promise<{ t: TesseraUnderTest; f: TesseraFixtures; stop(): Promise<void> }> {
   progress(`${label}: starting (node src/main.ts${root ? ` of ${root}` : ''}) on PostgreSQL and Redis`);
   if (root && label === 'Tessera') notes.push(`Tessera ran from ${root}`);
   const extraEnv = Object.fromEntries((process.env.BENCH_TESSERA_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
@@ -207,6 +213,7 @@ async function startTesseraUnderTest(root = process.env.BENCH_TESSERA_ROOT, labe
     nodeArgs: profileArgs('tessera'),
     ...(root ? { root: resolve(root) } : {}),
     extraEnv: { ...extraEnv, ...sectionEnv },
+    ...(redisEnv ? { redisEnv } : {}),
   });
   const cleanup = async () => {
     cleanups.delete(cleanup);
@@ -354,6 +361,19 @@ async function measureAll() {
     const two = await startTesseraUnderTest(undefined, 'Tessera with two workers', { TESSERA_WORKERS: '2' });
     await measureScaleOut('workers', { label: 'one process', t, f }, { label: 'two workers', ...two });
     await two.stop();
+  }
+  if (t && f && want('cluster')) {
+    progress('a Redis Cluster of three masters (no replicas, as the single Redis has none): starting');
+    const cluster = await startPrivateCluster({ replicas: 0 });
+    const stopCluster = async () => {
+      cleanups.delete(stopCluster);
+      await cluster.stop();
+    };
+    cleanups.add(stopCluster);
+    const onCluster = await startTesseraUnderTest(undefined, 'Tessera on the Redis Cluster', {}, cluster.env);
+    await measureScaleOut('cluster', { label: 'single Redis', t, f }, { label: 'Redis Cluster', ...onCluster, redisPids: cluster.pids() });
+    await onCluster.stop();
+    await stopCluster();
   }
 }
 

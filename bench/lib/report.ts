@@ -113,6 +113,11 @@ export function evaluateTargets(r: BenchReport): Target[] {
     const fraction = r.passwordLogin.storm.fractionOfQuiet;
     targets.push({ name: 'introspection during a login storm', value: `${Math.round(fraction * 100)}% of quiet`, target: '≥ 70%', pass: fraction >= 0.7 });
   }
+  const onCluster = r.scaleOut?.cluster;
+  for (const figure of onCluster?.figures ?? []) {
+    const x = ratio(figure.variant.rps, figure.baseline.rps);
+    targets.push({ name: `${figure.name} on a Redis Cluster / single Redis`, value: `${x}×`, target: '≥ 0.9×', pass: x >= 0.9 && figure.variant.failed === 0 });
+  }
   if (r.memory.accessToken) {
     const bytes = r.memory.accessToken.bytesPerItem;
     targets.push({ name: 'Redis bytes per live access token', value: `${bytes} B`, target: '≤ 600 B', pass: bytes <= 600 });

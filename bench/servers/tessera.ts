@@ -91,6 +91,11 @@ export interface StartOptions {
   /** PostgreSQL to create the bench database on (its database is only used to connect). */
   adminDatabaseUrl: string;
   redisUrl: string;
+  /**
+   * Redis settings instead of redisUrl (e.g. REDIS_CLUSTER_NODES for a cluster the bench started);
+   * the keys are then left to that Redis, which the bench discards.
+   */
+  redisEnv?: Record<string, string>;
   /** Extra node options for the server (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** Another checkout of Tessera to run (its src/main.ts), to compare a change in the same run. */
@@ -122,7 +127,7 @@ export async function startTessera(options: StartOptions): Promise<TesseraUnderT
   const port = await freePort();
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl.toString(),
-    REDIS_URL: options.redisUrl,
+    ...(options.redisEnv ?? { REDIS_URL: options.redisUrl }),
     TESSERA_REDIS_PREFIX: prefix,
     ISSUER: `http://127.0.0.1:${port}`,
     HOST: '127.0.0.1',
@@ -139,7 +144,7 @@ export async function startTessera(options: StartOptions): Promise<TesseraUnderT
   const url = `http://127.0.0.1:${port}`;
   const cleanUp = async () => {
     rmSync(configDir, { recursive: true, force: true });
-    await deleteRedisPrefix(options.redisUrl, prefix);
+    if (!options.redisEnv) await deleteRedisPrefix(options.redisUrl, prefix);
     await adminQuery(options.adminDatabaseUrl, `DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
   };
 

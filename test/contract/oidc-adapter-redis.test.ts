@@ -1,7 +1,8 @@
 import { Redis, type Cluster } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { createRedisEphemeralStore, type ClusterTarget, type SentinelTarget } from '../../src/store/redis/redis-ephemeral-store.ts';
-import { rawClusterClient, usePrivateCluster } from '../support/private-cluster.ts';
+import { rawClusterClient } from '../support/private-cluster.ts';
+import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { dumpRedisPrefix } from '../support/stored-keys.ts';

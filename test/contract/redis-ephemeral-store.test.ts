@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { MARKER_KEY_PREFIX } from '../../src/store/redis/data-loss.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
-import { usePrivateCluster } from '../support/private-cluster.ts';
+import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/services.ts';
 import { describeEphemeralStoreContract, inbox, waitFor } from './ephemeral-store.contract.ts';

@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '../../src/shared/errors.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { freePort } from '../support/private-redis.ts';
-import { usePrivateCluster } from '../support/private-cluster.ts';
+import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { createTestDatabase, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';

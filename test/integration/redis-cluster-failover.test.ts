@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import type { ConnectionState, EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { StoreUnavailableError } from '../../src/shared/errors.ts';
-import { usePrivateCluster, type Address } from '../support/private-cluster.ts';
+import { type Address } from '../support/private-cluster.ts';
+import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { uniqueRedisPrefix } from '../support/services.ts';
 
 // The Redis ephemeral store on a Redis Cluster of this file's own (three masters, three replicas)

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { oidcKeyFor } from '../../src/oauth/adapter/oidc-keys.ts';
 import { approveDevice } from '../support/device-approval.ts';
-import { usePrivateCluster } from '../support/private-cluster.ts';
+import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';

@@ -4,19 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
 import { slotOfKey } from '../../src/store/redis/cluster-slots.ts';
 import { freePort, killRedisServer, startRedisServer, type ServerTls } from './private-redis.ts';
 import type { ClientTls } from './private-sentinel.ts';
 import { createTestCa } from './test-certificates.ts';
 
-// A Redis Cluster of a test file's own, on loopback ports of its own: three masters and three
-// replicas, each node in a directory of its own, a replica taking over a second after its master
+// A Redis Cluster of a test file's own (or the bench's), on loopback ports of its own: three masters and three
+// replicas (or none), each node in a directory of its own, a replica taking over a second after its master
 // stops answering (cluster-node-timeout 1000). With tls, every node speaks TLS only, the cluster
 // bus and replication too, with certificates from a CA of its own.
 
 export interface PrivateClusterOptions {
+  /** Replicas per master: 1 (the default: a replica takes over a master that dies) or 0. */
+  replicas?: 0 | 1;
   /** TLS everywhere; with authClients, every node asks clients for a certificate. */
   tls?: { authClients: boolean };
   /** Every node's requirepass (and masterauth, for its replicas). */
@@ -51,6 +52,8 @@ export interface PrivateCluster {
   waitForFailover(old: Address, key: string | undefined, timeoutMs: number): Promise<Address>;
   /** Starts a node that was killed again, on its port and with its cluster state (it rejoins). */
   restartNode(address: Address): Promise<void>;
+  /** The process ids of the nodes running now (the bench reports their CPU). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -86,7 +89,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
 
 /** Starts the cluster; resolves once every node reports cluster_state:ok and knows every other. */
-export async function startPrivateCluster({ tls, password }: PrivateClusterOptions = {}): Promise<PrivateCluster> {
+export async function startPrivateCluster({ tls, password, replicas = 1 }: PrivateClusterOptions = {}): Promise<PrivateCluster> {
   const servers = new Map<number, { child: ChildProcess; dir: string; busPort: number }>();
   const certificates = mkdtempSync(join(tmpdir(), 'tessera-cluster-tls-'));
   const stop = async () => {
@@ -116,13 +119,13 @@ export async function startPrivateCluster({ tls, password }: PrivateClusterOptio
       clientTls = { ca: read(ca.certFile), cert: read(client.certFile), key: read(client.keyFile), caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile };
       probeTls = { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key };
     }
-    for (let index = 0; index < 6; index++) {
+    for (let index = 0; index < 3 * (1 + replicas); index++) {
       const port = await freePort();
       await startNode(port, mkdtempSync(join(tmpdir(), `tessera-cluster-${port}-`)), await freePort());
       nodes.push({ host: HOST, port });
     }
     const cliTls = clientTls ? ['--tls', '--cacert', clientTls.caFile, '--cert', clientTls.certFile, '--key', clientTls.keyFile] : [];
-    await run('redis-cli', [...cliTls, ...(password ? ['-a', password, '--no-auth-warning'] : []), '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+    await run('redis-cli', [...cliTls, ...(password ? ['-a', password, '--no-auth-warning'] : []), '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 });
     await waitForClusterOk(nodes, probeTls, 60_000, password);
     // A replica takes over only with data recent enough: wait until each one has synced.
     for (const node of nodes) {
@@ -210,6 +213,7 @@ export async function startPrivateCluster({ tls, password }: PrivateClusterOptio
       await startNode(address.port, server.dir, server.busPort);
       await waitForClusterOk(liveNodes(), probeTls, 30_000, password);
     },
+    pids: () => [...servers.values()].flatMap(({ child }) => (child.pid !== undefined && child.exitCode === null ? [child.pid] : [])),
     stop,
   };
 }
@@ -219,7 +223,7 @@ async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undef
     await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
       withClient(node, tls, async (client) => {
         const info = (await client.call('CLUSTER', 'INFO')) as string;
-        return info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:6') ? true : undefined;
+        return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}`) ? true : undefined;
       }, password),
     );
   }
@@ -229,22 +233,4 @@ async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undef
 export function rawClusterClient(cluster: PrivateCluster): Cluster {
   const tls = cluster.clientTls ? { tls: { ca: cluster.clientTls.ca, cert: cluster.clientTls.cert, key: cluster.clientTls.key } } : {};
   return new Cluster(cluster.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 0, ...tls } });
-}
-
-/**
- * A cluster for the test file that calls this (at its top level): started before its tests,
- * stopped after them. Returns a getter for it.
- */
-export function usePrivateCluster(options: PrivateClusterOptions = {}): () => PrivateCluster {
-  let cluster: PrivateCluster | undefined;
-  beforeAll(async () => {
-    cluster = await startPrivateCluster(options);
-  }, 120_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-  return () => {
-    if (!cluster) throw new Error('the private Redis Cluster is not running');
-    return cluster;
-  };
 }
