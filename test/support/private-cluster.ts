@@ -126,7 +126,7 @@ export async function startPrivateCluster({ tls, password, replicas = 1 }: Priva
     }
     const cliTls = clientTls ? ['--tls', '--cacert', clientTls.caFile, '--cert', clientTls.certFile, '--key', clientTls.keyFile] : [];
     await run('redis-cli', [...cliTls, ...(password ? ['-a', password, '--no-auth-warning'] : []), '--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 });
-    await waitForClusterOk(nodes, probeTls, 60_000, password);
+    await waitForClusterOk(nodes, nodes.length, probeTls, 60_000, password);
     // A replica takes over only with data recent enough: wait until each one has synced.
     for (const node of nodes) {
       await until(`the replica at ${node.port} in sync`, 30_000, () =>
@@ -203,7 +203,7 @@ export async function startPrivateCluster({ tls, password, replicas = 1 }: Priva
         return now.port !== old.port ? now : undefined;
       });
       // (Not asking `old`: it may be frozen rather than dead.)
-      await waitForClusterOk(liveNodes().filter(({ port }) => port !== old.port), probeTls, timeoutMs, password);
+      await waitForClusterOk(liveNodes().filter(({ port }) => port !== old.port), nodes.length, probeTls, timeoutMs, password);
       return promoted;
     },
     async restartNode(address) {
@@ -211,19 +211,20 @@ export async function startPrivateCluster({ tls, password, replicas = 1 }: Priva
       if (!server) throw new Error(`no node of this cluster at port ${address.port}`);
       await killRedisServer(server.child);
       await startNode(address.port, server.dir, server.busPort);
-      await waitForClusterOk(liveNodes(), probeTls, 30_000, password);
+      await waitForClusterOk(liveNodes(), nodes.length, probeTls, 30_000, password);
     },
     pids: () => [...servers.values()].flatMap(({ child }) => (child.pid !== undefined && child.exitCode === null ? [child.pid] : [])),
     stop,
   };
 }
 
-async function waitForClusterOk(nodes: Address[], tls: ConnectionOptions | undefined, timeoutMs: number, password?: string): Promise<void> {
+/** Until each of `nodes` says the cluster is ok and knows all `knownNodes` (a dead one stays known). */
+async function waitForClusterOk(nodes: Address[], knownNodes: number, tls: ConnectionOptions | undefined, timeoutMs: number, password?: string): Promise<void> {
   for (const node of nodes) {
     await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
       withClient(node, tls, async (client) => {
         const info = (await client.call('CLUSTER', 'INFO')) as string;
-        return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}`) ? true : undefined;
+        return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${knownNodes}`) ? true : undefined;
       }, password),
     );
   }
