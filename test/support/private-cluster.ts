@@ -6,7 +6,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { slotOfKey } from '../../src/store/redis/cluster-slots.ts';
-import { freePort, killRedisServer, startRedisServer, type ServerTls } from './private-redis.ts';
+import { freePort, killRedisServer, startRedisServer, until, withRedisClient, type ServerTls } from './private-redis.ts';
 import type { ClientTls } from './private-sentinel.ts';
 import { createTestCa } from './test-certificates.ts';
 
@@ -60,32 +60,6 @@ export interface PrivateCluster {
 const HOST = '127.0.0.1';
 const run = promisify(execFile);
 
-async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>, password?: string): Promise<T> {
-  const client = new Redis({ ...address, ...(tls ? { tls } : {}), ...(password ? { password } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000, commandTimeout: 5000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await use(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
 
 /** Starts the cluster; resolves once every node reports cluster_state:ok and knows every other. */
@@ -100,7 +74,7 @@ export async function startPrivateCluster({ tls, password, replicas = 1 }: Priva
   let serverTls: ServerTls | undefined;
   let clientTls: ClientTls | undefined;
   let probeTls: ConnectionOptions | undefined;
-  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use, password);
+  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withRedisClient(address, use, { ...(probeTls ? { tls: probeTls } : {}), ...(password ? { password } : {}) });
   // The bus port is chosen too: port + 10000, Redis's default, may be taken or above 65535.
   const startNode = async (port: number, dir: string, busPort: number) => {
     const cluster = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000', '--cluster-port', String(busPort)];
@@ -222,10 +196,14 @@ export async function startPrivateCluster({ tls, password, replicas = 1 }: Priva
 async function waitForClusterOk(nodes: Address[], knownNodes: number, tls: ConnectionOptions | undefined, timeoutMs: number, password?: string): Promise<void> {
   for (const node of nodes) {
     await until(`cluster_state:ok at ${node.port}`, timeoutMs, () =>
-      withClient(node, tls, async (client) => {
-        const info = (await client.call('CLUSTER', 'INFO')) as string;
-        return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${knownNodes}`) ? true : undefined;
-      }, password),
+      withRedisClient(
+        node,
+        async (client) => {
+          const info = (await client.call('CLUSTER', 'INFO')) as string;
+          return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${knownNodes}`) ? true : undefined;
+        },
+        { ...(tls ? { tls } : {}), ...(password ? { password } : {}) },
+      ),
     );
   }
 }

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
+import { Redis } from 'ioredis';
 
 // A redis-server of a test file's own, so that it can be killed, frozen and restarted.
 
@@ -113,4 +115,36 @@ export async function startRestartableRedis(): Promise<RestartableRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A short-lived client to one Redis server of a test's own (TLS and password when given), for what
+ * the test support checks on it: it never retries and is closed after `use`.
+ */
+export async function withRedisClient<T>(address: { host: string; port: number }, use: (client: Redis) => Promise<T>, options: { tls?: ConnectionOptions; password?: string } = {}): Promise<T> {
+  const { tls, password } = options;
+  const client = new Redis({ ...address, ...(tls ? { tls } : {}), ...(password ? { password } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000, commandTimeout: 5000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await use(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Polls `probe` every 100 ms until it gives a value (errors count as not yet), at most timeoutMs. */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { ConnectionOptions } from 'node:tls';
-import { freePort, killRedisServer, startRedisProcess, startRedisServer, tlsServerArgs, type ServerTls } from './private-redis.ts';
+import { freePort, killRedisServer, startRedisProcess, startRedisServer, tlsServerArgs, until, withRedisClient, type ServerTls } from './private-redis.ts';
 import { createTestCa } from './test-certificates.ts';
 
 // A Redis Sentinel set-up of a test file's own, on loopback ports of its own: one master, one
@@ -59,35 +59,9 @@ export interface PrivateSentinel {
 
 const HOST = '127.0.0.1';
 
-async function withClient<T>(address: Address, tls: ConnectionOptions | undefined, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ ...address, ...(tls ? { tls } : {}), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await use(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
 /** [a, b, c, d] as [[a, b], [c, d]]. */
 function pairs(items: string[]): [string, string][] {
   return items.flatMap((item, index) => (index % 2 === 0 ? [[item, items[index + 1]!] as [string, string]] : []));
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Starts the set-up; resolves once the sentinels know the replica and each other. */
@@ -103,7 +77,7 @@ export async function startPrivateSentinel({ masterName = 'tessera-test', tls }:
   let serverTls: ServerTls | undefined;
   let clientTls: ClientTls | undefined;
   let probeTls: ConnectionOptions | undefined;
-  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withClient(address, probeTls, use);
+  const withProbe = <T>(address: Address, use: (client: Redis) => Promise<T>) => withRedisClient(address, use, probeTls ? { tls: probeTls } : {});
   try {
     if (tls) {
       const ca = await createTestCa(dir);
