@@ -1,7 +1,6 @@
 // Pings each connection so that one dead without its socket knowing (a frozen server, a dropped
 // network path) is torn down and re-established, and a subscriber learns it missed messages. On the
-// commands connection the ping is the data-loss check (data-loss.ts), on the replicated-writes one
-// the count of replicas (replicated-writes.ts): Redis answers those too.
+// commands connection the ping is the data-loss check (data-loss.ts), which Redis answers too.
 import { Cluster } from 'ioredis';
 import { reasonOf, type Connection, type RedisContext } from './connection.ts';
 

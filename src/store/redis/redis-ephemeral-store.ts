@@ -261,15 +261,20 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     }
     return connection;
   };
+  /** The servers behind a connection: a Cluster client's nodes, or the one server. */
+  const serversOf = (client: RedisClient): Redis[] => (client instanceof Cluster ? client.nodes('all') : [client]);
   const servers = async (): Promise<Redis[]> => {
     const subscriber = await subscriptions.connection();
-    const own = [commandsClient, replicatedClient].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [client]));
+    const own = [commandsClient, replicatedClient].flatMap(serversOf);
     return subscriber ? [...own, subscriber.client] : own;
   };
+  // A single server's connection is probed as itself; a Cluster client through each of its nodes
+  // (the commands client also as itself: its probe is the data-loss check of every master).
   const probed = async (): Promise<Probed[]> => {
     const subscriber = await subscriptions.connection();
-    const nodes = [commandsClient, replicatedClient].flatMap((client) => (client instanceof Cluster ? client.nodes('all') : [])).map((node) => ({ connection: nodeConnection(node) }));
-    return [{ connection: commands, probe: () => dataLoss.check() }, { connection: replicatedConnection }, ...nodes, ...(subscriber ? [{ connection: subscriber }] : [])];
+    const nodes = [commandsClient, replicatedClient].filter((client) => client instanceof Cluster).flatMap(serversOf).map((node) => ({ connection: nodeConnection(node) }));
+    const replicatedOwn = replicatedClient instanceof Cluster ? [] : [{ connection: replicatedConnection }];
+    return [{ connection: commands, probe: () => dataLoss.check() }, ...replicatedOwn, ...nodes, ...(subscriber ? [{ connection: subscriber }] : [])];
   };
   const stallWatchdog = startStallWatchdog(servers, commandTimeoutMs);
   await dataLoss.check().catch(() => undefined); // the first markers; the heartbeat checks them from now on
