@@ -7,7 +7,7 @@ import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { usePrivateSentinel } from '../support/private-sentinel.ts';
 import { createTestDatabase, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM } from '../support/token-requests.ts';
+import { createHarvesterAndRecordsApi, postAsClient } from '../support/token-requests.ts';
 
 // Redis replicates asynchronously: a revocation a master acknowledged a moment before it died may
 // never reach the replica promoted in its place. Writes that end a credential are therefore
@@ -15,7 +15,6 @@ import { basic, FORM } from '../support/token-requests.ts';
 // revocation is answered 503 (retry) rather than 200. Here on a Sentinel set-up of this file's own,
 // with its replica frozen (SIGSTOP: still attached, confirming nothing).
 
-const by = { actor: 'test' };
 const COMMAND_TIMEOUT_MS = 2000;
 const sentinel = usePrivateSentinel();
 
@@ -97,21 +96,16 @@ describe('revocation through Tessera on Sentinel', () => {
   let db: TestDatabase;
   let tessera: TestTessera;
   let issuer: URL;
-  const secrets: Record<string, string> = {};
+  let secrets: Record<string, string> = {};
 
-  const post = async (path: string, clientId: string, form: Record<string, string>) => {
-    const res = await fetch(new URL(path, issuer), { method: 'POST', headers: { ...FORM, authorization: basic(clientId, secrets[clientId]!) }, body: new URLSearchParams(form), signal: AbortSignal.timeout(15_000) });
-    const text = await res.text();
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const post = (path: string, clientId: string, form: Record<string, string>) => postAsClient(issuer, path, { id: clientId, secret: secrets[clientId]! }, form, 15_000);
 
   beforeAll(async () => {
     db = await createTestDatabase();
     const port = await freePort();
     issuer = new URL(`http://127.0.0.1:${port}`);
     tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, ...sentinel().env });
-    secrets.harvester = (await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
-    secrets['records-api'] = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by)).secret!;
+    secrets = await createHarvesterAndRecordsApi(tessera.core);
   }, 60_000);
   afterAll(async () => {
     await tessera?.stop();

@@ -6,7 +6,7 @@ import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM } from '../support/token-requests.ts';
+import { basic, createHarvesterAndRecordsApi, FORM } from '../support/token-requests.ts';
 
 // Two Tessera instances (A and B, as two nodes behind a load balancer) on one PostgreSQL database
 // and one Redis Cluster of this file's own (three masters, three replicas): what one does, the
@@ -57,8 +57,7 @@ describe('two Tessera instances on a Redis Cluster', () => {
     b = await startTestTessera({ ...shared, PORT: '0' });
     await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read'] }, by);
     await a.core.accounts.createUser({ username: 'bob', password: 'bob-password-1', scopes: ['read'] }, by);
-    secrets.harvester = (await a.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
-    secrets['records-api'] = (await a.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by)).secret!;
+    Object.assign(secrets, await createHarvesterAndRecordsApi(a.core));
     await a.core.clients.create({ clientId: 'cli', name: 'CLI', kind: 'device', scopes: ['read'] }, by);
   }, 60_000);
   afterAll(async () => {

@@ -3,13 +3,12 @@ import { freePort } from '../support/private-redis.ts';
 import { usePrivateSentinel, type PrivateSentinelOptions } from '../support/private-sentinel.ts';
 import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
-import { basic, FORM } from '../support/token-requests.ts';
+import { createHarvesterAndRecordsApi, postAsClient } from '../support/token-requests.ts';
 
 // Tessera on Redis through Sentinel (a master, a replica and three sentinels of this file's own):
 // the master is killed, and Tessera answers 503 + Retry-After or the truth while the sentinels
 // fail over, then follows the new master without a restart.
 
-const by = { actor: 'test' };
 /** Generous bounds for a loaded machine: the sentinels act a second after the master is gone. */
 const PROMOTION_TIMEOUT_MS = 60_000;
 const RECOVERY_TIMEOUT_MS = 30_000;
@@ -33,18 +32,9 @@ function describeFailover(title: string, options: PrivateSentinelOptions): void 
     let db: TestDatabase;
     let tessera: TestTessera;
     let issuer: URL;
-    const secrets: Record<string, string> = {};
+    let secrets: Record<string, string> = {};
 
-    async function post(path: string, clientId: string, form: Record<string, string>): Promise<Answer> {
-      const res = await fetch(new URL(path, issuer), {
-        method: 'POST',
-        headers: { ...FORM, authorization: basic(clientId, secrets[clientId]!) },
-        body: new URLSearchParams(form),
-        signal: AbortSignal.timeout(NO_HANG_MS),
-      });
-      const text = await res.text();
-      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-    }
+    const post = (path: string, clientId: string, form: Record<string, string>): Promise<Answer> => postAsClient(issuer, path, { id: clientId, secret: secrets[clientId]! }, form, NO_HANG_MS);
     const introspect = (token: string) => post('/oauth/introspect', 'records-api', { token });
     const issueToken = () => post('/oauth/token', 'harvester', { grant_type: 'client_credentials', scope: 'read' });
 
@@ -53,8 +43,7 @@ function describeFailover(title: string, options: PrivateSentinelOptions): void 
       const port = await freePort();
       issuer = new URL(`http://127.0.0.1:${port}`);
       tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: db.url, ...sentinel().env });
-      secrets.harvester = (await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
-      secrets['records-api'] = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by)).secret!;
+      secrets = await createHarvesterAndRecordsApi(tessera.core);
     }, 60_000);
     afterAll(async () => {
       await tessera?.stop();

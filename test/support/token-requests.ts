@@ -43,3 +43,28 @@ export async function introspectAs(tessera: TestTessera, caller: { id: string; s
   const res = await fetch(new URL('/oauth/introspect', tessera.url), { method: 'POST', headers: { ...FORM, authorization: basic(caller.id, caller.secret) }, body: new URLSearchParams({ token }) });
   return (await res.json()) as Record<string, unknown>;
 }
+
+/** An answer as the outage tests read it: the status, Retry-After, and the JSON body ({} when empty). */
+export interface PostAnswer {
+  status: number;
+  retryAfter: string | null;
+  body: Record<string, unknown>;
+}
+
+/** POSTs `form` to `path` on `base` with HTTP Basic as `client`; a request waiting past `timeoutMs` fails (no hang). */
+export async function postAsClient(base: string | URL, path: string, client: { id: string; secret: string }, form: Record<string, string>, timeoutMs: number): Promise<PostAnswer> {
+  const res = await fetch(new URL(path, base), { method: 'POST', headers: { ...FORM, authorization: basic(client.id, client.secret) }, body: new URLSearchParams(form), signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/**
+ * The two clients the store tests use, by id with their secrets: `harvester`, a service (client
+ * credentials, `read`), and `records-api`, a resource server that introspects.
+ */
+export async function createHarvesterAndRecordsApi(core: TestTessera['core']): Promise<Record<'harvester' | 'records-api', string>> {
+  const by = { actor: 'test' };
+  const harvester = (await core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
+  const recordsApi = (await core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by)).secret!;
+  return { harvester, 'records-api': recordsApi };
+}
