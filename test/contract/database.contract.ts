@@ -16,7 +16,7 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
     beforeAll(async () => {
       ({ database, cleanup } = await open());
       await migrate(database);
-    });
+    }, 60_000); // PGlite's start (a WebAssembly PostgreSQL) takes a busy machine tens of seconds
     afterAll(async () => {
       await database.close();
       await cleanup();

@@ -204,29 +204,36 @@ describe('two Tessera instances on a Redis Cluster', () => {
     const promotedAfterMs = performance.now() - killedAt;
     expect(master.port).not.toBe(old.port);
 
-    // After it: both instances answer again, without a restart, within a generous bound.
+    // After it: both instances answer again, without a restart, within a generous bound. A request
+    // may still meet the dead master once (503 + Retry-After) before its client reads the new map.
     const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
-    const recovered = async (base: string) => {
+    const answered = async (what: string, request: () => Promise<Answer>) => {
       for (;;) {
-        const answer = await timed(() => introspect(base, kept));
-        if (answer.status === 200) return answer;
-        expect(answer.status).toBe(503);
-        if (Date.now() > deadline) throw new Error(`${base} still answers 503 ${RECOVERY_TIMEOUT_MS} ms after the promotion`);
+        const answer = await timed(request);
+        if (answer.status !== 503) return answer;
+        expect(answer.retryAfter).toMatch(/^\d+$/);
+        if (Date.now() > deadline) throw new Error(`${what} still answered 503 ${RECOVERY_TIMEOUT_MS} ms after the promotion`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     };
+    const activeOnceAnswered = async (base: string, token: string) => {
+      const answer = await answered(`introspection at ${base}`, () => introspect(base, token));
+      expect(answer.status).toBe(200);
+      return answer.body.active;
+    };
     for (const base of [a.url, b.url]) {
       // The record was replicated before the kill: still active; the revoked token never is.
-      expect((await recovered(base)).body.active).toBe(true);
-      expect(await activeAt(base, revoked)).toBe(false);
+      expect(await activeOnceAnswered(base, kept)).toBe(true);
+      expect(await activeOnceAnswered(base, revoked)).toBe(false);
     }
     const recoveredAfterMs = performance.now() - killedAt;
-    const fresh = await issueToken(b.url);
+    const fresh = await answered('a token request at B', () => issueToken(b.url));
     expect(fresh.status).toBe(200);
-    expect(await activeAt(a.url, String(fresh.body.access_token))).toBe(true);
-    // A revocation on A holds on B after the failover (the invalidations flow again).
-    expect(await activeAt(b.url, kept)).toBe(true);
-    expect((await post(a.url, '/oauth/revoke', { token: kept }, 'harvester')).status).toBe(200);
+    expect(await activeOnceAnswered(a.url, String(fresh.body.access_token))).toBe(true);
+    // A revocation on A (its record on the promoted master) holds on B after the failover: the
+    // invalidations flow again. Revoking twice is harmless (RFC 7009), so a 503 is simply retried.
+    expect(await activeOnceAnswered(b.url, kept)).toBe(true);
+    expect((await answered('the revocation at A', () => post(a.url, '/oauth/revoke', { token: kept }, 'harvester'))).status).toBe(200);
     await inactiveOnB(kept, performance.now());
 
     console.info(`Redis Cluster failover: replica promoted ${Math.round(promotedAfterMs)} ms after the kill, both instances answering ${Math.round(recoveredAfterMs)} ms after it; during it ${seen.unavailable} answers were 503 + Retry-After and ${seen.answered} were right; the slowest request took ${Math.round(seen.slowestMs)} ms`);

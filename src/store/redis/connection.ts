@@ -345,11 +345,30 @@ export async function run<T>(context: RedisContext, operation: string, connectio
       // redirected to different slots (after a failover, before the slot map is read again): it
       // rejects each. The node ran none of them, so each is sent again once the map is fresh.
       const { client } = connection;
-      const redirected = client instanceof Cluster && (error as { name?: unknown } | null)?.name === 'ReplyError' && REDIRECTION.test(errorText(error));
+      const replied = (error as { name?: unknown } | null)?.name === 'ReplyError';
+      const redirected = client instanceof Cluster && replied && REDIRECTION.test(errorText(error));
+      if (client instanceof Cluster && !replied && !context.closing) refreshSlotMapSoon(client);
       if (!redirected || redirections >= MAX_REDIRECTIONS || context.closing) throw explain(context, operation, connection, error);
       await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
     }
   }
+}
+
+/** At most one slot-map refresh per cluster client in this long, however many commands fail. */
+const SLOT_MAP_REFRESH_MS = 100;
+const slotMapRefreshedAt = new WeakMap<Cluster, number>();
+
+/**
+ * A command lost with its node (dead, or frozen past the command timeout) is not sent again, but
+ * the slot map is read again in the background: ioredis reads it only on a MOVED, and a client
+ * whose map still names a dead master would keep sending that master's slots to it after its
+ * replica took over. Once the promotion is known, the next command goes to the new master.
+ */
+function refreshSlotMapSoon(client: Cluster): void {
+  const now = performance.now();
+  if (now - (slotMapRefreshedAt.get(client) ?? -Infinity) < SLOT_MAP_REFRESH_MS) return;
+  slotMapRefreshedAt.set(client, now);
+  client.refreshSlotsCache(() => undefined);
 }
 
 function explain(context: RedisContext, operation: string, connection: Connection, error: unknown): Error {
