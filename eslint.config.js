@@ -10,7 +10,7 @@ import tseslint from 'typescript-eslint';
  * anything. The published packages (verifier/, client/) import nothing from the rest of src/.
  */
 const LAYERS = [
-  ['shared', 'views'],
+  ['shared', 'views', 'metrics'],
   ['config'],
   ['store'],
   ['cache', 'credentials'],

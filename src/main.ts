@@ -1,6 +1,10 @@
 import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfigOrReport, redactConfig } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { startMetricsListener } from './metrics/metrics-listener.ts';
 import { createLogger } from './shared/logger.ts';
 import { startTessera, type RunningTessera } from './server.ts';
 import { DRAIN_MESSAGE, superviseWorkers, workerCount, workersRefusal } from './workers.ts';
@@ -25,7 +29,18 @@ async function main(): Promise<void> {
     }
     if (workers > 1) {
       baseLogger.debug({ config: redactConfig(config) }, 'configuration');
-      superviseWorkers(config, baseLogger.child({ role: 'supervisor' }), workers);
+      const supervisorLogger = baseLogger.child({ role: 'supervisor' });
+      if (config.metrics.port !== null) {
+        try {
+          const listener = await serveWorkersMetrics(config, supervisorLogger);
+          supervisorLogger.info({ metrics: `${listener.url}/metrics` }, "serving the workers' metrics, added up");
+        } catch (error) {
+          supervisorLogger.fatal({ reason: (error as Error).message }, 'Tessera could not start');
+          console.error(`tessera: could not start: ${(error as Error).message}`);
+          process.exit(1);
+        }
+      }
+      superviseWorkers(config, supervisorLogger, workers);
       return;
     }
   }
@@ -61,6 +76,13 @@ async function main(): Promise<void> {
 
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** The supervisor's metrics: at each scrape, every worker's registry (server.ts), added up by prom-client. */
+function serveWorkersMetrics(config: Config, logger: Logger) {
+  const aggregator = new AggregatorRegistry();
+  const read = async () => ({ text: await aggregator.clusterMetrics(), contentType: aggregator.contentType });
+  return startMetricsListener(read, config.metrics.host, config.metrics.port!, (error) => logger.error({ err: error }, "could not read the workers' metrics"));
 }
 
 await main();

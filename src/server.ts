@@ -1,7 +1,9 @@
+import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
 import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import { lowerHashingPriority } from './accounts/hashing/hashing-priority.ts';
 import { createUserCache } from './accounts/user-cache.ts';
 import { createClientMetadataCache } from './clients/client-metadata-cache.ts';
@@ -12,12 +14,15 @@ import { createApp } from './http/app.ts';
 import { createConnectionDrain, type ConnectionDrain } from './http/connection-drain.ts';
 import { createIssuerSelfCheck, type IssuerCheckResult, type IssuerSelfCheck } from './http/issuer-self-check.ts';
 import { withFastRoutes } from './http/raw-http.ts';
+import { countRequests } from './http/request-metrics.ts';
 import { listRoutes, type RouteEntry } from './http/route-inventory.ts';
 import { compileTrustProxy } from './http/trust-proxy.ts';
 import { createCachedCredentialVerifier, type CredentialCacheStats } from './introspection/credential-cache.ts';
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
+import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
 import { findOidcToken } from './oauth/adapter/stored-payload.ts';
 import { createTokenRequestCheck, refreshTokenUserScopesFrom } from './oauth/grants/token-request-rules.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
@@ -44,6 +49,8 @@ export interface RunningTessera {
   ephemeral: EphemeralStore;
   /** The introspection cache's figures (entries, hits, misses, whether it serves from memory). */
   introspectionCache: { stats(): CredentialCacheStats };
+  /** Where this process serves its Prometheus metrics (TESSERA_METRICS_PORT; a worker's are served by its supervisor). */
+  metricsUrl?: string;
   /** The start's check that the issuer leads to this process (not awaited by the start; it warns if not). */
   issuerCheck: Promise<IssuerCheckResult>;
   /** Every route it serves (express's, oidc-provider's, the node:http ones) and its methods. */
@@ -170,7 +177,7 @@ async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<str
 }
 
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
-function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, options: StartOptions): { server: Server; connections: ConnectionDrain; routes: () => RouteEntry[] } {
+function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, metrics: Metrics | undefined, options: StartOptions): { server: Server; connections: ConnectionDrain; routes: () => RouteEntry[] } {
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   // Every channel that takes a password shares one sign-in, and so one limit per account.
@@ -199,10 +206,11 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy, failedLookups: createFailedLookupLimiter(failedLookupLimit) });
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });
   // The issuer check fetches the discovery document, which express serves: the two hot routes skip it.
-  server.on('request', connections.handle(withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, issuerCheck.handle(app))));
-  server.keepAliveTimeout = 65_000;
   // The token endpoint's other methods are oidc-provider's (providerRoutes lists them).
   const routes = () => [...listRoutes(app), ...providerRoutes(oauth.provider).filter((route) => route.path !== OIDC_ROUTES.introspection), { path: OIDC_ROUTES.introspection, methods: ['POST'] }];
+  const handler = withFastRoutes({ [OIDC_ROUTES.introspection]: introspection, [OIDC_ROUTES.token]: token }, issuerCheck.handle(app));
+  server.on('request', connections.handle(metrics ? countRequests(metrics, routes, handler) : handler));
+  server.keepAliveTimeout = 65_000;
   return { server, connections, routes };
 }
 
@@ -260,14 +268,51 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     return buildOAuth(core, subscriptions, options.clock);
   });
   const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
-  const { server, connections, routes } = buildServer(core, oauth, issuerSelfCheck, options);
+  const metrics = config.metrics.port === null ? undefined : createMetrics();
+  metrics?.readIntrospectionCache(() => oauth.verifier.stats());
+  const { server, connections, routes } = buildServer(core, oauth, issuerSelfCheck, metrics, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
-  logger.info({ url, issuer: config.issuer }, 'Tessera is listening');
+  const metricsListener = metrics && (await closingOnFailure([...opened, { close: () => closeServer(server) }], () => serveMetrics(metrics, config, logger)));
+  logger.info({ url, issuer: config.issuer, ...(metricsListener ? { metrics: `${metricsListener.url}/metrics` } : {}) }, 'Tessera is listening');
   const stopChecking = new AbortController();
   const drain = drainer(connections, core, subscriptions);
-  const stop = () => {
+  const stop = async () => {
     stopChecking.abort();
-    return drain();
+    await Promise.all([drain(), metricsListener?.close()]);
   };
-  return { server, url, core, ephemeral, introspectionCache: { stats: () => oauth.verifier.stats() }, issuerCheck: issuerSelfCheck.run(url, stopChecking.signal), routes, stop };
+  return {
+    server,
+    url,
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
+    core,
+    ephemeral,
+    introspectionCache: { stats: () => oauth.verifier.stats() },
+    issuerCheck: issuerSelfCheck.run(url, stopChecking.signal),
+    routes,
+    stop,
+  };
+}
+
+/**
+ * A single process serves its metrics on a listener of its own; a worker leaves them to its
+ * supervisor, which asks every worker at each scrape and adds their figures up (workers.ts).
+ */
+async function serveMetrics(metrics: Metrics, config: Config, logger: Logger): Promise<MetricsListener | undefined> {
+  if (cluster.isWorker) {
+    // An AggregatorRegistry made in a worker is what answers the supervisor's requests (prom-client
+    // listens for them from its constructor on); it answers with this process's registry.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    return undefined;
+  }
+  const { registry } = metrics;
+  const read = async () => ({ text: await registry.metrics(), contentType: registry.contentType });
+  return startMetricsListener(read, config.metrics.host, config.metrics.port!, (error) => logger.error({ err: error }, 'could not read the metrics'));
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -42,6 +42,8 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_REDIS_CONNECT_TIMEOUT_MS: { path: ['redis', 'connectTimeoutMs'], kind: 'int' },
   TESSERA_REDIS_COMMAND_TIMEOUT_MS: { path: ['redis', 'commandTimeoutMs'], kind: 'int' },
   TESSERA_LOG_LEVEL: { path: ['log', 'level'], kind: 'string' },
+  TESSERA_METRICS_PORT: { path: ['metrics', 'port'], kind: 'int' },
+  TESSERA_METRICS_HOST: { path: ['metrics', 'host'], kind: 'string' },
   TESSERA_ARGON2_MEMORY_KIB: { path: ['passwords', 'argon2', 'memoryKiB'], kind: 'int' },
   TESSERA_ARGON2_TIME_COST: { path: ['passwords', 'argon2', 'timeCost'], kind: 'int' },
   TESSERA_ARGON2_PARALLELISM: { path: ['passwords', 'argon2', 'parallelism'], kind: 'int' },

@@ -175,6 +175,11 @@ export const configSchema = z.object({
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   }),
+  /** Prometheus metrics, on a listener of their own (src/metrics/): off until a port is given. */
+  metrics: z.object({
+    port: z.coerce.number().int().min(0).max(65535).nullable(),
+    host: z.string().min(1),
+  }),
   passwords: z.object({
     argon2: z.object({
       memoryKiB: positiveInt.min(8192, { message: 'must be at least 8192 (8 MiB)' }).max(4 * 1024 * 1024),
@@ -306,6 +311,9 @@ export const configSchema = z.object({
     password: z.string().min(1).nullable(),
   }),
 }).superRefine((config, context) => {
+  if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
+    context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });
+  }
   if (!(config.oauth.defaultResource in config.oauth.resources)) {
     context.addIssue({ code: 'custom', path: ['oauth', 'defaultResource'], message: `"${config.oauth.defaultResource}" is not one of oauth.resources` });
   }

@@ -53,6 +53,7 @@ describe('TESSERA_WORKERS=2: a supervisor and two workers on one port', () => {
   let configDir: string;
   let server: ServerProcess;
   let base: URL;
+  let metricsPort: number;
   const pinned: PinnedClient[] = [];
 
   /** Opens one new connection; its first request (GET /healthz) says in the log which worker holds it. */
@@ -114,9 +115,11 @@ describe('TESSERA_WORKERS=2: a supervisor and two workers on one port', () => {
     const configFile = join(configDir, 'tessera.json');
     const secretSha256 = createHash('sha256').update(RS_SECRET).digest('hex');
     await writeFile(configFile, JSON.stringify({ clients: [{ clientId: 'records-api', name: 'Records API', kind: 'resource_server', secretSha256, scopes: ['read'] }] }));
+    metricsPort = await freePort();
     server = await startServerProcess(
       {
         TESSERA_WORKERS: '2',
+        TESSERA_METRICS_PORT: String(metricsPort),
         DATABASE_URL: db.url,
         REDIS_URL: TEST_REDIS_URL,
         TESSERA_REDIS_PREFIX: prefix,
@@ -173,6 +176,19 @@ describe('TESSERA_WORKERS=2: a supervisor and two workers on one port', () => {
       for (const client of [a!, b!]) expect(await introspect(client, session)).toEqual({ active: false });
     }
   }, 90_000);
+
+  it("serves the workers' metrics from the supervisor's own listener, added up", async () => {
+    const clients = await connectToEach(startedWorkers());
+    for (const client of clients.values()) {
+      for (let i = 0; i < 3; i++) expect((await client.call({ method: 'GET', path: '/api/v1/me' })).status).toBe(401);
+    }
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    // Three answers from each worker: only the supervisor's sum of both gives six.
+    expect(text).toContain('tessera_http_requests_total{route="/api/v1/me",method="GET",status="401"} 6');
+    expect((await fetch(`${base.origin}/metrics`)).status).toBe(404);
+  });
 
   it('restarts a worker killed with SIGKILL, and requests keep being answered', async () => {
     const [victim, survivor] = startedWorkers();
