@@ -17,7 +17,8 @@
  *     [3: before the first run on each freshly started server], BENCH_RUNS [9], BENCH_RUN_SECONDS [1];
  *   BENCH_SECTIONS [all]: some of bare, stock (or stock-introspection, stock-cc, stock-refresh),
  *     introspection, cc, refresh (token: both), device, login, memory, workers (two workers beside
- *     one process), cluster (Tessera on a Redis Cluster of three masters beside a single Redis);
+ *     one process), cluster (Tessera on a Redis Cluster of three masters beside a single Redis),
+ *     metrics (Tessera with TESSERA_METRICS_PORT beside one without);
  *   BENCH_CPU_PROF: a directory; every server runs with --cpu-prof and writes its profile to
  *     <dir>/<server>/ (summarise one with `node bench/profile-summary.ts <file>`);
  *   BENCH_TESSERA_ROOT: run another checkout's src/main.ts, e.g. to measure a change;
@@ -168,7 +169,7 @@ function refreshChains(name: string, watched: Watched, url: string, clientId: st
 // adapter, and Tessera, all started before measuring and kept until the end, so that the figures
 // compared as ratios are measured in turns (measure.ts, inRounds).
 const wantStock = (part: 'introspection' | 'cc' | 'refresh') => want('stock') || SECTIONS.has(`stock-${part}`);
-const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory', 'workers', 'cluster'].filter(want);
+const tesseraSections = ['introspection', 'cc', 'refresh', 'device', 'login', 'memory', 'workers', 'cluster', 'metrics'].filter(want);
 const bareToken = randomBytes(32).toString('base64url');
 const stockSecret = randomBytes(24).toString('base64url');
 let bare: ServerProcess | undefined;
@@ -365,6 +366,12 @@ async function measureAll() {
     await measureScaleOut('workers', { label: 'one process', ...one }, { label: 'two workers', ...two });
     await Promise.all([one.stop(), two.stop()]);
   }
+  if (t && f && want('metrics')) {
+    const off = await startTesseraUnderTest(undefined, 'Tessera without metrics');
+    const on = await startTesseraUnderTest(undefined, 'Tessera with metrics', { TESSERA_METRICS_PORT: '0' });
+    await measureScaleOut('metrics', { label: 'metrics off', ...off }, { label: 'metrics on', ...on });
+    await Promise.all([off.stop(), on.stop()]);
+  }
   if (t && f && want('cluster')) {
     progress('a Redis Cluster of three masters (no replicas, as the single Redis has none): starting');
     const cluster = await startPrivateCluster({ replicas: 0 });
@@ -394,7 +401,7 @@ interface ScaleOutSide {
  * default, in the same rounds: introspection of an opaque and of a personal token (reads), and
  * client credentials (writes).
  */
-async function measureScaleOut(name: 'workers' | 'cluster', baseline: ScaleOutSide, variant: ScaleOutSide) {
+async function measureScaleOut(name: 'workers' | 'cluster' | 'metrics', baseline: ScaleOutSide, variant: ScaleOutSide) {
   const requests = (side: ScaleOutSide): [string, FormRequest][] => [
     ['introspection, opaque token', { url: `${side.t.url}${INTROSPECT}`, headers: { authorization: side.f.resourceServer.authorization }, body: form({ token: side.f.tokens.opaque }), expect: ACTIVE }],
     ['introspection, personal token', { url: `${side.t.url}${INTROSPECT}`, headers: { authorization: side.f.resourceServer.authorization }, body: form({ token: side.f.tokens.personal }), expect: ACTIVE }],

@@ -53,8 +53,8 @@ export interface BenchReport {
   targets: Target[];
   /** With BENCH_COMPARE_ROOT: this tree's figures beside the other checkout's, from the same rounds. */
   comparison?: { root: string; figures: { name: string; tessera: Measured; compared: Measured }[] };
-  /** Tessera scaled out (two workers; a Redis Cluster) beside Tessera as it runs by default, from the same rounds. */
-  scaleOut?: Partial<Record<'workers' | 'cluster', ScaleOut>>;
+  /** Tessera run another way (two workers; a Redis Cluster; metrics on) beside Tessera as it runs by default, from the same rounds. */
+  scaleOut?: Partial<Record<'workers' | 'cluster' | 'metrics', ScaleOut>>;
 }
 
 export interface ScaleOut {
@@ -117,6 +117,10 @@ export function evaluateTargets(r: BenchReport): Target[] {
   for (const figure of onCluster?.figures ?? []) {
     const x = ratio(figure.variant.rps, figure.baseline.rps);
     targets.push({ name: `${figure.name} on a Redis Cluster / single Redis`, value: `${x}×`, target: '≥ 0.9×', pass: x >= 0.9 && figure.variant.failed === 0 });
+  }
+  for (const figure of r.scaleOut?.metrics?.figures.filter(({ name }) => name.startsWith('introspection')) ?? []) {
+    const x = ratio(figure.variant.rps, figure.baseline.rps);
+    targets.push({ name: `${figure.name} with metrics on / off`, value: `${x}×`, target: '≥ 0.95×', pass: x >= 0.95 && figure.variant.failed === 0 });
   }
   if (r.memory.accessToken) {
     const bytes = r.memory.accessToken.bytesPerItem;

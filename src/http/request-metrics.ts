@@ -19,19 +19,33 @@ export const UNMATCHED_ROUTE = 'unmatched';
  * `routes` whose pattern matches the path (the node:http fast routes, oidc-provider's).
  */
 export function countRequests(metrics: Metrics, routes: () => readonly RoutePattern[], handler: RawHandler): RawHandler {
-  let patterns: { path: string; match: RegExp }[] | undefined;
+  let known: { exact: Map<string, string>; patterns: { path: string; match: RegExp }[] } | undefined;
   const routeOf = (req: IncomingMessage): string => {
     const matched = req as IncomingMessage & { route?: { path?: unknown }; baseUrl?: string };
     if (typeof matched.route?.path === 'string') return (matched.baseUrl ?? '') + matched.route.path;
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    patterns ??= routes().map(({ path: pattern }) => ({ path: pattern, match: new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`) }));
-    return patterns.find(({ match }) => match.test(path))?.path ?? UNMATCHED_ROUTE;
+    known ??= compile(routes());
+    return known.exact.get(path) ?? known.patterns.find(({ match }) => match.test(path))?.path ?? UNMATCHED_ROUTE;
   };
   return (req, res) => {
     const started = performance.now();
-    res.once('finish', () => metrics.requestAnswered(routeOf(req), req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000));
+    res.on('finish', () => metrics.requestAnswered(routeOf(req), req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000));
     handler(req, res);
   };
+}
+
+/** Paths without parameters found in one lookup (the hot routes are among them), the others by pattern. */
+function compile(routes: readonly RoutePattern[]) {
+  const exact = new Map<string, string>();
+  const patterns: { path: string; match: RegExp }[] = [];
+  for (const { path } of routes) {
+    if (!/[:*{(]/.test(path)) {
+      if (!exact.has(path)) exact.set(path, path);
+    } else {
+      patterns.push({ path, match: new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`) });
+    }
+  }
+  return { exact, patterns };
 }

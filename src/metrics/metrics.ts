@@ -56,17 +56,21 @@ export function createMetrics(): Metrics {
   cacheFigure('tessera_introspection_cache_hits_total', 'Credential checks answered from the introspection cache.', (f) => f.hits, 'counter');
   cacheFigure('tessera_introspection_cache_misses_total', 'Credential checks that went to the stores.', (f) => f.misses, 'counter');
 
-  // The children of each label set, found once: labels() hashes its arguments on every call.
-  const requestChildren = new Map<string, { count: { inc(): void }; time: { observe(seconds: number): void } }>();
+  // The children of each label set, found once per route, method and status (no key built per request).
+  type Children = { count: { inc(): void }; time: { observe(seconds: number): void } };
+  const requestChildren = new Map<string, Map<string, Map<number, Children>>>();
   return {
     registry,
     requestAnswered(route, method, status, seconds) {
       const knownMethod = KNOWN_METHODS.has(method) ? method : 'OTHER';
-      const key = `${route} ${knownMethod} ${status}`;
-      let children = requestChildren.get(key);
+      let byMethod = requestChildren.get(route);
+      if (!byMethod) requestChildren.set(route, (byMethod = new Map()));
+      let byStatus = byMethod.get(knownMethod);
+      if (!byStatus) byMethod.set(knownMethod, (byStatus = new Map()));
+      let children = byStatus.get(status);
       if (!children) {
         children = { count: requests.labels(route, knownMethod, String(status)), time: durations.labels(route, knownMethod) };
-        requestChildren.set(key, children);
+        byStatus.set(status, children);
       }
       children.count.inc();
       children.time.observe(seconds);
