@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { createAccountService, type AccountService } from './accounts/account-service.ts';
-import { createBoundedPasswordHasher } from './accounts/hashing/bounded-hasher.ts';
+import { createBoundedPasswordHasher, type HashingStats } from './accounts/hashing/bounded-hasher.ts';
 import { createEventLoopGauge } from './accounts/hashing/event-loop-gauge.ts';
 import { createPasswordHasher } from './accounts/hashing/password-hasher.ts';
 import { createUserRepository } from './accounts/user-repository.ts';
@@ -30,6 +30,8 @@ export interface Core {
   accounts: AccountService;
   clients: ClientService;
   personalTokens: PersonalTokenService;
+  /** The password-hashing queue's figures now (for the metrics). */
+  passwordHashing: { stats(): HashingStats };
 }
 
 /** What a core opened with the ephemeral store adds: sessions, OAuth records, invalidations. */
@@ -86,12 +88,19 @@ async function openMigratedDatabase(config: Config, logger: Logger, apply: boole
   }
 }
 
-function createAccounts(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): AccountService {
+function createAccounts(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): { accounts: AccountService; hashing: { stats(): HashingStats } } {
   const hashing = config.passwords.hashing;
   const endSessions = async (user: { id: string }) => {
     await online?.sessions.endAllForUser(user.id);
   };
-  return createAccountService({
+  const hasher = createBoundedPasswordHasher(
+    createPasswordHasher(config.passwords.argon2),
+    // One core is left to the event loop: hashing on every core would starve the token endpoints.
+    { concurrency: hashing.concurrency ?? Math.max(1, availableParallelism() - 1), maxQueue: hashing.maxQueue, deadlineMs: hashing.deadlineMs },
+    // Logins take what the API traffic leaves: while the event loop is busy, hashing is paced.
+    { busyShare: hashing.busyCorePercent / 100, gauge: createEventLoopGauge() },
+  );
+  const accounts = createAccountService({
     users: createUserRepository(database),
     audit,
     listeners: online
@@ -102,17 +111,12 @@ function createAccounts(config: Config, database: Database, audit: AuditLog, onl
           { changed: (user) => online.invalidations.publish(invalidationTarget.user(user.id)) },
         ]
       : [],
-    hasher: createBoundedPasswordHasher(
-      createPasswordHasher(config.passwords.argon2),
-      // One core is left to the event loop: hashing on every core would starve the token endpoints.
-      { concurrency: hashing.concurrency ?? Math.max(1, availableParallelism() - 1), maxQueue: hashing.maxQueue, deadlineMs: hashing.deadlineMs },
-      // Logins take what the API traffic leaves: while the event loop is busy, hashing is paced.
-      { busyShare: hashing.busyCorePercent / 100, gauge: createEventLoopGauge() },
-    ),
+    hasher,
     scopeCatalog: config.scopes,
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
+  return { accounts, hashing: hasher };
 }
 
 function createClients(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): ClientService {
@@ -148,12 +152,14 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   const database = await openMigratedDatabase(config, logger, options.migrate !== false);
   const audit = createAuditLog(database);
   const online = options.ephemeral && openOnline(config, logger, options.ephemeral, options.clock);
+  const { accounts, hashing } = createAccounts(config, database, audit, online);
   const core: Core = {
     config,
     logger,
     database,
     audit,
-    accounts: createAccounts(config, database, audit, online),
+    accounts,
+    passwordHashing: hashing,
     clients: createClients(config, database, audit, online),
     personalTokens: createPersonalTokenService({
       database,

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
+import { HashingBusyError } from './accounts/hashing/bounded-hasher.ts';
 import { lowerHashingPriority } from './accounts/hashing/hashing-priority.ts';
 import { createUserCache } from './accounts/user-cache.ts';
 import { createClientMetadataCache } from './clients/client-metadata-cache.ts';
@@ -37,6 +38,7 @@ import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
+import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
 import { withCounterFallback } from './store/ephemeral/counter-fallback.ts';
 import type { Awaitable } from './shared/awaitable.ts';
@@ -181,7 +183,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const { config, logger, ephemeral, sessions } = core;
   const trustsProxy = compileTrustProxy(config.http.trustProxy);
   // Every channel that takes a password shares one sign-in, and so one limit per account.
-  const { signIn } = core;
+  const signIn = metrics ? countedSignIn(core.signIn, metrics) : core.signIn;
   // One allowance per introspecting client, one per client address at forward-auth.
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
@@ -203,7 +205,15 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     ],
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);
-  const introspection = createIntrospectionEndpoint({ issuer: config.issuer, logger, callers: oauth.introspectionCallers, verifier: oauth.verifier, trustsProxy: isTrustedProxy, failedLookups: createFailedLookupLimiter(failedLookupLimit) });
+  const introspection = createIntrospectionEndpoint({
+    issuer: config.issuer,
+    logger,
+    callers: oauth.introspectionCallers,
+    verifier: oauth.verifier,
+    trustsProxy: isTrustedProxy,
+    failedLookups: createFailedLookupLimiter(failedLookupLimit),
+    ...(metrics ? { onAnswered: (kind: string | null) => metrics.introspectionAnswered(kind) } : {}),
+  });
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });
   // The issuer check fetches the discovery document, which express serves: the two hot routes skip it.
   // The token endpoint's other methods are oidc-provider's (providerRoutes lists them).
@@ -269,7 +279,7 @@ export async function startTessera(config: Config, logger: Logger, options: Star
   });
   const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
   const metrics = config.metrics.port === null ? undefined : createMetrics();
-  metrics?.readIntrospectionCache(() => oauth.verifier.stats());
+  if (metrics) countOAuthAndHashing(metrics, core, oauth);
   const { server, connections, routes } = buildServer(core, oauth, issuerSelfCheck, metrics, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
   const metricsListener = metrics && (await closingOnFailure([...opened, { close: () => closeServer(server) }], () => serveMetrics(metrics, config, logger)));
@@ -290,6 +300,36 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     issuerCheck: issuerSelfCheck.run(url, stopChecking.signal),
     routes,
     stop,
+  };
+}
+
+/** The tokens oidc-provider issues, counted from its events ('<model>.saved', or '.issued' for a JWT), and what is read at each scrape. */
+const ISSUED_KINDS = ['access_token', 'client_credentials', 'refresh_token', 'authorization_code'] as const;
+
+function countOAuthAndHashing(metrics: Metrics, core: OnlineCore, oauth: OAuthParts): void {
+  // (The provider is an EventEmitter; its types list each event name on its own.)
+  const provider = oauth.provider as unknown as NodeJS.EventEmitter;
+  for (const kind of ISSUED_KINDS) {
+    for (const event of ['saved', 'issued']) provider.on(`${kind}.${event}`, () => metrics.tokenIssued(kind));
+  }
+  metrics.readIntrospectionCache(() => oauth.verifier.stats());
+  metrics.readHashing(() => core.passwordHashing.stats());
+}
+
+/** The one password sign-in, its outcomes counted by channel (a saturated hasher as `busy`). */
+function countedSignIn(signIn: PasswordSignIn, metrics: Metrics): PasswordSignIn {
+  return {
+    ...signIn,
+    async attempt(login, password, context) {
+      try {
+        const result = await signIn.attempt(login, password, context);
+        metrics.signInAttempted(context.via, result.status);
+        return result;
+      } catch (error) {
+        if (error instanceof HashingBusyError) metrics.signInAttempted(context.via, 'busy');
+        throw error;
+      }
+    },
   };
 }
 

@@ -18,8 +18,21 @@ export interface IntrospectionCacheFigures {
   misses: number;
 }
 
+export interface HashingFigures {
+  running: number;
+  queued: number;
+}
+
 export interface Metrics {
   readonly registry: Registry;
+  /** One sign-in with a password: its channel (api, browser, oauth) and outcome (signed_in, failed, limited, busy). */
+  signInAttempted(channel: string, outcome: string): void;
+  /** One OAuth token saved or issued by oidc-provider, by its model (access_token, client_credentials, …). */
+  tokenIssued(kind: string): void;
+  /** One introspection answered: the credential's kind when active, null when inactive. */
+  introspectionAnswered(activeKind: string | null): void;
+  /** Where the password-hashing queue's figures are read from, at each scrape. */
+  readHashing(read: () => HashingFigures): void;
   /** Counts one answered HTTP request of `route` (a pattern, e.g. /api/tokens/:id) and times it. */
   requestAnswered(route: string, method: string, status: number, seconds: number): void;
   /** Where the introspection cache's figures are read from, at each scrape. */
@@ -56,6 +69,33 @@ export function createMetrics(): Metrics {
   cacheFigure('tessera_introspection_cache_hits_total', 'Credential checks answered from the introspection cache.', (f) => f.hits, 'counter');
   cacheFigure('tessera_introspection_cache_misses_total', 'Credential checks that went to the stores.', (f) => f.misses, 'counter');
 
+  const signIns = new Counter({ name: 'tessera_sign_ins_total', help: 'Sign-ins with a password, by channel (api, browser, oauth) and outcome (signed_in, failed, limited: refused by a lockout, busy: hashing saturated).', labelNames: ['channel', 'outcome'] as const, registers: [registry] });
+  const tokensIssued = new Counter({ name: 'tessera_oauth_tokens_issued_total', help: 'OAuth tokens and codes issued, by kind.', labelNames: ['kind'] as const, registers: [registry] });
+  const introspections = new Counter({ name: 'tessera_introspection_answers_total', help: 'Introspection answers: active (by credential kind) or inactive.', labelNames: ['answer', 'kind'] as const, registers: [registry] });
+  let readHashing: (() => HashingFigures) | undefined;
+  for (const [name, help, pick] of [
+    ['tessera_password_hashing_running', 'Password hashes running now.', (f: HashingFigures) => f.running],
+    ['tessera_password_hashing_queued', 'Password hashes waiting for a slot.', (f: HashingFigures) => f.queued],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (readHashing) this.set(pick(readHashing()));
+      },
+    });
+  }
+  const childOf = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
+    let child = cache.get(key);
+    if (child === undefined) cache.set(key, (child = make()));
+    return child;
+  };
+  const signInChildren = new Map<string, { inc(): void }>();
+  const issuedChildren = new Map<string, { inc(): void }>();
+  const answerChildren = new Map<string, { inc(): void }>();
+  const inactive = introspections.labels('inactive', '');
+
   // The children of each label set, found once per route, method and status (no key built per request).
   type Children = { count: { inc(): void }; time: { observe(seconds: number): void } };
   const requestChildren = new Map<string, Map<string, Map<number, Children>>>();
@@ -74,6 +114,19 @@ export function createMetrics(): Metrics {
       }
       children.count.inc();
       children.time.observe(seconds);
+    },
+    signInAttempted(channel, outcome) {
+      childOf(signInChildren, `${channel} ${outcome}`, () => signIns.labels(channel, outcome)).inc();
+    },
+    tokenIssued(kind) {
+      childOf(issuedChildren, kind, () => tokensIssued.labels(kind)).inc();
+    },
+    introspectionAnswered(activeKind) {
+      if (activeKind === null) inactive.inc();
+      else childOf(answerChildren, activeKind, () => introspections.labels('active', activeKind)).inc();
+    },
+    readHashing(read) {
+      readHashing = read;
     },
     readIntrospectionCache(read) {
       readCache = read;

@@ -99,9 +99,48 @@ describe('Prometheus metrics', () => {
     // The introspection cache: the first check went to the stores, the next two were answered from memory.
     expect(sample(text, 'tessera_introspection_cache_hits_total', {})).toBeGreaterThanOrEqual(2);
     expect(sample(text, 'tessera_introspection_cache_entries', {})).toBeGreaterThanOrEqual(1);
+    // Introspection answers by outcome, and the token issued (client credentials, not an access token).
+    expect(sample(text, 'tessera_introspection_answers_total', { answer: 'active', kind: 'access_token' })).toBe(3);
+    expect(sample(text, 'tessera_oauth_tokens_issued_total', { kind: 'client_credentials' })).toBe(1);
+    expect(sample(text, 'tessera_password_hashing_queued', {})).toBe(0);
     // Node's own figures, the event-loop lag among them.
     expect(sample(text, 'nodejs_eventloop_lag_seconds', {})).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'process_cpu_seconds_total', {})).toBeGreaterThan(0);
+  });
+});
+
+describe('Prometheus metrics of sign-ins', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let tessera: TestTessera;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_METRICS_PORT: '0', TESSERA_LOGIN_FAILURES_PER_USERNAME: '2' });
+    await tessera.core.accounts.createUser({ username: 'dana', password: 'dana-password', scopes: ['read'] }, by);
+  });
+  afterAll(async () => {
+    await tessera?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('counts password sign-ins by channel and outcome, a lockout as limited', async () => {
+    const login = async (password: string) => {
+      const res = await fetch(`${tessera.url}/users/dana/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password }) });
+      await res.body?.cancel();
+      return res.status;
+    };
+    expect(await login('dana-password')).toBe(200);
+    expect(await login('wrong 1')).toBe(401);
+    expect(await login('wrong 2')).toBe(401);
+    expect(await login('dana-password')).toBe(429);
+    const text = await (await fetch(`${tessera.metricsUrl!}/metrics`)).text();
+    expect(sample(text, 'tessera_sign_ins_total', { channel: 'api', outcome: 'signed_in' })).toBe(1);
+    expect(sample(text, 'tessera_sign_ins_total', { channel: 'api', outcome: 'failed' })).toBe(2);
+    expect(sample(text, 'tessera_sign_ins_total', { channel: 'api', outcome: 'limited' })).toBe(1);
+    expect(text).not.toContain('dana');
+    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
   });
 });
 

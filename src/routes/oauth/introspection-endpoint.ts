@@ -20,6 +20,8 @@ export interface IntrospectionEndpointDependencies {
   failedLookups: FailedLookupLimiter;
   /** Largest request body accepted, in bytes. */
   bodyLimit?: number;
+  /** Told of each answer: the credential's kind when active, null when inactive (the metrics). */
+  onAnswered?: (activeKind: string | null) => void;
 }
 
 /**
@@ -122,6 +124,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
       }
     }
     sendAtEndOfTurn(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
+    deps.onAnswered?.(active ? active.kind : null);
     if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
   }
 
