@@ -1,8 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // Prometheus metrics (prom-client), in a registry of Tessera's own: what the process serves and
-// how long it takes, and Node's own figures (event-loop lag, heap, CPU). The composition root
-// creates one registry per process and serves it on a listener of its own (metrics-listener.ts).
+// how long it takes, sign-ins, tokens issued, introspection answers, its cache and hashing queue,
+// and Node's own figures (event-loop lag, heap, CPU). The composition root creates one registry
+// per process and serves it on a listener of its own (metrics-listener.ts).
 // Label values come from fixed sets only (route patterns, methods, status codes): never a path,
 // a user or a token, which would both leak and grow without bound.
 
