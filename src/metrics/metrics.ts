@@ -49,44 +49,30 @@ export function createMetrics(): Metrics {
   const requests = new Counter({ name: 'tessera_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status code.', labelNames: ['route', 'method', 'status'] as const, registers: [registry] });
   const durations = new Histogram({ name: 'tessera_http_request_duration_seconds', help: 'Time from a request received to its answer sent, by route pattern and method.', labelNames: ['route', 'method'] as const, buckets: REQUEST_SECONDS_BUCKETS, registers: [registry] });
 
+  // Figures read at each scrape from where the composition root says (nothing on the hot path).
   let readCache: (() => IntrospectionCacheFigures) | undefined;
-  const cacheFigure = (name: string, help: string, pick: (figures: IntrospectionCacheFigures) => number, type: 'gauge' | 'counter') => {
-    const options = {
-      name,
-      help,
-      registers: [registry],
-      collect(this: Gauge | Counter) {
-        if (!readCache) return;
-        if (this instanceof Gauge) this.set(pick(readCache()));
-        else {
-          this.reset();
-          this.inc(pick(readCache()));
-        }
-      },
+  let readHashing: (() => HashingFigures) | undefined;
+  const readAtScrape = (type: 'gauge' | 'counter', name: string, help: string, read: () => number | undefined) => {
+    const collect = function (this: Gauge | Counter) {
+      const value = read();
+      if (value === undefined) return;
+      if (this instanceof Gauge) this.set(value);
+      else {
+        this.reset();
+        this.inc(value);
+      }
     };
-    return type === 'gauge' ? new Gauge(options) : new Counter(options);
+    return type === 'gauge' ? new Gauge({ name, help, registers: [registry], collect }) : new Counter({ name, help, registers: [registry], collect });
   };
-  cacheFigure('tessera_introspection_cache_entries', 'Answers held by the introspection cache of this process.', (f) => f.entries, 'gauge');
-  cacheFigure('tessera_introspection_cache_hits_total', 'Credential checks answered from the introspection cache.', (f) => f.hits, 'counter');
-  cacheFigure('tessera_introspection_cache_misses_total', 'Credential checks that went to the stores.', (f) => f.misses, 'counter');
+  readAtScrape('gauge', 'tessera_introspection_cache_entries', 'Answers held by the introspection cache of this process.', () => readCache?.().entries);
+  readAtScrape('counter', 'tessera_introspection_cache_hits_total', 'Credential checks answered from the introspection cache.', () => readCache?.().hits);
+  readAtScrape('counter', 'tessera_introspection_cache_misses_total', 'Credential checks that went to the stores.', () => readCache?.().misses);
+  readAtScrape('gauge', 'tessera_password_hashing_running', 'Password hashes running now.', () => readHashing?.().running);
+  readAtScrape('gauge', 'tessera_password_hashing_queued', 'Password hashes waiting for a slot.', () => readHashing?.().queued);
 
   const signIns = new Counter({ name: 'tessera_sign_ins_total', help: 'Sign-ins with a password, by channel (api, browser, oauth) and outcome (signed_in, failed, limited: refused by a lockout, busy: hashing saturated).', labelNames: ['channel', 'outcome'] as const, registers: [registry] });
   const tokensIssued = new Counter({ name: 'tessera_oauth_tokens_issued_total', help: 'OAuth tokens and codes issued, by kind.', labelNames: ['kind'] as const, registers: [registry] });
   const introspections = new Counter({ name: 'tessera_introspection_answers_total', help: 'Introspection answers: active (by credential kind) or inactive.', labelNames: ['answer', 'kind'] as const, registers: [registry] });
-  let readHashing: (() => HashingFigures) | undefined;
-  for (const [name, help, pick] of [
-    ['tessera_password_hashing_running', 'Password hashes running now.', (f: HashingFigures) => f.running],
-    ['tessera_password_hashing_queued', 'Password hashes waiting for a slot.', (f: HashingFigures) => f.queued],
-  ] as const) {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        if (readHashing) this.set(pick(readHashing()));
-      },
-    });
-  }
   const childOf = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
     let child = cache.get(key);
     if (child === undefined) cache.set(key, (child = make()));

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { ConnectionState, EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import { StoreUnavailableError } from '../../src/shared/errors.ts';
 import { type Address } from '../support/private-cluster.ts';
+import { withRedisClient } from '../support/private-redis.ts';
 import { usePrivateCluster } from '../support/use-private-cluster.ts';
 import { uniqueRedisPrefix } from '../support/services.ts';
 
@@ -16,16 +17,8 @@ const PASSWORD = 'cluster-pass-s3cret';
 const cluster = usePrivateCluster({ password: PASSWORD });
 const COMMAND_TIMEOUT_MS = 2000;
 
-async function onNode<T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ ...address, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 5000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await use(client);
-  } finally {
-    client.disconnect();
-  }
-}
+/** A short-lived client to one node of the password-protected cluster. */
+const onNode = <T>(address: Address, use: (client: Redis) => Promise<T>): Promise<T> => withRedisClient(address, use, { password: PASSWORD });
 
 async function until(what: string, timeoutMs: number, probe: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
