@@ -45,9 +45,15 @@ export function startRedisServer(port: number, extraArgs: string[] = [], tls?: S
   return startRedisProcess('redis-server', 'Ready to accept connections', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs]);
 }
 
-/** Starts a Redis program (redis-server, redis-sentinel); resolves once it printed readyText. */
+/**
+ * Starts a Redis program (redis-server, redis-sentinel); resolves once it printed readyText.
+ * It runs in a directory of its own, removed when it exits, so that files it writes without a
+ * --dir (a replica's copy of its master, dump.rdb) never land in the project's checkout.
+ */
 export function startRedisProcess(program: string, readyText: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cwd = mkdtempSync(join(tmpdir(), `tessera-${program}-`));
+  const child = spawn(program, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`${program} did not start within 10 s:\n${output}`)), 10_000);
