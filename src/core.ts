@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { createAccountService, type AccountService } from './accounts/account-service.ts';
+import { createAccountService, type AccountService, type EndedSignIns } from './accounts/account-service.ts';
+import type { User } from './accounts/user.ts';
 import { createBoundedPasswordHasher, type HashingStats } from './accounts/hashing/bounded-hasher.ts';
 import { createEventLoopGauge } from './accounts/hashing/event-loop-gauge.ts';
 import { createPasswordHasher } from './accounts/hashing/password-hasher.ts';
@@ -8,10 +9,14 @@ import { createUserRepository } from './accounts/user-repository.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { createInvalidations, invalidationTarget, type Invalidations } from './cache/invalidations.ts';
 import { createClientService, type ClientService } from './clients/client-service.ts';
+import { accountScopeCatalog } from './config/admin-scope.ts';
 import type { Config } from './config/schema.ts';
 import { createGrantCache, type GrantCache } from './oauth/adapter/grant-cache.ts';
 import { createJwtRevocations, type JwtRevocations } from './oauth/adapter/jwt-revocations.ts';
 import { createOidcAdapterFactory, type OidcAdapter } from './oauth/adapter/oidc-adapter.ts';
+import { createSigningKeyService, type SigningKeyService } from './oauth/signing-key-service.ts';
+import { createSigningKeyStore } from './oauth/signing-keys.ts';
+import { resolveSecrets } from './config/secrets.ts';
 import { createPersonalTokenService, type PersonalTokenService } from './personal-tokens/personal-token-service.ts';
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
 import { createLoginLimiter, type LoginLimiter } from './sessions/login-limiter.ts';
@@ -32,6 +37,8 @@ export interface Core {
   personalTokens: PersonalTokenService;
   /** The password-hashing queue's figures now (for the metrics). */
   passwordHashing: { stats(): HashingStats };
+  /** Listing and rotating the signing keys (a rotation is announced to every node through Redis). */
+  signingKeys: SigningKeyService;
 }
 
 /** What a core opened with the ephemeral store adds: sessions, OAuth records, invalidations. */
@@ -88,6 +95,12 @@ async function openMigratedDatabase(config: Config, logger: Logger, apply: boole
   }
 }
 
+/** Every API and browser session of the user, and every OAuth login with its provider sessions. */
+async function endSignIns(online: ReturnType<typeof openOnline>, user: User): Promise<EndedSignIns> {
+  const [apiSessions, oauth] = await Promise.all([online.sessions.endAllForUser(user.id), online.oidcAdapters('Grant').revokeByAccountId(user.id)]);
+  return { sessions: apiSessions + oauth.sessions, logins: oauth.grants };
+}
+
 function createAccounts(config: Config, database: Database, audit: AuditLog, online: ReturnType<typeof openOnline> | undefined): { accounts: AccountService; hashing: { stats(): HashingStats } } {
   const hashing = config.passwords.hashing;
   const endSessions = async (user: { id: string }) => {
@@ -111,8 +124,9 @@ function createAccounts(config: Config, database: Database, audit: AuditLog, onl
           { changed: (user) => online.invalidations.publish(invalidationTarget.user(user.id)) },
         ]
       : [],
+    ...(online ? { endSignIns: (user: User) => endSignIns(online, user) } : {}),
     hasher,
-    scopeCatalog: config.scopes,
+    scopeCatalog: accountScopeCatalog(config.scopes),
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
@@ -161,6 +175,12 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     accounts,
     passwordHashing: hashing,
     clients: createClients(config, database, audit, online),
+    signingKeys: createSigningKeyService({
+      openStore: async () => createSigningKeyStore({ database, secret: (await resolveSecrets(config, logger)).keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm }),
+      audit,
+      config,
+      ...(online?.ephemeral.kind === 'redis' ? { announce: () => online.invalidations.publish(invalidationTarget.signingKeys()) } : {}),
+    }),
     personalTokens: createPersonalTokenService({
       database,
       audit,

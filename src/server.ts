@@ -1,7 +1,6 @@
 import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { JSONWebKeySet } from 'jose';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { HashingBusyError } from './accounts/hashing/bounded-hasher.ts';
@@ -28,12 +27,15 @@ import { findOidcToken } from './oauth/adapter/stored-payload.ts';
 import { createTokenRequestCheck, refreshTokenUserScopesFrom } from './oauth/grants/token-request-rules.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
+import { createPublishedSigningKeys, type PublishedSigningKeys } from './oauth/published-signing-keys.ts';
+import { invalidationTarget, type InvalidationSubscriber } from './cache/invalidations.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
 import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
+import { createAdminRoutes } from './routes/admin/admin-routes.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
@@ -109,11 +111,10 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   const { config, logger, ephemeral, oidcAdapters } = core;
   const clocked = clock ? { clock } : {};
   const secrets = await resolveSecrets(config, logger);
-  const signingKeys = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
-  const { kid, created } = await signingKeys.ensureSigningKey();
+  const keyStore = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
+  const { kid, created } = await keyStore.ensureSigningKey();
   if (created) logger.info({ kid }, 'generated the first signing key');
-
-  const publicJwks = (await signingKeys.loadPublicJwks()) as JSONWebKeySet;
+  const signingKeys = await createPublishedSigningKeys({ store: keyStore, logger, ...clocked });
   const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), clocked);
   const users = createUserCache((id) => core.accounts.findUserById(id), clocked);
   const verifier = createCachedCredentialVerifier(
@@ -125,7 +126,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
       personalTokens: core.personalTokens,
       oidcModel: oidcAdapters,
       findOidcToken: (value, models) => findOidcToken(ephemeral, value, models),
-      publicJwks,
+      verificationKey: signingKeys.verificationKey,
       jwtRevoked: (jti) => core.jwtRevocations.isRevoked(jti),
       ...clocked,
     }),
@@ -149,14 +150,14 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     subscriptions.push(await core.invalidations.subscribe(subscriber));
     subscriber.channelState('up');
   }
+  subscriptions.push(await core.invalidations.subscribe(signingKeyReloads(signingKeys, logger)));
   const { provider, devicePolls, directGrants } = createOidcProvider({
     config,
     logger,
     accounts: users,
     clients: clientMetadata,
     adapterFactory: oidcAdapters,
-    jwks: await signingKeys.loadJwks(),
-    publicJwks,
+    signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
     ephemeral,
@@ -171,6 +172,22 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
 }
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
+
+/**
+ * Reads the signing keys again when a rotation is announced, and when the invalidation channel
+ * comes back (an announcement may have been lost while it was down).
+ */
+function signingKeyReloads(keys: PublishedSigningKeys, logger: Logger): InvalidationSubscriber {
+  const reload = () => void keys.reload().catch((error: unknown) => logger.error({ err: error }, 'could not read the signing keys again; still signing with the ones loaded before'));
+  return {
+    invalidate: (targets) => {
+      if (targets.includes(invalidationTarget.signingKeys())) reload();
+    },
+    channelState: (state) => {
+      if (state === 'up') reload();
+    },
+  };
+}
 
 /** The OpenID scopes of a grant (oidc-provider's Grant keeps them as `openid.scope`), undefined once it is gone. */
 async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<string[] | undefined> {
@@ -199,6 +216,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
+      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },

@@ -18,8 +18,20 @@ export interface Actor {
 export interface AccountListener {
   passwordChanged?(user: User): Promise<void>;
   disabled?(user: User): Promise<void>;
-  /** Any change to what the user's credentials grant: password, disabled or enabled, allowed scopes. */
+  /** Any change to what the user's credentials grant: password, disabled or enabled, allowed scopes, deletion. */
   changed?(user: User): Promise<void>;
+}
+
+/** What ending every sign-in of a user ended: API and browser sessions, OAuth logins (grants). */
+export interface EndedSignIns {
+  sessions: number;
+  logins: number;
+}
+
+/** A page of accounts and the cursor of the next one (null on the last). */
+export interface UserPage {
+  users: User[];
+  nextCursor: string | null;
 }
 
 export interface AccountServiceOptions {
@@ -31,6 +43,11 @@ export interface AccountServiceOptions {
   defaultScopes: string[];
   passwordMinLength: number;
   listeners?: AccountListener[];
+  /**
+   * Ends every session and OAuth login of a user; absent where the ephemeral store is not open
+   * (the admin CLI without Redis), and then refused.
+   */
+  endSignIns?: (user: User) => Promise<EndedSignIns>;
 }
 
 export interface CreateUserInput {
@@ -50,6 +67,15 @@ export interface SignInCandidate {
 }
 
 const MAX_PASSWORD_LENGTH = 1024;
+
+const userSearchSchema = z.object({
+  query: z.string().max(254, { message: 'must be at most 254 characters' }).optional(),
+  cursor: z.string().max(200).optional(),
+  limit: z.number().int().min(1).max(500),
+});
+
+/** The cursor of the page after `user`: its username, opaque to callers. */
+const cursorAfter = (user: User) => Buffer.from(user.username).toString('base64url');
 
 export function createAccountService(options: AccountServiceOptions) {
   const { users, audit, hasher, scopeCatalog, listeners = [] } = options;
@@ -184,6 +210,56 @@ export function createAccountService(options: AccountServiceOptions) {
 
     async listUsers(options: { limit: number; offset: number }): Promise<User[]> {
       return (await users.list(options)).map(withoutSecret);
+    },
+
+    /** Accounts in username order, a page at a time; `query` matches part of a username or e-mail. */
+    async searchUsers(input: { query?: string; cursor?: string; limit: number }): Promise<UserPage> {
+      const { query, cursor, limit } = parseInput(userSearchSchema, input);
+      const after = cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString();
+      if (after !== undefined && !usernameSchema.safeParse(after).success) {
+        throw AppError.validation([{ field: 'cursor', code: 'invalid', message: 'is not a cursor this service gave' }]);
+      }
+      const found = (await users.search({ ...(query ? { query } : {}), ...(after ? { after } : {}), limit: limit + 1 })).map(withoutSecret);
+      const page = found.slice(0, limit);
+      return { users: page, nextCursor: found.length > limit ? cursorAfter(page.at(-1)!) : null };
+    },
+
+    async setEmail(username: string, email: string | null, by: Actor): Promise<User> {
+      const valid = parseInput(z.object({ email: emailSchema.nullable() }), { email }).email;
+      const user = await requireUser(username);
+      try {
+        await users.setEmail(user.id, valid);
+      } catch (error) {
+        if (error instanceof UniqueViolation) throw AppError.conflict('That email is already taken.', [{ field: 'email', code: 'taken', message: 'already taken' }]);
+        throw error;
+      }
+      await audit.record({ ...by, action: 'user.email_changed', subject: `user:${user.id}`, details: { email: valid } });
+      const updated = { ...withoutSecret(user), email: valid };
+      // The API-key pair may name the owner by e-mail: answers cached under the old one go.
+      for (const listener of listeners) await listener.changed?.(updated);
+      return updated;
+    },
+
+    /** Ends every API and browser session and every OAuth login (device or web) of the user. */
+    async endSignIns(username: string, by: Actor): Promise<EndedSignIns> {
+      if (!options.endSignIns) throw AppError.unavailable('Sessions and logins live in the servers\' Redis, which this process has not opened.');
+      const user = withoutSecret(await requireUser(username));
+      const ended = await options.endSignIns(user);
+      await audit.record({ ...by, action: 'user.signed_out', subject: `user:${user.id}`, details: { ...ended } });
+      return ended;
+    },
+
+    /**
+     * Deletes the account: its sessions and OAuth logins end first (where the ephemeral store is
+     * open), its personal tokens go with it, and the audit log keeps what it did.
+     */
+    async deleteUser(username: string, by: Actor): Promise<User> {
+      const user = withoutSecret(await requireUser(username));
+      const ended = options.endSignIns ? await options.endSignIns(user) : null;
+      await users.delete(user.id);
+      await audit.record({ ...by, action: 'user.deleted', subject: `user:${user.id}`, details: { username: user.username, ...(ended ?? {}) } });
+      for (const listener of listeners) await listener.changed?.({ ...user, disabled: true });
+      return user;
     },
 
     /**

@@ -57,11 +57,25 @@ export interface UserRepository {
   /** Username or e-mail, case-insensitive. */
   findByLogin(login: string): Promise<UserWithSecret | null>;
   list(options: { limit: number; offset: number }): Promise<UserWithSecret[]>;
+  /**
+   * In username order (case-insensitive), after the username `after` if given; `query` matches
+   * a part of the username or e-mail, any case.
+   */
+  search(options: { query?: string; after?: string; limit: number }): Promise<UserWithSecret[]>;
   count(): Promise<number>;
   /** Replaces the hash; `passwordChanged` false for a transparent rehash that must not end sessions. */
   updatePasswordHash(id: string, passwordHash: string, passwordChanged: boolean): Promise<boolean>;
   setDisabled(id: string, disabled: boolean): Promise<boolean>;
   setAllowedScopes(id: string, scopes: string[]): Promise<boolean>;
+  /** Throws UniqueViolation('email') when another account has it. */
+  setEmail(id: string, email: string | null): Promise<boolean>;
+  /** Deletes the account and, with it, its personal tokens (ON DELETE CASCADE). */
+  delete(id: string): Promise<boolean>;
+}
+
+/** A LIKE pattern matching `text` anywhere, its own % _ and \ taken literally. */
+function containing(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function uniqueViolation(error: unknown): UniqueViolation | null {
@@ -98,6 +112,16 @@ export function createUserRepository(database: Database): UserRepository {
       const { rows } = await database.query<UserRow>(`SELECT ${COLUMNS} FROM users ORDER BY lower(username) LIMIT $1 OFFSET $2`, [limit, offset]);
       return rows.map(toUser);
     },
+    async search({ query, after, limit }) {
+      const { rows } = await database.query<UserRow>(
+        `SELECT ${COLUMNS} FROM users
+         WHERE ($1::text IS NULL OR lower(username) LIKE lower($1) OR lower(email) LIKE lower($1))
+           AND ($2::text IS NULL OR lower(username) > lower($2))
+         ORDER BY lower(username) LIMIT $3`,
+        [query ? containing(query) : null, after ?? null, limit],
+      );
+      return rows.map(toUser);
+    },
     async count() {
       const { rows } = await database.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
       return rows[0]!.n;
@@ -115,6 +139,18 @@ export function createUserRepository(database: Database): UserRepository {
     },
     async setAllowedScopes(id, scopes) {
       const { rowCount } = await database.query('UPDATE users SET allowed_scopes = $2, updated_at = now() WHERE id = $1', [id, scopes]);
+      return rowCount > 0;
+    },
+    async setEmail(id, email) {
+      try {
+        const { rowCount } = await database.query('UPDATE users SET email = $2, updated_at = now() WHERE id = $1', [id, email]);
+        return rowCount > 0;
+      } catch (error) {
+        throw uniqueViolation(error) ?? error;
+      }
+    },
+    async delete(id) {
+      const { rowCount } = await database.query('DELETE FROM users WHERE id = $1', [id]);
       return rowCount > 0;
     },
   };

@@ -24,6 +24,8 @@ export const invalidationTarget = {
   session: (digest: string) => `session:${digest}`,
   /** A personal access token, by its public id. */
   personalToken: (tokenId: string) => `pat:${tokenId}`,
+  /** The signing keys changed (a rotation): every node reads them again. */
+  signingKeys: () => 'keys:signing',
 } as const;
 
 /** Told what ended; each module that ends credentials takes one of these. */

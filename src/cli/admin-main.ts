@@ -51,14 +51,15 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
   const io = { out: (line: string) => console.log(line) };
 
   let core;
-  // Deleting a client or rotating its secret revokes its tokens, and a new password or a disabled
-  // account ends the user's sessions: all of them live in Redis. (Embedded, they live in the
+  // Deleting a client or rotating its secret revokes its tokens, a new password or a disabled
+  // account ends the user's sessions, and a new signing key is announced to every node: all
+  // through Redis. (Embedded, they live in the
   // server's memory, and the server cannot run beside the CLI.)
   let ephemeral: EphemeralStore | undefined;
   try {
     // The server's modules (oidc-provider, express, the stores) load only once there is work to do.
     const [{ openEphemeralStore }, { openCore }] = await Promise.all([import('../store/open-stores.ts'), import('../core.ts')]);
-    if ((command === 'client' || command === 'user') && usesRedis(config)) ephemeral = await openEphemeralStore(config, logger);
+    if (command !== 'migrate' && usesRedis(config)) ephemeral = await openEphemeralStore(config, logger);
     // `migrate` reports what it applies; every other command brings the schema up to date first.
     core = await openCore(config, logger, { migrate: command !== 'migrate', ephemeral });
   } catch (error) {

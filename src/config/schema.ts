@@ -1,6 +1,7 @@
 // The configuration's schema: what makes a value valid. Parsed once, at boot; the defaults are in
 // config/default.json and every key is documented in docs/configuration.md.
 import { z } from 'zod';
+import { ADMIN_SCOPE } from './admin-scope.ts';
 import { clientJwksSchema } from './client-jwks.ts';
 
 export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
@@ -301,7 +302,10 @@ export const configSchema = z.object({
   /** The scope catalog: name → description shown to people granting it. Operators add their own. */
   scopes: z
     .record(z.string().regex(SCOPE_NAME, { message: 'scope names are lower-case letters, digits and : _ . -' }), z.string().min(1))
-    .refine((catalog) => 'read' in catalog, { message: 'must define the scope "read"' }),
+    .refine((catalog) => 'read' in catalog, { message: 'must define the scope "read"' })
+    .refine((catalog) => !(ADMIN_SCOPE in catalog), {
+      message: `may not define "${ADMIN_SCOPE}": that scope is Tessera's own (accounts hold it to administer Tessera) and is never put in a token`,
+    }),
   accounts: z.object({
     /** Allowed scopes of a user created without --scopes. */
     defaultScopes: z.array(z.string().regex(SCOPE_NAME)).min(1),

@@ -1,5 +1,6 @@
 import { JWT_GRANT_CLAIM } from '../oauth/provider/provider.ts';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { ADMIN_SCOPE } from '../config/admin-scope.ts';
 import type { UserCache } from '../accounts/user-cache.ts';
 import type { Config } from '../config/schema.ts';
 import type { OidcClientMetadata } from '../clients/client-service.ts';
@@ -54,8 +55,8 @@ export interface CredentialVerifierDependencies {
   oidcModel: (modelName: string) => OidcAdapter;
   /** The first of these models holding a token with this value (one round trip; oidc-adapter.ts). */
   findOidcToken: (value: string, models: readonly string[]) => Promise<{ model: string; payload: AdapterPayload } | undefined>;
-  /** The published signing keys, for JWT access tokens. */
-  publicJwks: JSONWebKeySet;
+  /** The published signing key a JWT access token's header names (oauth/published-signing-keys.ts). */
+  verificationKey: JWTVerifyGetKey;
   /** Whether a JWT access token without a grant was revoked, by its jti (jwt-revocations.ts). */
   jwtRevoked: (jti: string) => Promise<boolean>;
   clock?: () => number;
@@ -73,7 +74,6 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 export function createCredentialVerifier(deps: CredentialVerifierDependencies): CredentialVerifier {
   const { config, accounts, clients } = deps;
   const clock = deps.clock ?? Date.now;
-  const jwks = createLocalJWKSet(deps.publicJwks);
 
   async function activeUser(id: string) {
     const user = await accounts.peekUser(id);
@@ -119,7 +119,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {
     try {
-      const { payload } = await jwtVerify(value, jwks, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
+      const { payload } = await jwtVerify(value, deps.verificationKey, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
       if (payload.cnf !== undefined) return null; // sender-constrained: never as a bearer token (as above)
       const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
       if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
@@ -165,7 +165,8 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
           kind: 'session',
           sub: user.id,
           username: user.username,
-          scopes: session.scopes.filter((s) => user.allowedScopes.includes(s)),
+          // The admin scope is Tessera's own: a resource server is never told of it.
+          scopes: session.scopes.filter((s) => s !== ADMIN_SCOPE && user.allowedScopes.includes(s)),
           clientId: null,
           aud: null,
           iat,

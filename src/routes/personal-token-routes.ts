@@ -2,6 +2,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed, requireJsonBody } from '../http/refusals.ts';
+import { inApiFieldNames } from '../http/api-field-names.ts';
 import { parseInput } from '../shared/validation.ts';
 import type { User } from '../accounts/user.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
@@ -49,12 +50,6 @@ const BEARER_ONLY: CredentialSources = { bearer: 'any', sessionHeaders: [] };
 /** The service's names of the fields it checks, as this API's clients send them. */
 const API_FIELD_NAMES: Readonly<Record<string, string>> = { expiresInDays: 'expires_in_days' };
 
-/** A validation error from the service, its fields named as the client sent them. */
-function inApiFieldNames(error: unknown): unknown {
-  if (!(error instanceof AppError) || !error.errors?.length) return error;
-  const errors = error.errors.map((e) => ({ ...e, field: API_FIELD_NAMES[e.field] ?? e.field }));
-  return new AppError(error.status, error.code, error.message, { errors, ...(error.detail ? { detail: error.detail } : {}), ...(error.headers ? { headers: error.headers } : {}) });
-}
 export function createPersonalTokenRoutes({ personalTokens, callers, verifier, findUserById }: PersonalTokenRouteDependencies): Router {
   const router = Router();
   const manage = callers.requireLoginSession('api');
@@ -74,7 +69,7 @@ export function createPersonalTokenRoutes({ personalTokens, callers, verifier, f
       const { token, record } = await personalTokens.create(req.caller!.user, { name: input.name, scopes: input.scopes ?? null, ...(input.expires_in_days !== undefined ? { expiresInDays: input.expires_in_days } : {}) }, actor(req));
       res.status(201).set('Cache-Control', 'no-store').location(`/api/v1/tokens/${record.id}`).json({ ...describe(record), token });
     } catch (error) {
-      next(inApiFieldNames(error));
+      next(inApiFieldNames(error, API_FIELD_NAMES));
     }
   });
   router.all('/api/v1/tokens', methodNotAllowed(['GET', 'POST']));

@@ -164,8 +164,8 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
       it('gives every key it writes a TTL, the lifetime of what it belongs to', async () => {
         const s = await scenario();
         const held = await dump();
-        // payloads (8) + the code's consumed marker + the user code and session uid lookups + two grant indexes + the client index
-        expect(held.length).toBe(14);
+        // payloads (8) + the code's consumed marker + the user code and session uid lookups + two grant indexes + the client and account indexes
+        expect(held.length).toBe(15);
         for (const { key, ttlMs } of held) {
           expect({ key, finite: Number.isFinite(ttlMs), positive: ttlMs > 0 }).toEqual({ key, finite: true, positive: true });
           expect(ttlMs).toBeLessThanOrEqual(14 * 24 * 3600 * 1000);
@@ -226,7 +226,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         if (fixture.advance) {
           await fixture.advance(999);
           expect(await adapterFor('Session').findByUid(uid)).toMatchObject({ jti: session.id });
-          expect((await dump()).length).toBe(7); // with the client index
+          expect((await dump()).length).toBe(8); // with the client index and the session's account index
         }
         const marker = oidcConsumedKeyFor('DeviceCode', device.id);
         await passTime(fixture.advance ? 1 : 1000, async () => (await dump()).every((k) => k.key === marker));
@@ -292,7 +292,7 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         const device = await save('DeviceCode', { grantId, userCode }, 600);
         await adapterFor('DeviceCode').consume(device.id);
         const session = await save('Session', { uid: 'uid-destroyed' });
-        expect((await dump()).length).toBe(7); // with the client index
+        expect((await dump()).length).toBe(8); // with the client index and the session's account index
         await adapterFor('DeviceCode').destroy(device.id);
         await adapterFor('Session').destroy(session.id);
         expect(await adapterFor('DeviceCode').find(device.id)).toBeUndefined();
@@ -314,6 +314,30 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         expect(await adapterFor('RefreshToken').find(mine[1]!.id)).toBeUndefined();
         expect(await adapterFor('ClientCredentials').find(mine[2]!.id)).toBeUndefined();
         expect(await adapterFor('AccessToken').find(theirs.id)).toMatchObject({ clientId: 'kept' });
+      });
+    });
+
+    describe('revokeByAccountId', () => {
+      it("removes the account's grants with what was issued under each, and its sessions; nothing of another account's", async () => {
+        const grantId = tokenValue();
+        await adapterFor('Grant').upsert(grantId, payload('Grant', grantId, { accountId: 'acct-gone', clientId: 'cli' }, 3600), 3600);
+        const issued = [await save('AccessToken', { grantId, accountId: 'acct-gone' }), await save('RefreshToken', { grantId, accountId: 'acct-gone' })];
+        const session = await save('Session', { accountId: 'acct-gone', uid: 'uid-gone' });
+        const keptGrantId = tokenValue();
+        await adapterFor('Grant').upsert(keptGrantId, payload('Grant', keptGrantId, { accountId: 'acct-kept', clientId: 'cli' }, 3600), 3600);
+        const kept = [await save('AccessToken', { grantId: keptGrantId, accountId: 'acct-kept' }), await save('Session', { accountId: 'acct-kept', uid: 'uid-kept' })];
+
+        expect(await adapterFor('Grant').revokeByAccountId('acct-gone')).toEqual({ grants: 1, sessions: 1 });
+        expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+        expect(await adapterFor('AccessToken').find(issued[0]!.id)).toBeUndefined();
+        expect(await adapterFor('RefreshToken').find(issued[1]!.id)).toBeUndefined();
+        expect(await adapterFor('Session').find(session.id)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid('uid-gone')).toBeUndefined();
+        expect(await adapterFor('Grant').find(keptGrantId)).toMatchObject({ accountId: 'acct-kept' });
+        expect(await adapterFor('AccessToken').find(kept[0]!.id)).toMatchObject({ grantId: keptGrantId });
+        expect(await adapterFor('Session').find(kept[1]!.id)).toMatchObject({ accountId: 'acct-kept' });
+        // Again: nothing left to end.
+        expect(await adapterFor('Grant').revokeByAccountId('acct-gone')).toEqual({ grants: 0, sessions: 0 });
       });
     });
 

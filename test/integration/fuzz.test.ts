@@ -63,6 +63,16 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/tokens/:id', family: 'api' },
   { path: '/api/v1/tokens/:id/rotate', family: 'api' },
   { path: '/api/v1/me', family: 'api' },
+  { path: '/api/v1/admin/users', family: 'api' },
+  { path: '/api/v1/admin/users/:id', family: 'api' },
+  { path: '/api/v1/admin/users/:id/unlock', family: 'api' },
+  { path: '/api/v1/admin/users/:id/sign-out', family: 'api' },
+  { path: '/api/v1/admin/clients', family: 'api' },
+  { path: '/api/v1/admin/clients/:id', family: 'api' },
+  { path: '/api/v1/admin/clients/:id/secret', family: 'api' },
+  { path: '/api/v1/admin/clients/:id/jwks', family: 'api' },
+  { path: '/api/v1/admin/keys', family: 'api' },
+  { path: '/api/v1/admin/keys/rotate', family: 'api' },
 ];
 
 /** Paths no route serves: the 404 of each family. */
@@ -78,6 +88,7 @@ const PARAMETER_NAMES = [
   'grant_type', 'client_id', 'client_secret', 'scope', 'resource', 'code', 'code_verifier', 'redirect_uri', 'response_type', 'state', 'nonce',
   'refresh_token', 'device_code', 'user_code', 'token', 'token_type_hint', 'client_assertion', 'client_assertion_type', 'access_token',
   'password', 'username', 'csrf', 'next', 'name', 'scopes', 'expires_in_days', 'confirm', 'abort', 'xsrf', 'prompt', 'login', 'consent',
+  'email', 'disabled', 'kind', 'redirect_uris', 'may_introspect', 'jwks', 'q', 'cursor', 'limit',
 ];
 /** Routes that end the session that calls them. */
 const ENDS_ITS_SESSION = new Set(['/logout', '/api/v1/sessions/:id']);

@@ -65,7 +65,7 @@ describe('HTTP surface on PostgreSQL and Redis', () => {
 
   it('created the first admin with the configured password', async () => {
     const result = await tessera.core.accounts.authenticate('admin', 'initial-admin-password');
-    expect(result).toMatchObject({ ok: true, user: { username: 'admin', allowedScopes: ['read', 'deposit:write', 'deposit:actions'] } });
+    expect(result).toMatchObject({ ok: true, user: { username: 'admin', allowedScopes: ['read', 'deposit:write', 'deposit:actions', 'admin'] } });
   });
 
   it('keeps credentials out of the request log', async () => {

@@ -22,6 +22,9 @@ const GRANT_BOUND_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'Authori
 /** Models indexed by client, so that deleting a client (or rotating its secret) ends its tokens. */
 const CLIENT_BOUND_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'ClientCredentials', 'BackchannelAuthenticationRequest', 'Grant']);
 
+/** Models indexed by account: a person's logins (grants) and provider sessions, ended together. */
+const ACCOUNT_BOUND_MODELS: ReadonlySet<string> = new Set(['Grant', 'Session']);
+
 /** Models oidc-provider marks consumed (adapter.consume): only these have a consumed marker. */
 const CONSUMABLE_MODELS: ReadonlySet<string> = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'PreAuthorizedCode']);
 
@@ -60,6 +63,11 @@ export interface OidcAdapter extends Adapter {
   revokeByGrantId(grantId: string): Promise<void>;
   /** Deletes every token, code and grant of a client (Tessera's own: on delete and secret rotation). */
   revokeByClientId(clientId: string): Promise<void>;
+  /**
+   * Deletes every grant of an account, with everything issued under each, and its provider
+   * sessions (Tessera's own: an admin ending a person's sign-ins). Counts what it deleted.
+   */
+  revokeByAccountId(accountId: string): Promise<{ grants: number; sessions: number }>;
 }
 
 export interface OidcAdapterOptions {
@@ -182,6 +190,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         if (CLIENT_BOUND_MODELS.has(model) && typeof payload.clientId === 'string') {
           writes.push(store.addToSet(keys.client(payload.clientId), payloadKey, ttlMs));
         }
+        if (ACCOUNT_BOUND_MODELS.has(model) && typeof payload.accountId === 'string') {
+          writes.push(store.addToSet(keys.account(payload.accountId), payloadKey, ttlMs));
+        }
         if (typeof payload.userCode === 'string') {
           writes.push(store.set(keys.userCode(model, payload.userCode), digest, { ttlMs }));
         }
@@ -265,6 +276,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         if (payload && CLIENT_BOUND_MODELS.has(model) && typeof payload.clientId === 'string') {
           await store.removeFromSet(keys.client(payload.clientId), keys.payload(model, digest));
         }
+        if (payload && ACCOUNT_BOUND_MODELS.has(model) && typeof payload.accountId === 'string') {
+          await store.removeFromSet(keys.account(payload.accountId), keys.payload(model, digest));
+        }
       },
 
       // Cached answers end once the records are gone (also when the sweep fails half-way).
@@ -274,6 +288,26 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         } finally {
           await invalidate(invalidationTarget.client(clientId));
         }
+      },
+
+      // A grant goes after what was issued under it (as revokeByGrantId), each leaving the index
+      // once deleted, so that a login made meanwhile keeps its entry.
+      async revokeByAccountId(accountId) {
+        const indexKey = keys.account(accountId);
+        const ended = { grants: 0, sessions: 0 };
+        await Promise.all(
+          (await store.setMembers(indexKey)).map(async (member) => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match?.[2] === 'Grant') {
+              await sweepIndex(keys.grantByDigest(match[1]!));
+              if (await removeRecord('Grant', match[1]!)) ended.grants += 1;
+            } else if (match?.[2] === 'Session') {
+              if (await removeRecord('Session', match[1]!)) ended.sessions += 1;
+            }
+            await store.removeFromSet(indexKey, member);
+          }),
+        );
+        return ended;
       },
 
       async revokeByGrantId(grantId) {

@@ -40,7 +40,11 @@ export const oidcKeys = {
   /** oidc:{d(token)}:RefreshToken:answer: its rotation's answer, encrypted under a key only the token's value gives. */
   reuseAnswer: (digest: string) => `oidc:{${digest}}:RefreshToken:answer`,
   /** The set of payload keys issued under a grant. */
-  grant: (grantId: string) => `oidc:grant:{${grantDigest(grantId)}}`,
+  grant: (grantId: string) => oidcKeys.grantByDigest(grantDigest(grantId)),
+  /** The same, by the digest of the grant id (the digest in the grant's own payload key). */
+  grantByDigest: (digest: string) => `oidc:grant:{${digest}}`,
+  /** The set of payload keys of an account's grants and sessions (its logins). */
+  account: (accountId: string) => `oidc:account:{${oidcDigest(accountId)}}`,
   /** oidc:{d(jti)}:RevokedJwt: present while a revoked JWT access token without a grant would still verify (jwt-revocations.ts). */
   revokedJwt: (jti: string) => `oidc:{${oidcDigest(jti)}}:RevokedJwt`,
   /** The set of payload keys issued to a client. */

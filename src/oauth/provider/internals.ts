@@ -4,6 +4,8 @@ import type { Awaitable } from '../../shared/awaitable.ts';
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken, ResourceServer, ResourceServerInstance } from 'oidc-provider';
 // @ts-expect-error -- untyped: oidc-provider's per-instance internals (its router and grant handlers among them).
 import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
+// @ts-expect-error -- untyped: how the constructor turns the `jwks` configuration into its keystore.
+import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 
 // The only module in src/ that reaches past oidc-provider's documented API (its docs/README.md
 // and @types/oidc-provider). Reviewed against the version below; when it changes, re-read each
@@ -17,6 +19,7 @@ import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 //   - the grant handlers registered in the constructor (lib/helpers/weak_cache.js's grantTypeHandlers), one wrapped
 //   - the provider's router (lib/helpers/router.js `match`), to learn which methods a path serves
 //   - Session.prototype.persist (wrapped), for a session that was never saved
+//   - the keystore built from the `jwks` configuration (lib/helpers/initialize_keystore.js), built again on a key rotation
 // Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
@@ -187,4 +190,13 @@ export function skipPersistingUnsavedSessions(provider: Provider): void {
   prototype.persist = async function persistIfSaved(this: { exp?: unknown }) {
     return typeof this.exp === 'number' ? persist.call(this) : undefined;
   };
+}
+
+/**
+ * Replaces the keys the provider signs with and publishes at jwks_uri, as its constructor builds
+ * them from the `jwks` configuration (lib/helpers/initialize_keystore.js): the configuration is
+ * read only once, and a rotation must reach a running node without a restart.
+ */
+export function replaceSigningKeys(provider: Provider, jwks: { keys: object[] }): void {
+  (initializeKeystore as (this: Provider, jwks: unknown) => void).call(provider, jwks);
 }

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 
 /** The claim that ties a JWT access token to its grant, so introspection can end it with the grant. */
@@ -6,8 +6,8 @@ export const JWT_GRANT_CLAIM = 'tessera_grant';
 
 export interface JwtAccessTokenRevocationDependencies {
   issuer: string;
-  /** The published signing keys. */
-  publicJwks: JSONWebKeySet;
+  /** The published signing key a JWT's header names. */
+  verificationKey: JWTVerifyGetKey;
   /** Ends a login: every token issued under the grant, and the grant. */
   revokeGrant: (grantId: string) => Promise<void>;
   jwtRevocations: Pick<JwtRevocations, 'revoke'>;
@@ -22,11 +22,10 @@ export interface JwtAccessTokenRevocationDependencies {
  * alone and the caller still answered 200 (RFC 7009 §2.2).
  */
 export function createJwtAccessTokenRevocation(deps: JwtAccessTokenRevocationDependencies) {
-  const jwks = createLocalJWKSet(deps.publicJwks);
   return async function revokeJwtAccessToken(token: string, mayRevoke: (tokenClientId: unknown) => boolean): Promise<void> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, { issuer: deps.issuer, typ: 'at+jwt' }));
+      ({ payload } = await jwtVerify(token, deps.verificationKey, { issuer: deps.issuer, typ: 'at+jwt' }));
     } catch {
       return;
     }

@@ -18,10 +18,10 @@ import { secretMatches } from '../../clients/client-secret.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
-import type { JSONWebKeySet } from 'jose';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
-import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
+import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, replaceSigningKeys, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
+import type { PublishedSigningKeys } from '../published-signing-keys.ts';
 import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 
@@ -59,9 +59,8 @@ export interface ProviderDependencies {
   accounts: Pick<UserCache, 'peekUser'>;
   clients: ClientMetadataSource;
   adapterFactory: (modelName: string) => Adapter;
-  jwks: { keys: object[] };
-  /** The same keys as published (public parts only), to verify JWT access tokens shown for revocation. */
-  publicJwks: JSONWebKeySet;
+  /** The keys it signs with and publishes; a rotation replaces them while it runs. */
+  signingKeys: PublishedSigningKeys;
   jwtRevocations: Pick<JwtRevocations, 'revoke'>;
   cookieKeys: string[];
   ephemeral: EphemeralStore;
@@ -168,7 +167,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   const configuration: Configuration = {
     adapter: (name: string) => outages.guardAdapter(name === 'Client' ? clientAdapter : deps.adapterFactory(name)) as never,
     clients: [],
-    jwks: deps.jwks as never,
+    jwks: deps.signingKeys.privateJwks() as never,
     cookies: {
       keys: deps.cookieKeys,
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
@@ -264,6 +263,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.http.trustProxy !== false;
+  // A rotation by any node reaches this one's keystore while it runs (published-signing-keys.ts).
+  deps.signingKeys.onChange((jwks) => replaceSigningKeys(provider, jwks));
 
   // Client secrets are stored as SHA-256 digests: digest what the client presents, then compare
   // in constant time (no argon2 here: generated secrets carry 256 bits).
@@ -294,7 +295,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
   // JWT access tokens oidc-provider will not revoke (it does not store them): Tessera does.
   const revokeJwtAccessToken = createJwtAccessTokenRevocation({
     issuer: config.issuer,
-    publicJwks: deps.publicJwks,
+    verificationKey: deps.signingKeys.verificationKey,
     revokeGrant: async (grantId) => {
       // As oidc-provider's own revocation of a grant (lib/helpers/revoke.js): everything issued under it, then it.
       await Promise.all([deps.adapterFactory('AccessToken').revokeByGrantId(grantId), deps.adapterFactory('Grant').destroy(grantId)]);

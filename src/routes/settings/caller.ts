@@ -73,21 +73,27 @@ export function createCallerAuthenticator({ config, accounts, sessions, personal
   }
 
   /**
-   * For pages and the token-management API: a login session (browser cookie, or an API session
-   * token in a header). A cookie-authenticated change must carry the CSRF token. A personal access
-   * token can never manage tokens. Pages send people without a session to /login.
+   * For pages and the token-management and admin APIs: a login session (browser cookie, or an API
+   * session token in a header), holding `scope` when one is named. A cookie-authenticated change
+   * must carry the CSRF token. A personal access token can never manage tokens or administer.
+   * Pages send people without a session to /login.
    */
-  function requireLoginSession(mode: 'page' | 'api'): RequestHandler {
+  function requireLoginSession(mode: 'page' | 'api', options: { scope?: string } = {}): RequestHandler {
     return async (req: Request, res: Response, next: NextFunction) => {
       try {
         const caller = await identify(req);
-        if (caller?.credential === 'personal_access_token') throw AppError.forbidden('A personal access token cannot list, create, rotate or revoke tokens: sign in.');
+        if (caller?.credential === 'personal_access_token') {
+          throw AppError.forbidden(options.scope ? 'A personal access token cannot administer Tessera: sign in.' : 'A personal access token cannot list, create, rotate or revoke tokens: sign in.');
+        }
         if (!caller) {
           if (mode === 'page') {
             res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
             return;
           }
           throw AppError.unauthorized('Sign in, or send an API session token in X-Session.', { 'WWW-Authenticate': 'Bearer realm="tessera"' });
+        }
+        if (options.scope && !caller.scopes.includes(options.scope)) {
+          throw AppError.forbidden(`This needs the "${options.scope}" scope: an account that holds it, signed in with it.`);
         }
         if (caller.via === 'cookie' && UNSAFE.has(req.method) && !csrfValid(req, caller.sessionId!)) {
           throw new AppError(403, 'csrf', 'The form has expired or did not come from Tessera. Reload the page and try again.');

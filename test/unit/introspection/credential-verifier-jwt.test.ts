@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
 import type { Config } from '../../../src/config/schema.ts';
 import { invalidationTarget } from '../../../src/cache/invalidations.ts';
 import { createCredentialVerifier } from '../../../src/introspection/credential-verifier.ts';
@@ -19,7 +19,7 @@ async function setUp() {
     personalTokens: {} as never,
     oidcModel: () => ({ find: async () => undefined }) as never,
     findOidcToken: async () => undefined,
-    publicJwks: { keys: [jwk] } as JSONWebKeySet,
+    verificationKey: createLocalJWKSet({ keys: [jwk] } as JSONWebKeySet),
     jwtRevoked: async (jti) => revoked.has(jti),
   });
   const sign = (claims: Record<string, unknown>) =>
