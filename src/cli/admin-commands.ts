@@ -99,6 +99,34 @@ export function planUserCommand(args: string[]): PlannedCommand {
         io.out(`${user.username} may now be granted: ${user.allowedScopes.join(', ')}.`);
       };
     }
+    case 'email': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { clear: { type: 'boolean' } } });
+      const usage = 'tessera user email <username> <e-mail> | --clear';
+      if (positionals.length !== (values.clear ? 1 : 2)) throw new UsageError(`usage: ${usage}`);
+      const [username, email] = positionals as [string, string | undefined];
+      return async ({ accounts }, io) => {
+        const user = await accounts.setEmail(username, values.clear ? null : email!, cliActor());
+        io.out(user.email ? `${user.username}'s e-mail is now ${user.email}.` : `${user.username} has no e-mail now.`);
+      };
+    }
+    case 'delete': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const username = oneUsername(positionals, 'tessera user delete <username>');
+      return async ({ accounts }, io) => {
+        const user = await accounts.deleteUser(username, cliActor());
+        io.out(`Deleted ${user.username} (${user.id}) and its personal tokens; its sessions and logins ended.`);
+      };
+    }
+    case 'sign-out': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const username = oneUsername(positionals, 'tessera user sign-out <username>');
+      const signOut: PlannedCommand = async ({ accounts }, io) => {
+        const ended = await accounts.endSignIns(username, cliActor());
+        io.out(`Ended ${ended.sessions} session${ended.sessions === 1 ? '' : 's'} and ${ended.logins} login${ended.logins === 1 ? '' : 's'} of ${username}.`);
+      };
+      signOut.withoutRedis = 'without Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) sessions and logins live in the server\'s memory, out of this command\'s reach: restarting the server ends them all';
+      return signOut;
+    }
     case 'list': {
       const { values } = parseArgs({ args: rest, options: { limit: { type: 'string', default: '100' }, offset: { type: 'string', default: '0' } } });
       const limit = Number(values.limit);
@@ -125,6 +153,6 @@ export function planUserCommand(args: string[]): PlannedCommand {
       return unlock;
     }
     default:
-      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|list ...');
+      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|email|sign-out|delete|list ...');
   }
 }

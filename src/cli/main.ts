@@ -12,7 +12,10 @@ Usage:
   tessera user disable <username>
   tessera user enable <username>
   tessera user unlock <username or e-mail>  lift the account's sign-in lockouts (needs the servers' Redis)
-  tessera user scopes <username> <S,...>    set the scopes a user may be granted
+  tessera user scopes <username> <S,...>    set the scopes a user may be granted (from the catalog, or admin)
+  tessera user email <username> <E> | --clear
+  tessera user sign-out <username>          end every session and login of the user (needs the servers' Redis)
+  tessera user delete <username>            delete the account and its personal tokens, ending its sessions
   tessera user list [--limit N] [--offset N]
   tessera client create --kind device|service|resource_server|web --name NAME [--id ID]
                  [--scopes S,...] [--redirect-uri URI ...] [--default-resource R] [--access-token-ttl SECONDS]

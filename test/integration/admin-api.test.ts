@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
+import { runTessera } from '../support/cli-process.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
@@ -22,6 +23,7 @@ describe('the admin API', () => {
   let adminSession: string;
   let adminId: string;
   let recordsApiSecret: string;
+  let storeEnv: Record<string, string>;
   const by = { actor: 'test' };
 
   const login = async (base: string, username: string, password: string, scope?: string) => {
@@ -52,6 +54,7 @@ describe('the admin API', () => {
       TESSERA_DEVICE_POLL_INTERVAL: '1',
       TESSERA_LOGIN_FAILURES_PER_USERNAME: '3',
     };
+    storeEnv = shared;
     const resources = { oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' } } } };
     node = await startTestTessera({ ...shared, PORT: String(port) }, resources);
     other = await startTestTessera({ ...shared, PORT: '0' }, resources);
@@ -225,6 +228,28 @@ describe('the admin API', () => {
       expect((await admin(`/users/${adminId}`, { method: 'DELETE' })).status).toBe(409);
       expect((await admin(`/users/${adminId}`)).body).toMatchObject({ disabled: false });
     });
+  });
+
+  describe('the CLI, on the same services', () => {
+    it('sets an e-mail, ends every sign-in and deletes an account, each audited with the operator as actor', async () => {
+      await node.core.accounts.createUser({ username: 'sr-judy', password: 'sr-judy-password' }, by);
+      const judy = await login(node.url, 'sr-judy', 'sr-judy-password');
+      const id = (await node.core.accounts.findUser('sr-judy'))!.id;
+
+      const email = await runTessera(['user', 'email', 'sr-judy', 'judy@example.org'], storeEnv);
+      expect(email).toMatchObject({ code: 0, stdout: "sr-judy's e-mail is now judy@example.org.\n" });
+      expect((await admin(`/users/${id}`)).body).toMatchObject({ email: 'judy@example.org' });
+
+      const signedOut = await runTessera(['user', 'sign-out', 'sr-judy'], storeEnv);
+      expect(signedOut).toMatchObject({ code: 0, stdout: 'Ended 1 session and 0 logins of sr-judy.\n' });
+      expect((await fetch(`${other.url}/api/v1/sessions`, { headers: { 'x-session': judy.session } })).status).toBe(401);
+
+      expect((await runTessera(['user', 'delete', 'sr-judy'], storeEnv)).code).toBe(0);
+      expect((await admin(`/users/${id}`)).status).toBe(404);
+      const actions = (await auditOf(`user:${id}`)).map((event) => event.action);
+      expect(actions.slice(0, 3)).toEqual(['user.deleted', 'user.signed_out', 'user.email_changed']);
+      expect((await auditOf(`user:${id}`))[0]!.actor).toMatch(/^cli:/);
+    }, 60_000);
   });
 
   describe('clients', () => {
