@@ -24,6 +24,7 @@ import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-s
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
+import type { StoreObserver } from './store/store-observer.ts';
 import { migrate } from './store/sql/migrations.ts';
 
 /** The durable side of Tessera, shared by the server and the admin CLI. */
@@ -63,27 +64,37 @@ export interface OpenCoreOptions {
   migrate?: boolean;
   /** Milliseconds since the epoch for expiry decisions; tests inject one. */
   clock?: () => number;
+  /** Told of what the metrics count: store commands, credentials ended before their time. */
+  observers?: CoreObservers;
+}
+
+export interface CoreObservers {
+  /** Each command to the database (the ephemeral store is opened, and observed, by the caller). */
+  storeCommand?: StoreObserver;
+  /** Each credential ended before its time, by kind (session, personal_access_token, access_token, …). */
+  revoked?: (kind: string) => void;
 }
 
 /** The services that need the ephemeral store, built on it. */
-function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, clock: (() => number) | undefined) {
+function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, clock: (() => number) | undefined, revoked: CoreObservers['revoked']) {
   const invalidations = createInvalidations(ephemeral, logger);
   const sessions = createApiSessionStore(ephemeral, {
     idleTimeoutSeconds: config.sessions.idleTimeoutSeconds,
     absoluteTimeoutSeconds: config.sessions.absoluteTimeoutSeconds,
     invalidate: invalidations.publish,
     ...(clock ? { clock } : {}),
+    ...(revoked ? { onEnded: () => revoked('session') } : {}),
   });
   // (Real time: oidc-provider stamps what it saves with the real time too.)
   const grants = createGrantCache(ephemeral);
-  const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants });
-  const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish);
+  const oidcAdapters = createOidcAdapterFactory(ephemeral, { invalidate: invalidations.publish, grants, ...(revoked ? { onRevoked: revoked } : {}) });
+  const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish, revoked && (() => revoked('jwt_access_token')));
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations, loginLimiter };
 }
 
-async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean): Promise<Database> {
-  const database = await openDatabase(config, logger);
+async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean, observe: StoreObserver | undefined): Promise<Database> {
+  const database = await openDatabase(config, logger, observe ? { observe } : {});
   if (!apply) return database;
   try {
     const report = await migrate(database);
@@ -163,9 +174,10 @@ function createClients(config: Config, database: Database, audit: AuditLog, onli
 export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions & { ephemeral: EphemeralStore }): Promise<OnlineCore>;
 export async function openCore(config: Config, logger: Logger, options?: OpenCoreOptions & { ephemeral?: EphemeralStore }): Promise<Core | OnlineCore>;
 export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions & { ephemeral?: EphemeralStore } = {}): Promise<Core | OnlineCore> {
-  const database = await openMigratedDatabase(config, logger, options.migrate !== false);
+  const { storeCommand, revoked } = options.observers ?? {};
+  const database = await openMigratedDatabase(config, logger, options.migrate !== false, storeCommand);
   const audit = createAuditLog(database);
-  const online = options.ephemeral && openOnline(config, logger, options.ephemeral, options.clock);
+  const online = options.ephemeral && openOnline(config, logger, options.ephemeral, options.clock, revoked);
   const { accounts, hashing } = createAccounts(config, database, audit, online);
   const core: Core = {
     config,
@@ -189,6 +201,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       allowNoExpiry: config.tokens.allowNoExpiry,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(online ? { invalidate: online.invalidations.publish } : {}),
+      ...(revoked ? { onRevoked: () => revoked('personal_access_token') } : {}),
     }),
   };
   if (!online) return core;

@@ -287,8 +287,10 @@ export interface StartOptions {
 
 /** Wires every real dependency, creates the first admin if needed, listens, then checks (not awaited) that the issuer leads here. */
 export async function startTessera(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningTessera> {
-  const ephemeral = await openEphemeralStore(config, logger);
-  const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options }));
+  const metrics = config.metrics.port === null ? undefined : createMetrics();
+  const ephemeral = await openEphemeralStore(config, logger, metrics ? { observe: metrics.storeCommand } : {});
+  const observers = metrics && { storeCommand: metrics.storeCommand, revoked: metrics.credentialRevoked };
+  const core = await closingOnFailure([ephemeral], () => openCore(config, logger, { ephemeral, ...options, ...(observers ? { observers } : {}) }));
   const subscriptions: Subscription[] = [];
   const opened: Closeable[] = [{ close: async () => void (await Promise.allSettled(subscriptions.map((s) => s.close()))) }, ephemeral, core.database];
   const oauth = await closingOnFailure(opened, async () => {
@@ -296,8 +298,10 @@ export async function startTessera(config: Config, logger: Logger, options: Star
     return buildOAuth(core, subscriptions, options.clock);
   });
   const issuerSelfCheck = createIssuerSelfCheck({ issuer: config.issuer, logger, timeoutMs: options.issuerCheckTimeoutMs });
-  const metrics = config.metrics.port === null ? undefined : createMetrics();
-  if (metrics) countOAuthAndHashing(metrics, core, oauth);
+  if (metrics) {
+    countOAuthAndHashing(metrics, core, oauth);
+    subscriptions.push(await core.invalidations.observeLag((seconds) => metrics.invalidationArrived(seconds)));
+  }
   const { server, connections, routes } = buildServer(core, oauth, issuerSelfCheck, metrics, options);
   const url = await closingOnFailure(opened, () => listen(server, config));
   const metricsListener = metrics && (await closingOnFailure([...opened, { close: () => closeServer(server) }], () => serveMetrics(metrics, config, logger)));

@@ -50,6 +50,8 @@ export interface Invalidations {
   publish: InvalidationPublisher;
   /** Listens to invalidations from every node, this one included. */
   subscribe(subscriber: InvalidationSubscriber): Promise<Subscription>;
+  /** Told, for each message from any node, how long it took to arrive (seconds; the metrics). */
+  observeLag(listener: (seconds: number) => void): Promise<Subscription>;
 }
 
 /** The channel name (the store adds its key prefix, so deployments sharing a Redis stay apart). */
@@ -57,11 +59,19 @@ export const INVALIDATION_CHANNEL = 'tessera:invalidations';
 
 const MAX_TARGETS_PER_MESSAGE = 1000;
 
-function parseMessage(message: string): string[] | null {
+/**
+ * A message is a JSON array of targets. Its first member, `at:<ms since the epoch>`, says when it
+ * was published: a target nothing is cached under, so that a node that does not know it still
+ * reads the message right (rolling upgrades).
+ */
+const SENT_AT = /^at:(\d{1,16})$/;
+
+function parseMessage(message: string): { targets: string[]; sentAt: number | null } | null {
   try {
     const parsed: unknown = JSON.parse(message);
     if (!Array.isArray(parsed) || !parsed.every((t) => typeof t === 'string')) return null;
-    return parsed as string[];
+    const stamp = SENT_AT.exec((parsed[0] as string | undefined) ?? '');
+    return stamp ? { targets: (parsed as string[]).slice(1), sentAt: Number(stamp[1]) } : { targets: parsed as string[], sentAt: null };
   } catch {
     return null;
   }
@@ -73,7 +83,7 @@ function parseMessage(message: string): string[] | null {
  * others. Publishing never fails the operation that ended the credential: when Redis refuses the
  * message it also refuses the other nodes' subscriptions, and their caches are then bypassed.
  */
-export function createInvalidations(store: EphemeralStore, logger: Logger): Invalidations {
+export function createInvalidations(store: EphemeralStore, logger: Logger, clock: () => number = Date.now): Invalidations {
   const local = new Set<InvalidationSubscriber>();
 
   const deliver = (targets: string[]) => {
@@ -91,7 +101,7 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
   const queueTarget = createTurnBatches<string>(async (_channel, targets) => {
     const chunk = [...new Set(targets)];
     try {
-      await store.publish(INVALIDATION_CHANNEL, JSON.stringify(chunk));
+      await store.publish(INVALIDATION_CHANNEL, JSON.stringify([`at:${clock()}`, ...chunk]));
     } catch (error) {
       logger.warn({ reason: error instanceof Error ? error.message : String(error), targets: chunk.length }, 'could not publish an invalidation; other nodes bypass their caches while the store is unreachable');
     }
@@ -109,8 +119,8 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
       const subscription = await store.subscribe(
         INVALIDATION_CHANNEL,
         (message) => {
-          const targets = parseMessage(message);
-          if (targets) subscriber.invalidate(targets);
+          const parsed = parseMessage(message);
+          if (parsed) subscriber.invalidate(parsed.targets);
           else logger.warn('ignored a malformed invalidation message');
         },
         {
@@ -129,6 +139,13 @@ export function createInvalidations(store: EphemeralStore, logger: Logger): Inva
           await subscription.close();
         },
       };
+    },
+
+    async observeLag(listener) {
+      return store.subscribe(INVALIDATION_CHANNEL, (message) => {
+        const sentAt = parseMessage(message)?.sentAt;
+        if (typeof sentAt === 'number') listener((clock() - sentAt) / 1000);
+      });
     },
   };
 }

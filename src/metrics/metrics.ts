@@ -1,8 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 // Prometheus metrics (prom-client), in a registry of Tessera's own: what the process serves and
-// how long it takes, sign-ins, tokens issued, introspection answers, its cache and hashing queue,
-// and Node's own figures (event-loop lag, heap, CPU). The composition root creates one registry
+// how long it takes, sign-ins, tokens issued and revoked, introspection answers, its cache and
+// hashing queue, invalidation lag, store commands and errors, and Node's own figures (event-loop
+// lag, heap, CPU). The composition root creates one registry
 // per process and serves it on a listener of its own (metrics-listener.ts).
 // Label values come from fixed sets only (route patterns, methods, status codes): never a path,
 // a user or a token, which would both leak and grow without bound.
@@ -38,7 +39,18 @@ export interface Metrics {
   requestAnswered(route: string, method: string, status: number, seconds: number): void;
   /** Where the introspection cache's figures are read from, at each scrape. */
   readIntrospectionCache(read: () => IntrospectionCacheFigures): void;
+  /** Credentials ended before their time (revoked, logged out, swept with a client or account), by kind. */
+  credentialRevoked(kind: string): void;
+  /** How long an invalidation took from the node that published it to this one. */
+  invalidationArrived(lagSeconds: number): void;
+  /** One command to a store (redis, postgres, pglite), its time, and whether it failed (error) or the store was unreachable (unavailable). */
+  storeCommand(store: string, operation: string, seconds: number, outcome: 'ok' | 'error' | 'unavailable'): void;
 }
+
+/** Store commands take from well under a millisecond (a Redis GET) to seconds (a migration). */
+const STORE_SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Invalidations arrive in about a millisecond; seconds mean a node lags or clocks disagree. */
+const LAG_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
@@ -82,6 +94,13 @@ export function createMetrics(): Metrics {
   const issuedChildren = new Map<string, { inc(): void }>();
   const answerChildren = new Map<string, { inc(): void }>();
   const inactive = introspections.labels('inactive', '');
+  const revoked = new Counter({ name: 'tessera_credentials_revoked_total', help: 'Credentials ended before their time, by kind (access_token, refresh_token, client_credentials, grant: a login, session, personal_access_token, jwt_access_token).', labelNames: ['kind'] as const, registers: [registry] });
+  const revokedChildren = new Map<string, { inc(): void }>();
+  const lag = new Histogram({ name: 'tessera_invalidation_lag_seconds', help: 'Time from an invalidation published on a node to its arrival here (includes any clock difference between nodes).', buckets: LAG_SECONDS_BUCKETS, registers: [registry] });
+  const storeTimes = new Histogram({ name: 'tessera_store_command_duration_seconds', help: 'Commands to the stores, by store (redis, postgres, pglite) and operation, and their time.', labelNames: ['store', 'operation'] as const, buckets: STORE_SECONDS_BUCKETS, registers: [registry] });
+  const storeErrors = new Counter({ name: 'tessera_store_errors_total', help: 'Store commands that failed, by store, operation and kind (error: refused by the store; unavailable: not reached or no answer in time).', labelNames: ['store', 'operation', 'kind'] as const, registers: [registry] });
+  const storeChildren = new Map<string, { observe(seconds: number): void }>();
+  const storeErrorChildren = new Map<string, { inc(): void }>();
 
   // The children of each label set, found once per route, method and status (no key built per request).
   type Children = { count: { inc(): void }; time: { observe(seconds: number): void } };
@@ -117,6 +136,17 @@ export function createMetrics(): Metrics {
     },
     readIntrospectionCache(read) {
       readCache = read;
+    },
+    credentialRevoked(kind) {
+      childOf(revokedChildren, kind, () => revoked.labels(kind)).inc();
+    },
+    invalidationArrived(lagSeconds) {
+      lag.observe(Math.max(0, lagSeconds));
+    },
+    storeCommand(store, operation, seconds, outcome) {
+      const key = `${store} ${operation}`;
+      childOf(storeChildren, key, () => storeTimes.labels(store, operation)).observe(seconds);
+      if (outcome !== 'ok') childOf(storeErrorChildren, `${key} ${outcome}`, () => storeErrors.labels(store, operation, outcome)).inc();
     },
   };
 }

@@ -85,6 +85,8 @@ export interface PersonalTokenServiceOptions {
   failedUseAuditsPerMinute?: number;
   /** Told when a token ends (revoked, rotated), so that cached answers about it go everywhere. */
   invalidate?: InvalidationPublisher;
+  /** Told of each token ended before its time (revoked, rotated): the metrics. */
+  onRevoked?: () => void;
 }
 
 export interface PersonalTokenService {
@@ -209,6 +211,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
         return token;
       });
       if (!revoked) throw AppError.notFound('No such active token.');
+      options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(revoked.id));
       return toPersonalToken(revoked, now);
     },
@@ -254,6 +257,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
           ),
       );
       if (!rotated) throw AppError.notFound('No such active token.');
+      options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(tokenId));
       return { token: value, record: toPersonalToken(rotated.created, now) };
     },

@@ -62,6 +62,8 @@ export interface ApiSessionStoreOptions {
   clock?: () => number;
   /** Told when a session ends, so that cached answers about it go everywhere. */
   invalidate?: InvalidationPublisher;
+  /** Told of each session ended before its time (logout, revocation, an account change): the metrics. */
+  onEnded?: () => void;
 }
 
 /** The record, the public id's mapping to the digest, and the user's set of digests; each used alone. */
@@ -185,6 +187,7 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
       await options.invalidate?.(invalidationTarget.session(digest));
     }
     await store.removeFromSet(keys.user(record.userId), digest);
+    if (mapping + stored > 0) options.onEnded?.();
     return mapping + stored > 0;
   }
 

@@ -7,9 +7,11 @@ import { createMemoryEphemeralStore } from './ephemeral/memory-ephemeral-store.t
 import { createPGliteDatabase } from './sql/pglite-database.ts';
 import { createPostgresDatabase } from './sql/postgres-database.ts';
 import { createRedisEphemeralStore } from './redis/redis-ephemeral-store.ts';
+import { observedDatabase } from './sql/observed-database.ts';
+import type { StoreObserver } from './store-observer.ts';
 
 /** PostgreSQL when database.url is set, otherwise the embedded PGlite in database.dataDir. */
-export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+export async function openDatabase(config: Config, logger: Logger, options: StoreOptions = {}): Promise<Database> {
   if (config.database.url) {
     const database = await createPostgresDatabase({
       url: config.database.url,
@@ -17,12 +19,17 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       onError: (error) => logger.warn({ reason: error.message }, 'PostgreSQL connection error'),
     });
     logger.info({ database: redactUrl(config.database.url) }, 'using PostgreSQL');
-    return database;
+    return options.observe ? observedDatabase(database, options.observe) : database;
   }
   const dir = dataDirectory(config);
   const database = await createPGliteDatabase({ dataDir: dir });
   logger.info({ dataDir: dir }, 'using the embedded database (PGlite); set DATABASE_URL to use PostgreSQL');
-  return database;
+  return options.observe ? observedDatabase(database, options.observe) : database;
+}
+
+export interface StoreOptions {
+  /** Told of each store command's time and outcome (the metrics). */
+  observe?: StoreObserver;
 }
 
 /** Sentinels or cluster nodes of the configuration (host:port, validated by the schema) as ioredis takes them. */
@@ -37,18 +44,22 @@ export function sentinelAddresses(addresses: string[]): { host: string; port: nu
  * Redis when redis.url is set, Redis through Sentinel when redis.sentinels is, a Redis Cluster when
  * redis.clusterNodes is, otherwise the in-process store, which only suits one process.
  */
-export async function openEphemeralStore(config: Config, logger: Logger): Promise<EphemeralStore> {
+export async function openEphemeralStore(config: Config, logger: Logger, options: StoreOptions = {}): Promise<EphemeralStore> {
   const { sentinels, sentinelMaster, sentinelPassword, clusterNodes, password, username } = config.redis;
   const { tls, sentinelTls } = readRedisTls(config.redis);
   const credentials = { ...(password === null ? {} : { password }), ...(username === null ? {} : { username }) };
+  const common = {
+    ...(tls === undefined ? {} : { tls }),
+    keyPrefix: config.redis.keyPrefix,
+    connectTimeoutMs: config.redis.connectTimeoutMs,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    logger,
+    ...(options.observe ? { observe: options.observe } : {}),
+  };
   if (clusterNodes.length > 0) {
     const store = await createRedisEphemeralStore({
       cluster: { nodes: sentinelAddresses(clusterNodes), ...credentials },
-      ...(tls === undefined ? {} : { tls }),
-      keyPrefix: config.redis.keyPrefix,
-      connectTimeoutMs: config.redis.connectTimeoutMs,
-      commandTimeoutMs: config.redis.commandTimeoutMs,
-      logger,
+      ...common,
     });
     logger.info({ redisCluster: clusterNodes, redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using a Redis Cluster');
     return store;
@@ -63,11 +74,7 @@ export async function openEphemeralStore(config: Config, logger: Logger): Promis
     };
     const store = await createRedisEphemeralStore({
       sentinel,
-      ...(tls === undefined ? {} : { tls }),
-      keyPrefix: config.redis.keyPrefix,
-      connectTimeoutMs: config.redis.connectTimeoutMs,
-      commandTimeoutMs: config.redis.commandTimeoutMs,
-      logger,
+      ...common,
     });
     logger.info({ redisSentinels: sentinels, redisMaster: sentinelMaster, redisTls: tls !== undefined, sentinelTls: sentinelTls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis through Sentinel');
     return store;
@@ -75,11 +82,7 @@ export async function openEphemeralStore(config: Config, logger: Logger): Promis
   if (config.redis.url) {
     const store = await createRedisEphemeralStore({
       url: config.redis.url,
-      ...(tls === undefined ? {} : { tls }),
-      keyPrefix: config.redis.keyPrefix,
-      connectTimeoutMs: config.redis.connectTimeoutMs,
-      commandTimeoutMs: config.redis.commandTimeoutMs,
-      logger,
+      ...common,
     });
     logger.info({ redis: redactUrl(config.redis.url), redisTls: tls !== undefined, keyPrefix: config.redis.keyPrefix }, 'using Redis');
     return store;

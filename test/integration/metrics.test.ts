@@ -1,39 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { loadConfig } from '../../src/config/load.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { basic, FORM } from '../support/token-requests.ts';
+import { promtoolCheck, sample, sumOf } from '../support/prometheus-text.ts';
 
 // Prometheus metrics on a listener of their own (TESSERA_METRICS_PORT), checked by Prometheus's
 // own promtool (Debian's prometheus package) and read as Prometheus would.
 
 const by = { actor: 'test' };
-
-/** `promtool check metrics` on the text: its exit code and what it said. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
-
-/** The value of the sample with exactly these labels, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const present = (match[2] ?? '').split(',').filter(Boolean);
-    if (present.length === wanted.length && wanted.every((pair) => present.includes(pair))) return Number(match[3]);
-  }
-  return undefined;
-}
 
 describe('Prometheus metrics', () => {
   const prefix = uniqueRedisPrefix();
@@ -141,6 +116,77 @@ describe('Prometheus metrics of sign-ins', () => {
     expect(sample(text, 'tessera_sign_ins_total', { channel: 'api', outcome: 'limited' })).toBe(1);
     expect(text).not.toContain('dana');
     expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+  });
+});
+
+describe('Prometheus metrics of revocations, invalidations and the stores', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let tessera: TestTessera;
+  let other: TestTessera;
+  let rs: string;
+  let harvester: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const env = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix };
+    tessera = await startTestTessera({ ...env, TESSERA_METRICS_PORT: '0' });
+    other = await startTestTessera(env);
+    await tessera.core.accounts.createUser({ username: 'erin', password: 'erin-password', scopes: ['read'] }, by);
+    rs = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
+    harvester = (await tessera.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
+  });
+  afterAll(async () => {
+    await Promise.all([tessera?.stop(), other?.stop()]);
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  const scrape = async () => (await fetch(`${tessera.metricsUrl!}/metrics`)).text();
+
+  it('counts credentials ended before their time by kind, and times the invalidations that arrive from other nodes', async () => {
+    const before = await scrape();
+    const lagBefore = sample(before, 'tessera_invalidation_lag_seconds_count', {}) ?? 0;
+    // A session ended by logout, a personal token revoked, a client-credentials token revoked (RFC 7009).
+    const login = await fetch(`${tessera.url}/users/erin/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'erin-password' }) });
+    const session = String(((await login.json()) as { session: string }).session);
+    const created = await fetch(`${tessera.url}/api/v1/tokens`, { method: 'POST', headers: { 'x-session': session, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'to revoke' }) });
+    const { id } = (await created.json()) as { id: string };
+    expect((await fetch(`${tessera.url}/api/v1/tokens/${id}`, { method: 'DELETE', headers: { 'x-session': session } })).status).toBe(204);
+    expect((await fetch(`${tessera.url}/logout`, { method: 'POST', headers: { 'x-session': session } })).status).toBe(204);
+    const issued = await fetch(`${tessera.url}/oauth/token`, { method: 'POST', headers: { ...FORM, authorization: basic('harvester', harvester) }, body: 'grant_type=client_credentials&scope=read' });
+    const token = String(((await issued.json()) as { access_token: string }).access_token);
+    expect((await fetch(`${tessera.url}/oauth/revoke`, { method: 'POST', headers: { ...FORM, authorization: basic('harvester', harvester) }, body: new URLSearchParams({ token }) })).status).toBe(200);
+    const introspected = await fetch(`${tessera.url}/oauth/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic('records-api', rs) }, body: new URLSearchParams({ token }) });
+    expect(await introspected.json()).toEqual({ active: false });
+    // Another node ends a session: its invalidation reaches this one through Redis.
+    const elsewhere = await fetch(`${other.url}/users/erin/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'erin-password' }) });
+    const otherSession = String(((await elsewhere.json()) as { session: string }).session);
+    expect((await fetch(`${other.url}/logout`, { method: 'POST', headers: { 'x-session': otherSession } })).status).toBe(204);
+
+    let text = await scrape();
+    // Invalidations arrive asynchronously: wait (generously) for the other node's to be timed.
+    for (let i = 0; i < 100 && (sample(text, 'tessera_invalidation_lag_seconds_count', {}) ?? 0) < lagBefore + 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      text = await scrape();
+    }
+    expect(sample(text, 'tessera_credentials_revoked_total', { kind: 'session' })).toBe(1);
+    expect(sample(text, 'tessera_credentials_revoked_total', { kind: 'personal_access_token' })).toBe(1);
+    expect(sample(text, 'tessera_credentials_revoked_total', { kind: 'client_credentials' })).toBe(1);
+    expect(sample(text, 'tessera_invalidation_lag_seconds_count', {})).toBeGreaterThanOrEqual(lagBefore + 4);
+    expect(sample(text, 'tessera_invalidation_lag_seconds_bucket', { le: '5' })).toBe(sample(text, 'tessera_invalidation_lag_seconds_count', {}));
+    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+  });
+
+  it('times the commands to Redis and PostgreSQL by operation, and counts none as failed while both answer', async () => {
+    const text = await scrape();
+    expect(sample(text, 'tessera_store_command_duration_seconds_count', { store: 'redis', operation: 'GET' })).toBeGreaterThan(0);
+    expect(sample(text, 'tessera_store_command_duration_seconds_count', { store: 'postgres', operation: 'query' })).toBeGreaterThan(0);
+    expect(sumOf(text, 'tessera_store_errors_total', {})).toBe(0);
+    // Operations are fixed names: no key, no SQL.
+    for (const line of text.split('\n').filter((l) => l.startsWith('tessera_store_command_duration_seconds_count'))) {
+      expect(line).toMatch(/operation="[A-Za-z_]+"/);
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/services.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { basic, FORM } from '../support/token-requests.ts';
+import { sumOf } from '../support/prometheus-text.ts';
 
 // Every route with Redis down, then with PostgreSQL down: what needs the missing store answers
 // 503 with Retry-After in its own shape (RFC 6749 JSON on the OAuth endpoints, the API's JSON on
@@ -89,7 +90,7 @@ describe('every route while a store is down', () => {
     redis = await startRedisServer(redisPort);
     const port = await freePort();
     issuer = new URL(`http://127.0.0.1:${port}`);
-    tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: target.href, REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+    tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: target.href, REDIS_URL: `redis://127.0.0.1:${redisPort}`, TESSERA_METRICS_PORT: '0' });
     const alice = await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password-1', scopes: ['read'] }, by);
     for (const clientId of ['harvester', 'harvester-2', 'harvester-3']) {
       secrets[clientId] = (await tessera.core.clients.create({ clientId, name: clientId, kind: 'service', scopes: ['read'] }, by)).secret!;
@@ -204,6 +205,12 @@ describe('every route while a store is down', () => {
       expect(lines.filter((line) => line.includes('"msg":"request answered unavailable"') && line.includes('"level":40')).length).toBeGreaterThanOrEqual(60);
     });
 
+    it('the metrics count Redis commands that found it unavailable', async () => {
+      const text = await (await fetch(`${tessera.metricsUrl!}/metrics`)).text();
+      expect(sumOf(text, 'tessera_store_errors_total', { store: 'redis', kind: 'unavailable' })).toBeGreaterThanOrEqual(30);
+      expect(sumOf(text, 'tessera_store_errors_total', { store: 'postgres' })).toBe(0);
+    });
+
     it('health: /readyz 503 with Retry-After naming Redis, /healthz 200', async () => {
       const ready = await call(url('/readyz'));
       expect({ status: ready.status, retryAfter: ready.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: RETRY_AFTER });
@@ -277,6 +284,12 @@ describe('every route while a store is down', () => {
 
     it('the settings pages: a 503 page', async () => {
       expectPageUnavailable(await call(url('/settings/tokens'), { headers: { cookie: `tessera_session=${browser.cookie('tessera_session')}` } }));
+    });
+
+    it('the metrics count PostgreSQL queries that found it unavailable', async () => {
+      await call(url('/api/v1/me'), { headers: { authorization: `Bearer ${pat}` } });
+      const text = await (await fetch(`${tessera.metricsUrl!}/metrics`)).text();
+      expect(sumOf(text, 'tessera_store_errors_total', { store: 'postgres', kind: 'unavailable' })).toBeGreaterThanOrEqual(1);
     });
 
     it('health: /readyz 503 with Retry-After naming PostgreSQL', async () => {

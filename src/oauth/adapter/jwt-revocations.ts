@@ -18,10 +18,11 @@ export interface JwtRevocations {
 }
 
 /** Revocation records on the ephemeral store; real time, as oidc-provider stamps the tokens' exp with it. */
-export function createJwtRevocations(store: EphemeralStore, invalidate: InvalidationPublisher): JwtRevocations {
+export function createJwtRevocations(store: EphemeralStore, invalidate: InvalidationPublisher, onRevoked?: () => void): JwtRevocations {
   return {
     async revoke(jti, exp) {
       const ttlMs = exp * 1000 - Date.now() + MARGIN_MS;
+      onRevoked?.();
       try {
         // Durably: a failover must not lose the revocation.
         if (ttlMs > 0) await store.set(oidcKeys.revokedJwt(jti), '1', { ttlMs, durable: true });

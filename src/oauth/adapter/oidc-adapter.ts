@@ -79,7 +79,17 @@ export interface OidcAdapterOptions {
   invalidate?: InvalidationPublisher;
   /** Grants are read through this cache when given; the caller keeps it subscribed to the invalidations. */
   grants?: GrantCache;
+  /** Told of each token or grant deleted before its time (revoked, or swept with its grant, client or account): the metrics. */
+  onRevoked?: (kind: 'access_token' | 'refresh_token' | 'client_credentials' | 'grant') => void;
 }
+
+/** The kind a revoked record is counted as, for the models that count. */
+const REVOKED_KINDS: Readonly<Record<string, 'access_token' | 'refresh_token' | 'client_credentials' | 'grant'>> = {
+  AccessToken: 'access_token',
+  RefreshToken: 'refresh_token',
+  ClientCredentials: 'client_credentials',
+  Grant: 'grant',
+};
 
 /** expiresIn (seconds) as a TTL in ms; null when already expired; missing or infinite becomes the bounded default. */
 function ttlMsFor(expiresIn: number | undefined): number | null {
@@ -130,6 +140,8 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         else if (recordModel === 'Grant') await invalidate(invalidationTarget.grantDigest(digest));
       }
       if (raw === null) return undefined;
+      const revokedKind = REVOKED_KINDS[recordModel];
+      if (revokedKind) options.onRevoked?.(revokedKind);
       const payload = parsePayload(raw);
       const lookups: string[] = [];
       if (typeof payload.userCode === 'string') lookups.push(keys.userCode(recordModel, payload.userCode));

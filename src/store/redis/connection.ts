@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
+import type { StoreObserver } from '../store-observer.ts';
 
 export interface StoreLogger {
   warn(obj: object, msg: string): void;
@@ -28,6 +29,8 @@ export interface RedisContext {
    * one, or does not trust the one given, often just closes the connection (ECONNRESET).
    */
   readonly clientCertificate?: boolean;
+  /** Told of each command's time and outcome (the metrics); undefined: nothing is timed. */
+  readonly observe?: StoreObserver;
 }
 
 /** The commands connection, the pub/sub subscriber, and the writes that wait for a replica (replicated-writes.ts). */
@@ -337,9 +340,13 @@ export async function connectFirst(context: RedisContext, connection: Connection
 /** Runs a command, turning ioredis errors into messages that say what happened and where. */
 export async function run<T>(context: RedisContext, operation: string, connection: Connection, send: () => Promise<T>): Promise<T> {
   if (context.closing) throw new Error(`the Redis ephemeral store is closed (${operation})`);
+  const { observe } = context;
+  const started = observe ? performance.now() : 0;
   for (let redirections = 0; ; redirections++) {
     try {
-      return await send();
+      const result = await send();
+      observe?.('redis', operation, (performance.now() - started) / 1000, 'ok');
+      return result;
     } catch (error) {
       // ioredis follows MOVED and ASK, except for an auto-pipelined batch whose commands were
       // redirected to different slots (after a failover, before the slot map is read again): it
@@ -348,7 +355,11 @@ export async function run<T>(context: RedisContext, operation: string, connectio
       const replied = (error as { name?: unknown } | null)?.name === 'ReplyError';
       const redirected = client instanceof Cluster && replied && REDIRECTION.test(errorText(error));
       if (client instanceof Cluster && !replied && !context.closing) refreshSlotMapSoon(client);
-      if (!redirected || redirections >= MAX_REDIRECTIONS || context.closing) throw explain(context, operation, connection, error);
+      if (!redirected || redirections >= MAX_REDIRECTIONS || context.closing) {
+        const explained = explain(context, operation, connection, error);
+        observe?.('redis', operation, (performance.now() - started) / 1000, explained instanceof StoreUnavailableError ? 'unavailable' : 'error');
+        throw explained;
+      }
       await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
     }
   }

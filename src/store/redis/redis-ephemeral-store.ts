@@ -32,6 +32,7 @@ import { defineScripts, SET_ADDITIONS_PER_COMMAND } from './lua-scripts.ts';
 import { createReplicatedWrites } from './replicated-writes.ts';
 import { startStallWatchdog } from './stall-watchdog.ts';
 import { createSubscriptions, type SubscriberSource } from './subscriptions.ts';
+import type { StoreObserver } from '../store-observer.ts';
 
 export type { RedisTls, StoreLogger } from './connection.ts';
 
@@ -83,6 +84,8 @@ export interface RedisEphemeralStoreOptions {
    */
   heartbeatMs?: number;
   logger?: StoreLogger;
+  /** Told of each command's time and outcome (the metrics). */
+  observe?: StoreObserver;
 }
 
 /** Where Redis is, for log lines (no credentials), and how to open the connections to it. */
@@ -197,6 +200,7 @@ export async function createRedisEphemeralStore(options: RedisEphemeralStoreOpti
     closing: false,
     ...(target.diagnose ? { diagnose: target.diagnose } : {}),
     ...clientCertificate(options),
+    ...(options.observe ? { observe: options.observe } : {}),
   };
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   let closed: Promise<void> | null = null;

@@ -10,11 +10,12 @@ async function setup() {
   const store = createMemoryEphemeralStore();
   const messages: string[][] = [];
   await store.subscribe(INVALIDATION_CHANNEL, (message) => messages.push(JSON.parse(message) as string[]));
-  const invalidations = createInvalidations(store, pino({ level: 'silent' }));
+  const clock = { now: 1_000 };
+  const invalidations = createInvalidations(store, pino({ level: 'silent' }), () => clock.now);
   const heard: string[][] = [];
   const local: InvalidationSubscriber = { invalidate: (targets) => heard.push(targets), channelState: () => undefined };
   await invalidations.subscribe(local);
-  return { store, invalidations, messages, heard };
+  return { store, invalidations, messages, heard, clock };
 }
 
 describe('invalidations', () => {
@@ -27,12 +28,14 @@ describe('invalidations', () => {
     expect(t.messages).toEqual([]);
     await Promise.all([first, second]);
     await nextTurn();
-    expect(t.messages).toEqual([['oauth:a', 'oauth:b', 'grant:c']]);
+    // Each message says first when it was sent.
+    expect(t.messages).toEqual([['at:1000', 'oauth:a', 'oauth:b', 'grant:c']]);
 
     // A later turn makes a message of its own.
+    t.clock.now = 2_000;
     await t.invalidations.publish('user:d');
     await nextTurn();
-    expect(t.messages).toEqual([['oauth:a', 'oauth:b', 'grant:c'], ['user:d']]);
+    expect(t.messages).toEqual([['at:1000', 'oauth:a', 'oauth:b', 'grant:c'], ['at:2000', 'user:d']]);
   });
 
   it('splits more than 1,000 targets into several messages, none lost', async () => {
@@ -40,8 +43,22 @@ describe('invalidations', () => {
     const targets = Array.from({ length: 2500 }, (_, i) => `oauth:${i}`);
     await Promise.all([t.invalidations.publish(...targets.slice(0, 1200)), t.invalidations.publish(...targets.slice(1200))]);
     await nextTurn();
-    expect(t.messages.map((m) => m.length)).toEqual([1000, 1000, 500]);
-    expect(t.messages.flat()).toEqual(targets);
+    expect(t.messages.map((m) => m.length)).toEqual([1001, 1001, 501]);
+    expect(t.messages.flatMap((m) => m.slice(1))).toEqual(targets);
+  });
+
+  it('tells how long each message took to arrive; a message without its time (an older node) is delivered all the same', async () => {
+    const t = await setup();
+    const lags: number[] = [];
+    await t.invalidations.observeLag((seconds) => lags.push(seconds));
+    const fromOtherNodes: string[][] = [];
+    // Subscribers never see the time as a target.
+    await t.invalidations.subscribe({ invalidate: (targets) => fromOtherNodes.push(targets), channelState: () => undefined });
+    await t.store.publish(INVALIDATION_CHANNEL, JSON.stringify(['at:400', 'pat:1']));
+    await t.store.publish(INVALIDATION_CHANNEL, JSON.stringify(['pat:2']));
+    await nextTurn();
+    expect(fromOtherNodes).toEqual([['pat:1'], ['pat:2']]);
+    expect(lags).toEqual([0.6]);
   });
 
   it('settles without throwing when the store refuses the message', async () => {
