@@ -5,6 +5,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
@@ -135,6 +136,24 @@ describe('a PostgreSQL backup taken with pg_dump and restored with pg_restore', 
     await expect(startTestTessera({ DATABASE_URL: restored!.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefixes[1]!, ...other })).rejects.toThrow(
       /TESSERA_KEY_SECRET differs from the one the key was stored with/,
     );
+  });
+
+  it('starts with a new TESSERA_KEY_SECRET once the old signing keys are deleted (docs/production.md#key-rotation): new keys, personal tokens unchanged', async () => {
+    await after!.stop();
+    after = undefined;
+    const database = new pg.Client({ connectionString: restored!.url });
+    await database.connect();
+    try {
+      await database.query('DELETE FROM signing_keys');
+    } finally {
+      await database.end();
+    }
+    const other = { ...secrets, TESSERA_KEY_SECRET: 'another-key-encryption-secret-0123456789ab' };
+    after = await startTestTessera({ DATABASE_URL: restored!.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefixes[1]!, ...other });
+    const keysNow = await signingKeyIds(after);
+    expect(keysNow).toHaveLength(1);
+    expect(keysBefore).not.toContain(keysNow[0]);
+    expect(await introspect(after, personalToken)).toMatchObject({ active: true, username: 'alice' });
   });
 
   it('does not hold what lived in Redis: an OAuth access token issued before the backup is inactive on an empty Redis', async () => {
