@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../support/private-redis.ts';
-import { recordSecret } from '../support/secret-ledger.ts';
+import { recordConfigSecrets } from '../support/secret-ledger.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { createTestCa } from '../support/test-certificates.ts';
@@ -152,10 +152,15 @@ ${conf}
       'cookie-keys': `${randomBytes(32).toString('base64url')}\n${randomBytes(32).toString('base64url')}`,
       'admin-password': ADMIN_PASSWORD,
     };
-    for (const [name, value] of Object.entries(secrets)) {
-      for (const part of value.split('\n')) recordSecret(`deployment test ${name}`, part);
-      await writeFile(join(dir, name), `${value}\n`, { mode: 0o600 });
-    }
+    // The secret ledger learns them as if they were variables (a URL's password only), since the
+    // nodes' environment names files.
+    recordConfigSecrets({
+      DATABASE_URL: secrets['database-url'],
+      TESSERA_KEY_SECRET: secrets['key-secret'],
+      TESSERA_COOKIE_KEYS: secrets['cookie-keys'].replace('\n', ','),
+      TESSERA_ADMIN_PASSWORD: secrets['admin-password'],
+    });
+    for (const [name, value] of Object.entries(secrets)) await writeFile(join(dir, name), `${value}\n`, { mode: 0o600 });
     const env = {
       TESSERA_CONFIG: EXAMPLE,
       ISSUER: issuer,
