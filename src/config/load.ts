@@ -82,6 +82,34 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
 /** Read by loadConfig itself, not a configuration key. */
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);
 
+/**
+ * `<NAME>_FILE`, for each secret variable: the path of a file holding its value (a Docker or
+ * Kubernetes secret mounted as a file), so that the secret stays out of the environment.
+ */
+export const SECRET_FILE_SUFFIX = '_FILE';
+const SECRET_FILE_VARIABLES = new Map(
+  Object.entries(ENV_BINDINGS)
+    .filter(([, binding]) => binding.secret)
+    .map(([name]) => [`${name}${SECRET_FILE_SUFFIX}`, name]),
+);
+
+/**
+ * The value of a secret variable read from the file its `_FILE` variable names: the end of line
+ * a file ends with is not part of the secret, and in a list (TESSERA_COOKIE_KEYS) each line is an
+ * item, as each comma is. Pushes a problem naming the variable and path (never the content) when
+ * the file cannot be read.
+ */
+function readSecretFile(fileVariable: string, file: string, binding: EnvBinding, problems: string[]): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    problems.push(`${fileVariable}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    return undefined;
+  }
+  return binding.kind === 'list' ? text.split(/\r?\n/).join(',') : text.replace(/\r?\n$/, '');
+}
+
 /** Paths whose values are secrets: never printed, never logged. */
 export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['redis', 'sentinelPassword'], ['redis', 'password']];
 /** Paths holding URLs that may carry a password. */
@@ -172,11 +200,22 @@ export function loadConfig({ env = process.env, overrides = {} }: LoadOptions = 
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) continue;
     const binding = ENV_BINDINGS[name];
+    const fromFileOf = SECRET_FILE_VARIABLES.get(name);
     if (binding) {
       setPath(raw, binding.path, fromEnv(binding, value));
       sourceOf.set(binding.path.join('.'), name);
+    } else if (fromFileOf !== undefined) {
+      const secretBinding = ENV_BINDINGS[fromFileOf]!;
+      if (env[fromFileOf] !== undefined) {
+        problems.push(`${name}: ${fromFileOf} is set too; give the secret one way`);
+        continue;
+      }
+      const secret = readSecretFile(name, value, secretBinding, problems);
+      if (secret === undefined) continue;
+      setPath(raw, secretBinding.path, fromEnv(secretBinding, secret));
+      sourceOf.set(secretBinding.path.join('.'), name);
     } else if (name.startsWith('TESSERA_') && !META_VARIABLES.has(name)) {
-      problems.push(`${name}: unknown setting (known: ${Object.keys(ENV_BINDINGS).filter((k) => k.startsWith('TESSERA_')).join(', ')})`);
+      problems.push(`${name}: unknown setting (known: ${[...Object.keys(ENV_BINDINGS), ...SECRET_FILE_VARIABLES.keys()].filter((k) => k.startsWith('TESSERA_')).join(', ')})`);
     }
   }
   raw = mergeDeep(raw, overrides);
