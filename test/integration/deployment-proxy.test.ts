@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../support/private-redis.ts';
+import { NGINX, startPrivateNginx } from '../support/private-nginx.ts';
 import { recordConfigSecrets } from '../support/secret-ledger.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
@@ -20,7 +21,6 @@ import { createTestCa } from '../support/test-certificates.ts';
 // Redis prefix. The nodes trust X-Forwarded-* from nginx's address only: requests through nginx
 // come from 127.0.0.1, and the test's own clients from other loopback addresses.
 
-const NGINX = '/usr/sbin/nginx';
 const EXAMPLE = resolve('config/production.example.json');
 /** The address the test's client connects to nginx from, and the one it connects straight to a node from. */
 const CLIENT_ADDRESS = '127.0.0.5';
@@ -107,7 +107,6 @@ describe('two Tessera nodes behind nginx with deploy/nginx/tessera.conf, configu
   beforeAll(async () => {
     if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: this test runs Debian's nginx. Install it with apt-get install -y nginx-light (.ci/run does).`);
     dir = await mkdtemp(join(tmpdir(), 'tessera-deployment-'));
-    await mkdir(join(dir, 'temp'));
     const testCa = await createTestCa(dir);
     const server = await testCa.issue('tessera', 'IP:127.0.0.1');
     ca = await readFile(testCa.certFile, 'utf8');
@@ -123,26 +122,7 @@ describe('two Tessera nodes behind nginx with deploy/nginx/tessera.conf, configu
       ['/etc/nginx/tls/tessera.pem', server.certFile],
       ['/etc/nginx/tls/tessera-key.pem', server.keyFile],
     ]);
-    await writeFile(
-      join(dir, 'nginx.conf'),
-      `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/temp/body;
-  proxy_temp_path ${dir}/temp/proxy;
-  fastcgi_temp_path ${dir}/temp/fastcgi;
-  uwsgi_temp_path ${dir}/temp/uwsgi;
-  scgi_temp_path ${dir}/temp/scgi;
-${conf}
-}
-`,
-    );
-    nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    nginx.stderr!.on('data', (d: Buffer) => (nginxLog += d.toString()));
+    nginx = await startPrivateNginx(dir, conf, (text) => (nginxLog += text));
 
     // The secrets in files, as compose.yaml gives them; REDIS_URL and the prefix stay variables.
     db = await createTestDatabase();

@@ -1,17 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/private-redis.ts';
+import { NGINX, startPrivateNginx } from '../support/private-nginx.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { createSelfSignedCertificate } from '../support/test-certificates.ts';
 
-const NGINX = '/usr/sbin/nginx';
 const by = { actor: 'test' };
 
 // A real nginx (Debian's package, which .ci/run installs) in front of a small upstream, asking
@@ -58,25 +58,13 @@ interface Gateway {
 async function startGateway(tessera: TestTessera, upstreamPort: number): Promise<Gateway> {
   if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: this test runs Debian's nginx. Install it with apt-get install -y nginx-light (.ci/run does).`);
   const dir = await mkdtemp(join(tmpdir(), 'tessera-nginx-'));
-  await mkdir(join(dir, 'temp'));
   const { certFile, keyFile } = await createSelfSignedCertificate(dir, 'IP:127.0.0.1');
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const locations = await gatewayLocations(new URL(tessera.url).host, upstreamPort);
-  await writeFile(
-    join(dir, 'nginx.conf'),
-    `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/temp/body;
-  proxy_temp_path ${dir}/temp/proxy;
-  fastcgi_temp_path ${dir}/temp/fastcgi;
-  uwsgi_temp_path ${dir}/temp/uwsgi;
-  scgi_temp_path ${dir}/temp/scgi;
-  server {
+  let nginxLog = '';
+  const nginx: ChildProcess = await startPrivateNginx(
+    dir,
+    `  server {
     listen 127.0.0.1:${httpPort};
     ${locations}
   }
@@ -85,13 +73,10 @@ http {
     ssl_certificate ${certFile};
     ssl_certificate_key ${keyFile};
     ${locations}
-  }
-}
-`,
+  }`,
+    (text) => (nginxLog += text),
+    64,
   );
-  let nginxLog = '';
-  const nginx: ChildProcess = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  nginx.stderr!.on('data', (d: Buffer) => (nginxLog += d.toString()));
   const gateway: Gateway = {
     httpBase: `http://127.0.0.1:${httpPort}`,
     httpsBase: `https://127.0.0.1:${httpsPort}`,
