@@ -12,6 +12,13 @@ import { errorBodySchema, fieldErrorSchema, oauthErrorBodySchema } from './error
 export type JsonSchema = Record<string, unknown>;
 type SecurityRequirement = Record<string, string[]>;
 
+/** What the document reads of the configuration: the issuer and the names of the credential headers. */
+export interface DocumentConfig {
+  issuer: string;
+  sessions: Pick<Config['sessions'], 'headerAliases'>;
+  tokens: Pick<Config['tokens'], 'apiUserHeader' | 'apiKeyHeader'>;
+}
+
 export interface OpenApiDocument {
   openapi: '3.1.1';
   info: { title: string; version: string; description: string };
@@ -54,7 +61,7 @@ export function openApiPath(expressPath: string): string {
 }
 
 /** The header names a configuration gives the credentials, as scheme names and headers. */
-function securitySchemes(config: Pick<Config, 'issuer' | 'sessions' | 'tokens'>): { schemes: Record<string, JsonSchema>; requirements: (family: CredentialFamily, method: string) => SecurityRequirement[] } {
+function securitySchemes(config: DocumentConfig): { schemes: Record<string, JsonSchema>; requirements: (family: CredentialFamily, method: string) => SecurityRequirement[] } {
   const aliases = config.sessions.headerAliases.map((header) => [`sessionHeader_${header.replace(/[^A-Za-z0-9]/g, '_')}`, header] as const);
   const schemes: Record<string, JsonSchema> = {
     sessionBearer: { type: 'http', scheme: 'bearer', bearerFormat: 'tsr_ses_…', description: 'An API session token (`POST /users/{username}/login`).' },
@@ -104,7 +111,7 @@ function response({ description, body, contentType = 'application/json', headers
 }
 
 export interface DocumentOptions {
-  config: Pick<Config, 'issuer' | 'sessions' | 'tokens'>;
+  config: DocumentConfig;
   version: string;
 }
 

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Router, type Express } from 'express';
 import { z } from 'zod';
-import type { Config } from '../config/schema.ts';
 import { defineOperation, route } from '../http/api-operation.ts';
-import { buildOpenApiDocument, type OpenApiDocument } from '../http/openapi-document.ts';
+import { buildOpenApiDocument, type DocumentConfig, type OpenApiDocument } from '../http/openapi-document.ts';
 import { sendPage } from '../http/pages.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
 import { declaredOperations } from '../http/route-inventory.ts';
@@ -41,7 +40,7 @@ export function packageVersion(): string {
 }
 
 export interface ApiReferenceDependencies {
-  config: Pick<Config, 'issuer' | 'sessions' | 'tokens'>;
+  config: DocumentConfig;
   version: string;
 }
 
