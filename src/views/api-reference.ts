@@ -91,7 +91,7 @@ ${body
 <h4>Responses</h4>
 <dl class="responses">${Object.entries(operation.responses).map(([status, answer]) => {
     const content = answer.content ? Object.entries(answer.content)[0] : undefined;
-    return html`<dt><span class="status status-${status[0]}xx">${status}</span> ${prose(answer.description)}</dt><dd>${answer.headers ? html`<p class="muted">Headers: ${Object.keys(answer.headers).map((name, i) => html`${i ? ', ' : ''}<code>${name}</code>`)}</p>` : ''}${content ? (content[0] === 'application/json' ? schemaBlock(content[1].schema) : html`<p class="muted"><code>${content[0]}</code></p>`) : ''}</dd>`;
+    return html`<dt><span class="status status-${status[0]}xx">${status}</span> ${prose(answer.description)}</dt><dd>${answer.headers ? html`<p class="muted">Headers: ${Object.keys(answer.headers).map((name, i) => html`${i ? ', ' : ''}<code>${name}</code>`)}</p>` : ''}${content ? (content[0] !== 'application/json' ? html`<p class="muted"><code>${content[0]}</code></p>` : content[1].schema.$ref ? html`<p class="muted">Body: ${typeLabel(content[1].schema)}</p>` : schemaBlock(content[1].schema)) : ''}</dd>`;
   })}</dl>
 </section>`;
 }

@@ -53,7 +53,7 @@ legend { font-weight: 600; padding: 0 .25rem; }
 .token-value { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .badge { font-size: .75rem; background: #eee; border-radius: .25rem; padding: .05rem .35rem; }
 /* The API reference (/docs/api). */
-.operation { border-top: 1px solid var(--line); padding: .75rem 0; }
+.operation { border-top: 1px solid var(--line); padding: .75rem 0; overflow-wrap: anywhere; }
 .operation h3 { font-size: 1rem; margin: .25rem 0; overflow-wrap: anywhere; }
 h4 { font-size: .9rem; margin: .75rem 0 .25rem; color: var(--muted); }
 .method { display: inline-block; min-width: 4.2em; text-align: center; font-size: .75rem; font-weight: 700; border-radius: .25rem; padding: .05rem .35rem; color: #fff; background: var(--muted); }
