@@ -13,9 +13,10 @@ export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
  * The credentials an operation accepts, each a family the document expands into its security
  * schemes (openapi-document.ts): `apiSession` an API session token (Bearer, X-Session and its
  * aliases), `browserSession` the session cookie (with the CSRF header on changes), `personalToken`
- * a personal access token (Bearer, or the API-key header pair), `accessToken` an OAuth access token.
+ * a personal access token (Bearer, or the API-key header pair), `accessToken` an OAuth access
+ * token, `queryToken` a session or personal token as `?access_token=` (discouraged: URLs are logged).
  */
-export type CredentialFamily = 'apiSession' | 'browserSession' | 'personalToken' | 'accessToken';
+export type CredentialFamily = 'apiSession' | 'browserSession' | 'personalToken' | 'accessToken' | 'queryToken';
 
 /** One answer of an operation: its status's meaning, and the body it carries (JSON unless `contentType` says). */
 export interface ResponseDeclaration {

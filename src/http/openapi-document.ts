@@ -72,6 +72,7 @@ function securitySchemes(config: DocumentConfig): { schemes: Record<string, Json
     personalTokenBearer: { type: 'http', scheme: 'bearer', bearerFormat: 'tsr_pat_…', description: 'A personal access token.' },
     apiUser: { type: 'apiKey', in: 'header', name: config.tokens.apiUserHeader, description: "With the API key: the token owner's username or e-mail (`TESSERA_API_USER_HEADER`)." },
     apiKey: { type: 'apiKey', in: 'header', name: config.tokens.apiKeyHeader, description: 'A personal access token, with the user header (`TESSERA_API_KEY_HEADER`).' },
+    tokenQuery: { type: 'apiKey', in: 'query', name: 'access_token', description: 'A session or personal token in the URL: accepted, but discouraged (URLs end up in logs and histories).' },
     oauth: { type: 'openIdConnect', openIdConnectUrl: new URL('/.well-known/openid-configuration', config.issuer).href, description: 'An OAuth access token issued by Tessera, as `Authorization: Bearer`.' },
   };
   const requirements = (family: CredentialFamily, method: string): SecurityRequirement[] => {
@@ -84,6 +85,8 @@ function securitySchemes(config: DocumentConfig): { schemes: Record<string, Json
         return [{ personalTokenBearer: [] }, { apiUser: [], apiKey: [] }];
       case 'accessToken':
         return [{ oauth: [] }];
+      case 'queryToken':
+        return [{ tokenQuery: [] }];
     }
   };
   return { schemes, requirements };

@@ -114,7 +114,7 @@ export const meOperation = defineOperation({
   summary: 'Who the presented credential is',
   description: 'Any credential Tessera issues: an API session token, the browser session, a personal access token, or an OAuth access token (`tessera login`), which adds `client_id` and `exp`.',
   tag: 'Identity',
-  credentials: ['apiSession', 'browserSession', 'personalToken', 'accessToken'],
+  credentials: ['apiSession', 'browserSession', 'personalToken', 'accessToken', 'queryToken'],
   responses: { 200: { description: 'The caller.', body: meSchema }, 401: UNAUTHENTICATED, ...LIMITED_API_FAILURES },
 });
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,22 @@ describe('the OpenAPI document', () => {
     for (const path of ['/users/{username}/login', '/logout', '/api/v1/sessions', '/api/v1/sessions/{id}', '/api/v1/tokens', '/api/v1/tokens/{id}', '/api/v1/tokens/{id}/rotate', '/api/v1/me', '/auth/verify', '/healthz', '/readyz']) {
       expect(document.paths).toHaveProperty([path]);
     }
+  });
+
+  it('has every operation declared in src/routes (a declaration never registered fails here)', async () => {
+    const files = readdirSync(join(ROOT, 'src/routes'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
+    const declared: string[] = [];
+    for (const file of files) {
+      const module = (await import(join(ROOT, 'src/routes', file))) as Record<string, unknown>;
+      for (const value of Object.values(module)) {
+        const operation = value as { operationId?: unknown; responses?: unknown; method?: unknown };
+        if (typeof operation?.operationId === 'string' && typeof operation.method === 'string' && operation.responses) declared.push(operation.operationId);
+      }
+    }
+    const inDocument = Object.values(document.paths).flatMap((item) => Object.values(item).map((operation) => operation.operationId));
+    expect(declared.length).toBeGreaterThanOrEqual(14);
+    expect(declared.filter((id) => !inDocument.includes(id))).toEqual([]);
+    expect(new Set(inDocument).size).toBe(inDocument.length);
   });
 
   it('describes the credentials with the header names this node is configured with', () => {
