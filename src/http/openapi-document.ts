@@ -160,7 +160,7 @@ export function buildOpenApiDocument(operations: readonly ApiOperation[], { conf
       title: 'Tessera',
       version,
       description:
-        'The JSON API of Tessera: password login and API sessions, personal access tokens, who a credential is, forward-auth and health. ' +
+        'The JSON API of Tessera: password login and API sessions, personal access tokens, who a credential is, forward-auth, health, and the admin API. ' +
         'The OAuth endpoints are described by the issuer metadata (`/.well-known/openid-configuration`). ' +
         'Errors have one shape (`Error`); an unknown path answers `404` and another method `405` with `Allow`, in that shape.',
     },
