@@ -29,6 +29,7 @@ import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createPublishedSigningKeys, type PublishedSigningKeys } from './oauth/published-signing-keys.ts';
 import { invalidationTarget, type InvalidationSubscriber } from './cache/invalidations.ts';
+import { createApiReferenceRoutes, packageVersion } from './routes/api-reference-routes.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
@@ -220,6 +221,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
+      { router: createApiReferenceRoutes({ config, version: packageVersion() }) },
     ],
   });
   const isTrustedProxy = (address: string) => trustsProxy(address, 0);

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { AppError, OAuthError, STORE_RETRY_AFTER_SECONDS, storeUnavailableCause, type FieldError } from '../shared/errors.ts';
 import { html } from '../views/html.ts';
 import { sendPage } from './pages.ts';
@@ -18,17 +19,31 @@ export interface ErrorAnswer {
   body: ErrorBody | OAuthErrorBody;
 }
 
-/** The JSON error body every non-OAuth endpoint answers with. */
-export interface ErrorBody {
-  message: string;
-  status: number;
-  errors?: FieldError[];
-}
+/** One field's problem (shared/errors.ts FieldError), as the error body lists it. */
+export const fieldErrorSchema = z.object({
+  field: z.string().meta({ description: 'The field, as the client sent it (`scopes.1` for an element of a list; `(body)` for the body as a whole).' }),
+  code: z.string().meta({ description: 'What is wrong, for programs: `required`, `invalid_type`, `too_small`, `not_allowed`, `custom`, …' }),
+  message: z.string().meta({ description: 'What is wrong, for people.' }),
+}) satisfies z.ZodType<FieldError>;
 
-export interface OAuthErrorBody {
-  error: string;
-  error_description?: string;
-}
+/** The JSON error body every non-OAuth endpoint answers with (and /openapi.json describes). */
+export const errorBodySchema = z
+  .object({
+    message: z.string().meta({ description: 'What went wrong, for people; never internals.' }),
+    status: z.number().int().meta({ description: 'The HTTP status, repeated.' }),
+    errors: z.array(fieldErrorSchema).optional().meta({ description: 'Only for validation failures: every bad field.' }),
+  })
+  .meta({ description: "Tessera's error body (docs/http-api.md#errors)." });
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** RFC 6749 §5.2's error body, which the OAuth endpoints answer with. */
+export const oauthErrorBodySchema = z
+  .object({
+    error: z.string().meta({ description: 'The RFC 6749 error code: `invalid_request`, `invalid_token`, `temporarily_unavailable`, …' }),
+    error_description: z.string().optional(),
+  })
+  .meta({ description: 'An OAuth error (RFC 6749 §5.2).' });
+export type OAuthErrorBody = z.infer<typeof oauthErrorBodySchema>;
 
 /** What express answers anything unexpected with. */
 const INTERNAL = new AppError(500, 'internal', 'Internal server error.');

@@ -1,4 +1,5 @@
 import type { Express, RequestHandler } from 'express';
+import { operationOf, type ApiOperation } from './api-operation.ts';
 import { notAllowedError } from './refusals.ts';
 
 // What express itself knows of the routes mounted on an app: used to answer 405 with Allow where a
@@ -12,7 +13,7 @@ export interface RouteEntry {
 
 /** The parts of router 2.x's Layer and Route read here. */
 interface RouterLayer {
-  route?: { path: string | string[]; _methods(): string[] };
+  route?: { path: string | string[]; _methods(): string[]; stack: { handle: unknown }[] };
   handle?: { stack?: RouterLayer[] };
   match(path: string): boolean;
 }
@@ -48,6 +49,21 @@ export function listRoutes(app: Express): RouteEntry[] {
     byPath.set(path, merged);
   }
   return [...byPath].map(([path, methods]) => ({ path, methods: [...methods] }));
+}
+
+/**
+ * The operations declared by the routes of the app (api-operation.ts route()), in registration
+ * order: what /openapi.json describes. A route registered without a declaration is not among them.
+ */
+export function declaredOperations(app: Express): ApiOperation[] {
+  const found = new Set<ApiOperation>();
+  for (const { layer } of knownRoutes(app)) {
+    for (const step of layer.route?.stack ?? []) {
+      const operation = operationOf(step.handle);
+      if (operation) found.add(operation);
+    }
+  }
+  return [...found];
 }
 
 /**

@@ -1,7 +1,10 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
+import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
+import { defineOperation, route } from '../http/api-operation.ts';
+import { errorResponse, RATE_LIMIT_HEADERS, SERVER_FAILURES, UNAUTHENTICATED } from '../http/common-responses.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
 import type { FailedLookupLimiter } from '../introspection/failed-lookup-limiter.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
@@ -11,13 +14,54 @@ import type { Logger } from 'pino';
 /** RFC 6749 §3.3: the characters a scope may hold (also all that may go into WWW-Authenticate's scope). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
-function requiredScopes(req: Request): string[] {
-  const raw = req.query.scope;
-  const values = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? [raw] : [];
+/** `?scope=`, once or more, each separated by spaces or commas. */
+const verifyQuery = z.object({
+  scope: z
+    .union([z.string(), z.array(z.string())], { error: 'must be a scope list' })
+    .optional()
+    .meta({ description: 'Scopes the credential must hold, separated by spaces or commas (the parameter may repeat).' }),
+});
+
+function requiredScopes(raw: z.output<typeof verifyQuery>['scope']): string[] {
+  const values = raw === undefined ? [] : [raw].flat();
   const scopes = values.flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
   if (!scopes.every((scope) => SCOPE_TOKEN.test(scope))) throw AppError.badRequest('The scope parameter holds a character no scope has.');
   return scopes;
 }
+
+const verifiedSchema = z.object({
+  sub: z.string(),
+  username: z.string().nullable(),
+  scope: z.string().meta({ description: 'The credential\'s scopes, separated by spaces.' }),
+  client_id: z.string().nullable(),
+  credential_kind: z.enum(['access_token', 'personal_access_token', 'session']),
+});
+
+export const verifyOperation = defineOperation({
+  method: 'get',
+  path: '/auth/verify',
+  operationId: 'forwardAuth',
+  summary: 'Forward-auth for gateways: is the forwarded request\'s credential active, with these scopes?',
+  description:
+    'For nginx `auth_request` and Traefik ForwardAuth (docs/resource-servers.md#forward-auth-for-gateways). ' +
+    'The credential may also be `?access_token=` of the forwarded URL (`X-Original-URI`, then `X-Forwarded-Uri`). ' +
+    'The answer\'s headers are what a gateway passes on.',
+  tag: 'Forward-auth',
+  credentials: ['accessToken', 'personalToken', 'apiSession'],
+  query: verifyQuery,
+  responses: {
+    200: {
+      description: 'Active, holding every scope asked for.',
+      body: verifiedSchema,
+      headers: { 'X-Auth-Subject': 'The user (or client) id.', 'X-Auth-Username': 'Empty for a client.', 'X-Auth-Scope': 'The scopes, separated by spaces.', 'X-Auth-Client-Id': 'Empty but for OAuth tokens.', 'X-Auth-Credential': 'The credential\'s kind.' },
+    },
+    400: errorResponse('The scope parameter holds a character no scope has.'),
+    401: UNAUTHENTICATED,
+    403: errorResponse('A scope asked for is missing (`WWW-Authenticate` with `error="insufficient_scope"`).', { 'WWW-Authenticate': 'The Bearer challenge, naming the scopes required.' }),
+    ...SERVER_FAILURES,
+    429: errorResponse('Too many personal-token lookups from this address found nothing (docs/resource-servers.md#limits-on-guessing).', RATE_LIMIT_HEADERS),
+  },
+});
 
 export interface ForwardAuthDependencies {
   config: Config;
@@ -38,53 +82,49 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
   const router = Router();
   // The forwarded request's credential; its query is the one in X-Original-URI or X-Forwarded-URI.
   const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'forwarded' });
-  router.get('/auth/verify', async (req, res, next) => {
-    try {
-      res.set('Cache-Control', 'no-store');
-      const presented = presentedCredential(req, sources);
-      // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
-      // client address as the trusted gateway forwards it. Refused with 429, never called invalid.
-      const source = req.ip ?? '';
-      const waitMs = presented ? failedLookups.personalTokenWaitMs(source, presented.token) : 0;
-      if (waitMs > 0) {
-        throw new AppError(429, 'rate_limited', 'Too many personal-token lookups from this address found nothing. Try again later.', { headers: failedLookups.refusalHeaders(waitMs) });
-      }
-      const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
-      const active = isPromise(lookup) ? await lookup : lookup;
-      // Only a lookup in the stores counts (an answer from memory costs nothing).
-      if (isPromise(lookup) && active === null && failedLookups.personalTokenMissed(source, presented!.token)) {
-        logger.warn({ ip: source }, 'an address is limited at /auth/verify: too many personal-token lookups found nothing');
-      }
-      let valid = active;
-      if (active && presented?.apiUser !== undefined) {
-        // The API-key pair: the named user must be the token's owner, and only personal tokens go there.
-        const named = presented.apiUser ? await findUserByLogin(presented.apiUser) : null;
-        if (active.kind !== 'personal_access_token' || named?.id !== active.sub) valid = null;
-      }
-      if (!valid) {
-        throw AppError.unauthorized(
-          presented ? 'The credential is invalid, expired or revoked.' : 'Authentication required.',
-          { 'WWW-Authenticate': presented ? 'Bearer realm="tessera", error="invalid_token"' : 'Bearer realm="tessera"' },
-        );
-      }
-      const required = requiredScopes(req);
-      const missing = required.filter((scope) => !valid.scopes.includes(scope));
-      if (missing.length) {
-        throw new AppError(403, 'insufficient_scope', `This requires the scope ${missing.join(' ')}.`, {
-          headers: { 'WWW-Authenticate': `Bearer realm="tessera", error="insufficient_scope", scope="${required.join(' ')}"` },
-        });
-      }
-      res
-        .set('X-Auth-Subject', valid.sub)
-        .set('X-Auth-Username', valid.username ?? '')
-        .set('X-Auth-Scope', valid.scopes.join(' '))
-        .set('X-Auth-Client-Id', valid.clientId ?? '')
-        .set('X-Auth-Credential', valid.kind)
-        .status(200)
-        .json({ sub: valid.sub, username: valid.username, scope: valid.scopes.join(' '), client_id: valid.clientId, credential_kind: valid.kind });
-    } catch (error) {
-      next(error);
+  route(router, verifyOperation, [], async (req, res, { query }) => {
+    res.set('Cache-Control', 'no-store');
+    const presented = presentedCredential(req, sources);
+    // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
+    // client address as the trusted gateway forwards it. Refused with 429, never called invalid.
+    const source = req.ip ?? '';
+    const waitMs = presented ? failedLookups.personalTokenWaitMs(source, presented.token) : 0;
+    if (waitMs > 0) {
+      throw new AppError(429, 'rate_limited', 'Too many personal-token lookups from this address found nothing. Try again later.', { headers: failedLookups.refusalHeaders(waitMs) });
     }
+    const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
+    const active = isPromise(lookup) ? await lookup : lookup;
+    // Only a lookup in the stores counts (an answer from memory costs nothing).
+    if (isPromise(lookup) && active === null && failedLookups.personalTokenMissed(source, presented!.token)) {
+      logger.warn({ ip: source }, 'an address is limited at /auth/verify: too many personal-token lookups found nothing');
+    }
+    let valid = active;
+    if (active && presented?.apiUser !== undefined) {
+      // The API-key pair: the named user must be the token's owner, and only personal tokens go there.
+      const named = presented.apiUser ? await findUserByLogin(presented.apiUser) : null;
+      if (active.kind !== 'personal_access_token' || named?.id !== active.sub) valid = null;
+    }
+    if (!valid) {
+      throw AppError.unauthorized(
+        presented ? 'The credential is invalid, expired or revoked.' : 'Authentication required.',
+        { 'WWW-Authenticate': presented ? 'Bearer realm="tessera", error="invalid_token"' : 'Bearer realm="tessera"' },
+      );
+    }
+    const required = requiredScopes(query.scope);
+    const missing = required.filter((scope) => !valid.scopes.includes(scope));
+    if (missing.length) {
+      throw new AppError(403, 'insufficient_scope', `This requires the scope ${missing.join(' ')}.`, {
+        headers: { 'WWW-Authenticate': `Bearer realm="tessera", error="insufficient_scope", scope="${required.join(' ')}"` },
+      });
+    }
+    res
+      .set('X-Auth-Subject', valid.sub)
+      .set('X-Auth-Username', valid.username ?? '')
+      .set('X-Auth-Scope', valid.scopes.join(' '))
+      .set('X-Auth-Client-Id', valid.clientId ?? '')
+      .set('X-Auth-Credential', valid.kind)
+      .status(200)
+      .json({ sub: valid.sub, username: valid.username, scope: valid.scopes.join(' '), client_id: valid.clientId, credential_kind: valid.kind as z.input<typeof verifiedSchema>['credential_kind'] }); // (refresh tokens are not looked for here)
   });
   router.all('/auth/verify', methodNotAllowed(['GET']));
   return router;

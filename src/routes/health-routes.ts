@@ -1,4 +1,6 @@
 import { Router } from 'express';
+import { z } from 'zod';
+import { defineOperation, route } from '../http/api-operation.ts';
 import type { Database } from '../store/sql/database.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
@@ -13,7 +15,45 @@ export interface HealthDependencies {
   draining?: () => boolean;
 }
 
-type Check = { status: 'up'; kind: string } | { status: 'down'; kind: string; message: string };
+const checkSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('up'), kind: z.string().meta({ description: '`postgres`, `pglite`, `redis` or `memory`.' }) }),
+  z.object({ status: z.literal('down'), kind: z.string(), message: z.string() }),
+]);
+type Check = z.infer<typeof checkSchema>;
+const checksSchema = z.object({ database: checkSchema, ephemeral: checkSchema });
+
+const TAG = 'Health';
+
+export const livenessOperation = defineOperation({
+  method: 'get',
+  path: '/healthz',
+  operationId: 'liveness',
+  summary: 'The process is alive',
+  tag: TAG,
+  credentials: [],
+  responses: { 200: { description: 'Alive.', body: z.object({ status: z.literal('ok') }) } },
+});
+
+export const readinessOperation = defineOperation({
+  method: 'get',
+  path: '/readyz',
+  operationId: 'readiness',
+  summary: 'The stores answer and the node is not draining',
+  description: 'Each check gives up after 1.5 s. From the start of a shutdown it answers `503` with `draining: true`.',
+  tag: TAG,
+  credentials: [],
+  responses: {
+    200: { description: 'Ready.', body: z.object({ status: z.literal('ready'), checks: checksSchema }) },
+    503: {
+      description: 'Not ready: a store does not answer (named in `message`), or the node is shutting down.',
+      body: z.union([
+        z.object({ message: z.string(), status: z.literal(503), checks: checksSchema }),
+        z.object({ message: z.string(), status: z.literal(503), draining: z.literal(true) }),
+      ]),
+      headers: { 'Retry-After': 'With a store down: seconds to wait.' },
+    },
+  },
+});
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -33,12 +73,12 @@ const LABELS: Record<string, string> = { postgres: 'PostgreSQL', pglite: 'the em
 export function createHealthRoutes({ database, ephemeral, checkTimeoutMs = 1500, draining = () => false }: HealthDependencies): Router {
   const router = Router();
 
-  router.get('/healthz', (_req, res) => {
+  route(router, livenessOperation, [], (_req, res) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
   });
   router.all('/healthz', methodNotAllowed(['GET']));
 
-  router.get('/readyz', async (req, res) => {
+  route(router, readinessOperation, [], async (req, res) => {
     if (draining()) {
       res.set('Cache-Control', 'no-store').status(503).json({ message: 'Not ready: shutting down.', status: 503, draining: true });
       return;

@@ -1,4 +1,4 @@
-import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { AccountService } from '../accounts/account-service.ts';
 import { HashingBusyError } from '../accounts/hashing/bounded-hasher.ts';
@@ -7,6 +7,8 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
 import { methodNotAllowed } from '../http/refusals.ts';
+import { defineOperation, route } from '../http/api-operation.ts';
+import { errorResponse, LIMITED_API_FAILURES, RATE_LIMIT_HEADERS, TOO_LARGE, UNAUTHENTICATED, VALIDATION_FAILED } from '../http/common-responses.ts';
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { PasswordSignIn } from '../sessions/password-sign-in.ts';
@@ -30,29 +32,125 @@ export interface SessionRouteDependencies {
 /** The same answer for an unknown user, a wrong password and a disabled account. */
 const LOGIN_FAILED = 'Login failed: wrong username or password.';
 
+/** A scope list: a string separated by spaces or commas, or an array; undefined when not sent. */
 const scopeList = z
-  .union([z.string(), z.array(z.string())])
+  .union([z.string(), z.array(z.string())], { error: 'must be a space- or comma-separated list' })
   .optional()
-  .transform((value) => (Array.isArray(value) ? value : (value ?? '').split(/[\s,]+/)).filter(Boolean));
+  .transform((value) => (value === undefined ? undefined : (Array.isArray(value) ? value : value.split(/[\s,]+/)).filter(Boolean)));
 
 /** ArchivesSpace's `expiring` (default true): false asks for a session without idle timeout. */
 const expiringFlag = z
-  .union([z.boolean(), z.enum(['true', 'false'])])
+  .union([z.boolean(), z.enum(['true', 'false'])], { error: 'must be true or false' })
   .optional()
-  .transform((value) => value !== false && value !== 'false');
+  .transform((value) => (value === undefined ? undefined : value !== false && value !== 'false'));
+
+/** What a login may send, in its body (form, multipart or JSON) or, for old scripts, its query. */
+const loginFields = z.object({
+  password: z.string().optional().meta({ description: 'Required, in the body or (discouraged: URLs end up in logs) the query.' }),
+  scope: scopeList.meta({ description: "The scopes asked for, separated by spaces or commas; the account's allowed scopes by default." }),
+  expiring: expiringFlag.meta({ description: '`false` asks for a session without idle timeout (ends `TESSERA_SESSION_NON_EXPIRING_MAX` after login).' }),
+});
+
+const loginAnswer = z.object({
+  session: z.string().meta({ description: 'The API session token, `tsr_ses_…`.' }),
+  user: z.object({ username: z.string(), email: z.string().nullable(), scopes: z.array(z.string()) }),
+  expires_in: z.number().int().meta({ description: 'Seconds the session lives unused.' }),
+  expires_at: z.iso.datetime().meta({ description: 'When it ends unless used before.' }),
+  expiring: z.boolean().meta({ description: 'False for a session without idle timeout.' }),
+});
+
+const sessionSchema = z.object({
+  id: z.string(),
+  created_at: z.iso.datetime(),
+  last_seen_at: z.iso.datetime(),
+  expires_at: z.iso.datetime(),
+  expiring: z.boolean(),
+  ip: z.string().nullable(),
+  user_agent: z.string().nullable(),
+  scopes: z.array(z.string()),
+  current: z.boolean().meta({ description: 'The session of the token this request carries.' }),
+});
+
+const TAG = 'API sessions';
+
+export const loginOperation = defineOperation({
+  method: 'post',
+  path: '/users/:username/login',
+  operationId: 'login',
+  summary: 'Log in with a password; answers an API session token',
+  description: 'ArchivesSpace-style. An unknown user, a wrong password and a disabled account get the same `401` (and cost the same time).',
+  tag: TAG,
+  credentials: [],
+  params: z.object({ username: z.string().meta({ description: 'The username or e-mail address.' }) }),
+  query: loginFields,
+  body: { schema: loginFields, contentTypes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'] },
+  responses: {
+    200: { description: 'Logged in.', body: loginAnswer },
+    400: VALIDATION_FAILED,
+    401: errorResponse('Login failed: wrong username or password.'),
+    413: TOO_LARGE,
+    ...LIMITED_API_FAILURES,
+    429: errorResponse('Too many failed logins for this account from this address, or too many requests from it.', RATE_LIMIT_HEADERS),
+    503: errorResponse('Password hashing is saturated (`Retry-After: 1`), or a store is unreachable.', { 'Retry-After': 'Seconds to wait.' }),
+  },
+});
+
+export const logoutOperation = defineOperation({
+  method: 'post',
+  path: '/logout',
+  operationId: 'logout',
+  summary: 'End the current session',
+  description: 'With an API session token: `204`. With the browser session cookie (and its CSRF token): `303` to `/login`.',
+  tag: TAG,
+  credentials: ['apiSession', 'browserSession'],
+  responses: {
+    204: { description: 'The API session has ended.' },
+    303: { description: 'The browser session has ended: to the sign-in page.', headers: { Location: '`/login`.' } },
+    401: UNAUTHENTICATED,
+    ...LIMITED_API_FAILURES,
+  },
+});
+
+export const listSessionsOperation = defineOperation({
+  method: 'get',
+  path: '/api/v1/sessions',
+  operationId: 'listSessions',
+  summary: "The user's live API sessions",
+  tag: TAG,
+  credentials: ['apiSession'],
+  responses: { 200: { description: 'The live sessions.', body: z.object({ sessions: z.array(sessionSchema) }) }, 401: UNAUTHENTICATED, ...LIMITED_API_FAILURES },
+});
+
+export const endSessionOperation = defineOperation({
+  method: 'delete',
+  path: '/api/v1/sessions/:id',
+  operationId: 'endSession',
+  summary: 'End one of the user\'s sessions',
+  tag: TAG,
+  credentials: ['apiSession'],
+  params: z.object({ id: z.string().meta({ description: "The session's id (from the list), not its token." }) }),
+  responses: { 204: { description: 'Ended.' }, 401: UNAUTHENTICATED, 404: errorResponse('No such live session of yours.'), ...LIMITED_API_FAILURES },
+});
 
 /**
  * The lifetime of the session a login asks for: undefined for the usual sliding session, the
  * configured maximum for expiring=false; 400 when the configuration refuses those.
  */
-function nonExpiringSeconds(config: Config, raw: unknown): number | undefined {
-  const expiring = expiringFlag.safeParse(raw);
-  if (!expiring.success) throw AppError.validation([{ field: 'expiring', code: 'invalid_type', message: 'expiring must be true or false' }]);
-  if (expiring.data) return undefined;
+function nonExpiringSeconds(config: Config, expiring: boolean | undefined): number | undefined {
+  if (expiring !== false) return undefined;
   const max = config.sessions.nonExpiringMaxSeconds;
   if (max === 0) throw AppError.validation([{ field: 'expiring', code: 'not_allowed', message: 'sessions without expiry are turned off here: log in without expiring=false' }]);
   return max;
 }
+
+/** A multipart/form-data body (`curl -F`), read raw, as its text fields. */
+const multipartBody: RequestHandler[] = [
+  express.raw({ type: 'multipart/form-data', limit: '16kb' }),
+  (req, _res, next) => {
+    if (Buffer.isBuffer(req.body)) req.body = multipartTextFields(req.body, req.get('content-type') ?? '');
+    next();
+  },
+];
 
 /** Authenticates the caller by an API session token; 401 (with WWW-Authenticate) otherwise. */
 export function requireApiSession({ config, accounts, sessions }: Pick<SessionRouteDependencies, 'config' | 'accounts' | 'sessions'>): RequestHandler {
@@ -73,7 +171,7 @@ export function requireApiSession({ config, accounts, sessions }: Pick<SessionRo
   };
 }
 
-function describeSession(session: ApiSession, current: string | undefined) {
+function describeSession(session: ApiSession, current: string | undefined): z.input<typeof sessionSchema> {
   return {
     id: session.id,
     created_at: session.createdAt.toISOString(),
@@ -96,105 +194,81 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
   const router = Router();
   const authenticated = requireApiSession(deps);
 
-  router.post(
-    '/users/:username/login',
-    express.raw({ type: 'multipart/form-data', limit: '16kb' }),
-    async (req: Request, res: Response, next: NextFunction) => {
-      try {
-        const username = String(req.params.username);
-        const fields: Record<string, unknown> = Buffer.isBuffer(req.body)
-          ? multipartTextFields(req.body, req.get('content-type') ?? '')
-          : ((req.body as Record<string, unknown> | undefined) ?? {});
-        // The query string is accepted for scripts written for ArchivesSpace; it is discouraged
-        // (URLs end up in logs and histories) and docs/http-api.md says so.
-        const password = fields.password ?? req.query.password;
-        if (typeof password !== 'string' || password === '') {
-          throw AppError.validation([{ field: 'password', code: 'required', message: 'password is required (form field, JSON field or query parameter)' }]);
-        }
-        const requested = scopeList.safeParse(fields.scope ?? req.query.scope);
-        if (!requested.success) throw AppError.validation([{ field: 'scope', code: 'invalid_type', message: 'scope must be a space- or comma-separated list' }]);
-        const lifetime = nonExpiringSeconds(config, fields.expiring ?? req.query.expiring);
+  route(router, loginOperation, multipartBody, async (req, res, { params, query, body }) => {
+    // The query string is accepted for scripts written for ArchivesSpace; it is discouraged
+    // (URLs end up in logs and histories) and docs/http-api.md says so.
+    const fields = body ?? {};
+    const password = fields.password ?? query.password;
+    if (password === undefined || password === '') {
+      throw AppError.validation([{ field: 'password', code: 'required', message: 'password is required (form field, JSON field or query parameter)' }]);
+    }
+    const requested = fields.scope ?? query.scope ?? [];
+    const lifetime = nonExpiringSeconds(config, fields.expiring ?? query.expiring);
 
-        const ip = req.ip ?? 'unknown';
-        let result;
-        try {
-          result = await signIn.attempt(username, password, { ip, userAgent: req.get('user-agent') ?? null, via: 'api' });
-        } catch (error) {
-          if (error instanceof HashingBusyError) throw new AppError(503, 'busy', 'The service is busy. Try again shortly.', { headers: { 'Retry-After': '1' } });
-          throw error;
-        }
-        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds, result.limit);
-        if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
+    const ip = req.ip ?? 'unknown';
+    let result;
+    try {
+      result = await signIn.attempt(params.username, password, { ip, userAgent: req.get('user-agent') ?? null, via: 'api' });
+    } catch (error) {
+      if (error instanceof HashingBusyError) throw new AppError(503, 'busy', 'The service is busy. Try again shortly.', { headers: { 'Retry-After': '1' } });
+      throw error;
+    }
+    if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds, result.limit);
+    if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
 
-        const user = result.user;
-        const scopes = requested.data.length ? requested.data : user.allowedScopes;
-        const refused = scopes.filter((scope) => !user.allowedScopes.includes(scope));
-        if (refused.length) {
-          throw AppError.validation(refused.map((scope) => ({ field: 'scope', code: 'not_allowed', message: `"${scope}" is not among this account's scopes (${user.allowedScopes.join(', ')})` })));
-        }
-        const { token, session } = await sessions.create({
-          userId: user.id,
-          scopes: [...new Set(scopes)],
-          ...(lifetime === undefined ? {} : { nonExpiringSeconds: lifetime }),
-          ip,
-          userAgent: req.get('user-agent') ?? null,
-        });
-        await audit.record({
-          actor: `user:${user.id}`,
-          action: 'session.created',
-          subject: `user:${user.id}`,
-          ip,
-          userAgent: req.get('user-agent') ?? null,
-          details: { session: session.id, scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
-        });
-        // What was granted: how long it lives unused, until when, and whether use extends it.
-        res.set('Cache-Control', 'no-store').json({
-          session: token,
-          user: { username: user.username, email: user.email, scopes: session.scopes },
-          expires_in: Math.round((session.expiresAt.getTime() - session.lastSeenAt.getTime()) / 1000),
-          expires_at: session.expiresAt.toISOString(),
-          expiring: session.expiring,
-        });
-      } catch (error) {
-        next(error);
-      }
-    },
-  );
+    const user = result.user;
+    const scopes = requested.length ? requested : user.allowedScopes;
+    const refused = scopes.filter((scope) => !user.allowedScopes.includes(scope));
+    if (refused.length) {
+      throw AppError.validation(refused.map((scope) => ({ field: 'scope', code: 'not_allowed', message: `"${scope}" is not among this account's scopes (${user.allowedScopes.join(', ')})` })));
+    }
+    const { token, session } = await sessions.create({
+      userId: user.id,
+      scopes: [...new Set(scopes)],
+      ...(lifetime === undefined ? {} : { nonExpiringSeconds: lifetime }),
+      ip,
+      userAgent: req.get('user-agent') ?? null,
+    });
+    await audit.record({
+      actor: `user:${user.id}`,
+      action: 'session.created',
+      subject: `user:${user.id}`,
+      ip,
+      userAgent: req.get('user-agent') ?? null,
+      details: { session: session.id, scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
+    });
+    // What was granted: how long it lives unused, until when, and whether use extends it.
+    res.set('Cache-Control', 'no-store').json({
+      session: token,
+      user: { username: user.username, email: user.email, scopes: session.scopes },
+      expires_in: Math.round((session.expiresAt.getTime() - session.lastSeenAt.getTime()) / 1000),
+      expires_at: session.expiresAt.toISOString(),
+      expiring: session.expiring,
+    } satisfies z.input<typeof loginAnswer>);
+  });
   router.all('/users/:username/login', methodNotAllowed(['POST']));
 
-  router.post('/logout', authenticated, async (req, res, next) => {
-    try {
-      const { token, session, user } = req.apiSession!;
-      await sessions.endByToken(token);
-      await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: session.id } });
-      res.status(204).end();
-    } catch (error) {
-      next(error);
-    }
+  route(router, logoutOperation, [authenticated], async (req, res) => {
+    const { token, session, user } = req.apiSession!;
+    await sessions.endByToken(token);
+    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: session.id } });
+    res.status(204).end();
   });
   router.all('/logout', methodNotAllowed(['POST']));
 
-  router.get('/api/v1/sessions', authenticated, async (req, res, next) => {
-    try {
-      const { session, user } = req.apiSession!;
-      const live = await sessions.listForUser(user.id);
-      res.set('Cache-Control', 'no-store').json({ sessions: live.map((s) => describeSession(s, session.id)) });
-    } catch (error) {
-      next(error);
-    }
+  route(router, listSessionsOperation, [authenticated], async (req, res) => {
+    const { session, user } = req.apiSession!;
+    const live = await sessions.listForUser(user.id);
+    res.set('Cache-Control', 'no-store').json({ sessions: live.map((s) => describeSession(s, session.id)) });
   });
   router.all('/api/v1/sessions', methodNotAllowed(['GET']));
 
-  router.delete('/api/v1/sessions/:id', authenticated, async (req, res, next) => {
-    try {
-      const { user } = req.apiSession!;
-      const ended = await sessions.end(user.id, String(req.params.id));
-      if (!ended) throw AppError.notFound('No such live session of yours.');
-      await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: req.params.id } });
-      res.status(204).end();
-    } catch (error) {
-      next(error);
-    }
+  route(router, endSessionOperation, [authenticated], async (req, res, { params }) => {
+    const { user } = req.apiSession!;
+    const ended = await sessions.end(user.id, params.id);
+    if (!ended) throw AppError.notFound('No such live session of yours.');
+    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: params.id } });
+    res.status(204).end();
   });
   router.all('/api/v1/sessions/:id', methodNotAllowed(['DELETE']));
 

@@ -1,11 +1,14 @@
 import type { z } from 'zod';
 import { AppError, type FieldError } from './errors.ts';
 
-/** Converts zod issues into the field errors of Tessera's JSON error shape. */
+/**
+ * Converts zod issues into the field errors of Tessera's JSON error shape. A value that fits none
+ * of a field's accepted forms (zod's invalid_union) is an invalid_type to clients.
+ */
 export function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
   return issues.map((issue) => ({
     field: issue.path.map(String).join('.') || '(body)',
-    code: issue.code,
+    code: issue.code === 'invalid_union' ? 'invalid_type' : issue.code,
     message: issue.message,
   }));
 }

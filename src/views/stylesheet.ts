@@ -52,6 +52,22 @@ legend { font-weight: 600; padding: 0 .25rem; }
 .copy-row { display: flex; gap: .5rem; }
 .token-value { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .badge { font-size: .75rem; background: #eee; border-radius: .25rem; padding: .05rem .35rem; }
+/* The API reference (/docs/api). */
+.operation { border-top: 1px solid var(--line); padding: .75rem 0; overflow-wrap: anywhere; }
+.operation h3 { font-size: 1rem; margin: .25rem 0; overflow-wrap: anywhere; }
+h4 { font-size: .9rem; margin: .75rem 0 .25rem; color: var(--muted); }
+.method { display: inline-block; min-width: 4.2em; text-align: center; font-size: .75rem; font-weight: 700; border-radius: .25rem; padding: .05rem .35rem; color: #fff; background: var(--muted); }
+.method-get { background: var(--ok); } .method-post { background: var(--accent); } .method-delete { background: var(--danger); }
+ul.fields, ul.credentials, ul.contents { margin: .25rem 0 .5rem; padding-left: 1.1rem; }
+ul.fields li { margin: .2rem 0; overflow-wrap: anywhere; }
+ul.contents ul { padding-left: .5rem; list-style: none; }
+ul.contents a { text-decoration: none; }
+code.field { font-weight: 600; }
+.type { color: var(--muted); font-size: .9rem; }
+dl.responses dt, dl.schemes dt { margin-top: .5rem; }
+dl.responses dd, dl.schemes dd { margin: 0 0 .25rem 1rem; overflow-wrap: anywhere; }
+.status { font-weight: 700; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.status-2xx { color: var(--ok); } .status-4xx, .status-5xx { color: var(--danger); }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 36rem) {
   /* On a phone each token is a block of labelled lines instead of a wide row. */

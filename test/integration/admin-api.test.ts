@@ -8,6 +8,7 @@ import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { basic, FORM, introspectAs } from '../support/token-requests.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 const JWT_API = 'https://records.example.org';
 type Json = Record<string, unknown>;
@@ -25,6 +26,8 @@ describe('the admin API', () => {
   let recordsApiSecret: string;
   let storeEnv: Record<string, string>;
   const by = { actor: 'test' };
+  // Every answer of the first node below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => node.url);
 
   const login = async (base: string, username: string, password: string, scope?: string) => {
     const res = await fetch(`${base}/users/${username}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password, ...(scope ? { scope } : {}) }) });
@@ -318,5 +321,15 @@ describe('the admin API', () => {
       for (const token of [oldToken, newToken]) expect((await introspectAs(other, { id: 'records-api', secret: recordsApiSecret }, token)).active).toBe(true);
       expect((await auditOf(`key:${newKid}`))[0]).toMatchObject({ actor: `user:${adminId}`, action: 'keys.rotated' });
     }, 60_000);
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining([
+      'GET /api/v1/admin/users 200', 'GET /api/v1/admin/users 400', 'GET /api/v1/admin/users 401', 'GET /api/v1/admin/users 403', 'POST /api/v1/admin/users 201', 'POST /api/v1/admin/users 409',
+      'GET /api/v1/admin/users/{id} 200', 'GET /api/v1/admin/users/{id} 404', 'PATCH /api/v1/admin/users/{id} 200', 'PATCH /api/v1/admin/users/{id} 409', 'DELETE /api/v1/admin/users/{id} 204',
+      'POST /api/v1/admin/users/{id}/unlock 200', 'POST /api/v1/admin/users/{id}/sign-out 200',
+      'GET /api/v1/admin/clients 200', 'POST /api/v1/admin/clients 201', 'GET /api/v1/admin/clients/{id} 200', 'PATCH /api/v1/admin/clients/{id} 200', 'DELETE /api/v1/admin/clients/{id} 204', 'POST /api/v1/admin/clients/{id}/secret 201',
+      'GET /api/v1/admin/keys 200', 'POST /api/v1/admin/keys/rotate 201',
+    ]));
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // Password login for API clients, on the real PostgreSQL and Redis, with an injected clock for
 // expiry (never sleeps).
@@ -9,6 +10,8 @@ describe('API password login and session tokens', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
   let tessera: TestTessera;
+  // Every answer below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => tessera.url);
   let now = Date.parse('2026-11-22T12:00:00Z');
   const by = { actor: 'test' };
 
@@ -221,12 +224,17 @@ describe('API password login and session tokens', () => {
     await fetch(url('/logout'), { method: 'POST', headers: { 'x-session': token } });
     expect(await introspect(token)).toEqual({ active: false });
   });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining(['POST /users/{username}/login 200', 'POST /users/{username}/login 400', 'POST /users/{username}/login 401', 'GET /api/v1/sessions 200', 'GET /api/v1/sessions 401', 'DELETE /api/v1/sessions/{id} 204', 'POST /logout 204']));
+  });
 });
 
 describe('the general rate limit of the JSON API', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
   let tessera: TestTessera;
+  const fetch = documentedFetch(() => tessera.url);
 
   beforeAll(async () => {
     db = await createTestDatabase();

@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // GET /auth/verify as a gateway calls it, for each credential kind. (A test through a real nginx
 // comes with the rest of the introspection issue.)
@@ -14,6 +15,8 @@ describe('forward-auth for gateways', () => {
   const by = { actor: 'test' };
   let pat: string;
   let session: string;
+  // Every answer below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => issuer.origin);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -127,5 +130,9 @@ describe('forward-auth for gateways', () => {
     expect(await introspect(tempSession)).toMatchObject({ active: true, credential_kind: 'session', username: 'temp' });
     await tessera.core.accounts.setDisabled('temp', true, by);
     expect(await introspect(tempSession)).toEqual({ active: false });
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining(['GET /auth/verify 200', 'GET /auth/verify 401', 'GET /auth/verify 403']));
   });
 });

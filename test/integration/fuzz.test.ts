@@ -73,6 +73,8 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/admin/clients/:id/jwks', family: 'api' },
   { path: '/api/v1/admin/keys', family: 'api' },
   { path: '/api/v1/admin/keys/rotate', family: 'api' },
+  { path: '/openapi.json', family: 'api' },
+  { path: '/docs/api', family: 'page' },
 ];
 
 /** Paths no route serves: the 404 of each family. */

@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 describe('HTTP surface on PostgreSQL and Redis', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
   let tessera: TestTessera;
+  // Every answer below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => tessera.url);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -76,6 +79,10 @@ describe('HTTP surface on PostgreSQL and Redis', () => {
     // The path and the query's parameter names, never a value (log-redaction.test.ts tries every spelling).
     expect(logs).toMatch(/"url":"\/healthz\?access_token&password"/);
     expect(logs).not.toMatch(/tsr_secret_value|hunter22|tsr_header_secret|cookie_secret|session_secret|initial-admin-password/);
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining(['GET /healthz 200', 'GET /readyz 200']));
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // The JSON API for personal access tokens and every way a token is presented, on the real
 // PostgreSQL and Redis. (The browser side is in settings-browser.test.ts.)
@@ -10,6 +11,8 @@ describe('personal access tokens: JSON API and use', () => {
   let tessera: TestTessera;
   let session: string;
   const by = { actor: 'test' };
+  // Every answer below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => tessera.url);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -181,5 +184,9 @@ describe('personal access tokens: JSON API and use', () => {
     // An open redirect is not possible through `next`.
     const evil = await fetch(`${tessera.url}/login?next=//evil.example/`);
     expect(await evil.text()).toMatch(/name="next" value="\/settings\/tokens"/);
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining(['POST /users/{username}/login 200', 'GET /api/v1/tokens 200', 'POST /api/v1/tokens 201', 'POST /api/v1/tokens 400', 'POST /api/v1/tokens/{id}/rotate 201', 'DELETE /api/v1/tokens/{id} 204', 'GET /api/v1/me 200', 'GET /api/v1/me 401']));
   });
 });

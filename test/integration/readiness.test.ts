@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { freePort, killRedisServer, startRedisServer } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // The "done when": with Redis stopped /readyz answers 503 with a clear body and nothing
 // hangs; with Redis back it answers 200 without a restart.
@@ -12,6 +13,8 @@ describe('readiness while Redis goes away and comes back', () => {
   let redis: ChildProcess | undefined;
   let port: number;
   let tessera: TestTessera;
+  // Every answer below is held to /openapi.json (test/support/documented-answers.ts).
+  const fetch = documentedFetch(() => tessera.url);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -55,6 +58,10 @@ describe('readiness while Redis goes away and comes back', () => {
     }
     expect(last.status).toBe(200);
     expect(last.body).toMatchObject({ status: 'ready' });
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...fetch.checked]).toEqual(expect.arrayContaining(['GET /readyz 200', 'GET /readyz 503', 'GET /healthz 200']));
   });
 });
 

@@ -9,6 +9,7 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { basic, FORM } from '../support/token-requests.ts';
 import { sumOf } from '../support/prometheus-text.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // Every route with Redis down, then with PostgreSQL down: what needs the missing store answers
 // 503 with Retry-After in its own shape (RFC 6749 JSON on the OAuth endpoints, the API's JSON on
@@ -24,8 +25,13 @@ interface Answer {
   text: string;
 }
 
+/** The Tessera under test's origin, once it runs. */
+let origin = '';
+// Every answer of the JSON API below, its 503s included, is held to /openapi.json (documented-answers.ts).
+const documented = documentedFetch(() => origin);
+
 async function call(url: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(10_000), ...init });
+  const res = await documented(url, { redirect: 'manual', signal: AbortSignal.timeout(10_000), ...init });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
@@ -90,6 +96,7 @@ describe('every route while a store is down', () => {
     redis = await startRedisServer(redisPort);
     const port = await freePort();
     issuer = new URL(`http://127.0.0.1:${port}`);
+    origin = issuer.origin;
     tessera = await startTestTessera({ PORT: String(port), ISSUER: issuer.origin, DATABASE_URL: target.href, REDIS_URL: `redis://127.0.0.1:${redisPort}`, TESSERA_METRICS_PORT: '0' });
     const alice = await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password-1', scopes: ['read'] }, by);
     for (const clientId of ['harvester', 'harvester-2', 'harvester-3']) {
@@ -297,5 +304,9 @@ describe('every route while a store is down', () => {
       expect({ status: ready.status, retryAfter: ready.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: RETRY_AFTER });
       expect(ready.text).toMatch(/PostgreSQL is unreachable/);
     });
+  });
+
+  it('answered as /openapi.json says, every time (the answers checked above)', () => {
+    expect([...documented.checked]).toEqual(expect.arrayContaining(['GET /api/v1/me 503', 'GET /api/v1/sessions 503', 'GET /auth/verify 503', 'GET /readyz 503', 'POST /users/{username}/login 503']));
   });
 });

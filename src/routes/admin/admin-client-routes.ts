@@ -2,9 +2,12 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Client, ClientService } from '../../clients/client-service.ts';
 import { inApiFieldNames } from '../../http/api-field-names.ts';
+import { defineOperation, route } from '../../http/api-operation.ts';
+import { errorResponse } from '../../http/common-responses.ts';
 import { methodNotAllowed, requireJsonBody } from '../../http/refusals.ts';
+import { CLIENT_KINDS } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
-import { parseInput } from '../../shared/validation.ts';
+import { ADMIN_BODY_FAILURES, ADMIN_CREDENTIALS, ADMIN_DESCRIPTION, ADMIN_FAILURES, isoDateOrNull } from './admin-operations.ts';
 import { adminActor, isoOrNull } from './admin-requests.ts';
 
 const CLIENTS = '/api/v1/admin/clients';
@@ -18,22 +21,113 @@ const API_FIELD_NAMES: Readonly<Record<string, string>> = {
   mayIntrospect: 'may_introspect',
 };
 
+/** A JWK Set of public keys; the client service checks each key. */
+const jwksSchema = z
+  .object({
+    keys: z.array(
+      z.object({
+        kty: z.enum(['RSA', 'EC', 'OKP']),
+        kid: z.string().optional(),
+        use: z.literal('sig').optional(),
+        alg: z.string().optional(),
+        n: z.string().optional(),
+        e: z.string().optional(),
+        crv: z.string().optional(),
+        x: z.string().optional(),
+        y: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ description: 'A JWK Set of public keys (`private_key_jwt`).' });
+
 // The shapes only: the client service checks every value (scopes, URIs, keys) and names what is wrong.
 const createBody = z.object({
-  client_id: z.string().nullable().optional(),
+  client_id: z.string().nullable().optional().meta({ description: 'Generated when left out.' }),
   name: z.string(),
-  kind: z.string(),
+  kind: z.string().meta({ description: '`device`, `service`, `resource_server` or `web`.' }),
   scopes: z.array(z.string()).optional(),
-  redirect_uris: z.array(z.string()).optional(),
+  redirect_uris: z.array(z.string()).optional().meta({ description: '`web` clients only.' }),
   default_resource: z.string().nullable().optional(),
   access_token_ttl_seconds: z.number().nullable().optional(),
-  jwks: z.unknown().optional(),
+  jwks: z.unknown().optional().meta({ description: 'A JWK Set of public keys: the client authenticates with `private_key_jwt` instead of a secret.' }),
   may_introspect: z.boolean().optional(),
 });
 
 const changeBody = z.strictObject({ may_introspect: z.boolean() });
 
-export function describeClient(client: Client) {
+const clientSchema = z.object({
+  client_id: z.string(),
+  name: z.string(),
+  kind: z.enum(CLIENT_KINDS),
+  confidential: z.boolean(),
+  token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'private_key_jwt']),
+  jwks: jwksSchema.nullable(),
+  redirect_uris: z.array(z.string()),
+  scopes: z.array(z.string()),
+  default_resource: z.string().nullable(),
+  access_token_ttl_seconds: z.number().int().nullable(),
+  may_introspect: z.boolean(),
+  source: z.enum(['config', 'database']).meta({ description: '`config`: declared in the configuration, never changed here.' }),
+  created_at: isoDateOrNull,
+  updated_at: isoDateOrNull,
+  secret_rotated_at: isoDateOrNull,
+  keys_rotated_at: isoDateOrNull,
+});
+
+const clientId = z.object({ id: z.string().meta({ description: "The client's `client_id`." }) });
+const NO_SUCH_CLIENT = errorResponse('No such client.');
+const NOT_HERE = errorResponse('A client declared in the configuration, or a change this kind of client cannot take.');
+const TAG = 'Admin: clients';
+
+export const listClientsOperation = defineOperation({
+  method: 'get', path: CLIENTS, operationId: 'adminListClients', summary: 'List the OAuth clients', description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  responses: { 200: { description: 'Every client, declared or registered.', body: z.object({ clients: z.array(clientSchema) }) }, ...ADMIN_FAILURES },
+});
+
+export const createClientOperation = defineOperation({
+  method: 'post', path: CLIENTS, operationId: 'adminCreateClient', summary: 'Register an OAuth client; its secret is answered once', description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  body: { schema: createBody, required: true },
+  responses: {
+    201: { description: 'Registered.', body: clientSchema.extend({ client_secret: z.string().nullable().meta({ description: 'Shown only here; null for a client without a secret.' }) }), headers: { Location: "The client's URL." } },
+    ...ADMIN_BODY_FAILURES,
+    409: errorResponse('The client_id is taken.'),
+    ...ADMIN_FAILURES,
+  },
+});
+
+export const showClientOperation = defineOperation({
+  method: 'get', path: `${CLIENTS}/:id`, operationId: 'adminShowClient', summary: 'Show an OAuth client', description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  responses: { 200: { description: 'The client.', body: clientSchema }, 404: NO_SUCH_CLIENT, ...ADMIN_FAILURES },
+});
+
+export const changeClientOperation = defineOperation({
+  method: 'patch', path: `${CLIENTS}/:id`, operationId: 'adminChangeClient', summary: 'Grant or withdraw introspection', description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  body: { schema: changeBody, required: true },
+  responses: { 200: { description: 'The client as changed.', body: clientSchema }, ...ADMIN_BODY_FAILURES, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
+export const deleteClientOperation = defineOperation({
+  method: 'delete', path: `${CLIENTS}/:id`, operationId: 'adminDeleteClient', summary: 'Delete an OAuth client (its grants end)', description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  responses: { 204: { description: 'Deleted.' }, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
+export const rotateClientSecretOperation = defineOperation({
+  method: 'post', path: `${CLIENTS}/:id/secret`, operationId: 'adminRotateClientSecret', summary: "Replace a client's secret; the new one is answered once", description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  responses: { 201: { description: 'The new secret (the old one no longer works).', body: z.object({ client_id: z.string(), client_secret: z.string() }) }, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
+export const replaceClientKeysOperation = defineOperation({
+  method: 'put', path: `${CLIENTS}/:id/jwks`, operationId: 'adminReplaceClientKeys', summary: "Replace a `private_key_jwt` client's public keys", description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  body: { schema: z.unknown().meta({ description: 'A JWK Set of public keys: `{"keys": […]}`.' }), required: true },
+  responses: { 200: { description: 'The client with its new keys.', body: clientSchema }, ...ADMIN_BODY_FAILURES, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
+export function describeClient(client: Client): z.input<typeof clientSchema> {
   return {
     client_id: client.clientId,
     name: client.name,
@@ -63,17 +157,12 @@ export function createAdminClientRoutes({ clients }: { clients: ClientService })
   const router = Router();
   const at = (clientId: string) => `${CLIENTS}/${encodeURIComponent(clientId)}`;
 
-  router.get(CLIENTS, async (_req, res, next) => {
-    try {
-      res.set('Cache-Control', 'no-store').json({ clients: (await clients.list()).map(describeClient) });
-    } catch (error) {
-      next(error);
-    }
+  route(router, listClientsOperation, [], async (_req, res) => {
+    res.set('Cache-Control', 'no-store').json({ clients: (await clients.list()).map(describeClient) });
   });
 
-  router.post(CLIENTS, requireJsonBody(), async (req, res, next) => {
+  route(router, createClientOperation, [requireJsonBody()], async (req, res, { body: input }) => {
     try {
-      const input = parseInput(createBody, req.body ?? {});
       const { client, secret } = await clients.create(
         {
           clientId: input.client_id ?? null,
@@ -90,58 +179,41 @@ export function createAdminClientRoutes({ clients }: { clients: ClientService })
       );
       res.status(201).set('Cache-Control', 'no-store').location(at(client.clientId)).json({ ...describeClient(client), client_secret: secret });
     } catch (error) {
-      next(inApiFieldNames(error, API_FIELD_NAMES));
+      throw inApiFieldNames(error, API_FIELD_NAMES);
     }
   });
   router.all(CLIENTS, methodNotAllowed(['GET', 'POST']));
 
-  router.get(`${CLIENTS}/:id`, async (req, res, next) => {
+  route(router, showClientOperation, [], async (_req, res, { params }) => {
+    const client = await clients.find(params.id);
+    if (!client) throw AppError.notFound(`No client "${params.id}".`);
+    res.set('Cache-Control', 'no-store').json(describeClient(client));
+  });
+
+  route(router, changeClientOperation, [requireJsonBody()], async (req, res, { params, body: change }) => {
     try {
-      const client = await clients.find(String(req.params.id));
-      if (!client) throw AppError.notFound(`No client "${String(req.params.id)}".`);
+      const client = await clients.setIntrospection(params.id, change.may_introspect, adminActor(req));
       res.set('Cache-Control', 'no-store').json(describeClient(client));
     } catch (error) {
-      next(error);
+      throw inApiFieldNames(error, API_FIELD_NAMES);
     }
   });
 
-  router.patch(`${CLIENTS}/:id`, requireJsonBody(), async (req, res, next) => {
-    try {
-      const change = parseInput(changeBody, req.body ?? {});
-      const client = await clients.setIntrospection(String(req.params.id), change.may_introspect, adminActor(req));
-      res.set('Cache-Control', 'no-store').json(describeClient(client));
-    } catch (error) {
-      next(inApiFieldNames(error, API_FIELD_NAMES));
-    }
-  });
-
-  router.delete(`${CLIENTS}/:id`, async (req, res, next) => {
-    try {
-      await clients.delete(String(req.params.id), adminActor(req));
-      res.status(204).end();
-    } catch (error) {
-      next(error);
-    }
+  route(router, deleteClientOperation, [], async (req, res, { params }) => {
+    await clients.delete(params.id, adminActor(req));
+    res.status(204).end();
   });
   router.all(`${CLIENTS}/:id`, methodNotAllowed(['GET', 'PATCH', 'DELETE']));
 
-  router.post(`${CLIENTS}/:id/secret`, async (req, res, next) => {
-    try {
-      const secret = await clients.rotateSecret(String(req.params.id), adminActor(req));
-      res.status(201).set('Cache-Control', 'no-store').json({ client_id: String(req.params.id), client_secret: secret });
-    } catch (error) {
-      next(error);
-    }
+  route(router, rotateClientSecretOperation, [], async (req, res, { params }) => {
+    const secret = await clients.rotateSecret(params.id, adminActor(req));
+    res.status(201).set('Cache-Control', 'no-store').json({ client_id: params.id, client_secret: secret });
   });
   router.all(`${CLIENTS}/:id/secret`, methodNotAllowed(['POST']));
 
-  router.put(`${CLIENTS}/:id/jwks`, requireJsonBody(), async (req, res, next) => {
-    try {
-      const client = await clients.rotateKeys(String(req.params.id), req.body, adminActor(req));
-      res.set('Cache-Control', 'no-store').json(describeClient(client));
-    } catch (error) {
-      next(error);
-    }
+  route(router, replaceClientKeysOperation, [requireJsonBody()], async (req, res, { params, body }) => {
+    const client = await clients.rotateKeys(params.id, body, adminActor(req));
+    res.set('Cache-Control', 'no-store').json(describeClient(client));
   });
   router.all(`${CLIENTS}/:id/jwks`, methodNotAllowed(['PUT']));
 
