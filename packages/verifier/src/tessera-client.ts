@@ -1,5 +1,3 @@
-import { z } from 'zod';
-
 /** Tessera could not be asked (unreachable, timed out, or an unexpected answer): fail closed. */
 export class TesseraUnavailableError extends Error {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -8,33 +6,88 @@ export class TesseraUnavailableError extends Error {
   }
 }
 
-const metadataSchema = z.object({
-  issuer: z.string(),
-  introspection_endpoint: z.url().optional(),
-  jwks_uri: z.url().optional(),
-});
-export type IssuerMetadata = z.infer<typeof metadataSchema>;
+/** The parts of the discovery document (RFC 8414) the verifier uses. */
+export interface IssuerMetadata {
+  issuer: string;
+  introspection_endpoint?: string;
+  jwks_uri?: string;
+}
 
 /** RFC 7662 §2.2, as Tessera answers it. Unknown members are ignored. */
-const introspectionSchema = z.object({
-  active: z.boolean(),
-  scope: z.string().optional(),
-  client_id: z.string().optional(),
-  username: z.string().optional(),
+export interface IntrospectionAnswer {
+  active: boolean;
+  scope?: string;
+  client_id?: string;
+  username?: string;
   /** The owner's e-mail (personal tokens of accounts that have one). */
-  email: z.string().optional(),
-  sub: z.string().optional(),
-  token_type: z.string().optional(),
+  email?: string;
+  sub?: string;
+  token_type?: string;
   /** Which kind of Tessera credential (access_token, refresh_token, personal_access_token, session). */
-  credential_kind: z.string().optional(),
+  credential_kind?: string;
   /** RFC 7800 confirmation: present on a sender-constrained (DPoP, mTLS) token. */
-  cnf: z.unknown().optional(),
-  exp: z.number().optional(),
-  iat: z.number().optional(),
-  iss: z.string().optional(),
-  aud: z.union([z.string(), z.array(z.string())]).optional(),
-});
-export type IntrospectionAnswer = z.infer<typeof introspectionSchema>;
+  cnf?: unknown;
+  exp?: number;
+  iat?: number;
+  iss?: string;
+  aud?: string | string[];
+}
+
+/**
+ * The shape checks of the two answers (the package depends on jose alone, so no schema library):
+ * the answer typed, or why it is not one. Members of the wrong type are refused, not dropped.
+ */
+type Checked<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function wrongMember(answer: Record<string, unknown>, members: Record<string, (value: unknown) => boolean>): string | undefined {
+  for (const [name, valid] of Object.entries(members)) {
+    if (answer[name] !== undefined && !valid(answer[name])) return `${name} has the wrong type`;
+  }
+  return undefined;
+}
+
+const isString = (value: unknown) => typeof value === 'string';
+const isUrl = (value: unknown) => typeof value === 'string' && URL.canParse(value);
+export const HEADER_NAME = /^[A-Za-z0-9-]+$/;
+const isNumber = (value: unknown) => typeof value === 'number' && Number.isFinite(value);
+
+export function checkMetadata(answer: unknown): Checked<IssuerMetadata> {
+  if (!isObject(answer)) return { ok: false, problem: 'not a JSON object' };
+  if (typeof answer.issuer !== 'string') return { ok: false, problem: 'no issuer' };
+  const problem = wrongMember(answer, { introspection_endpoint: isUrl, jwks_uri: isUrl });
+  if (problem) return { ok: false, problem };
+  const value: Record<string, unknown> = { issuer: answer.issuer };
+  for (const name of ['introspection_endpoint', 'jwks_uri']) {
+    if (answer[name] !== undefined) value[name] = answer[name];
+  }
+  return { ok: true, value: value as unknown as IssuerMetadata };
+}
+
+const INTROSPECTION_MEMBERS: Record<string, (value: unknown) => boolean> = {
+  scope: isString,
+  client_id: isString,
+  username: isString,
+  email: isString,
+  sub: isString,
+  token_type: isString,
+  credential_kind: isString,
+  exp: isNumber,
+  iat: isNumber,
+  iss: isString,
+  aud: (value) => typeof value === 'string' || (Array.isArray(value) && value.every(isString)),
+};
+
+export function checkIntrospection(answer: unknown): Checked<IntrospectionAnswer> {
+  if (!isObject(answer)) return { ok: false, problem: 'not a JSON object' };
+  if (typeof answer.active !== 'boolean') return { ok: false, problem: 'active is not a boolean' };
+  const problem = wrongMember(answer, INTROSPECTION_MEMBERS);
+  if (problem) return { ok: false, problem };
+  const value: Record<string, unknown> = { active: answer.active };
+  for (const name of [...Object.keys(INTROSPECTION_MEMBERS), 'cnf']) if (answer[name] !== undefined) value[name] = answer[name];
+  return { ok: true, value: value as unknown as IntrospectionAnswer };
+}
 
 export interface TesseraClientOptions {
   issuer: string;
@@ -81,11 +134,11 @@ export function createTesseraClient(options: TesseraClientOptions) {
   function discover(): Promise<IssuerMetadata> {
     metadata ??= (async () => {
       const url = `${issuer}/.well-known/openid-configuration`;
-      const parsed = metadataSchema.safeParse(await request(url, { headers: { accept: 'application/json' } }, `discovery at ${url}`));
-      if (!parsed.success) throw new TesseraUnavailableError(`discovery at ${url}: unexpected document (${parsed.error.issues[0]?.message})`);
+      const checked = checkMetadata(await request(url, { headers: { accept: 'application/json' } }, `discovery at ${url}`));
+      if (!checked.ok) throw new TesseraUnavailableError(`discovery at ${url}: unexpected document (${checked.problem})`);
       // RFC 8414 §3.3: the document must name exactly the issuer it was fetched for.
-      if (parsed.data.issuer !== issuer) throw new TesseraUnavailableError(`discovery at ${url}: the document is for the issuer ${parsed.data.issuer}, not ${issuer}`);
-      return parsed.data;
+      if (checked.value.issuer !== issuer) throw new TesseraUnavailableError(`discovery at ${url}: the document is for the issuer ${checked.value.issuer}, not ${issuer}`);
+      return checked.value;
     })();
     metadata.catch(() => (metadata = undefined));
     return metadata;
@@ -110,9 +163,9 @@ export function createTesseraClient(options: TesseraClientOptions) {
         form.set('client_id', options.clientId);
         form.set('client_secret', options.clientSecret);
       }
-      const parsed = introspectionSchema.safeParse(await request(endpoint, { method: 'POST', headers, body: form.toString() }, `introspection at ${endpoint}`));
-      if (!parsed.success) throw new TesseraUnavailableError(`introspection at ${endpoint}: unexpected answer (${parsed.error.issues[0]?.message})`);
-      return parsed.data;
+      const checked = checkIntrospection(await request(endpoint, { method: 'POST', headers, body: form.toString() }, `introspection at ${endpoint}`));
+      if (!checked.ok) throw new TesseraUnavailableError(`introspection at ${endpoint}: unexpected answer (${checked.problem})`);
+      return checked.value;
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * `tessera/verifier`: what an express API imports to accept Tessera's credentials, introspected
+ * `@tessera/verifier`: what an express API imports to accept Tessera's credentials, introspected
  * (with a small cache) or, for JWT access tokens, verified locally. It imports nothing of the
  * server. Usage: docs/resource-servers.md.
  *
@@ -9,7 +9,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { presentedCredential, type CredentialSource, type PresentedCredential } from './credentials.ts';
 import { bearerChallenge, sendError } from './error-response.ts';
 import { createJwtAccessTokenVerifier, JWT_SHAPE } from './jwt-access-tokens.ts';
-import { createTesseraClient, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
+import { createTesseraClient, HEADER_NAME, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
 import { createVerificationCache, tokenDigest } from './verification-cache.ts';
 
 export { errorBody, sendError, type ErrorBody, type FieldError } from './error-response.ts';
@@ -101,7 +101,6 @@ export interface TesseraVerifierOptions {
   onUnavailable?: (error: TesseraUnavailableError, req: Request) => void;
 }
 
-const HEADER_NAME = /^[A-Za-z0-9-]+$/;
 const CALLER_TOKEN_TYPES: readonly string[] = ['access_token', 'personal_access_token', 'session'];
 /** Tessera refuses longer credentials without a lookup; so does the verifier. */
 const MAX_TOKEN_LENGTH = 4096;
@@ -274,6 +273,13 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     refresh_token: 'A refresh token cannot be used to call an API: send an access token.',
   };
 
+  /** 503 for a request whose credential cannot be checked because Tessera cannot be asked. */
+  function unavailable(error: unknown, req: Request, res: Response): void {
+    if (!(error instanceof TesseraUnavailableError)) throw error;
+    options.onUnavailable?.(error, req);
+    sendError(res, 503, 'The credential cannot be checked right now: the authorization service is unavailable. Try again later.', { headers: { 'Retry-After': '5' } });
+  }
+
   async function authenticateRequest(req: Request, res: Response): Promise<boolean> {
     if (req.tessera) return true;
     const presented: PresentedCredential | undefined = presentedCredential(req, names);
@@ -292,9 +298,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     try {
       result = await verify(presented.token, { ...(presented.apiUser !== undefined ? { apiUser: presented.apiUser } : {}), source: presented.source });
     } catch (error) {
-      if (!(error instanceof TesseraUnavailableError)) throw error;
-      options.onUnavailable?.(error, req);
-      sendError(res, 503, 'The credential cannot be checked right now: the authorization service is unavailable. Try again later.', { headers: { 'Retry-After': '5' } });
+      unavailable(error, req, res);
       return false;
     }
     if (!result.active) {
