@@ -11,6 +11,10 @@ export interface IssuerMetadata {
   issuer: string;
   introspection_endpoint?: string;
   jwks_uri?: string;
+  /** Tessera's own members: the header names it takes credentials from (TESSERA_SESSION_HEADER_ALIASES, …). */
+  tessera_session_header_aliases?: string[];
+  tessera_api_key_header?: string;
+  tessera_api_user_header?: string;
 }
 
 /** RFC 7662 §2.2, as Tessera answers it. Unknown members are ignored. */
@@ -51,15 +55,22 @@ function wrongMember(answer: Record<string, unknown>, members: Record<string, (v
 const isString = (value: unknown) => typeof value === 'string';
 const isUrl = (value: unknown) => typeof value === 'string' && URL.canParse(value);
 export const HEADER_NAME = /^[A-Za-z0-9-]+$/;
+const isHeaderName = (value: unknown) => typeof value === 'string' && HEADER_NAME.test(value);
 const isNumber = (value: unknown) => typeof value === 'number' && Number.isFinite(value);
 
 export function checkMetadata(answer: unknown): Checked<IssuerMetadata> {
   if (!isObject(answer)) return { ok: false, problem: 'not a JSON object' };
   if (typeof answer.issuer !== 'string') return { ok: false, problem: 'no issuer' };
-  const problem = wrongMember(answer, { introspection_endpoint: isUrl, jwks_uri: isUrl });
+  const problem = wrongMember(answer, {
+    introspection_endpoint: isUrl,
+    jwks_uri: isUrl,
+    tessera_session_header_aliases: (value) => Array.isArray(value) && value.every(isHeaderName),
+    tessera_api_key_header: isHeaderName,
+    tessera_api_user_header: isHeaderName,
+  });
   if (problem) return { ok: false, problem };
   const value: Record<string, unknown> = { issuer: answer.issuer };
-  for (const name of ['introspection_endpoint', 'jwks_uri']) {
+  for (const name of ['introspection_endpoint', 'jwks_uri', 'tessera_session_header_aliases', 'tessera_api_key_header', 'tessera_api_user_header']) {
     if (answer[name] !== undefined) value[name] = answer[name];
   }
   return { ok: true, value: value as unknown as IssuerMetadata };
@@ -145,6 +156,20 @@ export function createTesseraClient(options: TesseraClientOptions) {
   }
 
   return {
+    /**
+     * The header names Tessera takes credentials from, as its discovery document publishes them
+     * (lower case; the session headers begin with x-session). A Tessera too old to publish them
+     * is unavailable for this purpose: guessing the names would silently miss credentials.
+     */
+    async credentialHeaders(): Promise<{ apiKeyHeader: string; apiUserHeader: string; sessionHeaders: string[] }> {
+      const document = await discover();
+      const { tessera_session_header_aliases: aliases, tessera_api_key_header: keyHeader, tessera_api_user_header: userHeader } = document;
+      if (!aliases || !keyHeader || !userHeader) {
+        throw new TesseraUnavailableError(`Tessera's discovery document does not publish its credential header names (tessera_api_key_header, …): this Tessera predates them, so give the names as options instead of credentialHeaders: 'discovery'`);
+      }
+      return { apiKeyHeader: keyHeader.toLowerCase(), apiUserHeader: userHeader.toLowerCase(), sessionHeaders: ['x-session', ...aliases.map((name) => name.toLowerCase())] };
+    },
+
     async jwksUri(): Promise<string> {
       const uri = options.jwksUri ?? (await discover()).jwks_uri;
       if (!uri) throw new TesseraUnavailableError('Tessera\'s discovery document has no jwks_uri');
