@@ -3,11 +3,12 @@
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // The workspace packages run from their sources, as `node --conditions=tessera-source` runs them.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1', '^@tessera/(verifier|client)$': '<rootDir>/packages/$1/src/index.ts' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }],
   },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'],
   // The resilience scenarios (kill Redis, stop PostgreSQL under load) run apart: npm run test:resilience.
   // The log scan reads what a run left behind: npm run test:log-secrets.
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/resilience/', '<rootDir>/test/logs/no-secrets-in-logs.test.ts'],

@@ -1,15 +1,12 @@
 import { parseArgs } from 'node:util';
 import { renderUnicodeCompact } from 'uqr';
-import { defaultCredentialsPath, PROFILE_NAME } from '../client/credentials-file.ts';
-import type { DevicePrompt } from '../client/device-login.ts';
-import { TesseraClientError } from '../client/errors.ts';
-import { SavedDeviceGrantAuth } from '../client/saved-device-grant-auth.ts';
+import { defaultCredentialsPath, PROFILE_NAME, SavedDeviceGrantAuth, TesseraClientError, type DevicePrompt } from '@tessera/client';
 import { openBrowser } from './open-browser.ts';
 
 /**
  * The commands for people at a terminal: `tessera login`, `token`, `whoami`, `logout`. They talk
  * to the issuer over HTTP and keep the login in the credentials file; they need no server
- * configuration and no database. All of them are built on `tessera/client`.
+ * configuration and no database. All of them are built on `@tessera/client`.
  */
 export const LOGIN_COMMANDS: readonly string[] = ['login', 'token', 'whoami', 'logout'];
 
@@ -197,7 +194,7 @@ async function logout(options: Options, io: LoginCommandIo): Promise<LoginComman
   return result.error?.code === 'issuer_unreachable' ? 'issuerUnreachable' : 'failure';
 }
 
-/** The message and outcome of a failure of tessera/client. */
+/** The message and outcome of a failure of @tessera/client. */
 function describe(error: TesseraClientError, profile: string): { message: string; outcome: LoginCommandOutcome } {
   switch (error.code) {
     case 'issuer_unreachable':

@@ -6,13 +6,13 @@ import { tokenFormat } from './token-format.ts';
 
 // The one reader of the credential a request presents. Every route that takes one tries the
 // sources in the same order (docs/http-api.md#sending-a-credential); each says which it accepts.
-// tessera/verifier keeps its own copy (it imports nothing from the server): a test holds the two
+// @tessera/verifier keeps its own copy (it imports nothing from the server): a test holds the two
 // to the same answers.
 
 /** The browser session cookie: HttpOnly, SameSite=Lax, Secure when the issuer is https. */
 export const SESSION_COOKIE = 'tessera_session';
 
-/** Where the credential was found (tessera/verifier's names, and the cookie). */
+/** Where the credential was found (@tessera/verifier's names, and the cookie). */
 export type CredentialSource = 'api_key' | 'authorization' | 'session_header' | 'query' | 'cookie';
 
 export interface PresentedCredential {

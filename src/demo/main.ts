@@ -3,7 +3,7 @@
  * variables are documented in docs/resource-servers.md (A demo repository API).
  */
 import { z } from 'zod';
-import { createTesseraVerifier } from '../verifier/index.ts';
+import { createTesseraVerifier } from '@tessera/verifier';
 import { createDemoRepository } from './resource-server.ts';
 
 const envSchema = z.object({

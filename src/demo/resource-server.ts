@@ -1,6 +1,6 @@
 /**
  * DEMO ONLY, not part of Tessera's server: an in-memory repository API (deposits that become
- * published records) protected by `tessera/verifier`, as a resource server would use it.
+ * published records) protected by `@tessera/verifier`, as a resource server would use it.
  *
  *   GET  /api/records, /api/records/:id            read
  *   GET  /api/deposits, /api/deposits/:id          read             (the caller's own deposits)
@@ -9,7 +9,7 @@
  */
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
-import { sendError, type FieldError, type TesseraPrincipal, type TesseraVerifier } from '../verifier/index.ts';
+import { sendError, type FieldError, type TesseraPrincipal, type TesseraVerifier } from '@tessera/verifier';
 
 interface Owner {
   sub: string;

@@ -21,7 +21,7 @@ export interface ActiveCredential {
   username: string | null;
   /**
    * The owner's e-mail, personal access tokens only: the API-key pair may name the owner by it,
-   * and a resource server checking the pair needs it (tessera/verifier).
+   * and a resource server checking the pair needs it (@tessera/verifier).
    */
   email?: string;
   scopes: string[];

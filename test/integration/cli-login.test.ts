@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '../../src/client/index.ts';
+import { join } from 'node:path';
+import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '@tessera/client';
+import { CLI_ARGS } from '../support/cli-process.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import { ledgerLog, recordPrintedSecrets } from '../support/secret-ledger.ts';
 import { freePort } from '../support/private-redis.ts';
@@ -14,7 +15,6 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 // pseudo-terminal where the interactive output matters) against a real Tessera on PostgreSQL and
 // Redis; the device codes are approved through the real verification pages.
 
-const CLI = resolve('src/cli/main.ts');
 const CODE = /enter the code:\s+([A-Z]{4}-[A-Z]{4})/;
 const PASSWORD = 'alice-password';
 
@@ -70,7 +70,7 @@ function watch(child: ReturnType<typeof spawn>): Running {
 
 /** Starts `tessera …` with pipes: standard output and standard error apart (the latter also to the secret ledger), no terminal. */
 function start(args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const ledger = ledgerLog('cli-stderr');
   if (ledger) child.stderr.on('data', ledger);
   return watch(child);
@@ -83,7 +83,7 @@ function tessera(args: string[], env: Record<string, string>): Promise<Run> {
 /** Starts `tessera …` in a pseudo-terminal (util-linux `script`), as a person at a terminal runs it. */
 function startInTerminal(args: string[], env: Record<string, string>): Running {
   const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, CLI, ...args].map(quote).join(' ');
+  const command = [process.execPath, ...CLI_ARGS, ...args].map(quote).join(' ');
   return watch(spawn('script', ['-qfec', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] }));
 }
 
@@ -361,7 +361,7 @@ describe('tessera login, token, whoami and logout', () => {
     expect((await tessera(['token', 'extra'], env)).code).toBe(2);
   });
 
-  describe('the tessera/client library', () => {
+  describe('the @tessera/client library', () => {
     it('SavedDeviceGrantAuth: fetch renews a token the server rejects, once, and saves the rotated refresh token', async () => {
       const file = credentialsPath();
       const credentials = JSON.parse(await readFile(file, 'utf8'));

@@ -3,12 +3,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createDemoRepository } from '../../src/demo/resource-server.ts';
-import { createTesseraVerifier, type TesseraVerifier } from '../../src/verifier/index.ts';
+import { createTesseraVerifier, type TesseraVerifier } from '@tessera/verifier';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
-// The demo repository API (src/demo) behind tessera/verifier, against a real Tessera: the scope
+// The demo repository API (src/demo) behind @tessera/verifier, against a real Tessera: the scope
 // matrix of deposits and records, and its answers in Tessera's JSON error shape.
 
 const by = { actor: 'test' };

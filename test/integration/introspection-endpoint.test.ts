@@ -101,6 +101,8 @@ describe('the introspection endpoint (RFC 7662)', () => {
     // Revocation authenticates clients as the token endpoint does, and says so.
     expect(discovery.revocation_endpoint_auth_methods_supported).toEqual(discovery.token_endpoint_auth_methods_supported);
     expect(discovery.revocation_endpoint_auth_signing_alg_values_supported).toEqual(discovery.token_endpoint_auth_signing_alg_values_supported);
+    // The credential header names, here the defaults (verifier-package.test.ts: configured ones).
+    expect(discovery).toMatchObject({ tessera_session_header_aliases: [], tessera_api_key_header: 'x-api-key', tessera_api_user_header: 'x-api-user' });
   });
 
   it('answers token_type as the OAuth token type (Bearer) and the kind of credential in credential_kind', async () => {

@@ -3,13 +3,13 @@ import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { createTesseraVerifier, type TesseraVerifierOptions } from '../../src/verifier/index.ts';
+import { createTesseraVerifier, type TesseraVerifierOptions } from '@tessera/verifier';
 import { HttpBrowser } from '../support/http-browser.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
-// The resource-server middleware (`tessera/verifier`) in a real express API, against a real
+// The resource-server middleware (`@tessera/verifier`) in a real express API, against a real
 // Tessera over real HTTP. Nothing is mocked: the only wrapper is a fetch that counts what the
 // verifier asks Tessera, and the clock is injected where expiry matters.
 
@@ -33,7 +33,7 @@ interface Api {
   unavailable: Error[];
 }
 
-describe('tessera/verifier: the resource-server middleware', () => {
+describe('@tessera/verifier: the resource-server middleware', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
   let tessera: TestTessera;

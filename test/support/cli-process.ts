@@ -4,6 +4,8 @@ import { ledgerLog, recordConfigSecrets, recordPrintedSecrets } from './secret-l
 
 /** The `tessera` command's entry point, run with the test's Node (which runs TypeScript). */
 export const CLI = resolve('src/cli/main.ts');
+/** Node's arguments to run the CLI from source: the workspace packages (@tessera/client) from theirs too, as `npm run tessera` does. */
+export const CLI_ARGS: readonly string[] = ['--conditions=tessera-source', CLI];
 
 export interface CliRun {
   code: number | null;
@@ -19,7 +21,7 @@ export function runTessera(args: string[], env: Record<string, string>, stdin?: 
   return new Promise((resolvePromise, reject) => {
     const fullEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TESSERA_ARGON2_MEMORY_KIB: '8192', TESSERA_ARGON2_TIME_COST: '1', ...env };
     recordConfigSecrets(fullEnv);
-    const child = spawn(process.execPath, [CLI, ...args], { env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     // Standard error is the command's log; standard output is its answer (a secret it was asked for, by design).

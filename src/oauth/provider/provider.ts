@@ -204,7 +204,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // and every token Tessera issues is (src/routes/oauth/userinfo-endpoint.ts).
       userinfo: { enabled: false },
       // Not advertised, no bound tokens: the token endpoint refuses DPoP proofs (token-endpoint.ts)
-      // until forward-auth, tessera/verifier and /api/v1/me check them (docs/clients.md#dpop).
+      // until forward-auth, @tessera/verifier and /api/v1/me check them (docs/clients.md#dpop).
       dPoP: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout: { enabled: false },
@@ -379,6 +379,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // Revocation authenticates clients exactly as the token endpoint does.
       body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
       body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
+      // The header names forward-auth and /api/v1 take credentials from (RFC 8414 §2 allows
+      // members of one's own): a resource server reads them here instead of being told them again
+      // (@tessera/verifier's credentialHeaders: 'discovery', docs/resource-servers.md).
+      body.tessera_session_header_aliases = [...config.sessions.headerAliases];
+      body.tessera_api_key_header = config.tokens.apiKeyHeader;
+      body.tessera_api_user_header = config.tokens.apiUserHeader;
     }
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Request } from 'express';
 import { presentedCredential, type CredentialRequest, type CredentialSources } from '../../../src/credentials/presented-credential.ts';
 import { tokenFormat } from '../../../src/credentials/token-format.ts';
-import { presentedCredential as verifierCredential } from '../../../src/verifier/credentials.ts';
+import { presentedCredential as verifierCredential } from '../../../packages/verifier/src/credentials.ts';
 
 // One order for every reader of a presented credential: the server's (src/credentials/) and the
 // published verifier's own copy must find the same credential in the same request.
@@ -44,7 +44,7 @@ const TABLE: Array<[string, CredentialRequest]> = [
 ];
 
 describe('the presented credential', () => {
-  it('is found as tessera/verifier finds it, on every request of the table', () => {
+  it('is found as @tessera/verifier finds it, on every request of the table', () => {
     for (const [what, req] of TABLE) {
       const server = presentedCredential(req, VERIFIER_SOURCES);
       const verifier = verifierCredential(req as unknown as Request, { apiKeyHeader: 'x-api-key', apiUserHeader: 'x-api-user', sessionHeaders: ['x-session', 'x-archivesspace-session'] });

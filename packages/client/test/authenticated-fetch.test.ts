@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
-import { authenticatedFetch, type AccessTokenSource } from '../../../src/client/authenticated-fetch.ts';
+import { authenticatedFetch, type AccessTokenSource } from '../src/authenticated-fetch.ts';
 
 /** A resource server that accepts only the tokens in `accepted`, and records what it was sent. */
 function resourceServer() {

@@ -1,15 +1,15 @@
 /**
- * `tessera/verifier`: what an express API imports to accept Tessera's credentials, introspected
+ * `@tessera/verifier`: what an express API imports to accept Tessera's credentials, introspected
  * (with a small cache) or, for JWT access tokens, verified locally. It imports nothing of the
  * server. Usage: docs/resource-servers.md.
  *
  *   app.get('/api/records', tessera.requireScopes('read'), (req, res) => res.json(req.tessera));
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { presentedCredential, type CredentialSource, type PresentedCredential } from './credentials.ts';
+import { presentedCredential, type CredentialHeaderNames, type CredentialSource, type PresentedCredential } from './credentials.ts';
 import { bearerChallenge, sendError } from './error-response.ts';
 import { createJwtAccessTokenVerifier, JWT_SHAPE } from './jwt-access-tokens.ts';
-import { createTesseraClient, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
+import { createTesseraClient, HEADER_NAME, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
 import { createVerificationCache, tokenDigest } from './verification-cache.ts';
 
 export { errorBody, sendError, type ErrorBody, type FieldError } from './error-response.ts';
@@ -83,6 +83,13 @@ export interface TesseraVerifierOptions {
   allowQueryTokenOverHttp?: boolean;
   /** The realm of WWW-Authenticate challenges. Default "tessera". */
   realm?: string;
+  /**
+   * Where the header names below come from: 'options' (the default: these options, or their
+   * defaults) or 'discovery': Tessera's discovery document, which publishes the names Tessera
+   * itself is configured with, so they are set once, on Tessera. Read with the first request
+   * and kept; until Tessera answers, requests get 503 like any other failure to reach it.
+   */
+  credentialHeaders?: 'options' | 'discovery';
   /** Headers carrying a session token besides X-Session (Tessera's TESSERA_SESSION_HEADER_ALIASES). */
   sessionHeaderAliases?: string[];
   /** The API-key pair (Tessera's TESSERA_API_KEY_HEADER / TESSERA_API_USER_HEADER). Default X-API-Key / X-API-User. */
@@ -101,7 +108,6 @@ export interface TesseraVerifierOptions {
   onUnavailable?: (error: TesseraUnavailableError, req: Request) => void;
 }
 
-const HEADER_NAME = /^[A-Za-z0-9-]+$/;
 const CALLER_TOKEN_TYPES: readonly string[] = ['access_token', 'personal_access_token', 'session'];
 /** Tessera refuses longer credentials without a lookup; so does the verifier. */
 const MAX_TOKEN_LENGTH = 4096;
@@ -182,11 +188,20 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   const realm = options.realm ?? 'tessera';
   const clock = options.clock ?? Date.now;
   const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
-  const names = {
-    apiKeyHeader: headerName('apiKeyHeader', options.apiKeyHeader ?? 'X-API-Key'),
-    apiUserHeader: headerName('apiUserHeader', options.apiUserHeader ?? 'X-API-User'),
-    sessionHeaders: ['x-session', ...(options.sessionHeaderAliases ?? []).map((name) => headerName('sessionHeaderAliases', name))],
-  };
+  const fromDiscovery = options.credentialHeaders === 'discovery';
+  if (options.credentialHeaders !== undefined && options.credentialHeaders !== 'options' && !fromDiscovery) {
+    throw new TypeError(`createTesseraVerifier: credentialHeaders must be 'options' or 'discovery', not "${String(options.credentialHeaders)}"`);
+  }
+  if (fromDiscovery && (options.apiKeyHeader !== undefined || options.apiUserHeader !== undefined || options.sessionHeaderAliases !== undefined)) {
+    throw new TypeError("createTesseraVerifier: with credentialHeaders: 'discovery' the header names come from Tessera: drop apiKeyHeader, apiUserHeader and sessionHeaderAliases");
+  }
+  const configuredNames: CredentialHeaderNames | undefined = fromDiscovery
+    ? undefined
+    : {
+        apiKeyHeader: headerName('apiKeyHeader', options.apiKeyHeader ?? 'X-API-Key'),
+        apiUserHeader: headerName('apiUserHeader', options.apiUserHeader ?? 'X-API-User'),
+        sessionHeaders: ['x-session', ...(options.sessionHeaderAliases ?? []).map((name) => headerName('sessionHeaderAliases', name))],
+      };
 
   const tessera = createTesseraClient({
     issuer,
@@ -274,8 +289,22 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     refresh_token: 'A refresh token cannot be used to call an API: send an access token.',
   };
 
+  /** 503 for a request whose credential cannot be checked because Tessera cannot be asked. */
+  function unavailable(error: unknown, req: Request, res: Response): void {
+    if (!(error instanceof TesseraUnavailableError)) throw error;
+    options.onUnavailable?.(error, req);
+    sendError(res, 503, 'The credential cannot be checked right now: the authorization service is unavailable. Try again later.', { headers: { 'Retry-After': '5' } });
+  }
+
   async function authenticateRequest(req: Request, res: Response): Promise<boolean> {
     if (req.tessera) return true;
+    let names: CredentialHeaderNames;
+    try {
+      names = configuredNames ?? (await tessera.credentialHeaders());
+    } catch (error) {
+      unavailable(error, req, res);
+      return false;
+    }
     const presented: PresentedCredential | undefined = presentedCredential(req, names);
     if (!presented) {
       unauthorized(res, false, 'Authentication required.');
@@ -292,9 +321,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     try {
       result = await verify(presented.token, { ...(presented.apiUser !== undefined ? { apiUser: presented.apiUser } : {}), source: presented.source });
     } catch (error) {
-      if (!(error instanceof TesseraUnavailableError)) throw error;
-      options.onUnavailable?.(error, req);
-      sendError(res, 503, 'The credential cannot be checked right now: the authorization service is unavailable. Try again later.', { headers: { 'Retry-After': '5' } });
+      unavailable(error, req, res);
       return false;
     }
     if (!result.active) {

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { TesseraClientError } from './errors.ts';
 import { basicAuthorization, oauthError, postForm, type FormAnswer, type Http } from './http.ts';
+import { number, object, optional, ShapeError, parse, string, type Reader } from './shape.ts';
 
 /** Tokens as the client keeps them. */
 export interface TokenSet {
@@ -13,12 +13,26 @@ export interface TokenSet {
   scope: string;
 }
 
-const tokenAnswerSchema = z.object({
-  access_token: z.string().min(1),
-  token_type: z.string().refine((type) => type.toLowerCase() === 'bearer', 'not a Bearer token'),
-  expires_in: z.number().nonnegative().optional(),
-  refresh_token: z.string().min(1).optional(),
-  scope: z.string().optional(),
+interface TokenAnswer {
+  access_token: string;
+  token_type: string;
+  expires_in?: number;
+  refresh_token?: string;
+  scope?: string;
+}
+
+const bearer: Reader<string> = (value, path) => {
+  const type = string()(value, path);
+  if (type.toLowerCase() !== 'bearer') throw new ShapeError(path, 'not a Bearer token');
+  return type;
+};
+
+const readTokenAnswer = object<TokenAnswer>({
+  access_token: string({ nonEmpty: true }),
+  token_type: bearer,
+  expires_in: optional(number({ min: 0 })),
+  refresh_token: optional(string({ nonEmpty: true })),
+  scope: optional(string()),
 });
 
 /** An OAuth error answer as a TesseraClientError with the server's own words. */
@@ -35,7 +49,7 @@ export function errorOf(answer: FormAnswer, what: string): TesseraClientError {
  * server which does not rotate them did not send again.
  */
 export function tokenSetOf(answer: FormAnswer, now: number, requestedScope: string, previous?: TokenSet): TokenSet {
-  const parsed = tokenAnswerSchema.safeParse(answer.body);
+  const parsed = parse(readTokenAnswer, answer.body);
   if (!parsed.success) throw new TesseraClientError('oauth_error', `the token endpoint answered HTTP ${answer.status} without a usable Bearer token`, { status: answer.status });
   const body = parsed.data;
   return {

@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import type { FetchFunction } from './authenticated-fetch.ts';
 import { TesseraClientError } from './errors.ts';
 import { jsonObject } from './http.ts';
+import { arrayOf, nullable, object, optional, parse, string } from './shape.ts';
 
 /** Who an access token belongs to, as the issuer says. */
 export interface Identity {
@@ -15,12 +15,20 @@ export interface Identity {
   credential: string | undefined;
 }
 
-const meAnswerSchema = z.object({
-  sub: z.string().optional(),
-  username: z.string().nullish(),
-  scopes: z.array(z.string()).optional(),
-  credential: z.string().optional(),
-  client_id: z.string().nullish(),
+interface MeAnswer {
+  sub?: string;
+  username?: string | null;
+  scopes?: string[];
+  credential?: string;
+  client_id?: string | null;
+}
+
+const readMeAnswer = object<MeAnswer>({
+  sub: optional(string()),
+  username: optional(nullable(string())),
+  scopes: optional(arrayOf(string())),
+  credential: optional(string()),
+  client_id: optional(nullable(string())),
 });
 
 /**
@@ -38,7 +46,7 @@ export async function fetchIdentity(authFetch: FetchFunction, issuer: string): P
     throw new TesseraClientError('issuer_unreachable', `cannot reach ${new URL(issuer).origin} (${(error as Error).message})`, { cause: error });
   }
   if (response.status === 401) throw new TesseraClientError('login_required', 'the issuer does not accept the saved access token', { status: 401 });
-  const answer = meAnswerSchema.safeParse(body);
+  const answer = parse(readMeAnswer, body);
   if (response.status !== 200 || !answer.success) {
     return { subject: undefined, username: undefined, scopes: undefined, clientId: undefined, credential: undefined };
   }

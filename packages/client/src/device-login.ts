@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
 import type { IssuerMetadata } from './discovery.ts';
 import { TesseraClientError } from './errors.ts';
 import { oauthError, postForm, type Http } from './http.ts';
+import { number, object, optional, parse, string, url } from './shape.ts';
 import { errorOf, tokenSetOf, type TokenSet } from './token-endpoint.ts';
 
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -28,13 +28,23 @@ export interface DeviceLoginOptions {
   signal?: AbortSignal | undefined;
 }
 
-const deviceAnswerSchema = z.object({
-  device_code: z.string().min(1),
-  user_code: z.string().min(1),
-  verification_uri: z.url(),
-  verification_uri_complete: z.url().optional(),
-  expires_in: z.number().positive(),
-  interval: z.number().positive().optional(),
+/** RFC 8628 §3.2: the device authorization answer. */
+interface DeviceAnswer {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete?: string;
+  expires_in: number;
+  interval?: number;
+}
+
+const readDeviceAnswer = object<DeviceAnswer>({
+  device_code: string({ nonEmpty: true }),
+  user_code: string({ nonEmpty: true }),
+  verification_uri: url,
+  verification_uri_complete: optional(url),
+  expires_in: number({ positive: true }),
+  interval: optional(number({ positive: true })),
 });
 
 /** RFC 8628 §3.5: a slow_down adds 5 s to the interval, for this and every later poll. */
@@ -78,7 +88,7 @@ export async function deviceLogin(client: Http, metadata: IssuerMetadata, option
     }
     throw error;
   }
-  const parsed = deviceAnswerSchema.safeParse(started.body);
+  const parsed = parse(readDeviceAnswer, started.body);
   if (!parsed.success) throw new TesseraClientError('oauth_error', 'the issuer answered the device login request without a usable code', { status: started.status });
   const device = parsed.data;
   const deadline = requestedAt + device.expires_in * 1000;

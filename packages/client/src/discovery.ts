@@ -1,17 +1,23 @@
-import { z } from 'zod';
 import { TesseraClientError } from './errors.ts';
 import { isGatewayFailure, jsonObject, send, type Http } from './http.ts';
-
-const metadataSchema = z.object({
-  issuer: z.string(),
-  token_endpoint: z.url(),
-  device_authorization_endpoint: z.url().optional(),
-  revocation_endpoint: z.url().optional(),
-  code_challenge_methods_supported: z.array(z.string()).optional(),
-});
+import { arrayOf, object, optional, parse, string, url } from './shape.ts';
 
 /** The parts of the issuer's metadata the client uses. */
-export type IssuerMetadata = z.infer<typeof metadataSchema>;
+export interface IssuerMetadata {
+  issuer: string;
+  token_endpoint: string;
+  device_authorization_endpoint?: string;
+  revocation_endpoint?: string;
+  code_challenge_methods_supported?: string[];
+}
+
+const readMetadata = object<IssuerMetadata>({
+  issuer: string(),
+  token_endpoint: url,
+  device_authorization_endpoint: optional(url),
+  revocation_endpoint: optional(url),
+  code_challenge_methods_supported: optional(arrayOf(string())),
+});
 
 /** The issuer URL as it is compared and saved: no trailing slash, no query or fragment. */
 export function normaliseIssuer(issuer: string): string {
@@ -39,7 +45,7 @@ export async function discover(client: Http, issuer: string): Promise<IssuerMeta
     throw new TesseraClientError('issuer_unreachable', `${base} is not answering (HTTP ${response.status})`, { status: response.status });
   }
   const body = await jsonObject(response);
-  const parsed = metadataSchema.safeParse(body);
+  const parsed = parse(readMetadata, body);
   if (response.status !== 200 || !parsed.success) {
     throw new TesseraClientError('invalid_issuer', `${base} is not an OAuth issuer: ${url} answered HTTP ${response.status}${response.status === 200 ? ' without the metadata' : ''}`, {
       status: response.status,

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { TesseraClientError } from './errors.ts';
+import { object, optional, parse, string } from './shape.ts';
 
 /** How the client library talks HTTP: which fetch, and how long it waits for one answer. */
 export interface HttpOptions {
@@ -55,11 +55,11 @@ export function isGatewayFailure(status: number): boolean {
   return status === 502 || status === 503 || status === 504;
 }
 
-const oauthErrorSchema = z.object({ error: z.string(), error_description: z.string().optional() });
+const readOAuthError = object<{ error: string; error_description?: string }>({ error: string(), error_description: optional(string()) });
 
 /** The RFC 6749 §5.2 error of an answer, if it carries one. */
 export function oauthError(body: Record<string, unknown> | undefined): { error: string; description: string | undefined } | undefined {
-  const parsed = oauthErrorSchema.safeParse(body);
+  const parsed = parse(readOAuthError, body);
   return parsed.success ? { error: parsed.data.error, description: parsed.data.error_description } : undefined;
 }
 

@@ -2,25 +2,34 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { z } from 'zod';
 import { TesseraClientError } from './errors.ts';
 import { withFileLock, type FileLockOptions } from './file-lock.ts';
+import { nullable, object, parse, recordOf, string } from './shape.ts';
 
 /** One saved login. Tokens are null once the server has refused them (log in again). */
-const savedLoginSchema = z.looseObject({
-  issuer: z.string(),
-  clientId: z.string(),
-  refreshToken: z.string().nullable(),
-  accessToken: z.string().nullable(),
+export interface SavedLogin {
+  issuer: string;
+  clientId: string;
+  refreshToken: string | null;
+  accessToken: string | null;
   /** ISO 8601; null when unknown. */
-  expiresAt: z.string().nullable(),
+  expiresAt: string | null;
   /** The granted scopes, space-separated. */
-  scope: z.string(),
-});
-export type SavedLogin = z.infer<typeof savedLoginSchema>;
+  scope: string;
+  /** Members a newer version wrote are kept as they are. */
+  [member: string]: unknown;
+}
 
-const credentialsSchema = z.looseObject({ profiles: z.record(z.string(), savedLoginSchema) });
-export type Credentials = z.infer<typeof credentialsSchema>;
+export interface Credentials {
+  profiles: Record<string, SavedLogin>;
+  [member: string]: unknown;
+}
+
+const readSavedLogin = object<SavedLogin>(
+  { issuer: string(), clientId: string(), refreshToken: nullable(string()), accessToken: nullable(string()), expiresAt: nullable(string()), scope: string() },
+  { keepUnknown: true },
+);
+const readCredentialsFile = object<Credentials>({ profiles: recordOf(readSavedLogin) }, { keepUnknown: true });
 
 /** Profile names: letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -46,9 +55,9 @@ export async function readCredentials(path: string): Promise<Credentials> {
   } catch {
     throw new TesseraClientError('credentials_file', `${path} is not valid JSON: repair it, or delete it and log in again`);
   }
-  const parsed = credentialsSchema.safeParse(value);
+  const parsed = parse(readCredentialsFile, value);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = parsed.error;
     throw new TesseraClientError('credentials_file', `${path} is not a Tessera credentials file (${issue.path.join('.') || 'top level'}: ${issue.message}): repair it, or delete it and log in again`);
   }
   return parsed.data;

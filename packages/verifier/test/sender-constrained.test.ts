@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createTesseraVerifier } from '../../../src/verifier/index.ts';
+import { createTesseraVerifier } from '../src/index.ts';
 
 /**
  * An authorization server answering introspection as RFC 7662 and RFC 9449 §6.2 allow (a Tessera
@@ -12,7 +12,7 @@ function verifierFacing(answer: Record<string, unknown>) {
 
 const ACTIVE = { active: true, sub: 'u1', scope: 'read', client_id: 'cli', credential_kind: 'access_token', exp: Math.floor(Date.now() / 1000) + 600 };
 
-describe('tessera/verifier and sender-constrained tokens', () => {
+describe('@tessera/verifier and sender-constrained tokens', () => {
   it('accepts a bearer token, and never a token bound to a key it does not check a proof of', async () => {
     expect(await verifierFacing({ ...ACTIVE, token_type: 'Bearer' }).verify('opaque-token')).toMatchObject({ active: true });
     for (const bound of [{ token_type: 'DPoP', cnf: { jkt: 'thumbprint' } }, { token_type: 'DPoP' }, { token_type: 'Bearer', cnf: { 'x5t#S256': 'thumbprint' } }]) {

@@ -10,7 +10,7 @@
  */
 export type TesseraClientErrorCode = 'issuer_unreachable' | 'invalid_issuer' | 'access_denied' | 'expired_token' | 'login_required' | 'oauth_error' | 'credentials_file';
 
-/** The one error type of `tessera/client`. `message` is written for the person at the terminal. */
+/** The one error type of `@tessera/client`. `message` is written for the person at the terminal. */
 export class TesseraClientError extends Error {
   readonly code: TesseraClientErrorCode;
   /** The OAuth `error` of the answer, when there was one (`invalid_grant`, `invalid_scope`, …). */

@@ -1,4 +1,4 @@
-/** Anything that hands out access tokens: the three `*Auth` classes of `tessera/client`. */
+/** Anything that hands out access tokens: the three `*Auth` classes of `@tessera/client`. */
 export interface AccessTokenSource {
   /** A valid access token: the one at hand while it has more than a minute left, else a new one. */
   getAccessToken(): Promise<string>;

@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CredentialsFile, defaultCredentialsPath, readCredentials, writeCredentials, type SavedLogin } from '../../../src/client/credentials-file.ts';
-import { withFileLock } from '../../../src/client/file-lock.ts';
+import { CredentialsFile, defaultCredentialsPath, readCredentials, writeCredentials, type SavedLogin } from '../src/credentials-file.ts';
+import { withFileLock } from '../src/file-lock.ts';
 
 const login = (issuer: string): SavedLogin => ({ issuer, clientId: 'tessera-cli', refreshToken: 'rt', accessToken: 'at', expiresAt: '2030-01-01T00:00:00.000Z', scope: 'read' });
 
@@ -83,7 +83,7 @@ describe('the file lock', () => {
     await writeFile(counter, '0');
     const source = `
       import { readFile, writeFile } from 'node:fs/promises';
-      import { withFileLock } from ${JSON.stringify(resolve('src/client/file-lock.ts'))};
+      import { withFileLock } from ${JSON.stringify(resolve(import.meta.dirname, '../src/file-lock.ts'))};
       for (let i = 0; i < 25; i++) {
         await withFileLock(${JSON.stringify(lock)}, async () => {
           const n = Number(await readFile(${JSON.stringify(counter)}, 'utf8'));

@@ -1,12 +1,12 @@
 /**
- * `tessera/client`: log in to a Tessera issuer and call APIs with its tokens (docs/cli.md).
+ * `@tessera/client`: log in to a Tessera issuer and call APIs with its tokens (docs/cli.md).
  * DeviceGrantAuth (a person at a terminal), SavedDeviceGrantAuth (the login `tessera login`
  * saves) and ClientCredentialsAuth (a backend) each have `getAccessToken()` and `fetch()`, which
  * renews the token and retries once on a 401. Failures are TesseraClientError.
  */
 export { authenticatedFetch, TokenAuth, type AccessTokenSource, type FetchFunction } from './authenticated-fetch.ts';
 export { ClientCredentialsAuth, type ClientCredentialsAuthOptions } from './client-credentials-auth.ts';
-export { CredentialsFile, defaultCredentialsPath, type Credentials, type SavedLogin } from './credentials-file.ts';
+export { CredentialsFile, defaultCredentialsPath, PROFILE_NAME, type Credentials, type SavedLogin } from './credentials-file.ts';
 export { DeviceGrantAuth, printDevicePrompt, type AuthOptions, type DeviceGrantAuthOptions } from './device-grant-auth.ts';
 export type { DevicePrompt } from './device-login.ts';
 export { discover, type IssuerMetadata } from './discovery.ts';
