@@ -273,6 +273,8 @@ function drainer(connections: ConnectionDrain, core: OnlineCore, subscriptions: 
       logger.info({ ms: Date.now() - started }, 'drained: no request in flight');
     }
     await Promise.allSettled(subscriptions.map((s) => s.close()));
+    // Audit events written in the background (sign-ins, OAuth events) land before the database closes.
+    await core.audit.settled();
     await Promise.allSettled([core.ephemeral.close(), core.database.close()]);
     logger.info('Tessera stopped');
   };

@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import type { AuditEventInput, BackgroundRecordOptions } from './audit-log.ts';
+
+// Audit writes the caller does not wait for (docs/audit.md, "Recording"). A sign-in answers at
+// the same pace whether or not its event is written, and a failed write is logged with the whole
+// event rather than thrown at the sign-in. Events anyone can cause without an account (failed
+// sign-ins, lockouts) are written within a per-minute budget per process; beyond it, or while
+// too many writes are in flight, they are counted by action and written as one
+// `audit.suppressed` event when the minute ends, so a flood costs one row a minute, not one a try.
+
+export interface BackgroundWriterOptions {
+  write(event: AuditEventInput): Promise<void>;
+  logger: Logger;
+  /** Untrusted events written per minute at most (default 600). */
+  untrustedPerMinute?: number;
+  /** Writes in flight beyond which untrusted events are suppressed too (default 200). */
+  maxPending?: number;
+  /** Milliseconds since the epoch (default Date.now). */
+  clock?: () => number;
+}
+
+const WINDOW_MS = 60_000;
+
+export function createBackgroundWriter(options: BackgroundWriterOptions) {
+  const { write, logger } = options;
+  const clock = options.clock ?? Date.now;
+  const budget = options.untrustedPerMinute ?? 600;
+  const maxPending = options.maxPending ?? 200;
+  const pending = new Set<Promise<void>>();
+  const window = { start: Number.NEGATIVE_INFINITY, written: 0 };
+  /** Suppressed events by action since `since`. */
+  let suppressed: { since: number; counts: Record<string, number> } | undefined;
+  let summaryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function start(event: AuditEventInput): void {
+    const writing = write(event)
+      .catch((error: unknown) => logger.error({ err: error, auditEvent: event }, 'could not write an audit event'))
+      .finally(() => pending.delete(writing));
+    pending.add(writing);
+  }
+
+  /** Writes the summary of what was suppressed (and logs it), if anything was. */
+  function summarise(): void {
+    if (summaryTimer) clearTimeout(summaryTimer);
+    summaryTimer = undefined;
+    if (!suppressed) return;
+    const { since, counts } = suppressed;
+    suppressed = undefined;
+    const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    logger.warn({ suppressed: counts, total }, 'audit events over the per-minute budget were counted, not written one by one');
+    start({ actor: 'system', action: 'audit.suppressed', details: { counts, total, from: new Date(since).toISOString(), until: new Date(clock()).toISOString() } });
+  }
+
+  function suppress(event: AuditEventInput, now: number): void {
+    suppressed ??= { since: now, counts: {} };
+    suppressed.counts[event.action] = (suppressed.counts[event.action] ?? 0) + 1;
+    summaryTimer ??= setTimeout(summarise, Math.max(0, window.start + WINDOW_MS - now)).unref();
+  }
+
+  return {
+    write(event: AuditEventInput, { untrusted = false }: BackgroundRecordOptions = {}): void {
+      if (untrusted) {
+        const now = clock();
+        if (now - window.start >= WINDOW_MS) {
+          window.start = now;
+          window.written = 0;
+        }
+        if (window.written >= budget || pending.size >= maxPending) {
+          suppress(event, now);
+          return;
+        }
+        window.written++;
+      }
+      start(event);
+    },
+
+    /** Writes the pending summary now and waits for every write in flight. */
+    async settled(): Promise<void> {
+      summarise();
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
+}
