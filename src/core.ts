@@ -209,6 +209,6 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     }),
   };
   if (!online) return core;
-  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit, logger });
+  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit });
   return { ...core, ...online, signIn };
 }

@@ -161,6 +161,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
+    audit: core.audit,
     ephemeral,
     ...clocked,
   });
@@ -211,7 +212,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.

@@ -21,6 +21,23 @@ export interface BackgroundWriterOptions {
 
 const WINDOW_MS = 60_000;
 
+/** A write's error without PostgreSQL's `detail`, which quotes the failing row (the event, name and all). */
+function withoutRow(error: unknown): { type: string; message: string; code?: string } {
+  const { name = 'Error', message = String(error), code } = (error ?? {}) as { name?: string; message?: string; code?: unknown };
+  return { type: name, message, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+/**
+ * The event as the log line of a failed write carries it: whole, but for the name an unknown-user
+ * sign-in gave, which may be a password typed into the wrong field (logs reach more people than
+ * the audit log does).
+ */
+function forTheLog(event: AuditEventInput): AuditEventInput {
+  if (!event.details || !('username' in event.details)) return event;
+  const { username: _username, ...details } = event.details;
+  return { ...event, details: { ...details, usernameOmitted: true } };
+}
+
 export function createBackgroundWriter(options: BackgroundWriterOptions) {
   const { write, logger } = options;
   const clock = options.clock ?? Date.now;
@@ -34,7 +51,7 @@ export function createBackgroundWriter(options: BackgroundWriterOptions) {
 
   function start(event: AuditEventInput): void {
     const writing = write(event)
-      .catch((error: unknown) => logger.error({ err: error, auditEvent: event }, 'could not write an audit event'))
+      .catch((error: unknown) => logger.error({ err: withoutRow(error), auditEvent: forTheLog(event) }, 'could not write an audit event'))
       .finally(() => pending.delete(writing));
     pending.add(writing);
   }
