@@ -217,7 +217,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
