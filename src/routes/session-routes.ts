@@ -235,7 +235,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
       subject: `user:${user.id}`,
       ip,
       userAgent: req.get('user-agent') ?? null,
-      details: { session: session.id, scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
+      details: { session: session.id, via: 'api', scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
     });
     // What was granted: how long it lives unused, until when, and whether use extends it.
     res.set('Cache-Control', 'no-store').json({

@@ -109,6 +109,13 @@ describe('the audit trail', () => {
       ['sign_in.succeeded', 'browser', undefined],
     ]);
     expect(signIns[1]).toMatchObject({ actor: `user:${user.id}`, ip: '127.0.0.1', userAgent: AGENT });
+    // The security page shows them; a cursor it did not give out is a clear 400.
+    const security = await browser.request('/settings/security');
+    expect(security.status).toBe(200);
+    expect(security.html).toContain('Failed sign-in');
+    const forged = await browser.request('/settings/security?before=bm90LWEtY3Vyc29y');
+    expect(forged.status).toBe(400);
+    expect(forged.html).toMatch(/not a cursor this service gave out/);
     await expectNoSecrets();
   });
 
@@ -155,6 +162,24 @@ describe('the audit trail', () => {
     const denied = await events({ action: 'device.denied', since });
     expect(denied).toHaveLength(1);
     expect(denied[0]).toMatchObject({ actor: 'ip:127.0.0.1', subject: 'client:cli', details: { clientId: 'cli', requested: ['read'], reason: 'user_denied' } });
+  }, 60_000);
+
+  it('records a device login cancelled on the page that confirms its code', async () => {
+    await setUp();
+    const since = new Date();
+    const device = await oidc.discovery(suite.issuer, 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(device, { scope: 'read' });
+    const browser = new HttpBrowser(suite.issuer.origin, { 'user-agent': AGENT });
+    const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
+    expect(confirm.html).toMatch(/Confirm the device/);
+    const cancelled = await browser.submit(confirm, { abort: 'yes' });
+    expect(cancelled.html).toMatch(/cancelled/);
+    // The same code again is refused, and not recorded twice.
+    await browser.submit(await browser.request('/device'), { user_code: start.user_code });
+    await expect(oidc.pollDeviceAuthorizationGrant(device, start)).rejects.toMatchObject({ error: 'access_denied' });
+    const denied = await events({ action: 'device.denied', since });
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({ actor: 'ip:127.0.0.1', subject: 'client:cli', userAgent: AGENT, details: { clientId: 'cli', reason: 'cancelled_at_code' } });
   }, 60_000);
 
   it('records RFC 7009 revocations: by the client itself and by a resource server', async () => {

@@ -14,7 +14,11 @@ interface TokenEntity {
   clientId?: string;
   accountId?: string;
   grantId?: string;
+  errorDescription?: string;
 }
+
+/** What oidc-provider writes into a device code whose user pressed Cancel on the code's page. */
+const DEVICE_CODE_CANCELLED = 'End-User aborted interaction';
 
 const SPENT_CREDENTIALS = [
   ['RefreshToken', 'refresh_token'],
@@ -36,6 +40,38 @@ function entity(ctx: KoaContextWithOIDC, name: string): TokenEntity | undefined 
   return (ctx.oidc?.entities as Record<string, TokenEntity | undefined> | undefined)?.[name];
 }
 
+/** Whose spent code a reuse presented, noted before oidc-provider revokes its grant (the code goes with it). */
+const spentCodes = new WeakMap<object, { credential: string; token: TokenEntity }>();
+
+const CODE_GRANTS = [
+  ['authorization_code', 'code', 'AuthorizationCode', 'authorization_code'],
+  ['urn:ietf:params:oauth:grant-type:device_code', 'device_code', 'DeviceCode', 'device_code'],
+] as const;
+
+/**
+ * oidc-provider's revokeGrantPolicy (a documented setting), answering as its default does: the
+ * revocation of an access token alone leaves its grant. It is asked before a grant is revoked; at
+ * the token endpoint, that is a reuse, and for a reused code (which oidc-provider names on the
+ * context only once it is accepted) it first notes whose the code was, for recordReuseDetected.
+ */
+export async function revokeGrantPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
+  if (ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken) return false;
+  if (ctx.oidc.route === 'token') {
+    const params = (ctx.oidc.params ?? {}) as Record<string, unknown>;
+    const known = CODE_GRANTS.find(([grantType]) => params.grant_type === grantType);
+    const value = known && params[known[1]];
+    if (known && typeof value === 'string') {
+      try {
+        const code = (await (ctx.oidc.provider[known[2]] as { find(value: string, options: object): Promise<TokenEntity | undefined> }).find(value, { ignoreExpiration: true })) ?? undefined;
+        if (code) spentCodes.set(ctx, { credential: known[3], token: code });
+      } catch {
+        // The event is recorded without the owner; the revocation goes ahead.
+      }
+    }
+  }
+  return true;
+}
+
 /**
  * oidc-provider's 'grant.revoked': at the token endpoint it means a spent refresh token, code or
  * device code was presented again and its login (grant) ended (RFC 9700 §4.14.2). The revocation
@@ -43,7 +79,7 @@ function entity(ctx: KoaContextWithOIDC, name: string): TokenEntity | undefined 
  */
 export function recordReuseDetected(audit: Audit, ctx: KoaContextWithOIDC, grantId: string): void {
   if (ctx.oidc?.route !== 'token') return;
-  const spent = SPENT_CREDENTIALS.map(([name, credential]) => ({ token: entity(ctx, name), credential })).find(({ token }) => token);
+  const spent = SPENT_CREDENTIALS.map(([name, credential]) => ({ token: entity(ctx, name), credential })).find(({ token }) => token) ?? spentCodes.get(ctx);
   const clientId = ctx.oidc.client?.clientId ?? spent?.token?.clientId ?? null;
   const userId = spent?.token?.accountId ?? null;
   audit.recordInBackground({
@@ -89,6 +125,25 @@ export function recordRevocation(audit: Audit, ctx: KoaContextWithOIDC, allowed:
     audit.recordInBackground(revocationEvent(ctx, callerId, kind, facts, kind === 'refresh_token' && Boolean(token.grantId)));
     return;
   }
+}
+
+/**
+ * After a POST to the device page: the person at the browser pressed Cancel on the page that
+ * confirms the code (before anyone signs in), and oidc-provider denied the device login.
+ */
+export function recordDeviceCancelled(audit: Audit, ctx: KoaContextWithOIDC): void {
+  const code = entity(ctx, 'DeviceCode');
+  if (code?.errorDescription !== DEVICE_CODE_CANCELLED || !code.clientId) return;
+  audit.recordInBackground(
+    {
+      actor: `ip:${ctx.ip || 'unknown'}`,
+      action: 'device.denied',
+      subject: `client:${code.clientId}`,
+      ...requestFacts(ctx),
+      details: { clientId: code.clientId, reason: 'cancelled_at_code' },
+    },
+    { untrusted: true },
+  );
 }
 
 /** A JWT access token revoked by Tessera (oidc-provider refuses those): under a grant, the login ends with it. */

@@ -22,7 +22,7 @@ import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
 import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, replaceSigningKeys, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
 import type { PublishedSigningKeys } from '../published-signing-keys.ts';
-import { recordJwtRevocation, recordReuseDetected, recordRevocation } from './oauth-audit.ts';
+import { recordDeviceCancelled, recordJwtRevocation, recordReuseDetected, recordRevocation, revokeGrantPolicy } from './oauth-audit.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
@@ -240,6 +240,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       return grantId && format === 'jwt' ? { [JWT_GRANT_CLAIM]: grantId } : undefined;
     },
     rotateRefreshToken: true,
+    // oidc-provider's own answer, which also notes whose a reused code was (for the audit log).
+    revokeGrantPolicy,
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
     ttl: {
       AccessToken: (_ctx, token, client) =>
@@ -360,6 +362,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       ctx.body = '';
       return;
     }
+    if (ctx.method === 'POST' && ctx.path === OIDC_ROUTES.code_verification) recordDeviceCancelled(deps.audit, ctx as KoaContextWithOIDC);
     if (ctx.status === 200 && ctx.path === OIDC_ROUTES.revocation) {
       const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
       if (caller) recordRevocation(deps.audit, ctx as KoaContextWithOIDC, (tokenClientId) => mayRevoke(caller, tokenClientId));
