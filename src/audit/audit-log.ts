@@ -67,19 +67,22 @@ export const AUDIT_COLUMNS = 'id, occurred_at, actor, action, subject, ip, user_
 /** Longest user agent kept: enough to tell browsers and tools apart. */
 const MAX_USER_AGENT = 512;
 
-export interface AuditLogOptions extends Omit<BackgroundWriterOptions, 'write' | 'logger'> {
+export interface AuditLogOptions extends Omit<BackgroundWriterOptions, 'writeMany' | 'logger'> {
   /** Where failed background writes and suppressed events are reported (default: nowhere but stderr). */
   logger?: Logger;
 }
 
 export function createAuditLog(database: Database, options: AuditLogOptions = {}): AuditLog {
+  const row = (event: AuditEventInput) => [event.actor, event.action, event.subject ?? null, event.ip ?? null, event.userAgent?.slice(0, MAX_USER_AGENT) ?? null, JSON.stringify(event.details ?? {})];
   const insert = async (event: AuditEventInput, connection: Queryable = database) => {
-    await connection.query(
-      'INSERT INTO audit_events (actor, action, subject, ip, user_agent, details) VALUES ($1, $2, $3, $4, $5, $6)',
-      [event.actor, event.action, event.subject ?? null, event.ip ?? null, event.userAgent?.slice(0, MAX_USER_AGENT) ?? null, JSON.stringify(event.details ?? {})],
-    );
+    await connection.query('INSERT INTO audit_events (actor, action, subject, ip, user_agent, details) VALUES ($1, $2, $3, $4, $5, $6)', row(event));
   };
-  const background = createBackgroundWriter({ ...options, write: (event) => insert(event), logger: options.logger ?? stderrLogger });
+  /** Several events in one statement; their ids follow their order. */
+  const insertMany = async (events: AuditEventInput[]) => {
+    const values = events.map((_, i) => `(${[1, 2, 3, 4, 5, 6].map((n) => `$${i * 6 + n}`).join(', ')})`);
+    await database.query(`INSERT INTO audit_events (actor, action, subject, ip, user_agent, details) VALUES ${values.join(', ')}`, events.flatMap(row));
+  };
+  const background = createBackgroundWriter({ ...options, writeMany: insertMany, logger: options.logger ?? stderrLogger });
 
   return {
     record: insert,
