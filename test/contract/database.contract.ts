@@ -115,6 +115,9 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
       // The client: what it did, what was done to it, and events on its tokens (details.clientId).
       expect(await actions({ clientId: 'q-app' })).toEqual(['client.created', 'oauth.token_revoked']);
       expect(await actions({ clientId: 'q-rs' })).toEqual(['oauth.token_revoked']);
+      // Both: the user's events that concern the client.
+      expect(await actions({ userId: u, clientId: 'q-app' })).toEqual(['oauth.token_revoked']);
+      expect(await actions({ userId: u, clientId: 'q-app', action: 'sign_in.' })).toEqual([]);
       // Time: nothing in the future, everything since an hour ago.
       expect(await actions({ userId: u, since: new Date(Date.now() + 3600_000) })).toEqual([]);
       expect(await actions({ userId: u, since: new Date(Date.now() - 3600_000).toISOString(), until: new Date(Date.now() + 3600_000).toISOString() })).toHaveLength(3);
