@@ -91,6 +91,11 @@ const DESCRIBERS: Record<string, Describer> = {
   'user.enabled': () => ({ what: 'Account enabled', details: [] }),
   'user.scopes_changed': (d) => ({ what: 'Allowed scopes changed', details: lines(list(d.scopes) && `now: ${list(d.scopes)}`) }),
   'user.unlocked': () => ({ what: 'Sign-in lockouts lifted', details: [] }),
+  'user.email_changed': (d) => ({ what: 'E-mail address changed', details: lines(text(d.email) ? `now: ${String(d.email)}` : 'removed') }),
+  'user.signed_out': (d) => ({
+    what: 'Signed out everywhere',
+    details: lines(typeof d.sessions === 'number' && `${d.sessions} session${d.sessions === 1 ? '' : 's'} ended`, typeof d.logins === 'number' && `${d.logins} app or device login${d.logins === 1 ? '' : 's'} ended`),
+  }),
 };
 
 /** Details as they are, for an action without words of its own. */
