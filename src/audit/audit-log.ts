@@ -44,11 +44,6 @@ export interface AuditLog {
   settled(): Promise<void>;
   /** Newest first: events whose subject or actor is `party`. */
   listFor(party: string, options: { limit: number; before?: number }): Promise<AuditEvent[]>;
-  /**
-   * Newest first: everything about a user's account — what they did, what was done to them, and
-   * events on their credentials (which name the owner in details.userId).
-   */
-  listForUser(userId: string, options: { limit: number; before?: number }): Promise<AuditEvent[]>;
 }
 
 export interface AuditRow {
@@ -94,16 +89,6 @@ export function createAuditLog(database: Database, options: AuditLogOptions = {}
          WHERE (subject = $1 OR actor = $1) AND ($3::bigint IS NULL OR id < $3)
          ORDER BY id DESC LIMIT $2`,
         [party, limit, before ?? null],
-      );
-      return rows.map(toAuditEvent);
-    },
-    async listForUser(userId, { limit, before }) {
-      const party = `user:${userId}`;
-      const { rows } = await database.query<AuditRow>(
-        `SELECT ${AUDIT_COLUMNS} FROM audit_events
-         WHERE (subject = $1 OR actor = $1 OR details->>'userId' = $4) AND ($3::bigint IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $2`,
-        [party, limit, before ?? null, userId],
       );
       return rows.map(toAuditEvent);
     },

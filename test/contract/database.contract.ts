@@ -92,7 +92,7 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
       // A user's own view also has events on their credentials, which name them in details.userId.
       await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:9', details: { userId: '1', reason: 'revoked' } });
       await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:8', details: { userId: '2', reason: 'revoked' } });
-      const mine = await audit.listForUser('1', { limit: 10 });
+      const mine = (await createAuditQuery(database).page({ userId: '1' }, { limit: 10 })).events;
       expect(mine.map((e) => [e.action, e.subject])).toEqual([['token.failed_use', 'token:9'], ['token.created', 'token:9'], ['user.created', 'user:1']]);
     });
 

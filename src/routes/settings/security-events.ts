@@ -103,10 +103,22 @@ function rawDetails(details: Record<string, unknown>): string[] {
   return Object.entries(details).map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(', ') : typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value)}`);
 }
 
+/** What an event was about when that was not the owner's account (an administrator's own log shows what they did to others). */
+function aboutWhat(event: AuditEvent, userId: string): string | undefined {
+  if (!event.subject || event.subject === `user:${userId}` || event.subject.startsWith('token:')) return undefined;
+  const [kind, ...rest] = event.subject.split(':');
+  const name = text(event.details.username) ?? rest.join(':');
+  if (kind === 'user') return `on the account ${name}`;
+  if (kind === 'client') return `on the client ${rest.join(':')}`;
+  return `on ${event.subject}`;
+}
+
 export function describeEvent(event: AuditEvent, userId: string): DescribedEvent {
   const describer = DESCRIBERS[event.action];
   const described = describer ? describer(event.details) : { what: event.action, details: rawDetails(event.details) };
-  const by = byWhom(event, userId);
   // A failed sign-in's actor is the address it came from, already in the From column.
-  return by && !event.action.startsWith('sign_in.') ? { ...described, details: [...described.details, by] } : described;
+  const by = event.action.startsWith('sign_in.') ? undefined : byWhom(event, userId);
+  // A device or app decision names the app already; so does a denial without a user.
+  const about = event.actor === `user:${userId}` && !/^(device|authorization)\./.test(event.action) ? aboutWhat(event, userId) : undefined;
+  return { ...described, details: lines(...described.details, about, by) };
 }

@@ -21,6 +21,13 @@ describe('the security page in words', () => {
     expect(describeEvent(event('token.revoked', `user:${USER}`, { name: 'nightly', hint: 'tsr_pat_Ab3x' }), USER).details).toEqual(['token “nightly” (tsr_pat_Ab3x…)']);
   });
 
+  it("says which account or client an administrator's own action was about", () => {
+    const created = { ...event('user.created', `user:${USER}`, { username: 'carol', scopes: ['read'] }), subject: 'user:0000-carol' };
+    expect(describeEvent(created, USER).details).toEqual(['scopes: read', 'on the account carol']);
+    const client = { ...event('client.deleted', `user:${USER}`, { name: 'Portal', kind: 'web' }), subject: 'client:portal' };
+    expect(describeEvent(client, USER)).toEqual({ what: 'client.deleted', details: ['name: Portal', 'kind: web', 'on the client portal'] });
+  });
+
   it('shows an action it has no words for by its name and its details as they are', () => {
     expect(describeEvent(event('sign_in.second_factor.failed', `user:${USER}`, { method: 'totp', codes: ['a', 'b'], extra: { n: 1 } }), USER)).toEqual({
       what: 'sign_in.second_factor.failed',
