@@ -258,3 +258,28 @@ describe('the audit trail', () => {
     }
   });
 });
+
+describe('the audit trail when password hashing is saturated', () => {
+  // One hash at a time and no queue, with hashes slow enough that concurrent sign-ins overlap.
+  const suite = tesseraForSuite({}, { passwords: { argon2: { memoryKiB: 65536, timeCost: 3 }, hashing: { concurrency: 1, maxQueue: 0, busyCorePercent: 100 } } });
+
+  it('records each sign-in refused as busy (503) as sign_in.busy', async () => {
+    const { core } = suite.tessera;
+    await core.accounts.createUser({ username: 'hurried', password: 'hurried-password-1', scopes: ['read'] }, by);
+    const user = (await core.accounts.findUserByLogin('hurried'))!;
+    const since = new Date();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        fetch(new URL('/users/hurried/login', suite.tessera.url), { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': AGENT }, body: JSON.stringify({ password: 'hurried-password-1' }) }).then((res) => res.status),
+      ),
+    );
+    const busy = answers.filter((status) => status === 503).length;
+    expect(busy).toBeGreaterThan(0);
+    expect(answers.filter((status) => status === 200).length).toBe(8 - busy);
+    await core.audit.settled();
+    const events = (await core.auditQuery.page({ userId: user.id, action: 'sign_in.', since }, { limit: 100 })).events;
+    expect(events.filter((e) => e.action === 'sign_in.busy')).toHaveLength(busy);
+    expect(events.filter((e) => e.action === 'sign_in.succeeded')).toHaveLength(8 - busy);
+    expect(events.find((e) => e.action === 'sign_in.busy')).toMatchObject({ actor: 'ip:127.0.0.1', subject: `user:${user.id}`, userAgent: AGENT, details: { via: 'api' } });
+  }, 60_000);
+});
