@@ -7,6 +7,7 @@ import { createEventLoopGauge } from './accounts/hashing/event-loop-gauge.ts';
 import { createPasswordHasher } from './accounts/hashing/password-hasher.ts';
 import { createUserRepository } from './accounts/user-repository.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { createAuditQuery, type AuditQuery } from './audit/audit-query.ts';
 import { createInvalidations, invalidationTarget, type Invalidations } from './cache/invalidations.ts';
 import { createClientService, type ClientService } from './clients/client-service.ts';
 import { accountScopeCatalog } from './config/admin-scope.ts';
@@ -33,6 +34,8 @@ export interface Core {
   logger: Logger;
   database: Database;
   audit: AuditLog;
+  /** Reading the audit log: filters, cursor pages, JSON-lines export (tessera audit, the admin API). */
+  auditQuery: AuditQuery;
   accounts: AccountService;
   clients: ClientService;
   personalTokens: PersonalTokenService;
@@ -176,7 +179,7 @@ export async function openCore(config: Config, logger: Logger, options?: OpenCor
 export async function openCore(config: Config, logger: Logger, options: OpenCoreOptions & { ephemeral?: EphemeralStore } = {}): Promise<Core | OnlineCore> {
   const { storeCommand, revoked } = options.observers ?? {};
   const database = await openMigratedDatabase(config, logger, options.migrate !== false, storeCommand);
-  const audit = createAuditLog(database);
+  const audit = createAuditLog(database, { logger });
   const online = options.ephemeral && openOnline(config, logger, options.ephemeral, options.clock, revoked);
   const { accounts, hashing } = createAccounts(config, database, audit, online);
   const core: Core = {
@@ -184,6 +187,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     logger,
     database,
     audit,
+    auditQuery: createAuditQuery(database),
     accounts,
     passwordHashing: hashing,
     clients: createClients(config, database, audit, online),
@@ -205,6 +209,6 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     }),
   };
   if (!online) return core;
-  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit, logger });
+  const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit });
   return { ...core, ...online, signIn };
 }

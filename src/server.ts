@@ -161,6 +161,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
+    audit: core.audit,
     ephemeral,
     ...clocked,
   });
@@ -211,13 +212,13 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, signIn, callers }) },
-      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
+      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
@@ -273,6 +274,8 @@ function drainer(connections: ConnectionDrain, core: OnlineCore, subscriptions: 
       logger.info({ ms: Date.now() - started }, 'drained: no request in flight');
     }
     await Promise.allSettled(subscriptions.map((s) => s.close()));
+    // Audit events written in the background (sign-ins, OAuth events) land before the database closes.
+    await core.audit.settled();
     await Promise.allSettled([core.ephemeral.close(), core.database.close()]);
     logger.info('Tessera stopped');
   };

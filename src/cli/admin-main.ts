@@ -3,6 +3,7 @@ import { AppError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import { migrateCommand, planUserCommand, type PlannedCommand } from './admin-commands.ts';
+import { planAuditCommand } from './audit-commands.ts';
 import { planClientCommand } from './client-commands.ts';
 import { EXIT } from './exit-codes.ts';
 import { planKeysCommand } from './key-commands.ts';
@@ -21,6 +22,7 @@ function plan(command: string, rest: string[]): PlannedCommand {
   if (command === 'migrate') return migrateCommand;
   if (command === 'client') return planClientCommand(rest);
   if (command === 'keys') return planKeysCommand(rest);
+  if (command === 'audit') return planAuditCommand(rest);
   return planUserCommand(rest);
 }
 
@@ -29,7 +31,7 @@ function isUsageError(error: unknown): boolean {
 }
 
 /**
- * `tessera migrate | user | client | keys`: on the server's configuration and database. The
+ * `tessera migrate | user | client | keys | audit`: on the server's configuration and database. The
  * arguments are checked first: a mistyped command is told so at once, without opening anything.
  */
 export async function runAdminCommand(command: string, rest: string[]): Promise<number> {
@@ -74,6 +76,7 @@ export async function runAdminCommand(command: string, rest: string[]): Promise<
     console.error(`tessera: ${describeFailure(error)}`);
     return isUsageError(error) ? EXIT.usage : EXIT.failure;
   } finally {
+    await core.audit.settled();
     await Promise.allSettled([core.database.close(), ephemeral?.close()]);
   }
 }

@@ -24,6 +24,9 @@ Usage:
   tessera client rotate-keys <id> --jwks-file PATH   replace the public keys of a private_key_jwt client
   tessera keys list                         signing keys, current first
   tessera keys rotate                       add a signing key; the old one stays published until its tokens expire
+  tessera audit [--user NAME | --user-id ID] [--action A | --action PREFIX.] [--client ID]
+                [--since TIME] [--until TIME] [--limit N] [--cursor C] [--json | --export]
+                                            the audit log, newest first (--export: every match as JSON lines)
   tessera login [--issuer URL] [--client-id ID] [--scope S ...] [--profile NAME] [--open]
                                             log in from this terminal (device login) and save the login
   tessera token [--profile NAME]            print a valid access token, refreshed when it expires within 60 s
@@ -60,7 +63,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   // The commands for people at a terminal read no server configuration.
   if (LOGIN_COMMANDS.includes(command)) return EXIT[await loginCommand(command, rest)];
-  if (!['migrate', 'user', 'client', 'keys'].includes(command)) {
+  if (!['migrate', 'user', 'client', 'keys', 'audit'].includes(command)) {
     console.error(`tessera: unknown command "${command}"\n\n${HELP}`);
     return EXIT.usage;
   }

@@ -235,7 +235,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
       subject: `user:${user.id}`,
       ip,
       userAgent: req.get('user-agent') ?? null,
-      details: { session: session.id, scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
+      details: { session: session.id, via: 'api', scopes: session.scopes, ...(session.expiring ? {} : { expiring: false }) },
     });
     // What was granted: how long it lives unused, until when, and whether use extends it.
     res.set('Cache-Control', 'no-store').json({
@@ -251,7 +251,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
   route(router, logoutOperation, [authenticated], async (req, res) => {
     const { token, session, user } = req.apiSession!;
     await sessions.endByToken(token);
-    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: session.id } });
+    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: session.id, via: 'api' } });
     res.status(204).end();
   });
   router.all('/logout', methodNotAllowed(['POST']));
@@ -267,7 +267,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
     const { user } = req.apiSession!;
     const ended = await sessions.end(user.id, params.id);
     if (!ended) throw AppError.notFound('No such live session of yours.');
-    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: params.id } });
+    await audit.record({ actor: `user:${user.id}`, action: 'session.ended', subject: `user:${user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, details: { session: params.id, via: 'api' } });
     res.status(204).end();
   });
   router.all('/api/v1/sessions/:id', methodNotAllowed(['DELETE']));

@@ -1,5 +1,5 @@
-import type { Logger } from 'pino';
 import type { AccountService, Actor } from '../accounts/account-service.ts';
+import { HashingBusyError } from '../accounts/hashing/bounded-hasher.ts';
 import type { User } from '../accounts/user.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { AppError } from '../shared/errors.ts';
@@ -34,28 +34,55 @@ export interface PasswordSignIn {
  * account the name addresses is looked up, the limiter asked, the password checked, the outcome
  * counted. Existing and unknown names take the same steps (docs/design/sign-in-throttling.md).
  */
-export function createPasswordSignIn({ accounts, limiter, audit, logger }: { accounts: AccountService; limiter: LoginLimiter; audit: AuditLog; logger: Logger }): PasswordSignIn {
+/** Longest attempted name kept in an audit event: a mistyped password must not land there whole. */
+const MAX_AUDITED_NAME = 64;
+
+/** The name an unknown-user attempt gave, as given but short and without control characters. */
+export function auditedLoginName(login: string): string {
+  // eslint-disable-next-line no-control-regex
+  return login.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_AUDITED_NAME);
+}
+
+/**
+ * The one password sign-in every channel uses, so that they share one limit per account: the
+ * account the name addresses is looked up, the limiter asked, the password checked, the outcome
+ * counted and audited (sign_in.succeeded, .failed, .locked, .busy: docs/audit.md). Existing and
+ * unknown names take the same steps (docs/design/sign-in-throttling.md); the audit events are
+ * written in the background, so neither the answer's timing nor a failed write tells them apart.
+ */
+export function createPasswordSignIn({ accounts, limiter, audit }: { accounts: AccountService; limiter: LoginLimiter; audit: AuditLog }): PasswordSignIn {
   return {
     async attempt(login, password, { ip, userAgent, via }) {
       const candidate = await accounts.beginSignIn(login);
-      const account = loginAccountKey(candidate.user, login);
+      const user = candidate.user;
+      // Who was addressed: the account, or (no account has the name) the name as given.
+      const about = user ? { subject: `user:${user.id}` } : { subject: null, username: auditedLoginName(login) };
+      const untried = (action: string, details: Record<string, unknown>) =>
+        audit.recordInBackground(
+          { actor: `ip:${ip}`, action, subject: about.subject, ip, userAgent, details: { via, ...('username' in about ? { username: about.username } : {}), ...details } },
+          { untrusted: true },
+        );
+      const account = loginAccountKey(user, login);
       const source = signInSource(ip);
       const refusal = await limiter.check(account, source);
-      if (refusal) return { status: 'limited', ...refusal };
-      const result = await candidate.check(password);
+      if (refusal) {
+        untried('sign_in.locked', { retryAfterSeconds: refusal.retryAfterSeconds, limit: refusal.limit });
+        return { status: 'limited', ...refusal };
+      }
+      let result;
+      try {
+        result = await candidate.check(password);
+      } catch (error) {
+        if (error instanceof HashingBusyError) untried('sign_in.busy', {});
+        throw error;
+      }
       if (result.ok) {
         await limiter.succeeded(account, source);
+        audit.recordInBackground({ actor: `user:${result.user.id}`, action: 'sign_in.succeeded', subject: `user:${result.user.id}`, ip, userAgent, details: { via } });
         return { status: 'signed_in', user: result.user };
       }
       const lockoutSeconds = await limiter.failed(account, source);
-      const user = candidate.user;
-      if (user) {
-        // Not awaited: an unknown name writes no audit event, and the answer must not take
-        // longer for an existing account than for an unknown one.
-        audit
-          .record({ actor: `ip:${ip}`, action: 'login.failed', subject: `user:${user.id}`, ip, userAgent, details: { reason: result.reason, lockoutSeconds, via } })
-          .catch((error: unknown) => logger.warn({ err: error }, 'could not record a failed login in the audit log'));
-      }
+      untried('sign_in.failed', { reason: result.reason, ...(lockoutSeconds > 0 ? { lockoutSeconds } : {}) });
       return { status: 'failed' };
     },
 

@@ -68,6 +68,14 @@ dl.responses dt, dl.schemes dt { margin-top: .5rem; }
 dl.responses dd, dl.schemes dd { margin: 0 0 .25rem 1rem; overflow-wrap: anywhere; }
 .status { font-weight: 700; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .status-2xx { color: var(--ok); } .status-4xx, .status-5xx { color: var(--danger); }
+/* The security log: fixed columns, so long addresses, user agents and details wrap instead of widening the page. */
+table.events { table-layout: fixed; }
+table.events th.when { width: 9rem; } table.events th.what { width: 13rem; } table.events th.from { width: 12rem; }
+table.events td.wraps { white-space: normal; overflow-wrap: anywhere; }
+table.events code { overflow-wrap: anywhere; font-size: .8rem; }
+ul.facts { list-style: none; margin: 0; padding: 0; }
+ul.facts li + li { margin-top: .15rem; }
+nav.paging { display: flex; gap: 1.5rem; margin-top: 1rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 36rem) {
   /* On a phone each token is a block of labelled lines instead of a wide row. */

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createAuditLog } from '../../src/audit/audit-log.ts';
+import { createAuditQuery, decodeCursor, encodeCursor } from '../../src/audit/audit-query.ts';
+import { AppError } from '../../src/shared/errors.ts';
 import { createUserRepository, UniqueViolation } from '../../src/accounts/user-repository.ts';
 import type { Database } from '../../src/store/sql/database.ts';
 import { migrate, readMigrations } from '../../src/store/sql/migrations.ts';
@@ -90,8 +92,102 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
       // A user's own view also has events on their credentials, which name them in details.userId.
       await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:9', details: { userId: '1', reason: 'revoked' } });
       await audit.record({ actor: 'ip:198.51.100.7', action: 'token.failed_use', subject: 'token:8', details: { userId: '2', reason: 'revoked' } });
-      const mine = await audit.listForUser('1', { limit: 10 });
+      const mine = (await createAuditQuery(database).page({ userId: '1' }, { limit: 10 })).events;
       expect(mine.map((e) => [e.action, e.subject])).toEqual([['token.failed_use', 'token:9'], ['token.created', 'token:9'], ['user.created', 'user:1']]);
+    });
+
+    it('queries the audit log by user, action (exact or prefix), client and time, newest first', async () => {
+      const audit = createAuditLog(database);
+      const query = createAuditQuery(database);
+      const u = 'q-user-1';
+      await audit.record({ actor: `user:${u}`, action: 'sign_in.succeeded', subject: `user:${u}`, details: { via: 'api' } });
+      await audit.record({ actor: 'ip:203.0.113.9', action: 'sign_in.failed', subject: `user:${u}`, details: { via: 'oauth', reason: 'wrong_password' } });
+      await audit.record({ actor: 'client:q-rs', action: 'oauth.token_revoked', subject: `user:${u}`, details: { userId: u, clientId: 'q-app', kind: 'refresh_token' } });
+      await audit.record({ actor: 'cli:root', action: 'client.created', subject: 'client:q-app' });
+      // Neither an action of the sign_in. family nor the user's: "sign_inx" must not match the prefix.
+      await audit.record({ actor: 'user:q-user-2', action: 'sign_inx.other', subject: 'user:q-user-2' });
+      const actions = async (filter: Parameters<typeof query.page>[0]) => (await query.page(filter, { limit: 100 })).events.map((e) => e.action);
+
+      expect(await actions({ userId: u })).toEqual(['oauth.token_revoked', 'sign_in.failed', 'sign_in.succeeded']);
+      expect(await actions({ userId: u, action: 'sign_in.' })).toEqual(['sign_in.failed', 'sign_in.succeeded']);
+      expect(await actions({ userId: u, action: 'sign_in.failed' })).toEqual(['sign_in.failed']);
+      expect(await actions({ action: 'sign_in' })).toEqual([]);
+      // The client: what it did, what was done to it, and events on its tokens (details.clientId).
+      expect(await actions({ clientId: 'q-app' })).toEqual(['client.created', 'oauth.token_revoked']);
+      expect(await actions({ clientId: 'q-rs' })).toEqual(['oauth.token_revoked']);
+      // Both: the user's events that concern the client.
+      expect(await actions({ userId: u, clientId: 'q-app' })).toEqual(['oauth.token_revoked']);
+      expect(await actions({ userId: u, clientId: 'q-app', action: 'sign_in.' })).toEqual([]);
+      // Time: nothing in the future, everything since an hour ago.
+      expect(await actions({ userId: u, since: new Date(Date.now() + 3600_000) })).toEqual([]);
+      expect(await actions({ userId: u, since: new Date(Date.now() - 3600_000).toISOString(), until: new Date(Date.now() + 3600_000).toISOString() })).toHaveLength(3);
+      expect(await actions({ userId: u, until: new Date(Date.now() - 3600_000) })).toEqual([]);
+    });
+
+    it('refuses bad filters and cursors with a 400 naming the field', async () => {
+      const query = createAuditQuery(database);
+      const refusal = async (promise: Promise<unknown>) => {
+        const error = await promise.then(() => null, (e: unknown) => e);
+        expect(error).toBeInstanceOf(AppError);
+        expect((error as AppError).status).toBe(400);
+        return (error as AppError).errors?.map((e) => e.field);
+      };
+      expect(await refusal(query.page({ action: "x' OR 1=1 --" }))).toEqual(['action']);
+      expect(await refusal(query.page({ since: 'yesterday' }))).toEqual(['since']);
+      expect(await refusal(query.page({ since: '2026-02-01T00:00:00Z', until: '2026-01-01T00:00:00Z' }))).toEqual(['until']);
+      expect(await refusal(query.page({ unknown: 'x' } as never))).toBeDefined();
+      expect(await refusal(query.page({}, { limit: 501 }))).toEqual(['limit']);
+      expect(await refusal(query.page({}, { cursor: 'not-a-cursor' }))).toEqual(['cursor']);
+      expect(await refusal(query.page({}, { cursor: Buffer.from('a1.-4').toString('base64url') }))).toEqual(['cursor']);
+      expect(decodeCursor(encodeCursor(42))).toBe(42);
+    });
+
+    it('pages by cursor without repeating or skipping events written meanwhile', async () => {
+      const audit = createAuditLog(database);
+      const query = createAuditQuery(database);
+      const subject = 'user:paged';
+      for (let i = 0; i < 7; i++) await audit.record({ actor: 'system', action: 'paging.test', subject, details: { n: i } });
+      const first = await query.page({ userId: 'paged' }, { limit: 3 });
+      expect(first.events.map((e) => e.details.n)).toEqual([6, 5, 4]);
+      expect(first.nextCursor).toEqual(expect.any(String));
+      // Newer events arrive between pages: the next page goes on where the first ended.
+      await Promise.all([0, 1, 2].map((i) => audit.record({ actor: 'system', action: 'paging.test', subject, details: { n: 100 + i } })));
+      const second = await query.page({ userId: 'paged' }, { limit: 3, cursor: first.nextCursor! });
+      expect(second.events.map((e) => e.details.n)).toEqual([3, 2, 1]);
+      const third = await query.page({ userId: 'paged' }, { limit: 3, cursor: second.nextCursor! });
+      expect(third.events.map((e) => e.details.n)).toEqual([0]);
+      expect(third.nextCursor).toBeNull();
+      // A page that ends exactly at the last event says there is no next one.
+      const exact = await query.page({ userId: 'paged', action: 'paging.test' }, { limit: 10 });
+      expect(exact.events).toHaveLength(10);
+      expect(exact.nextCursor).toBeNull();
+    });
+
+    it('exports every match newest first, in batches', async () => {
+      const audit = createAuditLog(database);
+      const query = createAuditQuery(database);
+      // More than one export batch (500), written in one statement.
+      await database.query(
+        `INSERT INTO audit_events (actor, action, subject, details) SELECT 'system', 'export.test', 'user:exported', jsonb_build_object('n', n) FROM generate_series(1, 1203) AS n`,
+      );
+      await audit.record({ actor: 'system', action: 'export.other', subject: 'user:exported' });
+      const seen: number[] = [];
+      for await (const event of query.export({ userId: 'exported', action: 'export.test' })) seen.push(event.details.n as number);
+      expect(seen).toHaveLength(1203);
+      expect(seen[0]).toBe(1203);
+      expect(seen.at(-1)).toBe(1);
+      expect(new Set(seen).size).toBe(1203);
+    });
+
+    it('writes background events, and counts untrusted ones over the budget in one summary', async () => {
+      const audit = createAuditLog(database, { untrustedPerMinute: 3 });
+      for (let i = 0; i < 10; i++) audit.recordInBackground({ actor: 'ip:192.0.2.1', action: 'sign_in.failed', subject: 'user:flooded' }, { untrusted: true });
+      audit.recordInBackground({ actor: 'user:flooded', action: 'sign_in.succeeded', subject: 'user:flooded' });
+      await audit.settled();
+      const query = createAuditQuery(database);
+      expect((await query.page({ userId: 'flooded' })).events.map((e) => e.action).sort()).toEqual(['sign_in.failed', 'sign_in.failed', 'sign_in.failed', 'sign_in.succeeded']);
+      const [summary] = (await query.page({ action: 'audit.suppressed' })).events;
+      expect(summary).toMatchObject({ actor: 'system', details: { counts: { 'sign_in.failed': 7 }, total: 7 } });
     });
 
     it('rolls a failed transaction back', async () => {

@@ -323,6 +323,51 @@ describe('the admin API', () => {
     }, 60_000);
   });
 
+  describe('the audit log', () => {
+    it('lists events by user, action prefix and time a page at a time, exports them as JSON lines, and names a bad filter', async () => {
+      const since = new Date().toISOString();
+      await node.core.accounts.createUser({ username: 'audited-amy', password: 'audited-amy-password', scopes: ['read'] }, by);
+      const amy = (await node.core.accounts.findUser('audited-amy'))!;
+      expect((await login(node.url, 'audited-amy', 'not-her-password')).status).toBe(401);
+      expect((await login(node.url, 'audited-amy', 'audited-amy-password')).status).toBe(200);
+      await node.core.audit.settled();
+
+      const query = `user_id=${amy.id}&action=sign_in.&since=${encodeURIComponent(since)}`;
+      const all = await admin(`/audit?${query}`);
+      expect(all.status).toBe(200);
+      expect(all.headers.get('cache-control')).toBe('no-store');
+      const events = all.body.events as { action: string; actor: string; details: Json }[];
+      expect(events.map((e) => e.action)).toEqual(['sign_in.succeeded', 'sign_in.failed']);
+      expect(events[1]).toMatchObject({ actor: 'ip:127.0.0.1', details: { via: 'api', reason: 'wrong_password' } });
+      expect(all.body.next_cursor).toBeNull();
+
+      // A page of one, then the next by its cursor.
+      const first = await admin(`/audit?${query}&limit=1`);
+      expect((first.body.events as Json[]).map((e) => e.action)).toEqual(['sign_in.succeeded']);
+      const second = await admin(`/audit?${query}&limit=1&cursor=${String(first.body.next_cursor)}`);
+      expect((second.body.events as Json[]).map((e) => e.action)).toEqual(['sign_in.failed']);
+      expect(second.body.next_cursor).toBeNull();
+
+      const exported = await fetch(`${node.url}/api/v1/admin/audit/export?user_id=${amy.id}`, { headers: { 'x-session': adminSession } });
+      expect(exported.status).toBe(200);
+      expect(exported.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+      const lines = (await exported.text()).trimEnd().split('\n').map((line) => JSON.parse(line) as { id: number; action: string });
+      expect(lines.map((l) => l.action).sort()).toEqual(['session.created', 'sign_in.failed', 'sign_in.succeeded', 'user.created']);
+      // Newest first.
+      expect(lines.map((l) => l.id)).toEqual(lines.map((l) => l.id).sort((a, b) => b - a));
+      expect(JSON.stringify(lines)).not.toMatch(/audited-amy-password|not-her-password/);
+
+      const bad = await admin('/audit?action=sign_in%25&client_id=');
+      expect(bad.status).toBe(400);
+      expect((bad.body.errors as { field: string }[]).map((e) => e.field).sort()).toEqual(['action', 'client_id']);
+      expect((await admin('/audit?user=amy')).status).toBe(400);
+      expect((await admin('/audit?cursor=bm9wZQ')).status).toBe(400);
+      expect((await fetch(`${node.url}/api/v1/admin/audit/export?since=yesterday`, { headers: { 'x-session': adminSession } })).status).toBe(400);
+      // Only administrators: amy's own session is refused.
+      expect((await admin('/audit', { session: (await login(node.url, 'audited-amy', 'audited-amy-password')).session })).status).toBe(403);
+    });
+  });
+
   it('answered as /openapi.json says, every time (the answers checked above)', () => {
     expect([...fetch.checked]).toEqual(expect.arrayContaining([
       'GET /api/v1/admin/users 200', 'GET /api/v1/admin/users 400', 'GET /api/v1/admin/users 401', 'GET /api/v1/admin/users 403', 'POST /api/v1/admin/users 201', 'POST /api/v1/admin/users 409',
@@ -330,6 +375,7 @@ describe('the admin API', () => {
       'POST /api/v1/admin/users/{id}/unlock 200', 'POST /api/v1/admin/users/{id}/sign-out 200',
       'GET /api/v1/admin/clients 200', 'POST /api/v1/admin/clients 201', 'GET /api/v1/admin/clients/{id} 200', 'PATCH /api/v1/admin/clients/{id} 200', 'DELETE /api/v1/admin/clients/{id} 204', 'POST /api/v1/admin/clients/{id}/secret 201',
       'GET /api/v1/admin/keys 200', 'POST /api/v1/admin/keys/rotate 201',
+      'GET /api/v1/admin/audit 200', 'GET /api/v1/admin/audit 400', 'GET /api/v1/admin/audit 403', 'GET /api/v1/admin/audit/export 200', 'GET /api/v1/admin/audit/export 400',
     ]));
   });
 });

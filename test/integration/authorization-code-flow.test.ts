@@ -57,6 +57,7 @@ describe('authorization code flow for web clients', () => {
   });
 
   it('signs a person in and gives the portal tokens for what both may have, then refreshes them', async () => {
+    const started = new Date();
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const url = oidc.buildAuthorizationUrl(portal, {
@@ -93,6 +94,21 @@ describe('authorization code flow for web clients', () => {
     await expect(oidc.authorizationCodeGrant(portal, returned, { pkceCodeVerifier: verifier, expectedState: state }, { redirect_uri: redirectUri })).rejects.toMatchObject({ error: 'invalid_grant' });
     expect(await introspect(again.access_token)).toEqual({ active: false });
     expect(await introspect(again.refresh_token!)).toEqual({ active: false });
+
+    // The audit log has the sign-in, the approval and the reuse of the code, with no token in them.
+    await tessera.core.audit.settled();
+    const alice = (await tessera.core.accounts.findUserByLogin('alice'))!;
+    const events = (await tessera.core.auditQuery.page({ userId: alice.id, since: started }, { limit: 100 })).events.reverse();
+    expect(events.map((e) => [e.action, e.actor])).toEqual([
+      ['sign_in.succeeded', `user:${alice.id}`],
+      ['authorization.approved', `user:${alice.id}`],
+      ['oauth.reuse_detected', 'client:portal'],
+    ]);
+    expect(events[0]!.details).toEqual({ via: 'oauth' });
+    expect(events[1]!.details).toMatchObject({ clientId: 'portal', scopes: ['offline_access', 'read', 'deposit:write'], grantId: expect.any(String) });
+    expect(events[2]!.details).toMatchObject({ credential: 'authorization_code', clientId: 'portal', grantId: events[1]!.details.grantId });
+    const written = JSON.stringify(events);
+    for (const value of [tokens.access_token, tokens.refresh_token!, String(refreshed.body.refresh_token), again.refresh_token!, returned.searchParams.get('code')!]) expect(written).not.toContain(value);
   });
 
   it('gives no refresh token when offline_access comes without prompt=consent', async () => {

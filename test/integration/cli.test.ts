@@ -39,8 +39,8 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
     it('migrates, creates a user whose password then checks, and lists it', async () => {
       const migrated = await tessera(['migrate'], env);
       expect(migrated).toMatchObject({ code: 0 });
-      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks, 7_client_introspection; schema at 7\./);
-      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(7\)/);
+      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks, 7_client_introspection, 8_audit_events_subject_index, 9_audit_events_actor_index, 10_audit_events_user_index, 11_audit_events_client_index, 12_audit_events_action_index, 13_audit_events_time_index, 14_audit_events_drop_time_indexes; schema at 14\./);
+      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(14\)/);
 
       const created = await tessera(['user', 'create', 'alice', '--email', 'alice@example.org', '--scopes', 'read,deposit:write', '--password-stdin'], env, 'a long enough password\n');
       expect(created.stderr).toBe('');
@@ -62,6 +62,36 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
       expect((await tessera(['user', 'list'], env)).stdout).toMatch(/^alice\t.*\tdisabled\t/m);
       expect((await tessera(['user', 'enable', 'alice'], env)).code).toBe(0);
       expect(await passwordWorks(env, 'alice', 'the second password')).toBe(true);
+    }, CLI_TEST_TIMEOUT_MS);
+
+    it('reads the audit log: by user and action prefix, a page at a time, and exported as JSON lines', async () => {
+      // alice's account so far: created, password changed, disabled, enabled (by the CLI's OS user).
+      const listed = await tessera(['audit', '--user', 'alice', '--action', 'user.'], env);
+      expect(listed.stderr).toBe('');
+      expect(listed.code).toBe(0);
+      const rows = listed.stdout.trim().split('\n');
+      expect(rows[0]).toBe('TIME\tACTION\tACTOR\tSUBJECT\tIP\tDETAILS');
+      expect(rows.slice(1).map((row) => row.split('\t')[1])).toEqual(['user.enabled', 'user.disabled', 'user.password_changed', 'user.created']);
+      expect(rows[1]!.split('\t')[2]).toMatch(/^cli:/);
+
+      const first = await tessera(['audit', '--user', 'alice', '--limit', '3', '--json'], env);
+      const page = JSON.parse(first.stdout) as { events: { action: string; details: object }[]; next_cursor: string | null };
+      expect(page.events.map((e) => e.action)).toEqual(['user.enabled', 'user.disabled', 'user.password_changed']);
+      const second = JSON.parse((await tessera(['audit', '--user', 'alice', '--limit', '3', '--json', '--cursor', page.next_cursor!], env)).stdout) as typeof page;
+      expect(second.events.map((e) => e.action)).toEqual(['user.created']);
+      expect(second.next_cursor).toBeNull();
+
+      const exported = await tessera(['audit', '--export', '--action', 'user.created'], env);
+      const lines = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { action: string; subject: string; occurred_at: string });
+      expect(lines.map((l) => l.action)).toEqual(['user.created']);
+      expect(lines[0]!.occurred_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(exported.stdout).not.toMatch(/a long enough password|the second password/);
+
+      const refused = await tessera(['audit', '--action', "user' OR 1=1"], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/action: an action/);
+      expect((await tessera(['audit', '--json', '--export'], env)).code).toBe(2);
+      expect((await tessera(['audit', '--user', 'nobody-here'], env)).stderr).toMatch(/No user named "nobody-here"/);
     }, CLI_TEST_TIMEOUT_MS);
 
     it('rotates signing keys, and refuses to with a secret that cannot read the current ones', async () => {

@@ -91,9 +91,17 @@ describe('revoking a JWT access token', () => {
     expect(await everywhere(tokens.access_token)).toEqual(ACTIVE);
 
     // A public client names itself in the form.
+    const since = new Date();
     expect((await revoke(tokens.access_token, {}, { client_id: 'cli' })).status).toBe(200);
     expect(await everywhere(tokens.access_token)).toEqual(ENDED);
     await expect(oidc.refreshTokenGrant(device, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // Audited as the client's revocation of an access token that ended its login; no token in it.
+    await suite.tessera.core.audit.settled();
+    const dana = (await suite.tessera.core.accounts.findUserByLogin('dana'))!;
+    const [event, ...more] = (await suite.tessera.core.auditQuery.page({ action: 'oauth.token_revoked', since })).events;
+    expect(more).toEqual([]);
+    expect(event).toMatchObject({ actor: 'client:cli', subject: `user:${dana.id}`, details: { kind: 'access_token', clientId: 'cli', userId: dana.id, grantRevoked: true, grantId: expect.any(String) } });
+    expect(JSON.stringify(event)).not.toContain(tokens.access_token.split('.')[2]);
   }, 30_000);
 
   it('answers 200 for a JWT it did not sign, and for garbage shaped like one', async () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { approveDevice } from '../support/device-approval.ts';
 
 // The settings pages in a real browser (Debian's chromium, driven by playwright-core), on the real
 // PostgreSQL and Redis: sign in, create a personal access token, use it, revoke it. The pages must
@@ -193,5 +194,57 @@ describe('the settings pages in a browser', () => {
     expect(problems).toEqual([]);
     expect({ phoneWidth }).toEqual({ phoneWidth: 390 });
     await page.close();
+  }, 60_000);
+
+  it("shows the user's events from every channel, readable and without sideways scrolling at 1280 and 390 px", async () => {
+    const { core } = tessera;
+    await core.clients.create({ clientId: 'repository-cli-with-a-rather-long-identifier', name: 'Repository CLI', kind: 'device', scopes: ['read', 'deposit:write', 'offline_access'] }, { actor: 'test' });
+    // A failed API login with a long user agent, a device connected through the OAuth sign-in page.
+    const longAgent = `Mozilla/5.0 (X11; Linux x86_64) ${'AppleWebKit/537.36 (KHTML, like Gecko) '.repeat(4)}Chrome/140.0.0.0 Safari/537.36`;
+    const failed = await fetch(url('/users/archivist/login'), { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': longAgent }, body: JSON.stringify({ password: 'not-the-password' }) });
+    expect(failed.status).toBe(401);
+    const started = (await (
+      await fetch(url('/oauth/device/code'), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'repository-cli-with-a-rather-long-identifier', scope: 'read deposit:write offline_access' }) })
+    ).json()) as { user_code: string };
+    await approveDevice(tessera.url, started.user_code, 'archivist', 'archivist-password');
+    await core.audit.settled();
+
+    const measurements: Record<string, unknown> = {};
+    for (const [name, viewport] of [['desktop', { width: 1280, height: 900 }], ['phone', { width: 390, height: 844 }]] as const) {
+      const sized = await newContext({ storageState: await context.storageState(), viewport, ...(name === 'phone' ? { isMobile: true, hasTouch: true } : {}) });
+      try {
+        const page = await sized.newPage();
+        const answer = await page.goto(url('/settings/security'));
+        expect(answer!.status()).toBe(200);
+        const rows = page.locator('tbody tr');
+        const texts = await rows.allInnerTexts();
+        // Every channel, in words: the OAuth sign-in and the device it connected, the failed API login, the browser sign-in.
+        expect(texts.find((t) => t.includes('Device connected'))).toMatch(/repository-cli-with-a-rather-long-identifier[\s\S]*read, deposit:write/);
+        expect(texts.find((t) => t.includes('Signed in') && t.includes('sign-in page of an app or device'))).toBeDefined();
+        expect(texts.find((t) => t.includes('Failed sign-in'))).toMatch(/wrong password[\s\S]*the API/);
+        expect(texts.find((t) => t.includes('Signed in') && t.includes('these settings pages'))).toBeDefined();
+        expect(texts.find((t) => t.includes('Access token revoked'))).toContain('Upload script');
+        // The page never scrolls sideways, nor does the table inside its frame; the details and
+        // the long user agent wrap within their columns.
+        measurements[name] = await page.evaluate(`(() => {
+          const wrap = document.querySelector('.table-wrap');
+          const cells = [...document.querySelectorAll('td.wraps')];
+          return {
+            page: document.documentElement.scrollWidth <= window.innerWidth,
+            table: wrap.scrollWidth <= wrap.clientWidth,
+            cellsFit: cells.every((cell) => cell.scrollWidth <= cell.clientWidth + 1),
+            wraps: cells.every((cell) => getComputedStyle(cell).whiteSpace === 'normal'),
+            agentWrapped: cells.some((cell) => cell.innerText.includes('Mozilla/5.0 (X11') && cell.getBoundingClientRect().height > 3 * parseFloat(getComputedStyle(cell).fontSize) * 1.5),
+          };
+        })()`);
+        await screenshot(page, name === 'phone' ? 'security-log-phone.png' : 'security-log.png', true);
+      } finally {
+        await sized.close();
+      }
+    }
+    const fits = { page: true, table: true, cellsFit: true, wraps: true, agentWrapped: true };
+    expect(measurements).toEqual({ desktop: fits, phone: fits });
+    expect(problems).toEqual([]);
+    for (const { csp } of policies) expect(csp).not.toContain('unsafe-inline');
   }, 60_000);
 });

@@ -13,6 +13,13 @@ export interface JwtAccessTokenRevocationDependencies {
   jwtRevocations: Pick<JwtRevocations, 'revoke'>;
 }
 
+/** What a revocation ended, for the audit log: whose token, under which grant (null: client credentials). */
+export interface RevokedJwt {
+  clientId: string;
+  userId: string | null;
+  grantId: string | null;
+}
+
 /**
  * RFC 7009 revocation of Tessera's JWT access tokens, which oidc-provider refuses
  * (`unsupported_token_type`: it cannot revoke what it does not store). One issued under a grant
@@ -22,16 +29,24 @@ export interface JwtAccessTokenRevocationDependencies {
  * alone and the caller still answered 200 (RFC 7009 §2.2).
  */
 export function createJwtAccessTokenRevocation(deps: JwtAccessTokenRevocationDependencies) {
-  return async function revokeJwtAccessToken(token: string, mayRevoke: (tokenClientId: unknown) => boolean): Promise<void> {
+  return async function revokeJwtAccessToken(token: string, mayRevoke: (tokenClientId: unknown) => boolean): Promise<RevokedJwt | null> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, deps.verificationKey, { issuer: deps.issuer, typ: 'at+jwt' }));
     } catch {
-      return;
+      return null;
     }
-    if (!mayRevoke(payload.client_id)) return;
+    if (!mayRevoke(payload.client_id)) return null;
     const grantId = payload[JWT_GRANT_CLAIM];
-    if (typeof grantId === 'string') await deps.revokeGrant(grantId);
-    else if (typeof payload.jti === 'string' && typeof payload.exp === 'number') await deps.jwtRevocations.revoke(payload.jti, payload.exp);
+    const revoked = { clientId: String(payload.client_id), userId: typeof payload.sub === 'string' && payload.sub !== payload.client_id ? payload.sub : null };
+    if (typeof grantId === 'string') {
+      await deps.revokeGrant(grantId);
+      return { ...revoked, grantId };
+    }
+    if (typeof payload.jti === 'string' && typeof payload.exp === 'number') {
+      await deps.jwtRevocations.revoke(payload.jti, payload.exp);
+      return { ...revoked, grantId: null };
+    }
+    return null;
   };
 }

@@ -22,6 +22,8 @@ import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
 import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, replaceSigningKeys, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
 import type { PublishedSigningKeys } from '../published-signing-keys.ts';
+import { recordDeviceCancelled, recordJwtRevocation, recordReuseDetected, recordRevocation, revokeGrantPolicy } from './oauth-audit.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
 import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 
@@ -64,6 +66,8 @@ export interface ProviderDependencies {
   jwtRevocations: Pick<JwtRevocations, 'revoke'>;
   cookieKeys: string[];
   ephemeral: EphemeralStore;
+  /** Where reuse detections and revocations are recorded (oauth-audit.ts). */
+  audit: Pick<AuditLog, 'recordInBackground'>;
   /** Milliseconds since the epoch, for the refresh-token reuse grace. Default Date.now. */
   clock?: () => number;
 }
@@ -236,6 +240,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       return grantId && format === 'jwt' ? { [JWT_GRANT_CLAIM]: grantId } : undefined;
     },
     rotateRefreshToken: true,
+    // oidc-provider's own answer, which also notes whose a reused code was (for the audit log).
+    revokeGrantPolicy,
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
     ttl: {
       AccessToken: (_ctx, token, client) =>
@@ -344,7 +350,8 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       const token = ctx.oidc?.params?.token;
       if (!caller || typeof token !== 'string') return;
       try {
-        await revokeJwtAccessToken(token, (tokenClientId) => mayRevoke(caller, tokenClientId));
+        const revoked = await revokeJwtAccessToken(token, (tokenClientId) => mayRevoke(caller, tokenClientId));
+        if (revoked) recordJwtRevocation(deps.audit, ctx as KoaContextWithOIDC, revoked);
       } catch (error) {
         // A store outage is answered as every other (503, Retry-After); anything else is a fault.
         if (await outages.answered(ctx as KoaContextWithOIDC, error)) return;
@@ -353,6 +360,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
       ctx.status = 200;
       ctx.body = '';
+      return;
+    }
+    if (ctx.method === 'POST' && ctx.path === OIDC_ROUTES.code_verification) recordDeviceCancelled(deps.audit, ctx as KoaContextWithOIDC);
+    if (ctx.status === 200 && ctx.path === OIDC_ROUTES.revocation) {
+      const caller = ctx.oidc?.client as unknown as TesseraClient | undefined;
+      if (caller) recordRevocation(deps.audit, ctx as KoaContextWithOIDC, (tokenClientId) => mayRevoke(caller, tokenClientId));
       return;
     }
     if (ctx.status !== 200 || !ctx.body || typeof ctx.body !== 'object') return;
@@ -387,6 +400,9 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       body.tessera_api_user_header = config.tokens.apiUserHeader;
     }
   });
+
+  // A spent refresh token (or code) presented again: oidc-provider ends its login and says so.
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => recordReuseDetected(deps.audit, ctx, grantId));
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
     deps.logger.error({ err: error, path: ctx.path }, 'oidc-provider server error');

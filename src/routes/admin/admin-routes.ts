@@ -1,10 +1,12 @@
 import { Router } from 'express';
 import { ADMIN_SCOPE } from '../../config/admin-scope.ts';
 import type { AccountService } from '../../accounts/account-service.ts';
+import type { AuditQuery } from '../../audit/audit-query.ts';
 import type { ClientService } from '../../clients/client-service.ts';
 import type { SigningKeyService } from '../../oauth/signing-key-service.ts';
 import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
 import type { CallerAuthenticator } from '../settings/caller.ts';
+import { createAdminAuditRoutes } from './admin-audit-routes.ts';
 import { createAdminClientRoutes } from './admin-client-routes.ts';
 import { createAdminKeyRoutes } from './admin-key-routes.ts';
 import { createAdminUserRoutes } from './admin-user-routes.ts';
@@ -15,6 +17,7 @@ export interface AdminRouteDependencies {
   signIn: Pick<PasswordSignIn, 'unlock'>;
   clients: ClientService;
   signingKeys: SigningKeyService;
+  auditQuery: AuditQuery;
 }
 
 /**
@@ -27,5 +30,6 @@ export function createAdminRoutes(deps: AdminRouteDependencies): Router {
   router.use(createAdminUserRoutes(deps));
   router.use(createAdminClientRoutes(deps));
   router.use(createAdminKeyRoutes(deps));
+  router.use(createAdminAuditRoutes(deps));
   return router;
 }

@@ -1,6 +1,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { errors, type default as Provider } from 'oidc-provider';
 import type { AccountService } from '../../accounts/account-service.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
 import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
@@ -22,6 +23,7 @@ interface Dependencies {
   config: Config;
   signIn: PasswordSignIn;
   csrfKey: string;
+  audit: Pick<AuditLog, 'recordInBackground'>;
 }
 
 interface InteractionView {
@@ -38,10 +40,32 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
 };
 
-export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey }: Dependencies): Router {
+export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit }: Dependencies): Router {
   const router = Router();
   const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
+
+  /**
+   * The decision on a device login (device.approved, device.denied) or a web app's authorization
+   * request (authorization.approved, .denied). A denial needs no sign-in: without a user it is
+   * anyone's to cause, and written within the untrusted budget.
+   */
+  function recordDecision(req: Request, details: Awaited<ReturnType<typeof provider.interactionDetails>>, user: User | null, outcome: 'approved' | 'denied', facts: Record<string, unknown>) {
+    const clientId = String(details.params.client_id);
+    // A device login's interaction carries its device code (a secret: only its presence is used).
+    const flow = (details as { deviceCode?: unknown }).deviceCode ? 'device' : 'authorization';
+    audit.recordInBackground(
+      {
+        actor: user ? `user:${user.id}` : `ip:${req.ip ?? 'unknown'}`,
+        action: `${flow}.${outcome}`,
+        subject: user ? `user:${user.id}` : `client:${clientId}`,
+        ip: req.ip ?? null,
+        userAgent: req.get('user-agent') ?? null,
+        details: { clientId, ...(user ? { userId: user.id } : {}), ...facts },
+      },
+      { untrusted: !user },
+    );
+  }
 
   function render(res: Response, view: InteractionView, status = 200) {
     const grantable = new Set(view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested);
@@ -124,6 +148,7 @@ ${login}
       }
       if (body.decision !== 'approve') {
         await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied the request.' }, { mergeWithLastSubmission: false });
+        recordDecision(req, details, sessionUser, 'denied', { requested, reason: 'user_denied' });
         return;
       }
 
@@ -162,6 +187,7 @@ ${login}
           { error: 'access_denied', error_description: 'None of the requested scopes may be granted to this account.' },
           { mergeWithLastSubmission: false },
         );
+        recordDecision(req, details, user, 'denied', { requested, reason: 'no_grantable_scope' });
         return;
       }
       const grant = details.grantId
@@ -180,6 +206,7 @@ ${login}
       }
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      recordDecision(req, details, user, 'approved', { grantId, scopes: [...protocolScopes, ...apiScopes], ...(withheld.length ? { withheld } : {}), resource });
     } catch (error) {
       failed(res, next, error);
     }

@@ -16,6 +16,7 @@ import { answersPreflight, providerMethodsAt } from '../../oauth/provider/intern
 import { oauthNotAllowedError } from '../../http/refusals.ts';
 import { readyForProvider } from '../../http/raw-http.ts';
 import { OAuthError } from '../../shared/errors.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
 
 export interface OAuthRouteDependencies {
   config: Config;
@@ -25,6 +26,8 @@ export interface OAuthRouteDependencies {
   ephemeral: EphemeralStore;
   csrfKey: string;
   signIn: PasswordSignIn;
+  /** Where device and authorization decisions are recorded. */
+  audit: Pick<AuditLog, 'recordInBackground'>;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
   trustsProxy: (address: string) => boolean;
   /** OpenID Connect's UserInfo endpoint, answered by Tessera (userinfo-endpoint.ts). */
@@ -81,7 +84,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   });
 
   router.use(createUserinfoRoutes(deps.userinfo));
-  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, signIn: deps.signIn, csrfKey: deps.csrfKey }));
+  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, signIn: deps.signIn, csrfKey: deps.csrfKey, audit: deps.audit }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const browserPage = req.path === OIDC_ROUTES.code_verification || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path === OIDC_ROUTES.authorization || req.path.startsWith(`${OIDC_ROUTES.authorization}/`);

@@ -2,6 +2,7 @@ import type { AuditEvent } from '../../audit/audit-log.ts';
 import type { PersonalToken } from '../../personal-tokens/personal-token-service.ts';
 import { html, type SafeHtml } from '../../views/html.ts';
 import type { Page } from '../../http/pages.ts';
+import { describeEvent } from './security-events.ts';
 
 const date = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">—</span>`);
 
@@ -122,21 +123,45 @@ export function revokePage(o: { username: string; csrf: string; token: PersonalT
   };
 }
 
-export function securityPage(o: { username: string; csrf: string; events: AuditEvent[] }): Page {
+/** A user agent cut to what tells browsers and tools apart. */
+const shortAgent = (agent: string) => (agent.length > 120 ? `${agent.slice(0, 119)}…` : agent);
+
+export interface SecurityPageOptions {
+  username: string;
+  userId: string;
+  csrf: string;
+  events: AuditEvent[];
+  /** The link to older events (null: none). */
+  olderCursor: string | null;
+  /** Whether this page is not the newest (it then links back to it). */
+  paged: boolean;
+}
+
+export function securityPage(o: SecurityPageOptions): Page {
+  const rows = o.events.map((event) => {
+    const { what, details } = describeEvent(event, o.userId);
+    return html`<tr>
+  <td>${date(event.occurredAt)}</td>
+  <td data-label="What"><strong>${what}</strong><br><code class="muted">${event.action}</code></td>
+  <td data-label="From" class="wraps">${event.ip ?? '—'}${event.userAgent ? html`<br><span class="muted">${shortAgent(event.userAgent)}</span>` : ''}</td>
+  <td data-label="Details" class="wraps">${details.length ? html`<ul class="facts">${details.map((line) => html`<li>${line}</li>`)}</ul>` : html`<span class="muted">—</span>`}</td>
+</tr>`;
+  });
+  const paging = [
+    o.paged ? html`<a href="/settings/security">Newest events</a>` : '',
+    o.olderCursor ? html`<a href="/settings/security?before=${o.olderCursor}">Older events</a>` : '',
+  ].filter(Boolean);
   return {
     title: 'Security log',
     body: html`${nav(o.username, o.csrf, 'security')}
 <h1>Security log</h1>
-<p class="muted">Sign-ins, sessions and token changes on your account, newest first.</p>
+<p class="muted">Sign-ins on every channel, sessions, devices and apps you connected, and token changes on your account, newest first. Something you do not recognise? Change your password and revoke what you do not use.</p>
 ${o.events.length
-  ? html`<div class="table-wrap"><table class="stack">
-<thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">From</th><th scope="col">Details</th></tr></thead>
-<tbody>${o.events.map(
-      (e) => html`<tr><td>${date(e.occurredAt)}</td><td data-label="What"><code>${e.action}</code></td><td data-label="From">${e.ip ?? '—'}<br><span class="muted">${(e.userAgent ?? '').slice(0, 60)}</span></td><td class="muted">${Object.entries(e.details)
-        .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`)
-        .join('; ')}</td></tr>`,
-    )}</tbody></table></div>`
-  : html`<p class="muted">Nothing yet.</p>`}`,
+  ? html`<div class="table-wrap"><table class="stack events">
+<thead><tr><th scope="col" class="when">When</th><th scope="col" class="what">What</th><th scope="col" class="from">From</th><th scope="col">Details</th></tr></thead>
+<tbody>${rows}</tbody></table></div>`
+  : html`<p class="muted">Nothing yet.</p>`}
+${paging.length ? html`<nav class="paging" aria-label="Pages">${paging}</nav>` : ''}`,
     wide: true,
   };
 }

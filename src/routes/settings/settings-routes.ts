@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
+import type { AuditQuery } from '../../audit/audit-query.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
@@ -21,11 +22,16 @@ export interface SettingsRouteDependencies {
   sessions: ApiSessionStore;
   personalTokens: PersonalTokenService;
   audit: AuditLog;
+  /** The security log's pages. */
+  auditQuery: AuditQuery;
   signIn: PasswordSignIn;
   callers: CallerAuthenticator;
 }
 
 const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
+
+/** Events per page of the security log. */
+const SECURITY_PAGE_SIZE = 50;
 
 /** Only a path on this site: never an open redirect. */
 function localPath(value: unknown): string {
@@ -39,7 +45,7 @@ function formList(value: unknown): string[] {
 
 /** /login, /logout and the settings pages: personal access tokens and the security log. */
 export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
-  const { config, sessions, personalTokens, audit, signIn, callers } = deps;
+  const { config, sessions, personalTokens, audit, auditQuery, signIn, callers } = deps;
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
@@ -199,8 +205,9 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   router.get('/settings/security', page, async (req, res, next) => {
     try {
       const { user, sessionId } = req.caller!;
-      const events = await audit.listForUser(user.id, { limit: 100 });
-      sendPage(res, 200, securityPage({ username: user.username, csrf: callers.csrfFor(sessionId!), events }));
+      const before = typeof req.query.before === 'string' ? req.query.before : undefined;
+      const page = await auditQuery.page({ userId: user.id }, { limit: SECURITY_PAGE_SIZE, ...(before ? { cursor: before } : {}) });
+      sendPage(res, 200, securityPage({ username: user.username, userId: user.id, csrf: callers.csrfFor(sessionId!), events: page.events, olderCursor: page.nextCursor, paged: before !== undefined }));
     } catch (error) {
       next(error);
     }

@@ -1,0 +1,37 @@
+import { describe, expect, it } from '@jest/globals';
+import type { AuditEvent } from '../../../../src/audit/audit-log.ts';
+import { describeEvent } from '../../../../src/routes/settings/security-events.ts';
+
+const USER = '5f0e8d52-0000-4000-8000-000000000001';
+const event = (action: string, actor: string, details: Record<string, unknown> = {}): AuditEvent => ({ id: 1, occurredAt: new Date(0), actor, action, subject: `user:${USER}`, ip: null, userAgent: null, details });
+
+describe('the security page in words', () => {
+  it('says what happened and who did it when it was not the owner', () => {
+    expect(describeEvent(event('sign_in.failed', 'ip:192.0.2.7', { via: 'oauth', reason: 'wrong_password', lockoutSeconds: 900 }), USER)).toEqual({
+      what: 'Failed sign-in',
+      details: ['wrong password', 'through the sign-in page of an app or device', 'this address is locked out for 15 min'],
+    });
+    expect(describeEvent(event('user.disabled', 'cli:root'), USER).details).toEqual(['by an administrator (root, command line)']);
+    expect(describeEvent(event('oauth.token_revoked', 'client:records-api', { kind: 'access_token', clientId: 'cli', grantRevoked: false }), USER).details).toEqual([
+      'app: cli',
+      'an access token',
+      'by the client records-api',
+    ]);
+    // The owner's own actions name nobody.
+    expect(describeEvent(event('token.revoked', `user:${USER}`, { name: 'nightly', hint: 'tsr_pat_Ab3x' }), USER).details).toEqual(['token “nightly” (tsr_pat_Ab3x…)']);
+  });
+
+  it("says which account or client an administrator's own action was about", () => {
+    const created = { ...event('user.created', `user:${USER}`, { username: 'carol', scopes: ['read'] }), subject: 'user:0000-carol' };
+    expect(describeEvent(created, USER).details).toEqual(['scopes: read', 'on the account carol']);
+    const client = { ...event('client.deleted', `user:${USER}`, { name: 'Portal', kind: 'web' }), subject: 'client:portal' };
+    expect(describeEvent(client, USER)).toEqual({ what: 'client.deleted', details: ['name: Portal', 'kind: web', 'on the client portal'] });
+  });
+
+  it('shows an action it has no words for by its name and its details as they are', () => {
+    expect(describeEvent(event('sign_in.second_factor.failed', `user:${USER}`, { method: 'totp', codes: ['a', 'b'], extra: { n: 1 } }), USER)).toEqual({
+      what: 'sign_in.second_factor.failed',
+      details: ['method: totp', 'codes: a, b', 'extra: {"n":1}'],
+    });
+  });
+});
