@@ -360,7 +360,12 @@ describe('the admin API', () => {
       const bad = await admin('/audit?action=sign_in%25&client_id=');
       expect(bad.status).toBe(400);
       expect((bad.body.errors as { field: string }[]).map((e) => e.field).sort()).toEqual(['action', 'client_id']);
-      expect((await admin('/audit?user=amy')).status).toBe(400);
+      // By username (or e-mail) as well as by id; a name no account has is 404.
+      const byName = await admin(`/audit?user=AUDITED-AMY&action=sign_in.&since=${encodeURIComponent(since)}`);
+      expect((byName.body.events as Json[]).map((e) => e.action)).toEqual(['sign_in.succeeded', 'sign_in.failed']);
+      expect((await admin('/audit?user=amy')).status).toBe(404);
+      expect((await admin(`/audit?user=audited-amy&user_id=${amy.id}`)).status).toBe(400);
+      expect((await admin('/audit?nickname=amy')).status).toBe(400);
       expect((await admin('/audit?cursor=bm9wZQ')).status).toBe(400);
       expect((await fetch(`${node.url}/api/v1/admin/audit/export?since=yesterday`, { headers: { 'x-session': adminSession } })).status).toBe(400);
       // Only administrators: amy's own session is refused.

@@ -4,8 +4,10 @@ import { z } from 'zod';
 import { auditEventJson, type AuditFilterInput, type AuditQuery } from '../../audit/audit-query.ts';
 import { inApiFieldNames } from '../../http/api-field-names.ts';
 import { defineOperation, route } from '../../http/api-operation.ts';
-import { VALIDATION_FAILED } from '../../http/common-responses.ts';
+import { errorResponse, VALIDATION_FAILED } from '../../http/common-responses.ts';
 import { methodNotAllowed } from '../../http/refusals.ts';
+import type { AccountService } from '../../accounts/account-service.ts';
+import { AppError } from '../../shared/errors.ts';
 import { ADMIN_CREDENTIALS, ADMIN_DESCRIPTION, ADMIN_FAILURES } from './admin-operations.ts';
 
 const AUDIT = '/api/v1/admin/audit';
@@ -16,6 +18,7 @@ const API_FIELD_NAMES: Readonly<Record<string, string>> = { userId: 'user_id', c
 
 // The shapes only: the query service checks every value and names what is wrong (docs/audit.md).
 const filterQuery = {
+  user: z.string().optional().meta({ description: "A user's username or e-mail: as `user_id`, for an account that exists (a deleted one's events: `user_id`)." }),
   user_id: z.string().optional().meta({ description: "A user's id: what they did, what was done to their account, events on their credentials." }),
   action: z.string().optional().meta({ description: 'An action (`sign_in.failed`), or a prefix ending in a dot (`sign_in.`).' }),
   client_id: z.string().optional().meta({ description: "A client's id: what it did, what was done to it, events on its tokens." }),
@@ -46,6 +49,7 @@ export const listAuditOperation = defineOperation({
   responses: {
     200: { description: 'A page of events.', body: z.object({ events: z.array(eventSchema), next_cursor: z.string().nullable().meta({ description: 'Where the next, older page starts; null on the last.' }) }) },
     400: VALIDATION_FAILED,
+    404: errorResponse('No account has the username or e-mail given as `user`.'),
     ...ADMIN_FAILURES,
   },
 });
@@ -56,13 +60,22 @@ export const exportAuditOperation = defineOperation({
   responses: {
     200: { description: 'One event a line, each as in the list (JSON Lines).', body: z.string(), contentType: 'application/x-ndjson' },
     400: VALIDATION_FAILED,
+    404: errorResponse('No account has the username or e-mail given as `user`.'),
     ...ADMIN_FAILURES,
   },
 });
 
-function filterOf(query: z.output<typeof exportQuery>): AuditFilterInput {
+/** The filter of a query; `user` names an account, found here (404 when none is). */
+async function filterOf(query: z.output<typeof exportQuery>, accounts: Pick<AccountService, 'findUserByLogin'>): Promise<AuditFilterInput> {
+  if (query.user !== undefined && query.user_id !== undefined) throw AppError.validation([{ field: 'user', code: 'conflict', message: 'give user or user_id, not both' }]);
+  let userId = query.user_id;
+  if (query.user !== undefined) {
+    const user = await accounts.findUserByLogin(query.user);
+    if (!user) throw AppError.notFound(`No user named "${query.user}" (a deleted account's events: filter by user_id).`);
+    userId = user.id;
+  }
   return {
-    ...(query.user_id !== undefined ? { userId: query.user_id } : {}),
+    ...(userId !== undefined ? { userId } : {}),
     ...(query.action !== undefined ? { action: query.action } : {}),
     ...(query.client_id !== undefined ? { clientId: query.client_id } : {}),
     ...(query.since !== undefined ? { since: query.since } : {}),
@@ -76,12 +89,12 @@ async function writeLine(res: Response, line: string): Promise<void> {
 }
 
 /** The audit log for administrators: a page at a time, or every match as JSON lines. */
-export function createAdminAuditRoutes({ auditQuery }: { auditQuery: AuditQuery }): Router {
+export function createAdminAuditRoutes({ auditQuery, accounts }: { auditQuery: AuditQuery; accounts: Pick<AccountService, 'findUserByLogin'> }): Router {
   const router = Router();
 
   route(router, listAuditOperation, [], async (_req, res, { query }) => {
     try {
-      const page = await auditQuery.page(filterOf(query), { ...(query.limit !== undefined ? { limit: query.limit } : {}), ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) });
+      const page = await auditQuery.page(await filterOf(query, accounts), { ...(query.limit !== undefined ? { limit: query.limit } : {}), ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) });
       res.set('Cache-Control', 'no-store').json({ events: page.events.map(auditEventJson), next_cursor: page.nextCursor });
     } catch (error) {
       throw inApiFieldNames(error, API_FIELD_NAMES);
@@ -90,9 +103,10 @@ export function createAdminAuditRoutes({ auditQuery }: { auditQuery: AuditQuery 
   router.all(AUDIT, methodNotAllowed(['GET']));
 
   route(router, exportAuditOperation, [], async (req, res, { query }) => {
-    const events = auditQuery.export(filterOf(query));
+    let events;
     let first;
     try {
+      events = auditQuery.export(await filterOf(query, accounts));
       // The filter is checked (and the first batch read) before the answer starts: a bad filter is still a 400.
       first = await events.next();
     } catch (error) {
