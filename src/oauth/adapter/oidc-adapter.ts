@@ -126,22 +126,27 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       return storedPayload(raw, id, consumed);
     }
 
-    /** Deletes a payload, its marker and the lookups that point to it; returns the payload. */
-    async function removeRecord(recordModel: string, digest: string): Promise<AdapterPayload | undefined> {
+    /**
+     * Deletes a payload, its marker and the lookups that point to it; returns the payload, and
+     * whether this call deleted it (of concurrent removals, one does: oidc-provider revokes a
+     * grant through every model's adapter at once).
+     */
+    async function removeRecord(recordModel: string, digest: string): Promise<{ payload: AdapterPayload | undefined; deleted: boolean }> {
       const payloadKey = keys.payload(recordModel, digest);
       const raw = await store.get(payloadKey);
+      let deleted = false;
       // The consumed marker stays until its own TTL ends, or a redemption that read the payload
       // before this removal could still win afterwards. Durably: a failover must not bring it back.
       try {
-        await store.delDurably(payloadKey);
+        deleted = (await store.delDurably(payloadKey)) > 0;
       } finally {
         // Also when no replica confirmed the deletion: the master ran it, so caches must drop it.
         if (INTROSPECTED_MODELS.has(recordModel)) await invalidate(invalidationTarget.oauthToken(digest));
         else if (recordModel === 'Grant') await invalidate(invalidationTarget.grantDigest(digest));
       }
-      if (raw === null) return undefined;
       const revokedKind = REVOKED_KINDS[recordModel];
-      if (revokedKind) options.onRevoked?.(revokedKind);
+      if (deleted && revokedKind) options.onRevoked?.(revokedKind);
+      if (raw === null) return { payload: undefined, deleted };
       const payload = parsePayload(raw);
       const lookups: string[] = [];
       if (typeof payload.userCode === 'string') lookups.push(keys.userCode(recordModel, payload.userCode));
@@ -152,7 +157,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
           if ((await store.get(lookup)) === digest) await store.del(lookup);
         }),
       );
-      return payload;
+      return { payload, deleted };
     }
 
     /**
@@ -281,7 +286,7 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
       async destroy(id) {
         prefetched.delete(id);
         const digest = oidcDigest(id);
-        const payload = await removeRecord(model, digest);
+        const { payload } = await removeRecord(model, digest);
         if (payload && GRANT_BOUND_MODELS.has(model) && typeof payload.grantId === 'string') {
           await store.removeFromSet(keys.grant(payload.grantId), keys.payload(model, digest));
         }
@@ -312,9 +317,9 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
             const match = PAYLOAD_KEY.exec(member);
             if (match?.[2] === 'Grant') {
               await sweepIndex(keys.grantByDigest(match[1]!));
-              if (await removeRecord('Grant', match[1]!)) ended.grants += 1;
+              if ((await removeRecord('Grant', match[1]!)).deleted) ended.grants += 1;
             } else if (match?.[2] === 'Session') {
-              if (await removeRecord('Session', match[1]!)) ended.sessions += 1;
+              if ((await removeRecord('Session', match[1]!)).deleted) ended.sessions += 1;
             }
             await store.removeFromSet(indexKey, member);
           }),
