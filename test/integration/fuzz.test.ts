@@ -73,6 +73,8 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/admin/clients/:id/jwks', family: 'api' },
   { path: '/api/v1/admin/keys', family: 'api' },
   { path: '/api/v1/admin/keys/rotate', family: 'api' },
+  { path: '/api/v1/admin/audit', family: 'api' },
+  { path: '/api/v1/admin/audit/export', family: 'api' },
   { path: '/openapi.json', family: 'api' },
   { path: '/docs/api', family: 'page' },
 ];
@@ -90,7 +92,7 @@ const PARAMETER_NAMES = [
   'grant_type', 'client_id', 'client_secret', 'scope', 'resource', 'code', 'code_verifier', 'redirect_uri', 'response_type', 'state', 'nonce',
   'refresh_token', 'device_code', 'user_code', 'token', 'token_type_hint', 'client_assertion', 'client_assertion_type', 'access_token',
   'password', 'username', 'csrf', 'next', 'name', 'scopes', 'expires_in_days', 'confirm', 'abort', 'xsrf', 'prompt', 'login', 'consent',
-  'email', 'disabled', 'kind', 'redirect_uris', 'may_introspect', 'jwks', 'q', 'cursor', 'limit',
+  'email', 'disabled', 'kind', 'redirect_uris', 'may_introspect', 'jwks', 'q', 'cursor', 'limit', 'user', 'user_id', 'action', 'since', 'until',
 ];
 /** Routes that end the session that calls them. */
 const ENDS_ITS_SESSION = new Set(['/logout', '/api/v1/sessions/:id']);

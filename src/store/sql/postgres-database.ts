@@ -96,7 +96,13 @@ export async function createPostgresDatabase(options: PostgresOptions): Promise<
     async withAdvisoryLock(key, fn) {
       const client = await connect();
       try {
-        await client.query('SELECT pg_advisory_lock($1)', [key]);
+        // Tried again and again rather than waited for in one statement: a waiting statement holds
+        // a snapshot, and a migration's CREATE INDEX CONCURRENTLY (which waits for every older
+        // snapshot to end) in the holder's session would wait for it while it waits: a deadlock,
+        // as when several workers start on a new database at once.
+        for (let delayMs = 20; !(await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [key])).rows[0]!.locked; delayMs = Math.min(delayMs * 2, 500)) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
         try {
           return await fn(wrap(client, server));
         } finally {
