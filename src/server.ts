@@ -37,6 +37,8 @@ import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.t
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { createAdminRoutes } from './routes/admin/admin-routes.ts';
+import { createAdminConsoleRoutes } from './routes/console/console-routes.ts';
+import { createShownOnce } from './http/shown-once.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
@@ -197,6 +199,9 @@ async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<str
   return grant ? String(grant.openid?.scope ?? '').split(' ').filter(Boolean) : undefined;
 }
 
+/** How long a secret made in the admin console waits for the page that shows it once. */
+const SHOWN_ONCE_TTL_MS = 5 * 60_000;
+
 /** The HTTP server: the two hottest endpoints on node:http (raw-http.ts), everything else on express. */
 function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSelfCheck, metrics: Metrics | undefined, options: StartOptions): { server: Server; connections: ConnectionDrain; routes: () => RouteEntry[] } {
   const { config, logger, ephemeral, sessions } = core;
@@ -219,6 +224,18 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
+      {
+        router: createAdminConsoleRoutes({
+          config,
+          callers,
+          accounts: core.accounts,
+          signIn: core.signIn,
+          auditQuery: core.auditQuery,
+          clients: core.clients,
+          signingKeys: core.signingKeys,
+          shownOnce: createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS }),
+        }),
+      },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },

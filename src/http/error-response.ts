@@ -117,6 +117,27 @@ export function answerOutagesWithPages(res: Response): void {
   res.locals.outagesAsPages = true;
 }
 
+/**
+ * Marks the request as one of the admin console's pages: every refusal (403, 404, 409, a store
+ * outage, a failure) is answered as a page with the error's status and message, never as JSON.
+ */
+export function answerErrorsWithPages(res: Response): void {
+  res.locals.outagesAsPages = true;
+  res.locals.errorsAsPages = true;
+}
+
+/** A refusal as a page: its message, its field errors, and a way on. */
+function errorPage(error: AppError) {
+  const title = error.status === 403 ? 'Not allowed' : error.status === 404 ? 'Not found' : error.status >= 500 ? 'Something went wrong' : 'Not done';
+  return {
+    title,
+    body: html`<h1>${title}</h1>
+<p class="error" role="alert">${error.message}</p>
+${error.errors?.length ? html`<ul>${error.errors.map((e) => html`<li><code>${e.field}</code> ${e.message}</li>`)}</ul>` : ''}
+<p><a href="/admin">Administration</a> · <a href="/settings/tokens">Your settings</a></p>`,
+  };
+}
+
 const OUTAGE_PAGE = {
   title: 'Temporarily unavailable',
   body: html`<h1>Temporarily unavailable</h1><p class="error" role="alert">${STORE_UNAVAILABLE.message}</p><p class="muted">Go back and try again in a moment.</p>`,
@@ -134,6 +155,10 @@ export function errorHandler(): ErrorRequestHandler {
     for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
     if (res.locals.outagesAsPages && known === STORE_UNAVAILABLE) {
       sendPage(res, answer.status, OUTAGE_PAGE);
+      return;
+    }
+    if (res.locals.errorsAsPages && known instanceof AppError) {
+      sendPage(res, answer.status, errorPage(known));
       return;
     }
     res.status(answer.status).json(answer.body);

@@ -40,6 +40,28 @@ a.button.secondary { background: #fff; color: var(--fg); border-color: #aab3c2; 
 a.button.danger { background: var(--danger); border-color: var(--danger); padding: .3rem .7rem; font-size: .9rem; }
 .table-wrap { overflow-x: auto; position: relative; }
 a { color: var(--accent); }
+/* The admin console: refused fields, facts as a two-column list, forms side by side in a row of actions. */
+textarea, input[type=number], input[type=datetime-local] { width: 100%; font: inherit; padding: .6rem .7rem; border: 1px solid #aab3c2; border-radius: .35rem; background: #fff; }
+textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
+textarea:focus { outline: 3px solid #9cc0f5; outline-offset: 1px; }
+[aria-invalid=true] { border-color: var(--danger); border-width: 2px; }
+.field-error { color: var(--danger); font-weight: 600; margin: .25rem 0 0; }
+.hint { margin: 0 0 .25rem; }
+.actions form { margin: 0; }
+.badge.danger { background: #fdecea; color: var(--danger); }
+dl.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .3rem 1rem; margin: 1rem 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+code.wrap { overflow-wrap: anywhere; }
+table.data td:last-child { white-space: normal; }
+table.data td { overflow-wrap: break-word; }
+form.search .row { display: flex; gap: .5rem; }
+nav.pager { display: flex; gap: 1.5rem; margin-top: 1rem; }
+ul.sections { list-style: none; padding: 0; }
+ul.sections li { padding: .5rem 0; border-top: 1px solid var(--line); }
+ul.sections a { font-weight: 600; }
+p.crumbs { margin: 0 0 .25rem; }
+.filters { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: 0 1rem; }
 td:last-child { white-space: nowrap; padding-left: .75rem; }
 table { width: 100%; border-collapse: collapse; font-size: .95rem; }
 th, td { text-align: left; padding: .5rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -83,5 +105,5 @@ nav.paging { display: flex; gap: 1.5rem; margin-top: 1rem; }
   table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: .5rem 0; }
   table.stack td { display: block; border: 0; padding: .15rem 0; }
   table.stack td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-size: .85rem; }
-  td:last-child { padding-left: 0; } .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
+  td:last-child { padding-left: 0; } dl.facts { grid-template-columns: minmax(0, 1fr); gap: 0; } dl.facts dd { margin-bottom: .4rem; } .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
 `;

@@ -6,10 +6,18 @@ import { describeEvent } from './security-events.ts';
 
 const date = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">—</span>`);
 
-function nav(username: string, csrf: string, current: 'tokens' | 'security'): SafeHtml {
+/** Who the settings pages are for: an administrator's navigation also leads to the console. */
+export interface SettingsViewer {
+  username: string;
+  csrf: string;
+  admin?: boolean;
+}
+
+function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
+  ${admin ? html`<a href="/admin">Administration</a>` : ''}
   <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
 </nav>`;
 }
@@ -31,9 +39,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   };
 }
 
-export interface TokensPageOptions {
-  username: string;
-  csrf: string;
+export interface TokensPageOptions extends SettingsViewer {
   tokens: PersonalToken[];
   /** Scopes the user may give a token, with their descriptions. */
   grantable: { name: string; description: string }[];
@@ -57,7 +63,7 @@ export function tokensPage(o: TokensPageOptions): Page {
   );
   return {
     title: 'Access tokens',
-    body: html`${nav(o.username, o.csrf, 'tokens')}
+    body: html`${nav(o, 'tokens')}
 <h1>Personal access tokens</h1>
 <p class="muted">Tokens let scripts use the API as you, with the scopes you choose. Send one as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
 ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
@@ -95,10 +101,10 @@ ${live.length
   };
 }
 
-export function tokenCreatedPage(o: { username: string; csrf: string; token: string; record: PersonalToken }): Page {
+export function tokenCreatedPage(o: SettingsViewer & { token: string; record: PersonalToken }): Page {
   return {
     title: 'Token created',
-    body: html`${nav(o.username, o.csrf, 'tokens')}
+    body: html`${nav(o, 'tokens')}
 <h1>Token created</h1>
 <p class="notice" role="status">Copy your new token <strong>${o.record.name}</strong> now. <strong>It cannot be shown again.</strong></p>
 <label for="new-token">Your token (scopes: ${o.record.scopes.join(', ')})</label>
@@ -110,10 +116,10 @@ export function tokenCreatedPage(o: { username: string; csrf: string; token: str
   };
 }
 
-export function revokePage(o: { username: string; csrf: string; token: PersonalToken }): Page {
+export function revokePage(o: SettingsViewer & { token: PersonalToken }): Page {
   return {
     title: 'Revoke token',
-    body: html`${nav(o.username, o.csrf, 'tokens')}
+    body: html`${nav(o, 'tokens')}
 <h1>Revoke “${o.token.name}”?</h1>
 <p>Scripts using <code>${o.token.hint}…</code> will stop working at once. This cannot be undone.</p>
 <form method="post" action="/settings/tokens/${o.token.id}/revoke">
@@ -126,10 +132,8 @@ export function revokePage(o: { username: string; csrf: string; token: PersonalT
 /** A user agent cut to what tells browsers and tools apart. */
 const shortAgent = (agent: string) => (agent.length > 120 ? `${agent.slice(0, 119)}…` : agent);
 
-export interface SecurityPageOptions {
-  username: string;
+export interface SecurityPageOptions extends SettingsViewer {
   userId: string;
-  csrf: string;
   events: AuditEvent[];
   /** The link to older events (null: none). */
   olderCursor: string | null;
@@ -153,7 +157,7 @@ export function securityPage(o: SecurityPageOptions): Page {
   ].filter(Boolean);
   return {
     title: 'Security log',
-    body: html`${nav(o.username, o.csrf, 'security')}
+    body: html`${nav(o, 'security')}
 <h1>Security log</h1>
 <p class="muted">Sign-ins on every channel, sessions, devices and apps you connected, and token changes on your account, newest first. Something you do not recognise? Change your password and revoke what you do not use.</p>
 ${o.events.length

@@ -3,6 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import type { AuditQuery } from '../../audit/audit-query.ts';
+import { ADMIN_SCOPE } from '../../config/admin-scope.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
@@ -49,6 +50,8 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
+  /** Whose pages these are, and whether their navigation leads to the admin console. */
+  const viewer = (req: Request) => ({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), admin: req.caller!.scopes.includes(ADMIN_SCOPE) });
   const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
   // The browser's pages answer a store outage as a page (503 with Retry-After).
@@ -144,13 +147,12 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   router.get('/settings', (_req, res) => res.redirect(302, '/settings/tokens'));
 
   const renderTokens = async (req: Request, res: Response, status = 200, extra: { error?: string; notice?: string } = {}) => {
-    const { user, sessionId } = req.caller!;
+    const { user } = req.caller!;
     sendPage(
       res,
       status,
       tokensPage({
-        username: user.username,
-        csrf: callers.csrfFor(sessionId!),
+        ...viewer(req),
         tokens: await personalTokens.list(user.id),
         grantable: user.allowedScopes.filter((s) => s in config.scopes).map((name) => ({ name, description: config.scopes[name]! })),
         expiry: personalTokens.expiry,
@@ -173,7 +175,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       const expires = body.expires_in_days === 'never' ? null : Number(body.expires_in_days);
       try {
         const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: formList(body.scopes), expiresInDays: expires }, actor(req));
-        sendPage(res, 201, tokenCreatedPage({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), token, record }));
+        sendPage(res, 201, tokenCreatedPage({ ...viewer(req), token, record }));
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
         await renderTokens(req, res, 400, { error: [error.message, ...(error.errors ?? []).map((e) => `${e.field}: ${e.message}`)].join(' ') });
@@ -187,7 +189,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
     try {
       const token = (await personalTokens.list(req.caller!.user.id)).find((t) => t.id === req.params.id && !t.revoked);
       if (!token) throw AppError.notFound('No such token of yours.');
-      sendPage(res, 200, revokePage({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), token }));
+      sendPage(res, 200, revokePage({ ...viewer(req), token }));
     } catch (error) {
       next(error);
     }
@@ -204,10 +206,10 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
 
   router.get('/settings/security', page, async (req, res, next) => {
     try {
-      const { user, sessionId } = req.caller!;
+      const { user } = req.caller!;
       const before = typeof req.query.before === 'string' ? req.query.before : undefined;
       const page = await auditQuery.page({ userId: user.id }, { limit: SECURITY_PAGE_SIZE, ...(before ? { cursor: before } : {}) });
-      sendPage(res, 200, securityPage({ username: user.username, userId: user.id, csrf: callers.csrfFor(sessionId!), events: page.events, olderCursor: page.nextCursor, paged: before !== undefined }));
+      sendPage(res, 200, securityPage({ ...viewer(req), userId: user.id, events: page.events, olderCursor: page.nextCursor, paged: before !== undefined }));
     } catch (error) {
       next(error);
     }

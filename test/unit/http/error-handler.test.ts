@@ -3,7 +3,7 @@ import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../../../src/shared/errors.ts';
-import { errorHandler } from '../../../src/http/error-response.ts';
+import { answerErrorsWithPages, errorHandler } from '../../../src/http/error-response.ts';
 import { notFound, requireJsonBody } from '../../../src/http/refusals.ts';
 import { requestContext } from '../../../src/http/request-context.ts';
 import { parseInput } from '../../../src/shared/validation.ts';
@@ -31,6 +31,17 @@ describe('the JSON error shape', () => {
     });
     app.get('/limited', () => {
       throw AppError.tooManyRequests(2.2, 50);
+    });
+    // Pages that answer every refusal as a page (the admin console's).
+    app.use('/pages', (_req, res, next) => {
+      answerErrorsWithPages(res);
+      next();
+    });
+    app.get('/pages/taken', () => {
+      throw AppError.conflict('That <name> is taken.', [{ field: 'name', code: 'taken', message: 'already taken' }]);
+    });
+    app.get('/pages/crash', () => {
+      throw new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2');
     });
     app.use(notFound());
     app.use(errorHandler());
@@ -77,5 +88,25 @@ describe('the JSON error shape', () => {
     expect(sane.headers.get('x-request-id')).toBe('abc-123');
     const unsafe = await fetch(`${base}/nowhere`, { headers: { 'x-request-id': 'a b <script>' } });
     expect(unsafe.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers refusals, unknown paths and failures as pages where a route asked for pages', async () => {
+    const taken = await fetch(`${base}/pages/taken`);
+    expect(taken.status).toBe(409);
+    expect(taken.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(taken.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const page = await taken.text();
+    expect(page).toContain('That &lt;name&gt; is taken.');
+    expect(page).toContain('<code>name</code> already taken');
+
+    const missing = await fetch(`${base}/pages/nowhere`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('<h1>Not found</h1>');
+
+    const crash = await fetch(`${base}/pages/crash`);
+    expect(crash.status).toBe(500);
+    const text = await crash.text();
+    expect(text).toContain('<h1>Something went wrong</h1>');
+    expect(text).not.toMatch(/ECONNREFUSED|hunter2/);
   });
 });
