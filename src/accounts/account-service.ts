@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { ADMIN_SCOPE } from '../config/admin-scope.ts';
 import { AppError } from '../shared/errors.ts';
 import { parseInput } from '../shared/validation.ts';
 import type { PasswordHasher } from './hashing/password-hasher.ts';
@@ -67,6 +68,28 @@ export interface SignInCandidate {
 }
 
 const MAX_PASSWORD_LENGTH = 1024;
+
+/**
+ * Why `by` may not make this change to an account, or null: nobody disables, deletes or takes the
+ * admin scope from their own account (the admin API and console act as `user:<id>`), so that the
+ * last administrator is never locked out by mistake; another administrator can. The service
+ * refuses each such change; a caller applying several changes at once asks first.
+ */
+export function ownAccountRefusal(user: Pick<User, 'id' | 'allowedScopes'>, by: Actor, change: { disable?: boolean; delete?: boolean; scopes?: readonly string[] }): AppError | null {
+  if (by.actor !== `user:${user.id}`) return null;
+  const refuse = (what: string, field: string, message: string) =>
+    AppError.conflict(`You cannot ${what} your own account: another administrator can.`, [{ field, code: 'own_account', message }]);
+  if (change.delete) return refuse('delete', 'username', 'not your own account: another administrator can delete it');
+  if (change.disable) return refuse('disable', 'disabled', 'not your own account: another administrator can disable it');
+  if (change.scopes && user.allowedScopes.includes(ADMIN_SCOPE) && !change.scopes.includes(ADMIN_SCOPE)) {
+    return refuse(`take the "${ADMIN_SCOPE}" scope from`, 'scopes', `keep "${ADMIN_SCOPE}": another administrator can take it from you`);
+  }
+  return null;
+}
+
+function throwIf(error: AppError | null): void {
+  if (error) throw error;
+}
 
 const userSearchSchema = z.object({
   query: z.string().max(254, { message: 'must be at most 254 characters' }).optional(),
@@ -174,6 +197,7 @@ export function createAccountService(options: AccountServiceOptions) {
 
     async setDisabled(username: string, disabled: boolean, by: Actor): Promise<User> {
       const user = await requireUser(username);
+      if (disabled) throwIf(ownAccountRefusal(user, by, { disable: true }));
       await users.setDisabled(user.id, disabled);
       await audit.record({ ...by, action: disabled ? 'user.disabled' : 'user.enabled', subject: `user:${user.id}` });
       const updated = { ...withoutSecret(user), disabled };
@@ -185,6 +209,7 @@ export function createAccountService(options: AccountServiceOptions) {
     async setAllowedScopes(username: string, scopes: string[], by: Actor): Promise<User> {
       const valid = parseInput(z.object({ scopes: scopesSchema }), { scopes }).scopes;
       const user = await requireUser(username);
+      throwIf(ownAccountRefusal(user, by, { scopes: valid }));
       await users.setAllowedScopes(user.id, valid);
       await audit.record({ ...by, action: 'user.scopes_changed', subject: `user:${user.id}`, details: { scopes: valid } });
       const updated = { ...withoutSecret(user), allowedScopes: valid };
@@ -255,6 +280,7 @@ export function createAccountService(options: AccountServiceOptions) {
      */
     async deleteUser(username: string, by: Actor): Promise<User> {
       const user = withoutSecret(await requireUser(username));
+      throwIf(ownAccountRefusal(user, by, { delete: true }));
       const ended = options.endSignIns ? await options.endSignIns(user) : null;
       await users.delete(user.id);
       await audit.record({ ...by, action: 'user.deleted', subject: `user:${user.id}`, details: { username: user.username, ...(ended ?? {}) } });

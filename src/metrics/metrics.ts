@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { hotCounter, hotHistogram } from './hot-metrics.ts';
 
 // Prometheus metrics (prom-client), in a registry of Tessera's own: what the process serves and
 // how long it takes, sign-ins, tokens issued and revoked, introspection answers, its cache and
@@ -58,8 +59,8 @@ export function createMetrics(): Metrics {
   // Gauges named like counters, which Prometheus's linter (promtool check metrics) rejects; each
   // is the sum of the same figure by type, which stays (nodejs_active_handles{type}, …).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-  const requests = new Counter({ name: 'tessera_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status code.', labelNames: ['route', 'method', 'status'] as const, registers: [registry] });
-  const durations = new Histogram({ name: 'tessera_http_request_duration_seconds', help: 'Time from a request received to its answer sent, by route pattern and method.', labelNames: ['route', 'method'] as const, buckets: REQUEST_SECONDS_BUCKETS, registers: [registry] });
+  const requests = hotCounter(registry, { name: 'tessera_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status code.', labelNames: ['route', 'method', 'status'] });
+  const durations = hotHistogram(registry, { name: 'tessera_http_request_duration_seconds', help: 'Time from a request received to its answer sent, by route pattern and method.', labelNames: ['route', 'method'], buckets: REQUEST_SECONDS_BUCKETS });
 
   // Figures read at each scrape from where the composition root says (nothing on the hot path).
   let readCache: (() => IntrospectionCacheFigures) | undefined;
@@ -82,9 +83,9 @@ export function createMetrics(): Metrics {
   readAtScrape('gauge', 'tessera_password_hashing_running', 'Password hashes running now.', () => readHashing?.().running);
   readAtScrape('gauge', 'tessera_password_hashing_queued', 'Password hashes waiting for a slot.', () => readHashing?.().queued);
 
-  const signIns = new Counter({ name: 'tessera_sign_ins_total', help: 'Sign-ins with a password, by channel (api, browser, oauth) and outcome (signed_in, failed, limited: refused by a lockout, busy: hashing saturated).', labelNames: ['channel', 'outcome'] as const, registers: [registry] });
-  const tokensIssued = new Counter({ name: 'tessera_oauth_tokens_issued_total', help: 'OAuth tokens and codes issued, by kind.', labelNames: ['kind'] as const, registers: [registry] });
-  const introspections = new Counter({ name: 'tessera_introspection_answers_total', help: 'Introspection answers: active (by credential kind) or inactive.', labelNames: ['answer', 'kind'] as const, registers: [registry] });
+  const signIns = hotCounter(registry, { name: 'tessera_sign_ins_total', help: 'Sign-ins with a password, by channel (api, browser, oauth) and outcome (signed_in, failed, limited: refused by a lockout, busy: hashing saturated).', labelNames: ['channel', 'outcome'] });
+  const tokensIssued = hotCounter(registry, { name: 'tessera_oauth_tokens_issued_total', help: 'OAuth tokens and codes issued, by kind.', labelNames: ['kind'] });
+  const introspections = hotCounter(registry, { name: 'tessera_introspection_answers_total', help: 'Introspection answers: active (by credential kind) or inactive.', labelNames: ['answer', 'kind'] });
   const childOf = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
     let child = cache.get(key);
     if (child === undefined) cache.set(key, (child = make()));
@@ -94,11 +95,11 @@ export function createMetrics(): Metrics {
   const issuedChildren = new Map<string, { inc(): void }>();
   const answerChildren = new Map<string, { inc(): void }>();
   const inactive = introspections.labels('inactive', '');
-  const revoked = new Counter({ name: 'tessera_credentials_revoked_total', help: 'Credentials ended before their time, by kind (access_token, refresh_token, client_credentials, grant: a login, session, personal_access_token, jwt_access_token).', labelNames: ['kind'] as const, registers: [registry] });
+  const revoked = hotCounter(registry, { name: 'tessera_credentials_revoked_total', help: 'Credentials ended before their time, by kind (access_token, refresh_token, client_credentials, grant: a login, session, personal_access_token, jwt_access_token).', labelNames: ['kind'] });
   const revokedChildren = new Map<string, { inc(): void }>();
-  const lag = new Histogram({ name: 'tessera_invalidation_lag_seconds', help: 'Time from an invalidation published on a node to its arrival here (includes any clock difference between nodes).', buckets: LAG_SECONDS_BUCKETS, registers: [registry] });
-  const storeTimes = new Histogram({ name: 'tessera_store_command_duration_seconds', help: 'Commands to the stores, by store (redis, postgres, pglite) and operation, and their time.', labelNames: ['store', 'operation'] as const, buckets: STORE_SECONDS_BUCKETS, registers: [registry] });
-  const storeErrors = new Counter({ name: 'tessera_store_errors_total', help: 'Store commands that failed, by store, operation and kind (error: refused by the store; unavailable: not reached or no answer in time).', labelNames: ['store', 'operation', 'kind'] as const, registers: [registry] });
+  const lag = hotHistogram(registry, { name: 'tessera_invalidation_lag_seconds', help: 'Time from an invalidation published on a node to its arrival here (includes any clock difference between nodes).', labelNames: [], buckets: LAG_SECONDS_BUCKETS }).labels();
+  const storeTimes = hotHistogram(registry, { name: 'tessera_store_command_duration_seconds', help: 'Commands to the stores, by store (redis, postgres, pglite) and operation, and their time.', labelNames: ['store', 'operation'], buckets: STORE_SECONDS_BUCKETS });
+  const storeErrors = hotCounter(registry, { name: 'tessera_store_errors_total', help: 'Store commands that failed, by store, operation and kind (error: refused by the store; unavailable: not reached or no answer in time).', labelNames: ['store', 'operation', 'kind'] });
   const storeChildren = new Map<string, { observe(seconds: number): void }>();
   const storeErrorChildren = new Map<string, { inc(): void }>();
 

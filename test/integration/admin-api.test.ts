@@ -351,6 +351,7 @@ describe('the admin API', () => {
       const exported = await fetch(`${node.url}/api/v1/admin/audit/export?user_id=${amy.id}`, { headers: { 'x-session': adminSession } });
       expect(exported.status).toBe(200);
       expect(exported.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+      expect(exported.headers.get('content-disposition')).toBe('attachment; filename="tessera-audit.jsonl"');
       const lines = (await exported.text()).trimEnd().split('\n').map((line) => JSON.parse(line) as { id: number; action: string });
       expect(lines.map((l) => l.action).sort()).toEqual(['session.created', 'sign_in.failed', 'sign_in.succeeded', 'user.created']);
       // Newest first.

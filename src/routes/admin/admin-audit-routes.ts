@@ -112,7 +112,7 @@ export function createAdminAuditRoutes({ auditQuery, accounts }: { auditQuery: A
     } catch (error) {
       throw inApiFieldNames(error, API_FIELD_NAMES);
     }
-    res.status(200).set({ 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.status(200).set({ 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Content-Disposition': 'attachment; filename="tessera-audit.jsonl"', 'Cache-Control': 'no-store' });
     const closed = () => res.destroyed || req.socket.destroyed;
     // A failure from here on is too late for an error answer: the error handler logs it and cuts
     // the stream short, which a reader of JSON lines sees (no last newline, or no end).

@@ -1,8 +1,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { AccountService } from '../../accounts/account-service.ts';
+import { ownAccountRefusal, type AccountService } from '../../accounts/account-service.ts';
 import { emailSchema, type User } from '../../accounts/user.ts';
-import { ADMIN_SCOPE } from '../../config/admin-scope.ts';
 import { defineOperation, route } from '../../http/api-operation.ts';
 import { errorResponse, VALIDATION_FAILED } from '../../http/common-responses.ts';
 import { methodNotAllowed, requireJsonBody } from '../../http/refusals.ts';
@@ -131,10 +130,7 @@ export function createAdminUserRoutes({ accounts, signIn }: AdminUserRouteDepend
     return user;
   }
 
-  /** An administrator may not lock themselves out: another must do that. */
-  function refuseSelf(req: Request, user: User, what: string): void {
-    if (user.id === req.caller!.user.id) throw AppError.conflict(`You cannot ${what} your own account: another administrator can.`);
-  }
+
 
   route(router, listUsersOperation, [], async (_req, res, { query }) => {
     const { q, limit, cursor } = query;
@@ -154,9 +150,10 @@ export function createAdminUserRoutes({ accounts, signIn }: AdminUserRouteDepend
 
   route(router, changeUserOperation, [requireJsonBody()], async (req, res, { body: change }) => {
     let user = await target(req);
-    if (change.disabled === true) refuseSelf(req, user, 'disable');
-    if (change.scopes && !change.scopes.includes(ADMIN_SCOPE)) refuseSelf(req, user, `take the "${ADMIN_SCOPE}" scope from`);
     const by = adminActor(req);
+    // Refused before any change is made, rather than half-way by the service.
+    const own = ownAccountRefusal(user, by, { disable: change.disabled === true, ...(change.scopes ? { scopes: change.scopes } : {}) });
+    if (own) throw own;
     // E-mail first: the one change another account can refuse (409), before anything is done.
     if (change.email !== undefined && change.email?.toLowerCase() !== user.email?.toLowerCase()) user = await accounts.setEmail(user.username, change.email, by);
     if (change.scopes) user = await accounts.setAllowedScopes(user.username, change.scopes, by);
@@ -167,7 +164,6 @@ export function createAdminUserRoutes({ accounts, signIn }: AdminUserRouteDepend
 
   route(router, deleteUserOperation, [], async (req, res) => {
     const user = await target(req);
-    refuseSelf(req, user, 'delete');
     await accounts.deleteUser(user.username, adminActor(req));
     res.status(204).end();
   });

@@ -1,8 +1,7 @@
 import { Router, type Request, type Response } from 'express';
-import type { AccountService } from '../../accounts/account-service.ts';
+import { ownAccountRefusal, type AccountService } from '../../accounts/account-service.ts';
 import type { User } from '../../accounts/user.ts';
 import type { AuditQuery } from '../../audit/audit-query.ts';
-import { ADMIN_SCOPE } from '../../config/admin-scope.ts';
 import { sendPage } from '../../http/pages.ts';
 import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
 import { AppError } from '../../shared/errors.ts';
@@ -59,10 +58,7 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
     return user;
   }
 
-  /** An administrator may not lock themselves out: another must do that. */
-  function refuseSelf(req: Request, user: User, what: string): void {
-    if (user.id === req.caller!.user.id) throw AppError.conflict(`You cannot ${what} your own account: another administrator can.`);
-  }
+
 
   async function renderList(req: Request, res: Response, status: number, extra: { create?: FormState; notice?: string } = {}) {
     const query = typeof req.query.q === 'string' ? req.query.q.trim() : '';
@@ -108,7 +104,6 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
     });
 
   change('disable', async (req, user) => {
-    refuseSelf(req, user, 'disable');
     await accounts.setDisabled(user.username, true, adminActor(req));
     return 'done=disabled';
   });
@@ -141,13 +136,7 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
     if (email?.toLowerCase() !== user.email?.toLowerCase()) await accounts.setEmail(user.username, email, adminActor(req));
   });
   form('scopes', async (req, user, values) => {
-    const chosen = list(values, 'scopes');
-    if (user.id === req.caller!.user.id && !chosen.includes(ADMIN_SCOPE)) {
-      throw AppError.conflict(`You cannot take the "${ADMIN_SCOPE}" scope from your own account: another administrator can.`, [
-        { field: 'scopes', code: 'self', message: `keep "${ADMIN_SCOPE}": another administrator can take it from you` },
-      ]);
-    }
-    await accounts.setAllowedScopes(user.username, chosen, adminActor(req));
+    await accounts.setAllowedScopes(user.username, list(values, 'scopes'), adminActor(req));
   });
   form('password', async (req, user, values) => {
     await accounts.changePassword(user.username, text(values, 'password'), adminActor(req));
@@ -176,7 +165,9 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
 
   router.get('/admin/users/:id/delete', async (req, res) => {
     const user = await target(req);
-    refuseSelf(req, user, 'delete');
+    // The confirmation page is not offered for a change the service would refuse.
+    const own = ownAccountRefusal(user, adminActor(req), { delete: true });
+    if (own) throw own;
     sendPage(
       res,
       200,
@@ -193,7 +184,6 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
   });
   router.post('/admin/users/:id/delete', async (req, res) => {
     const user = await target(req);
-    refuseSelf(req, user, 'delete');
     await accounts.deleteUser(user.username, adminActor(req));
     res.redirect(303, '/admin/users?done=deleted');
   });
