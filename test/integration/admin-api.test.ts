@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { runTessera } from '../support/cli-process.ts';
 import { approveDevice } from '../support/device-approval.ts';
@@ -287,6 +287,46 @@ describe('the admin API', () => {
       expect(fields).toEqual(expect.arrayContaining(['redirect_uris.0', 'access_token_ttl_seconds']));
       expect((await admin('/clients/cli/secret', { method: 'POST' })).status).toBe(409);
       expect((await admin('/clients/nobody', { method: 'DELETE' })).status).toBe(404);
+      // A body that is not JSON, or is larger than the limit, is refused before anything is read.
+      const plain = await fetch(`${node.url}/api/v1/admin/clients`, { method: 'POST', headers: { 'x-session': adminSession, 'content-type': 'text/plain' }, body: 'name=Portal' });
+      expect(plain.status).toBe(415);
+      const huge = await admin('/clients', { method: 'POST', body: { name: 'x'.repeat(200_000), kind: 'service' } });
+      expect(huge.status).toBe(413);
+    });
+
+    it("replaces a private_key_jwt client's public keys: assertions signed with the old key stop working", async () => {
+      const keyPair = async (kid: string) => {
+        const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+        return { publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }, privateKey, kid };
+      };
+      const [first, second] = [await keyPair('first'), await keyPair('second')];
+      const created = await admin('/clients', { method: 'POST', body: { client_id: 'keyed-harvester', name: 'Keyed harvester', kind: 'service', scopes: ['read'], jwks: { keys: [first.publicJwk] } } });
+      expect(created.body).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', client_secret: null });
+      const tokenEndpoint = `${node.config.issuer}/oauth/token`;
+      const grant = async (key: Pick<Awaited<ReturnType<typeof keyPair>>, 'privateKey' | 'kid'>) => {
+        const assertion = await new SignJWT({})
+          .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+          .setIssuer('keyed-harvester')
+          .setSubject('keyed-harvester')
+          .setAudience(tokenEndpoint)
+          .setJti(randomBytes(12).toString('hex'))
+          .setIssuedAt()
+          .setExpirationTime('1m')
+          .sign(key.privateKey);
+        const body = new URLSearchParams({ grant_type: 'client_credentials', scope: 'read', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion });
+        return (await fetch(`${node.url}/oauth/token`, { method: 'POST', headers: FORM, body })).status;
+      };
+      expect(await grant(first)).toBe(200);
+
+      const replaced = await admin('/clients/keyed-harvester/jwks', { method: 'PUT', body: { keys: [second.publicJwk] } });
+      expect(replaced.status).toBe(200);
+      expect(replaced.body).toMatchObject({ jwks: { keys: [expect.objectContaining({ kid: 'second' })] } });
+      expect(await grant(second)).toBe(200);
+      expect(await grant(first)).toBe(401);
+      // A private key is refused, as the CLI refuses it.
+      const leaked = await admin('/clients/keyed-harvester/jwks', { method: 'PUT', body: { keys: [{ ...(await exportJWK(first.privateKey)), kid: 'leaked' }] } });
+      expect(leaked.status).toBe(400);
+      expect((await admin('/clients/nobody/jwks', { method: 'PUT', body: { keys: [second.publicJwk] } })).status).toBe(404);
     });
   });
 
@@ -380,6 +420,7 @@ describe('the admin API', () => {
       'GET /api/v1/admin/users/{id} 200', 'GET /api/v1/admin/users/{id} 404', 'PATCH /api/v1/admin/users/{id} 200', 'PATCH /api/v1/admin/users/{id} 409', 'DELETE /api/v1/admin/users/{id} 204',
       'POST /api/v1/admin/users/{id}/unlock 200', 'POST /api/v1/admin/users/{id}/sign-out 200',
       'GET /api/v1/admin/clients 200', 'POST /api/v1/admin/clients 201', 'GET /api/v1/admin/clients/{id} 200', 'PATCH /api/v1/admin/clients/{id} 200', 'DELETE /api/v1/admin/clients/{id} 204', 'POST /api/v1/admin/clients/{id}/secret 201',
+      'POST /api/v1/admin/clients 413', 'POST /api/v1/admin/clients 415', 'PUT /api/v1/admin/clients/{id}/jwks 200', 'PUT /api/v1/admin/clients/{id}/jwks 400', 'PUT /api/v1/admin/clients/{id}/jwks 404',
       'GET /api/v1/admin/keys 200', 'POST /api/v1/admin/keys/rotate 201',
       'GET /api/v1/admin/audit 200', 'GET /api/v1/admin/audit 400', 'GET /api/v1/admin/audit 403', 'GET /api/v1/admin/audit/export 200', 'GET /api/v1/admin/audit/export 400',
     ]));

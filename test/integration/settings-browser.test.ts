@@ -1,17 +1,17 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { approveDevice } from '../support/device-approval.ts';
+import { launchChromium, watchedContext, type PageWatch } from '../support/page-checks.ts';
 
 // The settings pages in a real browser (Debian's chromium, driven by playwright-core), on the real
 // PostgreSQL and Redis: sign in, create a personal access token, use it, revoke it. The pages must
 // run without console errors or CSP violations, and the screenshots in docs/screenshots/ come from
 // this run (with the token value blanked out).
-const CHROMIUM = '/usr/bin/chromium';
 // Screenshots are taken on every run (so the code path is exercised) but written into
 // docs/screenshots/ only with TESSERA_UPDATE_SCREENSHOTS=1; otherwise into a scratch directory.
 const SCREENSHOTS = process.env.TESSERA_UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url)) : `${tmpdir()}/tessera-screenshots-${process.pid}/`;
@@ -23,22 +23,15 @@ describe('the settings pages in a browser', () => {
   let tessera: TestTessera;
   let browser: Browser | undefined;
   let context: BrowserContext;
-  /** Console errors (CSP violations among them) and uncaught exceptions, with the page's URL. */
-  const problems: string[] = [];
-  /** The Content-Security-Policy of every HTML page the browser loaded. */
-  const policies: { url: string; csp: string | undefined }[] = [];
+  /** Console errors (CSP violations among them), uncaught exceptions, and every page's policy. */
+  const watch: PageWatch = { problems: [], policies: [] };
+  const { problems, policies } = watch;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: these tests drive Debian's chromium. Install it with \`apt-get install -y chromium\` (.ci/run does).`);
-    }
     db = await createTestDatabase();
     tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
     await tessera.core.accounts.createUser({ username: 'archivist', email: 'archivist@example.org', password: 'archivist-password', scopes: ['read', 'deposit:write'] }, { actor: 'test' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     context = await newContext({ viewport: { width: 1200, height: 800 } });
     mkdirSync(SCREENSHOTS, { recursive: true });
   }, 60_000);
@@ -50,27 +43,8 @@ describe('the settings pages in a browser', () => {
     await dropRedisPrefix(prefix);
   }, 60_000);
 
-  /** A browser context whose pages report console errors, CSP violations and page policies. */
-  async function newContext(options: Parameters<Browser['newContext']>[0]): Promise<BrowserContext> {
-    const created = await browser!.newContext(options);
-    // Runs before the page's own scripts and is not subject to its CSP: any violation becomes a
-    // console error, which the listener below collects.
-    await created.addInitScript({
-      content: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline')));`,
-    });
-    created.on('page', (page) => {
-      page.on('console', (message) => {
-        if (message.type() === 'error') problems.push(`${page.url()}: ${message.text()}${message.location().url ? ` (${message.location().url})` : ''}`);
-      });
-      page.on('pageerror', (error) => problems.push(`${page.url()}: uncaught ${error.message}`));
-      page.on('response', (response) => {
-        if (response.request().resourceType() === 'document' && (response.status() < 300 || response.status() >= 400)) {
-          policies.push({ url: response.url(), csp: response.headers()['content-security-policy'] });
-        }
-      });
-    });
-    return created;
-  }
+  /** A browser context whose pages report into `watch`. */
+  const newContext = (options: Parameters<Browser['newContext']>[0]): Promise<BrowserContext> => watchedContext(browser!, watch, options);
 
   const url = (path: string) => `${tessera.url}${path}`;
   const me = (token: string) => fetch(url('/api/v1/me'), { headers: { authorization: `Bearer ${token}` } });
