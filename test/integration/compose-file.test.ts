@@ -7,14 +7,14 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 
-// compose.yaml as Compose itself reads it: `docker-compose config` (Debian's docker-compose, the
-// Python implementation of Compose; .ci/run installs it) validates the file against the Compose
-// schema, interpolates the variables and prints the normalised result, which needs no Docker
-// daemon. The test then checks what a working deployment depends on in that output: two Tessera
-// services whose environment the configuration loader accepts, health checks, start order, and
-// nginx in front of exactly those two nodes.
+// compose.yaml as Compose itself reads it: `docker compose config` (Compose v2, the Docker CLI's
+// plugin, from Debian's docker-compose package; .ci/run installs it) validates the file against
+// the Compose specification, interpolates the variables and prints the normalised result, which
+// needs no Docker daemon. The test then checks what a working deployment depends on in that
+// output: two Tessera services whose environment the configuration loader accepts, health checks,
+// start order, and nginx in front of exactly those two nodes.
 
-const COMPOSE = 'docker-compose';
+const DOCKER = 'docker';
 const ROOT = resolve('.');
 const run = promisify(execFile);
 
@@ -22,12 +22,12 @@ interface Service {
   image?: string;
   build?: { context: string };
   environment?: Record<string, string>;
-  secrets?: { source: string }[];
-  volumes?: string[];
-  depends_on?: Record<string, { condition: string }>;
+  secrets?: { source: string; target?: string }[];
+  volumes?: { type: string; source: string; target: string }[];
+  depends_on?: Record<string, { condition: string; required?: boolean }>;
   healthcheck?: { test: string[]; interval?: string; retries?: number };
   stop_grace_period?: string;
-  ports?: { published: number | string; target: number }[];
+  ports?: { published: string; target: number }[];
   networks?: Record<string, { ipv4_address?: string } | null>;
 }
 
@@ -37,19 +37,24 @@ interface ComposeModel {
   volumes: Record<string, unknown>;
 }
 
-/** `docker-compose config` of compose.yaml with `env`, parsed. */
+/** `docker compose config` of compose.yaml with `env`, parsed. */
 async function composeConfig(env: Record<string, string> = {}): Promise<ComposeModel> {
-  const { PATH, HOME } = process.env;
+  const { PATH, HOME, DOCKER_CONFIG } = process.env;
   try {
-    const { stdout } = await run(COMPOSE, ['--project-directory', ROOT, '-f', join(ROOT, 'compose.yaml'), 'config'], { env: { PATH, HOME, ...env } });
+    const { stdout } = await run(DOCKER, ['compose', '--project-directory', ROOT, '-f', join(ROOT, 'compose.yaml'), 'config'], { env: { PATH, HOME, ...(DOCKER_CONFIG ? { DOCKER_CONFIG } : {}), ...env } });
     return parse(stdout) as ComposeModel;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`${COMPOSE} is missing: this test has Compose read compose.yaml. Install it with apt-get install -y docker-compose (.ci/run does).`);
-    }
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' || /'compose' is not a docker command|unknown command/.test(String((error as { stderr?: string }).stderr));
+    if (missing) throw new Error('`docker compose` is missing: this test has Compose v2 read compose.yaml. .ci/run installs it (Debian\'s docker-compose package, from trixie).');
     throw error;
   }
 }
+
+/** The depends_on of a service as condition by service (Compose v2 adds `required: true` to each). */
+const conditions = (service: Service) => Object.fromEntries(Object.entries(service.depends_on ?? {}).map(([name, { condition }]) => [name, condition]));
+
+/** The published ports of a service as published → target. */
+const published = (service: Service) => (service.ports ?? []).map((port) => ({ published: Number(port.published), target: port.target }));
 
 /** A Compose duration (`20s`, `1m30s`) in milliseconds. */
 function durationMs(value: string): number {
@@ -61,10 +66,10 @@ function durationMs(value: string): number {
 
 /** The host file a service mounts at `target`. */
 function mountedFrom(service: Service, target: string): string | undefined {
-  return service.volumes?.map((volume) => volume.split(':')).find(([, inside]) => inside === target)?.[0];
+  return service.volumes?.find((volume) => volume.type === 'bind' && volume.target === target)?.source;
 }
 
-describe('compose.yaml, normalised by docker-compose config', () => {
+describe('compose.yaml, normalised by docker compose config', () => {
   let model: ComposeModel;
   let secretsDir: string;
 
@@ -98,7 +103,7 @@ describe('compose.yaml, normalised by docker-compose config', () => {
     for (const node of [a!, b!]) {
       expect(node.healthcheck!.test.join(' ')).toContain('http://127.0.0.1:8080/readyz');
       // Tessera starts only once its stores answer.
-      expect(node.depends_on).toEqual({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+      expect(conditions(node)).toEqual({ postgres: 'service_healthy', redis: 'service_healthy' });
     }
   });
 
@@ -112,7 +117,7 @@ describe('compose.yaml, normalised by docker-compose config', () => {
       const inside = environment[`${name}_FILE`];
       expect(inside).toMatch(/^\/run\/secrets\/[a-z-]+$/);
       const secret = inside!.slice('/run/secrets/'.length);
-      expect(node.secrets).toContainEqual({ source: secret });
+      expect(node.secrets).toContainEqual({ source: secret, target: inside });
       expect(model.secrets[secret]!.file).toBe(join(ROOT, 'deploy', 'secrets', secret));
     }
     // The node's TESSERA_CONFIG is this repository's production example.
@@ -148,8 +153,8 @@ describe('compose.yaml, normalised by docker-compose config', () => {
 
   it('puts nginx in front of exactly the two nodes, once they are ready, with the nginx configuration of deploy/', async () => {
     const nginx = model.services.nginx!;
-    expect(nginx.depends_on).toEqual(Object.fromEntries(tesseraNodes().map((name) => [name, { condition: 'service_healthy' }])));
-    expect(nginx.ports).toContainEqual({ published: 443, target: 443 });
+    expect(conditions(nginx)).toEqual(Object.fromEntries(tesseraNodes().map((name) => [name, 'service_healthy'])));
+    expect(published(nginx)).toContainEqual({ published: 443, target: 443 });
     const conf = mountedFrom(nginx, '/etc/nginx/conf.d/default.conf');
     expect(conf).toBe(join(ROOT, 'deploy', 'nginx', 'tessera.conf'));
     const upstream = /^upstream tessera \{([\s\S]*?)^\}/m.exec(await readFile(conf!, 'utf8'))?.[1] ?? '';
@@ -163,7 +168,7 @@ describe('compose.yaml, normalised by docker-compose config', () => {
     const defaults = await composeConfig();
     expect(defaults.services['tessera-a']!.environment!.ISSUER).toBe('https://localhost');
     const moved = await composeConfig({ TESSERA_HTTPS_PORT: '8443', TESSERA_ISSUER: 'https://localhost:8443' });
-    expect(moved.services.nginx!.ports).toContainEqual({ published: 8443, target: 443 });
+    expect(published(moved.services.nginx!)).toContainEqual({ published: 8443, target: 443 });
     expect(moved.services['tessera-b']!.environment!.ISSUER).toBe('https://localhost:8443');
   });
 });
