@@ -86,24 +86,16 @@ export function createMetrics(): Metrics {
   const signIns = hotCounter(registry, { name: 'tessera_sign_ins_total', help: 'Sign-ins with a password, by channel (api, browser, oauth) and outcome (signed_in, failed, limited: refused by a lockout, busy: hashing saturated).', labelNames: ['channel', 'outcome'] });
   const tokensIssued = hotCounter(registry, { name: 'tessera_oauth_tokens_issued_total', help: 'OAuth tokens and codes issued, by kind.', labelNames: ['kind'] });
   const introspections = hotCounter(registry, { name: 'tessera_introspection_answers_total', help: 'Introspection answers: active (by credential kind) or inactive.', labelNames: ['answer', 'kind'] });
-  const childOf = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
-    let child = cache.get(key);
-    if (child === undefined) cache.set(key, (child = make()));
-    return child;
-  };
-  const signInChildren = new Map<string, { inc(): void }>();
-  const issuedChildren = new Map<string, { inc(): void }>();
-  const answerChildren = new Map<string, { inc(): void }>();
   const inactive = introspections.labels('inactive', '');
+  // Every introspection: the active answer's child by kind, without building a key each time.
+  const activeByKind = new Map<string, { inc(): void }>();
   const revoked = hotCounter(registry, { name: 'tessera_credentials_revoked_total', help: 'Credentials ended before their time, by kind (access_token, refresh_token, client_credentials, grant: a login, session, personal_access_token, jwt_access_token).', labelNames: ['kind'] });
-  const revokedChildren = new Map<string, { inc(): void }>();
   const lag = hotHistogram(registry, { name: 'tessera_invalidation_lag_seconds', help: 'Time from an invalidation published on a node to its arrival here (includes any clock difference between nodes).', labelNames: [], buckets: LAG_SECONDS_BUCKETS }).labels();
   const storeTimes = hotHistogram(registry, { name: 'tessera_store_command_duration_seconds', help: 'Commands to the stores, by store (redis, postgres, pglite) and operation, and their time.', labelNames: ['store', 'operation'], buckets: STORE_SECONDS_BUCKETS });
   const storeErrors = hotCounter(registry, { name: 'tessera_store_errors_total', help: 'Store commands that failed, by store, operation and kind (error: refused by the store; unavailable: not reached or no answer in time).', labelNames: ['store', 'operation', 'kind'] });
-  const storeChildren = new Map<string, { observe(seconds: number): void }>();
-  const storeErrorChildren = new Map<string, { inc(): void }>();
 
-  // The children of each label set, found once per route, method and status (no key built per request).
+  // Every request: its children found through nested maps, so that no key is built per request
+  // (the hot metrics' labels() joins the values into one).
   type Children = { count: { inc(): void }; time: { observe(seconds: number): void } };
   const requestChildren = new Map<string, Map<string, Map<number, Children>>>();
   return {
@@ -123,14 +115,18 @@ export function createMetrics(): Metrics {
       children.time.observe(seconds);
     },
     signInAttempted(channel, outcome) {
-      childOf(signInChildren, `${channel} ${outcome}`, () => signIns.labels(channel, outcome)).inc();
+      signIns.labels(channel, outcome).inc();
     },
     tokenIssued(kind) {
-      childOf(issuedChildren, kind, () => tokensIssued.labels(kind)).inc();
+      tokensIssued.labels(kind).inc();
     },
     introspectionAnswered(activeKind) {
       if (activeKind === null) inactive.inc();
-      else childOf(answerChildren, activeKind, () => introspections.labels('active', activeKind)).inc();
+      else {
+        let active = activeByKind.get(activeKind);
+        if (!active) activeByKind.set(activeKind, (active = introspections.labels('active', activeKind)));
+        active.inc();
+      }
     },
     readHashing(read) {
       readHashing = read;
@@ -139,15 +135,14 @@ export function createMetrics(): Metrics {
       readCache = read;
     },
     credentialRevoked(kind) {
-      childOf(revokedChildren, kind, () => revoked.labels(kind)).inc();
+      revoked.labels(kind).inc();
     },
     invalidationArrived(lagSeconds) {
       lag.observe(Math.max(0, lagSeconds));
     },
     storeCommand(store, operation, seconds, outcome) {
-      const key = `${store} ${operation}`;
-      childOf(storeChildren, key, () => storeTimes.labels(store, operation)).observe(seconds);
-      if (outcome !== 'ok') childOf(storeErrorChildren, `${key} ${outcome}`, () => storeErrors.labels(store, operation, outcome)).inc();
+      storeTimes.labels(store, operation).observe(seconds);
+      if (outcome !== 'ok') storeErrors.labels(store, operation, outcome).inc();
     },
   };
 }
