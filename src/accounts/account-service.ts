@@ -194,7 +194,7 @@ export function createAccountService(options: AccountServiceOptions) {
       let emailDropped = input.email !== null && email === null;
       const { details, ...actor } = by;
       for (let attempt = 0; attempt < 50; attempt += 1) {
-        const base = candidates[Math.min(attempt, candidates.length - 1)]!;
+        const base = candidates[attempt < candidates.length ? attempt : 0]!;
         const suffix = attempt < candidates.length ? '' : `-${attempt - candidates.length + 2}`;
         const username = `${base.slice(0, 64 - suffix.length)}${suffix}`;
         try {

@@ -20,14 +20,14 @@ export function usernameFrom(value: string): string | null {
   return cleaned === '' ? null : cleaned;
 }
 
-/** The usernames to try for a new account, in order; the provider's id plus the subject's start when no claim gives one. */
+/** The usernames to try for a new account, in order; the provider's id plus the subject's start when no claim gives one. The first gets a suffix when all are taken. */
 export function usernameCandidates(provider: IdentityProvider, claims: Claims, subject: string): string[] {
   const found = provider.claims.username
     .map((claim) => claims[claim])
     .map((value) => (typeof value === 'string' || typeof value === 'number' ? usernameFrom(String(value)) : null))
     .filter((value): value is string => value !== null);
   const fallback = usernameFrom(`${provider.id}-${subject.slice(0, 16)}`) ?? provider.id;
-  return [...new Set([...found, fallback])];
+  return found.length ? [...new Set(found)] : [fallback];
 }
 
 /** The e-mail the provider vouches for (`email_verified` true, or its verified list for GitHub), else null. */

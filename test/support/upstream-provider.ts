@@ -1,0 +1,81 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider from 'oidc-provider';
+
+// An institution's identity provider for the tests: stock oidc-provider with its own development
+// login and consent pages (devInteractions: any login name, any password), on a port of its own
+// and under the host name `localhost`, so that its cookies never meet Tessera's (127.0.0.1).
+// Its accounts are the people below; each signs in with their key as the login name.
+
+export interface UpstreamPerson {
+  preferred_username?: string;
+  name?: string;
+  email?: string;
+  email_verified?: boolean;
+  eduperson_entitlement?: string[];
+  groups?: string[];
+}
+
+export interface UpstreamProvider {
+  issuer: string;
+  /** Registers Tessera as a client (confidential, client_secret_basic) with its redirect URI; starts answering. */
+  register(client: { clientId: string; clientSecret: string; redirectUri: string }): void;
+  /**
+   * Changes each redirect the provider answers (as a proxy in front of it could), until set back
+   * to null: how a test sends a wrong `iss` back to the relying party.
+   */
+  tamper(rewrite: ((location: URL) => URL) | null): void;
+  close(): Promise<void>;
+}
+
+export async function startUpstreamProvider(people: Record<string, UpstreamPerson>, options: { claimNames?: Record<string, string[]> } = {}): Promise<UpstreamProvider> {
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  let rewrite: ((location: URL) => URL) | null = null;
+  const server: Server = createServer((req, res) => {
+    if (!handler) {
+      res.writeHead(503).end('not configured yet');
+      return;
+    }
+    if (rewrite) {
+      const change = rewrite;
+      const setHeader = res.setHeader.bind(res);
+      res.setHeader = (name, value) => setHeader(name, name.toLowerCase() === 'location' && typeof value === 'string' && /^https?:/.test(value) ? change(new URL(value)).href : value);
+    }
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://localhost:${(server.address() as AddressInfo).port}`;
+  return {
+    issuer,
+    register({ clientId, clientSecret, redirectUri }) {
+      const provider = new Provider(issuer, {
+        clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+        async findAccount(_ctx, id) {
+          const person = people[id];
+          if (!person) return undefined;
+          return { accountId: id, claims: async () => ({ sub: id, ...person }) };
+        },
+        claims: options.claimNames ?? {
+          openid: ['sub'],
+          email: ['email', 'email_verified'],
+          profile: ['preferred_username', 'name'],
+          entitlements: ['eduperson_entitlement', 'groups'],
+        },
+        scopes: ['openid', 'offline_access', 'email', 'profile', 'entitlements'],
+        features: { devInteractions: { enabled: true } },
+        pkce: { required: () => true },
+        cookies: { keys: ['upstream-cookie-key-for-the-tests-only-0123456789'] },
+      });
+      // oidc-provider warns about the development features on the console once; the tests know.
+      handler = provider.callback();
+    },
+    tamper(change) {
+      rewrite = change;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
