@@ -225,7 +225,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
-      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
+      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery, identityProviders: core.identityProviders, issuer: config.issuer }) },
       {
         router: createAdminConsoleRoutes({
           config,
@@ -236,6 +236,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           clients: core.clients,
           signingKeys: core.signingKeys,
           shownOnce: createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS }),
+          identityProviders: core.identityProviders,
         }),
       },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },

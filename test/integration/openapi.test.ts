@@ -64,6 +64,9 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/admin/clients/:id/rotate-secret': 'the admin console: a confirmation page and its form',
   '/admin/clients/:id/delete': 'the admin console: a confirmation page and its form',
   '/admin/keys': 'the admin console: a page',
+  '/admin/identity-providers': 'the admin console: a page',
+  '/admin/users/:id/identities': 'the admin console: a page',
+  '/admin/users/:id/identities/remove': "the admin console: a page's form",
   '/admin/keys/rotate': "the admin console: a page's form",
   '/admin/audit': 'the admin console: a page',
 };

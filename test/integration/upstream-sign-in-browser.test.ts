@@ -6,6 +6,7 @@ import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix,
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { startUpstreamProvider, type UpstreamProvider } from '../support/upstream-provider.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 // Sign-in through an institution's identity provider, end to end: a real OpenID provider of the
 // suite's own (stock oidc-provider with its development login and consent pages), Tessera as its
@@ -69,6 +70,8 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
   }, 60_000);
 
   const url = (path: string) => `${issuer}${path}`;
+  /** Every JSON answer held to /openapi.json. */
+  const api = documentedFetch(() => issuer);
   const newContext = (width = 1280): Promise<BrowserContext> => watchedContext(browser!, watch, { viewport: { width, height: 900 } });
   const userCount = async () => (await tessera.core.database.query<{ n: number }>('SELECT count(*)::int AS n FROM users')).rows[0]!.n;
   const events = async (action: string) => (await tessera.core.database.query<{ subject: string | null; details: Record<string, unknown> }>('SELECT subject, details FROM audit_events WHERE action = $1 ORDER BY id', [action])).rows;
@@ -127,7 +130,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     expect((await events('user.created')).some((e) => e.subject === `user:${ada.id}` && e.details.provider === 'uni')).toBe(true);
     expect((await events('sign_in.succeeded')).some((e) => e.subject === `user:${ada.id}` && e.details.via === 'provider' && e.details.created === true)).toBe(true);
     // The API password login refuses the account (no password) with the hint about personal tokens.
-    const login = await fetch(url('/users/ada.lovelace/login'), { method: 'POST', body: new URLSearchParams({ password: 'anything' }) });
+    const login = await api(url('/users/ada.lovelace/login'), { method: 'POST', body: new URLSearchParams({ password: 'anything' }) });
     expect(login.status).toBe(401);
     expect(((await login.json()) as { message: string }).message).toMatch(/personal access token/);
     await context.close();
@@ -306,6 +309,46 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     expect(((await me.json()) as { username: string }).username).toBe('ada.lovelace');
     await context.close();
   }, 90_000);
+
+  it('shows administrators the providers with their redirect URIs and the links, which they remove (API and console)', async () => {
+    const login = await api(url('/users/admin/login'), { method: 'POST', body: new URLSearchParams({ password: 'initial-admin-password' }) });
+    const session = ((await login.json()) as { session: string }).session;
+    const headers = { 'x-session': session };
+    const providers = await api(url('/api/v1/admin/identity-providers'), { headers });
+    expect(providers.status).toBe(200);
+    expect(((await providers.json()) as { identity_providers: { id: string; redirect_uri: string }[] }).identity_providers.map((p) => [p.id, p.redirect_uri])).toEqual([
+      ['uni', url('/login/uni/callback')],
+      ['closed', url('/login/closed/callback')],
+    ]);
+    const listed = await api(url(`/api/v1/admin/users/${adaId}/identities`), { headers });
+    expect(((await listed.json()) as { identities: { provider: string; subject: string }[] }).identities.map((i) => [i.provider, i.subject])).toEqual([['uni', 'ada']]);
+    expect((await api(url(`/api/v1/admin/users/${adaId}/identities/uni/nobody`), { method: 'DELETE', headers })).status).toBe(404);
+    // An administrator may remove even the only way in (the account can be given a password).
+    expect((await api(url(`/api/v1/admin/users/${adaId}/identities/uni/ada`), { method: 'DELETE', headers })).status).toBe(204);
+    expect(await tessera.core.identityProviders.listLinks(adaId)).toEqual([]);
+    await tessera.core.audit.settled();
+    expect((await events('identity.unlinked')).some((e) => e.subject === `user:${adaId}` && e.details.provider === 'uni')).toBe(true);
+
+    // The console: the providers' page, and an account's links with a Remove button.
+    const impostor = (await tessera.core.accounts.findUser('grace-2'))!;
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(url('/login?next=/admin/identity-providers'));
+    await page.fill('#username', 'admin');
+    await page.fill('#password', 'initial-admin-password');
+    await navigate(page, () => page.click('button:has-text("Sign in")'));
+    expect(page.url()).toBe(url('/admin/identity-providers'));
+    expect(await page.textContent('table')).toContain(url('/login/uni/callback'));
+    await checkPage(page);
+    await page.goto(url(`/admin/users/${impostor.id}`));
+    await navigate(page, () => page.click('a:has-text("Linked sign-ins")'));
+    expect(await page.textContent('table')).toContain('impostor');
+    await checkPage(page);
+    await navigate(page, () => page.click('button:has-text("Remove")'));
+    expect(await page.textContent('[role="status"]')).toContain('The link was removed');
+    expect(await tessera.core.identityProviders.listLinks(impostor.id)).toEqual([]);
+    await context.close();
+  }, 60_000);
 
   it('ran every Tessera page without console errors or CSP violations', () => {
     expect(tesseraProblems()).toEqual([]);

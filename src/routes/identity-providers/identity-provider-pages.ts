@@ -68,7 +68,7 @@ export function signInMethodsBody(o: SignInMethodsOptions): SafeHtml {
   const rows = o.links.map(
     (link) => html`<tr>
   <td><strong>${link.providerName}</strong>${link.email ? html`<br><span class="muted">${link.email}</span>` : ''}</td>
-  <td data-label="Account there"><code>${link.subject}</code></td>
+  <td data-label="Account there"><code class="wrap">${link.subject}</code></td>
   <td data-label="Linked">${date(link.linkedAt)}</td>
   <td data-label="Last used">${date(link.lastUsedAt)}</td>
   <td><form method="post" action="/settings/sign-in/unlink" class="inline">
