@@ -7,14 +7,8 @@ import Provider from 'oidc-provider';
 // and under the host name `localhost`, so that its cookies never meet Tessera's (127.0.0.1).
 // Its accounts are the people below; each signs in with their key as the login name.
 
-export interface UpstreamPerson {
-  preferred_username?: string;
-  name?: string;
-  email?: string;
-  email_verified?: boolean;
-  eduperson_entitlement?: string[];
-  groups?: string[];
-}
+/** A person's claims at the provider (besides `sub`, which is their login name here). */
+export type UpstreamPerson = Record<string, unknown>;
 
 export interface UpstreamProvider {
   issuer: string;
@@ -28,7 +22,11 @@ export interface UpstreamProvider {
   close(): Promise<void>;
 }
 
-export async function startUpstreamProvider(people: Record<string, UpstreamPerson>, options: { claimNames?: Record<string, string[]> } = {}): Promise<UpstreamProvider> {
+/**
+ * `claims` maps each scope to the claims it releases (oidc-provider's `claims`), so that a test can
+ * give the provider the claim shapes of a known service (ORCID, CILogon, EGI Check-in).
+ */
+export async function startUpstreamProvider(people: Record<string, UpstreamPerson>, options: { claims?: Record<string, string[]> } = {}): Promise<UpstreamProvider> {
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let rewrite: ((location: URL) => URL) | null = null;
   const server: Server = createServer((req, res) => {
@@ -45,6 +43,12 @@ export async function startUpstreamProvider(people: Record<string, UpstreamPerso
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://localhost:${(server.address() as AddressInfo).port}`;
+  const claims = options.claims ?? {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['preferred_username', 'name'],
+    entitlements: ['eduperson_entitlement', 'groups'],
+  };
   return {
     issuer,
     register({ clientId, clientSecret, redirectUri }) {
@@ -55,13 +59,8 @@ export async function startUpstreamProvider(people: Record<string, UpstreamPerso
           if (!person) return undefined;
           return { accountId: id, claims: async () => ({ sub: id, ...person }) };
         },
-        claims: options.claimNames ?? {
-          openid: ['sub'],
-          email: ['email', 'email_verified'],
-          profile: ['preferred_username', 'name'],
-          entitlements: ['eduperson_entitlement', 'groups'],
-        },
-        scopes: ['openid', 'offline_access', 'email', 'profile', 'entitlements'],
+        claims,
+        scopes: [...new Set(['openid', 'offline_access', ...Object.keys(claims)])],
         features: { devInteractions: { enabled: true } },
         pkce: { required: () => true },
         cookies: { keys: ['upstream-cookie-key-for-the-tests-only-0123456789'] },
