@@ -6,6 +6,7 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 import { launchChromium, navigate, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { startUpstreamProvider, type UpstreamProvider } from '../support/upstream-provider.ts';
 import { startGitHubStandIn, type GitHubStandIn } from '../support/github-stand-in.ts';
+import { recordSecret } from '../support/secret-ledger.ts';
 
 // Each preset's sign-in, end to end in chromium, against a local stand-in answering with that
 // service's claim shapes (the services themselves are not reachable from the tests and are not
@@ -34,6 +35,7 @@ describe('the identity-provider presets, each against a stand-in with its claim 
   beforeAll(async () => {
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
+    recordSecret('upstream_client_secret', SECRET);
     // ORCID: the subject is the ORCID iD; names, no e-mail (the usual release).
     orcid = await startUpstreamProvider({ '0000-0002-1825-0097': { given_name: 'Josiah', family_name: 'Carberry', name: 'Josiah Carberry' } }, { claims: { openid: ['sub', 'given_name', 'family_name', 'name'] } });
     // CILogon: a CILogon user URI as subject, the home institution's eppn and group memberships.

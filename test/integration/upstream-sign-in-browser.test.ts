@@ -7,6 +7,7 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { startUpstreamProvider, type UpstreamProvider } from '../support/upstream-provider.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
+import { recordSecret } from '../support/secret-ledger.ts';
 
 // Sign-in through an institution's identity provider, end to end: a real OpenID provider of the
 // suite's own (stock oidc-provider with its development login and consent pages), Tessera as its
@@ -39,6 +40,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     issuer = `http://127.0.0.1:${port}`;
     const closedPort = await freePort();
     upstream.register({ clientId: 'tessera', clientSecret: UPSTREAM_SECRET, redirectUri: `${issuer}/login/uni/callback` });
+    recordSecret('upstream_client_secret', UPSTREAM_SECRET);
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix },
       {
@@ -108,7 +110,10 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     const context = await newContext();
     const page = await context.newPage();
     page.on('request', (request) => {
-      if (request.url().startsWith(url('/login/uni/callback'))) firstCallback ??= request.url();
+      if (!request.url().startsWith(url('/login/uni/callback'))) return;
+      firstCallback ??= request.url();
+      // The code and the state are credentials: never in a log line.
+      for (const name of ['code', 'state']) recordSecret(`upstream_${name}`, new URL(request.url()).searchParams.get(name));
     });
     await page.goto(url('/login?next=/settings/sign-in'));
     await checkPage(page);
@@ -121,6 +126,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
 
     const ada = (await tessera.core.accounts.findUser('ada.lovelace'))!;
     expect(ada).not.toBeNull();
+    for (const cookie of await context.cookies()) recordSecret(`cookie_${cookie.name}`, cookie.value);
     adaId = ada.id;
     expect(ada.allowedScopes.sort()).toEqual(['deposit:actions', 'read']);
     expect(ada.email).toBe('ada@uni.example.org');
