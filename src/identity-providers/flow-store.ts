@@ -29,8 +29,16 @@ export const FLOW_TTL_MS = 10 * 60_000;
 
 const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
 
+/** Sign-ins one address may start per minute: each stores a flow for FLOW_TTL_MS. */
+export const STARTS_PER_IP_PER_MINUTE = 30;
+
 export function createFlowStore(ephemeral: EphemeralStore) {
   return {
+    /** Counts a start from `ip`; false once the address is over STARTS_PER_IP_PER_MINUTE. */
+    async allowStart(ip: string): Promise<boolean> {
+      const { count } = await ephemeral.increment(`idp:starts:${ip}`, 60_000);
+      return count <= STARTS_PER_IP_PER_MINUTE;
+    },
     /** Saves a flow; returns its `state` (random, 256 bits). */
     async begin(flow: Omit<UpstreamFlow, 'browser'>, browserBinding: string): Promise<string> {
       const state = randomBytes(32).toString('base64url');

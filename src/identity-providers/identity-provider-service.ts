@@ -18,6 +18,8 @@ import { createUpstreamClient, ProviderRefusalError, ProviderUnavailableError, t
 /** Why an upstream sign-in ended without one; each has its page (identity-provider-pages.ts). */
 export type UpstreamFailure =
   | 'unknown_provider'
+  /** Too many sign-ins started from the address (flow-store.ts, STARTS_PER_IP_PER_MINUTE). */
+  | 'limited'
   /** The state is unknown: used already (a replayed callback), expired, or never issued. */
   | 'expired'
   /** The callback came to another browser than the one that started the sign-in. */
@@ -121,6 +123,7 @@ export function createIdentityProviderService({ config, accounts, identities, fl
     /** Starts a sign-in: the flow saved under a fresh state, and the provider's URL to send the browser to. */
     async begin(providerId: string, origin: FlowOrigin, browserBinding: string, facts: RequestFacts): Promise<URL> {
       const client = clientOf(providerId);
+      if (!(await flows.allowStart(facts.ip))) throw failed('limited', client.provider, facts);
       const codeVerifier = randomPKCECodeVerifier();
       const nonce = randomNonce();
       try {

@@ -40,6 +40,15 @@ describe.each(['redis', 'memory'])('the upstream flow store on %s', (kind) => {
     expect(await flows.take(again, undefined)).toBe('other_browser');
   });
 
+  it('lets one address start 30 sign-ins a minute', async () => {
+    const flows = createFlowStore(ephemeral);
+    const answers = [];
+    for (let i = 0; i < 31; i += 1) answers.push(await flows.allowStart('192.0.2.44'));
+    expect(answers.filter(Boolean)).toHaveLength(30);
+    expect(answers.at(-1)).toBe(false);
+    expect(await flows.allowStart('192.0.2.45')).toBe(true);
+  });
+
   it('knows no state it did not issue, and keeps no secret in the clear', async () => {
     const flows = createFlowStore(ephemeral);
     expect(await flows.take('x'.repeat(43), BROWSER)).toBe('unknown');

@@ -18,6 +18,7 @@ export function providerButtons(providers: readonly IdentityProvider[], hrefFor:
 
 const FAILURES: Record<UpstreamFailure, { status: number; title: string; text: (name: string) => string }> = {
   unknown_provider: { status: 404, title: 'Unknown sign-in provider', text: () => 'This service does not offer that way to sign in. Go back and choose another.' },
+  limited: { status: 429, title: 'Too many sign-ins', text: () => 'Too many sign-ins were started from your address. Wait a minute, then try again.' },
   expired: {
     status: 400,
     title: 'This sign-in link is no longer valid',

@@ -63,6 +63,7 @@ export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies
       return;
     }
     const { status, page } = failurePage(error.reason, error.provider, error.reason === 'refused' ? error.detail : undefined);
+    if (status === 429) res.set('Retry-After', '60');
     sendPage(res, status, page);
   }
 

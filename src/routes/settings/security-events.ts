@@ -19,6 +19,7 @@ const CHANNELS: Record<string, string> = {
 
 /** Why a sign-in through an identity provider ended without one (sign_in.provider_failed). */
 const PROVIDER_FAILURES: Record<string, string> = {
+  limited: 'too many sign-ins started from the address',
   expired: 'the answer was already used or came too late',
   other_browser: 'the answer came to another browser',
   refused: 'the provider did not sign the person in',
