@@ -1,3 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import { freePort } from '../support/private-redis.ts';
@@ -30,6 +34,7 @@ describe('the identity-provider presets, each against a stand-in with its claim 
   let cilogon: UpstreamProvider;
   let egi: UpstreamProvider;
   let github: GitHubStandIn;
+  let institution: UpstreamProvider;
   const watch: PageWatch = { problems: [], policies: [] };
 
   beforeAll(async () => {
@@ -53,6 +58,13 @@ describe('the identity-provider presets, each against a stand-in with its claim 
       { id: 583231, login: 'octocat', name: 'The Octocat', email: null, emails: [{ email: 'octo@private.example', primary: false, verified: false }, { email: 'octocat@github.example', primary: true, verified: true }] },
     );
     for (const [provider, id] of [[orcid, 'orcid'], [cilogon, 'cilogon'], [egi, 'egi']] as const) provider.register({ clientId: 'tessera', clientSecret: SECRET, redirectUri: `${issuer}/login/${id}/callback` });
+    // An institution's provider to which Tessera authenticates with a private key (private_key_jwt).
+    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    institution = await startUpstreamProvider({ kvothe: { preferred_username: 'kvothe', email: 'kvothe@university.example', email_verified: false } });
+    institution.register({ clientId: 'tessera', redirectUri: `${issuer}/login/inst/callback`, jwks: { keys: [{ ...keys.publicKey.export({ format: 'jwk' }), use: 'sig', alg: 'ES256' }] } });
+    // EGI's secret comes from a file, as from a Docker or Kubernetes secret (with its newline).
+    const secrets = mkdtempSync(join(tmpdir(), 'tessera-idp-'));
+    writeFileSync(join(secrets, 'egi-secret'), `${SECRET}\n`, { mode: 0o600 });
     db = await createTestDatabase();
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix },
@@ -60,7 +72,8 @@ describe('the identity-provider presets, each against a stand-in with its claim 
         identityProviders: [
           { id: 'orcid', name: 'ORCID', preset: 'orcid', issuer: orcid.issuer, clientId: 'tessera', clientSecret: SECRET },
           { id: 'cilogon', name: 'CILogon', preset: 'cilogon', issuer: cilogon.issuer, clientId: 'tessera', clientSecret: SECRET, scopeRules: [{ claim: 'isMemberOf', value: CILOGON_GROUP, scopes: ['deposit:actions'] }] },
-          { id: 'egi', name: 'EGI Check-in', preset: 'keycloak', issuer: egi.issuer, clientId: 'tessera', clientSecret: SECRET, scopeRules: [{ claim: 'eduperson_entitlement', value: EGI_VO, scopes: ['deposit:write'] }] },
+          { id: 'egi', name: 'EGI Check-in', preset: 'keycloak', issuer: egi.issuer, clientId: 'tessera', clientSecretFile: join(secrets, 'egi-secret'), scopeRules: [{ claim: 'eduperson_entitlement', value: EGI_VO, scopes: ['deposit:write'] }] },
+          { id: 'inst', name: 'Institution', issuer: institution.issuer, clientId: 'tessera', privateKey: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), privateKeyAlgorithm: 'ES256' },
           {
             id: 'github',
             name: 'GitHub',
@@ -79,7 +92,7 @@ describe('the identity-provider presets, each against a stand-in with its claim 
   afterAll(async () => {
     await browser?.close();
     await tessera?.stop();
-    await Promise.all([orcid?.close(), cilogon?.close(), egi?.close(), github?.close()]);
+    await Promise.all([orcid?.close(), cilogon?.close(), egi?.close(), github?.close(), institution?.close()]);
     await db?.drop();
     await dropRedisPrefix(prefix);
   }, 60_000);
@@ -91,6 +104,8 @@ describe('the identity-provider presets, each against a stand-in with its claim 
     await page.goto(`${issuer}/login`);
     await navigate(page, () => page.click(`a:has-text("Sign in with ${name}")`));
     if (login) {
+      // A page other than the provider's login form says what went wrong.
+      if (!(await page.$('input[name="login"]'))) throw new Error(`no login form at ${page.url()}: ${await page.textContent('body')}`);
       await page.fill('input[name="login"]', login);
       await page.fill('input[name="password"]', 'anything');
       await navigate(page, () => page.click('button[type="submit"]'));
@@ -143,6 +158,14 @@ describe('the identity-provider presets, each against a stand-in with its claim 
     expect(await again.textContent('nav')).toContain('Sign out octocat');
     expect((await tessera.core.database.query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE username LIKE 'octocat%'")).rows[0]!.n).toBe(1);
     await again.context().close();
+  }, 60_000);
+
+  it('a plain OpenID provider with private_key_jwt: an unverified e-mail is not kept', async () => {
+    const page = await signInWith('Institution', 'kvothe');
+    const { user, links } = await account('kvothe');
+    expect(links).toEqual([['inst', 'kvothe']]);
+    expect(user.email).toBeNull();
+    await page.context().close();
   }, 60_000);
 
   it('ran every Tessera page without console errors or CSP violations', () => {

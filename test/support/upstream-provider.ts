@@ -13,7 +13,7 @@ export type UpstreamPerson = Record<string, unknown>;
 export interface UpstreamProvider {
   issuer: string;
   /** Registers Tessera as a client (confidential, client_secret_basic) with its redirect URI; starts answering. */
-  register(client: { clientId: string; clientSecret: string; redirectUri: string }): void;
+  register(client: { clientId: string; redirectUri: string } & ({ clientSecret: string } | { jwks: { keys: object[] } })): void;
   /**
    * Changes each redirect the provider answers (as a proxy in front of it could), until set back
    * to null: how a test sends a wrong `iss` back to the relying party.
@@ -29,7 +29,14 @@ export interface UpstreamProvider {
 export async function startUpstreamProvider(people: Record<string, UpstreamPerson>, options: { claims?: Record<string, string[]> } = {}): Promise<UpstreamProvider> {
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let rewrite: ((location: URL) => URL) | null = null;
+  let clientJwks: string | undefined;
   const server: Server = createServer((req, res) => {
+    // The client's public keys, fetched by oidc-provider itself (jwks_uri): an object handed over
+    // from the test would fail its "plain object" check, which compares constructors across realms.
+    if (clientJwks && req.url === '/test-client-jwks.json') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(clientJwks);
+      return;
+    }
     if (!handler) {
       res.writeHead(503).end('not configured yet');
       return;
@@ -51,9 +58,12 @@ export async function startUpstreamProvider(people: Record<string, UpstreamPerso
   };
   return {
     issuer,
-    register({ clientId, clientSecret, redirectUri }) {
+    register(client) {
+      // A client secret (client_secret_basic), or public keys for private_key_jwt.
+      if ('jwks' in client) clientJwks = JSON.stringify(client.jwks);
+      const authentication = 'jwks' in client ? { jwks_uri: `${issuer}/test-client-jwks.json`, token_endpoint_auth_method: 'private_key_jwt' as const } : { client_secret: client.clientSecret, token_endpoint_auth_method: 'client_secret_basic' as const };
       const provider = new Provider(issuer, {
-        clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+        clients: [{ client_id: client.clientId, redirect_uris: [client.redirectUri], grant_types: ['authorization_code'], response_types: ['code'], ...authentication }],
         async findAccount(_ctx, id) {
           const person = people[id];
           if (!person) return undefined;
