@@ -18,6 +18,7 @@ const LAYERS = [
   ['audit'],
   ['accounts'],
   ['clients', 'personal-tokens', 'sessions'],
+  ['identity-providers'],
   ['oauth'],
   ['introspection'],
   ['http'],

@@ -22,6 +22,9 @@ import { createPersonalTokenService, type PersonalTokenService } from './persona
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
 import { createLoginLimiter, type LoginLimiter } from './sessions/login-limiter.ts';
 import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-sign-in.ts';
+import { createFlowStore } from './identity-providers/flow-store.ts';
+import { createIdentityProviderService, type IdentityProviderService } from './identity-providers/identity-provider-service.ts';
+import { createIdentityRepository } from './identity-providers/identity-repository.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -60,6 +63,8 @@ export interface OnlineCore extends Core {
   loginLimiter: LoginLimiter;
   /** Password sign-in, the same for every channel (API, browser, OAuth), on loginLimiter. */
   signIn: PasswordSignIn;
+  /** Sign-in through upstream identity providers, and the accounts' links to them. */
+  identityProviders: IdentityProviderService;
 }
 
 export interface OpenCoreOptions {
@@ -210,5 +215,6 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   };
   if (!online) return core;
   const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit });
-  return { ...core, ...online, signIn };
+  const identityProviders = createIdentityProviderService({ config, accounts: core.accounts, identities: createIdentityRepository(database), flows: createFlowStore(online.ephemeral), audit });
+  return { ...core, ...online, signIn, identityProviders };
 }

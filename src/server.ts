@@ -42,6 +42,7 @@ import { createShownOnce } from './http/shown-once.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
+import { createUpstreamSignInRoutes } from './routes/identity-providers/upstream-sign-in-routes.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
@@ -222,8 +223,9 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
+      { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
-      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
+      { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery, identityProviders: core.identityProviders, issuer: config.issuer }) },
       {
         router: createAdminConsoleRoutes({
           config,
@@ -234,6 +236,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           clients: core.clients,
           signingKeys: core.signingKeys,
           shownOnce: createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS }),
+          identityProviders: core.identityProviders,
         }),
       },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },

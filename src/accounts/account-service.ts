@@ -59,7 +59,7 @@ export interface CreateUserInput {
 }
 
 /** The outcome of a password check; `user` only when it succeeded. */
-export type Authentication = { ok: true; user: User } | { ok: false; reason: 'unknown_user' | 'wrong_password' | 'disabled' };
+export type Authentication = { ok: true; user: User } | { ok: false; reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'no_password' };
 
 /** The account a login name addresses (null: none), and the check of a password against it. */
 export interface SignInCandidate {
@@ -165,9 +165,11 @@ export function createAccountService(options: AccountServiceOptions) {
       return {
         user: found && withoutSecret(found),
         async check(password: string): Promise<Authentication> {
-          const usable = found !== null && password.length <= MAX_PASSWORD_LENGTH;
+          const usable = found !== null && found.passwordHash !== null && password.length <= MAX_PASSWORD_LENGTH;
           const decoy = await hasher.decoyHash();
-          const check = await hasher.verify(usable ? found.passwordHash : decoy, password.slice(0, MAX_PASSWORD_LENGTH));
+          // An account without a local password pays the same verification, against the decoy.
+          const check = await hasher.verify(usable ? found.passwordHash! : decoy, password.slice(0, MAX_PASSWORD_LENGTH));
+          if (found !== null && found.passwordHash === null) return { ok: false, reason: 'no_password' };
           if (!usable) return { ok: false, reason: 'unknown_user' };
           if (!check.ok) return { ok: false, reason: 'wrong_password' };
           if (found.disabled) return { ok: false, reason: 'disabled' };
@@ -177,6 +179,45 @@ export function createAccountService(options: AccountServiceOptions) {
           return { ok: true, user: withoutSecret(found) };
         },
       };
+    },
+
+    /**
+     * An account without a local password, for an identity provider's first sign-in
+     * (docs/sign-in-providers.md): the first of `usernames` that is free, or it with a suffix
+     * (-2, -3, …); never an existing account. `email` is dropped when another account has it.
+     */
+    async createPasswordlessUser(input: { usernames: string[]; email: string | null; scopes: string[] }, by: Actor & { details?: Record<string, unknown> }): Promise<{ user: User; emailDropped: boolean }> {
+      const scopes = parseInput(z.object({ scopes: scopesSchema }), { scopes: input.scopes }).scopes;
+      const candidates = input.usernames.filter((name) => usernameSchema.safeParse(name).success);
+      if (candidates.length === 0) throw new Error('createPasswordlessUser: no valid username candidate');
+      let email = input.email !== null && emailSchema.safeParse(input.email).success ? input.email : null;
+      let emailDropped = input.email !== null && email === null;
+      const { details, ...actor } = by;
+      for (let attempt = 0; attempt < 50; attempt += 1) {
+        const base = candidates[attempt < candidates.length ? attempt : 0]!;
+        const suffix = attempt < candidates.length ? '' : `-${attempt - candidates.length + 2}`;
+        const username = `${base.slice(0, 64 - suffix.length)}${suffix}`;
+        try {
+          const user = await users.insert({ username, email, passwordHash: null, allowedScopes: scopes });
+          await audit.record({ ...actor, action: 'user.created', subject: `user:${user.id}`, details: { username: user.username, scopes: user.allowedScopes, ...details, ...(emailDropped ? { emailDropped: true } : {}) } });
+          return { user: withoutSecret(user), emailDropped };
+        } catch (error) {
+          if (!(error instanceof UniqueViolation)) throw error;
+          if (error.field === 'email') {
+            // Another account has this e-mail: the new account goes without it (never a takeover).
+            email = null;
+            emailDropped = true;
+            attempt -= 1;
+          }
+        }
+      }
+      throw AppError.conflict('No free username could be found for this account.');
+    },
+
+    /** Whether the account has a local password (an account made by a provider may have none). */
+    async hasPassword(userId: string): Promise<boolean> {
+      const user = await users.findById(userId);
+      return user !== null && user.passwordHash !== null;
     },
 
     /** Checks a password (beginSignIn, then its check). */

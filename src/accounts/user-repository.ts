@@ -5,7 +5,7 @@ interface UserRow {
   id: string;
   username: string;
   email: string | null;
-  password_hash: string;
+  password_hash: string | null;
   allowed_scopes: string[];
   disabled: boolean;
   created_at: Date;
@@ -36,7 +36,8 @@ export function withoutSecret({ passwordHash: _hash, ...user }: UserWithSecret):
 export interface NewUser {
   username: string;
   email: string | null;
-  passwordHash: string;
+  /** Null: no local password (an account made by an identity provider). */
+  passwordHash: string | null;
   allowedScopes: string[];
 }
 

@@ -26,7 +26,8 @@ export interface UserStanding {
 
 /** What the user store keeps beyond the public profile; never leaves the accounts service. */
 export interface UserWithSecret extends User {
-  passwordHash: string;
+  /** Null for an account without a local password (made by an identity provider). */
+  passwordHash: string | null;
 }
 
 export const usernameSchema = z

@@ -338,6 +338,10 @@ export function redactConfig(config: Config): Json {
     const parent = at(path);
     if (parent[path.at(-1)!] != null) parent[path.at(-1)!] = '***';
   }
+  // Each identity provider's secret or private key.
+  for (const provider of (copy.identityProviders ?? []) as Json[]) {
+    for (const key of ['clientSecret', 'privateKey']) if (provider[key] != null) provider[key] = '***';
+  }
   for (const path of URL_PATHS) {
     const parent = at(path);
     const value = parent[path.at(-1)!];

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { ADMIN_SCOPE } from './admin-scope.ts';
 import { clientJwksSchema } from './client-jwks.ts';
+import { identityProvidersSchema } from './identity-providers.ts';
 
 export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
 
@@ -314,6 +315,8 @@ export const configSchema = z.object({
     username: z.string().min(1),
     password: z.string().min(1).nullable(),
   }),
+  /** Upstream identity providers for the browser sign-in (identity-providers.ts, docs/sign-in-providers.md). */
+  identityProviders: identityProvidersSchema,
 }).superRefine((config, context) => {
   if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
     context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });
@@ -359,6 +362,12 @@ export const configSchema = z.object({
       context.addIssue({ code: 'custom', path: ['accounts', 'defaultScopes', index], message: `"${scope}" is not in the scope catalog` });
     }
   }
+  config.identityProviders.forEach((provider, index) => {
+    const granted = [...(provider.defaultScopes ?? []), ...provider.scopeRules.flatMap((rule) => rule.scopes)];
+    for (const scope of granted) {
+      if (!(scope in config.scopes)) context.addIssue({ code: 'custom', path: ['identityProviders', index], message: `grants "${scope}", which is not in the scope catalog` });
+    }
+  });
   // A session used only at resource servers slides when introspection asks the stores, which the
   // cache does once per cacheTtlSeconds: that must come round before the session goes idle.
   if (config.introspection.cacheTtlSeconds >= config.sessions.idleTimeoutSeconds) {

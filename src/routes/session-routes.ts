@@ -29,8 +29,12 @@ export interface SessionRouteDependencies {
   audit: AuditLog;
 }
 
-/** The same answer for an unknown user, a wrong password and a disabled account. */
-const LOGIN_FAILED = 'Login failed: wrong username or password.';
+/**
+ * The same answer for an unknown user, a wrong password, a disabled account and an account without
+ * a password (made by an identity provider): telling the last apart would tell a stranger which
+ * names exist, so every failure carries the hint (docs/sign-in-providers.md).
+ */
+const LOGIN_FAILED = 'Login failed: wrong username or password. An account that signs in through an identity provider has no password here: use a personal access token (Settings, Access tokens).';
 
 /** A scope list: a string separated by spaces or commas, or an array; undefined when not sent. */
 const scopeList = z
@@ -87,7 +91,7 @@ export const loginOperation = defineOperation({
   responses: {
     200: { description: 'Logged in.', body: loginAnswer },
     400: VALIDATION_FAILED,
-    401: errorResponse('Login failed: wrong username or password.'),
+    401: errorResponse('Login failed: wrong username or password. An account that signs in through an identity provider has no password here: use a personal access token (Settings, Access tokens).'),
     413: TOO_LARGE,
     ...LIMITED_API_FAILURES,
     429: errorResponse('Too many failed logins for this account from this address, or too many requests from it.', RATE_LIMIT_HEADERS),

@@ -106,4 +106,5 @@ nav.paging { display: flex; gap: 1.5rem; margin-top: 1rem; }
   table.stack td { display: block; border: 0; padding: .15rem 0; }
   table.stack td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-size: .85rem; }
   td:last-child { padding-left: 0; } dl.facts { grid-template-columns: minmax(0, 1fr); gap: 0; } dl.facts dd { margin-bottom: .4rem; } .card { margin: 0; border-radius: 0; border-left: 0; border-right: 0; } }
+ul.upstream-list { list-style: none; padding: 0; margin: .5rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem; }
 `;

@@ -71,7 +71,7 @@ describe('API password login and session tokens', () => {
     const disabled = await login({ form: { password: 'dormant-password' } }, 'dormant');
     for (const res of [unknown, wrong, disabled]) {
       expect(res.status).toBe(401);
-      expect(res.body).toEqual({ message: 'Login failed: wrong username or password.', status: 401 });
+      expect(res.body).toEqual({ message: 'Login failed: wrong username or password. An account that signs in through an identity provider has no password here: use a personal access token (Settings, Access tokens).', status: 401 });
     }
     const missing = await login({ form: {} });
     expect(missing.status).toBe(400);

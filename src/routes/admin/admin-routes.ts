@@ -10,6 +10,8 @@ import { createAdminAuditRoutes } from './admin-audit-routes.ts';
 import { createAdminClientRoutes } from './admin-client-routes.ts';
 import { createAdminKeyRoutes } from './admin-key-routes.ts';
 import { createAdminUserRoutes } from './admin-user-routes.ts';
+import { createAdminIdentityRoutes } from './admin-identity-routes.ts';
+import type { IdentityProviderService } from '../../identity-providers/identity-provider-service.ts';
 
 export interface AdminRouteDependencies {
   callers: CallerAuthenticator;
@@ -18,6 +20,9 @@ export interface AdminRouteDependencies {
   clients: ClientService;
   signingKeys: SigningKeyService;
   auditQuery: AuditQuery;
+  /** Upstream identity providers and the accounts' links to them. */
+  identityProviders: IdentityProviderService;
+  issuer: string;
 }
 
 /**
@@ -31,5 +36,6 @@ export function createAdminRoutes(deps: AdminRouteDependencies): Router {
   router.use(createAdminClientRoutes(deps));
   router.use(createAdminKeyRoutes(deps));
   router.use(createAdminAuditRoutes(deps));
+  router.use(createAdminIdentityRoutes(deps));
   return router;
 }

@@ -17,6 +17,8 @@ import { consoleViewer } from './console-requests.ts';
 import { consolePage, type Viewer } from './console-views.ts';
 import { createKeyConsoleRoutes } from './key-console-routes.ts';
 import { createUserConsoleRoutes } from './user-console-routes.ts';
+import { createIdentityConsoleRoutes } from './identity-console-routes.ts';
+import type { IdentityProviderService } from '../../identity-providers/identity-provider-service.ts';
 
 export interface AdminConsoleDependencies {
   config: Config;
@@ -27,12 +29,14 @@ export interface AdminConsoleDependencies {
   clients: ClientService;
   signingKeys: SigningKeyService;
   shownOnce: ShownOnce;
+  identityProviders: IdentityProviderService;
 }
 
 const SECTIONS = [
   { href: '/admin/users', title: 'Users', text: 'Find an account; create one; change its e-mail, scopes or password; disable it, lift its lockouts, sign it out everywhere, delete it.' },
   { href: '/admin/clients', title: 'Clients', text: 'The OAuth clients: register one (its secret is shown once), rotate a secret, grant introspection, delete.' },
   { href: '/admin/keys', title: 'Signing keys', text: 'The keys that sign access tokens, and their rotation.' },
+  { href: '/admin/identity-providers', title: 'Identity providers', text: 'The upstream providers people sign in through, and the redirect URI to register at each.' },
   { href: '/admin/audit', title: 'Audit log', text: 'Who did what, to whom, from where: filter by user, action, client and time.' },
 ];
 
@@ -79,5 +83,6 @@ export function createAdminConsoleRoutes(deps: AdminConsoleDependencies): Router
   router.use(createClientConsoleRoutes(deps));
   router.use(createKeyConsoleRoutes(deps));
   router.use(createAuditConsoleRoutes(deps));
+  router.use(createIdentityConsoleRoutes({ ...deps, issuer: deps.config.issuer }));
   return router;
 }

@@ -119,6 +119,7 @@ ${self
     : html`<form method="post" action="${path}/disable">${csrfField(o.viewer)}<button type="submit" class="danger">Disable${naming(user.username)}</button></form>`}
 <form method="post" action="${path}/unlock">${csrfField(o.viewer)}<button type="submit" class="secondary">Lift sign-in lockouts${naming(`of ${user.username}`)}</button></form>
 <a class="button secondary" href="${path}/sign-out">Sign${naming(user.username)} out everywhere…</a>
+<a class="button secondary" href="${path}/identities">Linked sign-ins${naming(`of ${user.username}`)}</a>
 </div>
 <p class="muted">Disabling ends every session and login of the account and refuses its tokens until it is enabled again. Signing out everywhere ends its API and browser sessions and its OAuth logins; its personal access tokens stay.</p>
 </section>

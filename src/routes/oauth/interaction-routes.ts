@@ -12,6 +12,7 @@ import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
 import { storeUnavailableCause } from '../../shared/errors.ts';
+import { providerButtons } from '../identity-providers/identity-provider-pages.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -93,7 +94,8 @@ ${login}
   <button type="submit" name="decision" value="approve">Approve</button>
   <button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
 </div>
-</form>`,
+</form>
+${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/interaction/${view.uid}/login/${provider.id}`)}`,
     });
   }
 

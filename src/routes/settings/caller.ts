@@ -106,7 +106,10 @@ export function createCallerAuthenticator({ config, accounts, sessions, personal
     };
   }
 
-  return { identify, requireLoginSession, csrfFor };
+  /** Whether `token` is the CSRF token of the session (a link that carries it in its query). */
+  const csrfMatches = (sessionId: string, token: unknown) => csrf.verify('csrf', sessionId, token);
+
+  return { identify, requireLoginSession, csrfFor, csrfMatches };
 }
 
 export type CallerAuthenticator = ReturnType<typeof createCallerAuthenticator>;

@@ -14,12 +14,28 @@ const CHANNELS: Record<string, string> = {
   api: 'the API (password login)',
   browser: 'these settings pages',
   oauth: 'the sign-in page of an app or device',
+  provider: 'an identity provider',
+};
+
+/** Why a sign-in through an identity provider ended without one (sign_in.provider_failed). */
+const PROVIDER_FAILURES: Record<string, string> = {
+  limited: 'too many sign-ins started from the address',
+  expired: 'the answer was already used or came too late',
+  other_browser: 'the answer came to another browser',
+  refused: 'the provider did not sign the person in',
+  rejected: 'the answer did not pass the checks',
+  unavailable: 'the provider could not be reached',
+  disabled: 'the account is disabled',
+  not_linked: 'no account is linked',
+  linked_elsewhere: 'the identity belongs to another account',
+  link_session_lost: 'the session ended while linking',
 };
 
 const FAILURE_REASONS: Record<string, string> = {
   wrong_password: 'wrong password',
   disabled: 'the account is disabled',
   unknown_user: 'no such account',
+  no_password: 'the account has no password (it signs in through an identity provider)',
 };
 
 const TOKEN_KINDS: Record<string, string> = {
@@ -41,6 +57,7 @@ function byWhom(event: AuditEvent, userId: string): string | undefined {
   if (kind === 'user') return 'by an administrator';
   if (kind === 'client') return `by the client ${name}`;
   if (kind === 'system') return 'by the service';
+  if (kind === 'provider') return `by the sign-in through ${name}`;
   return undefined;
 }
 
@@ -58,7 +75,10 @@ function lines(...entries: (string | undefined | false)[]): string[] {
 type Describer = (details: Record<string, unknown>) => DescribedEvent;
 
 const DESCRIBERS: Record<string, Describer> = {
-  'sign_in.succeeded': (d) => ({ what: 'Signed in', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`) }),
+  'sign_in.succeeded': (d) => ({ what: 'Signed in', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`, text(d.provider) && `provider: ${String(d.provider)}`, d.created === true && 'the account was created at this sign-in') }),
+  'sign_in.provider_failed': (d) => ({ what: 'Sign-in through an identity provider failed', details: lines(text(d.provider) && `provider: ${String(d.provider)}`, PROVIDER_FAILURES[String(d.reason)], text(d.error) && `answer: ${String(d.error)}`) }),
+  'identity.linked': (d) => ({ what: 'Identity provider linked', details: lines(text(d.provider) && `provider: ${String(d.provider)}`, text(d.subject) && `account there: ${String(d.subject)}`, d.created === true && 'when this account was created') }),
+  'identity.unlinked': (d) => ({ what: 'Identity provider unlinked', details: lines(text(d.provider) && `provider: ${String(d.provider)}`, text(d.subject) && `account there: ${String(d.subject)}`) }),
   'sign_in.failed': (d) => ({
     what: 'Failed sign-in',
     details: lines(FAILURE_REASONS[String(d.reason)], CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`, minutes(d.lockoutSeconds) && `this address is locked out for ${minutes(d.lockoutSeconds)}`),

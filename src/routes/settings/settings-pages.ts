@@ -13,16 +13,18 @@ export interface SettingsViewer {
   admin?: boolean;
 }
 
-function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security'): SafeHtml {
+export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'sign-in'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
+  <a href="/settings/sign-in"${current === 'sign-in' ? html` aria-current="page"` : ''}>Sign-in methods</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
   ${admin ? html`<a href="/admin">Administration</a>` : ''}
   <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
 </nav>`;
 }
 
-export function loginPage(options: { csrf: string; next: string; error?: string; username?: string }): Page {
+/** `alternatives`: the buttons of the upstream identity providers (identity-provider-pages.ts). */
+export function loginPage(options: { csrf: string; next: string; error?: string; username?: string; alternatives?: SafeHtml }): Page {
   return {
     title: 'Sign in',
     body: html`<h1>Sign in</h1>
@@ -35,7 +37,8 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   <label for="password">Password</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <div class="actions"><button type="submit">Sign in</button></div>
-</form>`,
+</form>
+${options.alternatives ?? ''}`,
   };
 }
 

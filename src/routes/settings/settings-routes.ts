@@ -16,6 +16,7 @@ import { answerOutagesWithPages } from '../../http/error-response.ts';
 import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
+import { providerButtons } from '../identity-providers/identity-provider-pages.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
 
 export interface SettingsRouteDependencies {
@@ -53,6 +54,8 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   /** Whose pages these are, and whether their navigation leads to the admin console. */
   const viewer = (req: Request) => ({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), admin: req.caller!.scopes.includes(ADMIN_SCOPE) });
   const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+  /** The upstream identity providers' buttons, leading back to `next` too. */
+  const alternatives = (next: string) => providerButtons(config.identityProviders, (p) => `/login/${p.id}?next=${encodeURIComponent(next)}`);
 
   // The browser's pages answer a store outage as a page (503 with Retry-After).
   router.use(['/login', '/settings'], (_req, res, next) => {
@@ -67,7 +70,8 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   router.get('/login', (req, res) => {
     const csrf = randomBytes(24).toString('base64url');
     res.cookie(LOGIN_CSRF_COOKIE, csrf, { ...cookieOptions, maxAge: 3600_000 });
-    sendPage(res, 200, loginPage({ csrf, next: localPath(req.query.next) }));
+    const next = localPath(req.query.next);
+    sendPage(res, 200, loginPage({ csrf, next, alternatives: alternatives(next) }));
   });
 
   router.post('/login', async (req, res, next) => {
@@ -78,7 +82,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       const fresh = randomBytes(24).toString('base64url');
       const again = (status: number, error: string) => {
         res.cookie(LOGIN_CSRF_COOKIE, fresh, { ...cookieOptions, maxAge: 3600_000 });
-        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username }));
+        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username, alternatives: alternatives(next_) }));
       };
       // Login CSRF: the form's token must match the cookie set with the form (double submit).
       const cookieToken = cookieValue(req.headers.cookie, LOGIN_CSRF_COOKIE) ?? '';

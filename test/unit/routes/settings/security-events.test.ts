@@ -28,6 +28,20 @@ describe('the security page in words', () => {
     expect(describeEvent(client, USER)).toEqual({ what: 'client.deleted', details: ['name: Portal', 'kind: web', 'on the client portal'] });
   });
 
+  it('says how a sign-in through an identity provider went, and who linked or unlinked one', () => {
+    expect(describeEvent(event('sign_in.succeeded', `user:${USER}`, { via: 'provider', provider: 'uni', created: true }), USER)).toEqual({
+      what: 'Signed in',
+      details: ['through an identity provider', 'provider: uni', 'the account was created at this sign-in'],
+    });
+    expect(describeEvent(event('sign_in.provider_failed', 'ip:192.0.2.7', { via: 'provider', provider: 'uni', reason: 'refused', error: 'access_denied' }), USER)).toEqual({
+      what: 'Sign-in through an identity provider failed',
+      details: ['provider: uni', 'the provider did not sign the person in', 'answer: access_denied'],
+    });
+    expect(describeEvent(event('identity.linked', `user:${USER}`, { provider: 'uni', subject: 'ada' }), USER)).toEqual({ what: 'Identity provider linked', details: ['provider: uni', 'account there: ada'] });
+    expect(describeEvent(event('identity.unlinked', 'user:0000-admin', { provider: 'uni', subject: 'ada' }), USER).details).toEqual(['provider: uni', 'account there: ada', 'by an administrator']);
+    expect(describeEvent(event('user.scopes_changed', 'provider:uni', { scopes: ['read', 'deposit:actions'] }), USER).details).toEqual(['now: read, deposit:actions', 'by the sign-in through uni']);
+  });
+
   it('shows an action it has no words for by its name and its details as they are', () => {
     expect(describeEvent(event('sign_in.second_factor.failed', `user:${USER}`, { method: 'totp', codes: ['a', 'b'], extra: { n: 1 } }), USER)).toEqual({
       what: 'sign_in.second_factor.failed',
