@@ -30,6 +30,7 @@ import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createPublishedSigningKeys, type PublishedSigningKeys } from './oauth/published-signing-keys.ts';
 import { invalidationTarget, type InvalidationSubscriber } from './cache/invalidations.ts';
 import { createApiReferenceRoutes, packageVersion } from './routes/api-reference-routes.ts';
+import { createBrandRoutes } from './routes/brand-routes.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
@@ -220,6 +221,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
+      { router: createBrandRoutes({ config }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },

@@ -49,6 +49,8 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/interaction/:uid', family: 'page' },
   { path: '/assets/tessera.css', family: 'page' },
   { path: '/assets/copy.js', family: 'page' },
+  { path: '/assets/brand.css', family: 'page' },
+  { path: '/', family: 'page' },
   { path: '/login', family: 'page' },
   { path: '/logout', family: 'page' },
   { path: '/settings', family: 'page' },
@@ -321,6 +323,10 @@ function violation(c: FuzzCase, answer: Answer): string | null {
     const body = parsed as { message?: unknown; status?: unknown } | undefined;
     return !!body && typeof body.message === 'string' && body.status === answer.status;
   };
+  // A browser (its Accept prefers text/html: of the fuzzed values, those that name it first at
+  // full weight) gets a page for any error; every other client JSON.
+  const browser = /^text\/html(,|$)/.test(String(c.headers.accept ?? ''));
+  if (browser && isHtml(answer) && c.route.family !== 'oauth') return null;
   // No route at all (a route's path with a trailing slash, say): the JSON 404 of every family.
   if (answer.status === 404 && apiShape()) return null;
   switch (c.route.family) {

@@ -35,6 +35,8 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/interaction/:uid': "OAuth: the flows' sign-in and consent pages",
   '/assets/tessera.css': "the pages' stylesheet",
   '/assets/copy.js': "the pages' one script (the Copy button)",
+  '/assets/brand.css': "the operator's colours over the pages' stylesheet",
+  '/': 'the start page',
   '/login': 'a browser page (its form posts here)',
   '/settings': 'a browser page (redirects to /settings/tokens)',
   '/settings/tokens': 'a browser page and its form',

@@ -1,5 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
+import { brandingOf, type BrandedResponse } from '../../views/branding.ts';
+import { html, layout, pageCspFor, type SafeHtml } from '../../views/html.ts';
 
 // oidc-provider renders the three pages of the device flow through these hooks. They show the
 // same neutral message for a code that does not exist, has expired or was already used, so the
@@ -8,9 +9,11 @@ import { html, layout, PAGE_CSP, type SafeHtml } from '../../views/html.ts';
 function send(ctx: KoaContextWithOIDC, title: string, body: SafeHtml, status = 200): void {
   ctx.status = status;
   ctx.type = 'html';
-  ctx.set('Content-Security-Policy', PAGE_CSP);
+  // The response went through express's app, which keeps the operator's branding.
+  const branding = brandingOf(ctx.res as BrandedResponse);
+  ctx.set('Content-Security-Policy', pageCspFor(branding));
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = layout(title, body);
+  ctx.body = layout(title, body, { branding });
 }
 
 /** Pulls the XSRF token out of the form oidc-provider built, to render a form of our own. */
