@@ -212,6 +212,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   // One allowance per introspecting client, one per client address at forward-auth.
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
+  // Secrets made by a form (a token, a client secret) wait here for the one page that shows them.
+  const shownOnce = createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS });
   const server = createServer();
   const connections = createConnectionDrain(server);
   const app = createApp({
@@ -224,7 +226,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { router: createBrandRoutes({ config }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
       {
         router: createAdminConsoleRoutes({
@@ -235,7 +237,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           auditQuery: core.auditQuery,
           clients: core.clients,
           signingKeys: core.signingKeys,
-          shownOnce: createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS }),
+          shownOnce,
         }),
       },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },

@@ -56,6 +56,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/settings', family: 'page' },
   { path: '/settings/tokens', family: 'page' },
   { path: '/settings/tokens/:id/revoke', family: 'page' },
+  { path: '/settings/tokens/created', family: 'page' },
   { path: '/settings/security', family: 'page' },
   { path: '/auth/verify', family: 'api' },
   { path: '/users/:username/login', family: 'api' },

@@ -41,6 +41,7 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/settings': 'a browser page (redirects to /settings/tokens)',
   '/settings/tokens': 'a browser page and its form',
   '/settings/tokens/:id/revoke': 'a browser page and its form',
+  '/settings/tokens/created': 'a browser page: the new token, shown once',
   '/settings/security': 'a browser page',
   '/admin': 'the admin console (a browser page)',
   '/admin/users': 'the admin console: a page and its form',
