@@ -25,17 +25,40 @@ function actionOf(form: string): string {
   return /action="([^"]*)"/.exec(form)?.[1] ?? '/device';
 }
 
-export async function userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out: unknown, err?: Error & { userCode?: string }): Promise<void> {
-  let message = html`<p>Enter the code shown by the application on your device.</p>`;
+/** The page after a device login was denied (on the sign-in page, or because nothing may be granted). */
+function deniedPage(ctx: KoaContextWithOIDC, out: { error_description?: string } | undefined): void {
+  const client = ctx.oidc?.client;
+  const app = client?.clientName ?? client?.clientId ?? 'The application';
+  const nothingGrantable = /none of the requested scopes/i.test(out?.error_description ?? '');
+  send(
+    ctx,
+    'Device not connected',
+    html`<h1>Device not connected</h1>
+<p role="status">${nothingGrantable ? html`${app} asked only for access your account may not have, so nothing was granted.` : html`You denied the request: ${app} was not connected to your account.`}</p>
+<p>It cannot act as you. You can close this page; the device will say that the sign-in was refused.</p>
+<p class="muted">Denied by mistake? Start the sign-in again on your device, then <a href="/device">enter its new code</a>.</p>`,
+  );
+}
+
+export async function userCodeInputSource(ctx: KoaContextWithOIDC, form: string, out?: { error_description?: string }, err?: Error & { userCode?: string }): Promise<void> {
   const unavailable = (err as { statusCode?: number } | undefined)?.statusCode === 503;
+  if (!unavailable && err?.name === 'AbortedError') {
+    deniedPage(ctx, out);
+    return;
+  }
+  let message = html`<p id="user_code-hint">Enter the code shown by the application on your device.</p>`;
+  let invalid = false;
   if (unavailable) {
-    message = html`<p class="error" role="alert">The service is temporarily unavailable. Try again in a moment.</p>`;
-  } else if (err && (err.userCode || err.name === 'NoCodeError')) {
-    message = html`<p class="error" role="alert">That code is not valid. Check it and try again; codes expire after a few minutes.</p>`;
-  } else if (err?.name === 'AbortedError') {
-    message = html`<p class="notice" role="status">The sign-in was cancelled. You can close this page.</p>`;
+    message = html`<p class="error" role="alert" id="user_code-hint">The service is temporarily unavailable. Try again in a moment.</p>`;
+  } else if (err?.name === 'NoCodeError') {
+    invalid = true;
+    message = html`<p class="error" role="alert" id="user_code-hint">Enter the code shown by the application on your device.</p>`;
+  } else if (err && err.userCode) {
+    invalid = true;
+    // One message for a code that is unknown, expired or used: the page never tells which.
+    message = html`<p class="error" role="alert" id="user_code-hint">That code did not work. It may be mistyped, or it has expired or was already used: a code works once, for a few minutes. Check the code on your device, or start the sign-in there again for a new one.</p>`;
   } else if (err) {
-    message = html`<p class="error" role="alert">Something went wrong. Start again from your device.</p>`;
+    message = html`<p class="error" role="alert" id="user_code-hint">Something went wrong. Start again from your device.</p>`;
   }
   send(
     ctx,
@@ -45,10 +68,10 @@ ${message}
 <form method="post" action="${actionOf(form)}" autocomplete="off">
   <input type="hidden" name="xsrf" value="${xsrfOf(form)}">
   <label for="user_code">Code</label>
-  <input class="code" id="user_code" name="user_code" type="text" placeholder="XXXX-XXXX" maxlength="20" autofocus required autocapitalize="characters" spellcheck="false">
+  <input class="code" id="user_code" name="user_code" type="text" placeholder="XXXX-XXXX" maxlength="20" autofocus required autocapitalize="characters" spellcheck="false" aria-describedby="user_code-hint"${invalid ? html` aria-invalid="true"` : ''} value="${err?.userCode ?? ''}">
   <div class="actions"><button type="submit">Continue</button></div>
 </form>`,
-    unavailable ? 503 : err && err.name !== 'AbortedError' ? 400 : 200,
+    unavailable ? 503 : err ? 400 : 200,
   );
 }
 
