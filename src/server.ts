@@ -31,6 +31,7 @@ import { createPublishedSigningKeys, type PublishedSigningKeys } from './oauth/p
 import { invalidationTarget, type InvalidationSubscriber } from './cache/invalidations.ts';
 import { createApiReferenceRoutes, packageVersion } from './routes/api-reference-routes.ts';
 import { createBrandRoutes } from './routes/brand-routes.ts';
+import { createHomeRoutes } from './routes/home-routes.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
@@ -224,6 +225,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       { router: createBrandRoutes({ config }) },
+      { router: createHomeRoutes({ callers }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce }) },

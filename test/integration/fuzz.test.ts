@@ -104,7 +104,6 @@ const ROUTES: readonly FuzzRoute[] = [
 
 /** Paths no route serves: the 404 of each family. */
 const UNROUTED: readonly FuzzRoute[] = [
-  { path: '/', family: 'api' },
   { path: '/oauth/logout', family: 'api' },
   { path: '/oauth/nothing', family: 'api' },
   { path: '/api/v2/me', family: 'api' },
