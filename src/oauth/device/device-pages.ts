@@ -26,9 +26,12 @@ function actionOf(form: string): string {
 }
 
 /** The page after a device login was denied (on the sign-in page, or because nothing may be granted). */
-function deniedPage(ctx: KoaContextWithOIDC, out: { error_description?: string } | undefined): void {
-  const client = ctx.oidc?.client;
-  const app = client?.clientName ?? client?.clientId ?? 'The application';
+async function deniedPage(ctx: KoaContextWithOIDC, out: { error_description?: string } | undefined): Promise<void> {
+  // The denial surfaces while the sign-in resumes, before oidc-provider loads the client: its id
+  // is in the resumed parameters.
+  const clientId = ctx.oidc?.client?.clientId ?? (ctx.oidc?.params?.client_id as string | undefined);
+  const client = ctx.oidc?.client ?? (clientId ? await ctx.oidc.provider.Client.find(clientId).catch(() => undefined) : undefined);
+  const app = client?.clientName ?? clientId ?? 'The application';
   const nothingGrantable = /none of the requested scopes/i.test(out?.error_description ?? '');
   send(
     ctx,
@@ -43,7 +46,7 @@ function deniedPage(ctx: KoaContextWithOIDC, out: { error_description?: string }
 export async function userCodeInputSource(ctx: KoaContextWithOIDC, form: string, out?: { error_description?: string }, err?: Error & { userCode?: string }): Promise<void> {
   const unavailable = (err as { statusCode?: number } | undefined)?.statusCode === 503;
   if (!unavailable && err?.name === 'AbortedError') {
-    deniedPage(ctx, out);
+    await deniedPage(ctx, out);
     return;
   }
   let message = html`<p id="user_code-hint">Enter the code shown by the application on your device.</p>`;
