@@ -47,7 +47,7 @@ function wordsFor(error: AppError): Words {
       return { title: 'Sign in first', lead: 'This needs you to be signed in.', ownMessage: false };
     case 403:
       return error.code === 'csrf'
-        ? { title: 'This form has expired', lead: 'The form was open too long, you signed out and in again meanwhile, or it did not come from this site. Nothing was changed. Go back, reload the page and try again.', ownMessage: false }
+        ? { title: 'This form has expired', lead: 'The form has expired (it was open a long time, or you signed in again since) or did not come from this site, so nothing was changed. Go back, reload the page and try again.', ownMessage: false }
         : { title: 'Not allowed', lead: 'You may not do this with the account you are signed in with.', ownMessage: true };
     case 404:
       return { title: 'Page not found', lead: 'There is nothing at this address. It may have been mistyped, or what it showed is gone.', ownMessage: error.code !== 'no_route' };
@@ -87,8 +87,8 @@ export function errorPage(error: AppError, context: ErrorPageContext): Page {
   return {
     title,
     body: html`<h1>${title}</h1>
-<p class="error" role="alert">${lead}</p>
-${ownMessage && error.message ? html`<p>${error.message}</p>` : ''}
+${ownMessage && error.message ? html`<p class="error" role="alert">${error.message}</p>
+<p>${lead}</p>` : html`<p class="error" role="alert">${lead}</p>`}
 ${error.errors?.length ? html`<ul>${error.errors.map((e) => html`<li><code>${e.field}</code> ${e.message}</li>`)}</ul>` : ''}
 ${error.status >= 500 ? html`<p class="muted">Reference: <code>${context.requestId}</code>.${support}</p>` : ''}
 <nav aria-label="Ways on"><ul class="ways">${links.map((link) => html`<li><a href="${link.href}">${link.label}</a></li>`)}</ul></nav>`,
