@@ -182,6 +182,10 @@ describe('branded pages in a browser', () => {
     // Each Revoke link says which token it revokes, to a screen reader too.
     await page.goto(url('/settings/tokens'));
     expect(await page.getByRole('link', { name: 'Revoke token “ci-upload”' }).count()).toBe(1);
+    await navigate(page, () => page.getByRole('link', { name: 'Revoke token “ci-upload”' }).click());
+    expect(await page.getByRole('button', { name: 'Revoke token “ci-upload”' }).count()).toBe(1);
+    await checkWidths(page, 'revoke confirmation');
+    await page.goto(url('/settings/tokens'));
 
     // A refused form: what was typed stays, each refused field is marked and points to its message.
     await page.fill('#name', 'ci-\u202Edaolpu');
@@ -277,6 +281,7 @@ describe('branded pages in a browser', () => {
     await expectBranded(page);
     await page.goto(url('/docs/api'));
     await expectBranded(page);
+    expect(await page.locator('h1').innerText()).toMatch(/^Zenodo Sign-in API reference/);
     await context.close();
   }, 60_000);
 

@@ -147,7 +147,7 @@ export function revokePage(o: SettingsViewer & { token: PersonalToken }): Page {
 <p>Scripts using <code>${o.token.hint}…</code> will stop working at once. This cannot be undone.</p>
 <form method="post" action="/settings/tokens/${o.token.id}/revoke">
   <input type="hidden" name="csrf" value="${o.csrf}">
-  <div class="actions"><button type="submit" class="danger">Revoke token</button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
+  <div class="actions"><button type="submit" class="danger">Revoke token<span class="visually-hidden"> “${o.token.name}”</span></button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
 </form>`,
   };
 }
