@@ -1,12 +1,14 @@
 // The operator's branding (docs/branding.md): validated here, at boot, so that every page can
 // trust it: colours are #rrggbb, links are https or on this site, and the primary colour keeps
-// white text on buttons and links on white readable (WCAG AA, 4.5:1).
+// white text on buttons, and links on the cards and on the page around them, readable (WCAG AA, 4.5:1).
 import { extname } from 'node:path';
 import { z } from 'zod';
 import { contrastRatio } from '../views/branding.ts';
 
-/** WCAG 2.1 AA for normal text: the primary colour carries white button labels and is the link colour on white. */
+/** WCAG 2.1 AA for normal text: the primary colour carries white button labels and is the link colour. */
 export const MIN_CONTRAST = 4.5;
+/** The page's background around the cards (stylesheet.ts --bg), where the footer's links are: darker than white. */
+export const PAGE_BACKGROUND = '#f5f7fa';
 
 /** The logo files Tessera serves at /assets/logo, by extension. */
 export const LOGO_TYPES: Record<string, string> = { '.png': 'image/png', '.svg': 'image/svg+xml', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif' };
@@ -48,8 +50,8 @@ export const brandingSchema = z
       .refine((path) => extname(path).toLowerCase() in LOGO_TYPES, { message: `must end in one of ${Object.keys(LOGO_TYPES).join(' ')}` })
       .optional(),
     primaryColor: colour
-      .refine((value) => contrastRatio(value, '#ffffff') >= MIN_CONTRAST, {
-        message: `has too little contrast with white (at least ${MIN_CONTRAST}:1 is needed: it is the colour of buttons with white text and of links on white); choose a darker shade`,
+      .refine((value) => contrastRatio(value, '#ffffff') >= MIN_CONTRAST && contrastRatio(value, PAGE_BACKGROUND) >= MIN_CONTRAST, {
+        message: `has too little contrast (at least ${MIN_CONTRAST}:1 with white and with the page's ${PAGE_BACKGROUND} is needed: it is the colour of buttons with white text and of links); choose a darker shade`,
       })
       .optional(),
     accentColor: colour.optional(),

@@ -8,7 +8,10 @@ import { Router } from 'express';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createApp } from '../../src/http/app.ts';
 import { compileTrustProxy } from '../../src/http/trust-proxy.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { createBrandRoutes } from '../../src/routes/brand-routes.ts';
+import { createHomeRoutes } from '../../src/routes/home-routes.ts';
+import type { CallerAuthenticator } from '../../src/routes/settings/caller.ts';
 import { StoreUnavailableError } from '../../src/shared/errors.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { STYLESHEET } from '../../src/views/stylesheet.ts';
@@ -324,6 +327,36 @@ describe('branded pages in a browser', () => {
         const json = await fetch(`${base}${path}`, { headers: { accept: 'application/json' } });
         expect({ status: json.status, type: json.headers.get('content-type') }).toEqual({ status, type: expect.stringMatching(/^application\/json/) });
       }
+    } finally {
+      await context.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 60_000);
+
+  it('keeps the pages clean under axe with the lightest primary colour the configuration accepts', async () => {
+    // #717171: 4.55:1 with the page background (the configuration's boundary; #727272 is refused).
+    const config = loadConfig({ env: {}, overrides: { branding: { productName: 'Edge Case', primaryColor: '#717171', supportUrl: 'https://support.example.org/help', supportEmail: 'support@example.org' } } });
+    const pages = Router();
+    pages.get(STYLESHEET_PATH, (_req, res) => void res.type('text/css').send(STYLESHEET));
+    // The start page as a visitor sees it (nobody is signed in to this app).
+    const app = createApp({
+      config,
+      logger: createLogger({ level: 'fatal', destination: new LogCapture() }),
+      trustProxy: compileTrustProxy(config.http.trustProxy),
+      apiRoutes: [{ router: createBrandRoutes({ config }) }, { router: pages }, { router: createHomeRoutes({ callers: { identify: async () => null } as unknown as CallerAuthenticator }) }],
+    });
+    const server: Server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const context = await newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/`);
+      expect(await computed(page.locator('main a.button').first(), 'backgroundColor')).toBe('rgb(113, 113, 113)');
+      expect(await computed(page.locator('footer a').first(), 'color')).toBe('rgb(113, 113, 113)');
+      await checkWidths(page, 'landing, boundary colour');
+      await page.goto(`${base}/nowhere`);
+      await checkWidths(page, '404, boundary colour');
     } finally {
       await context.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -16,12 +16,14 @@ describe('branding in the configuration', () => {
     expect(config.branding).toEqual({ productName: 'Zenodo', logoUrl: 'https://cdn.example.org/logo.svg', primaryColor: '#0b5394', accentColor: '#f1c232', supportUrl: '/help', supportEmail: 'help@example.org' });
   });
 
-  it('refuses a primary colour white text is not readable on (below 4.5:1), naming the key', () => {
+  it('refuses a primary colour that white text or the page background is not readable with (below 4.5:1), naming the key', () => {
     expect(contrastRatio('#4a90e2', '#ffffff')).toBeLessThan(4.5);
-    expect(() => load({ productName: 'X', primaryColor: '#4a90e2' })).toThrow(/branding\.primaryColor: has too little contrast with white \(at least 4\.5:1/);
-    // The boundary: #767676 is 4.54:1, #777777 4.48:1.
-    expect(load({ productName: 'X', primaryColor: '#767676' }).branding.primaryColor).toBe('#767676');
-    expect(() => load({ productName: 'X', primaryColor: '#777777' })).toThrow(/branding\.primaryColor/);
+    expect(() => load({ productName: 'X', primaryColor: '#4a90e2' })).toThrow(/branding\.primaryColor: has too little contrast \(at least 4\.5:1 with white and with the page's #f5f7fa/);
+    // The boundary is the page's background, darker than white: #717171 is 4.55:1 on it, #727272 4.48:1
+    // (and #767676, 4.54:1 on white, only 4.23:1 on it).
+    expect(load({ productName: 'X', primaryColor: '#717171' }).branding.primaryColor).toBe('#717171');
+    expect(() => load({ productName: 'X', primaryColor: '#727272' })).toThrow(/branding\.primaryColor/);
+    expect(() => load({ productName: 'X', primaryColor: '#767676' })).toThrow(/branding\.primaryColor/);
   });
 
   it.each([
