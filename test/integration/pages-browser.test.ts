@@ -138,6 +138,13 @@ describe('branded pages in a browser', () => {
     expect(await page.locator('h1').innerText()).toBe('Not available this way');
     await checkWidths(page, '405');
 
+    // oidc-provider's own error page (an authorization request naming no known client), branded too.
+    const oauthError = await page.goto(url('/oauth/authorize?client_id=no-such-client&response_type=code&scope=read'));
+    expect(oauthError!.status()).toBe(400);
+    expect(await page.locator('main code').first().innerText()).toBe('invalid_client');
+    await expectBranded(page);
+    await checkWidths(page, 'oauth error');
+
     // The same errors for API clients: JSON, whatever else they accept.
     for (const accept of ['application/json', '*/*', undefined]) {
       const json = await fetch(url('/no/such/page'), { headers: accept ? { accept } : {} });
