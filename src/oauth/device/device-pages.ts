@@ -25,21 +25,30 @@ function actionOf(form: string): string {
   return /action="([^"]*)"/.exec(form)?.[1] ?? '/device';
 }
 
-/** The page after a device login was denied (on the sign-in page, or because nothing may be granted). */
+/**
+ * The page after a device login was refused: cancelled on the page that confirms the code, denied
+ * on the sign-in page, or ended there because nothing it asked for may be granted.
+ */
 async function deniedPage(ctx: KoaContextWithOIDC, out: { error_description?: string } | undefined): Promise<void> {
-  // The denial surfaces while the sign-in resumes, before oidc-provider loads the client: its id
-  // is in the resumed parameters.
-  const clientId = ctx.oidc?.client?.clientId ?? (ctx.oidc?.params?.client_id as string | undefined);
+  // A cancellation knows its device code; a denial surfaces while the sign-in resumes, before
+  // oidc-provider loads the client, whose id is then in the resumed parameters.
+  const clientId = ctx.oidc?.client?.clientId ?? ctx.oidc?.deviceCode?.clientId ?? (ctx.oidc?.params?.client_id as string | undefined);
   const client = ctx.oidc?.client ?? (clientId ? await ctx.oidc.provider.Client.find(clientId).catch(() => undefined) : undefined);
   const app = client?.clientName ?? clientId ?? 'The application';
+  const cancelled = ctx.oidc?.route === 'code_verification';
   const nothingGrantable = /none of the requested scopes/i.test(out?.error_description ?? '');
+  const what = cancelled
+    ? html`You cancelled the sign-in: ${app} was not connected to your account.`
+    : nothingGrantable
+      ? html`${app} asked only for access your account may not have, so nothing was granted.`
+      : html`You denied the request: ${app} was not connected to your account.`;
   send(
     ctx,
     'Device not connected',
     html`<h1>Device not connected</h1>
-<p role="status">${nothingGrantable ? html`${app} asked only for access your account may not have, so nothing was granted.` : html`You denied the request: ${app} was not connected to your account.`}</p>
+<p role="status">${what}</p>
 <p>It cannot act as you. You can close this page; the device will say that the sign-in was refused.</p>
-<p class="muted">Denied by mistake? Start the sign-in again on your device, then <a href="/device">enter its new code</a>.</p>`,
+<p class="muted">${cancelled ? 'Cancelled by mistake?' : 'Denied by mistake?'} Start the sign-in again on your device, then <a href="/device">enter its new code</a>.</p>`,
   );
 }
 
