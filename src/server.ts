@@ -30,6 +30,8 @@ import { createSigningKeyStore } from './oauth/signing-keys.ts';
 import { createPublishedSigningKeys, type PublishedSigningKeys } from './oauth/published-signing-keys.ts';
 import { invalidationTarget, type InvalidationSubscriber } from './cache/invalidations.ts';
 import { createApiReferenceRoutes, packageVersion } from './routes/api-reference-routes.ts';
+import { createBrandRoutes } from './routes/brand-routes.ts';
+import { createHomeRoutes } from './routes/home-routes.ts';
 import { createForwardAuthRoutes } from './routes/forward-auth-routes.ts';
 import { createHealthRoutes } from './routes/health-routes.ts';
 import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoint.ts';
@@ -212,6 +214,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   // One allowance per introspecting client, one per client address at forward-auth.
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
+  // Secrets made by a form (a token, a client secret) wait here for the one page that shows them.
+  const shownOnce = createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS });
   const server = createServer();
   const connections = createConnectionDrain(server);
   const app = createApp({
@@ -221,10 +225,12 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
+      { router: createBrandRoutes({ config }) },
+      { router: createHomeRoutes({ callers }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery, identityProviders: core.identityProviders, issuer: config.issuer }) },
       {
         router: createAdminConsoleRoutes({
@@ -235,7 +241,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           auditQuery: core.auditQuery,
           clients: core.clients,
           signingKeys: core.signingKeys,
-          shownOnce: createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS }),
+          shownOnce,
           identityProviders: core.identityProviders,
         }),
       },

@@ -2,6 +2,7 @@
 // config/default.json and every key is documented in docs/configuration.md.
 import { z } from 'zod';
 import { ADMIN_SCOPE } from './admin-scope.ts';
+import { brandingSchema } from './branding-schema.ts';
 import { clientJwksSchema } from './client-jwks.ts';
 import { identityProvidersSchema } from './identity-providers.ts';
 
@@ -317,6 +318,8 @@ export const configSchema = z.object({
   }),
   /** Upstream identity providers for the browser sign-in (identity-providers.ts, docs/sign-in-providers.md). */
   identityProviders: identityProvidersSchema,
+  /** The operator's product name, logo, colours and support links (docs/branding.md). */
+  branding: brandingSchema.default({ productName: 'Tessera' }),
 }).superRefine((config, context) => {
   if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
     context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });

@@ -2,6 +2,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import { LOGO_PATH, type Branding } from '../views/branding.ts';
 import { errorHandler } from './error-response.ts';
 import { notFound } from './refusals.ts';
 import { requestContext } from './request-context.ts';
@@ -26,6 +27,9 @@ export function createApp({ config, logger, trustProxy, oauthRoutes, apiRoutes =
   app.disable('x-powered-by');
   app.set('trust proxy', trustProxy);
   app.set('json spaces', 0);
+  // Every page finds the operator's branding here (views/branding.ts brandingOf), set once.
+  const { logoFile, ...branding } = config.branding;
+  app.locals.branding = { ...branding, ...(logoFile ? { logoUrl: LOGO_PATH } : {}) } satisfies Branding;
 
   app.use(requestContext(logger));
   app.use(

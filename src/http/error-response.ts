@@ -3,14 +3,15 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { AppError, OAuthError, STORE_RETRY_AFTER_SECONDS, storeUnavailableCause, type FieldError } from '../shared/errors.ts';
-import { html } from '../views/html.ts';
+import { brandingOf } from '../views/branding.ts';
+import { errorPage, prefersHtml } from './error-pages.ts';
 import { sendPage } from './pages.ts';
 import { sendJson } from './raw-http.ts';
 
 // The one place errors become responses, on express and on node:http alike: an AppError in
 // Tessera's JSON shape, an OAuthError in RFC 6749's, a store that is unreachable 503 with
-// Retry-After in either (a page, on the browser's pages), anything else a 500 that tells the
-// client nothing and the log everything.
+// Retry-After in either, anything else a 500 that tells the client nothing and the log
+// everything. A browser gets a page instead of JSON (error-pages.ts).
 
 /** An error as it is answered, whatever writes it. */
 export interface ErrorAnswer {
@@ -126,23 +127,6 @@ export function answerErrorsWithPages(res: Response): void {
   res.locals.errorsAsPages = true;
 }
 
-/** A refusal as a page: its message, its field errors, and a way on. */
-function errorPage(error: AppError) {
-  const title = error.status === 403 ? 'Not allowed' : error.status === 404 ? 'Not found' : error.status >= 500 ? 'Something went wrong' : 'Not done';
-  return {
-    title,
-    body: html`<h1>${title}</h1>
-<p class="error" role="alert">${error.message}</p>
-${error.errors?.length ? html`<ul>${error.errors.map((e) => html`<li><code>${e.field}</code> ${e.message}</li>`)}</ul>` : ''}
-<p><a href="/admin">Administration</a> · <a href="/settings/tokens">Your settings</a></p>`,
-  };
-}
-
-const OUTAGE_PAGE = {
-  title: 'Temporarily unavailable',
-  body: html`<h1>Temporarily unavailable</h1><p class="error" role="alert">${STORE_UNAVAILABLE.message}</p><p class="muted">Go back and try again in a moment.</p>`,
-};
-
 /** express's error handler, last in the app: every route's errors are answered here. */
 export function errorHandler(): ErrorRequestHandler {
   return (error: unknown, req, res: Response, _next) => {
@@ -153,12 +137,13 @@ export function errorHandler(): ErrorRequestHandler {
       return;
     }
     for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
-    if (res.locals.outagesAsPages && known === STORE_UNAVAILABLE) {
-      sendPage(res, answer.status, OUTAGE_PAGE);
-      return;
-    }
-    if (res.locals.errorsAsPages && known instanceof AppError) {
-      sendPage(res, answer.status, errorPage(known));
+    // A browser (Accept preferring text/html) gets every error as a page; so do the pages that
+    // asked for it whatever the Accept (the console: every refusal; other pages: an outage).
+    // Every other client keeps the JSON error shape.
+    const asPage = known instanceof AppError && (prefersHtml(req) || res.locals.errorsAsPages || (res.locals.outagesAsPages && known === STORE_UNAVAILABLE));
+    if (asPage) {
+      const links = res.locals.errorsAsPages ? [{ href: '/admin', label: 'Administration' }, { href: '/settings/tokens', label: 'Your settings' }] : [];
+      sendPage(res, answer.status, errorPage(known, { branding: brandingOf(res), requestId: req.id, links }));
       return;
     }
     res.status(answer.status).json(answer.body);

@@ -17,6 +17,8 @@ export interface DocumentConfig {
   issuer: string;
   sessions: Pick<Config['sessions'], 'headerAliases'>;
   tokens: Pick<Config['tokens'], 'apiUserHeader' | 'apiKeyHeader'>;
+  /** The operator's product name titles the document (and the reference page). */
+  branding?: Pick<Config['branding'], 'productName'>;
 }
 
 export interface OpenApiDocument {
@@ -157,7 +159,7 @@ export function buildOpenApiDocument(operations: readonly ApiOperation[], { conf
   return {
     openapi: '3.1.1',
     info: {
-      title: 'Tessera',
+      title: config.branding?.productName ?? 'Tessera',
       version,
       description:
         'The JSON API of Tessera: password login and API sessions, personal access tokens, who a credential is, forward-auth, health, and the admin API. ' +

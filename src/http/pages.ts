@@ -1,5 +1,6 @@
 import type { Response } from 'express';
-import { layout, PAGE_CSP, type SafeHtml } from '../views/html.ts';
+import { brandingOf } from '../views/branding.ts';
+import { layout, pageCspFor, type SafeHtml } from '../views/html.ts';
 
 /** A server-rendered page: what goes into the one layout (views/html.ts). */
 export interface Page {
@@ -8,12 +9,16 @@ export interface Page {
   wide?: boolean;
 }
 
-/** Sends a page with the page policy (nothing external, no inline script), never cached. */
+/**
+ * Sends a page in the operator's branding (views/branding.ts) with the page policy (nothing
+ * external but a configured logo, no inline script), never cached.
+ */
 export function sendPage(res: Response, status: number, page: Page): void {
+  const branding = brandingOf(res);
   res
     .status(status)
-    .set('Content-Security-Policy', PAGE_CSP)
+    .set('Content-Security-Policy', pageCspFor(branding))
     .set('Cache-Control', 'no-store')
     .type('html')
-    .send(layout(page.title, page.body, page.wide ? { wide: true } : {}));
+    .send(layout(page.title, page.body, { ...(page.wide ? { wide: true } : {}), branding }));
 }

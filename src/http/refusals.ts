@@ -5,7 +5,7 @@ import { AppError, OAuthError } from '../shared/errors.ts';
 // body that is not JSON. The refusals are AppErrors, answered by error-response.ts.
 
 export function notFound(): RequestHandler {
-  return (req, _res, next) => next(AppError.notFound(`No route for ${req.method} ${req.path}.`));
+  return (req, _res, next) => next(new AppError(404, 'no_route', `No route for ${req.method} ${req.path}.`));
 }
 
 /** The value of an Allow header for `methods` (HEAD wherever GET is). */

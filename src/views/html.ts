@@ -1,3 +1,5 @@
+import { BRAND_STYLESHEET_PATH, brandFooter, brandHeader, DEFAULT_BRANDING, logoOrigin, type Branding } from './branding.ts';
+
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(value: unknown): string {
   return String(value ?? '')
@@ -32,36 +34,50 @@ function render(value: unknown): string {
 /**
  * The Content-Security-Policy of every HTML page: nothing external, no inline script or style.
  * (oidc-provider appends the hash of its one auto-submit script to script-src where it needs it.)
+ * A logo on another site (branding.logoUrl) is the one thing loaded from elsewhere: pageCsp.
  */
-export const PAGE_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+export const PAGE_CSP = pageCsp(null);
+
+/** The page policy, with img-src allowing the origin of the operator's logo when it is elsewhere. */
+export function pageCsp(logoOrigin: string | null): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src 'self' data:${logoOrigin ? ` ${logoOrigin}` : ''}`,
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
+}
+
+/** The page policy for a branding (its logo's origin in img-src, when the logo is elsewhere). */
+export function pageCspFor(branding: Branding): string {
+  return pageCsp(logoOrigin(branding));
+}
 
 export const STYLESHEET_PATH = '/assets/tessera.css';
 
-/** The page shell: one stylesheet from Tessera itself, readable on a phone. */
-export function layout(title: string, body: SafeHtml, options: { wide?: boolean } = {}): string {
+/** The page shell: the one stylesheet and the brand's, from Tessera itself, readable on a phone. */
+export function layout(title: string, body: SafeHtml, options: { wide?: boolean; branding?: Branding } = {}): string {
+  const branding = options.branding ?? DEFAULT_BRANDING;
   return html`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>${title} · Tessera</title>
+<title>${title} · ${branding.productName}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
+${branding.primaryColor || branding.accentColor ? html`<link rel="stylesheet" href="${BRAND_STYLESHEET_PATH}">` : ''}
 </head>
 <body>
-<header class="bar"><span class="brand">Tessera</span></header>
+${brandHeader(branding)}
 <main class="card${options.wide ? ' wide' : ''}">
 ${body}
 </main>
+${brandFooter(branding)}
 </body>
 </html>`.html;
 }

@@ -5,7 +5,10 @@ export const STYLESHEET = `
 html { font-size: 16px; }
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); line-height: 1.5; }
 .bar { background: #fff; border-bottom: 1px solid var(--line); padding: .75rem 1.25rem; }
-.brand { font-weight: 700; letter-spacing: .02em; }
+.brand { font-weight: 700; letter-spacing: .02em; color: var(--fg); text-decoration: none; display: inline-flex; align-items: center; gap: .5rem; }
+.brand .logo { height: 28px; width: auto; max-width: 10rem; }
+ul.ways { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; }
+.foot { max-width: 60rem; margin: 0 auto 2rem; padding: 0 1.25rem; text-align: center; font-size: .9rem; color: var(--muted); }
 .card { max-width: 32rem; margin: 2rem auto; background: #fff; border: 1px solid var(--line); border-radius: .5rem; padding: 1.5rem; }
 .card.wide { max-width: 60rem; }
 h1 { font-size: 1.4rem; margin: 0 0 .75rem; }

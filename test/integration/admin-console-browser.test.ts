@@ -248,7 +248,7 @@ describe('the admin console in a browser', () => {
     expect(await tessera.core.accounts.findUser('dave')).toBeNull();
     const gone = await page.goto(url(`/admin/users/${dave.id}`));
     expect(gone!.status()).toBe(404);
-    expect(await heading(page)).toBe('Not found');
+    expect(await heading(page)).toBe('Page not found');
   }, 60_000);
 
   it('registers a client and shows its secret once; rotates it; grants introspection; deletes it', async () => {

@@ -173,7 +173,8 @@ describe('the audit trail', () => {
     const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
     expect(confirm.html).toMatch(/Confirm the device/);
     const cancelled = await browser.submit(confirm, { abort: 'yes' });
-    expect(cancelled.html).toMatch(/cancelled/);
+    expect(cancelled.html).toMatch(/<h1>Device not connected<\/h1>/);
+    expect(cancelled.html).toMatch(/You cancelled the sign-in: [^<]+ was not connected to your account\./);
     // The same code again is refused, and not recorded twice.
     await browser.submit(await browser.request('/device'), { user_code: start.user_code });
     await expect(oidc.pollDeviceAuthorizationGrant(device, start)).rejects.toMatchObject({ error: 'access_denied' });

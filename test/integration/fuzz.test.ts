@@ -49,11 +49,14 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/interaction/:uid', family: 'page' },
   { path: '/assets/tessera.css', family: 'page' },
   { path: '/assets/copy.js', family: 'page' },
+  { path: '/assets/brand.css', family: 'page' },
+  { path: '/', family: 'page' },
   { path: '/login', family: 'page' },
   { path: '/logout', family: 'page' },
   { path: '/settings', family: 'page' },
   { path: '/settings/tokens', family: 'page' },
   { path: '/settings/tokens/:id/revoke', family: 'page' },
+  { path: '/settings/tokens/created', family: 'page' },
   { path: '/settings/security', family: 'page' },
   { path: '/login/:id', family: 'page' },
   { path: '/interaction/:uid/login/:id', family: 'page' },
@@ -113,7 +116,6 @@ const ROUTES: readonly FuzzRoute[] = [
 
 /** Paths no route serves: the 404 of each family. */
 const UNROUTED: readonly FuzzRoute[] = [
-  { path: '/', family: 'api' },
   { path: '/oauth/logout', family: 'api' },
   { path: '/oauth/nothing', family: 'api' },
   { path: '/api/v2/me', family: 'api' },
@@ -333,6 +335,10 @@ function violation(c: FuzzCase, answer: Answer): string | null {
     const body = parsed as { message?: unknown; status?: unknown } | undefined;
     return !!body && typeof body.message === 'string' && body.status === answer.status;
   };
+  // A browser (its Accept prefers text/html: of the fuzzed values, those that name it first at
+  // full weight) gets a page for any error; every other client JSON.
+  const browser = /^text\/html(,|$)/.test(String(c.headers.accept ?? ''));
+  if (browser && isHtml(answer) && c.route.family !== 'oauth') return null;
   // No route at all (a route's path with a trailing slash, say): the JSON 404 of every family.
   if (answer.status === 404 && apiShape()) return null;
   switch (c.route.family) {

@@ -99,7 +99,11 @@ function describeDeviceFlow(mode: 'PostgreSQL and Redis' | 'embedded (PGlite, in
 
     it('answers access_denied after a denial, and invalid_scope for an unknown scope', async () => {
       const start = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'read' });
-      await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password', 'deny');
+      const { done } = await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password', 'deny');
+      // The page after a denial says so, never that the device is connected.
+      expect(done.html).toMatch(/<h1>Device not connected<\/h1>/);
+      expect(done.html).toMatch(/You denied the request/);
+      expect(done.html).not.toMatch(/Device connected|is now signed in|class="notice"/);
       await expect(oidc.pollDeviceAuthorizationGrant(deviceConfig, start)).rejects.toMatchObject({ error: 'access_denied' });
       await expect(oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'read admin:everything' })).rejects.toMatchObject({ error: 'invalid_scope' });
     });
@@ -117,7 +121,7 @@ function describeDeviceFlow(mode: 'PostgreSQL and Redis' | 'embedded (PGlite, in
       const input = await browser.request('/device');
       const wrong = await browser.submit(input, { user_code: 'BBBB-BBBB' });
       expect(wrong.status).toBe(400);
-      expect(wrong.html).toMatch(/That code is not valid/);
+      expect(wrong.html).toMatch(/That code did not work/);
     });
 
     it('rotates refresh tokens and revokes the grant when a rotated one is reused', async () => {

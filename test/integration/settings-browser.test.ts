@@ -82,8 +82,10 @@ describe('the settings pages in a browser', () => {
     await page.fill('#name', 'Upload script');
     await write.check();
     const created = await navigate(page, () => page.click('button:has-text("Create token")'));
-    expect(created.status()).toBe(201);
+    // Post/Redirect/Get: the page that shows the token is a GET, its URL holds only a handle.
+    expect(created.status()).toBe(200);
     expect(created.headers()['cache-control']).toBe('no-store');
+    expect(new URL(page.url()).pathname).toBe('/settings/tokens/created');
     expect(await page.locator('h1').innerText()).toBe('Token created');
 
     // The value, shown once.
@@ -94,6 +96,8 @@ describe('the settings pages in a browser', () => {
     expect(warning).toContain('Upload script');
     expect(warning).toContain('It cannot be shown again.');
     expect(await page.locator('label[for=new-token]').innerText()).toContain('read, deposit:write');
+    expect(page.url()).not.toContain(token);
+    expect((await context.cookies()).map((c) => c.value).join(' ')).not.toContain(token);
 
     // No real token in the committed screenshot.
     await page.evaluate(`document.getElementById('new-token').value = 'tsr_pat_••••••••'`);

@@ -71,7 +71,7 @@ describe('the tour (docs/tour.md)', () => {
         await Promise.all([page.waitForURL(/\/settings\/tokens$/), page.click('button[type=submit]')]);
         await page.fill('#name', 'Upload script');
         await page.check('input[name=scopes][value="deposit:write"]');
-        await Promise.all([page.waitForLoadState(), page.click('button:has-text("Create token")')]);
+        await Promise.all([page.waitForURL(/\/settings\/tokens\/created\?/), page.click('button:has-text("Create token")')]);
         expect(await page.locator('h1').innerText()).toBe('Token created');
         pasted.PAT = await page.locator('#new-token').inputValue();
       },

@@ -4,7 +4,8 @@ import type { AccountService } from '../../accounts/account-service.ts';
 import type { Config } from '../../config/schema.ts';
 import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
 import type { EphemeralStore } from '../../store/ephemeral/ephemeral-store.ts';
-import { PAGE_CSP, STYLESHEET_PATH } from '../../views/html.ts';
+import { brandingOf } from '../../views/branding.ts';
+import { pageCspFor, STYLESHEET_PATH } from '../../views/html.ts';
 import { STYLESHEET } from '../../views/stylesheet.ts';
 import type { DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
@@ -112,7 +113,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
       if (query !== -1 && req.path.startsWith(`${OIDC_ROUTES.authorization}/`)) req.url = req.url.slice(0, query);
       // Pages (and oidc-provider's auto-submitting form, whose script it allows by hash) need the
       // page policy rather than the JSON one.
-      if (browserPage) res.setHeader('Content-Security-Policy', PAGE_CSP);
+      if (browserPage) res.setHeader('Content-Security-Policy', pageCspFor(brandingOf(res)));
       toProvider(req, res);
       return;
     }

@@ -3,6 +3,7 @@ import type { PersonalToken } from '../../personal-tokens/personal-token-service
 import { html, type SafeHtml } from '../../views/html.ts';
 import type { Page } from '../../http/pages.ts';
 import { describeEvent } from './security-events.ts';
+import type { FormState } from '../console/console-views.ts';
 
 const date = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">—</span>`);
 
@@ -49,10 +50,28 @@ export interface TokensPageOptions extends SettingsViewer {
   expiry: { choices: number[]; defaultDays: number; allowNoExpiry: boolean };
   error?: string;
   notice?: string;
+  /** A refused new-token form: what was typed, and why each field was refused. */
+  form?: FormState;
+}
+
+/** aria-invalid and aria-describedby of a refused field, and its message (ids from `id`). */
+function refused(form: FormState | undefined, field: string, id: string): { attributes: SafeHtml | ''; message: SafeHtml | '' } {
+  const error = form?.errors[field];
+  if (!error) return { attributes: '', message: '' };
+  return { attributes: html` aria-invalid="true" aria-describedby="${id}-error"`, message: html`<p class="field-error" id="${id}-error">${error}</p>` };
 }
 
 export function tokensPage(o: TokensPageOptions): Page {
   const live = o.tokens.filter((t) => !t.revoked);
+  // A refused form keeps what was typed; a fresh one offers read and the default lifetime.
+  const typedName = o.form?.values.name;
+  const typedScopes = o.form?.values.scopes;
+  const checked = o.form ? (Array.isArray(typedScopes) ? typedScopes : typeof typedScopes === 'string' ? [typedScopes] : []) : ['read'];
+  const typedExpiry = o.form?.values.expires_in_days;
+  const chosenExpiry = typeof typedExpiry === 'string' ? typedExpiry : String(o.expiry.defaultDays);
+  const name = refused(o.form, 'name', 'name');
+  const scopes = refused(o.form, 'scopes', 'scopes');
+  const expiry = refused(o.form, 'expires_in_days', 'expires_in_days');
   const rows = live.map(
     (t) => html`<tr>
   <td><strong>${t.name}</strong>${t.expired ? html` <span class="badge">expired</span>` : ''}</td>
@@ -61,7 +80,7 @@ export function tokensPage(o: TokensPageOptions): Page {
   <td data-label="Expires">${t.expiresAt ? date(t.expiresAt) : html`never`}</td>
   <td data-label="Last used">${date(t.lastUsedAt)}${t.lastUsedIp ? html`<br><span class="muted">${t.lastUsedIp}</span>` : ''}</td>
   <td data-label="Token"><code>${t.hint}…</code></td>
-  <td><a class="button danger" href="/settings/tokens/${t.id}/revoke">Revoke</a></td>
+  <td><a class="button danger" href="/settings/tokens/${t.id}/revoke">Revoke<span class="visually-hidden"> token “${t.name}”</span></a></td>
 </tr>`,
   );
   return {
@@ -83,20 +102,24 @@ ${live.length
 <h2 id="new">New token</h2>
 <form method="post" action="/settings/tokens">
   <input type="hidden" name="csrf" value="${o.csrf}">
+  ${o.form ? html`<p class="error" role="alert" id="new-token-error">${o.form.message}</p>` : ''}
   <label for="name">Name</label>
-  <input id="name" name="name" type="text" maxlength="100" required placeholder="e.g. Laptop upload script">
-  <fieldset>
+  <input id="name" name="name" type="text" maxlength="100" required placeholder="e.g. Laptop upload script" value="${typeof typedName === 'string' ? typedName : ''}"${name.attributes}>
+  ${name.message}
+  <fieldset${o.form?.errors.scopes ? html` aria-describedby="scopes-error"` : ''}>
     <legend>Scopes</legend>
     ${o.grantable.map(
-      (s) => html`<div class="check"><input type="checkbox" id="scope-${s.name}" name="scopes" value="${s.name}"${s.name === 'read' ? html` checked` : ''}>
+      (s) => html`<div class="check"><input type="checkbox" id="scope-${s.name}" name="scopes" value="${s.name}"${checked.includes(s.name) ? html` checked` : ''}${o.form?.errors.scopes ? html` aria-invalid="true"` : ''}>
     <label for="scope-${s.name}"><code>${s.name}</code> <span class="muted">${s.description}</span></label></div>`,
     )}
+    ${scopes.message}
   </fieldset>
   <label for="expires_in_days">Expires after</label>
-  <select id="expires_in_days" name="expires_in_days">
-    ${o.expiry.choices.map((d) => html`<option value="${d}"${d === o.expiry.defaultDays ? html` selected` : ''}>${d} days</option>`)}
-    ${o.expiry.allowNoExpiry ? html`<option value="never">No expiry</option>` : ''}
+  <select id="expires_in_days" name="expires_in_days"${expiry.attributes}>
+    ${o.expiry.choices.map((d) => html`<option value="${d}"${String(d) === chosenExpiry ? html` selected` : ''}>${d} days</option>`)}
+    ${o.expiry.allowNoExpiry ? html`<option value="never"${chosenExpiry === 'never' ? html` selected` : ''}>No expiry</option>` : ''}
   </select>
+  ${expiry.message}
   <div class="actions"><button type="submit">Create token</button></div>
 </form>
 </section>`,
@@ -127,7 +150,7 @@ export function revokePage(o: SettingsViewer & { token: PersonalToken }): Page {
 <p>Scripts using <code>${o.token.hint}…</code> will stop working at once. This cannot be undone.</p>
 <form method="post" action="/settings/tokens/${o.token.id}/revoke">
   <input type="hidden" name="csrf" value="${o.csrf}">
-  <div class="actions"><button type="submit" class="danger">Revoke token</button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
+  <div class="actions"><button type="submit" class="danger">Revoke token<span class="visually-hidden"> “${o.token.name}”</span></button><a class="button secondary" href="/settings/tokens">Cancel</a></div>
 </form>`,
   };
 }

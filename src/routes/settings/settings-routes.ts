@@ -17,7 +17,9 @@ import type { CallerAuthenticator } from './caller.ts';
 import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
 import { providerButtons } from '../identity-providers/identity-provider-pages.ts';
-import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage } from './settings-pages.ts';
+import type { ShownOnce } from '../../http/shown-once.ts';
+import { refusedForm, formValues } from '../console/console-views.ts';
+import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage, type TokensPageOptions } from './settings-pages.ts';
 
 export interface SettingsRouteDependencies {
   config: Config;
@@ -28,6 +30,8 @@ export interface SettingsRouteDependencies {
   auditQuery: AuditQuery;
   signIn: PasswordSignIn;
   callers: CallerAuthenticator;
+  /** Hands a new token from the POST that made it to the one page that shows it (Post/Redirect/Get). */
+  shownOnce: ShownOnce;
 }
 
 const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
@@ -47,7 +51,7 @@ function formList(value: unknown): string[] {
 
 /** /login, /logout and the settings pages: personal access tokens and the security log. */
 export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
-  const { config, sessions, personalTokens, audit, auditQuery, signIn, callers } = deps;
+  const { config, sessions, personalTokens, audit, auditQuery, signIn, callers, shownOnce } = deps;
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
@@ -150,7 +154,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
 
   router.get('/settings', (_req, res) => res.redirect(302, '/settings/tokens'));
 
-  const renderTokens = async (req: Request, res: Response, status = 200, extra: { error?: string; notice?: string } = {}) => {
+  const renderTokens = async (req: Request, res: Response, status = 200, extra: Pick<TokensPageOptions, 'error' | 'notice' | 'form'> = {}) => {
     const { user } = req.caller!;
     sendPage(
       res,
@@ -167,23 +171,49 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
 
   router.get('/settings/tokens', page, async (req, res, next) => {
     try {
-      await renderTokens(req, res);
+      // After a revocation (Post/Redirect/Get): its notice, for a token of the caller's that is revoked.
+      const revokedId = typeof req.query.revoked === 'string' ? req.query.revoked : undefined;
+      const revoked = revokedId ? (await personalTokens.list(req.caller!.user.id)).find((t) => t.id === revokedId && t.revoked) : undefined;
+      await renderTokens(req, res, 200, revoked ? { notice: `Revoked “${revoked.name}”.` } : {});
     } catch (error) {
       next(error);
     }
   });
 
+  /** The service's field names as the form's. */
+  const TOKEN_FORM_FIELDS: Record<string, string> = { name: 'name', scopes: 'scopes', expiresInDays: 'expires_in_days' };
+
+  // Post/Redirect/Get: the new token goes to the shown-once store (encrypted, bound to this
+  // session) and the browser to the page that takes it; a reload of that page creates nothing
+  // and shows nothing. The token never travels in a URL or a cookie.
   router.post('/settings/tokens', page, async (req, res, next) => {
     try {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const expires = body.expires_in_days === 'never' ? null : Number(body.expires_in_days);
       try {
         const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: formList(body.scopes), expiresInDays: expires }, actor(req));
-        sendPage(res, 201, tokenCreatedPage({ ...viewer(req), token, record }));
+        const handle = await shownOnce.keep(req.caller!.sessionId!, JSON.stringify({ id: record.id, token }));
+        res.redirect(303, `/settings/tokens/created?shown=${handle}`);
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
-        await renderTokens(req, res, 400, { error: [error.message, ...(error.errors ?? []).map((e) => `${e.field}: ${e.message}`)].join(' ') });
+        const form = refusedForm(error, formValues(body, ['scopes']), (field) => TOKEN_FORM_FIELDS[field]);
+        await renderTokens(req, res, 400, { form });
       }
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/settings/tokens/created', page, async (req, res, next) => {
+    try {
+      const kept = typeof req.query.shown === 'string' ? await shownOnce.take(req.caller!.sessionId!, req.query.shown) : null;
+      const handed = kept ? (JSON.parse(kept) as { id: string; token: string }) : null;
+      const record = handed && (await personalTokens.list(req.caller!.user.id)).find((t) => t.id === handed.id);
+      if (!handed || !record) {
+        await renderTokens(req, res, 200, { notice: 'That new token was shown once and cannot be shown again. If you did not copy it, revoke it below and create another.' });
+        return;
+      }
+      sendPage(res, 200, tokenCreatedPage({ ...viewer(req), token: handed.token, record }));
     } catch (error) {
       next(error);
     }
@@ -202,7 +232,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   router.post('/settings/tokens/:id/revoke', page, async (req, res, next) => {
     try {
       const revoked = await personalTokens.revoke(req.caller!.user.id, String(req.params.id), actor(req));
-      await renderTokens(req, res, 200, { notice: `Revoked “${revoked.name}”.` });
+      res.redirect(303, `/settings/tokens?revoked=${encodeURIComponent(revoked.id)}`);
     } catch (error) {
       next(error);
     }

@@ -21,7 +21,8 @@ describe('the JSON error shape', () => {
   beforeAll(async () => {
     const app = express();
     app.use(requestContext(createLogger({ level: 'info', destination: logs })));
-    app.use(express.json());
+    app.use(express.json({ limit: 100 }));
+    app.use(express.urlencoded({ extended: false, limit: 100 }));
     app.post('/things', requireJsonBody(), (req, res) => {
       const body = parseInput(z.object({ name: z.string().min(1), count: z.number().int() }), req.body);
       res.status(201).json(body);
@@ -39,6 +40,15 @@ describe('the JSON error shape', () => {
     });
     app.get('/pages/taken', () => {
       throw AppError.conflict('That <name> is taken.', [{ field: 'name', code: 'taken', message: 'already taken' }]);
+    });
+    app.get('/forbidden', () => {
+      throw new AppError(403, 'csrf', 'The form has expired or did not come from Tessera. Reload the page and try again.');
+    });
+    app.get('/down', () => {
+      throw AppError.unavailable('The service is temporarily unavailable.');
+    });
+    app.post('/echo', (req, res) => {
+      res.json(req.body);
     });
     app.get('/pages/crash', () => {
       throw new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2');
@@ -101,7 +111,7 @@ describe('the JSON error shape', () => {
 
     const missing = await fetch(`${base}/pages/nowhere`);
     expect(missing.status).toBe(404);
-    expect(await missing.text()).toContain('<h1>Not found</h1>');
+    expect(await missing.text()).toContain('<h1>Page not found</h1>');
 
     const crash = await fetch(`${base}/pages/crash`);
     expect(crash.status).toBe(500);
@@ -109,4 +119,44 @@ describe('the JSON error shape', () => {
     expect(text).toContain('<h1>Something went wrong</h1>');
     expect(text).not.toMatch(/ECONNREFUSED|hunter2/);
   });
+
+  const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8';
+
+  it('answers a browser with a page for every error status, and every other client with JSON', async () => {
+    const cases: [string, RequestInit, number, string][] = [
+      ['/forbidden', {}, 403, 'This form has expired'],
+      ['/nowhere', {}, 404, 'Page not found'],
+      ['/limited', {}, 429, 'Too many requests'],
+      ['/crash', {}, 500, 'Something went wrong'],
+      ['/down', {}, 503, 'Temporarily unavailable'],
+      ['/echo', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `name=${'x'.repeat(200)}` }, 413, 'Too much to send'],
+    ];
+    for (const [path, init, status, heading] of cases) {
+      const page = await fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), accept: BROWSER } });
+      expect({ path, status: page.status, type: page.headers.get('content-type') }).toEqual({ path, status, type: expect.stringMatching(/^text\/html/) });
+      expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+      const text = await page.text();
+      expect(text).toContain(`<h1>${heading}</h1>`);
+      expect(text).not.toMatch(/ECONNREFUSED|hunter2|No route for/);
+      for (const accept of ['application/json', '*/*', null, 'text/html;q=0.1, application/json']) {
+        const json = await fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), ...(accept === null ? {} : { accept }) } });
+        expect({ path, accept, status: json.status, type: json.headers.get('content-type') }).toEqual({ path, accept, status, type: expect.stringMatching(/^application\/json/) });
+        expect(await json.json()).toMatchObject({ status, message: expect.any(String) });
+      }
+    }
+  });
+
+  it('says in the 429 page when to try again, and keeps Retry-After', async () => {
+    const res = await fetch(`${base}/limited`, { headers: { accept: BROWSER } });
+    expect(res.headers.get('retry-after')).toBe('3');
+    expect(await res.text()).toContain('Try again in 3 seconds.');
+  });
+
+  it('gives a 500 page the request id as its reference, and nothing of the failure', async () => {
+    const res = await fetch(`${base}/crash`, { headers: { accept: BROWSER, 'x-request-id': 'ref-500-page' } });
+    const text = await res.text();
+    expect(text).toContain('Reference: <code>ref-500-page</code>');
+    expect(text).not.toMatch(/ECONNREFUSED|hunter2/);
+  });
 });
+
