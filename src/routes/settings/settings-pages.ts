@@ -13,9 +13,11 @@ export interface SettingsViewer {
   admin?: boolean;
 }
 
-function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security'): SafeHtml {
+export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'logins' | 'password'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
+  <a href="/settings/logins"${current === 'logins' ? html` aria-current="page"` : ''}>Authorized logins</a>
+  <a href="/settings/password"${current === 'password' ? html` aria-current="page"` : ''}>Password</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
   ${admin ? html`<a href="/admin">Administration</a>` : ''}
   <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
