@@ -44,6 +44,8 @@ import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
 import { createAuthorizedLoginRoutes } from './routes/settings/authorized-logins-routes.ts';
 import { createAuthorizedLogins } from './oauth/authorized-logins.ts';
+import { createPasswordRoutes } from './routes/settings/password-routes.ts';
+import { createPasswordChange } from './sessions/password-change.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
@@ -226,6 +228,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
       { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },
+      { router: createPasswordRoutes({ config, accounts: core.accounts, passwordChange: createPasswordChange({ accounts: core.accounts, limiter: core.loginLimiter, audit: core.audit }), sessions, audit: core.audit, callers }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
       {
         router: createAdminConsoleRoutes({

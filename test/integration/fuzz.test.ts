@@ -58,6 +58,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/settings/logins', family: 'page' },
   { path: '/settings/logins/:handle/revoke', family: 'page' },
   { path: '/settings/sessions/:id/end', family: 'page' },
+  { path: '/settings/password', family: 'page' },
   { path: '/auth/verify', family: 'api' },
   { path: '/users/:username/login', family: 'api' },
   { path: '/api/v1/sessions', family: 'api' },

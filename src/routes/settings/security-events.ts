@@ -88,6 +88,7 @@ const DESCRIBERS: Record<string, Describer> = {
   }),
   'user.created': (d) => ({ what: 'Account created', details: lines(list(d.scopes) && `scopes: ${list(d.scopes)}`) }),
   'user.password_changed': () => ({ what: 'Password changed', details: [] }),
+  'user.password_change_refused': () => ({ what: 'Password change refused', details: ['the current password given was wrong'] }),
   'user.disabled': () => ({ what: 'Account disabled', details: [] }),
   'user.enabled': () => ({ what: 'Account enabled', details: [] }),
   'user.scopes_changed': (d) => ({ what: 'Allowed scopes changed', details: lines(list(d.scopes) && `now: ${list(d.scopes)}`) }),
