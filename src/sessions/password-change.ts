@@ -28,7 +28,7 @@ export function createPasswordChange({ accounts, limiter, audit }: { accounts: A
   return {
     async change(user: User, input: PasswordChangeInput, by: Actor & { ip: string | null }): Promise<PasswordChangeResult> {
       if (!(await accounts.hasLocalPassword(user.id))) return { status: 'no_password' };
-      if (input.next !== input.repeated) return { status: 'invalid', errors: [{ field: 'repeated', code: 'mismatch', message: 'The two new passwords differ.' }] };
+      if (input.next !== input.repeated) return { status: 'invalid', errors: [{ field: 'new_password_again', code: 'mismatch', message: 'The two new passwords differ.' }] };
       const account = loginAccountKey(user, user.username);
       const source = signInSource(by.ip ?? 'unknown');
       const refusal = await limiter.check(account, source);
@@ -37,16 +37,16 @@ export function createPasswordChange({ accounts, limiter, audit }: { accounts: A
       if (!checked.ok || checked.user.id !== user.id) {
         await limiter.failed(account, source);
         await audit.record({ ...by, action: 'user.password_change_refused', subject: `user:${user.id}`, details: { reason: 'wrong_password' } });
-        return { status: 'invalid', errors: [{ field: 'current', code: 'wrong_password', message: 'That is not your current password.' }] };
+        return { status: 'invalid', errors: [{ field: 'current_password', code: 'wrong_password', message: 'That is not your current password.' }] };
       }
       await limiter.succeeded(account, source);
-      if (input.next === input.current) return { status: 'invalid', errors: [{ field: 'next', code: 'unchanged', message: 'The new password is your current one: choose another.' }] };
+      if (input.next === input.current) return { status: 'invalid', errors: [{ field: 'new_password', code: 'unchanged', message: 'The new password is your current one: choose another.' }] };
       // account-service validates the new password (the rules of every password) and audits user.password_changed.
       try {
         return { status: 'changed', user: await accounts.changePassword(user.username, input.next, by) };
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
-        return { status: 'invalid', errors: (error.errors ?? []).map((e) => ({ ...e, field: 'next', message: `The new password ${e.message}.` })) };
+        return { status: 'invalid', errors: (error.errors ?? []).map((e) => ({ ...e, field: 'new_password', message: `The new password ${e.message}.` })) };
       }
     },
   };

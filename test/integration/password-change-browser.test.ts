@@ -35,9 +35,9 @@ describe('changing the password, in a browser', () => {
   const apiLogin = (password: string) => fetch(url('/users/pat/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password }) });
 
   async function submit(page: Page, fields: { current: string; next: string; repeated: string }) {
-    await page.fill('#current', fields.current);
-    await page.fill('#next', fields.next);
-    await page.fill('#repeated', fields.repeated);
+    await page.fill('#current_password', fields.current);
+    await page.fill('#new_password', fields.next);
+    await page.fill('#new_password_again', fields.repeated);
     const [answer] = await Promise.all([page.waitForResponse((r) => r.request().isNavigationRequest() && r.request().method() === 'POST'), page.click('button:has-text("Change password")')]);
     await page.waitForLoadState('load');
     return answer.status();
@@ -68,16 +68,16 @@ describe('changing the password, in a browser', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
 
     expect(await submit(page, { current: 'not-my-password', next: 'second-password', repeated: 'second-password' })).toBe(400);
-    expect(await refusal(page, 'current')).toBe('That is not your current password.');
-    expect(await page.locator('#current').inputValue()).toBe('');
+    expect(await refusal(page, 'current_password')).toBe('That is not your current password.');
+    expect(await page.locator('#current_password').inputValue()).toBe('');
     expect(await seriousAccessibilityViolations(page)).toEqual([]);
 
     expect(await submit(page, { current: 'first-password', next: 'second-password', repeated: 'second-passwort' })).toBe(400);
-    expect(await refusal(page, 'repeated')).toBe('The two new passwords differ.');
+    expect(await refusal(page, 'new_password_again')).toBe('The two new passwords differ.');
 
     expect(await submit(page, { current: 'first-password', next: 'short', repeated: 'short' })).toBe(400);
-    expect(await refusal(page, 'next')).toMatch(/^The new password must be at least \d+ characters\.$/);
-    expect((await page.locator('#next').getAttribute('aria-describedby'))!.split(' ')).toEqual(['next-hint', 'next-error']);
+    expect(await refusal(page, 'new_password')).toMatch(/^The new password must be at least \d+ characters\.$/);
+    expect((await page.locator('#new_password').getAttribute('aria-describedby'))!.split(' ')).toEqual(['new_password-hint', 'new_password-error']);
 
     // Nothing changed so far: the old password and the other session still work.
     expect((await fetch(url('/api/v1/me'), { headers: { 'x-session': other.session } })).status).toBe(200);

@@ -9,19 +9,19 @@ export interface PasswordPageOptions extends SettingsViewer {
   minLength: number;
   /** False for an account without a password of its own (it signs in through an identity provider). */
   hasPassword: boolean;
-  errors?: Partial<Record<'current' | 'next' | 'repeated', string>>;
+  errors?: Partial<Record<'current_password' | 'new_password' | 'new_password_again', string>>;
   /** A refusal of the whole form (a limit, a busy service). */
   error?: string;
   /** After a change: how many other sessions were ended. */
   changed?: { endedSessions: number };
 }
 
-function field(o: PasswordPageOptions, name: 'current' | 'next' | 'repeated', label: string, autocomplete: string, hint?: string): SafeHtml {
+function field(o: PasswordPageOptions, name: 'current_password' | 'new_password' | 'new_password_again', label: string, autocomplete: string, hint?: string): SafeHtml {
   const error = o.errors?.[name];
   const described = [hint ? `${name}-hint` : '', error ? `${name}-error` : ''].filter(Boolean).join(' ');
   return html`<label for="${name}">${label}</label>
   ${hint ? html`<p class="muted" id="${name}-hint">${hint}</p>` : ''}
-  <input id="${name}" name="${name}" type="password" autocomplete="${autocomplete}" required${name === 'current' ? '' : html` minlength="${o.minLength}"`}${error ? html` aria-invalid="true"` : ''}${described ? html` aria-describedby="${described}"` : ''}>
+  <input id="${name}" name="${name}" type="password" autocomplete="${autocomplete}" required${name === 'current_password' ? '' : html` minlength="${o.minLength}"`}${error ? html` aria-invalid="true"` : ''}${described ? html` aria-describedby="${described}"` : ''}>
   ${error ? html`<p class="field-error" id="${name}-error">${error}</p>` : ''}`;
 }
 
@@ -38,9 +38,9 @@ ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
 ${o.hasPassword
   ? html`<form method="post" action="/settings/password" novalidate>
   <input type="hidden" name="csrf" value="${o.csrf}">
-  ${field(o, 'current', 'Current password', 'current-password')}
-  ${field(o, 'next', 'New password', 'new-password', `At least ${o.minLength} characters.`)}
-  ${field(o, 'repeated', 'New password again', 'new-password')}
+  ${field(o, 'current_password', 'Current password', 'current-password')}
+  ${field(o, 'new_password', 'New password', 'new-password', `At least ${o.minLength} characters.`)}
+  ${field(o, 'new_password_again', 'New password again', 'new-password')}
   <p class="muted">Changing it signs out every other session of your account.</p>
   <div class="actions"><button type="submit">Change password</button></div>
 </form>`

@@ -64,7 +64,7 @@ export function createPasswordRoutes({ config, accounts, passwordChange, session
       const others = (await sessions.listForUser(user.id)).filter((s) => s.id !== sessionId).length;
       let result;
       try {
-        result = await passwordChange.change(user, { current: text(body.current), next: text(body.next), repeated: text(body.repeated) }, { actor: `user:${user.id}`, ip, userAgent });
+        result = await passwordChange.change(user, { current: text(body.current_password), next: text(body.new_password), repeated: text(body.new_password_again) }, { actor: `user:${user.id}`, ip, userAgent });
       } catch (error) {
         if (!(error instanceof HashingBusyError)) throw error;
         res.set('Retry-After', '1');

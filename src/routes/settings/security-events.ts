@@ -88,6 +88,11 @@ const DESCRIBERS: Record<string, Describer> = {
   }),
   'user.created': (d) => ({ what: 'Account created', details: lines(list(d.scopes) && `scopes: ${list(d.scopes)}`) }),
   'user.password_changed': () => ({ what: 'Password changed', details: [] }),
+  'password_reset.requested': () => ({ what: 'Password reset link sent', details: ['to the e-mail address of the account'] }),
+  'password_reset.completed': (d) => ({
+    what: 'Password reset through an e-mailed link',
+    details: lines(typeof d.sessions === 'number' && `${d.sessions} session${d.sessions === 1 ? '' : 's'} ended`, typeof d.logins === 'number' && `${d.logins} app or device login${d.logins === 1 ? '' : 's'} ended`),
+  }),
   'user.password_change_refused': () => ({ what: 'Password change refused', details: ['the current password given was wrong'] }),
   'user.disabled': () => ({ what: 'Account disabled', details: [] }),
   'user.enabled': () => ({ what: 'Account enabled', details: [] }),

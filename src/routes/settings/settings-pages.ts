@@ -24,7 +24,7 @@ export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens'
 </nav>`;
 }
 
-export function loginPage(options: { csrf: string; next: string; error?: string; username?: string }): Page {
+export function loginPage(options: { csrf: string; next: string; error?: string; username?: string; forgotLink?: boolean }): Page {
   return {
     title: 'Sign in',
     body: html`<h1>Sign in</h1>
@@ -37,7 +37,8 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   <label for="password">Password</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <div class="actions"><button type="submit">Sign in</button></div>
-</form>`,
+</form>
+${options.forgotLink ? html`<p><a href="/login/forgot">Forgot your password?</a></p>` : ''}`,
   };
 }
 

@@ -67,7 +67,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
   router.get('/login', (req, res) => {
     const csrf = randomBytes(24).toString('base64url');
     res.cookie(LOGIN_CSRF_COOKIE, csrf, { ...cookieOptions, maxAge: 3600_000 });
-    sendPage(res, 200, loginPage({ csrf, next: localPath(req.query.next) }));
+    sendPage(res, 200, loginPage({ csrf, next: localPath(req.query.next), forgotLink: config.mail !== null }));
   });
 
   router.post('/login', async (req, res, next) => {
@@ -78,7 +78,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       const fresh = randomBytes(24).toString('base64url');
       const again = (status: number, error: string) => {
         res.cookie(LOGIN_CSRF_COOKIE, fresh, { ...cookieOptions, maxAge: 3600_000 });
-        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username }));
+        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username, forgotLink: config.mail !== null }));
       };
       // Login CSRF: the form's token must match the cookie set with the form (double submit).
       const cookieToken = cookieValue(req.headers.cookie, LOGIN_CSRF_COOKIE) ?? '';
