@@ -20,6 +20,7 @@ describe('changing the password, in a browser', () => {
     db = await createTestDatabase();
     tessera = await startTestTessera({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix });
     await tessera.core.accounts.createUser({ username: 'pat', email: 'pat@example.org', password: 'first-password', scopes: ['read'] }, { actor: 'test' });
+    await tessera.core.accounts.createUser({ username: 'quinn', password: 'quinn-password', scopes: ['read'] }, { actor: 'test' });
     browser = await launchChromium();
     context = await watchedContext(browser, watch, { viewport: { width: 1280, height: 900 } });
   }, 60_000);
@@ -104,4 +105,32 @@ describe('changing the password, in a browser', () => {
     for (const { csp } of watch.policies) expect(csp).not.toContain('unsafe-inline');
     await page.close();
   }, 90_000);
+
+  it('counts wrong current passwords against the sign-in limits, and refuses a change without the form token', async () => {
+    const own = await watchedContext(browser!, { problems: [], policies: [] }, { viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await own.newPage();
+      await page.goto(url('/settings/password'));
+      await page.fill('#username', 'quinn');
+      await page.fill('#password', 'quinn-password');
+      await navigate(page, () => page.click('button[type=submit]'));
+      const csrf = await page.locator('input[name=csrf]').first().inputValue();
+      const attempt = (current: string, token = csrf) =>
+        page.request.post(url('/settings/password'), { form: { csrf: token, current_password: current, new_password: 'quinn-new-password', new_password_again: 'quinn-new-password' }, maxRedirects: 0 });
+      expect((await attempt('quinn-password', 'not-the-token')).status()).toBe(403);
+      const statuses: number[] = [];
+      for (let i = 0; i < tessera.config.loginLimits.failuresPerUsername; i += 1) statuses.push((await attempt(`wrong-${i}`)).status());
+      expect(statuses.every((s) => s === 400)).toBe(true);
+      // Locked out now: even the right password is not checked.
+      const locked = await attempt('quinn-password');
+      expect(locked.status()).toBe(429);
+      expect(locked.headers()['retry-after']).toMatch(/^\d+$/);
+      // The same limit as every sign-in: the API login of quinn from this address is locked too.
+      expect((await fetch(url('/users/quinn/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'quinn-password' }) })).status).toBe(429);
+      // And nothing changed.
+      expect(await tessera.core.accounts.authenticate('quinn', 'quinn-password')).toMatchObject({ ok: true });
+    } finally {
+      await own.close();
+    }
+  }, 60_000);
 });
