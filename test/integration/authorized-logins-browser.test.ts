@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { approveDevice } from '../support/device-approval.ts';
+import { HttpBrowser } from '../support/http-browser.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
 import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { freePort } from '../support/private-redis.ts';
@@ -24,10 +27,16 @@ describe('authorized logins and sessions, in a browser', () => {
   let context: BrowserContext;
   let deviceConfig: oidc.Configuration;
   let recordsSecret: string;
+  let callback: Server;
+  let redirectUri: string;
+  let portal: oidc.Configuration;
   const watch: PageWatch = { problems: [], policies: [] };
   const api = documentedFetch(() => tessera.url);
 
   beforeAll(async () => {
+    callback = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('the portal'));
+    await new Promise<void>((resolve) => callback.listen(0, '127.0.0.1', resolve));
+    redirectUri = `http://127.0.0.1:${(callback.address() as AddressInfo).port}/cb`;
     db = await createTestDatabase();
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
@@ -37,6 +46,8 @@ describe('authorized logins and sessions, in a browser', () => {
     await tessera.core.accounts.createUser({ username: 'other', password: 'other-password-1', scopes: ['read'] }, by);
     await tessera.core.clients.create({ clientId: 'repo-cli', name: 'Repository CLI', kind: 'device', scopes: ['read', 'deposit:write', 'offline_access'] }, by);
     recordsSecret = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
+    const portalSecret = (await tessera.core.clients.create({ clientId: 'portal', name: 'Deposit Portal', kind: 'web', redirectUris: [redirectUri], scopes: ['read', 'offline_access'] }, by)).secret!;
+    portal = await oidc.discovery(new URL(issuer), 'portal', undefined, oidc.ClientSecretBasic(portalSecret), { execute: [oidc.allowInsecureRequests] });
     deviceConfig = await oidc.discovery(new URL(issuer), 'repo-cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     browser = await launchChromium();
     context = await watchedContext(browser, watch, { viewport: { width: 1280, height: 900 } });
@@ -47,6 +58,7 @@ describe('authorized logins and sessions, in a browser', () => {
     await tessera?.stop();
     await db?.drop();
     await dropRedisPrefix(prefix);
+    await new Promise((resolve) => callback?.close(resolve));
   }, 60_000);
 
   const introspect = async (token: string) => {
@@ -131,6 +143,33 @@ describe('authorized logins and sessions, in a browser', () => {
     expect(await page.locator('tbody').innerText()).toMatch(/App or device login revoked[\s\S]*repo-cli/);
     await page.close();
   }, 90_000);
+
+  it('lists a web application authorized with the code flow, and the JSON API revokes it for an API session', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const authorize = oidc.buildAuthorizationUrl(portal, { redirect_uri: redirectUri, scope: 'read offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
+    const http = new HttpBrowser(issuer);
+    const done = await http.submit(await http.request(authorize.toString()), { username: 'curator', password: 'curator-password', decision: 'approve' });
+    const tokens = await oidc.authorizationCodeGrant(portal, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: state }, { redirect_uri: redirectUri });
+    expect(await introspect(tokens.access_token)).toBe(true);
+
+    const login = await fetch(`${issuer}/users/curator/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'curator-password' }) });
+    const { session } = (await login.json()) as { session: string };
+    const listed = await api(`${issuer}/api/v1/logins`, { headers: { 'x-session': session } });
+    const { logins } = (await listed.json()) as { logins: { id: string; client_id: string; client_kind: string; scopes: string[] }[] };
+    const web = logins.find((l) => l.client_id === 'portal')!;
+    expect(web).toMatchObject({ client_kind: 'web', scopes: expect.arrayContaining(['read', 'offline_access']) });
+
+    const page = await context.newPage();
+    await page.goto(`${issuer}/settings/logins`);
+    expect(await page.locator('#apps ~ .table-wrap tbody tr', { hasText: 'Deposit Portal' }).innerText()).toContain('Web application');
+    await page.close();
+
+    expect((await api(`${issuer}/api/v1/logins/${web.id}`, { method: 'DELETE', headers: { 'x-session': session } })).status).toBe(204);
+    expect(await introspect(tokens.access_token)).toBe(false);
+    await expect(oidc.refreshTokenGrant(portal, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await api(`${issuer}/api/v1/logins/${web.id}`, { method: 'DELETE', headers: { 'x-session': session } })).status).toBe(404);
+  }, 60_000);
 
   it('lists the sessions with this one marked, ends another, and signing out this one leads to /login', async () => {
     // An API session from a script, with its user agent.
