@@ -248,7 +248,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
-      { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },
+      { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), providerSessions: core.oidcAdapters('Session'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },
       { router: createPasswordRoutes({ config, accounts: core.accounts, passwordChange: createPasswordChange({ accounts: core.accounts, limiter: core.loginLimiter, audit: core.audit }), sessions, audit: core.audit, callers }) },
       ...passwordResetRoutes(core, options.clock),
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },

@@ -1,7 +1,7 @@
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Client } from '../clients/client.ts';
 import { AppError } from '../shared/errors.ts';
-import type { AccountGrant, OidcAdapter } from './adapter/oidc-adapter.ts';
+import type { AccountGrant, AccountSession, OidcAdapter } from './adapter/oidc-adapter.ts';
 
 // "Authorized logins": the device/CLI logins and web-application grants a person approved, as
 // oidc-provider's grants in the ephemeral store, each revocable by its owner. Revoking one ends
@@ -17,6 +17,8 @@ export interface AuthorizedLogin extends AccountGrant {
 export interface AuthorizedLoginDependencies {
   /** oidc-provider's Grant adapter. */
   grants: Pick<OidcAdapter, 'listAccountGrants' | 'revokeAccountGrant'>;
+  /** oidc-provider's Session adapter: the sign-ins at the app and device pages. */
+  providerSessions: Pick<OidcAdapter, 'listAccountSessions' | 'revokeAccountSession'>;
   clients: { find(clientId: string): Promise<Client | null> };
   audit: AuditLog;
 }
@@ -27,7 +29,7 @@ export interface Actor {
   userAgent: string | null;
 }
 
-export function createAuthorizedLogins({ grants, clients, audit }: AuthorizedLoginDependencies) {
+export function createAuthorizedLogins({ grants, providerSessions, clients, audit }: AuthorizedLoginDependencies) {
   async function list(userId: string): Promise<AuthorizedLogin[]> {
     const found = await grants.listAccountGrants(userId);
     const names = new Map<string, Client | null>();
@@ -47,6 +49,17 @@ export function createAuthorizedLogins({ grants, clients, audit }: AuthorizedLog
       if (!login || !(await grants.revokeAccountGrant(userId, handle))) throw AppError.notFound('No such login of yours: it may have ended already.');
       await audit.record({ ...by, action: 'login.revoked', subject: `user:${userId}`, details: { userId, clientId: login.clientId, scopes: login.scopes, login: handle } });
       return login;
+    },
+
+    /** The person's sign-ins at the app and device pages (they skip the password there until they end). */
+    async listSignIns(userId: string): Promise<AccountSession[]> {
+      return providerSessions.listAccountSessions(userId);
+    },
+
+    /** Ends one of them; 404 when it is not a live one of the user. */
+    async endSignIn(userId: string, handle: string, by: Actor): Promise<void> {
+      if (!(await providerSessions.revokeAccountSession(userId, handle))) throw AppError.notFound('No such sign-in of yours: it may have ended already.');
+      await audit.record({ ...by, action: 'session.ended', subject: `user:${userId}`, details: { session: handle, via: 'settings', kind: 'oauth_pages' } });
     },
   };
 }

@@ -381,6 +381,33 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
         expect(await adapterFor('Grant').revokeAccountGrant('acct-1', sha256(grantId))).toBe(false);
       });
 
+      it("lists an account's provider sessions and ends one, with its uid lookup, and nothing of another account's", async () => {
+        const loginTs = nowSeconds() - 300;
+        const mine = await save('Session', { accountId: 'acct-1', uid: 'uid-mine', loginTs });
+        const older = await save('Session', { accountId: 'acct-1', uid: 'uid-older', loginTs: loginTs - 600 });
+        const theirs = await save('Session', { accountId: 'acct-2', uid: 'uid-theirs', loginTs });
+        const grantId = tokenValue();
+        await adapterFor('Grant').upsert(grantId, payload('Grant', grantId, { accountId: 'acct-1', clientId: 'cli' }, 3600), 3600);
+
+        const listed = await adapterFor('Session').listAccountSessions('acct-1');
+        expect(listed).toEqual([
+          { handle: sha256(mine.id), signedInAt: new Date(loginTs * 1000), expiresAt: new Date(mine.body.exp! * 1000) },
+          { handle: sha256(older.id), signedInAt: new Date((loginTs - 600) * 1000), expiresAt: new Date(older.body.exp! * 1000) },
+        ]);
+        expect(JSON.stringify(listed)).not.toContain(mine.id);
+
+        expect(await adapterFor('Session').revokeAccountSession('acct-2', sha256(mine.id))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(theirs.id))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(grantId))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(mine.id))).toBe(true);
+        expect(await adapterFor('Session').find(mine.id)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid('uid-mine')).toBeUndefined();
+        expect((await adapterFor('Session').listAccountSessions('acct-1')).map((s) => s.handle)).toEqual([sha256(older.id)]);
+        expect(await adapterFor('Session').find(theirs.id)).toMatchObject({ accountId: 'acct-2' });
+        expect(await adapterFor('Grant').find(grantId)).toMatchObject({ accountId: 'acct-1' });
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(mine.id))).toBe(false);
+      });
+
       it('ends cached answers about the revoked tokens and grant on every node', async () => {
         const published: string[] = [];
         const adapters = createOidcAdapterFactory(fixture.store, { invalidate: async (...targets) => void published.push(...targets) });

@@ -192,6 +192,18 @@ describe('authorized logins and sessions, in a browser', () => {
     expect(await page.locator('#sessions ~ .table-wrap tbody tr', { hasText: 'deposit-script/1.0' }).count()).toBe(0);
     expect((await fetch(`${issuer}/api/v1/me`, { headers: { 'x-session': session } })).status).toBe(401);
 
+    // The sign-ins at the app and device pages (one per approval above, each through a fresh
+    // browser): ending one leaves the logins it approved alone.
+    const signIns = page.locator('#signins ~ .table-wrap tbody tr');
+    const before = await signIns.count();
+    expect(before).toBeGreaterThanOrEqual(3);
+    const logins = await page.locator('#apps ~ .table-wrap tbody tr').count();
+    await navigate(page, () => page.getByRole('button', { name: /^End the sign-in at the app and device pages made \d{4}-\d\d-\d\d \d\d:\d\d UTC$/ }).first().click());
+    expect(await page.locator('[role=status]').innerText()).toMatch(/^The sign-in was ended/);
+    expect(await signIns.count()).toBe(before - 1);
+    expect(await page.locator('#apps ~ .table-wrap tbody tr').count()).toBe(logins);
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
+
     await navigate(page, () => page.getByRole('button', { name: /^Sign out of this session/ }).click());
     expect(new URL(page.url()).pathname).toBe('/login');
     await page.goto(`${issuer}/settings/logins`);

@@ -58,6 +58,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/settings/logins', family: 'page' },
   { path: '/settings/logins/:handle/revoke', family: 'page' },
   { path: '/settings/sessions/:id/end', family: 'page' },
+  { path: '/settings/signins/:handle/end', family: 'page' },
   { path: '/settings/password', family: 'page' },
   { path: '/login/forgot', family: 'page' },
   { path: '/login/reset', family: 'page' },

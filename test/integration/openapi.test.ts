@@ -43,6 +43,7 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/settings/logins': 'a browser page (its data: /api/v1/logins, /api/v1/sessions)',
   '/settings/logins/:handle/revoke': "a browser page's form",
   '/settings/sessions/:id/end': "a browser page's form",
+  '/settings/signins/:handle/end': "a browser page's form",
   '/settings/password': 'a browser page and its form',
   '/admin': 'the admin console (a browser page)',
   '/admin/users': 'the admin console: a page and its form',

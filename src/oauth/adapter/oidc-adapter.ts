@@ -75,6 +75,18 @@ export interface OidcAdapter extends Adapter {
    * it is not a live grant of that account. Cached answers about its tokens end on every node.
    */
   revokeAccountGrant(accountId: string, handle: string): Promise<boolean>;
+  /** The live provider sessions of an account (its sign-ins at the app and device pages), newest first. */
+  listAccountSessions(accountId: string): Promise<AccountSession[]>;
+  /** Deletes one provider session of the account by its handle; false when it is not a live one of that account. */
+  revokeAccountSession(accountId: string, handle: string): Promise<boolean>;
+}
+
+/** A sign-in at the app and device pages (oidc-provider's Session), as its owner sees it. */
+export interface AccountSession {
+  /** The digest of the session's id (never the id, which its cookie carries). */
+  handle: string;
+  signedInAt: Date | null;
+  expiresAt: Date | null;
 }
 
 /** A login an account approved, as its owner sees it. */
@@ -90,7 +102,7 @@ export interface AccountGrant {
   lastUsedAt: Date | null;
 }
 
-/** A grant handle as the adapter hands it out (a SHA-256 digest, base64url). */
+/** A grant's or session's handle as the adapter hands it out (a SHA-256 digest, base64url). */
 const GRANT_HANDLE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The scopes a grant payload holds (oidc-provider's Grant: `openid.scope`, `resources[r]`). */
@@ -402,6 +414,35 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
         if (raw === null || parsePayload(raw).accountId !== accountId) return false;
         await sweepIndex(keys.grantByDigest(handle));
         const { deleted } = await removeRecord('Grant', handle);
+        await store.removeFromSet(keys.account(accountId), member);
+        return deleted;
+      },
+
+      async listAccountSessions(accountId) {
+        const indexKey = keys.account(accountId);
+        const found = await Promise.all(
+          (await store.setMembers(indexKey)).map(async (member): Promise<AccountSession | null> => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match?.[2] !== 'Session') return null;
+            const raw = await store.get(member);
+            if (raw === null) {
+              await store.removeFromSet(indexKey, member);
+              return null;
+            }
+            const session = parsePayload(raw);
+            if (session.accountId !== accountId) return null;
+            return { handle: match[1]!, signedInAt: epochDate(session.loginTs ?? session.iat), expiresAt: epochDate(session.exp) };
+          }),
+        );
+        return found.filter((s): s is AccountSession => s !== null).sort((a, b) => (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0) || (a.handle < b.handle ? -1 : 1));
+      },
+
+      async revokeAccountSession(accountId, handle) {
+        if (typeof handle !== 'string' || !GRANT_HANDLE.test(handle)) return false;
+        const member = keys.payload('Session', handle);
+        const raw = await store.get(member);
+        if (raw === null || parsePayload(raw).accountId !== accountId) return false;
+        const { deleted } = await removeRecord('Session', handle);
         await store.removeFromSet(keys.account(accountId), member);
         return deleted;
       },

@@ -1,3 +1,4 @@
+import type { AccountSession } from '../../oauth/adapter/oidc-adapter.ts';
 import type { AuthorizedLogin } from '../../oauth/authorized-logins.ts';
 import type { ApiSession } from '../../sessions/api-session-store.ts';
 import type { Page } from '../../http/pages.ts';
@@ -16,11 +17,14 @@ const KINDS: Record<string, string> = { device: 'Device or command line', web: '
 export const LOGIN_NOTICES = {
   login: 'The login was revoked: its access and refresh tokens no longer work.',
   session: 'The session was ended.',
+  signin: 'The sign-in was ended: the app and device pages ask for your password again in that browser.',
 } as const;
 
 export interface AuthorizedLoginsPageOptions extends SettingsViewer {
   logins: AuthorizedLogin[];
   sessions: ApiSession[];
+  /** Sign-ins at the app and device pages (oidc-provider sessions). */
+  signIns: AccountSession[];
   /** The session this page is shown in. */
   currentSessionId: string | undefined;
   notice?: keyof typeof LOGIN_NOTICES;
@@ -48,6 +52,13 @@ export function authorizedLoginsPage(o: AuthorizedLoginsPageOptions): Page {
   <td><form method="post" action="/settings/sessions/${s.id}/end"><input type="hidden" name="csrf" value="${o.csrf}"><button type="submit" class="danger">${current ? 'Sign out' : 'End'}<span class="visually-hidden"> ${current ? 'of this session' : 'the session'} started ${plain(s.createdAt)}${s.ip ? ` from ${s.ip}` : ''}</span></button></form></td>
 </tr>`;
   });
+  const signInRows = o.signIns.map(
+    (s) => html`<tr>
+  <td>${when(s.signedInAt)}</td>
+  <td data-label="Ends">${when(s.expiresAt)}</td>
+  <td><form method="post" action="/settings/signins/${s.handle}/end"><input type="hidden" name="csrf" value="${o.csrf}"><button type="submit" class="danger">End<span class="visually-hidden"> the sign-in at the app and device pages${s.signedInAt ? ` made ${plain(s.signedInAt)}` : ''}</span></button></form></td>
+</tr>`,
+  );
   return {
     title: 'Authorized logins',
     body: html`${nav(o, 'logins')}
@@ -70,6 +81,15 @@ ${o.sessions.length
 <thead><tr><th scope="col">Started</th><th scope="col">From</th><th scope="col">Last used</th><th scope="col">Ends</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
 <tbody>${sessionRows}</tbody></table></div>`
   : html`<p class="muted">No sessions.</p>`}
+</section>
+<section aria-labelledby="signins">
+<h2 id="signins">Sign-ins on app and device pages</h2>
+<p class="muted">Where you signed in to approve an app or a device: that browser is not asked for your password again until the sign-in ends. Ending it does not revoke what you approved.</p>
+${o.signIns.length
+  ? html`<div class="table-wrap"><table class="stack">
+<thead><tr><th scope="col">Signed in</th><th scope="col">Ends</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+<tbody>${signInRows}</tbody></table></div>`
+  : html`<p class="muted">None.</p>`}
 </section>`,
     wide: true,
   };

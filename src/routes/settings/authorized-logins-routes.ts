@@ -83,9 +83,9 @@ export function createAuthorizedLoginRoutes({ logins, sessions, audit, callers }
   router.get('/settings/logins', page, async (req, res, next) => {
     try {
       const userId = req.caller!.user.id;
-      const [found, live] = await Promise.all([logins.list(userId), sessions.listForUser(userId)]);
+      const [found, live, signIns] = await Promise.all([logins.list(userId), sessions.listForUser(userId), logins.listSignIns(userId)]);
       const done = typeof req.query.done === 'string' && req.query.done in LOGIN_NOTICES ? (req.query.done as keyof typeof LOGIN_NOTICES) : undefined;
-      sendPage(res, 200, authorizedLoginsPage({ ...viewer(req), logins: found, sessions: live, currentSessionId: req.caller!.sessionId, ...(done ? { notice: done } : {}) }));
+      sendPage(res, 200, authorizedLoginsPage({ ...viewer(req), logins: found, sessions: live, signIns, currentSessionId: req.caller!.sessionId, ...(done ? { notice: done } : {}) }));
     } catch (error) {
       next(error);
     }
@@ -108,6 +108,15 @@ export function createAuthorizedLoginRoutes({ logins, sessions, audit, callers }
       if (!(await sessions.end(user.id, id))) throw AppError.notFound('No such live session of yours.');
       await audit.record({ ...actor(req), action: 'session.ended', subject: `user:${user.id}`, details: { session: id, via: 'settings' } });
       res.redirect(303, id === sessionId ? '/login' : '/settings/logins?done=session');
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/settings/signins/:handle/end', page, async (req, res, next) => {
+    try {
+      await logins.endSignIn(req.caller!.user.id, String(req.params.handle), actor(req));
+      res.redirect(303, '/settings/logins?done=signin');
     } catch (error) {
       next(error);
     }

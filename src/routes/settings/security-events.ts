@@ -68,7 +68,7 @@ const DESCRIBERS: Record<string, Describer> = {
   'sign_in.locked': (d) => ({ what: 'Sign-in refused: too many attempts', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`, minutes(d.retryAfterSeconds) && `allowed again in ${minutes(d.retryAfterSeconds)}`) }),
   'sign_in.busy': (d) => ({ what: 'Sign-in refused: the service was busy', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`) }),
   'session.created': (d) => ({ what: 'Session started', details: lines(d.via === 'browser' ? 'in a browser' : 'for the API', list(d.scopes) && `scopes: ${list(d.scopes)}`) }),
-  'session.ended': (d) => ({ what: 'Session ended', details: lines(d.via === 'browser' ? 'in a browser' : d.via === 'api' ? 'for the API' : d.via === 'settings' ? 'from the Authorized logins page' : undefined) }),
+  'session.ended': (d) => ({ what: 'Session ended', details: lines(d.via === 'browser' ? 'in a browser' : d.via === 'api' ? 'for the API' : d.via === 'settings' ? (d.kind === 'oauth_pages' ? 'a sign-in at the app and device pages, from the Authorized logins page' : 'from the Authorized logins page') : undefined) }),
   'login.revoked': (d) => ({ what: 'App or device login revoked', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, list(d.scopes) && `access: ${list(d.scopes)}`) }),
   'token.created': (d) => ({ what: 'Access token created', details: lines(tokenLine(d), list(d.scopes) && `scopes: ${list(d.scopes)}`, text(d.expiresAt) ? `expires ${String(d.expiresAt).slice(0, 10)}` : 'never expires') }),
   'token.revoked': (d) => ({ what: 'Access token revoked', details: lines(tokenLine(d)) }),
