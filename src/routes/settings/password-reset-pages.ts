@@ -43,11 +43,11 @@ export function resetPage(o: { token: string; minLength: number; errors?: Partia
   };
 }
 
-export function invalidLinkPage(): Page {
+export function invalidLinkPage(why = 'It has been used already, it expired, or the password was changed since it was sent.'): Page {
   return {
     title: 'Link no longer valid',
     body: html`<h1>This link no longer works</h1>
-<p>It has been used already, it expired, or the password was changed since it was sent.</p>
+<p>${why}</p>
 <p><a href="/login/forgot">Ask for a new link</a> · <a href="/login">Sign in</a></p>`,
   };
 }

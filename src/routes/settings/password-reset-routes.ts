@@ -1,4 +1,5 @@
 import { Router, type Response } from 'express';
+import { HashingBusyError } from '../../accounts/hashing/bounded-hasher.ts';
 import type { Config } from '../../config/schema.ts';
 import { sendPage } from '../../http/pages.ts';
 import type { PasswordReset } from '../../sessions/password-reset.ts';
@@ -58,7 +59,16 @@ export function createPasswordResetRoutes({ config, passwordReset }: PasswordRes
       noReferrer(res);
       const body = (req.body ?? {}) as Record<string, unknown>;
       const token = text(body.token);
-      const result = await passwordReset.complete(token, { next: text(body.new_password), repeated: text(body.new_password_again) }, { ip: req.ip ?? 'unknown', userAgent: req.get('user-agent') ?? null });
+      let result;
+      try {
+        result = await passwordReset.complete(token, { next: text(body.new_password), repeated: text(body.new_password_again) }, { ip: req.ip ?? 'unknown', userAgent: req.get('user-agent') ?? null });
+      } catch (error) {
+        // The link was used (and the sign-ins ended) before the new password could be hashed.
+        if (!(error instanceof HashingBusyError)) throw error;
+        res.set('Retry-After', '60');
+        sendPage(res, 503, invalidLinkPage('The service was too busy to set your password. Your sessions were ended and the link is used up: ask for a new link in a minute.'));
+        return;
+      }
       if (result.status === 'invalid') {
         if (!(await passwordReset.usable(token))) {
           sendPage(res, 410, invalidLinkPage());
