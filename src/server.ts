@@ -45,6 +45,14 @@ import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
 import { createUpstreamSignInRoutes } from './routes/identity-providers/upstream-sign-in-routes.ts';
+import { createAuthorizedLoginRoutes } from './routes/settings/authorized-logins-routes.ts';
+import { createAuthorizedLogins } from './oauth/authorized-logins.ts';
+import { createPasswordRoutes } from './routes/settings/password-routes.ts';
+import { createPasswordChange } from './sessions/password-change.ts';
+import { createMailSender } from './accounts/mail-sender.ts';
+import { createPasswordReset } from './sessions/password-reset.ts';
+import { createPasswordResetRepository } from './sessions/password-reset-repository.ts';
+import { createPasswordResetRoutes } from './routes/settings/password-reset-routes.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
@@ -202,6 +210,23 @@ async function grantOpenIdScopes(core: OnlineCore, grantId: string): Promise<str
   return grant ? String(grant.openid?.scope ?? '').split(' ').filter(Boolean) : undefined;
 }
 
+/** /login/forgot and /login/reset, where mail is configured (none otherwise: /login offers no reset). */
+function passwordResetRoutes(core: OnlineCore, clock: (() => number) | undefined): { router: ReturnType<typeof createPasswordResetRoutes> }[] {
+  const { config } = core;
+  if (config.mail === null) return [];
+  const passwordReset = createPasswordReset({
+    config: { ...config, mail: config.mail },
+    accounts: core.accounts,
+    resets: createPasswordResetRepository(core.database),
+    counters: core.ephemeral,
+    mail: createMailSender(config.mail),
+    audit: core.audit,
+    logger: core.logger,
+    ...(clock ? { clock } : {}),
+  });
+  return [{ router: createPasswordResetRoutes({ config, passwordReset }) }];
+}
+
 /** How long a secret made in the admin console waits for the page that shows it once. */
 const SHOWN_ONCE_TTL_MS = 5 * 60_000;
 
@@ -229,8 +254,11 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { router: createHomeRoutes({ callers }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
+      ...passwordResetRoutes(core, options.clock),
       { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce }) },
+      { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), providerSessions: core.oidcAdapters('Session'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },
+      { router: createPasswordRoutes({ config, accounts: core.accounts, passwordChange: createPasswordChange({ accounts: core.accounts, limiter: core.loginLimiter, audit: core.audit }), sessions, audit: core.audit, callers }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery, identityProviders: core.identityProviders, issuer: config.issuer }) },
       {
         router: createAdminConsoleRoutes({

@@ -17,10 +17,16 @@ const scopeRuleSchema = z.object({
 
 const httpsOrLocal = z.url({ protocol: /^https?$/ }).refine((value) => !value.endsWith('/') || new URL(value).pathname === '/', { message: 'must not end with a slash' });
 
+/** Paths under /login/ that are pages of their own (the password reset), so no provider may be named so. */
+const RESERVED_IDS = new Set(['forgot', 'reset']);
+
 /** What may be written in the configuration for one provider. */
 export const identityProviderInputSchema = z.object({
   /** Appears in the redirect URI `<ISSUER>/login/<id>/callback` and in the accounts' links. */
-  id: z.string().regex(IDENTITY_PROVIDER_ID, { message: 'lower-case letters, digits and -, at most 32, starting with a letter or digit' }),
+  id: z
+    .string()
+    .regex(IDENTITY_PROVIDER_ID, { message: 'lower-case letters, digits and -, at most 32, starting with a letter or digit' })
+    .refine((id) => !RESERVED_IDS.has(id), { message: `is a page of its own (/login/<id>): not ${[...RESERVED_IDS].join(', ')}` }),
   /** The button's label: "Sign in with <name>". */
   name: z.string().min(1).max(80),
   preset: z.enum(PRESETS).default('oidc'),

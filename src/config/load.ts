@@ -78,6 +78,14 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_DEVICE_POLL_INTERVAL: { path: ['oauth', 'devicePollIntervalSeconds'], kind: 'int' },
   TESSERA_SIGNING_ALG: { path: ['oauth', 'signingAlgorithm'], kind: 'string' },
   TESSERA_DIRECT_GRANTS: { path: ['oauth', 'directGrants'], kind: 'boolean' },
+  TESSERA_SMTP_URL: { path: ['mail', 'smtp', 'url'], kind: 'string', secret: true },
+  TESSERA_SMTP_HOST: { path: ['mail', 'smtp', 'host'], kind: 'string' },
+  TESSERA_SMTP_PORT: { path: ['mail', 'smtp', 'port'], kind: 'int' },
+  TESSERA_SMTP_SECURE: { path: ['mail', 'smtp', 'secure'], kind: 'boolean' },
+  TESSERA_SMTP_USER: { path: ['mail', 'smtp', 'auth', 'user'], kind: 'string' },
+  TESSERA_SMTP_PASSWORD: { path: ['mail', 'smtp', 'auth', 'pass'], kind: 'string', secret: true },
+  TESSERA_MAIL_FROM: { path: ['mail', 'from'], kind: 'string' },
+  TESSERA_PASSWORD_RESET_TTL: { path: ['passwordReset', 'linkTtlSeconds'], kind: 'int' },
 };
 /** Read by loadConfig itself, not a configuration key. */
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);
@@ -111,9 +119,9 @@ function readSecretFile(fileVariable: string, file: string, binding: EnvBinding,
 }
 
 /** Paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['redis', 'sentinelPassword'], ['redis', 'password']];
+export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['redis', 'sentinelPassword'], ['redis', 'password'], ['mail', 'smtp', 'auth', 'pass']];
 /** Paths holding URLs that may carry a password. */
-export const URL_PATHS = [['database', 'url'], ['redis', 'url']];
+export const URL_PATHS = [['database', 'url'], ['redis', 'url'], ['mail', 'smtp', 'url']];
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -333,10 +341,11 @@ export function redactUrl(value: string): string {
 /** A copy of the configuration that is safe to print or log. */
 export function redactConfig(config: Config): Json {
   const copy = structuredClone(config) as unknown as Json;
-  const at = (path: string[]) => path.slice(0, -1).reduce<Json>((node, part) => node[part] as Json, copy);
+  // (A section that is not configured, e.g. mail: null, has nothing to hide.)
+  const at = (path: string[]) => path.slice(0, -1).reduce<Json | undefined>((node, part) => (node?.[part] ?? undefined) as Json | undefined, copy);
   for (const path of SECRET_PATHS) {
     const parent = at(path);
-    if (parent[path.at(-1)!] != null) parent[path.at(-1)!] = '***';
+    if (parent && parent[path.at(-1)!] != null) parent[path.at(-1)!] = '***';
   }
   // Each identity provider's secret or private key.
   for (const provider of (copy.identityProviders ?? []) as Json[]) {
@@ -344,8 +353,8 @@ export function redactConfig(config: Config): Json {
   }
   for (const path of URL_PATHS) {
     const parent = at(path);
-    const value = parent[path.at(-1)!];
-    if (typeof value === 'string') parent[path.at(-1)!] = redactUrl(value);
+    const value = parent?.[path.at(-1)!];
+    if (parent && typeof value === 'string') parent[path.at(-1)!] = redactUrl(value);
   }
   return copy;
 }

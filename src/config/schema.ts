@@ -320,6 +320,37 @@ export const configSchema = z.object({
   identityProviders: identityProvidersSchema,
   /** The operator's product name, logo, colours and support links (docs/branding.md). */
   branding: brandingSchema.default({ productName: 'Tessera' }),
+  /** Outgoing e-mail (password-reset links). Null: no mail, and /login offers no reset. */
+  mail: z
+    .object({
+      smtp: z
+        .object({
+          /** smtp://user:pass@host:port or smtps://… (TESSERA_SMTP_URL, a secret: it may hold the password). */
+          url: urlWith(['smtp:', 'smtps:']).optional(),
+          host: z.string().min(1).optional(),
+          port: z.coerce.number().int().min(1).max(65535).optional(),
+          /** TLS from the start (port 465); false: STARTTLS when the server offers it. */
+          secure: z.boolean().default(false),
+          auth: z.object({ user: z.string().min(1), pass: z.string().min(1) }).optional(),
+        })
+        .refine((smtp) => smtp.url !== undefined || smtp.host !== undefined, { message: 'give url, or host (and port)' }),
+      /** The sender, e.g. "Zenodo <no-reply@zenodo.org>". */
+      from: z.string().min(3),
+      /** The product's name in messages. */
+      productName: z.string().min(1).default('Tessera'),
+    })
+    .nullable()
+    .default(null),
+  passwordReset: z
+    .object({
+      /** How long an e-mailed reset link works. */
+      linkTtlSeconds: positiveInt.min(60).max(86400).default(1800),
+      /** Reset requests per client address per hour (429 beyond). */
+      requestsPerAddressPerHour: positiveInt.default(10),
+      /** Messages per account per hour: further requests answer the same page and send nothing. */
+      messagesPerAccountPerHour: positiveInt.default(3),
+    })
+    .default({ linkTtlSeconds: 1800, requestsPerAddressPerHour: 10, messagesPerAccountPerHour: 3 }),
 }).superRefine((config, context) => {
   if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
     context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });

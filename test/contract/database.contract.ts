@@ -5,6 +5,7 @@ import { AppError } from '../../src/shared/errors.ts';
 import { createUserRepository, UniqueViolation } from '../../src/accounts/user-repository.ts';
 import type { Database } from '../../src/store/sql/database.ts';
 import { migrate, readMigrations } from '../../src/store/sql/migrations.ts';
+import { createPasswordResetRepository } from '../../src/sessions/password-reset-repository.ts';
 
 /**
  * What every durable store must do, whichever driver is behind it: run the migrations, keep
@@ -199,6 +200,48 @@ export function describeDatabaseContract(name: string, open: () => Promise<{ dat
         }),
       ).rejects.toThrow('boom');
       expect(await users.findByUsername('rollback')).toBeNull();
+    });
+
+    describe('password-reset links', () => {
+      const now = new Date('2030-01-01T12:00:00Z');
+      const later = (minutes: number) => new Date(now.getTime() + minutes * 60_000);
+
+      it('finds a link until it expires, is used, or the password changes; and not for a disabled account', async () => {
+        const users = createUserRepository(database);
+        const resets = createPasswordResetRepository(database);
+        const user = await users.insert({ username: 'reset-me', email: 'reset@example.org', passwordHash: 'h', allowedScopes: ['read'] });
+        expect(await resets.insert({ userId: user.id, tokenSha256: 'digest-a', createdAt: now, expiresAt: later(30) })).toBe(true);
+        expect(await resets.insert({ userId: '00000000-0000-4000-8000-000000000000', tokenSha256: 'digest-x', createdAt: now, expiresAt: later(30) })).toBe(false);
+        expect(await resets.peek('digest-a', later(29))).toBe(user.id);
+        expect(await resets.peek('digest-a', later(30))).toBeNull();
+        expect(await resets.consume('digest-a', later(31))).toBeNull();
+        expect(await resets.peek('unknown', now)).toBeNull();
+
+        await resets.insert({ userId: user.id, tokenSha256: 'digest-b', createdAt: now, expiresAt: later(30) });
+        await users.setDisabled(user.id, true);
+        expect(await resets.consume('digest-b', now)).toBeNull();
+        await users.setDisabled(user.id, false);
+        expect(await resets.consume('digest-b', now)).toBe(user.id);
+        expect(await resets.consume('digest-b', now)).toBeNull();
+
+        await resets.insert({ userId: user.id, tokenSha256: 'digest-c', createdAt: now, expiresAt: later(30) });
+        // A rehash with new parameters is not a password change; a change is.
+        await users.updatePasswordHash(user.id, 'h2', false);
+        expect(await resets.peek('digest-c', now)).toBe(user.id);
+        await users.updatePasswordHash(user.id, 'h3', true);
+        expect(await resets.peek('digest-c', now)).toBeNull();
+        expect(await resets.consume('digest-c', now)).toBeNull();
+      });
+
+      it('lets exactly one of many simultaneous uses of a link through', async () => {
+        const users = createUserRepository(database);
+        const resets = createPasswordResetRepository(database);
+        const user = await users.insert({ username: 'race-reset', email: null, passwordHash: 'h', allowedScopes: ['read'] });
+        await resets.insert({ userId: user.id, tokenSha256: 'digest-race', createdAt: now, expiresAt: later(30) });
+        const outcomes = await Promise.all(Array.from({ length: 20 }, () => resets.consume('digest-race', now)));
+        expect(outcomes.filter((o) => o === user.id)).toHaveLength(1);
+        expect(outcomes.filter((o) => o === null)).toHaveLength(19);
+      });
     });
   });
 }

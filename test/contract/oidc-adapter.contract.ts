@@ -341,6 +341,86 @@ export function describeOidcAdapterContract(name: string, open: () => Promise<Oi
       });
     });
 
+    describe('listAccountGrants and revokeAccountGrant', () => {
+      it("lists an account's grants with scopes, approval and last token issued; revokes one with its tokens, and nothing else", async () => {
+        const approved = nowSeconds() - 600;
+        const grantId = tokenValue();
+        await adapterFor('Grant').upsert(grantId, payload('Grant', grantId, { accountId: 'acct-1', clientId: 'cli', iat: approved, exp: approved + 3600, openid: { scope: 'openid offline_access' }, resources: { 'urn:api': 'read deposit:write' } }, 3600), 3600);
+        const access = await save('AccessToken', { grantId, accountId: 'acct-1', iat: approved + 60 });
+        const refresh = await save('RefreshToken', { grantId, accountId: 'acct-1', iat: approved + 120 });
+        const otherGrantId = tokenValue();
+        await adapterFor('Grant').upsert(otherGrantId, payload('Grant', otherGrantId, { accountId: 'acct-1', clientId: 'web', iat: approved - 60, openid: { scope: 'openid' } }, 3600), 3600);
+        const otherAccess = await save('AccessToken', { grantId: otherGrantId, accountId: 'acct-1' });
+        const strangerGrantId = tokenValue();
+        await adapterFor('Grant').upsert(strangerGrantId, payload('Grant', strangerGrantId, { accountId: 'acct-2', clientId: 'cli', openid: { scope: 'openid' } }, 3600), 3600);
+        await save('Session', { accountId: 'acct-1', uid: 'uid-1' });
+
+        const listed = await adapterFor('Grant').listAccountGrants('acct-1');
+        expect(listed).toEqual([
+          { handle: sha256(grantId), clientId: 'cli', scopes: ['openid', 'offline_access', 'read', 'deposit:write'], approvedAt: new Date(approved * 1000), expiresAt: new Date((approved + 3600) * 1000), lastUsedAt: new Date((approved + 120) * 1000) },
+          expect.objectContaining({ handle: sha256(otherGrantId), clientId: 'web', scopes: ['openid'] }),
+        ]);
+        // Never the grant id itself, nor a token.
+        expect(JSON.stringify(listed)).not.toContain(grantId);
+
+        // Another account's handle, a malformed one: nothing happens.
+        expect(await adapterFor('Grant').revokeAccountGrant('acct-2', sha256(grantId))).toBe(false);
+        expect(await adapterFor('Grant').revokeAccountGrant('acct-1', sha256(strangerGrantId))).toBe(false);
+        expect(await adapterFor('Grant').revokeAccountGrant('acct-1', 'not a handle')).toBe(false);
+        expect(await adapterFor('AccessToken').find(access.id)).toBeDefined();
+
+        expect(await adapterFor('Grant').revokeAccountGrant('acct-1', sha256(grantId))).toBe(true);
+        expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+        expect(await adapterFor('AccessToken').find(access.id)).toBeUndefined();
+        expect(await adapterFor('RefreshToken').find(refresh.id)).toBeUndefined();
+        expect((await dump()).some((k) => k.key === oidcGrantKeyFor(grantId))).toBe(false);
+        expect(await adapterFor('AccessToken').find(otherAccess.id)).toMatchObject({ grantId: otherGrantId });
+        expect((await adapterFor('Grant').listAccountGrants('acct-1')).map((g) => g.clientId)).toEqual(['web']);
+        expect((await adapterFor('Grant').listAccountGrants('acct-2')).map((g) => g.clientId)).toEqual(['cli']);
+        // Again: already gone.
+        expect(await adapterFor('Grant').revokeAccountGrant('acct-1', sha256(grantId))).toBe(false);
+      });
+
+      it("lists an account's provider sessions and ends one, with its uid lookup, and nothing of another account's", async () => {
+        const loginTs = nowSeconds() - 300;
+        const mine = await save('Session', { accountId: 'acct-1', uid: 'uid-mine', loginTs });
+        const older = await save('Session', { accountId: 'acct-1', uid: 'uid-older', loginTs: loginTs - 600 });
+        const theirs = await save('Session', { accountId: 'acct-2', uid: 'uid-theirs', loginTs });
+        const grantId = tokenValue();
+        await adapterFor('Grant').upsert(grantId, payload('Grant', grantId, { accountId: 'acct-1', clientId: 'cli' }, 3600), 3600);
+
+        const listed = await adapterFor('Session').listAccountSessions('acct-1');
+        expect(listed).toEqual([
+          { handle: sha256(mine.id), signedInAt: new Date(loginTs * 1000), expiresAt: new Date(mine.body.exp! * 1000) },
+          { handle: sha256(older.id), signedInAt: new Date((loginTs - 600) * 1000), expiresAt: new Date(older.body.exp! * 1000) },
+        ]);
+        expect(JSON.stringify(listed)).not.toContain(mine.id);
+
+        expect(await adapterFor('Session').revokeAccountSession('acct-2', sha256(mine.id))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(theirs.id))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(grantId))).toBe(false);
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(mine.id))).toBe(true);
+        expect(await adapterFor('Session').find(mine.id)).toBeUndefined();
+        expect(await adapterFor('Session').findByUid('uid-mine')).toBeUndefined();
+        expect((await adapterFor('Session').listAccountSessions('acct-1')).map((s) => s.handle)).toEqual([sha256(older.id)]);
+        expect(await adapterFor('Session').find(theirs.id)).toMatchObject({ accountId: 'acct-2' });
+        expect(await adapterFor('Grant').find(grantId)).toMatchObject({ accountId: 'acct-1' });
+        expect(await adapterFor('Session').revokeAccountSession('acct-1', sha256(mine.id))).toBe(false);
+      });
+
+      it('ends cached answers about the revoked tokens and grant on every node', async () => {
+        const published: string[] = [];
+        const adapters = createOidcAdapterFactory(fixture.store, { invalidate: async (...targets) => void published.push(...targets) });
+        const grantId = tokenValue();
+        await adapters('Grant').upsert(grantId, payload('Grant', grantId, { accountId: 'acct-1', clientId: 'cli' }, 3600), 3600);
+        const access = tokenValue();
+        await adapters('AccessToken').upsert(access, payload('AccessToken', access, { grantId, accountId: 'acct-1' }), 3600);
+        published.length = 0;
+        expect(await adapters('Grant').revokeAccountGrant('acct-1', sha256(grantId))).toBe(true);
+        expect(published).toEqual(expect.arrayContaining([invalidationTarget.oauthToken(sha256(access)), invalidationTarget.grant(grantId)]));
+      });
+    });
+
     describe('revokeByGrantId', () => {
       it("removes every artefact of the grant, whichever model asks, and nothing of another grant's", async () => {
         const grantId = tokenValue();

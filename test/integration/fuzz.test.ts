@@ -67,6 +67,14 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/admin/identity-providers', family: 'page' },
   { path: '/admin/users/:id/identities', family: 'page' },
   { path: '/admin/users/:id/identities/remove', family: 'page' },
+  { path: '/settings/logins', family: 'page' },
+  { path: '/settings/logins/:handle/revoke', family: 'page' },
+  { path: '/settings/sessions/:id/end', family: 'page' },
+  { path: '/settings/signins/:handle/end', family: 'page' },
+  { path: '/settings/password', family: 'page' },
+  { path: '/login/forgot', family: 'page' },
+  { path: '/login/reset', family: 'page' },
+  { path: '/login/reset/done', family: 'page' },
   { path: '/auth/verify', family: 'api' },
   { path: '/users/:username/login', family: 'api' },
   { path: '/api/v1/sessions', family: 'api' },
@@ -74,6 +82,8 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/admin/users/:id/identities', family: 'api' },
   { path: '/api/v1/admin/users/:id/identities/:provider/:subject', family: 'api' },
   { path: '/api/v1/sessions/:id', family: 'api' },
+  { path: '/api/v1/logins', family: 'api' },
+  { path: '/api/v1/logins/:id', family: 'api' },
   { path: '/api/v1/tokens', family: 'api' },
   { path: '/api/v1/tokens/:id', family: 'api' },
   { path: '/api/v1/tokens/:id/rotate', family: 'api' },
@@ -369,6 +379,10 @@ describe('fuzzing every route', () => {
       api: { requestsPerIpPerMinute: 1_000_000 },
       oauth: { userCodeAttemptsPerIpPerHour: 1_000_000, userCodeAttemptsPerSessionPerHour: 1_000_000 },
       passwords: { hashing: { maxQueue: 10_000, deadlineMs: 60_000, busyCorePercent: 100 } },
+      // Mail on, so that the password-reset pages are served (to a port nothing listens on: a
+      // message that would go out fails in the background, as on an SMTP outage).
+      mail: { smtp: { host: '127.0.0.1', port: 9 }, from: 'fuzz@example.org' },
+      passwordReset: { requestsPerAddressPerHour: 1_000_000 },
     },
   );
 

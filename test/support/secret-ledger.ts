@@ -84,6 +84,7 @@ const SECRET_KEYS: Readonly<Record<string, string>> = {
   registration_access_token: 'registration_access_token',
   password: 'password',
   new_password: 'password',
+  new_password_again: 'password',
   current_password: 'password',
   code_verifier: 'code_verifier',
   client_assertion: 'client_assertion',

@@ -68,7 +68,54 @@ export interface OidcAdapter extends Adapter {
    * sessions (Tessera's own: an admin ending a person's sign-ins). Counts what it deleted.
    */
   revokeByAccountId(accountId: string): Promise<{ grants: number; sessions: number }>;
+  /** The live grants (logins) of an account, newest first (Tessera's own: "Authorized logins"). */
+  listAccountGrants(accountId: string): Promise<AccountGrant[]>;
+  /**
+   * Deletes one grant of the account, by its handle, with everything issued under it; false when
+   * it is not a live grant of that account. Cached answers about its tokens end on every node.
+   */
+  revokeAccountGrant(accountId: string, handle: string): Promise<boolean>;
+  /** The live provider sessions of an account (its sign-ins at the app and device pages), newest first. */
+  listAccountSessions(accountId: string): Promise<AccountSession[]>;
+  /** Deletes one provider session of the account by its handle; false when it is not a live one of that account. */
+  revokeAccountSession(accountId: string, handle: string): Promise<boolean>;
 }
+
+/** A sign-in at the app and device pages (oidc-provider's Session), as its owner sees it. */
+export interface AccountSession {
+  /** The digest of the session's id (never the id, which its cookie carries). */
+  handle: string;
+  signedInAt: Date | null;
+  expiresAt: Date | null;
+}
+
+/** A login an account approved, as its owner sees it. */
+export interface AccountGrant {
+  /** Names the grant in pages and URLs: the digest of its id (the id itself is never shown). */
+  handle: string;
+  clientId: string;
+  /** What it may ask for: its OpenID scopes and each resource's, without repetition. */
+  scopes: string[];
+  approvedAt: Date | null;
+  expiresAt: Date | null;
+  /** When a token was last issued under it (an approval, a refresh): no write on any token's use. */
+  lastUsedAt: Date | null;
+}
+
+/** A grant's or session's handle as the adapter hands it out (a SHA-256 digest, base64url). */
+const GRANT_HANDLE = /^[A-Za-z0-9_-]{43}$/;
+
+/** The scopes a grant payload holds (oidc-provider's Grant: `openid.scope`, `resources[r]`). */
+function grantScopes(payload: AdapterPayload): string[] {
+  const scopes = new Set<string>();
+  const add = (value: unknown) => String(value ?? '').split(' ').filter(Boolean).forEach((s) => scopes.add(s));
+  add((payload.openid as { scope?: unknown } | undefined)?.scope);
+  const resources = payload.resources as Record<string, unknown> | undefined;
+  if (resources && typeof resources === 'object') Object.values(resources).forEach(add);
+  return [...scopes];
+}
+
+const epochDate = (seconds: unknown) => (typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000) : null);
 
 export interface OidcAdapterOptions {
   /** Milliseconds since the epoch, for the `consumed` timestamp. Default Date.now. */
@@ -325,6 +372,79 @@ export function createOidcAdapterFactory(store: EphemeralStore, options: OidcAda
           }),
         );
         return ended;
+      },
+
+      async listAccountGrants(accountId) {
+        const indexKey = keys.account(accountId);
+        const found = await Promise.all(
+          (await store.setMembers(indexKey)).map(async (member): Promise<AccountGrant | null> => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match?.[2] !== 'Grant') return null;
+            const raw = await store.get(member);
+            if (raw === null) {
+              await store.removeFromSet(indexKey, member);
+              return null;
+            }
+            const grant = parsePayload(raw);
+            if (grant.accountId !== accountId || typeof grant.clientId !== 'string') return null;
+            // Last use: the newest token issued under the grant (read here, never written on use).
+            const issued = (await store.setMembers(keys.grantByDigest(match[1]!))).filter((key) => /:(AccessToken|RefreshToken)$/.test(key));
+            const times = (await Promise.all(issued.map((key) => store.get(key))))
+              .filter((value): value is string => value !== null)
+              .map((value) => Number(parsePayload(value).iat))
+              .filter((iat) => Number.isFinite(iat));
+            return {
+              handle: match[1]!,
+              clientId: grant.clientId,
+              scopes: grantScopes(grant),
+              approvedAt: epochDate(grant.iat),
+              expiresAt: epochDate(grant.exp),
+              lastUsedAt: times.length ? new Date(Math.max(...times) * 1000) : null,
+            };
+          }),
+        );
+        return found.filter((g): g is AccountGrant => g !== null).sort((a, b) => (b.approvedAt?.getTime() ?? 0) - (a.approvedAt?.getTime() ?? 0) || (a.handle < b.handle ? -1 : 1));
+      },
+
+      // As revokeByAccountId, for one grant: its tokens first, then the grant, then its index entry.
+      async revokeAccountGrant(accountId, handle) {
+        if (typeof handle !== 'string' || !GRANT_HANDLE.test(handle)) return false;
+        const member = keys.payload('Grant', handle);
+        const raw = await store.get(member);
+        if (raw === null || parsePayload(raw).accountId !== accountId) return false;
+        await sweepIndex(keys.grantByDigest(handle));
+        const { deleted } = await removeRecord('Grant', handle);
+        await store.removeFromSet(keys.account(accountId), member);
+        return deleted;
+      },
+
+      async listAccountSessions(accountId) {
+        const indexKey = keys.account(accountId);
+        const found = await Promise.all(
+          (await store.setMembers(indexKey)).map(async (member): Promise<AccountSession | null> => {
+            const match = PAYLOAD_KEY.exec(member);
+            if (match?.[2] !== 'Session') return null;
+            const raw = await store.get(member);
+            if (raw === null) {
+              await store.removeFromSet(indexKey, member);
+              return null;
+            }
+            const session = parsePayload(raw);
+            if (session.accountId !== accountId) return null;
+            return { handle: match[1]!, signedInAt: epochDate(session.loginTs ?? session.iat), expiresAt: epochDate(session.exp) };
+          }),
+        );
+        return found.filter((s): s is AccountSession => s !== null).sort((a, b) => (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0) || (a.handle < b.handle ? -1 : 1));
+      },
+
+      async revokeAccountSession(accountId, handle) {
+        if (typeof handle !== 'string' || !GRANT_HANDLE.test(handle)) return false;
+        const member = keys.payload('Session', handle);
+        const raw = await store.get(member);
+        if (raw === null || parsePayload(raw).accountId !== accountId) return false;
+        const { deleted } = await removeRecord('Session', handle);
+        await store.removeFromSet(keys.account(accountId), member);
+        return deleted;
       },
 
       async revokeByGrantId(grantId) {

@@ -14,18 +14,20 @@ export interface SettingsViewer {
   admin?: boolean;
 }
 
-export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'sign-in'): SafeHtml {
+export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'sign-in' | 'logins' | 'password'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
+  <a href="/settings/logins"${current === 'logins' ? html` aria-current="page"` : ''}>Authorized logins</a>
   <a href="/settings/sign-in"${current === 'sign-in' ? html` aria-current="page"` : ''}>Sign-in methods</a>
+  <a href="/settings/password"${current === 'password' ? html` aria-current="page"` : ''}>Password</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
   ${admin ? html`<a href="/admin">Administration</a>` : ''}
   <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
 </nav>`;
 }
 
-/** `alternatives`: the buttons of the upstream identity providers (identity-provider-pages.ts). */
-export function loginPage(options: { csrf: string; next: string; error?: string; username?: string; alternatives?: SafeHtml }): Page {
+/** `alternatives`: the buttons of the upstream identity providers (identity-provider-pages.ts); `forgotLink`: mail is configured. */
+export function loginPage(options: { csrf: string; next: string; error?: string; username?: string; alternatives?: SafeHtml; forgotLink?: boolean }): Page {
   return {
     title: 'Sign in',
     body: html`<h1>Sign in</h1>
@@ -39,6 +41,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <div class="actions"><button type="submit">Sign in</button></div>
 </form>
+${options.forgotLink ? html`<p><a href="/login/forgot">Forgot your password?</a></p>` : ''}
 ${options.alternatives ?? ''}`,
   };
 }

@@ -75,7 +75,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
     const csrf = randomBytes(24).toString('base64url');
     res.cookie(LOGIN_CSRF_COOKIE, csrf, { ...cookieOptions, maxAge: 3600_000 });
     const next = localPath(req.query.next);
-    sendPage(res, 200, loginPage({ csrf, next, alternatives: alternatives(next) }));
+    sendPage(res, 200, loginPage({ csrf, next, forgotLink: config.mail !== null, alternatives: alternatives(next) }));
   });
 
   router.post('/login', async (req, res, next) => {
@@ -86,7 +86,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       const fresh = randomBytes(24).toString('base64url');
       const again = (status: number, error: string) => {
         res.cookie(LOGIN_CSRF_COOKIE, fresh, { ...cookieOptions, maxAge: 3600_000 });
-        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username, alternatives: alternatives(next_) }));
+        sendPage(res, status, loginPage({ csrf: fresh, next: next_, error, username, forgotLink: config.mail !== null, alternatives: alternatives(next_) }));
       };
       // Login CSRF: the form's token must match the cookie set with the form (double submit).
       const cookieToken = cookieValue(req.headers.cookie, LOGIN_CSRF_COOKIE) ?? '';

@@ -120,6 +120,39 @@ describe('loadConfig', () => {
     expect(printed).toMatch(/postgres:\/\/u:\*\*\*@db\/tessera/);
   });
 
+  describe('mail and password reset', () => {
+    it('is off by default, with a 30-minute reset link', () => {
+      const config = loadConfig({ env: {} });
+      expect(config.mail).toBeNull();
+      expect(config.passwordReset).toEqual({ linkTtlSeconds: 1800, requestsPerAddressPerHour: 10, messagesPerAccountPerHour: 3 });
+      expect(JSON.stringify(redactConfig(config))).toContain('"mail":null');
+    });
+
+    it('reads the SMTP server from the environment, the password also from a file, and never prints it', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'tessera-smtp-'));
+      try {
+        await writeFile(join(dir, 'smtp-password'), 'smtp-pass-from-file\n');
+        const config = loadConfig({
+          env: { TESSERA_SMTP_HOST: 'mail.example.org', TESSERA_SMTP_PORT: '465', TESSERA_SMTP_SECURE: 'true', TESSERA_SMTP_USER: 'tessera', TESSERA_SMTP_PASSWORD_FILE: join(dir, 'smtp-password'), TESSERA_MAIL_FROM: 'Zenodo <no-reply@zenodo.org>', TESSERA_PASSWORD_RESET_TTL: '900' },
+        });
+        expect(config.mail).toEqual({ smtp: { host: 'mail.example.org', port: 465, secure: true, auth: { user: 'tessera', pass: 'smtp-pass-from-file' } }, from: 'Zenodo <no-reply@zenodo.org>', productName: 'Tessera' });
+        expect(config.passwordReset.linkTtlSeconds).toBe(900);
+        expect(JSON.stringify(redactConfig(config))).not.toContain('smtp-pass-from-file');
+        const byUrl = loadConfig({ env: { TESSERA_SMTP_URL: 'smtps://tessera:url-pass-secret@mail.example.org:465', TESSERA_MAIL_FROM: 'no-reply@example.org' } });
+        expect(byUrl.mail?.smtp.url).toBe('smtps://tessera:url-pass-secret@mail.example.org:465');
+        expect(JSON.stringify(redactConfig(byUrl))).not.toContain('url-pass-secret');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses mail without a sender or a server, and a link that lives under a minute', () => {
+      expect(() => loadConfig({ env: { TESSERA_SMTP_HOST: 'mail.example.org' } })).toThrow(/mail\.from/);
+      expect(() => loadConfig({ env: { TESSERA_MAIL_FROM: 'no-reply@example.org' } })).toThrow(/mail\.smtp/);
+      expect(() => loadConfig({ env: { TESSERA_PASSWORD_RESET_TTL: '30' } })).toThrow(/TESSERA_PASSWORD_RESET_TTL/);
+    });
+  });
+
   describe('Redis Sentinel', () => {
     const sentinels = { REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b:26380,[::1]:26381', REDIS_SENTINEL_MASTER: 'tessera' };
 
