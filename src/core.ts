@@ -22,6 +22,11 @@ import { createPersonalTokenService, type PersonalTokenService } from './persona
 import { createApiSessionStore, type ApiSessionStore } from './sessions/api-session-store.ts';
 import { createLoginLimiter, type LoginLimiter } from './sessions/login-limiter.ts';
 import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-sign-in.ts';
+import { createSecondFactorLimiter } from './second-factors/second-factor-limiter.ts';
+import { createSecondFactorRepository } from './second-factors/second-factor-repository.ts';
+import { createSecondFactorService, type SecondFactorService } from './second-factors/second-factor-service.ts';
+import { createPendingSignIns, type PendingSignIns } from './second-factors/pending-sign-in.ts';
+import { createSecretBox } from './second-factors/secret-box.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -60,6 +65,10 @@ export interface OnlineCore extends Core {
   loginLimiter: LoginLimiter;
   /** Password sign-in, the same for every channel (API, browser, OAuth), on loginLimiter. */
   signIn: PasswordSignIn;
+  /** Second factors: enrolment, removal, the check at sign-in (docs/second-factors.md). */
+  secondFactors: SecondFactorService;
+  /** Sign-ins waiting for their second step (browser channels). */
+  pendingSignIns: PendingSignIns;
 }
 
 export interface OpenCoreOptions {
@@ -94,6 +103,21 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
   const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish, revoked && (() => revoked('jwt_access_token')));
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations, loginLimiter };
+}
+
+/** Second factors: TOTP keys sealed under TESSERA_SECOND_FACTOR_KEYS, else a key derived from TESSERA_KEY_SECRET. */
+function openSecondFactors(config: Config, logger: Logger, database: Database, audit: AuditLog, ephemeral: EphemeralStore, clock: (() => number) | undefined) {
+  const secondFactors = createSecondFactorService({
+    repository: createSecondFactorRepository(database),
+    box: async () => createSecretBox([...(config.secrets.secondFactorKeys ?? []), (await resolveSecrets(config, logger)).keyEncryptionSecret]),
+    limiter: createSecondFactorLimiter(ephemeral, { failures: config.secondFactor.failuresPerAccount, windowSeconds: config.secondFactor.failureWindowSeconds }),
+    audit,
+    issuerLabel: new URL(config.issuer).host,
+    requiredForScopes: config.secondFactor.requiredForScopes,
+    ...(clock ? { clock } : {}),
+  });
+  const pendingSignIns = createPendingSignIns(ephemeral, { ttlSeconds: config.secondFactor.pendingSeconds, ...(clock ? { clock } : {}) });
+  return { secondFactors, pendingSignIns };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean, observe: StoreObserver | undefined): Promise<Database> {
@@ -210,5 +234,5 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   };
   if (!online) return core;
   const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit });
-  return { ...core, ...online, signIn };
+  return { ...core, ...online, signIn, ...openSecondFactors(config, logger, database, audit, online.ephemeral, options.clock) };
 }
