@@ -42,6 +42,11 @@ import { createShownOnce } from './http/shown-once.ts';
 import { apiRateLimit, createSessionRoutes } from './routes/session-routes.ts';
 import { createCallerAuthenticator } from './routes/settings/caller.ts';
 import { createSettingsRoutes } from './routes/settings/settings-routes.ts';
+import { createBrowserSessionStarter } from './routes/settings/browser-session.ts';
+import { createSecondFactorStep, type SecondFactorStep } from './routes/second-factor/second-factor-step.ts';
+import { createSignInStepRoutes } from './routes/second-factor/sign-in-step-routes.ts';
+import { createSecondFactorSettingsRoutes } from './routes/second-factor/second-factor-settings-routes.ts';
+import type { CallerAuthenticator } from './routes/settings/caller.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
@@ -211,18 +216,21 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   // One allowance per introspecting client, one per client address at forward-auth.
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
+  // The second step of every browser sign-in (password now; upstream providers route through it too).
+  const secondStep = createSecondFactorStep({ config, accounts: core.accounts, secondFactors: core.secondFactors, pendingSignIns: core.pendingSignIns });
   const server = createServer();
   const connections = createConnectionDrain(server);
   const app = createApp({
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, secondStep }) },
+      ...secondFactorRoutes(core, { secondStep, callers, csrfKey: oauth.csrfKey }),
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery }) },
       {
         router: createAdminConsoleRoutes({
@@ -238,7 +246,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
-      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
+      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit, secondFactors: core.secondFactors }) },
       { router: createApiReferenceRoutes({ config, version: packageVersion() }) },
     ],
   });
@@ -260,6 +268,15 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   server.on('request', connections.handle(metrics ? countRequests(metrics, routes, handler) : handler));
   server.keepAliveTimeout = 65_000;
   return { server, connections, routes };
+}
+
+/** The second step at /login and the two-step settings pages (docs/second-factors.md). */
+function secondFactorRoutes(core: OnlineCore, { secondStep, callers, csrfKey }: { secondStep: SecondFactorStep; callers: CallerAuthenticator; csrfKey: string }) {
+  const startSession = createBrowserSessionStarter({ config: core.config, sessions: core.sessions, audit: core.audit });
+  return [
+    { router: createSignInStepRoutes({ config: core.config, secondStep, secondFactors: core.secondFactors, startSession, findUserById: (id) => core.accounts.findUserById(id), csrfKey }) },
+    { router: createSecondFactorSettingsRoutes({ accounts: core.accounts, secondFactors: core.secondFactors, callers }) },
+  ];
 }
 
 async function listen(server: Server, config: Config): Promise<string> {

@@ -51,6 +51,12 @@ export interface SecondFactorService {
   /** A new set of recovery codes (the old ones stop working). */
   regenerateRecoveryCodes(user: User, actor: SecondFactorActor): Promise<string[]>;
   /**
+   * Proves, for removing a factor, that the signed-in person holds the account: a current code or
+   * recovery code (spent), or the password (`checkPassword`). Wrong answers count in the same
+   * limit as at sign-in. Answers how it was proved; 401 when wrong, 429 when limited.
+   */
+  proveOwnership(user: User, proof: string, actor: SecondFactorActor, checkPassword: (password: string) => Promise<boolean>): Promise<'code' | 'password'>;
+  /**
    * Checks a second-factor answer: a code from the app, or a recovery code (spent). Limited per
    * account; audited as sign_in.second_factor.succeeded, .failed, .locked.
    */
@@ -168,6 +174,21 @@ export function createSecondFactorService(options: SecondFactorServiceOptions): 
       const codes = await issueRecoveryCodes(user);
       await event(user, 'second_factor.recovery_codes_replaced', actor, { count: codes.length });
       return codes;
+    },
+
+    async proveOwnership(user, proof, actor, checkPassword) {
+      const codeShaped = normaliseTotpCode(proof) !== null || RECOVERY_CODE.test(proof.trim().toLowerCase());
+      if (codeShaped) {
+        const result = await this.check(user, proof, { ...actor, via: 'settings' });
+        if (result.status === 'limited') throw AppError.tooManyRequests(result.retryAfterSeconds, result.limit);
+        if (result.status === 'passed') return 'code';
+      } else {
+        const refusal = await limiter.check(user.id);
+        if (refusal) throw AppError.tooManyRequests(refusal.retryAfterSeconds, refusal.limit);
+        if (await checkPassword(proof)) return 'password';
+        await limiter.failed(user.id);
+      }
+      throw new AppError(401, 'wrong_proof', 'That is neither your password nor a current code.');
     },
 
     async check(user, answer, { ip, userAgent, via }) {

@@ -12,6 +12,8 @@ import { sendPage } from '../../http/pages.ts';
 import { createCsrf } from '../../http/csrf.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
 import { storeUnavailableCause } from '../../shared/errors.ts';
+import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
+import { secondFactorEnrolmentNeededPage, secondStepAtInteraction } from '../second-factor/interaction-second-step.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -24,6 +26,8 @@ interface Dependencies {
   signIn: PasswordSignIn;
   csrfKey: string;
   audit: Pick<AuditLog, 'recordInBackground'>;
+  /** The second step after the password (routes/second-factor/second-factor-step.ts). */
+  secondStep: SecondFactorStep;
 }
 
 interface InteractionView {
@@ -40,7 +44,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
 };
 
-export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit }: Dependencies): Router {
+export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit, secondStep }: Dependencies): Router {
   const router = Router();
   const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
@@ -174,8 +178,65 @@ ${login}
           return;
         }
         user = result.user;
+        // An account with a second factor approves only once that step has passed (POST …/second-factor).
+        const need = await secondStep.required(user);
+        if (need === 'enrol') {
+          sendPage(res, 403, secondFactorEnrolmentNeededPage(view(details.uid)));
+          return;
+        }
+        if (need === 'verify') {
+          await secondStep.begin(res, { userId: user.id, via: 'oauth', returnTo: `/interaction/${details.uid}`, interactionUid: details.uid, enrol: false, firstFactor: 'password' });
+          sendPage(res, 200, secondStepAtInteraction({ uid: details.uid, csrf: csrf.tokenFor('interaction', details.uid), username: user.username }));
+          return;
+        }
       }
+      await approve(req, res, details, client, requested, user);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
 
+  // The second step of the sign-in above: the code (or recovery code) for the pending sign-in this
+  // browser began on this interaction; the approval follows only when it passes.
+  router.post('/interaction/:uid/second-factor', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
+    try {
+      const { details, client, requested } = await load(req, res);
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      const again = (status: number, error: string, username = '') => sendPage(res, status, secondStepAtInteraction({ uid: details.uid, csrf: csrf.tokenFor('interaction', details.uid), username, error }));
+      if (!csrf.verify('interaction', details.uid, body.csrf)) {
+        again(403, 'The form expired. Please try again.');
+        return;
+      }
+      const result = await secondStep.attempt(req, res, body.code ?? '', details.uid);
+      if (result.status === 'expired') {
+        const { clientName } = await load(req, res);
+        render(res, { uid: details.uid, clientName, requested, user: null, error: 'The sign-in took too long. Sign in again.' }, 401);
+        return;
+      }
+      const username = (await accounts.findUserById(result.pending.userId))?.username ?? '';
+      if (result.status === 'limited') {
+        res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
+        again(429, `Too many wrong codes. Try again in ${Math.max(1, Math.ceil(result.retryAfterSeconds / 60))} minutes.`, username);
+        return;
+      }
+      if (result.status === 'failed') {
+        again(401, 'That code is not right, or was used already. Type the code your app shows now, or a recovery code.', username);
+        return;
+      }
+      await approve(req, res, details, client, requested, result.user);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
+  /** The interaction's page, for pages of the second step that lead back to it. */
+  function view(uid: string) {
+    return { uid, csrf: csrf.tokenFor('interaction', uid) };
+  }
+
+  /** Records the consent (what was asked, narrowed to what the user and the client may have) and ends the interaction. */
+  async function approve(req: Request, res: Response, details: Awaited<ReturnType<typeof provider.interactionDetails>>, client: Awaited<ReturnType<typeof load>>['client'], requested: string[], user: User) {
+    {
       // Grant what was asked, narrowed to what the user and the client may have.
       const clientScopes = new Set(String(client?.scope ?? '').split(' '));
       const apiScopes = requested.filter((scope) => scope in config.scopes && user.allowedScopes.includes(scope) && clientScopes.has(scope));
@@ -207,10 +268,8 @@ ${login}
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
       recordDecision(req, details, user, 'approved', { grantId, scopes: [...protocolScopes, ...apiScopes], ...(withheld.length ? { withheld } : {}), resource });
-    } catch (error) {
-      failed(res, next, error);
     }
-  });
+  }
 
   return router;
 }

@@ -13,9 +13,10 @@ export interface SettingsViewer {
   admin?: boolean;
 }
 
-function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security'): SafeHtml {
+export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'two-factor'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
+  <a href="/settings/two-factor"${current === 'two-factor' ? html` aria-current="page"` : ''}>Two-step sign-in</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
   ${admin ? html`<a href="/admin">Administration</a>` : ''}
   <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" class="link">Sign out ${username}</button></form>
