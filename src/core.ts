@@ -27,6 +27,8 @@ import { createSecondFactorRepository } from './second-factors/second-factor-rep
 import { createSecondFactorService, type SecondFactorService } from './second-factors/second-factor-service.ts';
 import { createPendingSignIns, type PendingSignIns } from './second-factors/pending-sign-in.ts';
 import { createSecretBox } from './second-factors/secret-box.ts';
+import { createPasskeyRepository } from './second-factors/passkey-repository.ts';
+import { createPasskeyService, type PasskeyService } from './second-factors/passkey-service.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -69,6 +71,8 @@ export interface OnlineCore extends Core {
   secondFactors: SecondFactorService;
   /** Sign-ins waiting for their second step (browser channels). */
   pendingSignIns: PendingSignIns;
+  /** Passkeys (WebAuthn) as second factors. */
+  passkeys: PasskeyService;
 }
 
 export interface OpenCoreOptions {
@@ -107,17 +111,28 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
 
 /** Second factors: TOTP keys sealed under TESSERA_SECOND_FACTOR_KEYS, else a key derived from TESSERA_KEY_SECRET. */
 function openSecondFactors(config: Config, logger: Logger, database: Database, audit: AuditLog, ephemeral: EphemeralStore, clock: (() => number) | undefined) {
+  const limiter = createSecondFactorLimiter(ephemeral, { failures: config.secondFactor.failuresPerAccount, windowSeconds: config.secondFactor.failureWindowSeconds });
+  const passkeys = createPasskeyService({
+    repository: createPasskeyRepository(database),
+    ephemeral,
+    limiter,
+    audit,
+    issuer: config.issuer,
+    rpName: new URL(config.issuer).host,
+    challengeTtlSeconds: config.secondFactor.pendingSeconds,
+  });
   const secondFactors = createSecondFactorService({
     repository: createSecondFactorRepository(database),
     box: async () => createSecretBox([...(config.secrets.secondFactorKeys ?? []), (await resolveSecrets(config, logger)).keyEncryptionSecret]),
-    limiter: createSecondFactorLimiter(ephemeral, { failures: config.secondFactor.failuresPerAccount, windowSeconds: config.secondFactor.failureWindowSeconds }),
+    limiter,
+    hasOtherFactor: (userId) => passkeys.hasAny(userId),
     audit,
     issuerLabel: new URL(config.issuer).host,
     requiredForScopes: config.secondFactor.requiredForScopes,
     ...(clock ? { clock } : {}),
   });
   const pendingSignIns = createPendingSignIns(ephemeral, { ttlSeconds: config.secondFactor.pendingSeconds, ...(clock ? { clock } : {}) });
-  return { secondFactors, pendingSignIns };
+  return { secondFactors, pendingSignIns, passkeys };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean, observe: StoreObserver | undefined): Promise<Database> {

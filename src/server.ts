@@ -46,6 +46,7 @@ import { createBrowserSessionStarter } from './routes/settings/browser-session.t
 import { createSecondFactorStep, type SecondFactorStep } from './routes/second-factor/second-factor-step.ts';
 import { createSignInStepRoutes } from './routes/second-factor/sign-in-step-routes.ts';
 import { createSecondFactorSettingsRoutes } from './routes/second-factor/second-factor-settings-routes.ts';
+import { createPasskeyScriptRoute } from './routes/second-factor/passkey-script.ts';
 import type { CallerAuthenticator } from './routes/settings/caller.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
@@ -217,7 +218,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const failedLookupLimit = { failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...(options.clock ? { clock: options.clock } : {}) };
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
   // The second step of every browser sign-in (password now; upstream providers route through it too).
-  const secondStep = createSecondFactorStep({ config, accounts: core.accounts, secondFactors: core.secondFactors, pendingSignIns: core.pendingSignIns });
+  const secondStep = createSecondFactorStep({ config, accounts: core.accounts, secondFactors: core.secondFactors, passkeys: core.passkeys, pendingSignIns: core.pendingSignIns });
   const server = createServer();
   const connections = createConnectionDrain(server);
   const app = createApp({
@@ -275,7 +276,8 @@ function secondFactorRoutes(core: OnlineCore, { secondStep, callers, csrfKey }: 
   const startSession = createBrowserSessionStarter({ config: core.config, sessions: core.sessions, audit: core.audit });
   return [
     { router: createSignInStepRoutes({ config: core.config, secondStep, secondFactors: core.secondFactors, startSession, findUserById: (id) => core.accounts.findUserById(id), csrfKey }) },
-    { router: createSecondFactorSettingsRoutes({ accounts: core.accounts, secondFactors: core.secondFactors, callers }) },
+    { router: createSecondFactorSettingsRoutes({ accounts: core.accounts, secondFactors: core.secondFactors, passkeys: core.passkeys, callers }) },
+    { router: createPasskeyScriptRoute() },
   ];
 }
 

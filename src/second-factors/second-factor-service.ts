@@ -72,6 +72,8 @@ export interface SecondFactorServiceOptions {
   /** The name apps show beside the account (the issuer's host by default). */
   issuerLabel: string;
   requiredForScopes: readonly string[];
+  /** Whether the account has a factor of another kind (a passkey: passkey-service.ts). */
+  hasOtherFactor?: (userId: string) => Promise<boolean>;
   /** Milliseconds since the epoch; tests inject one. */
   clock?: () => number;
 }
@@ -130,7 +132,8 @@ export function createSecondFactorService(options: SecondFactorServiceOptions): 
     },
 
     async hasFactor(userId) {
-      return (await repository.findTotp(userId))?.confirmedAt != null;
+      if ((await repository.findTotp(userId))?.confirmedAt != null) return true;
+      return options.hasOtherFactor ? options.hasOtherFactor(userId) : false;
     },
 
     requiredByPolicy(user) {

@@ -69,6 +69,9 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/settings/two-factor/totp/confirm': "a browser page's form",
   '/settings/two-factor/totp/remove': "a browser page's form",
   '/settings/two-factor/recovery-codes': "a browser page's form",
+  '/settings/two-factor/passkeys': "a browser page's form (the passkey script submits it)",
+  '/settings/two-factor/passkeys/:id/remove': "a browser page's form",
+  '/assets/passkeys.js': "the pages' passkey script",
 };
 
 interface Document {

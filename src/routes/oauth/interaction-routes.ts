@@ -14,6 +14,7 @@ import { answerOutagesWithPages } from '../../http/error-response.ts';
 import { storeUnavailableCause } from '../../shared/errors.ts';
 import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
 import { secondFactorEnrolmentNeededPage, secondStepAtInteraction } from '../second-factor/interaction-second-step.ts';
+import { stepAnswer, tooManyCodes, WRONG_CODE } from '../second-factor/sign-in-step-routes.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -186,7 +187,7 @@ ${login}
         }
         if (need === 'verify') {
           await secondStep.begin(res, { userId: user.id, via: 'oauth', returnTo: `/interaction/${details.uid}`, interactionUid: details.uid, enrol: false, firstFactor: 'password' });
-          sendPage(res, 200, secondStepAtInteraction({ uid: details.uid, csrf: csrf.tokenFor('interaction', details.uid), username: user.username }));
+          res.redirect(303, `/interaction/${details.uid}/second-factor`);
           return;
         }
       }
@@ -196,31 +197,50 @@ ${login}
     }
   });
 
-  // The second step of the sign-in above: the code (or recovery code) for the pending sign-in this
-  // browser began on this interaction; the approval follows only when it passes.
+  // The second step of the sign-in above: a code, recovery code or passkey for the pending sign-in
+  // this browser began on this interaction; the approval follows only when it passes.
+  async function secondStepPage(req: Request, res: Response, uid: string, status: number, error?: string) {
+    const pending = await secondStep.pending(req, uid);
+    if (!pending) return false;
+    const username = (await accounts.findUserById(pending.userId))?.username ?? '';
+    const passkeyOptions = await secondStep.passkeyOptions(req, pending);
+    sendPage(res, status, secondStepAtInteraction({ uid, csrf: csrf.tokenFor('interaction', uid), username, passkeyOptions, ...(error ? { error } : {}) }));
+    return true;
+  }
+
+  router.get('/interaction/:uid/second-factor', async (req, res, next) => {
+    try {
+      const { details } = await load(req, res);
+      if (!(await secondStepPage(req, res, details.uid, 200))) res.redirect(303, `/interaction/${details.uid}`);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
   router.post('/interaction/:uid/second-factor', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
     try {
       const { details, client, requested } = await load(req, res);
       const body = (req.body ?? {}) as Record<string, string | undefined>;
-      const again = (status: number, error: string, username = '') => sendPage(res, status, secondStepAtInteraction({ uid: details.uid, csrf: csrf.tokenFor('interaction', details.uid), username, error }));
+      const again = async (status: number, error: string) => {
+        if (!(await secondStepPage(req, res, details.uid, status, error))) res.redirect(303, `/interaction/${details.uid}`);
+      };
       if (!csrf.verify('interaction', details.uid, body.csrf)) {
-        again(403, 'The form expired. Please try again.');
+        await again(403, 'The form expired. Please try again.');
         return;
       }
-      const result = await secondStep.attempt(req, res, body.code ?? '', details.uid);
+      const result = await secondStep.attempt(req, res, stepAnswer(body), details.uid);
       if (result.status === 'expired') {
         const { clientName } = await load(req, res);
         render(res, { uid: details.uid, clientName, requested, user: null, error: 'The sign-in took too long. Sign in again.' }, 401);
         return;
       }
-      const username = (await accounts.findUserById(result.pending.userId))?.username ?? '';
       if (result.status === 'limited') {
         res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
-        again(429, `Too many wrong codes. Try again in ${Math.max(1, Math.ceil(result.retryAfterSeconds / 60))} minutes.`, username);
+        await again(429, tooManyCodes(result.retryAfterSeconds));
         return;
       }
       if (result.status === 'failed') {
-        again(401, 'That code is not right, or was used already. Type the code your app shows now, or a recovery code.', username);
+        await again(401, WRONG_CODE);
         return;
       }
       await approve(req, res, details, client, requested, result.user);

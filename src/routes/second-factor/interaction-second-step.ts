@@ -5,8 +5,9 @@ import { secondStepPage } from './second-factor-pages.ts';
 // The second step on the OAuth sign-in page (a web app's authorization, a device approval): the
 // code form posts to /interaction/:uid/second-factor, and Deny stays available.
 
-export function secondStepAtInteraction(o: { uid: string; csrf: string; username: string; error?: string }): Page {
+export function secondStepAtInteraction(o: { uid: string; csrf: string; username: string; error?: string; passkeyOptions?: string | null }): Page {
   return secondStepPage({
+    passkeyOptions: o.passkeyOptions ?? null,
     action: `/interaction/${o.uid}/second-factor`,
     csrf: o.csrf,
     username: o.username,

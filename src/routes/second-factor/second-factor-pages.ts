@@ -3,6 +3,7 @@ import type { Page } from '../../http/pages.ts';
 import type { SecondFactorStatus } from '../../second-factors/second-factor-service.ts';
 import { html, type SafeHtml } from '../../views/html.ts';
 import { nav, type SettingsViewer } from '../settings/settings-pages.ts';
+import { PASSKEY_SCRIPT_PATH } from './passkey-script.ts';
 
 // The pages of second factors: the second step of a sign-in, setting up an authenticator app
 // (from the settings, or during a sign-in the operator's policy sends there), the recovery codes
@@ -20,14 +21,19 @@ export interface StepExit {
   fields?: Record<string, string>;
 }
 
-export function secondStepPage(o: { action: string; csrf: string; username: string; error?: string; exit?: StepExit; passkeys?: boolean }): Page {
+export function secondStepPage(o: { action: string; csrf: string; username: string; error?: string; exit?: StepExit; passkeyOptions?: string | null }): Page {
   return {
     title: 'Two-step verification',
     body: html`<h1>Two-step verification</h1>
 <p>Signing in as <strong>${o.username}</strong>. Open your authenticator app and type the code it shows, or type one of your recovery codes.</p>
 ${alert(o.error)}
-${o.passkeys
-  ? html`<div class="actions"><button type="button" id="passkey-sign-in" data-options="${o.action}/passkey/options" data-finish="${o.action}/passkey" data-csrf="${o.csrf}">Use a passkey</button></div>
+${o.passkeyOptions
+  ? html`<form id="passkey-form" method="post" action="${o.action}">
+  <input type="hidden" name="csrf" value="${o.csrf}">
+  <input type="hidden" name="passkey" id="passkey-answer">
+  <div class="actions"><button type="button" data-passkey="get" data-form="passkey-form" data-passkey-options="${o.passkeyOptions}">Use a passkey</button></div>
+</form>
+<p class="error" role="alert" id="passkey-error" hidden></p>
 <p class="muted">Or use a code:</p>`
   : ''}
 <form method="post" action="${o.action}">
@@ -43,7 +49,7 @@ ${o.exit
   <div class="actions"><button type="submit" class="secondary" formnovalidate>${o.exit.label}</button></div>
 </form>`
   : ''}
-${o.passkeys ? html`<script src="/assets/passkeys.js"></script>` : ''}`,
+${o.passkeyOptions ? html`<script src="${PASSKEY_SCRIPT_PATH}"></script>` : ''}`,
   };
 }
 
@@ -103,7 +109,7 @@ export interface PasskeyListing {
 
 const when = (value: Date | null) => (value ? html`<time datetime="${value.toISOString()}">${value.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`never`);
 
-export function twoFactorSettingsPage(o: SettingsViewer & { status: SecondFactorStatus; passkeys?: PasskeyListing[] | undefined; notice?: string; error?: string; required?: boolean }): Page {
+export function twoFactorSettingsPage(o: SettingsViewer & { status: SecondFactorStatus; passkeys?: { list: PasskeyListing[]; registrationOptions: string } | undefined; notice?: string; error?: string; required?: boolean }): Page {
   const active = o.status.totp === 'active';
   return {
     title: 'Two-step sign-in',
@@ -136,8 +142,8 @@ ${o.passkeys === undefined
   ? ''
   : html`<section aria-labelledby="passkeys">
 <h2 id="passkeys">Passkeys</h2>
-${o.passkeys.length
-  ? html`<ul class="sections">${o.passkeys.map(
+${o.passkeys.list.length
+  ? html`<ul class="sections">${o.passkeys.list.map(
       (key) => html`<li><strong>${key.name}</strong> <span class="muted">added ${when(key.createdAt)}, last used ${when(key.lastUsedAt)}</span>
 <form method="post" action="/settings/two-factor/passkeys/${key.id}/remove">
   <input type="hidden" name="csrf" value="${o.csrf}">
@@ -149,12 +155,13 @@ ${o.passkeys.length
   : html`<p>None yet.</p>`}
 <form id="passkey-register" method="post" action="/settings/two-factor/passkeys">
   <input type="hidden" name="csrf" value="${o.csrf}">
+  <input type="hidden" name="response" id="passkey-answer">
   <label for="passkey-name">Name of a new passkey</label>
   <input id="passkey-name" name="name" type="text" maxlength="60" value="Passkey" required>
-  <div class="actions"><button type="button" id="passkey-add" data-options="/settings/two-factor/passkeys/options" data-finish="/settings/two-factor/passkeys" data-csrf="${o.csrf}">Add a passkey</button></div>
+  <div class="actions"><button type="button" data-passkey="create" data-form="passkey-register" data-passkey-options="${o.passkeys.registrationOptions}">Add a passkey</button></div>
 </form>
 <p class="error" role="alert" id="passkey-error" hidden></p>
-<script src="/assets/passkeys.js"></script>
+<script src="${PASSKEY_SCRIPT_PATH}"></script>
 </section>`}`,
     wide: true,
   };

@@ -6,14 +6,15 @@ import { answerOutagesWithPages } from '../../http/error-response.ts';
 import type { SecondFactorService } from '../../second-factors/second-factor-service.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { CallerAuthenticator } from '../settings/caller.ts';
-import { recoveryCodesPage, totpEnrolPage, twoFactorSettingsPage, type PasskeyListing } from './second-factor-pages.ts';
+import type { PasskeyService } from '../../second-factors/passkey-service.ts';
+import { recoveryCodesPage, totpEnrolPage, twoFactorSettingsPage } from './second-factor-pages.ts';
 
 export interface SecondFactorSettingsDependencies {
   accounts: Pick<AccountService, 'authenticate'>;
   secondFactors: SecondFactorService;
   callers: CallerAuthenticator;
-  /** The passkeys of a user, when passkeys are served (their routes are passkey-routes.ts). */
-  listPasskeys?: (userId: string) => Promise<PasskeyListing[]>;
+  /** Passkeys (WebAuthn): listed, registered and removed here too. */
+  passkeys: PasskeyService;
 }
 
 /**
@@ -21,7 +22,7 @@ export interface SecondFactorSettingsDependencies {
  * it counts), see how many recovery codes are left and make new ones, remove the app (with the
  * password or a current code). Every change is audited (second_factor.*: docs/audit.md).
  */
-export function createSecondFactorSettingsRoutes({ accounts, secondFactors, callers, listPasskeys }: SecondFactorSettingsDependencies): Router {
+export function createSecondFactorSettingsRoutes({ accounts, secondFactors, callers, passkeys }: SecondFactorSettingsDependencies): Router {
   const router = Router();
   const page = callers.requireLoginSession('page');
   const viewer = (req: Request) => ({ username: req.caller!.user.username, csrf: callers.csrfFor(req.caller!.sessionId!), admin: req.caller!.scopes.includes(ADMIN_SCOPE) });
@@ -41,7 +42,7 @@ export function createSecondFactorSettingsRoutes({ accounts, secondFactors, call
       twoFactorSettingsPage({
         ...viewer(req),
         status: await secondFactors.status(user.id),
-        passkeys: listPasskeys ? await listPasskeys(user.id) : undefined,
+        passkeys: { list: await passkeys.list(user.id), registrationOptions: await passkeys.registrationOptions(user) },
         required: secondFactors.requiredByPolicy(user),
         ...extra,
       }),
@@ -106,6 +107,38 @@ export function createSecondFactorSettingsRoutes({ accounts, secondFactors, call
         return await renderSettings(req, res, error.status, { error: error.status === 429 ? 'Too many wrong answers. Try again later.' : error.message });
       }
       await renderSettings(req, res, 200, { notice: 'The authenticator app was removed, with its recovery codes.' });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  // A passkey: the page's script posts the browser's answer to the options the page carried.
+  router.post('/settings/two-factor/passkeys', page, async (req, res, next) => {
+    try {
+      try {
+        const added = await passkeys.register(req.caller!.user, field(req, 'response'), field(req, 'name'), actor(req));
+        await renderSettings(req, res, 201, { notice: `Passkey “${added.name}” added.` });
+      } catch (error) {
+        if (!(error instanceof AppError) || error.status !== 400) throw error;
+        await renderSettings(req, res, 400, { error: error.errors?.[0]?.message ?? error.message });
+      }
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/settings/two-factor/passkeys/:id/remove', page, async (req, res, next) => {
+    try {
+      const { user } = req.caller!;
+      try {
+        const proof = await secondFactors.proveOwnership(user, field(req, 'proof'), actor(req), async (password) => (await accounts.authenticate(user.username, password)).ok);
+        await passkeys.remove(user, String(req.params.id), actor(req), proof);
+      } catch (error) {
+        if (!(error instanceof AppError) || ![401, 404, 429].includes(error.status)) throw error;
+        if (error.headers) res.set(error.headers);
+        return await renderSettings(req, res, error.status, { error: error.status === 429 ? 'Too many wrong answers. Try again later.' : error.message });
+      }
+      await renderSettings(req, res, 200, { notice: 'The passkey was removed.' });
     } catch (error) {
       next(error);
     }

@@ -4,6 +4,7 @@ import type { User } from '../../accounts/user.ts';
 import type { Config } from '../../config/schema.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
 import type { PendingSignIn, PendingSignIns } from '../../second-factors/pending-sign-in.ts';
+import type { PasskeyService } from '../../second-factors/passkey-service.ts';
 import type { SecondFactorService } from '../../second-factors/second-factor-service.ts';
 
 /** The cookie that binds a pending sign-in to the browser that passed its first step. */
@@ -32,8 +33,10 @@ export interface SecondFactorStep {
   begin(res: Response, pending: Omit<PendingSignIn, 'createdAt'>): Promise<void>;
   /** The pending sign-in of this browser (for the interaction `interactionUid` when given), or null. */
   pending(req: Request, interactionUid?: string): Promise<PendingSignIn | null>;
-  /** Checks a code or recovery code against the pending sign-in's account. */
-  attempt(req: Request, res: Response, answer: string, interactionUid?: string): Promise<SecondStepResult>;
+  /** The options of a passkey assertion for this pending sign-in (JSON for the page), or null when the account has no passkey. */
+  passkeyOptions(req: Request, pending: PendingSignIn): Promise<string | null>;
+  /** Checks a code or recovery code, or a passkey's assertion (`{ passkey }`, as the page's script sends it), against the pending sign-in's account. */
+  attempt(req: Request, res: Response, answer: string | { passkey: string }, interactionUid?: string): Promise<SecondStepResult>;
   /** Takes the pending sign-in out once its step was passed otherwise (a passkey, an enrolment); clears the cookie. */
   finish(req: Request, res: Response, interactionUid?: string): Promise<{ pending: PendingSignIn; user: User } | null>;
 }
@@ -42,10 +45,11 @@ export interface SecondFactorStepDependencies {
   config: Config;
   accounts: Pick<AccountService, 'findUserById'>;
   secondFactors: SecondFactorService;
+  passkeys: Pick<PasskeyService, 'authenticationOptions' | 'authenticate'>;
   pendingSignIns: PendingSignIns;
 }
 
-export function createSecondFactorStep({ config, accounts, secondFactors, pendingSignIns }: SecondFactorStepDependencies): SecondFactorStep {
+export function createSecondFactorStep({ config, accounts, secondFactors, passkeys, pendingSignIns }: SecondFactorStepDependencies): SecondFactorStep {
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure: new URL(config.issuer).protocol === 'https:', path: '/' };
   const presented = (req: Request) => cookieValue(req.headers.cookie, SECOND_FACTOR_COOKIE);
   const matches = (pending: PendingSignIn | null, interactionUid: string | undefined) => (pending && (pending.interactionUid ?? undefined) === interactionUid ? pending : null);
@@ -69,11 +73,18 @@ export function createSecondFactorStep({ config, accounts, secondFactors, pendin
       return matches(await pendingSignIns.find(presented(req)), interactionUid);
     },
 
+    async passkeyOptions(req, pending) {
+      const binding = presented(req);
+      return binding ? passkeys.authenticationOptions(pending.userId, binding) : null;
+    },
+
     async attempt(req, res, answer, interactionUid) {
-      const pending = matches(await pendingSignIns.find(presented(req)), interactionUid);
+      const binding = presented(req);
+      const pending = matches(await pendingSignIns.find(binding), interactionUid);
       const user = pending && !pending.enrol ? await activeUser(pending.userId) : null;
-      if (!pending || !user) return { status: 'expired' };
-      const check = await secondFactors.check(user, answer, { ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, via: pending.via });
+      if (!pending || !user || !binding) return { status: 'expired' };
+      const context = { ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null, via: pending.via };
+      const check = typeof answer === 'string' ? await secondFactors.check(user, answer, context) : await passkeys.authenticate(user, answer.passkey, binding, context);
       if (check.status === 'failed') return { status: 'failed', pending };
       if (check.status === 'limited') return { ...check, pending };
       // Of two answers passing at once, one takes the pending sign-in; the other starts over.

@@ -11,6 +11,7 @@ import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { BrowserSessionStarter } from '../settings/browser-session.ts';
 import { recoveryCodesPage, secondStepPage, totpEnrolPage } from './second-factor-pages.ts';
 import { SECOND_FACTOR_COOKIE, type SecondFactorStep } from './second-factor-step.ts';
+import type { PendingSignIn } from '../../second-factors/pending-sign-in.ts';
 
 export interface SignInStepRouteDependencies {
   config: Config;
@@ -22,7 +23,13 @@ export interface SignInStepRouteDependencies {
 }
 
 /** Wrong-code and limit messages shared by the browser channels. */
-export const WRONG_CODE = 'That code is not right, or was used already. Type the code your app shows now, or a recovery code.';
+export const WRONG_CODE = 'That code is not right, or was used already (or the passkey did not verify). Type the code your app shows now, or a recovery code.';
+
+/** The answer a second-step form carries: a passkey's assertion (JSON, from the page's script), or a code. */
+export function stepAnswer(body: unknown): string | { passkey: string } {
+  const fields = (body ?? {}) as Record<string, unknown>;
+  return typeof fields.passkey === 'string' && fields.passkey !== '' ? { passkey: fields.passkey } : String(fields.code ?? '');
+}
 export const tooManyCodes = (retryAfterSeconds: number) => `Too many wrong codes. Try again in ${Math.max(1, Math.ceil(retryAfterSeconds / 60))} minutes.`;
 
 /**
@@ -45,9 +52,10 @@ export function createSignInStepRoutes({ secondStep, secondFactors, startSession
     next();
   });
 
-  const renderStep = async (req: Request, res: Response, status: number, userId: string, error?: string) => {
-    const user = await findUserById(userId);
-    sendPage(res, status, secondStepPage({ action: '/login/second-factor', csrf: tokenFor(req), username: user?.username ?? '', ...(error ? { error } : {}), exit: { action: '/login/second-factor/cancel', csrf: tokenFor(req), label: 'Cancel and start over' } }));
+  const renderStep = async (req: Request, res: Response, status: number, pending: PendingSignIn, error?: string) => {
+    const user = await findUserById(pending.userId);
+    const passkeyOptions = await secondStep.passkeyOptions(req, pending);
+    sendPage(res, status, secondStepPage({ action: '/login/second-factor', csrf: tokenFor(req), username: user?.username ?? '', passkeyOptions, ...(error ? { error } : {}), exit: { action: '/login/second-factor/cancel', csrf: tokenFor(req), label: 'Cancel and start over' } }));
   };
 
   router.get('/login/second-factor', async (req, res, next) => {
@@ -55,7 +63,7 @@ export function createSignInStepRoutes({ secondStep, secondFactors, startSession
       const pending = await secondStep.pending(req);
       if (!pending) return startOver(res);
       if (pending.enrol) return res.redirect(303, '/login/second-factor/enrol');
-      await renderStep(req, res, 200, pending.userId);
+      await renderStep(req, res, 200, pending);
     } catch (error) {
       next(error);
     }
@@ -65,15 +73,14 @@ export function createSignInStepRoutes({ secondStep, secondFactors, startSession
     try {
       const pending = await secondStep.pending(req);
       if (!pending || pending.enrol) return startOver(res);
-      if (!csrfValid(req)) return await renderStep(req, res, 403, pending.userId, 'The form expired. Please try again.');
-      const answer = String((req.body as Record<string, unknown>).code ?? '');
-      const result = await secondStep.attempt(req, res, answer);
+      if (!csrfValid(req)) return await renderStep(req, res, 403, pending, 'The form expired. Please try again.');
+      const result = await secondStep.attempt(req, res, stepAnswer(req.body));
       if (result.status === 'expired') return startOver(res);
       if (result.status === 'limited') {
         res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
-        return await renderStep(req, res, 429, pending.userId, tooManyCodes(result.retryAfterSeconds));
+        return await renderStep(req, res, 429, pending, tooManyCodes(result.retryAfterSeconds));
       }
-      if (result.status === 'failed') return await renderStep(req, res, 401, pending.userId, WRONG_CODE);
+      if (result.status === 'failed') return await renderStep(req, res, 401, pending, WRONG_CODE);
       await startSession(req, res, result.user);
       res.redirect(303, result.pending.returnTo);
     } catch (error) {
