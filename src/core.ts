@@ -27,6 +27,7 @@ import { createSecondFactorRepository } from './second-factors/second-factor-rep
 import { createSecondFactorService, type SecondFactorService } from './second-factors/second-factor-service.ts';
 import { createPendingSignIns, type PendingSignIns } from './second-factors/pending-sign-in.ts';
 import { createSecretBox } from './second-factors/secret-box.ts';
+import { createSecondFactorReset, type SecondFactorReset } from './second-factors/second-factor-reset.ts';
 import { createPasskeyRepository } from './second-factors/passkey-repository.ts';
 import { createPasskeyService, type PasskeyService } from './second-factors/passkey-service.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
@@ -50,6 +51,8 @@ export interface Core {
   passwordHashing: { stats(): HashingStats };
   /** Listing and rotating the signing keys (a rotation is announced to every node through Redis). */
   signingKeys: SigningKeyService;
+  /** Removing every second factor of an account (`tessera user reset-second-factor`). */
+  secondFactorReset: SecondFactorReset;
 }
 
 /** What a core opened with the ephemeral store adds: sessions, OAuth records, invalidations. */
@@ -227,6 +230,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     database,
     audit,
     auditQuery: createAuditQuery(database),
+    secondFactorReset: createSecondFactorReset({ database, audit }),
     accounts,
     passwordHashing: hashing,
     clients: createClients(config, database, audit, online),

@@ -3,6 +3,7 @@ import type { User } from '../../src/accounts/user.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
 import { oathtoolTotp } from '../support/oathtool.ts';
 import { recordSecret } from '../support/secret-ledger.ts';
+import { runTessera } from '../support/cli-process.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // API password login (POST /users/{name}/login, ArchivesSpace style) of accounts with two-step
@@ -77,6 +78,20 @@ describe('API password login with a second factor', () => {
     await suite.tessera.core.accounts.createUser({ username: 'reader', password: 'reader-password', scopes: ['read'] }, { actor: 'test' });
     expect((await login('reader', { password: 'reader-password' })).status).toBe(200);
   });
+
+  it("lets an administrator remove every second factor of an account that lost them (tessera user reset-second-factor)", async () => {
+    await enrolledUser('lost-phone');
+    expect((await login('lost-phone', { password: 'lost-phone-password' })).status).toBe(401);
+    const env = { DATABASE_URL: suite.tessera.config.database.url!, TESSERA_REDIS_PREFIX: suite.tessera.config.redis.keyPrefix };
+    const reset = await runTessera(['user', 'reset-second-factor', 'lost-phone'], env);
+    expect(reset.stderr).toBe('');
+    expect(reset.stdout).toMatch(/^Removed the authenticator app, 10 recovery codes of lost-phone: the password alone signs in now\.$/m);
+    expect((await login('lost-phone', { password: 'lost-phone-password' })).status).toBe(200);
+    const again = await runTessera(['user', 'reset-second-factor', 'lost-phone'], env);
+    expect(again.stdout).toMatch(/lost-phone had no second factor\./);
+    const { rows } = await suite.tessera.core.database.query<{ actor: string; details: { totp: boolean; recoveryCodes: number } }>("SELECT actor, details FROM audit_events WHERE action = 'second_factor.reset' ORDER BY id");
+    expect(rows[0]).toMatchObject({ actor: expect.stringMatching(/^cli:/), details: { totp: true, recoveryCodes: 10, passkeys: 0 } });
+  }, 60_000);
 
   it('refuses every otp, right ones too, after too many wrong ones for the account', async () => {
     const { secret } = await enrolledUser('guessed-user');

@@ -90,6 +90,7 @@ const DESCRIBERS: Record<string, Describer> = {
     d.method === 'passkey'
       ? { what: 'Passkey removed', details: lines(text(d.name) && `“${String(d.name)}”`, PROOFS[String(d.proof)]) }
       : { what: 'Authenticator app removed', details: lines(PROOFS[String(d.proof)]) },
+  'second_factor.reset': () => ({ what: 'Two-step sign-in removed', details: [] }),
   'second_factor.recovery_codes_replaced': (d) => ({ what: 'New recovery codes made', details: lines(typeof d.count === 'number' && `${d.count} codes; the old ones no longer work`) }),
   'session.created': (d) => ({ what: 'Session started', details: lines(d.via === 'browser' ? 'in a browser' : 'for the API', list(d.scopes) && `scopes: ${list(d.scopes)}`) }),
   'session.ended': (d) => ({ what: 'Session ended', details: lines(d.via === 'browser' ? 'in a browser' : d.via === 'api' ? 'for the API' : undefined) }),
