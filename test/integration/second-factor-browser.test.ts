@@ -197,6 +197,26 @@ describe('two-step sign-in in a browser', () => {
     await after.close();
   });
 
+  it('refuses a device approval by an account the policy covers until it has a factor', async () => {
+    const context = await newContext();
+    const start = await oidc.initiateDeviceAuthorization(cli, { scope: 'read' });
+    const page = await context.newPage();
+    await page.goto(start.verification_uri_complete!);
+    await page.waitForSelector('button[name=confirm]');
+    await navigate(page, () => page.click('button[name=confirm]'));
+    await page.fill('#username', 'publisher');
+    await page.fill('#password', 'publisher-password');
+    const refused = await navigate(page, () => page.click('button[value=approve]'));
+    expect(refused.status()).toBe(403);
+    expect(await page.locator('h1').innerText()).toBe('Set up two-step sign-in first');
+    expect(await page.locator('a:has-text("your settings")').getAttribute('href')).toBe('/login?next=/settings/two-factor');
+    await checkPage(page);
+    // Nothing granted; Deny ends the device login.
+    await navigate(page, () => page.click('button:has-text("Deny")'));
+    await expect(oidc.pollDeviceAuthorizationGrant(cli, start)).rejects.toMatchObject({ error: 'access_denied' });
+    await context.close();
+  });
+
   it('sends an account the policy covers to set up an app before it gets a session', async () => {
     const context = await newContext();
     const page = await context.newPage();
@@ -219,7 +239,7 @@ describe('two-step sign-in in a browser', () => {
 
   it('raised no console error and no CSP violation, and every page had the strict policy', () => {
     // (Chromium reports each refused form's answer, a 400 or 401 asked for above, as a console error.)
-    const refusals = /Failed to load resource: the server responded with a status of 40[01] /;
+    const refusals = /Failed to load resource: the server responded with a status of 40[013] /;
     expect(watch.problems.filter((problem) => !refusals.test(problem))).toEqual([]);
     for (const { url: pageUrl, csp } of watch.policies) expect({ pageUrl, csp: csp?.includes("script-src 'self'") && !csp.includes('unsafe-inline') }).toEqual({ pageUrl, csp: true });
   });

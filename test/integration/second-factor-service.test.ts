@@ -6,6 +6,7 @@ import { createSecondFactorLimiter } from '../../src/second-factors/second-facto
 import { createSecondFactorRepository } from '../../src/second-factors/second-factor-repository.ts';
 import { createSecondFactorService, RECOVERY_CODE_COUNT, type SecondFactorService } from '../../src/second-factors/second-factor-service.ts';
 import { createSecretBox } from '../../src/second-factors/secret-box.ts';
+import { createPendingSignIns } from '../../src/second-factors/pending-sign-in.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createRedisEphemeralStore } from '../../src/store/redis/redis-ephemeral-store.ts';
 import type { EphemeralStore } from '../../src/store/ephemeral/ephemeral-store.ts';
@@ -188,6 +189,20 @@ describe('second factors on PostgreSQL and Redis', () => {
     expect(await factors.status(user.id)).toEqual({ totp: 'none', recoveryCodesLeft: 0 });
     expect((await factors.check(user, recoveryCodes[0]!, via)).status).toBe('failed');
     await expect(factors.removeTotp(user, actor, 'password')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('hands a pending sign-in out once: of many concurrent takes exactly one gets it', async () => {
+    const pending = createPendingSignIns(ephemeral, { ttlSeconds: 300, clock });
+    const value = await pending.create({ userId: '00000000-0000-4000-8000-000000000001', via: 'browser', returnTo: '/settings/tokens', enrol: false, firstFactor: 'password' });
+    expect((await pending.find(value))?.returnTo).toBe('/settings/tokens');
+    expect(await pending.find(`${value.slice(0, -1)}A`)).toBeNull();
+    const taken = await Promise.all(Array.from({ length: 20 }, () => pending.take(value)));
+    expect(taken.filter(Boolean)).toHaveLength(1);
+    expect(await pending.find(value)).toBeNull();
+    // Past its life it is gone even where the store still had it.
+    const late = await pending.create({ userId: '00000000-0000-4000-8000-000000000001', via: 'oauth', returnTo: '/interaction/x', interactionUid: 'x', enrol: false, firstFactor: 'password' });
+    now += 301_000;
+    expect(await pending.find(late)).toBeNull();
   });
 
   it('knows whom the policy requires to have a factor', () => {
