@@ -17,7 +17,7 @@ const LAYERS = [
   ['cache', 'credentials'],
   ['audit'],
   ['accounts'],
-  ['clients', 'personal-tokens', 'sessions'],
+  ['clients', 'personal-tokens', 'sessions', 'second-factors'],
   ['identity-providers'],
   ['oauth'],
   ['introspection'],

@@ -25,6 +25,14 @@ import { createPasswordSignIn, type PasswordSignIn } from './sessions/password-s
 import { createFlowStore } from './identity-providers/flow-store.ts';
 import { createIdentityProviderService, type IdentityProviderService } from './identity-providers/identity-provider-service.ts';
 import { createIdentityRepository } from './identity-providers/identity-repository.ts';
+import { createSecondFactorLimiter } from './second-factors/second-factor-limiter.ts';
+import { createSecondFactorRepository } from './second-factors/second-factor-repository.ts';
+import { createSecondFactorService, type SecondFactorService } from './second-factors/second-factor-service.ts';
+import { createPendingSignIns, type PendingSignIns } from './second-factors/pending-sign-in.ts';
+import { createSecretBox } from './second-factors/secret-box.ts';
+import { createSecondFactorReset, type SecondFactorReset } from './second-factors/second-factor-reset.ts';
+import { createPasskeyRepository } from './second-factors/passkey-repository.ts';
+import { createPasskeyService, type PasskeyService } from './second-factors/passkey-service.ts';
 import type { EphemeralStore } from './store/ephemeral/ephemeral-store.ts';
 import { openDatabase } from './store/open-stores.ts';
 import type { Database } from './store/sql/database.ts';
@@ -46,6 +54,8 @@ export interface Core {
   passwordHashing: { stats(): HashingStats };
   /** Listing and rotating the signing keys (a rotation is announced to every node through Redis). */
   signingKeys: SigningKeyService;
+  /** Removing every second factor of an account (`tessera user reset-second-factor`). */
+  secondFactorReset: SecondFactorReset;
 }
 
 /** What a core opened with the ephemeral store adds: sessions, OAuth records, invalidations. */
@@ -65,6 +75,12 @@ export interface OnlineCore extends Core {
   signIn: PasswordSignIn;
   /** Sign-in through upstream identity providers, and the accounts' links to them. */
   identityProviders: IdentityProviderService;
+  /** Second factors: enrolment, removal, the check at sign-in (docs/second-factors.md). */
+  secondFactors: SecondFactorService;
+  /** Sign-ins waiting for their second step (browser channels). */
+  pendingSignIns: PendingSignIns;
+  /** Passkeys (WebAuthn) as second factors. */
+  passkeys: PasskeyService;
 }
 
 export interface OpenCoreOptions {
@@ -99,6 +115,32 @@ function openOnline(config: Config, logger: Logger, ephemeral: EphemeralStore, c
   const jwtRevocations = createJwtRevocations(ephemeral, invalidations.publish, revoked && (() => revoked('jwt_access_token')));
   const loginLimiter = createLoginLimiter(ephemeral, config.loginLimits);
   return { ephemeral, invalidations, sessions, grants, oidcAdapters, jwtRevocations, loginLimiter };
+}
+
+/** Second factors: TOTP keys sealed under TESSERA_SECOND_FACTOR_KEYS, else a key derived from TESSERA_KEY_SECRET. */
+function openSecondFactors(config: Config, logger: Logger, database: Database, audit: AuditLog, ephemeral: EphemeralStore, clock: (() => number) | undefined) {
+  const limiter = createSecondFactorLimiter(ephemeral, { failures: config.secondFactor.failuresPerAccount, windowSeconds: config.secondFactor.failureWindowSeconds });
+  const passkeys = createPasskeyService({
+    repository: createPasskeyRepository(database),
+    ephemeral,
+    limiter,
+    audit,
+    issuer: config.issuer,
+    rpName: new URL(config.issuer).host,
+    challengeTtlSeconds: config.secondFactor.pendingSeconds,
+  });
+  const secondFactors = createSecondFactorService({
+    repository: createSecondFactorRepository(database),
+    box: async () => createSecretBox([...(config.secrets.secondFactorKeys ?? []), (await resolveSecrets(config, logger)).keyEncryptionSecret]),
+    limiter,
+    hasOtherFactor: (userId) => passkeys.hasAny(userId),
+    audit,
+    issuerLabel: new URL(config.issuer).host,
+    requiredForScopes: config.secondFactor.requiredForScopes,
+    ...(clock ? { clock } : {}),
+  });
+  const pendingSignIns = createPendingSignIns(ephemeral, { ttlSeconds: config.secondFactor.pendingSeconds, ...(clock ? { clock } : {}) });
+  return { secondFactors, pendingSignIns, passkeys };
 }
 
 async function openMigratedDatabase(config: Config, logger: Logger, apply: boolean, observe: StoreObserver | undefined): Promise<Database> {
@@ -193,6 +235,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
     database,
     audit,
     auditQuery: createAuditQuery(database),
+    secondFactorReset: createSecondFactorReset({ database, audit }),
     accounts,
     passwordHashing: hashing,
     clients: createClients(config, database, audit, online),
@@ -216,5 +259,5 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
   if (!online) return core;
   const signIn = createPasswordSignIn({ accounts: core.accounts, limiter: online.loginLimiter, audit });
   const identityProviders = createIdentityProviderService({ config, accounts: core.accounts, identities: createIdentityRepository(database), flows: createFlowStore(online.ephemeral), audit });
-  return { ...core, ...online, signIn, identityProviders };
+  return { ...core, ...online, signIn, identityProviders, ...openSecondFactors(config, logger, database, audit, online.ephemeral, options.clock) };
 }

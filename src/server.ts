@@ -53,6 +53,12 @@ import { createMailSender } from './accounts/mail-sender.ts';
 import { createPasswordReset } from './sessions/password-reset.ts';
 import { createPasswordResetRepository } from './sessions/password-reset-repository.ts';
 import { createPasswordResetRoutes } from './routes/settings/password-reset-routes.ts';
+import { createBrowserSessionStarter } from './routes/settings/browser-session.ts';
+import { createSecondFactorStep, type SecondFactorStep } from './routes/second-factor/second-factor-step.ts';
+import { createSignInStepRoutes } from './routes/second-factor/sign-in-step-routes.ts';
+import { createSecondFactorSettingsRoutes } from './routes/second-factor/second-factor-settings-routes.ts';
+import { createPasskeyScriptRoute } from './routes/second-factor/passkey-script.ts';
+import type { CallerAuthenticator } from './routes/settings/caller.ts';
 import type { EphemeralStore, Subscription } from './store/ephemeral/ephemeral-store.ts';
 import type { PasswordSignIn } from './sessions/password-sign-in.ts';
 import { openEphemeralStore } from './store/open-stores.ts';
@@ -241,13 +247,15 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   const callers = createCallerAuthenticator({ config, accounts: core.accounts, sessions, personalTokens: core.personalTokens, csrfKey: oauth.csrfKey });
   // Secrets made by a form (a token, a client secret) wait here for the one page that shows them.
   const shownOnce = createShownOnce({ ephemeral, ttlMs: SHOWN_ONCE_TTL_MS });
+  // The second step of every browser sign-in (password now; upstream providers route through it too).
+  const secondStep = createSecondFactorStep({ config, accounts: core.accounts, secondFactors: core.secondFactors, passkeys: core.passkeys, pendingSignIns: core.pendingSignIns });
   const server = createServer();
   const connections = createConnectionDrain(server);
   const app = createApp({
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       { router: createBrandRoutes({ config }) },
@@ -256,7 +264,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       ...passwordResetRoutes(core, options.clock),
       { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
-      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce }) },
+      { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce, secondStep }) },
+      ...secondFactorRoutes(core, { secondStep, callers, csrfKey: oauth.csrfKey }),
       { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), providerSessions: core.oidcAdapters('Session'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },
       { router: createPasswordRoutes({ config, accounts: core.accounts, passwordChange: createPasswordChange({ accounts: core.accounts, limiter: core.loginLimiter, audit: core.audit }), sessions, audit: core.audit, callers }) },
       { router: createAdminRoutes({ callers, accounts: core.accounts, signIn: core.signIn, clients: core.clients, signingKeys: core.signingKeys, auditQuery: core.auditQuery, identityProviders: core.identityProviders, issuer: config.issuer }) },
@@ -275,7 +284,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       },
       { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
       { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
-      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit }) },
+      { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit, secondFactors: core.secondFactors }) },
       { router: createApiReferenceRoutes({ config, version: packageVersion() }) },
     ],
   });
@@ -297,6 +306,16 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
   server.on('request', connections.handle(metrics ? countRequests(metrics, routes, handler) : handler));
   server.keepAliveTimeout = 65_000;
   return { server, connections, routes };
+}
+
+/** The second step at /login and the two-step settings pages (docs/second-factors.md). */
+function secondFactorRoutes(core: OnlineCore, { secondStep, callers, csrfKey }: { secondStep: SecondFactorStep; callers: CallerAuthenticator; csrfKey: string }) {
+  const startSession = createBrowserSessionStarter({ config: core.config, sessions: core.sessions, audit: core.audit });
+  return [
+    { router: createSignInStepRoutes({ config: core.config, secondStep, secondFactors: core.secondFactors, startSession, findUserById: (id) => core.accounts.findUserById(id), csrfKey }) },
+    { router: createSecondFactorSettingsRoutes({ accounts: core.accounts, secondFactors: core.secondFactors, passkeys: core.passkeys, callers }) },
+    { router: createPasskeyScriptRoute() },
+  ];
 }
 
 async function listen(server: Server, config: Config): Promise<string> {

@@ -152,7 +152,18 @@ export function planUserCommand(args: string[]): PlannedCommand {
       unlock.withoutRedis = 'without Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) the sign-in limits live in the server\'s memory, out of this command\'s reach: restarting the server lifts every lockout (docs/design/sign-in-throttling.md)';
       return unlock;
     }
+    case 'reset-second-factor': {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const username = oneUsername(positionals, 'tessera user reset-second-factor <username>');
+      return async ({ accounts, secondFactorReset }, io) => {
+        const user = await accounts.findUser(username);
+        if (!user) throw AppError.notFound(`No user named "${username}".`);
+        const removed = await secondFactorReset.reset(user, cliActor());
+        const what = [removed.totp ? 'the authenticator app' : '', removed.recoveryCodes ? `${removed.recoveryCodes} recovery codes` : '', removed.passkeys ? `${removed.passkeys} passkey${removed.passkeys === 1 ? '' : 's'}` : ''].filter(Boolean);
+        io.out(what.length ? `Removed ${what.join(', ')} of ${user.username}: the password alone signs in now.` : `${user.username} had no second factor.`);
+      };
+    }
     default:
-      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|scopes|email|sign-out|delete|list ...');
+      throw new UsageError('usage: tessera user create|passwd|disable|enable|unlock|reset-second-factor|scopes|email|sign-out|delete|list ...');
   }
 }

@@ -12,6 +12,7 @@ Usage:
   tessera user disable <username>
   tessera user enable <username>
   tessera user unlock <username or e-mail>  lift the account's sign-in lockouts (needs the servers' Redis)
+  tessera user reset-second-factor <username>  remove the user's authenticator app, recovery codes and passkeys
   tessera user scopes <username> <S,...>    set the scopes a user may be granted (from the catalog, or admin)
   tessera user email <username> <E> | --clear
   tessera user sign-out <username>          end every session and login of the user (needs the servers' Redis)

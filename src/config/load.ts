@@ -71,6 +71,8 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_DEFAULT_SCOPES: { path: ['accounts', 'defaultScopes'], kind: 'list' },
   TESSERA_KEY_SECRET: { path: ['secrets', 'keyEncryptionSecret'], kind: 'string', secret: true },
   TESSERA_COOKIE_KEYS: { path: ['secrets', 'cookieKeys'], kind: 'list', secret: true },
+  TESSERA_SECOND_FACTOR_KEYS: { path: ['secrets', 'secondFactorKeys'], kind: 'list', secret: true },
+  TESSERA_SECOND_FACTOR_REQUIRED_FOR_SCOPES: { path: ['secondFactor', 'requiredForScopes'], kind: 'list' },
   TESSERA_ACCESS_TOKEN_TTL: { path: ['oauth', 'accessTokenTtlSeconds'], kind: 'int' },
   TESSERA_REFRESH_TOKEN_TTL: { path: ['oauth', 'refreshTokenTtlSeconds'], kind: 'int' },
   TESSERA_REFRESH_REUSE_GRACE_SECONDS: { path: ['oauth', 'refreshTokenReuseGraceSeconds'], kind: 'int' },
@@ -119,7 +121,7 @@ function readSecretFile(fileVariable: string, file: string, binding: EnvBinding,
 }
 
 /** Paths whose values are secrets: never printed, never logged. */
-export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['redis', 'sentinelPassword'], ['redis', 'password'], ['mail', 'smtp', 'auth', 'pass']];
+export const SECRET_PATHS = [['admin', 'password'], ['secrets', 'keyEncryptionSecret'], ['secrets', 'cookieKeys'], ['secrets', 'secondFactorKeys'], ['redis', 'sentinelPassword'], ['redis', 'password'], ['mail', 'smtp', 'auth', 'pass']];
 /** Paths holding URLs that may carry a password. */
 export const URL_PATHS = [['database', 'url'], ['redis', 'url'], ['mail', 'smtp', 'url']];
 

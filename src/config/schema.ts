@@ -215,6 +215,11 @@ export const configSchema = z.object({
     keyEncryptionSecret: z.string().min(32, { message: 'must be at least 32 characters' }).nullable(),
     /** Keys signing cookies, newest first (older ones still verify). Unset: like keyEncryptionSecret. */
     cookieKeys: z.array(z.string().min(32, { message: 'each must be at least 32 characters' })).min(1).nullable(),
+    /**
+     * Keys encrypting second-factor secrets at rest, newest first: the first seals, all open
+     * (docs/second-factors.md). Unset: a key derived from keyEncryptionSecret for this purpose.
+     */
+    secondFactorKeys: z.array(z.string().min(32, { message: 'each must be at least 32 characters' })).min(1).nullable().default(null),
   }),
   sessions: z
     .object({
@@ -351,6 +356,18 @@ export const configSchema = z.object({
       messagesPerAccountPerHour: positiveInt.default(3),
     })
     .default({ linkTtlSeconds: 1800, requestsPerAddressPerHour: 10, messagesPerAccountPerHour: 3 }),
+  /** Second factors (docs/second-factors.md): TOTP apps, recovery codes, passkeys. */
+  secondFactor: z
+    .object({
+      /** Accounts holding any of these scopes must set up a second factor before they get a session. */
+      requiredForScopes: z.array(z.string().regex(SCOPE_NAME)).default([]),
+      /** Wrong answers per account within failureWindowSeconds before answers are refused until the window ends. */
+      failuresPerAccount: positiveInt.max(100).default(5),
+      failureWindowSeconds: positiveInt.max(86_400).default(900),
+      /** How long a sign-in waits for its second step after the password. */
+      pendingSeconds: positiveInt.min(60).max(3600).default(300),
+    })
+    .prefault({}),
 }).superRefine((config, context) => {
   if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
     context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });

@@ -12,6 +12,7 @@ import { errorResponse, LIMITED_API_FAILURES, RATE_LIMIT_HEADERS, TOO_LARGE, UNA
 import { multipartTextFields } from '../http/multipart-fields.ts';
 import type { ApiSession, ApiSessionStore } from '../sessions/api-session-store.ts';
 import type { PasswordSignIn } from '../sessions/password-sign-in.ts';
+import type { SecondFactorService } from '../second-factors/second-factor-service.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 
 declare module 'express-serve-static-core' {
@@ -27,6 +28,8 @@ export interface SessionRouteDependencies {
   sessions: ApiSessionStore;
   signIn: PasswordSignIn;
   audit: AuditLog;
+  /** Accounts with a second factor log in with `otp` too (docs/second-factors.md). */
+  secondFactors: Pick<SecondFactorService, 'hasFactor' | 'requiredByPolicy' | 'check'>;
 }
 
 /**
@@ -51,6 +54,7 @@ const expiringFlag = z
 /** What a login may send, in its body (form, multipart or JSON) or, for old scripts, its query. */
 const loginFields = z.object({
   password: z.string().optional().meta({ description: 'Required, in the body or (discouraged: URLs end up in logs) the query.' }),
+  otp: z.string().max(64).optional().meta({ description: 'For an account with two-step sign-in: the current code of its authenticator app (6 digits), or one of its recovery codes. Like `password`, in the body (or the query).' }),
   scope: scopeList.meta({ description: "The scopes asked for, separated by spaces or commas; the account's allowed scopes by default." }),
   expiring: expiringFlag.meta({ description: '`false` asks for a session without idle timeout (ends `TESSERA_SESSION_NON_EXPIRING_MAX` after login).' }),
 });
@@ -91,10 +95,11 @@ export const loginOperation = defineOperation({
   responses: {
     200: { description: 'Logged in.', body: loginAnswer },
     400: VALIDATION_FAILED,
-    401: errorResponse('Login failed: wrong username or password. An account that signs in through an identity provider has no password here: use a personal access token (Settings, Access tokens).'),
+    401: errorResponse('Login failed: wrong username or password (`login_failed`): an account that signs in through an identity provider has no password here, use a personal access token (Settings, Access tokens); or the account has two-step sign-in and `otp` was not sent (`otp_required`) or is wrong or used (`otp_invalid`).'),
+    403: errorResponse('The operator requires two-step sign-in for this account and it has none yet (`second_factor_required`): set it up in the settings pages first.'),
     413: TOO_LARGE,
     ...LIMITED_API_FAILURES,
-    429: errorResponse('Too many failed logins for this account from this address, or too many requests from it.', RATE_LIMIT_HEADERS),
+    429: errorResponse('Too many failed logins for this account from this address, too many wrong `otp` codes for the account, or too many requests from the address.', RATE_LIMIT_HEADERS),
     503: errorResponse('Password hashing is saturated (`Retry-After: 1`), or a store is unreachable.', { 'Retry-After': 'Seconds to wait.' }),
   },
 });
@@ -194,7 +199,25 @@ function describeSession(session: ApiSession, current: string | undefined): z.in
  * POST /users/{username}/login, POST /logout, GET /api/v1/sessions, DELETE /api/v1/sessions/{id}.
  */
 export function createSessionRoutes(deps: SessionRouteDependencies): Router {
-  const { config, sessions, signIn, audit } = deps;
+  const { config, sessions, signIn, audit, secondFactors } = deps;
+
+  /** After the password: the account's second factor, from `otp` (401 when missing or wrong); or its absence where the policy requires one (403). */
+  async function checkSecondFactor(user: User, otp: string | undefined, ip: string, userAgent: string | null): Promise<void> {
+    if (!(await secondFactors.hasFactor(user.id))) {
+      if (secondFactors.requiredByPolicy(user)) {
+        throw new AppError(403, 'second_factor_required', 'This account must use two-step sign-in: set up an authenticator app in the settings pages (/settings/two-factor), then log in with otp.');
+      }
+      return;
+    }
+    if (otp === undefined || otp === '') {
+      throw new AppError(401, 'otp_required', 'This account uses two-step sign-in: send otp, the current code of its authenticator app or a recovery code.', { errors: [{ field: 'otp', code: 'required', message: 'otp is required for this account' }] });
+    }
+    const checked = await secondFactors.check(user, otp, { ip, userAgent, via: 'api' });
+    if (checked.status === 'limited') throw AppError.tooManyRequests(checked.retryAfterSeconds, checked.limit);
+    if (checked.status === 'failed') {
+      throw new AppError(401, 'otp_invalid', 'Login failed: the otp code is wrong, expired or was used already.', { errors: [{ field: 'otp', code: 'invalid', message: 'not the current code of the authenticator app, nor an unused recovery code' }] });
+    }
+  }
   const router = Router();
   const authenticated = requireApiSession(deps);
 
@@ -221,6 +244,7 @@ export function createSessionRoutes(deps: SessionRouteDependencies): Router {
     if (result.status === 'failed') throw new AppError(401, 'login_failed', LOGIN_FAILED);
 
     const user = result.user;
+    await checkSecondFactor(user, fields.otp ?? query.otp, ip, req.get('user-agent') ?? null);
     const scopes = requested.length ? requested : user.allowedScopes;
     const refused = scopes.filter((scope) => !user.allowedScopes.includes(scope));
     if (refused.length) {

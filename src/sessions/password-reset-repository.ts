@@ -1,6 +1,6 @@
 import type { Database } from '../store/sql/database.ts';
 
-// The password_resets table (migrations/0025): a link's digest, its account, its life. A link is
+// The password_resets table (migrations/0019): a link's digest, its account, its life. A link is
 // usable while it is unconsumed, unexpired, and the account's password is the one it was issued
 // under (and the account is enabled); consuming is one UPDATE, so of concurrent uses one wins.
 

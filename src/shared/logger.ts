@@ -14,6 +14,8 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
   'password',
   '*.password',
+  'otp',
+  '*.otp',
   'token',
   '*.token',
   'secret',

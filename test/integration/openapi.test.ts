@@ -77,6 +77,18 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/admin/users/:id/identities/remove': "the admin console: a page's form",
   '/admin/keys/rotate': "the admin console: a page's form",
   '/admin/audit': 'the admin console: a page',
+  '/interaction/:uid/second-factor': "OAuth: the sign-in page's second step (its form posts here)",
+  '/login/second-factor': 'a browser page: the second step of /login, and its form',
+  '/login/second-factor/cancel': "a browser page's form (leaves the second step)",
+  '/login/second-factor/enrol': 'a browser page: setting up a second factor during /login, and its form',
+  '/settings/two-factor': 'a browser page',
+  '/settings/two-factor/totp': "a browser page's form (starts setting up an app)",
+  '/settings/two-factor/totp/confirm': "a browser page's form",
+  '/settings/two-factor/totp/remove': "a browser page's form",
+  '/settings/two-factor/recovery-codes': "a browser page's form",
+  '/settings/two-factor/passkeys': "a browser page's form (the passkey script submits it)",
+  '/settings/two-factor/passkeys/:id/remove': "a browser page's form",
+  '/assets/passkeys.js': "the pages' passkey script",
 };
 
 interface Document {

@@ -13,6 +13,9 @@ import { createCsrf } from '../../http/csrf.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
 import { storeUnavailableCause } from '../../shared/errors.ts';
 import { providerButtons } from '../identity-providers/identity-provider-pages.ts';
+import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
+import { secondFactorEnrolmentNeededPage, secondStepAtInteraction } from '../second-factor/interaction-second-step.ts';
+import { stepAnswer, tooManyCodes, WRONG_CODE } from '../second-factor/sign-in-step-routes.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -25,6 +28,8 @@ interface Dependencies {
   signIn: PasswordSignIn;
   csrfKey: string;
   audit: Pick<AuditLog, 'recordInBackground'>;
+  /** The second step after the password (routes/second-factor/second-factor-step.ts). */
+  secondStep: SecondFactorStep;
 }
 
 interface InteractionView {
@@ -41,7 +46,7 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in: keep access after this session ends, until you revoke it.',
 };
 
-export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit }: Dependencies): Router {
+export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit, secondStep }: Dependencies): Router {
   const router = Router();
   const csrf = createCsrf(csrfKey);
   const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
@@ -176,8 +181,84 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
           return;
         }
         user = result.user;
+        // An account with a second factor approves only once that step has passed (POST …/second-factor).
+        const need = await secondStep.required(user);
+        if (need === 'enrol') {
+          sendPage(res, 403, secondFactorEnrolmentNeededPage(view(details.uid)));
+          return;
+        }
+        if (need === 'verify') {
+          await secondStep.begin(res, { userId: user.id, via: 'oauth', returnTo: `/interaction/${details.uid}`, interactionUid: details.uid, enrol: false, firstFactor: 'password' });
+          res.redirect(303, `/interaction/${details.uid}/second-factor`);
+          return;
+        }
       }
+      await approve(req, res, details, client, requested, user);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
 
+  // The second step of the sign-in above: a code, recovery code or passkey for the pending sign-in
+  // this browser began on this interaction; the approval follows only when it passes.
+  async function secondStepPage(req: Request, res: Response, uid: string, status: number, error?: string) {
+    const pending = await secondStep.pending(req, uid);
+    if (!pending) return false;
+    const username = (await accounts.findUserById(pending.userId))?.username ?? '';
+    const passkeyOptions = await secondStep.passkeyOptions(req, pending);
+    sendPage(res, status, secondStepAtInteraction({ uid, csrf: csrf.tokenFor('interaction', uid), username, passkeyOptions, ...(error ? { error } : {}) }));
+    return true;
+  }
+
+  router.get('/interaction/:uid/second-factor', async (req, res, next) => {
+    try {
+      const { details } = await load(req, res);
+      if (!(await secondStepPage(req, res, details.uid, 200))) res.redirect(303, `/interaction/${details.uid}`);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
+  router.post('/interaction/:uid/second-factor', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
+    try {
+      const { details, client, requested } = await load(req, res);
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      const again = async (status: number, error: string) => {
+        if (!(await secondStepPage(req, res, details.uid, status, error))) res.redirect(303, `/interaction/${details.uid}`);
+      };
+      if (!csrf.verify('interaction', details.uid, body.csrf)) {
+        await again(403, 'The form expired. Please try again.');
+        return;
+      }
+      const result = await secondStep.attempt(req, res, stepAnswer(body), details.uid);
+      if (result.status === 'expired') {
+        const { clientName } = await load(req, res);
+        render(res, { uid: details.uid, clientName, requested, user: null, error: 'The sign-in took too long. Sign in again.' }, 401);
+        return;
+      }
+      if (result.status === 'limited') {
+        res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
+        await again(429, tooManyCodes(result.retryAfterSeconds));
+        return;
+      }
+      if (result.status === 'failed') {
+        await again(401, WRONG_CODE);
+        return;
+      }
+      await approve(req, res, details, client, requested, result.user);
+    } catch (error) {
+      failed(res, next, error);
+    }
+  });
+
+  /** The interaction's page, for pages of the second step that lead back to it. */
+  function view(uid: string) {
+    return { uid, csrf: csrf.tokenFor('interaction', uid) };
+  }
+
+  /** Records the consent (what was asked, narrowed to what the user and the client may have) and ends the interaction. */
+  async function approve(req: Request, res: Response, details: Awaited<ReturnType<typeof provider.interactionDetails>>, client: Awaited<ReturnType<typeof load>>['client'], requested: string[], user: User) {
+    {
       // Grant what was asked, narrowed to what the user and the client may have.
       const clientScopes = new Set(String(client?.scope ?? '').split(' '));
       const apiScopes = requested.filter((scope) => scope in config.scopes && user.allowedScopes.includes(scope) && clientScopes.has(scope));
@@ -209,10 +290,8 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
       recordDecision(req, details, user, 'approved', { grantId, scopes: [...protocolScopes, ...apiScopes], ...(withheld.length ? { withheld } : {}), resource });
-    } catch (error) {
-      failed(res, next, error);
     }
-  });
+  }
 
   return router;
 }

@@ -9,6 +9,7 @@ import { pageCspFor, STYLESHEET_PATH } from '../../views/html.ts';
 import { STYLESHEET } from '../../views/stylesheet.ts';
 import type { DevicePollPolicy } from '../../oauth/device/device-poll-policy.ts';
 import { createInteractionRoutes } from './interaction-routes.ts';
+import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
 import { createUserinfoRoutes, type UserinfoDependencies } from './userinfo-endpoint.ts';
 import { deviceAuthorizationGuard, userCodeRateLimit } from './device-guards.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
@@ -27,6 +28,8 @@ export interface OAuthRouteDependencies {
   ephemeral: EphemeralStore;
   csrfKey: string;
   signIn: PasswordSignIn;
+  /** The second step after the password on the sign-in page. */
+  secondStep: SecondFactorStep;
   /** Where device and authorization decisions are recorded. */
   audit: Pick<AuditLog, 'recordInBackground'>;
   /** Whether X-Forwarded-* from this peer address are believed (express's compiled trust proxy). */
@@ -85,7 +88,7 @@ export function createOAuthRoutes(deps: OAuthRouteDependencies): Router {
   });
 
   router.use(createUserinfoRoutes(deps.userinfo));
-  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, signIn: deps.signIn, csrfKey: deps.csrfKey, audit: deps.audit }));
+  router.use(createInteractionRoutes({ provider: deps.provider, accounts: deps.accounts, config: deps.config, signIn: deps.signIn, csrfKey: deps.csrfKey, audit: deps.audit, secondStep: deps.secondStep }));
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const browserPage = req.path === OIDC_ROUTES.code_verification || req.path.startsWith(`${OIDC_ROUTES.code_verification}/`) || req.path === OIDC_ROUTES.authorization || req.path.startsWith(`${OIDC_ROUTES.authorization}/`);

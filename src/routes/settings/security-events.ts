@@ -12,6 +12,7 @@ export interface DescribedEvent {
 
 const CHANNELS: Record<string, string> = {
   api: 'the API (password login)',
+  settings: 'the settings pages',
   browser: 'these settings pages',
   oauth: 'the sign-in page of an app or device',
   provider: 'an identity provider',
@@ -36,6 +37,17 @@ const FAILURE_REASONS: Record<string, string> = {
   disabled: 'the account is disabled',
   unknown_user: 'no such account',
   no_password: 'the account has no password (it signs in through an identity provider)',
+};
+
+const METHODS: Record<string, string> = {
+  totp: 'a code from the authenticator app',
+  recovery_code: 'a recovery code',
+  passkey: 'a passkey',
+};
+
+const PROOFS: Record<string, string> = {
+  password: 'confirmed with the password',
+  code: 'confirmed with a code',
 };
 
 const TOKEN_KINDS: Record<string, string> = {
@@ -87,6 +99,19 @@ const DESCRIBERS: Record<string, Describer> = {
   'login.failed': (d) => ({ what: 'Failed sign-in', details: lines(FAILURE_REASONS[String(d.reason)], CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`) }),
   'sign_in.locked': (d) => ({ what: 'Sign-in refused: too many attempts', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`, minutes(d.retryAfterSeconds) && `allowed again in ${minutes(d.retryAfterSeconds)}`) }),
   'sign_in.busy': (d) => ({ what: 'Sign-in refused: the service was busy', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`) }),
+  'sign_in.second_factor.succeeded': (d) => ({
+    what: 'Second step of sign-in passed',
+    details: lines(METHODS[String(d.method)] && `with ${METHODS[String(d.method)]}${typeof d.recoveryCodesLeft === 'number' ? ` (${d.recoveryCodesLeft} left)` : ''}`, CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`),
+  }),
+  'sign_in.second_factor.failed': (d) => ({ what: 'Wrong code at the second step of sign-in', details: lines(CHANNELS[String(d.via)] && `through ${CHANNELS[String(d.via)]}`) }),
+  'sign_in.second_factor.locked': (d) => ({ what: 'Second step refused: too many wrong codes', details: lines(minutes(d.retryAfterSeconds) && `allowed again in ${minutes(d.retryAfterSeconds)}`) }),
+  'second_factor.enrolled': (d) => (d.method === 'passkey' ? { what: 'Passkey added', details: lines(text(d.name) && `“${String(d.name)}”`) } : { what: 'Authenticator app set up', details: lines(typeof d.recoveryCodes === 'number' && `${d.recoveryCodes} recovery codes made`) }),
+  'second_factor.removed': (d) =>
+    d.method === 'passkey'
+      ? { what: 'Passkey removed', details: lines(text(d.name) && `“${String(d.name)}”`, PROOFS[String(d.proof)]) }
+      : { what: 'Authenticator app removed', details: lines(PROOFS[String(d.proof)]) },
+  'second_factor.reset': () => ({ what: 'Two-step sign-in removed', details: [] }),
+  'second_factor.recovery_codes_replaced': (d) => ({ what: 'New recovery codes made', details: lines(typeof d.count === 'number' && `${d.count} codes; the old ones no longer work`) }),
   'session.created': (d) => ({ what: 'Session started', details: lines(d.via === 'browser' ? 'in a browser' : 'for the API', list(d.scopes) && `scopes: ${list(d.scopes)}`) }),
   'session.ended': (d) => ({ what: 'Session ended', details: lines(d.via === 'browser' ? 'in a browser' : d.via === 'api' ? 'for the API' : d.via === 'settings' ? (d.kind === 'oauth_pages' ? 'a sign-in at the app and device pages, from the Authorized logins page' : 'from the Authorized logins page') : undefined) }),
   'login.revoked': (d) => ({ what: 'App or device login revoked', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, list(d.scopes) && `access: ${list(d.scopes)}`) }),

@@ -14,11 +14,12 @@ export interface SettingsViewer {
   admin?: boolean;
 }
 
-export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'sign-in' | 'logins' | 'password'): SafeHtml {
+export function nav({ username, csrf, admin }: SettingsViewer, current: 'tokens' | 'security' | 'sign-in' | 'logins' | 'password' | 'two-factor'): SafeHtml {
   return html`<nav class="tabs" aria-label="Settings">
   <a href="/settings/tokens"${current === 'tokens' ? html` aria-current="page"` : ''}>Access tokens</a>
   <a href="/settings/logins"${current === 'logins' ? html` aria-current="page"` : ''}>Authorized logins</a>
   <a href="/settings/sign-in"${current === 'sign-in' ? html` aria-current="page"` : ''}>Sign-in methods</a>
+  <a href="/settings/two-factor"${current === 'two-factor' ? html` aria-current="page"` : ''}>Two-step sign-in</a>
   <a href="/settings/password"${current === 'password' ? html` aria-current="page"` : ''}>Password</a>
   <a href="/settings/security"${current === 'security' ? html` aria-current="page"` : ''}>Security log</a>
   ${admin ? html`<a href="/admin">Administration</a>` : ''}

@@ -20,6 +20,8 @@ import { providerButtons } from '../identity-providers/identity-provider-pages.t
 import type { ShownOnce } from '../../http/shown-once.ts';
 import { refusedForm, formValues } from '../console/console-views.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage, type TokensPageOptions } from './settings-pages.ts';
+import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
+import { createBrowserSessionStarter } from './browser-session.ts';
 
 export interface SettingsRouteDependencies {
   config: Config;
@@ -32,6 +34,8 @@ export interface SettingsRouteDependencies {
   callers: CallerAuthenticator;
   /** Hands a new token from the POST that made it to the one page that shows it (Post/Redirect/Get). */
   shownOnce: ShownOnce;
+  /** The second step after the password (routes/second-factor/second-factor-step.ts). */
+  secondStep: SecondFactorStep;
 }
 
 const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
@@ -51,7 +55,8 @@ function formList(value: unknown): string[] {
 
 /** /login, /logout and the settings pages: personal access tokens and the security log. */
 export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
-  const { config, sessions, personalTokens, audit, auditQuery, signIn, callers, shownOnce } = deps;
+  const { config, sessions, personalTokens, audit, auditQuery, signIn, callers, shownOnce, secondStep } = deps;
+  const startSession = createBrowserSessionStarter({ config, sessions, audit });
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
@@ -113,13 +118,15 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
         again(401, 'Wrong username or password.');
         return;
       }
-      // A new session (and cookie) at every login: a session id planted before login is worthless.
-      const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
-      if (previous) await sessions.endByToken(previous);
-      const { token, session } = await sessions.create({ userId: result.user.id, scopes: result.user.allowedScopes, ip, userAgent: req.get('user-agent') ?? null });
-      await audit.record({ actor: `user:${result.user.id}`, action: 'session.created', subject: `user:${result.user.id}`, ip, userAgent: req.get('user-agent') ?? null, details: { session: session.id, via: 'browser' } });
       res.clearCookie(LOGIN_CSRF_COOKIE, cookieOptions);
-      res.cookie(SESSION_COOKIE, token, { ...cookieOptions, maxAge: config.sessions.absoluteTimeoutSeconds * 1000 });
+      // An account with a second factor (or required to have one) gets no session before that step.
+      const need = await secondStep.required(result.user);
+      if (need !== 'none') {
+        await secondStep.begin(res, { userId: result.user.id, via: 'browser', returnTo: next_, enrol: need === 'enrol', firstFactor: 'password' });
+        res.redirect(303, need === 'enrol' ? '/login/second-factor/enrol' : '/login/second-factor');
+        return;
+      }
+      await startSession(req, res, result.user);
       res.redirect(303, next_);
     } catch (error) {
       next(error);

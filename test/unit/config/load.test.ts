@@ -17,6 +17,16 @@ describe('loadConfig', () => {
     expect(config.passwords.argon2).toEqual({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
   });
 
+  it('reads the second-factor settings: keys (a secret, redacted), the policy, the limits', () => {
+    expect(loadConfig({ env: {} }).secondFactor).toEqual({ requiredForScopes: [], failuresPerAccount: 5, failureWindowSeconds: 900, pendingSeconds: 300 });
+    expect(loadConfig({ env: {} }).secrets.secondFactorKeys).toBeNull();
+    const config = loadConfig({ env: { TESSERA_SECOND_FACTOR_KEYS: `${'n'.repeat(32)},${'o'.repeat(32)}`, TESSERA_SECOND_FACTOR_REQUIRED_FOR_SCOPES: 'admin, deposit:actions' } });
+    expect(config.secrets.secondFactorKeys).toEqual(['n'.repeat(32), 'o'.repeat(32)]);
+    expect(config.secondFactor.requiredForScopes).toEqual(['admin', 'deposit:actions']);
+    expect(JSON.stringify(redactConfig(config))).not.toContain('n'.repeat(32));
+    expect(() => loadConfig({ env: { TESSERA_SECOND_FACTOR_KEYS: 'short' } })).toThrow(/TESSERA_SECOND_FACTOR_KEYS \(secrets\.secondFactorKeys\.0\): each must be at least 32 characters/);
+  });
+
   it('lets the environment override defaults', () => {
     const config = loadConfig({
       env: { ISSUER: 'https://auth.example.org/', TESSERA_KEY_SECRET: 'k'.repeat(32), TESSERA_COOKIE_KEYS: `${'a'.repeat(32)}, ${'b'.repeat(32)}`, PORT: '9000', REDIS_URL: 'redis://r:6379', TESSERA_REDIS_PREFIX: 'x:', TESSERA_TRUST_PROXY: '1' },

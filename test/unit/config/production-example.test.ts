@@ -53,7 +53,7 @@ describe('config/production.example.json', () => {
     expect(config.http.workers).toBe('auto');
     expect(config.metrics).toEqual({ port: 9464, host: '127.0.0.1' });
     expect(config.passwords.hashing.concurrency).toBe(1);
-    expect(config.secrets).toEqual({ keyEncryptionSecret: KEY_SECRET, cookieKeys: COOKIE_KEYS });
+    expect(config.secrets).toEqual({ keyEncryptionSecret: KEY_SECRET, cookieKeys: COOKIE_KEYS, secondFactorKeys: null });
     expect(config.database.url).toBe(DATABASE_URL);
     expect(config.redis.url).toBe(REDIS_URL);
     return config;

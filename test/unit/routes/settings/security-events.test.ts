@@ -42,9 +42,19 @@ describe('the security page in words', () => {
     expect(describeEvent(event('user.scopes_changed', 'provider:uni', { scopes: ['read', 'deposit:actions'] }), USER).details).toEqual(['now: read, deposit:actions', 'by the sign-in through uni']);
   });
 
+  it('tells the steps of two-step sign-in and changes to second factors', () => {
+    expect(describeEvent(event('sign_in.second_factor.succeeded', `user:${USER}`, { via: 'oauth', method: 'recovery_code', recoveryCodesLeft: 7 }), USER)).toEqual({
+      what: 'Second step of sign-in passed',
+      details: ['with a recovery code (7 left)', 'through the sign-in page of an app or device'],
+    });
+    expect(describeEvent(event('sign_in.second_factor.failed', `user:${USER}`, { via: 'api', method: 'totp' }), USER).what).toBe('Wrong code at the second step of sign-in');
+    expect(describeEvent(event('second_factor.removed', `user:${USER}`, { method: 'totp', proof: 'password' }), USER)).toEqual({ what: 'Authenticator app removed', details: ['confirmed with the password'] });
+    expect(describeEvent(event('second_factor.enrolled', `user:${USER}`, { method: 'passkey', name: 'Laptop' }), USER)).toEqual({ what: 'Passkey added', details: ['“Laptop”'] });
+  });
+
   it('shows an action it has no words for by its name and its details as they are', () => {
-    expect(describeEvent(event('sign_in.second_factor.failed', `user:${USER}`, { method: 'totp', codes: ['a', 'b'], extra: { n: 1 } }), USER)).toEqual({
-      what: 'sign_in.second_factor.failed',
+    expect(describeEvent(event('sign_in.not_yet_known', `user:${USER}`, { method: 'totp', codes: ['a', 'b'], extra: { n: 1 } }), USER)).toEqual({
+      what: 'sign_in.not_yet_known',
       details: ['method: totp', 'codes: a, b', 'extra: {"n":1}'],
     });
   });
