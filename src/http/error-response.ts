@@ -140,10 +140,12 @@ export function errorHandler(): ErrorRequestHandler {
     // A browser (Accept preferring text/html) gets every error as a page; so do the pages that
     // asked for it whatever the Accept (the console: every refusal; other pages: an outage).
     // Every other client keeps the JSON error shape.
-    const asPage = known instanceof AppError && (prefersHtml(req) || res.locals.errorsAsPages || (res.locals.outagesAsPages && known === STORE_UNAVAILABLE));
+    // An OAuth endpoint's refusal reaches a browser as a page too (its description is the message).
+    const shown = known instanceof OAuthError ? new AppError(known.status, known.error, known.message, known.headers ? { headers: known.headers } : {}) : known;
+    const asPage = prefersHtml(req) || (known instanceof AppError && (res.locals.errorsAsPages || (res.locals.outagesAsPages && known === STORE_UNAVAILABLE)));
     if (asPage) {
       const links = res.locals.errorsAsPages ? [{ href: '/admin', label: 'Administration' }, { href: '/settings/tokens', label: 'Your settings' }] : [];
-      sendPage(res, answer.status, errorPage(known, { branding: brandingOf(res), requestId: req.id, links }));
+      sendPage(res, answer.status, errorPage(shown, { branding: brandingOf(res), requestId: req.id, links }));
       return;
     }
     res.status(answer.status).json(answer.body);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppError } from '../../../src/shared/errors.ts';
+import { AppError, OAuthError } from '../../../src/shared/errors.ts';
 import { answerErrorsWithPages, errorHandler } from '../../../src/http/error-response.ts';
 import { notFound, requireJsonBody } from '../../../src/http/refusals.ts';
 import { requestContext } from '../../../src/http/request-context.ts';
@@ -43,6 +43,9 @@ describe('the JSON error shape', () => {
     });
     app.get('/forbidden', () => {
       throw new AppError(403, 'csrf', 'The form has expired or did not come from Tessera. Reload the page and try again.');
+    });
+    app.get('/oauth-refusal', () => {
+      throw new OAuthError(405, 'invalid_request', 'GET is not allowed here; use POST', { headers: { Allow: 'POST' } });
     });
     app.get('/down', () => {
       throw AppError.unavailable('The service is temporarily unavailable.');
@@ -144,6 +147,15 @@ describe('the JSON error shape', () => {
         expect(await json.json()).toMatchObject({ status, message: expect.any(String) });
       }
     }
+  });
+
+  it("answers an OAuth endpoint's refusal as a page for a browser, and in RFC 6749's shape for everyone else", async () => {
+    const page = await fetch(`${base}/oauth-refusal`, { headers: { accept: BROWSER } });
+    expect([page.status, page.headers.get('allow'), page.headers.get('content-type')]).toEqual([405, 'POST', expect.stringMatching(/^text\/html/)]);
+    expect(await page.text()).toContain('<h1>Not available this way</h1>');
+    const json = await fetch(`${base}/oauth-refusal`, { headers: { accept: 'application/json' } });
+    expect([json.status, json.headers.get('allow')]).toEqual([405, 'POST']);
+    expect(await json.json()).toEqual({ error: 'invalid_request', error_description: 'GET is not allowed here; use POST' });
   });
 
   it('says in the 429 page when to try again, and keeps Retry-After', async () => {
