@@ -263,7 +263,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
       // Counted in process while Redis is away: what needs only PostgreSQL keeps working.
       { paths: ['/api', '/users', '/logout'], router: apiRateLimit(config, withCounterFallback(ephemeral)) },
       ...passwordResetRoutes(core, options.clock),
-      { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers }) },
+      { router: createUpstreamSignInRoutes({ config, provider: oauth.provider, identityProviders: core.identityProviders, accounts: core.accounts, sessions, audit: core.audit, callers, secondStep }) },
       { router: createSettingsRoutes({ config, sessions, personalTokens: core.personalTokens, audit: core.audit, auditQuery: core.auditQuery, signIn, callers, shownOnce, secondStep }) },
       ...secondFactorRoutes(core, { secondStep, callers, csrfKey: oauth.csrfKey }),
       { router: createAuthorizedLoginRoutes({ logins: createAuthorizedLogins({ grants: core.oidcAdapters('Grant'), providerSessions: core.oidcAdapters('Session'), clients: core.clients, audit: core.audit }), sessions, audit: core.audit, callers }) },

@@ -33,6 +33,10 @@ function homePage(o: { branding: Branding; username: string; admin: boolean; csr
 <p>Signed in as <strong>${o.username}</strong>.</p>
 <ul class="sections">
   <li><a href="/settings/tokens">Access tokens</a><br><span class="muted">Tokens for your scripts, with the scopes you choose.</span></li>
+  <li><a href="/settings/logins">Authorized logins</a><br><span class="muted">The devices, command-line tools and apps you approved, and your sessions; revoke any of them.</span></li>
+  <li><a href="/settings/sign-in">Sign-in methods</a><br><span class="muted">The identity providers linked to your account.</span></li>
+  <li><a href="/settings/two-factor">Two-step sign-in</a><br><span class="muted">An authenticator app, passkeys and recovery codes.</span></li>
+  <li><a href="/settings/password">Password</a><br><span class="muted">Change the password of your account.</span></li>
   <li><a href="/settings/security">Security log</a><br><span class="muted">Sign-ins, devices and token changes on your account.</span></li>
   <li><a href="/device">Connect a device</a><br><span class="muted">Enter the code a command-line tool shows you.</span></li>
   ${o.admin ? html`<li><a href="/admin">Administration</a><br><span class="muted">Users, clients, signing keys and the audit log.</span></li>` : ''}

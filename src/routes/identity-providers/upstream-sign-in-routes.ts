@@ -6,7 +6,6 @@ import type { User } from '../../accounts/user.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import type { Config } from '../../config/schema.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
-import { SESSION_COOKIE } from '../../credentials/presented-credential.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
 import { sendPage } from '../../http/pages.ts';
 import type { FlowOrigin } from '../../identity-providers/flow-store.ts';
@@ -14,7 +13,10 @@ import { UpstreamSignInError, type IdentityProviderService, type RequestFacts } 
 import type { ApiSessionStore } from '../../sessions/api-session-store.ts';
 import { AppError } from '../../shared/errors.ts';
 import { html } from '../../views/html.ts';
+import { createBrowserSessionStarter } from '../settings/browser-session.ts';
 import type { CallerAuthenticator } from '../settings/caller.ts';
+import { secondFactorEnrolmentNeededPage } from '../second-factor/interaction-second-step.ts';
+import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
 import { nav } from '../settings/settings-pages.ts';
 import { failurePage, signInMethodsBody } from './identity-provider-pages.ts';
 
@@ -31,6 +33,8 @@ export interface UpstreamSignInRouteDependencies {
   sessions: ApiSessionStore;
   audit: AuditLog;
   callers: CallerAuthenticator;
+  /** The second step after a provider's sign-in, as after a password (routes/second-factor/second-factor-step.ts). */
+  secondStep: SecondFactorStep;
 }
 
 /** Binds a flow to the browser that started it (flow-store.ts keeps its digest). */
@@ -42,7 +46,8 @@ function localPath(value: unknown): string {
 }
 
 export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies): Router {
-  const { config, provider, identityProviders, accounts, sessions, audit, callers } = deps;
+  const { config, provider, identityProviders, accounts, sessions, audit, callers, secondStep } = deps;
+  const startSession = createBrowserSessionStarter({ config, sessions, audit });
   const router = Router();
   const secure = new URL(config.issuer).protocol === 'https:';
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure, path: '/' };
@@ -82,9 +87,21 @@ export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies
    * (A second-factor step belongs here, before either.)
    */
   async function completeSignIn(req: Request, res: Response, user: User, origin: Exclude<FlowOrigin, { kind: 'link' }>, providerId: string): Promise<void> {
+    // The second step, as after a password: nothing opens before it passes (second-factor-step.ts).
+    const need = await secondStep.required(user);
     if (origin.kind === 'interaction') {
       const interaction = await provider.Interaction.find(origin.uid);
       if (!interaction) throw new UpstreamSignInError('expired', identityProviders.client(providerId).provider);
+      if (need === 'enrol') {
+        sendPage(res, 403, secondFactorEnrolmentNeededPage({ uid: origin.uid }));
+        return;
+      }
+      if (need === 'verify') {
+        // The interaction's second-step page ends it with the login only (its consent page follows).
+        await secondStep.begin(res, { userId: user.id, via: 'oauth', returnTo: `/interaction/${origin.uid}`, interactionUid: origin.uid, enrol: false, firstFactor: providerId });
+        res.redirect(303, `/interaction/${origin.uid}/second-factor`);
+        return;
+      }
       // What provider.interactionFinished does, by the uid the flow kept: the interaction's own
       // cookie is scoped to /interaction/<uid>, which this callback is not under. The resume
       // endpoint still checks its cookie, so the login lands only in the browser that started it.
@@ -93,13 +110,12 @@ export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies
       res.redirect(303, interaction.returnTo);
       return;
     }
-    const { ip, userAgent } = facts(req);
-    // A new session (and cookie) at every sign-in: a session id planted before is worthless.
-    const previous = cookieValue(req.headers.cookie, SESSION_COOKIE);
-    if (previous) await sessions.endByToken(previous);
-    const { token, session } = await sessions.create({ userId: user.id, scopes: user.allowedScopes, ip, userAgent });
-    await audit.record({ actor: `user:${user.id}`, action: 'session.created', subject: `user:${user.id}`, ip, userAgent, details: { session: session.id, via: 'browser', provider: providerId } });
-    res.cookie(SESSION_COOKIE, token, { ...cookieOptions, maxAge: config.sessions.absoluteTimeoutSeconds * 1000 });
+    if (need !== 'none') {
+      await secondStep.begin(res, { userId: user.id, via: 'browser', returnTo: origin.next, enrol: need === 'enrol', firstFactor: providerId });
+      res.redirect(303, need === 'enrol' ? '/login/second-factor/enrol' : '/login/second-factor');
+      return;
+    }
+    await startSession(req, res, user, { provider: providerId });
     res.redirect(303, origin.next);
   }
 

@@ -245,6 +245,11 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
         await again(401, WRONG_CODE);
         return;
       }
+      if (result.pending.firstFactor !== 'password') {
+        // The first step was an identity provider's, not this page's Approve: sign in, then the consent page.
+        await provider.interactionFinished(req, res, { login: { accountId: result.user.id } }, { mergeWithLastSubmission: false });
+        return;
+      }
       await approve(req, res, details, client, requested, result.user);
     } catch (error) {
       failed(res, next, error);
