@@ -17,8 +17,8 @@ const scopeRuleSchema = z.object({
 
 const httpsOrLocal = z.url({ protocol: /^https?$/ }).refine((value) => !value.endsWith('/') || new URL(value).pathname === '/', { message: 'must not end with a slash' });
 
-/** Paths under /login/ that are pages of their own (the password reset), so no provider may be named so. */
-const RESERVED_IDS = new Set(['forgot', 'reset']);
+/** Paths under /login/ that are pages of their own (the password reset, the second step), so no provider may be named so. */
+const RESERVED_IDS = new Set(['forgot', 'reset', 'second-factor']);
 
 /** What may be written in the configuration for one provider. */
 export const identityProviderInputSchema = z.object({

@@ -124,7 +124,10 @@ export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies
     next();
   });
 
-  router.get('/login/:id', (req, res, next) => start(req, res, next, { kind: 'settings', next: localPath(req.query.next) }));
+  // Other pages live under /login/ too (the second step, the password reset): a name that is no
+  // provider's is theirs, or nobody's (the error handler's 404).
+  const isProvider = (id: unknown) => identityProviders.providers().some((candidate) => candidate.id === id);
+  router.get('/login/:id', (req, res, next) => (isProvider(req.params.id) ? start(req, res, next, { kind: 'settings', next: localPath(req.query.next) }) : next()));
 
   // From the OAuth/device sign-in page: the interaction is the browser's own (its cookie says so).
   router.get('/interaction/:uid/login/:id', async (req, res, next) => {

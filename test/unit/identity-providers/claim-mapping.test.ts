@@ -77,6 +77,8 @@ describe('the presets', () => {
     expect(problems({ preset: 'github', privateKey: 'k' })).toEqual(['0.privateKey: the github preset authenticates with a client secret']);
     expect(problems({ preset: 'orcid', clientSecret: 's', endpoints: { authorization: 'https://a', token: 'https://b', user: 'https://c' } })[0]).toMatch(/^0\.endpoints: only for plain OAuth 2/);
     expect(problems({ id: 'Bad Id', preset: 'orcid', clientSecret: 's' })[0]).toMatch(/^0\.id:/);
+    // Pages of their own under /login/: the password reset and the second step.
+    for (const id of ['forgot', 'reset', 'second-factor']) expect(problems({ id, preset: 'orcid', clientSecret: 's' })).toEqual([`0.id: is a page of its own (/login/<id>): not forgot, reset, second-factor`]);
     expect(identityProvidersSchema.safeParse([{ id: 'a', name: 'A', preset: 'orcid', clientId: 'c', clientSecret: 's' }, { id: 'a', name: 'B', preset: 'orcid', clientId: 'c', clientSecret: 's' }]).error?.issues[0]?.message).toBe('declared twice');
   });
 
