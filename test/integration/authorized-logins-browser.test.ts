@@ -1,3 +1,6 @@
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -17,6 +20,9 @@ import { basic, FORM } from '../support/token-requests.ts';
 // revokes, and then its refresh token is refused by openid-client and its access token by
 // introspection. The person's sessions are listed and ended the same way. Checked with axe at
 // 390 and 1280 px; the JSON routes answer the same data.
+
+// Screenshots go into docs/screenshots/ with TESSERA_UPDATE_SCREENSHOTS=1, elsewhere otherwise.
+const SCREENSHOTS = process.env.TESSERA_UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url)) : `${tmpdir()}/tessera-screenshots-${process.pid}/`;
 
 describe('authorized logins and sessions, in a browser', () => {
   const prefix = uniqueRedisPrefix();
@@ -119,6 +125,9 @@ describe('authorized logins and sessions, in a browser', () => {
       expect({ width, overflow: await horizontalOverflow(page) }).toEqual({ width, overflow: 0 });
     }
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: `${SCREENSHOTS}authorized-logins.png`, fullPage: true, animations: 'disabled', caret: 'hide' });
 
     const row = rows.filter({ hasText: 'deposit:write' });
     await navigate(page, () => row.getByRole('button', { name: /^Revoke the login/ }).click());

@@ -174,6 +174,20 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
     await revokedAcrossNodes([tokens.access], () => revokeAtA(tokens.refresh, { id: 'cli' }));
   }, 30_000);
 
+  it('ends a login revoked by its owner (Authorized logins, DELETE /api/v1/logins/{id}) on every node, opaque and JWT', async () => {
+    const session = await login('alice', 'alice-password');
+    for (const resource of [undefined, JWT_API]) {
+      const before = new Set(((await (await fetch(`${a.url}/api/v1/logins`, { headers: { 'x-session': session } })).json()) as { logins: { id: string }[] }).logins.map((l) => l.id));
+      const tokens = await deviceTokens(resource);
+      const { logins } = (await (await fetch(`${a.url}/api/v1/logins`, { headers: { 'x-session': session } })).json()) as { logins: { id: string }[] };
+      const added = logins.filter((l) => !before.has(l.id));
+      expect(added).toHaveLength(1);
+      await revokedAcrossNodes([tokens.access, tokens.refresh], async () => {
+        expect((await fetch(`${a.url}/api/v1/logins/${added[0]!.id}`, { method: 'DELETE', headers: { 'x-session': session } })).status).toBe(204);
+      });
+    }
+  }, 40_000);
+
   it('ends a JWT access token of a login, and the login, on every node when the JWT itself is revoked', async () => {
     const tokens = await deviceTokens(JWT_API);
     await revokedAcrossNodes([tokens.access, tokens.refresh], () => revokeAtA(tokens.access, { id: 'cli' }));
