@@ -341,8 +341,6 @@ export const configSchema = z.object({
         .refine((smtp) => smtp.url !== undefined || smtp.host !== undefined, { message: 'give url, or host (and port)' }),
       /** The sender, e.g. "Zenodo <no-reply@zenodo.org>". */
       from: z.string().min(3),
-      /** The product's name in messages. */
-      productName: z.string().min(1).default('Tessera'),
     })
     .nullable()
     .default(null),

@@ -20,7 +20,7 @@ const HOUR_MS = 3600_000;
 const MAX_PASSWORD_LENGTH = 1024;
 
 export interface PasswordResetDependencies {
-  config: Pick<Config, 'issuer' | 'passwordReset' | 'passwords'> & { mail: NonNullable<Config['mail']> };
+  config: Pick<Config, 'issuer' | 'passwordReset' | 'passwords' | 'branding'> & { mail: NonNullable<Config['mail']> };
   accounts: AccountService;
   resets: PasswordResetRepository;
   counters: { increment(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }> };
@@ -70,7 +70,7 @@ export function createPasswordReset(deps: PasswordResetDependencies) {
     const now = clock();
     if (!(await resets.insert({ userId: user.id, tokenSha256: sha256Base64url(token), createdAt: new Date(now), expiresAt: new Date(now + settings.linkTtlSeconds * 1000) }))) return;
     const link = `${config.issuer}/login/reset?token=${token}`;
-    await mail.send({ to: user.email, ...resetMessage(config.mail.productName, user.username, link, settings.linkTtlSeconds) });
+    await mail.send({ to: user.email, ...resetMessage(config.branding.productName, user.username, link, settings.linkTtlSeconds) });
     audit.recordInBackground({ actor: `ip:${context.ip}`, action: 'password_reset.requested', subject: `user:${user.id}`, ip: context.ip, userAgent: context.userAgent, details: { userId: user.id } });
   }
 

@@ -39,7 +39,8 @@ describe('resetting a forgotten password by e-mail', () => {
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix, TESSERA_DEVICE_POLL_INTERVAL: '1' },
       {
-        mail: { smtp: { host: '127.0.0.1', port: smtp.port }, from: 'Zenodo <no-reply@zenodo.example>', productName: 'Zenodo' },
+        mail: { smtp: { host: '127.0.0.1', port: smtp.port }, from: 'Zenodo <no-reply@zenodo.example>' },
+        branding: { productName: 'Zenodo' },
         passwordReset: { linkTtlSeconds: 1800, requestsPerAddressPerHour: ADDRESS_LIMIT, messagesPerAccountPerHour: 3 },
       },
       { clock: () => Date.now() + offsetMs },

@@ -145,7 +145,7 @@ describe('loadConfig', () => {
         const config = loadConfig({
           env: { TESSERA_SMTP_HOST: 'mail.example.org', TESSERA_SMTP_PORT: '465', TESSERA_SMTP_SECURE: 'true', TESSERA_SMTP_USER: 'tessera', TESSERA_SMTP_PASSWORD_FILE: join(dir, 'smtp-password'), TESSERA_MAIL_FROM: 'Zenodo <no-reply@zenodo.org>', TESSERA_PASSWORD_RESET_TTL: '900' },
         });
-        expect(config.mail).toEqual({ smtp: { host: 'mail.example.org', port: 465, secure: true, auth: { user: 'tessera', pass: 'smtp-pass-from-file' } }, from: 'Zenodo <no-reply@zenodo.org>', productName: 'Tessera' });
+        expect(config.mail).toEqual({ smtp: { host: 'mail.example.org', port: 465, secure: true, auth: { user: 'tessera', pass: 'smtp-pass-from-file' } }, from: 'Zenodo <no-reply@zenodo.org>' });
         expect(config.passwordReset.linkTtlSeconds).toBe(900);
         expect(JSON.stringify(redactConfig(config))).not.toContain('smtp-pass-from-file');
         const byUrl = loadConfig({ env: { TESSERA_SMTP_URL: 'smtps://tessera:url-pass-secret@mail.example.org:465', TESSERA_MAIL_FROM: 'no-reply@example.org' } });
