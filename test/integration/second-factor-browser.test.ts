@@ -234,12 +234,19 @@ describe('two-step sign-in in a browser', () => {
     for (const code of await page.locator('ul.recovery-codes code').allInnerTexts()) recordSecret('recovery_code', code);
     await navigate(page, () => page.click('a:has-text("I have saved them")'));
     expect(new URL(page.url()).pathname).toBe('/settings/tokens');
+    // Under the policy the last factor stays: removing it is refused, whatever the proof.
+    await page.goto(url('/settings/two-factor'));
+    await page.fill('#proof', 'publisher-password');
+    const kept = await navigate(page, () => page.click('button:has-text("Remove authenticator app")'));
+    expect(kept.status()).toBe(409);
+    expect(await page.locator('#form-error').innerText()).toContain('must use two-step sign-in');
+    expect(await page.locator('#app ~ p').first().innerText()).toContain('Recovery codes left: 10');
     await context.close();
   });
 
   it('raised no console error and no CSP violation, and every page had the strict policy', () => {
     // (Chromium reports each refused form's answer, a 400 or 401 asked for above, as a console error.)
-    const refusals = /Failed to load resource: the server responded with a status of 40[013] /;
+    const refusals = /Failed to load resource: the server responded with a status of 40[0139] /;
     expect(watch.problems.filter((problem) => !refusals.test(problem))).toEqual([]);
     for (const { url: pageUrl, csp } of watch.policies) expect({ pageUrl, csp: csp?.includes("script-src 'self'") && !csp.includes('unsafe-inline') }).toEqual({ pageUrl, csp: true });
   });
