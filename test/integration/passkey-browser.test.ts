@@ -11,6 +11,9 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 // registered in the settings, used at /login and at a device approval started by openid-client,
 // an answer replayed refused (its challenge was taken), removed with the password. WebAuthn takes
 // no IP address as a relying party: the issuer is http://localhost:<port>.
+/** Each test drives several pages and checks each with axe at two widths: minutes on a busy machine, seconds alone. */
+const BROWSER_TEST_TIMEOUT_MS = 120_000;
+
 describe('passkeys in a browser', () => {
   const prefix = uniqueRedisPrefix();
   let db: TestDatabase;
@@ -94,7 +97,7 @@ describe('passkeys in a browser', () => {
     expect(credentials).toHaveLength(1);
     const { rows } = await tessera.core.database.query<{ name: string }>('SELECT name FROM passkey_credentials');
     expect(rows).toEqual([{ name: 'Laptop' }]);
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   it('signs in at /login with the passkey as the second step', async () => {
     await signOut();
@@ -105,7 +108,7 @@ describe('passkeys in a browser', () => {
     await navigate(page, () => page.click('button:has-text("Use a passkey")'));
     expect(new URL(page.url()).pathname).toBe('/settings/tokens');
     expect(await cookieNames()).toContain('tessera_session');
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   it('refuses a passkey answer sent again: its challenge was taken', async () => {
     const replayed = posted.find((p) => p.path === '/login/second-factor')!;
@@ -113,15 +116,15 @@ describe('passkeys in a browser', () => {
     await signOut();
     await passwordStep();
     const answer = new URLSearchParams(replayed.body).get('passkey')!;
-    await page.evaluate(`document.getElementById('passkey-answer').value = ${JSON.stringify(answer)}; document.getElementById('passkey-form').submit();`);
-    await page.waitForLoadState('load');
+    const refused = await navigate(page, () => page.evaluate(`document.getElementById('passkey-answer').value = ${JSON.stringify(answer)}; document.getElementById('passkey-form').submit();`));
+    expect(refused.status()).toBe(401);
     expect(new URL(page.url()).pathname).toBe('/login/second-factor');
     expect(await page.locator('[role=alert]').first().innerText()).toContain('did not verify');
     expect(await cookieNames()).not.toContain('tessera_session');
     // The real passkey still works.
     await navigate(page, () => page.click('button:has-text("Use a passkey")'));
     expect(new URL(page.url()).pathname).toBe('/settings/tokens');
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   it('approves a device login with the passkey as the second step', async () => {
     const start = await oidc.initiateDeviceAuthorization(cli, { scope: 'read' });
@@ -137,7 +140,7 @@ describe('passkeys in a browser', () => {
     expect(await page.content()).toMatch(/connected/i);
     const tokens = await oidc.pollDeviceAuthorizationGrant(cli, start);
     expect(tokens.access_token).toBeTruthy();
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   it('removes the passkey with the password; the password alone signs in again', async () => {
     await page.goto(url('/settings/two-factor'));
@@ -159,7 +162,7 @@ describe('passkeys in a browser', () => {
       'sign_in.second_factor.succeeded passkey',
       'second_factor.removed passkey',
     ]);
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   it('raised no console error and no CSP violation', () => {
     expect(watch.problems.filter((problem) => !/Failed to load resource: the server responded with a status of 401 /.test(problem))).toEqual([]);

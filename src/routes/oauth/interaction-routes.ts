@@ -263,6 +263,7 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
 
   /** Records the consent (what was asked, narrowed to what the user and the client may have) and ends the interaction. */
   async function approve(req: Request, res: Response, details: Awaited<ReturnType<typeof provider.interactionDetails>>, client: Awaited<ReturnType<typeof load>>['client'], requested: string[], user: User) {
+    // (The block is the body the POST route had before the second step moved it here, unchanged.)
     {
       // Grant what was asked, narrowed to what the user and the client may have.
       const clientScopes = new Set(String(client?.scope ?? '').split(' '));

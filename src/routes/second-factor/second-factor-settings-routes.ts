@@ -34,6 +34,16 @@ export function createSecondFactorSettingsRoutes({ accounts, secondFactors, call
     next();
   });
 
+  /** Under the operator's policy an account keeps at least one factor: the last one is not removed (409). */
+  const keepsOneFactor = async (req: Request, removing: 'totp' | 'passkey') => {
+    const { user } = req.caller!;
+    if (!secondFactors.requiredByPolicy(user)) return;
+    const app = (await secondFactors.status(user.id)).totp === 'active' ? 1 : 0;
+    const keys = (await passkeys.list(user.id)).length;
+    const left = app + keys - 1;
+    if (left < 1) throw AppError.conflict(`Your account must use two-step sign-in: add ${removing === 'totp' ? 'a passkey' : 'an authenticator app or another passkey'} before removing this one.`);
+  };
+
   const renderSettings = async (req: Request, res: Response, status = 200, extra: { notice?: string; error?: string } = {}) => {
     const { user } = req.caller!;
     sendPage(
@@ -99,10 +109,11 @@ export function createSecondFactorSettingsRoutes({ accounts, secondFactors, call
     try {
       const { user } = req.caller!;
       try {
+        await keepsOneFactor(req, 'totp');
         const proof = await secondFactors.proveOwnership(user, field(req, 'proof'), actor(req), async (password) => (await accounts.authenticate(user.username, password)).ok);
         await secondFactors.removeTotp(user, actor(req), proof);
       } catch (error) {
-        if (!(error instanceof AppError) || ![401, 404, 429].includes(error.status)) throw error;
+        if (!(error instanceof AppError) || ![401, 404, 409, 429].includes(error.status)) throw error;
         if (error.headers) res.set(error.headers);
         return await renderSettings(req, res, error.status, { error: error.status === 429 ? 'Too many wrong answers. Try again later.' : error.message });
       }
@@ -131,10 +142,11 @@ export function createSecondFactorSettingsRoutes({ accounts, secondFactors, call
     try {
       const { user } = req.caller!;
       try {
+        await keepsOneFactor(req, 'passkey');
         const proof = await secondFactors.proveOwnership(user, field(req, 'proof'), actor(req), async (password) => (await accounts.authenticate(user.username, password)).ok);
         await passkeys.remove(user, String(req.params.id), actor(req), proof);
       } catch (error) {
-        if (!(error instanceof AppError) || ![401, 404, 429].includes(error.status)) throw error;
+        if (!(error instanceof AppError) || ![401, 404, 409, 429].includes(error.status)) throw error;
         if (error.headers) res.set(error.headers);
         return await renderSettings(req, res, error.status, { error: error.status === 429 ? 'Too many wrong answers. Try again later.' : error.message });
       }
