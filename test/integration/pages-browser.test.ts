@@ -17,7 +17,7 @@ import { createLogger } from '../../src/shared/logger.ts';
 import { STYLESHEET } from '../../src/views/stylesheet.ts';
 import { STYLESHEET_PATH } from '../../src/views/html.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
-import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
+import { launchChromium, navigate, pageProblems, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { LogCapture, startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
@@ -67,13 +67,7 @@ describe('branded pages in a browser', () => {
 
   /** The page as it is now, at 1280 and at 390 px: no sideways scrolling, no serious axe violation. */
   async function checkWidths(page: Page, label: string): Promise<void> {
-    for (const width of [1280, 390]) {
-      await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
-      const overflow = await horizontalOverflow(page);
-      const violations = await seriousAccessibilityViolations(page);
-      expect({ label, width, overflow, violations }).toEqual({ label, width, overflow: 0, violations: [] });
-    }
-    await page.setViewportSize({ width: 1280, height: 900 });
+    expect({ label, problems: await pageProblems(page) }).toEqual({ label, problems: [] });
   }
 
   /** A computed style of the element (run in the page). */

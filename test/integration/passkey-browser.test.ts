@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
+import { launchChromium, navigate, pageProblems, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
@@ -62,13 +62,7 @@ describe('passkeys in a browser', () => {
   const url = (path: string) => new URL(path, issuer).href;
   const cookieNames = async () => (await context.cookies()).map((cookie) => cookie.name);
 
-  async function checkPage() {
-    for (const width of [390, 1280]) {
-      await page.setViewportSize({ width, height: 900 });
-      expect({ width, violations: await seriousAccessibilityViolations(page) }).toEqual({ width, violations: [] });
-      expect(await horizontalOverflow(page)).toBe(0);
-    }
-  }
+  const checkPage = async () => expect(await pageProblems(page)).toEqual([]);
 
   async function passwordStep() {
     await page.goto(url('/login'));

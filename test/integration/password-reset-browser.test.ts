@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { approveDevice } from '../support/device-approval.ts';
-import { horizontalOverflow, launchChromium, navigate, seriousAccessibilityViolations, watchedContext, type PageWatch } from '../support/page-checks.ts';
+import { launchChromium, navigate, pageProblems, watchedContext, type PageWatch } from '../support/page-checks.ts';
 import { freePort } from '../support/private-redis.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { recordSecret } from '../support/secret-ledger.ts';
@@ -81,14 +81,7 @@ describe('resetting a forgotten password by e-mail', () => {
     return link;
   }
 
-  async function a11y(page: Page) {
-    for (const width of [1280, 390]) {
-      await page.setViewportSize({ width, height: 900 });
-      expect({ at: page.url(), width, violations: await seriousAccessibilityViolations(page) }).toEqual({ at: page.url(), width, violations: [] });
-      expect({ at: page.url(), width, overflow: await horizontalOverflow(page) }).toEqual({ at: page.url(), width, overflow: 0 });
-    }
-    await page.setViewportSize({ width: 1280, height: 900 });
-  }
+  const a11y = async (page: Page) => expect(await pageProblems(page)).toEqual([]);
 
   it('mails a link from the sign-in page, answers alike for unknown names, and the reset ends every sign-in', async () => {
     // What the reset must end: an API session and a device login of ada.

@@ -74,3 +74,20 @@ export async function seriousAccessibilityViolations(page: Page): Promise<string
   };
   return results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(' ')}`));
 }
+
+/**
+ * What is wrong with the page as it is now, on a phone (390 px) and a desktop (1280 px): sideways
+ * scrolling and axe's serious or critical violations, one line each naming the width and the path
+ * (so `expect(await pageProblems(page)).toEqual([])` says where). The viewport is left at 1280 px.
+ */
+export async function pageProblems(page: Page): Promise<string[]> {
+  const problems: string[] = [];
+  const path = new URL(page.url()).pathname;
+  for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
+    const overflow = await horizontalOverflow(page);
+    if (overflow > 0) problems.push(`${path} at ${width} px: ${overflow} px of sideways scrolling`);
+    for (const violation of await seriousAccessibilityViolations(page)) problems.push(`${path} at ${width} px: ${violation}`);
+  }
+  return problems;
+}
