@@ -39,7 +39,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
     const closedPort = await freePort();
-    upstream.register({ clientId: 'tessera', clientSecret: UPSTREAM_SECRET, redirectUri: `${issuer}/login/uni/callback` });
+    upstream.register({ clientId: 'tessera', clientSecret: UPSTREAM_SECRET, redirectUri: [`${issuer}/login/uni/callback`, `${issuer}/login/staff/callback`] });
     recordSecret('upstream_client_secret', UPSTREAM_SECRET);
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix },
@@ -54,6 +54,8 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
             scopes: ['openid', 'email', 'profile', 'entitlements'],
             scopeRules: [{ claim: 'eduperson_entitlement', value: ENTITLEMENT, scopes: ['deposit:actions'] }],
           },
+          // The same provider again, for linked accounts only.
+          { id: 'staff', name: 'Staff Login', issuer: upstream.issuer, clientId: 'tessera', clientSecret: UPSTREAM_SECRET, createAccounts: false },
           { id: 'closed', name: 'Closed IdP', issuer: `http://127.0.0.1:${closedPort}`, clientId: 'tessera', clientSecret: 'never-used-secret' },
         ],
       },
@@ -280,6 +282,19 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     await context.close();
   }, 90_000);
 
+  it('makes no account through a provider that may not create accounts: a page, nothing created', async () => {
+    const before = await userCount();
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(url('/login'));
+    await navigate(page, () => page.click('a:has-text("Sign in with Staff Login")'));
+    const landed = await atProvider(page, 'grace-at-uni');
+    expect(landed.status()).toBe(403);
+    expect(await page.textContent('h1')).toBe('No account for this sign-in');
+    expect(await userCount()).toBe(before);
+    await context.close();
+  }, 60_000);
+
   it('refuses to unlink the only way an account without a password signs in', async () => {
     const context = await newContext();
     const page = await context.newPage();
@@ -324,6 +339,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     expect(providers.status).toBe(200);
     expect(((await providers.json()) as { identity_providers: { id: string; redirect_uri: string }[] }).identity_providers.map((p) => [p.id, p.redirect_uri])).toEqual([
       ['uni', url('/login/uni/callback')],
+      ['staff', url('/login/staff/callback')],
       ['closed', url('/login/closed/callback')],
     ]);
     const listed = await api(url(`/api/v1/admin/users/${adaId}/identities`), { headers });
