@@ -34,6 +34,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
       'grace-at-uni': { preferred_username: 'ghopper', email: 'grace@uni.example.org', email_verified: true },
       // Claims the e-mail of Tessera's existing account "grace": verified at the provider, but never a key to her account.
       impostor: { preferred_username: 'grace', email: 'grace@example.org', email_verified: true },
+      twin: { preferred_username: 'twin', email: 'twin@uni.example.org', email_verified: true },
     });
     db = await createTestDatabase();
     const port = await freePort();
@@ -329,6 +330,37 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     expect(me.status).toBe(200);
     expect(((await me.json()) as { username: string }).username).toBe('ada.lovelace');
     await context.close();
+  }, 90_000);
+
+  it('makes one account when two first sign-ins of the same person complete at once', async () => {
+    // Two browsers sign in as the same new person; the provider's redirects back are held (a proxy
+    // sends the browsers elsewhere), then both callbacks are delivered together.
+    const held: string[] = [];
+    upstream.tamper((location) => {
+      if (!location.href.startsWith(url('/login/uni/callback'))) return location;
+      held.push(location.href);
+      return new URL(url('/healthz'));
+    });
+    const bindings: string[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      const context = await newContext();
+      const page = await context.newPage();
+      await page.goto(url('/login'));
+      await navigate(page, () => page.click('a:has-text("Sign in with University Login")'));
+      await atProvider(page, 'twin');
+      bindings.push((await context.cookies()).find((c) => c.name === 'tessera_idp_browser')!.value);
+      await context.close();
+    }
+    upstream.tamper(null);
+    expect(held).toHaveLength(2);
+    const answers = await Promise.all(held.map((callback, i) => fetch(callback, { headers: { cookie: `tessera_idp_browser=${bindings[i]}` }, redirect: 'manual' })));
+    expect(answers.map((a) => [a.status, a.headers.get('location')])).toEqual([
+      [303, '/settings/tokens'],
+      [303, '/settings/tokens'],
+    ]);
+    const twins = (await tessera.core.database.query<{ id: string }>("SELECT id FROM users WHERE username LIKE 'twin%'")).rows;
+    expect(twins).toHaveLength(1);
+    expect((await tessera.core.identityProviders.listLinks(twins[0]!.id)).map((l) => l.subject)).toEqual(['twin']);
   }, 90_000);
 
   it('shows administrators the providers with their redirect URIs and the links, which they remove (API and console)', async () => {
