@@ -153,7 +153,7 @@ export function createIdentityProviderService({ config, accounts, identities, fl
       try {
         identity = await client.finish(callbackUrl, { state, nonce: flow.nonce, codeVerifier: flow.codeVerifier });
       } catch (error) {
-        if (error instanceof ProviderRefusalError) throw failed('refused', provider, facts, { error: error.error });
+        if (error instanceof ProviderRefusalError) throw failed('refused', provider, facts, { error: error.error.slice(0, 64) });
         if (error instanceof ProviderUnavailableError) throw failed('unavailable', provider, facts, { at: 'callback' });
         throw failed('rejected', provider, facts, { error: (error as Error).message.slice(0, 200) });
       }

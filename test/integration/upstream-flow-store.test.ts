@@ -16,7 +16,7 @@ describe.each(['redis', 'memory'])('the upstream flow store on %s', (kind) => {
   let ephemeral: EphemeralStore;
 
   beforeAll(async () => {
-    ephemeral = kind === 'redis' ? await createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 }) : createMemoryEphemeralStore();
+    ephemeral = kind === 'redis' ? await createRedisEphemeralStore({ url: TEST_REDIS_URL, keyPrefix: prefix, connectTimeoutMs: 10_000, commandTimeoutMs: 10_000 }) : createMemoryEphemeralStore();
   });
   afterAll(async () => {
     await ephemeral?.close();

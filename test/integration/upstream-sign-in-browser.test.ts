@@ -34,12 +34,13 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
       'grace-at-uni': { preferred_username: 'ghopper', email: 'grace@uni.example.org', email_verified: true },
       // Claims the e-mail of Tessera's existing account "grace": verified at the provider, but never a key to her account.
       impostor: { preferred_username: 'grace', email: 'grace@example.org', email_verified: true },
+      twin: { preferred_username: 'twin', email: 'twin@uni.example.org', email_verified: true },
     });
     db = await createTestDatabase();
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
     const closedPort = await freePort();
-    upstream.register({ clientId: 'tessera', clientSecret: UPSTREAM_SECRET, redirectUri: `${issuer}/login/uni/callback` });
+    upstream.register({ clientId: 'tessera', clientSecret: UPSTREAM_SECRET, redirectUri: [`${issuer}/login/uni/callback`, `${issuer}/login/staff/callback`] });
     recordSecret('upstream_client_secret', UPSTREAM_SECRET);
     tessera = await startTestTessera(
       { PORT: String(port), ISSUER: issuer, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, TESSERA_REDIS_PREFIX: prefix },
@@ -54,6 +55,8 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
             scopes: ['openid', 'email', 'profile', 'entitlements'],
             scopeRules: [{ claim: 'eduperson_entitlement', value: ENTITLEMENT, scopes: ['deposit:actions'] }],
           },
+          // The same provider again, for linked accounts only.
+          { id: 'staff', name: 'Staff Login', issuer: upstream.issuer, clientId: 'tessera', clientSecret: UPSTREAM_SECRET, createAccounts: false },
           { id: 'closed', name: 'Closed IdP', issuer: `http://127.0.0.1:${closedPort}`, clientId: 'tessera', clientSecret: 'never-used-secret' },
         ],
       },
@@ -274,6 +277,19 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     await context.close();
   }, 90_000);
 
+  it('makes no account through a provider that may not create accounts: a page, nothing created', async () => {
+    const before = await userCount();
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(url('/login'));
+    await navigate(page, () => page.click('a:has-text("Sign in with Staff Login")'));
+    const landed = await atProvider(page, 'grace-at-uni');
+    expect(landed.status()).toBe(403);
+    expect(await page.textContent('h1')).toBe('No account for this sign-in');
+    expect(await userCount()).toBe(before);
+    await context.close();
+  }, 60_000);
+
   it('refuses to unlink the only way an account without a password signs in', async () => {
     const context = await newContext();
     const page = await context.newPage();
@@ -310,6 +326,37 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     await context.close();
   }, 90_000);
 
+  it('makes one account when two first sign-ins of the same person complete at once', async () => {
+    // Two browsers sign in as the same new person; the provider's redirects back are held (a proxy
+    // sends the browsers elsewhere), then both callbacks are delivered together.
+    const held: string[] = [];
+    upstream.tamper((location) => {
+      if (!location.href.startsWith(url('/login/uni/callback'))) return location;
+      held.push(location.href);
+      return new URL(url('/healthz'));
+    });
+    const bindings: string[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      const context = await newContext();
+      const page = await context.newPage();
+      await page.goto(url('/login'));
+      await navigate(page, () => page.click('a:has-text("Sign in with University Login")'));
+      await atProvider(page, 'twin');
+      bindings.push((await context.cookies()).find((c) => c.name === 'tessera_idp_browser')!.value);
+      await context.close();
+    }
+    upstream.tamper(null);
+    expect(held).toHaveLength(2);
+    const answers = await Promise.all(held.map((callback, i) => fetch(callback, { headers: { cookie: `tessera_idp_browser=${bindings[i]}` }, redirect: 'manual' })));
+    expect(answers.map((a) => [a.status, a.headers.get('location')])).toEqual([
+      [303, '/settings/tokens'],
+      [303, '/settings/tokens'],
+    ]);
+    const twins = (await tessera.core.database.query<{ id: string }>("SELECT id FROM users WHERE username LIKE 'twin%'")).rows;
+    expect(twins).toHaveLength(1);
+    expect((await tessera.core.identityProviders.listLinks(twins[0]!.id)).map((l) => l.subject)).toEqual(['twin']);
+  }, 90_000);
+
   it('shows administrators the providers with their redirect URIs and the links, which they remove (API and console)', async () => {
     const login = await api(url('/users/admin/login'), { method: 'POST', body: new URLSearchParams({ password: 'initial-admin-password' }) });
     const session = ((await login.json()) as { session: string }).session;
@@ -318,6 +365,7 @@ describe('sign-in through an upstream identity provider, in a browser', () => {
     expect(providers.status).toBe(200);
     expect(((await providers.json()) as { identity_providers: { id: string; redirect_uri: string }[] }).identity_providers.map((p) => [p.id, p.redirect_uri])).toEqual([
       ['uni', url('/login/uni/callback')],
+      ['staff', url('/login/staff/callback')],
       ['closed', url('/login/closed/callback')],
     ]);
     const listed = await api(url(`/api/v1/admin/users/${adaId}/identities`), { headers });

@@ -13,7 +13,7 @@ export type UpstreamPerson = Record<string, unknown>;
 export interface UpstreamProvider {
   issuer: string;
   /** Registers Tessera as a client (confidential, client_secret_basic) with its redirect URI; starts answering. */
-  register(client: { clientId: string; redirectUri: string } & ({ clientSecret: string } | { jwks: { keys: object[] } })): void;
+  register(client: { clientId: string; redirectUri: string | string[] } & ({ clientSecret: string } | { jwks: { keys: object[] } })): void;
   /**
    * Changes each redirect the provider answers (as a proxy in front of it could), until set back
    * to null: how a test sends a wrong `iss` back to the relying party.
@@ -63,7 +63,7 @@ export async function startUpstreamProvider(people: Record<string, UpstreamPerso
       if ('jwks' in client) clientJwks = JSON.stringify(client.jwks);
       const authentication = 'jwks' in client ? { jwks_uri: `${issuer}/test-client-jwks.json`, token_endpoint_auth_method: 'private_key_jwt' as const } : { client_secret: client.clientSecret, token_endpoint_auth_method: 'client_secret_basic' as const };
       const provider = new Provider(issuer, {
-        clients: [{ client_id: client.clientId, redirect_uris: [client.redirectUri], grant_types: ['authorization_code'], response_types: ['code'], ...authentication }],
+        clients: [{ client_id: client.clientId, redirect_uris: [client.redirectUri].flat(), grant_types: ['authorization_code'], response_types: ['code'], ...authentication }],
         async findAccount(_ctx, id) {
           const person = people[id];
           if (!person) return undefined;

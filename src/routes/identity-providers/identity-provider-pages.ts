@@ -38,6 +38,7 @@ const FAILURES: Record<UpstreamFailure, { status: number; title: string; text: (
   link_session_lost: { status: 403, title: 'Linking not completed', text: (name) => `Your session ended, or another account signed in, while you were at ${name}. Nothing was linked. Sign in and start again.` },
 };
 
+/** `providerError`: the provider's `error` code, shown only when it looks like one (it comes from the URL). */
 export function failurePage(reason: UpstreamFailure, provider: IdentityProvider | null, providerError?: string): { status: number; page: Page } {
   const failure = FAILURES[reason];
   const name = provider?.name ?? 'the provider';
@@ -47,7 +48,7 @@ export function failurePage(reason: UpstreamFailure, provider: IdentityProvider 
       title: failure.title,
       body: html`<h1>${failure.title}</h1>
 <p class="error" role="alert">${failure.text(name)}</p>
-${reason === 'refused' && providerError ? html`<p class="muted">${name} answered: <code>${providerError}</code></p>` : ''}
+${reason === 'refused' && providerError && /^[A-Za-z0-9_.-]{1,64}$/.test(providerError) ? html`<p class="muted">${name} answered: <code>${providerError}</code></p>` : ''}
 <p><a href="/login">Back to sign-in</a></p>`,
     },
   };

@@ -311,4 +311,26 @@ describe('loadConfig', () => {
       expect(problems({ REDIS_URL: 'redis://r:6379', REDIS_TLS: 'yes' })).toEqual([expect.stringMatching(/^REDIS_TLS \(redis\.tls\.enabled\): /)]);
     });
   });
+
+  describe('identityProviders', () => {
+    const uni = { id: 'uni', name: 'University', issuer: 'https://idp.uni.example.org', clientId: 'tessera', clientSecret: 'the-upstream-client-secret' };
+
+    it('resolves each provider, and keeps its secret out of what is printed', () => {
+      const config = loadConfig({ env: {}, overrides: { identityProviders: [uni, { id: 'orcid', name: 'ORCID', preset: 'orcid', clientId: 'APP-1', privateKey: '-----BEGIN PRIVATE KEY-----x' }] } });
+      expect(config.identityProviders.map((p) => [p.id, p.issuer, p.protocol])).toEqual([
+        ['uni', 'https://idp.uni.example.org', 'oidc'],
+        ['orcid', 'https://orcid.org', 'oidc'],
+      ]);
+      const printed = JSON.stringify(redactConfig(config));
+      expect(printed).not.toContain('the-upstream-client-secret');
+      expect(printed).not.toContain('BEGIN PRIVATE KEY');
+      expect(loadConfig({ env: {} }).identityProviders).toEqual([]);
+    });
+
+    it('refuses scopes a provider would grant that are not in the catalog, naming the entry', () => {
+      expect(() => loadConfig({ env: {}, overrides: { identityProviders: [{ ...uni, scopeRules: [{ claim: 'groups', value: 'x', scopes: ['admin'] }] }] } })).toThrow(/identityProviders\.0: grants "admin", which is not in the scope catalog/);
+      expect(() => loadConfig({ env: {}, overrides: { identityProviders: [{ ...uni, defaultScopes: ['nope'] }] } })).toThrow(/identityProviders\.0: grants "nope"/);
+      expect(() => loadConfig({ env: {}, overrides: { identityProviders: [{ ...uni, issuer: undefined }] } })).toThrow(/identityProviders\.0\.issuer: is required for the oidc preset/);
+    });
+  });
 });
