@@ -274,12 +274,6 @@ export function createAccountService(options: AccountServiceOptions) {
       return user && withoutSecret(user);
     },
 
-    /** Whether the account has a password of its own (an account from an identity provider may have none: a null hash). */
-    async hasLocalPassword(id: string): Promise<boolean> {
-      const user = await users.findById(id);
-      return typeof user?.passwordHash === 'string' && user.passwordHash !== '';
-    },
-
     async listUsers(options: { limit: number; offset: number }): Promise<User[]> {
       return (await users.list(options)).map(withoutSecret);
     },

@@ -27,7 +27,7 @@ export interface PasswordChangeInput {
 export function createPasswordChange({ accounts, limiter, audit }: { accounts: AccountService; limiter: LoginLimiter; audit: AuditLog }) {
   return {
     async change(user: User, input: PasswordChangeInput, by: Actor & { ip: string | null }): Promise<PasswordChangeResult> {
-      if (!(await accounts.hasLocalPassword(user.id))) return { status: 'no_password' };
+      if (!(await accounts.hasPassword(user.id))) return { status: 'no_password' };
       if (input.next !== input.repeated) return { status: 'invalid', errors: [{ field: 'new_password_again', code: 'mismatch', message: 'The two new passwords differ.' }] };
       const account = loginAccountKey(user, user.username);
       const source = signInSource(by.ip ?? 'unknown');

@@ -83,7 +83,7 @@ export function createPasswordReset(deps: PasswordResetDependencies) {
       const user = login.length > 0 && login.length <= 254 ? await accounts.findUserByLogin(login.trim()) : null;
       // In the background: the answer takes the same time whether or not a message goes out.
       void (async () => {
-        if (!user || user.disabled || !user.email || !(await accounts.hasLocalPassword(user.id))) return;
+        if (!user || user.disabled || !user.email || !(await accounts.hasPassword(user.id))) return;
         const byAccount = await counters.increment(`password-reset:account:{${user.id}}`, HOUR_MS);
         if (byAccount.count > settings.messagesPerAccountPerHour) return;
         await issue({ ...user, email: user.email }, context);

@@ -40,7 +40,7 @@ export function createPasswordRoutes({ config, accounts, passwordChange, session
         csrf: callers.csrfFor(sessionId!),
         admin: scopes.includes(ADMIN_SCOPE),
         minLength: config.passwords.minLength,
-        hasPassword: await accounts.hasLocalPassword(user.id),
+        hasPassword: await accounts.hasPassword(user.id),
         ...extra,
       }),
     );
