@@ -86,7 +86,7 @@ h4 { font-size: .9rem; margin: .75rem 0 .25rem; color: var(--muted); }
 ul.fields, ul.credentials, ul.contents { margin: .25rem 0 .5rem; padding-left: 1.1rem; }
 ul.fields li { margin: .2rem 0; overflow-wrap: anywhere; }
 ul.contents ul { padding-left: .5rem; list-style: none; }
-ul.contents a { text-decoration: none; }
+ul.contents a { text-decoration: none; overflow-wrap: anywhere; }
 code.field { font-weight: 600; }
 .type { color: var(--muted); font-size: .9rem; }
 dl.responses dt, dl.schemes dt { margin-top: .5rem; }

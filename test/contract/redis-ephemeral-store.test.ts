@@ -28,14 +28,14 @@ describeEphemeralStoreContract('Redis', async () => {
 const sentinel = usePrivateSentinel();
 describeEphemeralStoreContract('Redis through Sentinel', async () => {
   const { sentinels, masterName } = sentinel();
-  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 10_000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 
 // And on a Redis Cluster of this file's own (three masters, three replicas).
 const cluster = usePrivateCluster();
 describeEphemeralStoreContract('Redis Cluster', async () => {
-  const store = await createRedisEphemeralStore({ cluster: { nodes: cluster().nodes }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await createRedisEphemeralStore({ cluster: { nodes: cluster().nodes }, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 10_000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 
@@ -45,7 +45,7 @@ const tlsCluster = usePrivateCluster({ tls: { authClients: true } });
 describeEphemeralStoreContract('Redis Cluster over TLS', async () => {
   const { nodes, clientTls } = tlsCluster();
   const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
-  const store = await createRedisEphemeralStore({ cluster: { nodes }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await createRedisEphemeralStore({ cluster: { nodes }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 10_000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 
@@ -55,7 +55,7 @@ const tlsSentinel = usePrivateSentinel({ tls: { authClients: true } });
 describeEphemeralStoreContract('Redis through Sentinel over TLS', async () => {
   const { sentinels, masterName, clientTls } = tlsSentinel();
   const tls = { ca: clientTls!.ca, cert: clientTls!.cert, key: clientTls!.key };
-  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls: tls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await createRedisEphemeralStore({ sentinel: { sentinels, masterName, sentinelTls: tls }, tls, keyPrefix: uniqueRedisPrefix(), connectTimeoutMs: 10_000, commandTimeoutMs: 2000 });
   return { store, cleanup: () => store.close() };
 });
 
