@@ -7,6 +7,7 @@ import type { AuditLog } from '../../audit/audit-log.ts';
 import type { Config } from '../../config/schema.ts';
 import { cookieValue } from '../../credentials/cookies.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
+import { localPath } from '../../http/local-path.ts';
 import { sendPage } from '../../http/pages.ts';
 import type { FlowOrigin } from '../../identity-providers/flow-store.ts';
 import { UpstreamSignInError, type IdentityProviderService, type RequestFacts } from '../../identity-providers/identity-provider-service.ts';
@@ -40,10 +41,6 @@ export interface UpstreamSignInRouteDependencies {
 /** Binds a flow to the browser that started it (flow-store.ts keeps its digest). */
 const BROWSER_COOKIE = 'tessera_idp_browser';
 
-/** Only a path on this site: never an open redirect (as the password /login). */
-function localPath(value: unknown): string {
-  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : '/settings/tokens';
-}
 
 export function createUpstreamSignInRoutes(deps: UpstreamSignInRouteDependencies): Router {
   const { config, provider, identityProviders, accounts, sessions, audit, callers, secondStep } = deps;

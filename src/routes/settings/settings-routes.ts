@@ -11,6 +11,7 @@ import type { PasswordSignIn } from '../../sessions/password-sign-in.ts';
 import { rateLimitHeaders } from '../../shared/rate-limit-headers.ts';
 import type { PersonalTokenService } from '../../personal-tokens/personal-token-service.ts';
 import { sameToken } from '../../http/csrf.ts';
+import { localPath } from '../../http/local-path.ts';
 import { sendPage } from '../../http/pages.ts';
 import { answerOutagesWithPages } from '../../http/error-response.ts';
 import type { CallerAuthenticator } from './caller.ts';
@@ -43,10 +44,6 @@ const LOGIN_CSRF_COOKIE = 'tessera_login_csrf';
 /** Events per page of the security log. */
 const SECURITY_PAGE_SIZE = 50;
 
-/** Only a path on this site: never an open redirect. */
-function localPath(value: unknown): string {
-  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : '/settings/tokens';
-}
 
 function formList(value: unknown): string[] {
   if (Array.isArray(value)) return value.map(String);
