@@ -281,7 +281,8 @@ describe('the admin console in a browser', () => {
     // The Copy button's script (served from Tessera, allowed by the CSP) runs.
     await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: tessera.url });
     await page.click('button[data-copy=client-secret]');
-    await page.waitForFunction(`document.querySelector('button[data-copy=client-secret]').textContent === 'Copied'`, undefined, { timeout: 5000 });
+    // A selector wait: waitForFunction's eval is refused by the page's CSP once it has to poll.
+    await page.waitForSelector('button[data-copy=client-secret]:text-is("Copied")', { timeout: 5000 });
 
     // A reload shows it no more.
     const again = await page.reload();

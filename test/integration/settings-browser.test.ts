@@ -106,7 +106,8 @@ describe('the settings pages in a browser', () => {
     // The Copy button's script (served from Tessera, allowed by the CSP) runs.
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: tessera.url });
     await page.click('button[data-copy=new-token]');
-    await page.waitForFunction(`document.querySelector('button[data-copy=new-token]').textContent === 'Copied'`, undefined, { timeout: 5000 });
+    // A selector wait: waitForFunction's eval is refused by the page's CSP once it has to poll.
+    await page.waitForSelector('button[data-copy=new-token]:text-is("Copied")', { timeout: 5000 });
 
     // The token works against the API.
     const valid = await me(token);

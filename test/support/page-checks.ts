@@ -52,12 +52,14 @@ export async function watchedContext(browser: Browser, watch: PageWatch, options
  * Clicks something that submits a form or follows a link, and waits for the next document (any
  * status). The document clicked in is marked first and the wait lasts until a document without the
  * mark has loaded: the response can arrive before its document replaces the old one (a form that a
- * script submits later, as the passkey page's), and the old one is already "loaded".
+ * script submits later, as the passkey page's), and the old one is already "loaded". The mark is an
+ * attribute, waited for with a selector: page.waitForFunction evaluates its predicate with eval,
+ * which the pages' CSP refuses once the wait has to poll.
  */
 export async function navigate(page: Page, click: () => Promise<void>): Promise<Response> {
-  await page.evaluate('window.__tesseraLeaving = true');
+  await page.evaluate('document.documentElement.setAttribute("data-tessera-leaving", "")');
   const [response] = await Promise.all([page.waitForResponse((r) => r.request().isNavigationRequest() && r.request().frame() === page.mainFrame() && (r.status() < 300 || r.status() >= 400)), click()]);
-  await page.waitForFunction('window.__tesseraLeaving !== true');
+  await page.waitForSelector('html:not([data-tessera-leaving])', { state: 'attached' });
   await page.waitForLoadState('load');
   return response;
 }
