@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { createTesseraVerifier, type TesseraPrincipal } from '@tessera/verifier';
+import { documentedFetch } from '../support/documented-answers.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
 
 // RFC 9701 signed introspection answers, checked by clients that are not Tessera's code:
@@ -54,7 +55,8 @@ describe('signed introspection answers (RFC 9701)', () => {
     expect(answer).toMatchObject({ active: true, credential_kind: 'personal_access_token', username: 'dana' });
     // openid-client did read a JWT: pinned to another algorithm, it refuses the very same answer.
     const pinned = await oidc.discovery(suite.issuer, 'records-api', { introspection_signed_response_alg: 'ES256' }, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
-    await expect(oidc.tokenIntrospection(pinned, pat)).rejects.toThrow(/unexpected JWT "alg" header parameter/);
+    const refusal = (await oidc.tokenIntrospection(pinned, pat).catch((error: unknown) => error)) as Error;
+    expect((refusal.cause as Error).message).toBe('unexpected JWT "alg" header parameter');
   });
 
   it('answers an access token and an inactive token the same way', async () => {
@@ -134,6 +136,28 @@ describe('signed introspection answers (RFC 9701)', () => {
     expect(decodeProtectedHeader(jwt).kid).toBe(rotation.kid);
     expect((await verifyServed(jwt)).payload.token_introspection).toMatchObject({ active: true });
     expect(await oidc.tokenIntrospection(await openidClient(), pat)).toMatchObject({ active: true, username: 'dana' });
+  });
+
+  it('registers through the admin API a client naming the signing algorithm, and refuses another or encryption by name', async () => {
+    const documented = documentedFetch(() => issuer());
+    const login = await documented(`${issuer()}/users/admin/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'initial-admin-password' }) });
+    const session = String(((await login.json()) as { session: string }).session);
+    const register = async (extra: Record<string, unknown>) => {
+      const response = await documented(`${issuer()}/api/v1/admin/clients`, {
+        method: 'POST',
+        headers: { 'x-session': session, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Archive API', kind: 'resource_server', ...extra }),
+      });
+      return { status: response.status, body: (await response.json()) as { errors?: { field: string; message: string }[] } };
+    };
+    expect((await register({ introspection_signed_response_alg: 'RS256' })).status).toBe(201);
+    const otherAlg = await register({ introspection_signed_response_alg: 'ES256' });
+    expect(otherAlg.status).toBe(400);
+    expect(otherAlg.body.errors).toEqual([expect.objectContaining({ field: 'introspection_signed_response_alg', message: expect.stringMatching(/signs introspection answers with RS256 only/) })]);
+    const encrypted = await register({ introspection_encrypted_response_alg: 'RSA-OAEP-256', introspection_encrypted_response_enc: 'A128CBC-HS256' });
+    expect(encrypted.status).toBe(400);
+    expect(encrypted.body.errors?.map((field) => field.field).sort()).toEqual(['introspection_encrypted_response_alg', 'introspection_encrypted_response_enc']);
+    expect(encrypted.body.errors?.[0]?.message).toMatch(/does not encrypt introspection answers/);
   });
 
   it('gives @tessera/verifier with signedIntrospection the verified JWT as proof', async () => {
