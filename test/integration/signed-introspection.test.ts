@@ -190,29 +190,61 @@ describe('signed introspection answers (RFC 9701)', () => {
     }
   });
 
-  it('makes @tessera/verifier fail closed on an answer that does not verify for it', async () => {
-    // The answer is for records-api; a verifier expecting another audience must not take it.
-    const verifier = createTesseraVerifier({
-      issuer: issuer(),
-      clientId: 'records-api',
-      clientSecret: secret,
-      signedIntrospection: true,
-      cache: false,
-      // A fetch that hands the verifier an answer signed for someone else (its own request is sent as is).
-      fetch: async (input, init) => {
-        const response = await fetch(input, init);
-        if (!String(input).endsWith('/oauth/introspect')) return response;
-        const jwt = await response.text();
-        const [header, payload, signature] = jwt.split('.');
-        const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as Record<string, unknown>;
-        const forged = Buffer.from(JSON.stringify({ ...claims, aud: 'other-api' })).toString('base64url');
-        return new Response(`${header}.${forged}.${signature}`, { status: 200, headers: { 'content-type': JWT_TYPE } });
-      },
+  it('makes @tessera/verifier fail closed on a signed answer meant for another resource server, or altered', async () => {
+    const archiveSecret = (await suite.tessera.core.clients.create({ clientId: 'archive-api', name: 'Archive API', kind: 'resource_server' }, by)).secret!;
+    /** A verifier of records-api's whose introspection requests are answered by `answer` instead. */
+    const verifierGiven = (answer: (init: RequestInit | undefined) => Promise<Response>) =>
+      createTesseraVerifier({
+        issuer: issuer(),
+        clientId: 'records-api',
+        clientSecret: secret,
+        signedIntrospection: true,
+        cache: false,
+        fetch: async (input, init) => (String(input).endsWith('/oauth/introspect') ? answer(init) : fetch(input, init)),
+      });
+    // A genuine answer, validly signed by Tessera, but for archive-api (aud): not records-api's.
+    const forArchive = verifierGiven(async (init) => rawIntrospect(new URLSearchParams(String(init!.body)).get('token')!, JWT_TYPE, basic('archive-api', archiveSecret)));
+    // records-api's own answer with its claims altered after signing.
+    const altered = verifierGiven(async (init) => {
+      const jwt = await (await fetch(`${issuer()}/oauth/introspect`, init)).text();
+      const [header, payload, signature] = jwt.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as { token_introspection: Record<string, unknown> };
+      const changed = Buffer.from(JSON.stringify({ ...claims, token_introspection: { ...claims.token_introspection, scope: 'read admin' } })).toString('base64url');
+      return new Response(`${header}.${changed}.${signature}`, { status: 200, headers: { 'content-type': JWT_TYPE } });
     });
+    // A Tessera answering JSON to a verifier that asked for a signed answer.
+    const unsigned = verifierGiven(async (init) => rawIntrospect(new URLSearchParams(String(init!.body)).get('token')!, 'application/json'));
     try {
-      await expect(verifier.verify(pat)).rejects.toThrow(/the signed introspection answer does not verify/);
+      await expect(forArchive.verify(pat)).rejects.toThrow(/the signed introspection answer does not verify \(unexpected "aud" claim value\)/);
+      await expect(altered.verify(pat)).rejects.toThrow(/the signed introspection answer does not verify \(signature verification failed\)/);
+      await expect(unsigned.verify(pat)).rejects.toThrow(/asked for a signed answer, got application\/json/);
     } finally {
-      verifier.close();
+      for (const verifier of [forArchive, altered, unsigned]) verifier.close();
     }
+  });
+});
+
+describe('signed introspection answers with another signing algorithm', () => {
+  const suite = tesseraForSuite({ TESSERA_SIGNING_ALG: 'ES256' }, {}, { issuerOnItsPort: true });
+
+  it('signs with oauth.signingAlgorithm, advertises it, and jose and openid-client verify the answers', async () => {
+    const { tessera } = suite;
+    const secret = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
+    await tessera.core.accounts.createUser({ username: 'erin', password: 'erin-password', scopes: ['read'] }, by);
+    const pat = (await tessera.core.personalTokens.create((await tessera.core.accounts.findUser('erin'))!, { name: 'es256', scopes: ['read'], expiresInDays: 1 }, by)).token;
+    const discovery = (await (await fetch(`${suite.issuer.origin}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(discovery.introspection_signing_alg_values_supported).toEqual(['ES256']);
+    const response = await fetch(`${suite.issuer.origin}/oauth/introspect`, { method: 'POST', headers: { ...FORM, authorization: basic('records-api', secret), accept: JWT_TYPE }, body: new URLSearchParams({ token: pat }) });
+    const jwt = await response.text();
+    expect(decodeProtectedHeader(jwt)).toMatchObject({ alg: 'ES256', typ: 'token-introspection+jwt' });
+    const keys = (await (await fetch(`${suite.issuer.origin}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+    const { payload } = await jwtVerify(jwt, createLocalJWKSet(keys), { issuer: suite.issuer.origin, audience: 'records-api', typ: 'token-introspection+jwt', algorithms: ['ES256'] });
+    expect(payload.token_introspection).toMatchObject({ active: true, username: 'erin' });
+    // openid-client, told the algorithm, asks for a JWT answer and checks its signature.
+    const processed = await oidc.tokenIntrospection(
+      await oidc.discovery(suite.issuer, 'records-api', { introspection_signed_response_alg: 'ES256' }, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] }),
+      pat,
+    );
+    expect(processed).toEqual(payload.token_introspection);
   });
 });
