@@ -66,6 +66,7 @@ export function wantsSignedAnswer(accept: string | undefined): boolean {
   const signed = acceptWeight(accept, INTROSPECTION_JWT_MEDIA_TYPE);
   return signed > 0 && signed >= acceptWeight(accept, 'application/json');
 }
+
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
 const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
 
