@@ -118,6 +118,8 @@ const INTROSPECT = '/oauth/introspect';
 const TOKEN = '/oauth/token';
 const ACTIVE = '"active":true';
 const INACTIVE = '"active":false';
+/** A compact JWS whose protected header begins {"alg": (base64url). */
+const SIGNED_ANSWER = 'eyJhbGci';
 
 /** With BENCH_CPU_PROF, each server writes its CPU profile to a folder of its own in that directory. */
 function profileArgs(server: string): string[] {
@@ -286,6 +288,15 @@ async function measureAll() {
       run: fixedLoad({ url: `${t!.url}${INTROSPECT}`, headers: { authorization: f!.resourceServer.authorization }, body: form({ token }), expect }),
     });
   }
+  if (t && f && want('introspection')) {
+    // RFC 9701: the opaque token's answer asked for as a signed JWT (signed per request), beside the JSON one.
+    introspectionContenders.push({
+      name: 'signed',
+      server: 'tessera',
+      watched: tesseraWatched,
+      run: fixedLoad({ url: `${t.url}${INTROSPECT}`, headers: { authorization: f.resourceServer.authorization, accept: 'application/token-introspection+jwt' }, body: form({ token: f.tokens.opaque }), expect: SIGNED_ANSWER }),
+    });
+  }
   const c = compared;
   for (const [kind, , expect] of c ? kinds : []) {
     introspectionContenders.push({
@@ -302,6 +313,7 @@ async function measureAll() {
       if (name.startsWith('compared ')) comparison(`introspection ${name.slice('compared '.length)}`, figures.get(name.slice('compared '.length))!, measuredFigures);
       else if (name === 'bare') report.introspection.bare = measuredFigures;
       else if (name === 'stock') report.introspection.stock = measuredFigures;
+      else if (name === 'signed') report.introspection.signed = measuredFigures;
       else (report.introspection.tessera ??= {})[name as 'opaque'] = measuredFigures;
       progress(`  ${name}: ${measuredFigures.rps} req/s, p50 ${measuredFigures.p50Ms} ms, p99 ${measuredFigures.p99Ms} ms${measuredFigures.failed ? `, ${measuredFigures.failed} failed` : ''}`);
     }

@@ -212,6 +212,7 @@ function createClients(config: Config, database: Database, audit: AuditLog, onli
     declared: config.clients,
     scopeCatalog: config.scopes,
     resources: config.oauth.resources,
+    signingAlgorithm: config.oauth.signingAlgorithm,
     defaultResource: config.oauth.defaultResource,
   });
 }

@@ -21,6 +21,7 @@ import { createCachedCredentialVerifier, type CredentialCacheStats } from './int
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
+import { createIntrospectionSigner } from './introspection/introspection-signer.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
 import { findOidcToken } from './oauth/adapter/stored-payload.ts';
@@ -189,7 +190,9 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
     refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
   });
-  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
+  // RFC 9701 answers are signed with the key that signs tokens now (the first of the set).
+  const introspectionSigner = createIntrospectionSigner({ issuer: config.issuer, currentKey: () => signingKeys.privateJwks().keys[0]!, ...clocked });
+  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, introspectionCallers, introspectionSigner, provider, devicePolls, directGrants, tokenRequestCheck };
 }
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
@@ -296,6 +299,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     verifier: oauth.verifier,
     trustsProxy: isTrustedProxy,
     failedLookups: createFailedLookupLimiter(failedLookupLimit),
+    signer: oauth.introspectionSigner,
     ...(metrics ? { onAnswered: (kind: string | null) => metrics.introspectionAnswered(kind) } : {}),
   });
   const token = createTokenEndpoint({ issuer: config.issuer, logger, provider: oauth.provider, trustsProxy: isTrustedProxy, directGrants: oauth.directGrants, check: oauth.tokenRequestCheck, onAnswer: options.onTokenAnswer });

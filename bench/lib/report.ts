@@ -12,7 +12,8 @@ export interface BenchReport {
   machine: Machine & { loadAverageAtEnd?: number[] };
   versions: Record<string, string>;
   settings: { connections: number; warmupSeconds: number; firstWarmupSeconds?: number; runs: number; runSeconds: number; loadGenerator: string; notes: string[] };
-  introspection: { bare?: Measured; stock?: Measured; tessera?: Partial<Record<Kind, Measured>> };
+  /** `signed`: the opaque token's answer as an RFC 9701 JWT (no target: its cost is reported against the JSON answer). */
+  introspection: { bare?: Measured; stock?: Measured; tessera?: Partial<Record<Kind, Measured>>; signed?: Measured };
   tokenEndpoint: {
     clientCredentialsTessera?: Measured;
     clientCredentialsStock?: Measured;
@@ -165,6 +166,10 @@ export function renderMarkdown(r: BenchReport): string {
       if (!t) continue;
       lines.push(`| Tessera, ${kind === 'unknown' ? 'unknown token' : `${kind} token`} | ${n(t.rps)} | ${ms(t.p50Ms)} | ${ms(t.p99Ms)} | ${x(t.rps, intro.bare?.rps)} | ${x(t.rps, intro.stock?.rps)} | ${cpu(t)} |`);
     }
+    if (intro.signed) {
+      const json = intro.tessera?.opaque;
+      lines.push(`| Tessera, opaque token, signed answer (RFC 9701${json ? `; ${x(intro.signed.rps, json.rps)} of the JSON answer` : ''}) | ${n(intro.signed.rps)} | ${ms(intro.signed.p50Ms)} | ${ms(intro.signed.p99Ms)} | ${x(intro.signed.rps, intro.bare?.rps)} | ${x(intro.signed.rps, intro.stock?.rps)} | ${cpu(intro.signed)} |`);
+    }
     if (intro.bare) lines.push(`| bare node:http + one Redis GET | ${n(intro.bare.rps)} | ${ms(intro.bare.p50Ms)} | ${ms(intro.bare.p99Ms)} | 1.00× | | ${cpu(intro.bare)} |`);
     if (intro.stock) lines.push(`| stock oidc-provider, plain Redis adapter | ${n(intro.stock.rps)} | ${ms(intro.stock.p50Ms)} | ${ms(intro.stock.p99Ms)} | | 1.00× | ${cpu(intro.stock)} |`);
     lines.push('');
@@ -264,6 +269,7 @@ export function disturbedFigures(r: BenchReport): string[] {
     ['bare introspection', r.introspection.bare],
     ['stock introspection', r.introspection.stock],
     ...KINDS.map((kind): [string, Measured | undefined] => [`Tessera introspection (${kind})`, r.introspection.tessera?.[kind]]),
+    ['Tessera introspection (signed answer)', r.introspection.signed],
     ['Tessera client_credentials', r.tokenEndpoint.clientCredentialsTessera],
     ['stock client_credentials', r.tokenEndpoint.clientCredentialsStock],
     ['Tessera refresh', r.tokenEndpoint.refreshTessera],

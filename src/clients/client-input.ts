@@ -2,7 +2,7 @@
 // that each public key imports with the library that will verify the client's assertions.
 import { importJWK } from 'jose';
 import { z } from 'zod';
-import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, type ClientJwks, type ClientKind, type ClientPublicJwk, type Config } from '../config/schema.ts';
+import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, introspectionMetadataProblems, type ClientJwks, type ClientKind, type ClientPublicJwk, type Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
 import { isConfidential } from './client.ts';
 
@@ -34,8 +34,12 @@ function redirectUriProblem(value: string): string | null {
   return null;
 }
 
-/** The schema of CreateClientInput: scopes from the catalog, a default resource from `resources`. */
-export function createClientSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources']) {
+/**
+ * The schema of CreateClientInput: scopes from the catalog, a default resource from `resources`,
+ * RFC 9701 metadata checked against `signingAlgorithm` (and then not kept: every client's signed
+ * answers use it).
+ */
+export function createClientSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], signingAlgorithm: Config['oauth']['signingAlgorithm']) {
   const scopesSchema = z
     .array(z.string())
     .min(1, { message: 'must name at least one scope' })
@@ -76,6 +80,9 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       accessTokenTtlSeconds: z.number().int({ message: 'must be a whole number of seconds' }).min(60, { message: 'must be at least 60' }).max(86400, { message: 'must be at most 86400' }).nullish(),
       jwks: clientJwksSchema.nullish(),
       mayIntrospect: z.boolean({ message: 'must be true or false' }).optional(),
+      introspectionSignedResponseAlg: z.string({ message: 'must be a JWS algorithm name' }).nullish(),
+      introspectionEncryptedResponseAlg: z.unknown().optional(),
+      introspectionEncryptedResponseEnc: z.unknown().optional(),
     })
     .superRefine((input, context) => {
       const redirectUris = input.redirectUris ?? [];
@@ -88,6 +95,7 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       if (input.jwks && !isConfidential(input.kind)) {
         context.addIssue({ code: 'custom', path: ['jwks'], message: `a ${input.kind} client is public: it has no keys` });
       }
+      for (const { field, message } of introspectionMetadataProblems(input, signingAlgorithm)) context.addIssue({ code: 'custom', path: [field], message });
       if (input.mayIntrospect && input.kind !== 'service' && input.kind !== 'resource_server') {
         context.addIssue({ code: 'custom', path: ['mayIntrospect'], message: `only service clients may be granted introspection (resource servers always have it), not ${input.kind} clients` });
       }

@@ -26,6 +26,8 @@ export interface ClientServiceOptions {
   resources: Config['oauth']['resources'];
   /** oauth.defaultResource. */
   defaultResource: string;
+  /** oauth.signingAlgorithm, the one a client may name for signed introspection answers (default RS256, the configuration's default). */
+  signingAlgorithm?: Config['oauth']['signingAlgorithm'];
   listeners?: ClientListener[];
 }
 
@@ -75,7 +77,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
   const clients = createClientRepository(database);
   const declared = new Map(options.declared.map((client) => [client.clientId, client]));
 
-  const createSchema = createClientSchema(scopeCatalog, resources);
+  const createSchema = createClientSchema(scopeCatalog, resources, options.signingAlgorithm ?? 'RS256');
 
   /** Declared clients change only with the configuration; `instead` says how. */
   function notDeclared(clientId: string, instead: string): void {

@@ -57,6 +57,13 @@ export interface CreateClientInput {
   jwks?: unknown;
   /** Grants a service client introspection (default false); resource servers have it anyway. */
   mayIntrospect?: boolean;
+  /**
+   * RFC 9701 metadata, checked and not kept: signed answers use oauth.signingAlgorithm for every
+   * client (so only it may be named), and none is encrypted (so these are refused).
+   */
+  introspectionSignedResponseAlg?: string | null;
+  introspectionEncryptedResponseAlg?: unknown;
+  introspectionEncryptedResponseEnc?: unknown;
 }
 
 /** A created client, and its secret (null for device clients and clients with keys): shown once, never stored. */

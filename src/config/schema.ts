@@ -48,8 +48,40 @@ export const declaredClientSchema = z.object({
   accessTokenTtlSeconds: z.number().int().min(60).max(86400).optional(),
   /** A service client granted introspection (resource servers have it anyway). */
   mayIntrospect: z.boolean().optional(),
+  /** RFC 9701: checked against oauth.signingAlgorithm, the only one signed answers use (introspectionMetadataProblems). */
+  introspectionSignedResponseAlg: z.string().optional(),
+  /** RFC 9701: refused, Tessera encrypts no introspection answer; named so that it is not silently dropped. */
+  introspectionEncryptedResponseAlg: z.unknown().optional(),
+  introspectionEncryptedResponseEnc: z.unknown().optional(),
 });
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
+
+/** RFC 9701 client metadata as a client states it (in the configuration, or to the admin API). */
+export interface IntrospectionResponseMetadata {
+  introspectionSignedResponseAlg?: string | null | undefined;
+  introspectionEncryptedResponseAlg?: unknown;
+  introspectionEncryptedResponseEnc?: unknown;
+}
+
+/**
+ * What is wrong with a client's RFC 9701 metadata, by field: signed answers use the algorithm of
+ * the key that signs tokens (discovery's introspection_signing_alg_values_supported names only
+ * it), so a client may state that one and no other; no answer is encrypted
+ * (docs/resource-servers.md#signed-introspection-answers).
+ */
+export function introspectionMetadataProblems(client: IntrospectionResponseMetadata, signingAlgorithm: string): { field: keyof IntrospectionResponseMetadata; message: string }[] {
+  const problems: { field: keyof IntrospectionResponseMetadata; message: string }[] = [];
+  const alg = client.introspectionSignedResponseAlg;
+  if (alg !== undefined && alg !== null && alg !== signingAlgorithm) {
+    problems.push({ field: 'introspectionSignedResponseAlg', message: `Tessera signs introspection answers with ${signingAlgorithm} only (oauth.signingAlgorithm), not "${alg}"` });
+  }
+  for (const field of ['introspectionEncryptedResponseAlg', 'introspectionEncryptedResponseEnc'] as const) {
+    if (client[field] !== undefined && client[field] !== null) {
+      problems.push({ field, message: 'Tessera does not encrypt introspection answers: they are signed, and TLS protects them on the way; leave this out' });
+    }
+  }
+  return problems;
+}
 
 /** A scope name: what RFC 6749 allows, narrowed to a readable lower-case alphabet. */
 export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
@@ -405,6 +437,7 @@ export const configSchema = z.object({
     if (client.defaultResource && !(client.defaultResource in config.oauth.resources)) {
       context.addIssue({ code: 'custom', path: ['clients', index, 'defaultResource'], message: `"${client.defaultResource}" is not one of oauth.resources` });
     }
+    for (const { field, message } of introspectionMetadataProblems(client, config.oauth.signingAlgorithm)) context.addIssue({ code: 'custom', path: ['clients', index, field], message });
   });
   for (const [index, scope] of config.accounts.defaultScopes.entries()) {
     if (!(scope in config.scopes)) {

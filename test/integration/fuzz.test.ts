@@ -204,7 +204,12 @@ const contentType = fc.oneof(
   text.map(headerBytes),
 );
 const contentEncoding = fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'x-unknown', 'gzip, gzip', 'GZIP', '');
-const accept = fc.constantFrom('application/json', 'text/html', '*/*', 'text/html;q=0.1, application/json', 'application/jwt', '', 'text/html, */*;q=0.1');
+const accept = fc.oneof(
+  fc.constantFrom('application/json', 'text/html', '*/*', 'text/html;q=0.1, application/json', 'application/jwt', '', 'text/html, */*;q=0.1'),
+  // RFC 9701 signed introspection answers, and weights as they may come.
+  fc.constantFrom('application/token-introspection+jwt', 'application/token-introspection+jwt;q=0.5, application/json', 'APPLICATION/TOKEN-INTROSPECTION+JWT;Q=1.000'),
+  text.map((weight) => `application/token-introspection+jwt;q=${headerBytes(weight)}, application/json;q=0.5`),
+);
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`, 'latin1').toString('base64')}`;
 const authorization = fc.oneof(

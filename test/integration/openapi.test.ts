@@ -24,7 +24,7 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/.well-known/oauth-authorization-server': 'OAuth: the issuer metadata (RFC 8414)',
   '/.well-known/jwks.json': 'OAuth: named by the issuer metadata (jwks_uri)',
   '/oauth/token': 'OAuth: token_endpoint in the issuer metadata',
-  '/oauth/introspect': 'OAuth: introspection_endpoint',
+  '/oauth/introspect': 'OAuth: introspection_endpoint (its RFC 9701 JWT answers: introspection_signing_alg_values_supported)',
   '/oauth/revoke': 'OAuth: revocation_endpoint',
   '/oauth/device/code': 'OAuth: device_authorization_endpoint',
   '/oauth/userinfo': 'OAuth: userinfo_endpoint',

@@ -8,7 +8,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { presentedCredential, type CredentialHeaderNames, type CredentialSource, type PresentedCredential } from './credentials.ts';
 import { bearerChallenge, sendError } from './error-response.ts';
-import { createJwtAccessTokenVerifier, JWT_SHAPE } from './jwt-access-tokens.ts';
+import { createIssuerKeySet, createJwtAccessTokenVerifier, JWT_SHAPE } from './jwt-access-tokens.ts';
+import { createSignedAnswerVerifier } from './signed-introspection.ts';
 import { createTesseraClient, HEADER_NAME, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
 import { createVerificationCache, tokenDigest } from './verification-cache.ts';
 
@@ -37,6 +38,12 @@ export interface TesseraPrincipal {
   verifiedBy: 'introspection' | 'jwt';
   /** Where the request carried it. */
   source?: CredentialSource;
+  /**
+   * With `signedIntrospection`: Tessera's signed answer (RFC 9701) this principal rests on, as it
+   * was sent (a compact JWT, verified). Keep it as proof of what Tessera said, and when (`iat`);
+   * a cached principal carries the answer of the introspection it came from.
+   */
+  introspectionJwt?: string;
 }
 
 declare module 'express-serve-static-core' {
@@ -95,6 +102,13 @@ export interface TesseraVerifierOptions {
   /** The API-key pair (Tessera's TESSERA_API_KEY_HEADER / TESSERA_API_USER_HEADER). Default X-API-Key / X-API-User. */
   apiKeyHeader?: string;
   apiUserHeader?: string;
+  /**
+   * Ask for signed introspection answers (RFC 9701) and verify each against the issuer's JWKS
+   * (`iss`, `aud` this client, `typ`, `iat`): `req.tessera.introspectionJwt` then holds the
+   * answer, for an API that must prove what it was told. An answer that does not verify makes the
+   * request 503, like any unexpected answer. Default false.
+   */
+  signedIntrospection?: boolean;
   /** Skip discovery: where to introspect and where the keys are. */
   introspectionEndpoint?: string;
   jwksUri?: string;
@@ -213,7 +227,9 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     timeoutMs,
     fetch: fetchImpl,
   });
-  const verifyJwt = createJwtAccessTokenVerifier({ issuer, audiences, jwksUri: () => tessera.jwksUri(), timeoutMs, fetch: fetchImpl, clock });
+  const keySet = createIssuerKeySet({ jwksUri: () => tessera.jwksUri(), timeoutMs, fetch: fetchImpl });
+  const verifyJwt = createJwtAccessTokenVerifier({ issuer, audiences, keySet, clock });
+  const verifySigned = options.signedIntrospection === true ? createSignedAnswerVerifier({ issuer, clientId: options.clientId, keySet, clock }) : undefined;
   const cache = createVerificationCache<Candidate | null>({ maxEntries: ttlMs > 0 ? maxEntries : 0, clock });
   /** Lookups under way, by token digest: concurrent requests with one token share one introspection. */
   const inFlight = new Map<string, Promise<Candidate | null>>();
@@ -225,7 +241,9 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     const pending = inFlight.get(key);
     if (pending) return pending;
     const lookup = (async () => {
-      const candidate = fromIntrospection(await tessera.introspect(token));
+      const { answer, jwt } = await tessera.introspect(token, verifySigned);
+      const candidate = fromIntrospection(answer);
+      if (candidate && jwt !== undefined) candidate.introspectionJwt = jwt;
       const now = clock();
       const deadline = candidate?.exp != null ? Math.min(now + ttlMs, candidate.exp * 1000) : now + ttlMs;
       cache.set(key, candidate, deadline);

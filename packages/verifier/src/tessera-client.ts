@@ -1,3 +1,6 @@
+/** RFC 9701: the media type a signed introspection answer is asked for and sent as. */
+export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
+
 /** Tessera could not be asked (unreachable, timed out, or an unexpected answer): fail closed. */
 export class TesseraUnavailableError extends Error {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -122,7 +125,7 @@ export function createTesseraClient(options: TesseraClientOptions) {
   const { issuer, timeoutMs } = options;
   let metadata: Promise<IssuerMetadata> | undefined;
 
-  async function request(url: string, init: RequestInit, what: string): Promise<unknown> {
+  async function send(url: string, init: RequestInit, what: string): Promise<Response> {
     let response: Response;
     try {
       response = await options.fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
@@ -134,10 +137,32 @@ export function createTesseraClient(options: TesseraClientOptions) {
       await response.body?.cancel();
       throw new TesseraUnavailableError(`${what}: Tessera answered ${response.status}${response.status === 401 ? ' (check the resource server\'s client id and secret)' : ''}`);
     }
+    return response;
+  }
+
+  async function request(url: string, init: RequestInit, what: string): Promise<unknown> {
+    const response = await send(url, init, what);
     try {
       return await response.json();
     } catch (error) {
       throw new TesseraUnavailableError(`${what}: the answer is not JSON`, { cause: error });
+    }
+  }
+
+  /** A signed answer (RFC 9701): the JWT as sent, once `verify` has checked it, and its answer. */
+  async function requestSigned(url: string, init: RequestInit, what: string, verify: (jwt: string) => Promise<unknown>): Promise<{ jwt: string; answer: unknown }> {
+    const response = await send(url, init, what);
+    const type = response.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+    if (type !== INTROSPECTION_JWT_MEDIA_TYPE) {
+      await response.body?.cancel();
+      throw new TesseraUnavailableError(`${what}: asked for a signed answer, got ${type ?? 'no content type'} (a Tessera without RFC 9701 answers?)`);
+    }
+    const jwt = (await response.text()).trim();
+    try {
+      return { jwt, answer: await verify(jwt) };
+    } catch (error) {
+      if (error instanceof TesseraUnavailableError) throw new TesseraUnavailableError(`${what}: ${error.message}`, { cause: error });
+      throw error;
     }
   }
 
@@ -176,21 +201,27 @@ export function createTesseraClient(options: TesseraClientOptions) {
       return uri;
     },
 
-    /** POST {introspection_endpoint} (RFC 7662) as the resource server's client. */
-    async introspect(token: string): Promise<IntrospectionAnswer> {
+    /**
+     * POST {introspection_endpoint} (RFC 7662) as the resource server's client. With
+     * `verifySigned`, the answer is asked for signed (RFC 9701) and comes with the JWT it was in.
+     */
+    async introspect(token: string, verifySigned?: (jwt: string) => Promise<unknown>): Promise<{ answer: IntrospectionAnswer; jwt?: string }> {
       const endpoint = options.introspectionEndpoint ?? (await discover()).introspection_endpoint;
       if (!endpoint) throw new TesseraUnavailableError('Tessera\'s discovery document has no introspection_endpoint');
       const form = new URLSearchParams({ token });
-      const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' };
+      const headers: Record<string, string> = { accept: verifySigned ? INTROSPECTION_JWT_MEDIA_TYPE : 'application/json', 'content-type': 'application/x-www-form-urlencoded' };
       if (options.clientAuthMethod === 'client_secret_basic') {
         headers.authorization = `Basic ${Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64')}`;
       } else {
         form.set('client_id', options.clientId);
         form.set('client_secret', options.clientSecret);
       }
-      const checked = checkIntrospection(await request(endpoint, { method: 'POST', headers, body: form.toString() }, `introspection at ${endpoint}`));
-      if (!checked.ok) throw new TesseraUnavailableError(`introspection at ${endpoint}: unexpected answer (${checked.problem})`);
-      return checked.value;
+      const init = { method: 'POST', headers, body: form.toString() };
+      const what = `introspection at ${endpoint}`;
+      const signed = verifySigned ? await requestSigned(endpoint, init, what, verifySigned) : undefined;
+      const checked = checkIntrospection(signed ? signed.answer : await request(endpoint, init, what));
+      if (!checked.ok) throw new TesseraUnavailableError(`${what}: unexpected answer (${checked.problem})`);
+      return signed ? { answer: checked.value, jwt: signed.jwt } : { answer: checked.value };
     },
   };
 }

@@ -381,12 +381,15 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     } else if (ctx.path === '/.well-known/openid-configuration') {
       // Introspection is answered by Tessera itself (introspection-endpoint.ts): for resource
       // servers authenticated by secret or private_key_jwt (RFC 8414 would assume
-      // client_secret_basic alone), in JSON only (no RFC 9701 JWT answers).
+      // client_secret_basic alone), in JSON or, asked for, as a JWT signed with the key that signs
+      // tokens (RFC 9701; never encrypted: docs/resource-servers.md#signed-introspection-answers).
       const body = ctx.body as Record<string, unknown>;
       body.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
       // RFC 8414 §2: REQUIRED once private_key_jwt is advertised.
       body.introspection_endpoint_auth_signing_alg_values_supported = [...CLIENT_ASSERTION_ALGORITHMS];
-      delete body.introspection_signing_alg_values_supported;
+      body.introspection_signing_alg_values_supported = [config.oauth.signingAlgorithm];
+      delete body.introspection_encryption_alg_values_supported;
+      delete body.introspection_encryption_enc_values_supported;
       // OpenID Connect's UserInfo endpoint is Tessera's own (src/routes/oauth/userinfo-endpoint.ts).
       body.userinfo_endpoint = new URL(OIDC_ROUTES.userinfo, String(body.token_endpoint)).href;
       // Revocation authenticates clients exactly as the token endpoint does.

@@ -19,6 +19,9 @@ const API_FIELD_NAMES: Readonly<Record<string, string>> = {
   defaultResource: 'default_resource',
   accessTokenTtlSeconds: 'access_token_ttl_seconds',
   mayIntrospect: 'may_introspect',
+  introspectionSignedResponseAlg: 'introspection_signed_response_alg',
+  introspectionEncryptedResponseAlg: 'introspection_encrypted_response_alg',
+  introspectionEncryptedResponseEnc: 'introspection_encrypted_response_enc',
 };
 
 /** A JWK Set of public keys; the client service checks each key. */
@@ -51,6 +54,13 @@ const createBody = z.object({
   access_token_ttl_seconds: z.number().nullable().optional(),
   jwks: z.unknown().optional().meta({ description: 'A JWK Set of public keys: the client authenticates with `private_key_jwt` instead of a secret.' }),
   may_introspect: z.boolean().optional(),
+  introspection_signed_response_alg: z
+    .string()
+    .nullable()
+    .optional()
+    .meta({ description: 'RFC 9701: the algorithm of signed introspection answers. Only the one Tessera signs with (`introspection_signing_alg_values_supported` in discovery) is accepted; it applies to every client and is not stored.' }),
+  introspection_encrypted_response_alg: z.unknown().optional().meta({ description: 'RFC 9701 encryption: refused, Tessera does not encrypt introspection answers.' }),
+  introspection_encrypted_response_enc: z.unknown().optional().meta({ description: 'RFC 9701 encryption: refused, Tessera does not encrypt introspection answers.' }),
 });
 
 const changeBody = z.strictObject({ may_introspect: z.boolean() });
@@ -174,6 +184,9 @@ export function createAdminClientRoutes({ clients }: { clients: ClientService })
           ...(input.access_token_ttl_seconds !== undefined ? { accessTokenTtlSeconds: input.access_token_ttl_seconds } : {}),
           ...(input.jwks !== undefined ? { jwks: input.jwks } : {}),
           ...(input.may_introspect !== undefined ? { mayIntrospect: input.may_introspect } : {}),
+          ...(input.introspection_signed_response_alg !== undefined ? { introspectionSignedResponseAlg: input.introspection_signed_response_alg } : {}),
+          ...(input.introspection_encrypted_response_alg !== undefined ? { introspectionEncryptedResponseAlg: input.introspection_encrypted_response_alg } : {}),
+          ...(input.introspection_encrypted_response_enc !== undefined ? { introspectionEncryptedResponseEnc: input.introspection_encrypted_response_enc } : {}),
         },
         adminActor(req),
       );

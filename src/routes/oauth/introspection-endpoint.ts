@@ -5,6 +5,8 @@ import { createEndOfTurnSender, isFormRequest, isSecureRequest, jsonHeaderList, 
 import type { ActiveCredential, CredentialVerifier, VerifyOptions } from '../../introspection/credential-verifier.ts';
 import type { IntrospectionCallers } from '../../introspection/introspection-callers.ts';
 import type { FailedLookupLimiter } from '../../introspection/failed-lookup-limiter.ts';
+import { INTROSPECTION_JWT_MEDIA_TYPE, type IntrospectionSigner } from '../../introspection/introspection-signer.ts';
+import { acceptWeight } from '../../http/media-negotiation.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 import { OAuthError } from '../../shared/errors.ts';
 
@@ -18,6 +20,8 @@ export interface IntrospectionEndpointDependencies {
   trustsProxy: (address: string) => boolean;
   /** Failed personal-token lookups, per introspecting client. */
   failedLookups: FailedLookupLimiter;
+  /** Signs the answers asked for as `application/token-introspection+jwt` (RFC 9701). */
+  signer: IntrospectionSigner;
   /** Largest request body accepted, in bytes. */
   bodyLimit?: number;
   /** Told of each answer: the credential's kind when active, null when inactive (the metrics). */
@@ -48,6 +52,21 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
 }
 
 const INACTIVE = JSON.stringify({ active: false });
+
+/** Cheap enough for every request: only an Accept header naming the signed type is weighed. */
+const NAMES_SIGNED_TYPE = /token-introspection\+jwt/i;
+
+/**
+ * Whether the caller asks for a signed answer (RFC 9701 §4): an Accept header giving
+ * application/token-introspection+jwt a weight above 0 and at least JSON's (the caller named it,
+ * so a tie goes to it). Anything else, including no Accept header, gets JSON as before.
+ */
+export function wantsSignedAnswer(accept: string | undefined): boolean {
+  if (accept === undefined || !NAMES_SIGNED_TYPE.test(accept)) return false;
+  const signed = acceptWeight(accept, INTROSPECTION_JWT_MEDIA_TYPE);
+  return signed > 0 && signed >= acceptWeight(accept, 'application/json');
+}
+
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
 const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
 
@@ -75,7 +94,8 @@ function assertNoRepeats(params: URLSearchParams) {
  * RFC 7662 token introspection for every credential Tessera issues, on node:http ahead of express
  * (docs/architecture.md#speed-devices): POST with a form body, over https when the issuer is; the
  * caller authenticated as a resource server (introspection-callers.ts), else 401; then an active
- * answer, or exactly `{"active":false}` (token_type_hint is only a hint: every kind is tried).
+ * answer, or exactly `{"active":false}` (token_type_hint is only a hint: every kind is tried);
+ * asked for by Accept, the same answer as a signed JWT (RFC 9701, introspection-signer.ts).
  * Every answer is `Cache-Control: no-store`; successes are logged at debug, refusals at info,
  * failures at error, never with the token.
  */
@@ -86,6 +106,7 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
   const securityHeaders = jsonSecurityHeaders(httpsRequired);
   const debug = logger.isLevelEnabled('debug');
   const answerHeaders = jsonHeaderList(httpsRequired);
+  const signedAnswerHeaders = Object.entries({ ...securityHeaders, 'Content-Type': INTROSPECTION_JWT_MEDIA_TYPE }).flat();
   const sendAtEndOfTurn = createEndOfTurnSender();
   // A cached credential is the same object on every hit: its answer is serialised once.
   const answers = new WeakMap<ActiveCredential, string>();
@@ -123,9 +144,13 @@ export function createIntrospectionEndpoint(deps: IntrospectionEndpointDependenc
         logger.warn({ reqId: requestId, client: caller.client_id }, 'an introspecting client is limited: too many personal-token lookups found nothing');
       }
     }
-    sendAtEndOfTurn(res, 200, active ? answerText(active) : INACTIVE, answerHeaders, requestId);
+    const answer = active ? answerText(active) : INACTIVE;
+    // RFC 9701: signed per request (the JWT carries its own iat); the JSON path does no more than before.
+    const signed = wantsSignedAnswer(req.headers.accept);
+    if (signed) sendAtEndOfTurn(res, 200, await deps.signer.sign(caller.client_id, answer), signedAnswerHeaders, requestId);
+    else sendAtEndOfTurn(res, 200, answer, answerHeaders, requestId);
     deps.onAnswered?.(active ? active.kind : null);
-    if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null }, 'introspection');
+    if (debug) logger.debug({ reqId: requestId, client: caller.client_id, active: active !== null, signed }, 'introspection');
   }
 
   return (req, res) => {

@@ -75,6 +75,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: {}, overrides: { clients: [web] } })).toThrow(/clients\.0\.mayIntrospect: only service clients may be granted introspection/);
   });
 
+  it('lets a declared client state the signing algorithm of introspection answers, no other, and no encryption (RFC 9701)', () => {
+    const client = { clientId: 'rs', name: 'RS', kind: 'resource_server', secretSha256: 'a'.repeat(64), scopes: ['read'] };
+    expect(() => loadConfig({ env: {}, overrides: { clients: [{ ...client, introspectionSignedResponseAlg: 'RS256' }] } })).not.toThrow();
+    expect(() => loadConfig({ env: { TESSERA_SIGNING_ALG: 'ES256' }, overrides: { clients: [{ ...client, introspectionSignedResponseAlg: 'RS256' }] } })).toThrow(
+      /clients\.0\.introspectionSignedResponseAlg: Tessera signs introspection answers with ES256 only \(oauth\.signingAlgorithm\), not "RS256"/,
+    );
+    expect(() => loadConfig({ env: {}, overrides: { clients: [{ ...client, introspectionEncryptedResponseAlg: 'RSA-OAEP-256', introspectionEncryptedResponseEnc: 'A256GCM' }] } })).toThrow(
+      /clients\.0\.introspectionEncryptedResponseAlg: Tessera does not encrypt introspection answers[\s\S]*clients\.0\.introspectionEncryptedResponseEnc: Tessera does not encrypt/,
+    );
+  });
+
   it('keeps the introspection cache shorter than the session idle timeout', () => {
     expect(() => loadConfig({ env: { TESSERA_INTROSPECTION_CACHE_TTL: '120', TESSERA_SESSION_IDLE_TIMEOUT: '120' } })).toThrow(
       /TESSERA_INTROSPECTION_CACHE_TTL \(introspection\.cacheTtlSeconds\): must be less than sessions\.idleTimeoutSeconds \(120\)/,
