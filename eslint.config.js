@@ -21,6 +21,7 @@ const LAYERS = [
   ['identity-providers'],
   ['oauth'],
   ['introspection'],
+  ['leaked-tokens'],
   ['http'],
   ['routes'],
 ];

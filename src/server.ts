@@ -38,6 +38,9 @@ import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoi
 import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
+import { createLeakedTokenRoutes } from './routes/leaked-token-routes.ts';
+import { createLeakReports } from './leaked-tokens/leak-reports.ts';
+import { createReporterKeys } from './leaked-tokens/reporter-keys.ts';
 import { createAdminRoutes } from './routes/admin/admin-routes.ts';
 import { createAdminConsoleRoutes } from './routes/console/console-routes.ts';
 import { createShownOnce } from './http/shown-once.ts';
@@ -233,6 +236,29 @@ function passwordResetRoutes(core: OnlineCore, clock: (() => number) | undefined
   return [{ router: createPasswordResetRoutes({ config, passwordReset }) }];
 }
 
+/** POST /api/v1/leaked-tokens/<reporter>, where leakedTokens.enabled (docs/leaked-tokens.md); none otherwise. */
+function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) {
+  const { config, logger } = core;
+  const leaked = config.leakedTokens;
+  if (!leaked.enabled) return [];
+  const reporters = new Map(
+    Object.entries(leaked.reporters).map(([name, { keysUrl }]) => [
+      name,
+      createReporterKeys({ name, keysUrl, logger, refreshMs: leaked.keyRefreshSeconds * 1000, maxAgeMs: leaked.keyMaxAgeSeconds * 1000, ...(clock ? { clock } : {}) }),
+    ]),
+  );
+  const leakReports = createLeakReports({
+    personalTokens: core.personalTokens,
+    sessions: core.sessions,
+    audit: core.audit,
+    ephemeral: core.ephemeral,
+    // No session lives longer than this: past it, a reported session token could not be live anyway.
+    endedSessionMemoryMs: Math.max(config.sessions.absoluteTimeoutSeconds, config.sessions.nonExpiringMaxSeconds) * 1000,
+    logger,
+  });
+  return [createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes: leaked.maxBodyBytes, maxTokensPerReport: leaked.maxTokensPerReport })];
+}
+
 /** How long a secret made in the admin console waits for the page that shows it once. */
 const SHOWN_ONCE_TTL_MS = 5 * 60_000;
 
@@ -255,6 +281,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
+    rawBodyRoutes: leakedTokenRoutes(core, options.clock),
     oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },

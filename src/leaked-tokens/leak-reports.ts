@@ -1,0 +1,93 @@
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { tokenFormat } from '../credentials/token-format.ts';
+import type { PersonalTokenService } from '../personal-tokens/personal-token-service.ts';
+import type { ApiSessionStore } from '../sessions/api-session-store.ts';
+import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
+
+// What happens to the tokens a secret scanner reports as found in public (docs/leaked-tokens.md):
+// each one that is a Tessera credential ends at once (through the services that end it, so every
+// node's caches drop it) and its owner's security log says where it was found. The answer says
+// which reports were Tessera credentials, nothing more.
+
+/** One token found, as the reporter describes it (GitHub's secret-scanning partner format). */
+export interface LeakReport {
+  token: string;
+  /** The name the reporter gives the pattern that matched. */
+  type: string;
+  /** Where it was found (may be empty). */
+  url: string;
+  /** What kind of place that is (`content`, `commit`, `issue_comment`, …). */
+  source: string;
+}
+
+/** The answer for one report, in the reporter's feedback format. */
+export interface LeakVerdict {
+  token_raw: string;
+  token_type: string;
+  label: 'true_positive' | 'false_positive';
+}
+
+export interface LeakReportsOptions {
+  personalTokens: Pick<PersonalTokenService, 'revokeLeaked'>;
+  sessions: Pick<ApiSessionStore, 'endAndReturn'>;
+  audit: Pick<AuditLog, 'record'>;
+  /** Remembers ended sessions' digests, so that a repeated report of one still reads true_positive. */
+  ephemeral: Pick<EphemeralStore, 'get' | 'set'>;
+  /** How long that is remembered: at least the longest a session can live. */
+  endedSessionMemoryMs: number;
+  logger: Logger;
+}
+
+export interface LeakReports {
+  /** Ends what matches, in order; one verdict per report, in the same order. */
+  handle(reporter: string, reports: readonly LeakReport[]): Promise<LeakVerdict[]>;
+}
+
+const MAX_URL_LENGTH = 2048;
+const MAX_SOURCE_LENGTH = 64;
+const MAX_TYPE_LENGTH = 128;
+
+/** Text from the report as the security page shows it: no control characters, bounded. */
+function printable(value: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').slice(0, max);
+}
+
+const endedSessionKey = (digest: string) => `leaked-session:{${digest}}`;
+
+export function createLeakReports({ personalTokens, sessions, audit, ephemeral, endedSessionMemoryMs, logger }: LeakReportsOptions): LeakReports {
+  /** Whether the report is a Tessera credential; ends it if it is still live. */
+  async function settle(reporter: string, report: LeakReport): Promise<boolean> {
+    // A mistyped or foreign token fails the checksum: no lookup at all.
+    const kind = tokenFormat.parse(report.token);
+    if (kind === null) return false;
+    const by = { actor: `reporter:${reporter}` };
+    const sighting = { reporter, type: printable(report.type, MAX_TYPE_LENGTH), url: printable(report.url, MAX_URL_LENGTH), source: printable(report.source, MAX_SOURCE_LENGTH) };
+    if (kind === 'personal_access_token') {
+      const result = await personalTokens.revokeLeaked(report.token, by, sighting);
+      if (result?.outcome === 'revoked') logger.warn({ reporter, kind, tokenId: result.tokenId, userId: result.userId, source: sighting.source }, 'revoked a personal access token reported as leaked');
+      return result !== null;
+    }
+    const digest = tokenFormat.digest(report.token);
+    const session = await sessions.endAndReturn(report.token);
+    if (session === null) return (await ephemeral.get(endedSessionKey(digest))) !== null;
+    await ephemeral.set(endedSessionKey(digest), '1', { ttlMs: endedSessionMemoryMs });
+    await audit.record({ ...by, action: 'credential.leaked', subject: `user:${session.userId}`, details: { ...sighting, kind: 'session', userId: session.userId, session: session.id } });
+    logger.warn({ reporter, kind, session: session.id, userId: session.userId, source: sighting.source }, 'ended an API session reported as leaked');
+    return true;
+  }
+
+  return {
+    async handle(reporter, reports) {
+      const verdicts: LeakVerdict[] = [];
+      // One at a time: a report repeating a token finds it already ended, never ends it twice.
+      for (const report of reports) {
+        const matched = await settle(reporter, report);
+        verdicts.push({ token_raw: report.token, token_type: report.type, label: matched ? 'true_positive' : 'false_positive' });
+      }
+      logger.info({ reporter, reports: reports.length, matched: verdicts.filter((v) => v.label === 'true_positive').length }, 'answered a leaked-token report');
+      return verdicts;
+    },
+  };
+}
