@@ -20,8 +20,7 @@ const LAYERS = [
   ['clients', 'personal-tokens', 'sessions', 'second-factors'],
   ['identity-providers'],
   ['oauth'],
-  ['introspection'],
-  ['leaked-tokens'],
+  ['introspection', 'leaked-tokens'],
   ['http'],
   ['routes'],
 ];

@@ -31,32 +31,33 @@ const verdictSchema = z.object({
   label: z.enum(['true_positive', 'false_positive']).meta({ description: '`true_positive`: a Tessera credential, now revoked (or revoked before). `false_positive`: not one.' }),
 });
 
-export function leakedTokensOperation(maxTokens: number) {
-  return defineOperation({
-    method: 'post',
-    path: '/api/v1/leaked-tokens/:reporter',
-    operationId: 'reportLeakedTokens',
-    summary: 'Report Tessera tokens found in public: each one is revoked at once',
-    description:
-      "For secret scanners, in GitHub's secret-scanning partner format: a signed JSON array of the tokens found. " +
-      '`Github-Public-Key-Identifier` names the key (one of those the reporter publishes) and `Github-Public-Key-Signature` is the base64 ' +
-      'DER ECDSA P-256 SHA-256 signature of the raw body. Served only where `leakedTokens.enabled` is set, one path per configured reporter. ' +
-      'The answer lists each report in order, labelled; it never says whose a token was. See docs/leaked-tokens.md.',
-    tag: 'Leaked tokens',
-    credentials: [],
-    params: z.object({ reporter: z.string().meta({ description: 'The configured reporter (`github`).' }) }),
-    body: { schema: z.array(reportSchema).max(maxTokens), required: true },
-    responses: {
-      200: { description: 'One verdict per report, in the order of the reports.', body: z.array(verdictSchema) },
-      400: VALIDATION_FAILED,
-      401: errorResponse('No signature, a key the reporter does not publish, or a signature that does not verify.'),
-      404: errorResponse('No such reporter is configured.'),
-      413: errorResponse('The body is larger than `leakedTokens.maxBodyBytes`.'),
-      415: errorResponse('The body is not `application/json`.'),
-      ...SERVER_FAILURES,
-    },
-  });
-}
+/** The most tokens a report may hold whatever the configuration says (`leakedTokens.maxTokensPerReport`, 1000 by default, is checked too). */
+export const MAX_TOKENS_PER_REPORT = 10_000;
+
+export const reportLeakedTokensOperation = defineOperation({
+  method: 'post',
+  path: '/api/v1/leaked-tokens/:reporter',
+  operationId: 'reportLeakedTokens',
+  summary: 'Report Tessera tokens found in public: each one is revoked at once',
+  description:
+    "For secret scanners, in GitHub's secret-scanning partner format: a signed JSON array of the tokens found. " +
+    '`Github-Public-Key-Identifier` names the key (one of those the reporter publishes) and `Github-Public-Key-Signature` is the base64 ' +
+    'DER ECDSA P-256 SHA-256 signature of the raw body. Served only where `leakedTokens.enabled` is set, one path per configured reporter. ' +
+    'The answer lists each report in order, labelled; it never says whose a token was. See docs/leaked-tokens.md.',
+  tag: 'Leaked tokens',
+  credentials: [],
+  params: z.object({ reporter: z.string().meta({ description: 'The configured reporter (`github`).' }) }),
+  body: { schema: z.array(reportSchema).max(MAX_TOKENS_PER_REPORT).meta({ description: 'The tokens found: at most `leakedTokens.maxTokensPerReport`.' }), required: true },
+  responses: {
+    200: { description: 'One verdict per report, in the order of the reports.', body: z.array(verdictSchema) },
+    400: VALIDATION_FAILED,
+    401: errorResponse('No signature, a key the reporter does not publish, or a signature that does not verify.'),
+    404: errorResponse('No such reporter is configured.'),
+    413: errorResponse('The body is larger than `leakedTokens.maxBodyBytes`.'),
+    415: errorResponse('The body is not `application/json`.'),
+    ...SERVER_FAILURES,
+  },
+});
 
 export interface LeakedTokenRouteDependencies {
   /** The configured reporters' keys, by name. */
@@ -74,7 +75,6 @@ type Signed = { reporterKeys?: ReporterKeys };
  */
 export function createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes, maxTokensPerReport }: LeakedTokenRouteDependencies): Router {
   const router = Router();
-  const operation = leakedTokensOperation(maxTokensPerReport);
 
   const knownReporter: RequestHandler = (req, res, next) => {
     const keys = reporters.get(String(req.params.reporter));
@@ -116,13 +116,16 @@ export function createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes, 
       } catch {
         throw AppError.badRequest('The body is not valid JSON.');
       }
+      if (Array.isArray(req.body) && req.body.length > maxTokensPerReport) {
+        throw AppError.validation([{ field: '(body)', code: 'too_big', message: `At most ${maxTokensPerReport} tokens in one report.` }]);
+      }
       next();
     } catch (error) {
       next(error);
     }
   };
 
-  route(router, operation, [knownReporter, jsonOnly, rawBody, verifiedSignature], async (req, res, { params, body }) => {
+  route(router, reportLeakedTokensOperation, [knownReporter, jsonOnly, rawBody, verifiedSignature], async (req, res, { params, body }) => {
     const verdicts = await leakReports.handle(params.reporter, body);
     res.set('Cache-Control', 'no-store').json(verdicts satisfies z.input<typeof verdictSchema>[]);
   });

@@ -1,0 +1,89 @@
+import { describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import type { AuditEventInput } from '../../../src/audit/audit-log.ts';
+import { tokenFormat } from '../../../src/credentials/token-format.ts';
+import { createLeakReports, type LeakReport } from '../../../src/leaked-tokens/leak-reports.ts';
+import type { ApiSession } from '../../../src/sessions/api-session-store.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
+import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
+
+// The rules of a report, with the services that end credentials recording what they are asked
+// (the integration test, test/integration/leaked-tokens.test.ts, runs the real ones): which
+// reports reach a lookup at all, what each verdict is, what the owner's event says.
+
+function setUp() {
+  const lookups: string[] = [];
+  const events: AuditEventInput[] = [];
+  const logLines: string[] = [];
+  const pat = tokenFormat.generate('personal_access_token');
+  const live = new Set([tokenFormat.generate('session')]);
+  const [session] = live;
+  const leakReports = createLeakReports({
+    personalTokens: {
+      async revokeLeaked(value, by, details) {
+        lookups.push(value);
+        if (value !== pat) return null;
+        events.push({ ...by, action: 'credential.leaked', details });
+        return { outcome: 'revoked', tokenId: 't1', userId: 'u1' };
+      },
+    },
+    sessions: {
+      async endAndReturn(token) {
+        lookups.push(token);
+        if (!live.delete(token)) return null;
+        return { id: 'S1', userId: 'u1' } as ApiSession;
+      },
+    },
+    audit: { record: async (event) => void events.push(event) },
+    ephemeral: createMemoryEphemeralStore(),
+    endedSessionMemoryMs: 60_000,
+    logger: createLogger({ level: 'info', destination: new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString()), done()) }) }),
+  });
+  return { leakReports, lookups, events, logLines, pat, session: session! };
+}
+
+const found = (token: string, extra: Partial<LeakReport> = {}): LeakReport => ({ token, type: 'tessera_token', url: 'https://github.com/o/r/blob/1/f', source: 'content', ...extra });
+
+describe('leak reports', () => {
+  it('answers a token that fails the checksum, or is no Tessera token, false_positive without a lookup', async () => {
+    const { leakReports, lookups, pat } = setUp();
+    const mistyped = `${pat.slice(0, 20)}${pat[20] === 'a' ? 'b' : 'a'}${pat.slice(21)}`;
+    const session = tokenFormat.generate('session');
+    const verdicts = await leakReports.handle('github', [found(mistyped), found(`${session}0`), found('ghp_abc'), found(''), found(session.slice(0, -1))]);
+    expect(verdicts.map((v) => v.label)).toEqual(Array(5).fill('false_positive'));
+    expect(lookups).toEqual([]);
+  });
+
+  it('ends each Tessera token once, answers in order, and remembers an ended session', async () => {
+    const { leakReports, lookups, events, pat, session } = setUp();
+    const other = tokenFormat.generate('session');
+    const verdicts = await leakReports.handle('github', [found(pat), found(session, { type: 'tessera_session' }), found(other)]);
+    expect(verdicts).toEqual([
+      { token_raw: pat, token_type: 'tessera_token', label: 'true_positive' },
+      { token_raw: session, token_type: 'tessera_session', label: 'true_positive' },
+      { token_raw: other, token_type: 'tessera_token', label: 'false_positive' },
+    ]);
+    expect(lookups).toEqual([pat, session, other]);
+    expect(events).toEqual([
+      { actor: 'reporter:github', action: 'credential.leaked', details: { reporter: 'github', type: 'tessera_token', url: 'https://github.com/o/r/blob/1/f', source: 'content' } },
+      {
+        actor: 'reporter:github',
+        action: 'credential.leaked',
+        subject: 'user:u1',
+        details: { reporter: 'github', type: 'tessera_session', url: 'https://github.com/o/r/blob/1/f', source: 'content', kind: 'session', userId: 'u1', session: 'S1' },
+      },
+    ]);
+    // Reported again: the session is gone, but it was Tessera's.
+    expect((await leakReports.handle('github', [found(session)]))[0]!.label).toBe('true_positive');
+    expect(events).toHaveLength(2);
+  });
+
+  it("keeps the report's text printable and bounded in the owner's event, and no token in the log", async () => {
+    const { leakReports, events, logLines, session } = setUp();
+    await leakReports.handle('github', [found(session, { url: `https://x.example/\u0000\u001b[31m${'a'.repeat(5000)}`, source: 'issue_comment\n' })]);
+    const details = events[0]!.details!;
+    expect(details.url).toBe(`https://x.example/[31m${'a'.repeat(2048 - 'https://x.example/[31m'.length)}`);
+    expect(details.source).toBe('issue_comment');
+    expect(logLines.join('')).not.toContain(session);
+  });
+});
