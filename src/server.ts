@@ -41,6 +41,7 @@ import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
 import { createLeakedTokenRoutes } from './routes/leaked-token-routes.ts';
 import { createLeakReports } from './leaked-tokens/leak-reports.ts';
 import { createReporterKeys } from './leaked-tokens/reporter-keys.ts';
+import { leakNotice } from './leaked-tokens/leak-notice.ts';
 import { createAdminRoutes } from './routes/admin/admin-routes.ts';
 import { createAdminConsoleRoutes } from './routes/console/console-routes.ts';
 import { createShownOnce } from './http/shown-once.ts';
@@ -241,6 +242,7 @@ function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) 
   const { config, logger } = core;
   const leaked = config.leakedTokens;
   if (!leaked.enabled) return [];
+  const mail = config.mail ? createMailSender(config.mail) : null;
   const reporters = new Map(
     Object.entries(leaked.reporters).map(([name, { keysUrl }]) => [
       name,
@@ -255,8 +257,18 @@ function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) 
     // No session lives longer than this: past it, a reported session token could not be live anyway.
     endedSessionMemoryMs: Math.max(config.sessions.absoluteTimeoutSeconds, config.sessions.nonExpiringMaxSeconds) * 1000,
     logger,
+    ...(mail ? { notifyOwner: notifyByMail(core, mail) } : {}),
   });
   return [createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes: leaked.maxBodyBytes, maxTokensPerReport: leaked.maxTokensPerReport })];
+}
+
+/** E-mails an owner with an address what a leaked-token report ended. */
+function notifyByMail(core: OnlineCore, mail: ReturnType<typeof createMailSender>) {
+  return async (userId: string, ended: Parameters<typeof leakNotice>[2]) => {
+    const user = await core.accounts.findUserById(userId);
+    if (!user?.email) return;
+    await mail.send({ to: user.email, ...leakNotice(core.config.branding.productName, user.username, ended, core.config.issuer) });
+  };
 }
 
 /** How long a secret made in the admin console waits for the page that shows it once. */

@@ -28,6 +28,17 @@ export interface LeakVerdict {
   label: 'true_positive' | 'false_positive';
 }
 
+/** A credential a report ended, as its owner is told of it (never its value). */
+export interface EndedCredential {
+  kind: 'personal_access_token' | 'session';
+  /** A personal token's name and hint. */
+  name?: string;
+  hint?: string;
+  url: string;
+  source: string;
+  reporter: string;
+}
+
 export interface LeakReportsOptions {
   personalTokens: Pick<PersonalTokenService, 'revokeLeaked'>;
   sessions: Pick<ApiSessionStore, 'endAndReturn'>;
@@ -37,6 +48,11 @@ export interface LeakReportsOptions {
   /** How long that is remembered: at least the longest a session can live. */
   endedSessionMemoryMs: number;
   logger: Logger;
+  /**
+   * Tells an owner what a report ended (e-mail, where configured): once per owner and report,
+   * after the answer is made; a failure is logged, never the report's.
+   */
+  notifyOwner?: (userId: string, ended: EndedCredential[]) => Promise<void>;
 }
 
 export interface LeakReports {
@@ -56,9 +72,10 @@ function printable(value: string, max: number): string {
 
 const endedSessionKey = (digest: string) => `leaked-session:{${digest}}`;
 
-export function createLeakReports({ personalTokens, sessions, audit, ephemeral, endedSessionMemoryMs, logger }: LeakReportsOptions): LeakReports {
-  /** Whether the report is a Tessera credential; ends it if it is still live. */
-  async function settle(reporter: string, report: LeakReport): Promise<boolean> {
+export function createLeakReports({ personalTokens, sessions, audit, ephemeral, endedSessionMemoryMs, logger, notifyOwner }: LeakReportsOptions): LeakReports {
+  /** Whether the report is a Tessera credential; ends it if it is still live (and adds it to `ended`, by owner). */
+  async function settle(reporter: string, report: LeakReport, ended: Map<string, EndedCredential[]>): Promise<boolean> {
+    const endedFor = (userId: string, credential: EndedCredential) => ended.set(userId, [...(ended.get(userId) ?? []), credential]);
     // A mistyped or foreign token fails the checksum: no lookup at all.
     const kind = tokenFormat.parse(report.token);
     if (kind === null) return false;
@@ -66,7 +83,10 @@ export function createLeakReports({ personalTokens, sessions, audit, ephemeral, 
     const sighting = { reporter, type: printable(report.type, MAX_TYPE_LENGTH), url: printable(report.url, MAX_URL_LENGTH), source: printable(report.source, MAX_SOURCE_LENGTH) };
     if (kind === 'personal_access_token') {
       const result = await personalTokens.revokeLeaked(report.token, by, sighting);
-      if (result?.outcome === 'revoked') logger.warn({ reporter, kind, tokenId: result.tokenId, userId: result.userId, source: sighting.source }, 'revoked a personal access token reported as leaked');
+      if (result?.outcome === 'revoked') {
+        logger.warn({ reporter, kind, tokenId: result.tokenId, userId: result.userId, source: sighting.source }, 'revoked a personal access token reported as leaked');
+        endedFor(result.userId, { kind, name: result.name, hint: result.hint, url: sighting.url, source: sighting.source, reporter });
+      }
       return result !== null;
     }
     const digest = tokenFormat.digest(report.token);
@@ -75,18 +95,23 @@ export function createLeakReports({ personalTokens, sessions, audit, ephemeral, 
     await ephemeral.set(endedSessionKey(digest), '1', { ttlMs: endedSessionMemoryMs });
     await audit.record({ ...by, action: 'credential.leaked', subject: `user:${session.userId}`, details: { ...sighting, kind: 'session', userId: session.userId, session: session.id } });
     logger.warn({ reporter, kind, session: session.id, userId: session.userId, source: sighting.source }, 'ended an API session reported as leaked');
+    endedFor(session.userId, { kind, url: sighting.url, source: sighting.source, reporter });
     return true;
   }
 
   return {
     async handle(reporter, reports) {
       const verdicts: LeakVerdict[] = [];
+      const ended = new Map<string, EndedCredential[]>();
       // One at a time: a report repeating a token finds it already ended, never ends it twice.
       for (const report of reports) {
-        const matched = await settle(reporter, report);
+        const matched = await settle(reporter, report, ended);
         verdicts.push({ token_raw: report.token, token_type: report.type, label: matched ? 'true_positive' : 'false_positive' });
       }
       logger.info({ reporter, reports: reports.length, matched: verdicts.filter((v) => v.label === 'true_positive').length }, 'answered a leaked-token report');
+      for (const [userId, credentials] of notifyOwner ? ended : []) {
+        void notifyOwner!(userId, credentials).catch((error: unknown) => logger.warn({ userId, reason: error instanceof Error ? error.message : String(error) }, 'could not tell the owner of a leaked token'));
+      }
       return verdicts;
     },
   };

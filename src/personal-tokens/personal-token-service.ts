@@ -113,7 +113,7 @@ export interface PersonalTokenService {
    * value is no personal token Tessera issued (malformed ones are not looked up); 'already_revoked'
    * (nothing written) when it was revoked before.
    */
-  revokeLeaked(value: string, by: Actor, details: Record<string, unknown>): Promise<{ outcome: 'revoked' | 'already_revoked'; tokenId: string; userId: string } | null>;
+  revokeLeaked(value: string, by: Actor, details: Record<string, unknown>): Promise<{ outcome: 'revoked' | 'already_revoked'; tokenId: string; userId: string; name: string; hint: string } | null>;
 }
 
 /** The lifetimes offered to people; any whole number of days up to the maximum is accepted. */
@@ -274,7 +274,8 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
       const found = await tokens.findByDigest(tokenFormat.digest(value));
       if (!found) return null;
       const { token, owner } = found;
-      if (token.revokedAt !== null) return { outcome: 'already_revoked', tokenId: token.id, userId: owner.id };
+      const about = { tokenId: token.id, userId: owner.id, name: token.name, hint: token.hint };
+      if (token.revokedAt !== null) return { outcome: 'already_revoked', ...about };
       const revoked = await database.transaction(async (tx) => {
         const ended = await tokens.revoke(token.id, owner.id, new Date(clock()), tx);
         if (ended) {
@@ -286,10 +287,10 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
         return ended;
       });
       // Revoked by someone else meanwhile: it is revoked all the same.
-      if (!revoked) return { outcome: 'already_revoked', tokenId: token.id, userId: owner.id };
+      if (!revoked) return { outcome: 'already_revoked', ...about };
       options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(revoked.id));
-      return { outcome: 'revoked', tokenId: revoked.id, userId: owner.id };
+      return { outcome: 'revoked', ...about };
     },
 
     async verify(value, { ip }) {

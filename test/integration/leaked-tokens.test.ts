@@ -10,12 +10,14 @@ import { documentedFetch } from '../support/documented-answers.ts';
 import { freePort } from '../support/private-redis.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { startSmtpMailbox, type SmtpMailbox } from '../support/smtp-mailbox.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 
 // The leaked-token endpoint as GitHub's secret scanning uses it: a stand-in of GitHub's key
 // endpoint served here over HTTP, reports signed with the openssl command (not Tessera's code),
 // and two Tessera nodes on one database and Redis: node A (this process) takes the reports, node B
-// (`node src/main.ts`) has the credentials' introspection answers cached and must drop them.
+// (`node src/main.ts`) has the credentials' introspection answers cached and must drop them. The
+// owner is told by e-mail, through a real SMTP server (test/support/smtp-mailbox.ts).
 
 /** Runs a command and answers its stdout as bytes. */
 function run(command: string, args: string[]): Promise<Buffer> {
@@ -38,6 +40,7 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
   let db: TestDatabase;
   let a: TestTessera;
   let b: ServerProcess;
+  let smtp: SmtpMailbox;
   let keyServer: Server;
   /** The keys the stand-in publishes, and how often it was asked for them. */
   let published: TestKey[] = [];
@@ -129,6 +132,7 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     const keysUrl = `http://127.0.0.1:${(keyServer.address() as AddressInfo).port}/meta/public_keys/secret_scanning`;
 
     db = await createTestDatabase();
+    smtp = await startSmtpMailbox();
     const port = await freePort();
     const shared = {
       ISSUER: `http://127.0.0.1:${port}`,
@@ -141,17 +145,22 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     };
     a = await startTestTessera(
       { ...shared, PORT: String(port), TESSERA_LEAKED_TOKENS: 'true' },
-      { leakedTokens: { reporters: { github: { keysUrl } }, maxBodyBytes: 65_536, maxTokensPerReport: 50 } },
+      {
+        leakedTokens: { reporters: { github: { keysUrl } }, maxBodyBytes: 65_536, maxTokensPerReport: 50 },
+        mail: { smtp: { host: '127.0.0.1', port: smtp.port }, from: 'Records <no-reply@records.example>' },
+        branding: { productName: 'Records' },
+      },
       { clock: () => Date.now() + clockOffsetMs },
     );
     b = await startServerProcess({ ...shared, PORT: '0' });
-    await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read'] }, by);
+    await a.core.accounts.createUser({ username: 'alice', email: 'alice@example.org', password: 'alice-password', scopes: ['read'] }, by);
     rsSecret = (await a.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
   }, 60_000);
 
   afterAll(async () => {
     await b?.stop();
     await a?.stop();
+    await smtp?.stop();
     await new Promise((resolve) => keyServer?.close(resolve));
     await db?.drop();
     await dropRedisPrefix(prefix);
@@ -219,6 +228,15 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     expect(html).toContain('Session ended: its token was found in public');
     expect(html).toContain('found at https://gist.github.com/octocat/1');
     expect(html).toContain('reported by the secret scanner “github”');
+
+    // …and by e-mail: one message for the report, naming both, never carrying a token.
+    const message = await smtp.waitForMessage('alice@example.org');
+    expect(message.headers.subject).toBe('Records: tokens of yours were found in public and revoked');
+    expect(message.text).toContain(`The personal access token "ci" (${token.slice(0, 12)}…), found at ${url} (content; reported by github)`);
+    expect(message.text).toContain('An API session token, found at https://gist.github.com/octocat/1 (gist content; reported by github)');
+    expect(message.text).toContain(`${a.config.issuer}/settings/security`);
+    expect(message.text).not.toContain(token);
+    expect(message.text).not.toContain(session);
   }, 30_000);
 
   it('answers a repeated report the same, and records nothing more', async () => {
@@ -240,6 +258,9 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     // The same token twice in one report, too.
     expect(await (await report([reports[0], reports[0]])).json()).toEqual([expected[0], expected[0]]);
     expect((await leakEvents(alice.id)).length).toBe(before + 2);
+    // One message for the first report of these two, none for the repeats.
+    await smtp.waitForMessage('alice@example.org', 1);
+    expect((await smtp.messages()).length).toBe(2);
   });
 
   it('refuses what is not a signed JSON report from a configured reporter, saying why', async () => {

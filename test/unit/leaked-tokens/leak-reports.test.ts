@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import type { AuditEventInput } from '../../../src/audit/audit-log.ts';
 import { tokenFormat } from '../../../src/credentials/token-format.ts';
-import { createLeakReports, type LeakReport } from '../../../src/leaked-tokens/leak-reports.ts';
+import { createLeakReports, type EndedCredential, type LeakReport } from '../../../src/leaked-tokens/leak-reports.ts';
 import type { ApiSession } from '../../../src/sessions/api-session-store.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
 import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-ephemeral-store.ts';
@@ -13,6 +13,7 @@ import { createMemoryEphemeralStore } from '../../../src/store/ephemeral/memory-
 
 function setUp() {
   const lookups: string[] = [];
+  const notices: { userId: string; ended: EndedCredential[] }[] = [];
   const events: AuditEventInput[] = [];
   const logLines: string[] = [];
   const pat = tokenFormat.generate('personal_access_token');
@@ -24,7 +25,7 @@ function setUp() {
         lookups.push(value);
         if (value !== pat) return null;
         events.push({ ...by, action: 'credential.leaked', details });
-        return { outcome: 'revoked', tokenId: 't1', userId: 'u1' };
+        return { outcome: 'revoked', tokenId: 't1', userId: 'u1', name: 'ci', hint: value.slice(0, 12) };
       },
     },
     sessions: {
@@ -37,9 +38,10 @@ function setUp() {
     audit: { record: async (event) => void events.push(event) },
     ephemeral: createMemoryEphemeralStore(),
     endedSessionMemoryMs: 60_000,
+    notifyOwner: async (userId, ended) => void notices.push({ userId, ended }),
     logger: createLogger({ level: 'info', destination: new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString()), done()) }) }),
   });
-  return { leakReports, lookups, events, logLines, pat, session: session! };
+  return { leakReports, lookups, events, logLines, notices, pat, session: session! };
 }
 
 const found = (token: string, extra: Partial<LeakReport> = {}): LeakReport => ({ token, type: 'tessera_token', url: 'https://github.com/o/r/blob/1/f', source: 'content', ...extra });
@@ -55,7 +57,7 @@ describe('leak reports', () => {
   });
 
   it('ends each Tessera token once, answers in order, and remembers an ended session', async () => {
-    const { leakReports, lookups, events, pat, session } = setUp();
+    const { leakReports, lookups, events, notices, pat, session } = setUp();
     const other = tokenFormat.generate('session');
     const verdicts = await leakReports.handle('github', [found(pat), found(session, { type: 'tessera_session' }), found(other)]);
     expect(verdicts).toEqual([
@@ -73,9 +75,20 @@ describe('leak reports', () => {
         details: { reporter: 'github', type: 'tessera_session', url: 'https://github.com/o/r/blob/1/f', source: 'content', kind: 'session', userId: 'u1', session: 'S1' },
       },
     ]);
-    // Reported again: the session is gone, but it was Tessera's.
+    // The owner is told once, of both.
+    expect(notices).toEqual([
+      {
+        userId: 'u1',
+        ended: [
+          { kind: 'personal_access_token', name: 'ci', hint: pat.slice(0, 12), url: 'https://github.com/o/r/blob/1/f', source: 'content', reporter: 'github' },
+          { kind: 'session', url: 'https://github.com/o/r/blob/1/f', source: 'content', reporter: 'github' },
+        ],
+      },
+    ]);
+    // Reported again: the session is gone, but it was Tessera's; nothing more is written or sent.
     expect((await leakReports.handle('github', [found(session)]))[0]!.label).toBe('true_positive');
     expect(events).toHaveLength(2);
+    expect(notices).toHaveLength(1);
   });
 
   it("keeps the report's text printable and bounded in the owner's event, and no token in the log", async () => {
