@@ -254,8 +254,13 @@ function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) 
     sessions: core.sessions,
     audit: core.audit,
     ephemeral: core.ephemeral,
-    // No session lives longer than this: past it, a reported session token could not be live anyway.
-    endedSessionMemoryMs: Math.max(config.sessions.absoluteTimeoutSeconds, config.sessions.nonExpiringMaxSeconds) * 1000,
+    // No session or OAuth token lives longer than this: past it, a reported one could not be live anyway.
+    endedSessionMemoryMs: Math.max(config.sessions.absoluteTimeoutSeconds, config.sessions.nonExpiringMaxSeconds, config.oauth.refreshTokenTtlSeconds, config.oauth.accessTokenTtlSeconds) * 1000,
+    oauthTokens: {
+      find: (value) => findOidcToken(core.ephemeral, value, ['RefreshToken', 'AccessToken', 'ClientCredentials']),
+      revokeGrant: (grantId) => core.oidcAdapters('Grant').revokeByGrantId(grantId),
+      destroy: (model, value) => core.oidcAdapters(model).destroy(value),
+    },
     logger,
     ...(mail ? { notifyOwner: notifyByMail(core, mail) } : {}),
   });

@@ -7,7 +7,10 @@ import type { EndedCredential } from './leak-reports.ts';
 const MAX_LISTED = 20;
 
 function describe(credential: EndedCredential): string {
-  const what = credential.kind === 'session' ? 'An API session token' : `The personal access token "${credential.name ?? '?'}" (${credential.hint ?? ''}…)`;
+  const what =
+    credential.kind === 'session' ? 'An API session token'
+    : credential.kind === 'personal_access_token' ? `The personal access token "${credential.name ?? '?'}" (${credential.hint ?? ''}…)`
+    : `A token of your login to ${credential.clientId ?? 'an app'} (the whole login ended)`;
   const where = credential.url ? `found at ${credential.url}` : 'found in public';
   return `- ${what}, ${where} (${credential.source.replaceAll('_', ' ') || 'unknown place'}; reported by ${credential.reporter})`;
 }

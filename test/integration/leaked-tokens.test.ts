@@ -6,6 +6,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as oidc from 'openid-client';
+import { approveDevice } from '../support/device-approval.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
 import { freePort } from '../support/private-redis.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
@@ -50,6 +52,7 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
   /** Node A's clock runs ahead by this much (the bound on reading the keys again is a minute). */
   let clockOffsetMs = 0;
   let rsSecret: string;
+  let serviceSecret: string;
   const fetchA = documentedFetch(() => a.url);
   const by = { actor: 'test' };
 
@@ -142,6 +145,7 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
       TESSERA_KEY_SECRET: 'leaks-key-encryption-secret-0123456789abc',
       TESSERA_COOKIE_KEYS: 'leaks-cookie-key-0123456789abcdefghijklmn',
       TESSERA_INTROSPECTION_CACHE_TTL: '60',
+      TESSERA_DEVICE_POLL_INTERVAL: '1',
     };
     a = await startTestTessera(
       { ...shared, PORT: String(port), TESSERA_LEAKED_TOKENS: 'true' },
@@ -155,6 +159,8 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     b = await startServerProcess({ ...shared, PORT: '0' });
     await a.core.accounts.createUser({ username: 'alice', email: 'alice@example.org', password: 'alice-password', scopes: ['read'] }, by);
     rsSecret = (await a.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
+    await a.core.clients.create({ clientId: 'cli', name: 'Repository CLI', kind: 'device', scopes: ['read', 'offline_access'] }, by);
+    serviceSecret = (await a.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
   }, 60_000);
 
   afterAll(async () => {
@@ -262,6 +268,51 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     await smtp.waitForMessage('alice@example.org', 1);
     expect((await smtp.messages()).length).toBe(2);
   });
+
+  it("ends an opaque OAuth token's whole login when a reporter found one, and a client's own token alone", async () => {
+    const alice = (await a.core.accounts.findUserByLogin('alice'))!;
+    const config = await oidc.discovery(new URL(a.config.issuer), 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(config, { scope: 'read offline_access' });
+    await approveDevice(a.config.issuer, start.user_code, 'alice', 'alice-password');
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, start);
+    const refresh = tokens.refresh_token!;
+    expect(refresh).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(tokens.access_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const service = await fetch(`${a.url}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`harvester:${serviceSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+    });
+    const serviceToken = ((await service.json()) as { access_token: string }).access_token;
+    for (const value of [refresh, tokens.access_token, serviceToken]) {
+      expect(await introspect(b.url, value)).toMatchObject({ active: true });
+      expect(await introspect(b.url, value)).toMatchObject({ active: true });
+    }
+    const url = 'https://ci.example.org/build/7/log';
+    const reports = [
+      { token: refresh, type: 'tessera_oauth_token', url, source: 'unknown' },
+      { token: serviceToken, type: 'tessera_oauth_token', url, source: 'unknown' },
+      { token: 'A'.repeat(43), type: 'tessera_oauth_token', url, source: 'unknown' },
+    ];
+    const expected = ['true_positive', 'true_positive', 'false_positive'];
+    expect(((await (await report(reports)).json()) as { label: string }[]).map((v) => v.label)).toEqual(expected);
+    // The refresh token's login went with it: its access token too, on both nodes.
+    for (const value of [refresh, tokens.access_token, serviceToken]) {
+      expect(await introspect(a.url, value)).toEqual({ active: false });
+      await inactiveWithin(b.url, value, 5000);
+    }
+    const [event] = (await leakEvents(alice.id)).filter((e) => e.details.kind === 'refresh_token');
+    expect(event).toMatchObject({ actor: 'reporter:github', subject: `user:${alice.id}`, details: { clientId: 'cli', userId: alice.id, url, source: 'unknown' } });
+    const clientEvents = (await a.core.auditQuery.page({ clientId: 'harvester', action: 'credential.leaked' }, { limit: 10 })).events;
+    expect(clientEvents).toHaveLength(1);
+    expect(clientEvents[0]).toMatchObject({ subject: 'client:harvester', details: { kind: 'client_credentials', clientId: 'harvester' } });
+    // Reported again: the same answer, though nothing of them is left, and nothing more written.
+    expect(((await (await report(reports)).json()) as { label: string }[]).map((v) => v.label)).toEqual(expected);
+    expect((await leakEvents(alice.id)).filter((e) => e.details.kind === 'refresh_token')).toHaveLength(1);
+    const page = await (await fetch(`${a.url}/settings/security`, { headers: { cookie: `tessera_session=${await login('alice', 'alice-password')}`, accept: 'text/html' } })).text();
+    expect(page).toContain('App or device login ended: a token of it was found in public');
+    expect(page).toContain('a refresh token of the app cli');
+  }, 30_000);
 
   it('refuses what is not a signed JSON report from a configured reporter, saying why', async () => {
     const body = JSON.stringify([{ token: 'x', type: 't', url: '', source: 'content' }]);

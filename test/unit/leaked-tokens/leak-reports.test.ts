@@ -47,6 +47,26 @@ function setUp() {
 const found = (token: string, extra: Partial<LeakReport> = {}): LeakReport => ({ token, type: 'tessera_token', url: 'https://github.com/o/r/blob/1/f', source: 'content', ...extra });
 
 describe('leak reports', () => {
+  it('looks up as an OAuth token only what has its form, never a tsr_ value', async () => {
+    const { leakReports } = setUp();
+    const asked: string[] = [];
+    const withOAuth = createLeakReports({
+      personalTokens: { revokeLeaked: async () => null },
+      sessions: { endAndReturn: async () => null },
+      audit: { record: async () => undefined },
+      ephemeral: createMemoryEphemeralStore(),
+      endedSessionMemoryMs: 60_000,
+      oauthTokens: { find: async (value) => void asked.push(value), revokeGrant: async () => undefined, destroy: async () => undefined },
+      logger: createLogger({ level: 'fatal', destination: new Writable({ write: (_c, _e, done) => done() }) }),
+    });
+    const opaque = 'a'.repeat(43);
+    const verdicts = await withOAuth.handle('github', [found(opaque), found(`tsr_${'b'.repeat(39)}`), found('c'.repeat(42)), found('eyJhbGciOiJFUzI1NiJ9.e30.c2ln')]);
+    expect(verdicts.map((v) => v.label)).toEqual(Array(4).fill('false_positive'));
+    expect(asked).toEqual([opaque]);
+    // Without OAuth lookups configured, nothing is asked at all.
+    expect((await leakReports.handle('github', [found(opaque)]))[0]!.label).toBe('false_positive');
+  });
+
   it('answers a token that fails the checksum, or is no Tessera token, false_positive without a lookup', async () => {
     const { leakReports, lookups, pat } = setUp();
     const mistyped = `${pat.slice(0, 20)}${pat[20] === 'a' ? 'b' : 'a'}${pat.slice(21)}`;
