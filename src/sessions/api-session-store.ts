@@ -304,7 +304,12 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
       const digest = digestOf(token);
       if (digest === null) return null;
       const record = await load(digest);
-      return record !== null && (await remove(digest, record)) ? toSession(record) : null;
+      if (record === null) return null;
+      // The id mapping goes first, as in remove(): of concurrent callers, only the one that
+      // deleted it answers the session.
+      const first = (await store.del(keys.id(record.id))) > 0;
+      await remove(digest, record);
+      return first ? toSession(record) : null;
     },
 
     async endAllForUser(userId) {
