@@ -10,8 +10,9 @@ import { AppError } from '../shared/errors.ts';
 // POST /api/v1/leaked-tokens/{reporter}: where a secret scanner reports tokens it found in public
 // (GitHub's secret-scanning partner format; docs/leaked-tokens.md). The steps run in this order,
 // and nothing of the body is parsed before its signature verified: the reporter is configured, the
-// body is JSON and within the limit, the signature headers are there, the signature verifies over
-// the raw bytes with the reporter's published key, then the JSON is parsed and validated.
+// body is JSON, the signature headers are there, the body is within the limit, the signature
+// verifies over the raw bytes with the reporter's published key, then the JSON is parsed and
+// validated.
 
 const KEY_ID_HEADER = 'github-public-key-identifier';
 const SIGNATURE_HEADER = 'github-public-key-signature';
@@ -93,13 +94,20 @@ export function createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes, 
   // The bytes as sent (no decompression: the signature is over what came on the wire).
   const rawBody = express.raw({ type: () => true, limit: maxBodyBytes, inflate: false });
 
+  // Before the body is read: an unsigned request costs no buffering.
+  const signed: RequestHandler = (req, _res, next) => {
+    const keyId = req.get(KEY_ID_HEADER);
+    const signature = req.get(SIGNATURE_HEADER);
+    if (!keyId || !signature) next(new AppError(401, 'signature_missing', `Reports must be signed: send ${headerName(KEY_ID_HEADER)} and ${headerName(SIGNATURE_HEADER)}.`));
+    else if (!KEY_ID.test(keyId)) next(new AppError(401, 'unknown_key', `${headerName(KEY_ID_HEADER)} is not a key identifier.`));
+    else if (!SIGNATURE.test(signature)) next(new AppError(401, 'invalid_signature', `${headerName(SIGNATURE_HEADER)} is not base64.`));
+    else next();
+  };
+
   const verifiedSignature: RequestHandler = async (req, res, next) => {
     try {
-      const keyId = req.get(KEY_ID_HEADER);
-      const signature = req.get(SIGNATURE_HEADER);
-      if (!keyId || !signature) throw new AppError(401, 'signature_missing', `Reports must be signed: send ${headerName(KEY_ID_HEADER)} and ${headerName(SIGNATURE_HEADER)}.`);
-      if (!KEY_ID.test(keyId)) throw new AppError(401, 'unknown_key', `${headerName(KEY_ID_HEADER)} is not a key identifier.`);
-      if (!SIGNATURE.test(signature)) throw new AppError(401, 'invalid_signature', `${headerName(SIGNATURE_HEADER)} is not base64.`);
+      const keyId = req.get(KEY_ID_HEADER)!;
+      const signature = req.get(SIGNATURE_HEADER)!;
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       let outcome: Awaited<ReturnType<ReporterKeys['verify']>>;
       try {
@@ -125,7 +133,7 @@ export function createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes, 
     }
   };
 
-  route(router, reportLeakedTokensOperation, [knownReporter, jsonOnly, rawBody, verifiedSignature], async (req, res, { params, body }) => {
+  route(router, reportLeakedTokensOperation, [knownReporter, jsonOnly, signed, rawBody, verifiedSignature], async (req, res, { params, body }) => {
     const verdicts = await leakReports.handle(params.reporter, body);
     res.set('Cache-Control', 'no-store').json(verdicts satisfies z.input<typeof verdictSchema>[]);
   });

@@ -332,9 +332,11 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     // The content type is checked before anything is read.
     const plain = await fetchA(`${a.url}/api/v1/leaked-tokens/github`, { method: 'POST', headers: { 'content-type': 'text/plain', 'github-public-key-identifier': keyA.id, 'github-public-key-signature': signature }, body });
     await expectRefusal(plain, 415, /must be application\/json/);
-    // Larger than leakedTokens.maxBodyBytes (64 KiB here): refused before the signature is checked.
+    // Larger than leakedTokens.maxBodyBytes (64 KiB here): refused before the signature is verified.
     const huge = JSON.stringify([{ token: 'x', type: 't', url: 'u'.repeat(70_000), source: 'content' }]);
     await expectRefusal(await send(huge, { 'github-public-key-identifier': keyA.id, 'github-public-key-signature': signature }), 413, /too large/);
+    // Unsigned, it is refused before its body is read at all.
+    await expectRefusal(await send(huge, {}), 401, /must be signed/);
     // Signed, but not JSON, or not the report's shape, or too many tokens.
     await expectRefusal(await report('[{"token":'), 400, /not valid JSON/);
     const wrongShape = await report({ token: 'x' });
