@@ -5,8 +5,8 @@ import { tokenFormat, type TokenKind } from '../../../src/credentials/token-form
 
 // What docs/leaked-tokens.md tells scanners must hold for the tokens Tessera makes: its regex
 // finds them (and only whole tokens), its worked example is a valid token, and its Python checker
-// (an implementation of the checksum independent of Tessera's, run by python3) agrees with
-// Tessera on valid and mistyped tokens.
+// (an implementation of the checksum independent of Tessera's, run by Debian's python3, which
+// .ci/run installs with aiosmtpd) agrees with Tessera on valid and mistyped tokens.
 
 const page = readFileSync(new URL('../../../docs/leaked-tokens.md', import.meta.url), 'utf8');
 
@@ -54,7 +54,7 @@ describe('the token pattern documented for secret scanners', () => {
   it("has a checker that agrees with Tessera's on valid and mistyped tokens", async () => {
     const inputs = [...tokens, ...tokens.map(mistyped), 'tsr_pat_short', 'ghp_0123456789'];
     const output = await new Promise<string>((resolve, reject) => {
-      const child = execFile('python3', ['-c', block('python')], { encoding: 'utf8' }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout)));
+      const child = execFile('/usr/bin/python3', ['-c', block('python')], { encoding: 'utf8' }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout)));
       child.stdin!.end(inputs.join('\n') + '\n');
     });
     const verdicts = output.trim().split('\n');
