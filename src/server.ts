@@ -243,6 +243,10 @@ function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) 
   const leaked = config.leakedTokens;
   if (!leaked.enabled) return [];
   const mail = config.mail ? createMailSender(config.mail) : null;
+  for (const [name, { keysUrl }] of Object.entries(leaked.reporters)) {
+    // Whoever can change the keys on the way can have any token revoked.
+    if (new URL(keysUrl).protocol !== 'https:') logger.warn({ reporter: name, keysUrl }, 'the keys of this leaked-token reporter are read over plain HTTP: use an https URL outside tests');
+  }
   const reporters = new Map(
     Object.entries(leaked.reporters).map(([name, { keysUrl }]) => [
       name,
