@@ -133,10 +133,9 @@ export function createLeakReports({ personalTokens, sessions, audit, ephemeral, 
   async function settle(reporter: string, report: LeakReport, ended: Map<string, EndedCredential[]>): Promise<boolean> {
     const endedFor = (userId: string, credential: EndedCredential) => ended.set(userId, [...(ended.get(userId) ?? []), credential]);
     const sighting = { reporter, type: printable(report.type, MAX_TYPE_LENGTH), url: printable(report.url, MAX_URL_LENGTH), source: printable(report.source, MAX_SOURCE_LENGTH) };
-    // A Tessera token that is mistyped fails the checksum: no lookup at all.
-    if (report.token.startsWith('tsr_') && tokenFormat.parse(report.token) === null) return false;
     const kind = tokenFormat.parse(report.token);
-    if (kind === null) return settleOAuth(reporter, report.token, sighting, endedFor);
+    // A Tessera token that is mistyped fails the checksum: no lookup at all.
+    if (kind === null) return report.token.startsWith('tsr_') ? false : settleOAuth(reporter, report.token, sighting, endedFor);
     const by = { actor: `reporter:${reporter}` };
     if (kind === 'personal_access_token') {
       const result = await personalTokens.revokeLeaked(report.token, by, sighting);
