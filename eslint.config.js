@@ -20,7 +20,7 @@ const LAYERS = [
   ['clients', 'personal-tokens', 'sessions', 'second-factors'],
   ['identity-providers'],
   ['oauth'],
-  ['introspection'],
+  ['introspection', 'leaked-tokens'],
   ['http'],
   ['routes'],
 ];

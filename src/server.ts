@@ -39,6 +39,10 @@ import { createIntrospectionEndpoint } from './routes/oauth/introspection-endpoi
 import { createOAuthRoutes, providerRoutes } from './routes/oauth/oauth-routes.ts';
 import { createTokenEndpoint, type TokenAnswerEvent } from './routes/oauth/token-endpoint.ts';
 import { createPersonalTokenRoutes } from './routes/personal-token-routes.ts';
+import { createLeakedTokenRoutes } from './routes/leaked-token-routes.ts';
+import { createLeakReports } from './leaked-tokens/leak-reports.ts';
+import { createReporterKeys } from './leaked-tokens/reporter-keys.ts';
+import { leakNotice } from './leaked-tokens/leak-notice.ts';
 import { createAdminRoutes } from './routes/admin/admin-routes.ts';
 import { createAdminConsoleRoutes } from './routes/console/console-routes.ts';
 import { createShownOnce } from './http/shown-once.ts';
@@ -236,6 +240,49 @@ function passwordResetRoutes(core: OnlineCore, clock: (() => number) | undefined
   return [{ router: createPasswordResetRoutes({ config, passwordReset }) }];
 }
 
+/** POST /api/v1/leaked-tokens/<reporter>, where leakedTokens.enabled (docs/leaked-tokens.md); none otherwise. */
+function leakedTokenRoutes(core: OnlineCore, clock: (() => number) | undefined) {
+  const { config, logger } = core;
+  const leaked = config.leakedTokens;
+  if (!leaked.enabled) return [];
+  const mail = config.mail ? createMailSender(config.mail) : null;
+  for (const [name, { keysUrl }] of Object.entries(leaked.reporters)) {
+    // Whoever can change the keys on the way can have any token revoked.
+    if (new URL(keysUrl).protocol !== 'https:') logger.warn({ reporter: name, keysUrl }, 'the keys of this leaked-token reporter are read over plain HTTP: use an https URL outside tests');
+  }
+  const reporters = new Map(
+    Object.entries(leaked.reporters).map(([name, { keysUrl }]) => [
+      name,
+      createReporterKeys({ name, keysUrl, logger, refreshMs: leaked.keyRefreshSeconds * 1000, maxAgeMs: leaked.keyMaxAgeSeconds * 1000, ...(clock ? { clock } : {}) }),
+    ]),
+  );
+  const leakReports = createLeakReports({
+    personalTokens: core.personalTokens,
+    sessions: core.sessions,
+    audit: core.audit,
+    ephemeral: core.ephemeral,
+    // No session or OAuth token lives longer than this: past it, a reported one could not be live anyway.
+    endedSessionMemoryMs: Math.max(config.sessions.absoluteTimeoutSeconds, config.sessions.nonExpiringMaxSeconds, config.oauth.refreshTokenTtlSeconds, config.oauth.accessTokenTtlSeconds) * 1000,
+    oauthTokens: {
+      find: (value) => findOidcToken(core.ephemeral, value, ['RefreshToken', 'AccessToken', 'ClientCredentials']),
+      revokeGrant: (grantId) => core.oidcAdapters('Grant').revokeByGrantId(grantId),
+      destroy: (model, value) => core.oidcAdapters(model).destroy(value),
+    },
+    logger,
+    ...(mail ? { notifyOwner: notifyByMail(core, mail) } : {}),
+  });
+  return [createLeakedTokenRoutes({ reporters, leakReports, maxBodyBytes: leaked.maxBodyBytes, maxTokensPerReport: leaked.maxTokensPerReport })];
+}
+
+/** E-mails an owner with an address what a leaked-token report ended. */
+function notifyByMail(core: OnlineCore, mail: ReturnType<typeof createMailSender>) {
+  return async (userId: string, ended: Parameters<typeof leakNotice>[2]) => {
+    const user = await core.accounts.findUserById(userId);
+    if (!user?.email) return;
+    await mail.send({ to: user.email, ...leakNotice(core.config.branding.productName, user.username, ended, core.config.issuer) });
+  };
+}
+
 /** How long a secret made in the admin console waits for the page that shows it once. */
 const SHOWN_ONCE_TTL_MS = 5 * 60_000;
 
@@ -258,6 +305,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
+    rawBodyRoutes: leakedTokenRoutes(core, options.clock),
     oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },

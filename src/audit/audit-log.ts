@@ -6,7 +6,7 @@ import { createBackgroundWriter, type BackgroundWriterOptions } from './backgrou
 // each user's security page. The actions, their actors and details: docs/audit.md.
 
 export interface AuditEventInput {
-  /** Who did it: "user:<id>", "client:<id>", "cli:<os user>", "ip:<address>" (not signed in), "system". */
+  /** Who did it: "user:<id>", "client:<id>", "cli:<os user>", "ip:<address>" (not signed in), "reporter:<name>" (a secret scanner), "system". */
   actor: string;
   /** What happened, dotted: "user.created", "sign_in.failed", "oauth.token_revoked". */
   action: string;

@@ -88,6 +88,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_SMTP_PASSWORD: { path: ['mail', 'smtp', 'auth', 'pass'], kind: 'string', secret: true },
   TESSERA_MAIL_FROM: { path: ['mail', 'from'], kind: 'string' },
   TESSERA_PASSWORD_RESET_TTL: { path: ['passwordReset', 'linkTtlSeconds'], kind: 'int' },
+  TESSERA_LEAKED_TOKENS: { path: ['leakedTokens', 'enabled'], kind: 'boolean' },
 };
 /** Read by loadConfig itself, not a configuration key. */
 const META_VARIABLES = new Set(['TESSERA_CONFIG']);

@@ -398,6 +398,28 @@ export const configSchema = z.object({
       pendingSeconds: positiveInt.min(60).max(3600).default(300),
     })
     .prefault({}),
+  /**
+   * The endpoint secret scanners report leaked tokens to (docs/leaked-tokens.md): off unless
+   * `enabled`. Each reporter is served at /api/v1/leaked-tokens/<name> and signs its reports with
+   * keys published at its `keysUrl` (GitHub's secret-scanning partner format).
+   */
+  leakedTokens: z
+    .object({
+      enabled: z.boolean().default(false),
+      reporters: z
+        .record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { message: 'reporter names are lower-case letters, digits and -, at most 32' }), z.object({ keysUrl: urlWith(['https:', 'http:']) }))
+        .default({ github: { keysUrl: 'https://api.github.com/meta/public_keys/secret_scanning' } }),
+      /** The largest report body read (bytes); larger ones are refused with 413 before any check. */
+      maxBodyBytes: positiveInt.max(10_485_760).default(1_048_576),
+      /** Tokens in one report at most (400 beyond). */
+      maxTokensPerReport: positiveInt.max(10_000).default(1000),
+      /** The fewest seconds between two reads of a reporter's keys caused by a key id it does not know. */
+      keyRefreshSeconds: positiveInt.max(86_400).default(60),
+      /** How long the keys read are trusted before they are read again (a key withdrawn stops working then). */
+      keyMaxAgeSeconds: positiveInt.max(604_800).default(3600),
+    })
+    .prefault({})
+    .refine((leaked) => !leaked.enabled || Object.keys(leaked.reporters).length > 0, { message: 'enabled, but no reporter is configured' }),
 }).superRefine((config, context) => {
   if (config.metrics.port !== null && config.metrics.port !== 0 && config.metrics.port === config.http.port) {
     context.addIssue({ code: 'custom', path: ['metrics', 'port'], message: `is the public port (${config.http.port}): metrics need a port of their own, which only the monitoring reaches` });

@@ -17,12 +17,14 @@ export interface AppDependencies {
   trustProxy: TrustProxy;
   /** The issuer's routes (oidc-provider and its pages); they read their own request bodies. */
   oauthRoutes?: Router;
+  /** Routes that read their own request bodies (a signature over the bytes as sent), mounted before the body parsers. */
+  rawBodyRoutes?: Router[];
   /** Routes and middleware mounted after the body parsers, in order. */
   apiRoutes?: { paths?: string[]; router: Router | RequestHandler }[];
 }
 
 /** Builds the express application from its routes; it never listens (server.ts does). */
-export function createApp({ config, logger, trustProxy, oauthRoutes, apiRoutes = [] }: AppDependencies): Express {
+export function createApp({ config, logger, trustProxy, oauthRoutes, rawBodyRoutes = [], apiRoutes = [] }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustProxy);
@@ -41,6 +43,7 @@ export function createApp({ config, logger, trustProxy, oauthRoutes, apiRoutes =
   );
   if (new URL(config.issuer).protocol === 'https:') app.use(requireHttps(['/healthz', '/readyz'], (address) => trustProxy(address, 0)));
   if (oauthRoutes) app.use(oauthRoutes);
+  for (const router of rawBodyRoutes) app.use(router);
   app.use(express.json({ limit: config.http.bodyLimit }));
   app.use(express.urlencoded({ extended: false, limit: config.http.bodyLimit }));
 

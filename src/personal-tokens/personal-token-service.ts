@@ -107,6 +107,13 @@ export interface PersonalTokenService {
    * token (wrong prefix, mistyped: the checksum fails) is refused without touching the database.
    */
   verify(value: string, context: { ip: string | null }): Promise<VerifiedPersonalToken | null>;
+  /**
+   * Revokes the token of this value, whoever owns it, because it was found where others can read
+   * it, and records `credential.leaked` (with `details`) in the same transaction. Null when the
+   * value is no personal token Tessera issued (malformed ones are not looked up); 'already_revoked'
+   * (nothing written) when it was revoked before.
+   */
+  revokeLeaked(value: string, by: Actor, details: Record<string, unknown>): Promise<{ outcome: 'revoked' | 'already_revoked'; tokenId: string; userId: string; name: string; hint: string } | null>;
 }
 
 /** The lifetimes offered to people; any whole number of days up to the maximum is accepted. */
@@ -260,6 +267,30 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
       options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(tokenId));
       return { token: value, record: toPersonalToken(rotated.created, now) };
+    },
+
+    async revokeLeaked(value, by, details) {
+      if (typeof value !== 'string' || tokenFormat.parse(value) !== 'personal_access_token') return null;
+      const found = await tokens.findByDigest(tokenFormat.digest(value));
+      if (!found) return null;
+      const { token, owner } = found;
+      const about = { tokenId: token.id, userId: owner.id, name: token.name, hint: token.hint };
+      if (token.revokedAt !== null) return { outcome: 'already_revoked', ...about };
+      const revoked = await database.transaction(async (tx) => {
+        const ended = await tokens.revoke(token.id, owner.id, new Date(clock()), tx);
+        if (ended) {
+          await audit.record(
+            { ...by, action: 'credential.leaked', subject: `token:${ended.id}`, details: { ...details, kind: 'personal_access_token', userId: owner.id, name: ended.name, hint: ended.hint } },
+            tx,
+          );
+        }
+        return ended;
+      });
+      // Revoked by someone else meanwhile: it is revoked all the same.
+      if (!revoked) return { outcome: 'already_revoked', ...about };
+      options.onRevoked?.();
+      await options.invalidate?.(invalidationTarget.personalToken(revoked.id));
+      return { outcome: 'revoked', ...about };
     },
 
     async verify(value, { ip }) {

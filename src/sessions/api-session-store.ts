@@ -51,6 +51,8 @@ export interface ApiSessionStore {
   end(userId: string, sessionId: string): Promise<boolean>;
   /** Ends the session of a token (logout); false when there was none. */
   endByToken(token: string): Promise<boolean>;
+  /** Ends the session of a token and answers what it was; null when there was no live one. */
+  endAndReturn(token: string): Promise<ApiSession | null>;
   /** Ends every session of a user (password change, disable); returns how many. */
   endAllForUser(userId: string): Promise<number>;
 }
@@ -296,6 +298,18 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
       if (digest === null) return false;
       const record = await load(digest);
       return record !== null && remove(digest, record);
+    },
+
+    async endAndReturn(token) {
+      const digest = digestOf(token);
+      if (digest === null) return null;
+      const record = await load(digest);
+      if (record === null) return null;
+      // The id mapping goes first, as in remove(): of concurrent callers, only the one that
+      // deleted it answers the session.
+      const first = (await store.del(keys.id(record.id))) > 0;
+      await remove(digest, record);
+      return first ? toSession(record) : null;
     },
 
     async endAllForUser(userId) {

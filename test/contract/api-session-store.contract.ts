@@ -343,6 +343,24 @@ export function describeApiSessionStoreContract(name: string, open: () => Promis
         expect(await sessions.endByToken(tokenFormat.generate('session'))).toBe(false);
       });
 
+      it('endAndReturn() ends the session of the token and answers it, once; null for anything else', async () => {
+        const { token, session } = await login('user-1');
+        const other = await login('user-1');
+        expect(await sessions.endAndReturn(token)).toEqual(session);
+        expect(await sessions.authenticate(token)).toBeNull();
+        expect(await sessions.endAndReturn(token)).toBeNull();
+        expect((await sessions.listForUser('user-1')).map((s) => s.id)).toEqual([other.session.id]);
+        expect(await keysMentioning(tokenFormat.digest(token))).toEqual([]);
+        const before = calls.length;
+        expect(await sessions.endAndReturn(token.slice(0, -1) + (token.at(-1) === 'a' ? 'b' : 'a'))).toBeNull();
+        expect(calls.slice(before)).toEqual([]);
+        expect(await sessions.endAndReturn(tokenFormat.generate('session'))).toBeNull();
+        // Of concurrent callers, exactly one gets the session.
+        const raced = await login('user-1');
+        const answers = await Promise.all(Array.from({ length: 5 }, () => sessions.endAndReturn(raced.token)));
+        expect(answers.filter((answer) => answer !== null)).toHaveLength(1);
+      });
+
       it('endAllForUser() ends every live session of the user and counts them', async () => {
         const expired = await login('user-1');
         advanceSeconds(IDLE_SECONDS / 2);

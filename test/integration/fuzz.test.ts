@@ -100,6 +100,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/tokens/:id', family: 'api' },
   { path: '/api/v1/tokens/:id/rotate', family: 'api' },
   { path: '/api/v1/me', family: 'api' },
+  { path: '/api/v1/leaked-tokens/:reporter', family: 'api' },
   { path: '/api/v1/admin/users', family: 'api' },
   { path: '/api/v1/admin/users/:id', family: 'api' },
   { path: '/api/v1/admin/users/:id/unlock', family: 'api' },
@@ -171,7 +172,7 @@ const headerBytes = (value: string) => [...wireBytes(value)].filter((char) => ch
 
 /** A path parameter, percent-encoded or raw (malformed encodings included). */
 const segment = fc.oneof(
-  fc.constantFrom('x', 'admin', 'admin@example.org', '%ZZ', '%ff', '%E0%A4%A', '%00', '..', '%2F', 'a'.repeat(300), '0193', '%', '%%'),
+  fc.constantFrom('x', 'admin', 'github', 'admin@example.org', '%ZZ', '%ff', '%E0%A4%A', '%00', '..', '%2F', 'a'.repeat(300), '0193', '%', '%%'),
   text.map((value) => encodeURIComponent(value)).filter((value) => value.length > 0),
   fc.string({ unit: 'grapheme', maxLength: 12 }).map((value) => [...wireBytes(value)].filter((char) => char > ' ' && !'\x7f?#/'.includes(char)).join('')).filter((value) => value.length > 0),
 );
@@ -400,6 +401,8 @@ describe('fuzzing every route', () => {
       // message that would go out fails in the background, as on an SMTP outage).
       mail: { smtp: { host: '127.0.0.1', port: 9 }, from: 'fuzz@example.org' },
       passwordReset: { requestsPerAddressPerHour: 1_000_000 },
+      // The leaked-token endpoint served; its keys are never read (no fuzzed request is signed).
+      leakedTokens: { enabled: true, reporters: { github: { keysUrl: 'http://127.0.0.1:9/keys' } } },
     },
   );
 

@@ -108,7 +108,7 @@ function run(command: string, args: string[], cwd: string): Promise<{ status: nu
 }
 
 describe('the OpenAPI document', () => {
-  const suite = tesseraForSuite({ TESSERA_SESSION_HEADER_ALIASES: 'X-ArchivesSpace-Session', TESSERA_API_USER_HEADER: 'X-Pharos-API-User', TESSERA_API_KEY_HEADER: 'X-Pharos-API-Key' });
+  const suite = tesseraForSuite({ TESSERA_LEAKED_TOKENS: 'true', TESSERA_SESSION_HEADER_ALIASES: 'X-ArchivesSpace-Session', TESSERA_API_USER_HEADER: 'X-Pharos-API-User', TESSERA_API_KEY_HEADER: 'X-Pharos-API-Key' });
   let document: Document;
 
   beforeAll(async () => {
@@ -135,7 +135,7 @@ describe('the OpenAPI document', () => {
     const excusedButGone = Object.keys(NOT_IN_THE_DOCUMENT).filter((path) => !served.some((route) => route.path === path));
     expect({ undocumented, notServed, excusedButDocumented, excusedButGone }).toEqual({ undocumented: [], notServed: [], excusedButDocumented: [], excusedButGone: [] });
     // The families the issue names are all there.
-    for (const path of ['/users/{username}/login', '/logout', '/api/v1/sessions', '/api/v1/sessions/{id}', '/api/v1/tokens', '/api/v1/tokens/{id}', '/api/v1/tokens/{id}/rotate', '/api/v1/me', '/auth/verify', '/healthz', '/readyz', '/api/v1/admin/users', '/api/v1/admin/clients/{id}/jwks', '/api/v1/admin/keys/rotate']) {
+    for (const path of ['/users/{username}/login', '/logout', '/api/v1/sessions', '/api/v1/sessions/{id}', '/api/v1/tokens', '/api/v1/tokens/{id}', '/api/v1/tokens/{id}/rotate', '/api/v1/me', '/auth/verify', '/healthz', '/readyz', '/api/v1/admin/users', '/api/v1/admin/clients/{id}/jwks', '/api/v1/admin/keys/rotate', '/api/v1/leaked-tokens/{reporter}']) {
       expect(document.paths).toHaveProperty([path]);
     }
   });

@@ -388,6 +388,46 @@ describe('personal token service on PostgreSQL', () => {
     });
   });
 
+  describe('revokeLeaked', () => {
+    const reporter = { actor: 'reporter:github' };
+    const sighting = { reporter: 'github', type: 'tessera_personal_access_token', url: 'https://github.com/o/r/blob/1/f', source: 'content' };
+
+    it('revokes a token whoever owns it, recording where it was found; again: already revoked, nothing written', async () => {
+      const owner = await newUser();
+      const tokens = service();
+      const { token, record } = await create(tokens, owner);
+      expect(await tokens.revokeLeaked(token, reporter, sighting)).toEqual({ outcome: 'revoked', tokenId: record.id, userId: owner.id, name: 'script', hint: record.hint });
+      expect(await tokens.verify(token, { ip: null })).toBeNull();
+      expect((await tokens.list(owner.id))[0]).toMatchObject({ id: record.id, revoked: true, revokedAt: new Date(now) });
+      expect(await tokens.revokeLeaked(token, reporter, sighting)).toMatchObject({ outcome: 'already_revoked', tokenId: record.id });
+      const leaked = (await eventsFor(`token:${record.id}`)).filter((e) => e.action === 'credential.leaked');
+      expect(leaked).toEqual([{ actor: 'reporter:github', action: 'credential.leaked', ip: null, details: { ...sighting, kind: 'personal_access_token', userId: owner.id, name: 'script', hint: record.hint } }]);
+    });
+
+    it('answers null for a value no token has, and looks nothing up for a mistyped one', async () => {
+      const user = await newUser();
+      const { token } = await create(service(), user);
+      const { tokens, statements } = recordedService();
+      expect(await tokens.revokeLeaked(tokenFormat.generate('personal_access_token'), reporter, sighting)).toBeNull();
+      const before = statements.length;
+      for (const bad of [token.slice(0, -1) + (token.endsWith('a') ? 'b' : 'a'), tokenFormat.generate('session'), 'garbage']) {
+        expect(await tokens.revokeLeaked(bad, reporter, sighting)).toBeNull();
+      }
+      expect(statements.slice(before)).toEqual([]);
+      expect(await tokens.verify(token, { ip: null })).not.toBeNull();
+    });
+
+    it('lets exactly one of 10 concurrent reports revoke, and writes one event', async () => {
+      const user = await newUser();
+      const tokens = service();
+      const { token, record } = await create(tokens, user);
+      const outcomes = await Promise.all(Array.from({ length: 10 }, () => tokens.revokeLeaked(token, reporter, sighting)));
+      expect(outcomes.filter((o) => o?.outcome === 'revoked')).toHaveLength(1);
+      expect(outcomes.filter((o) => o?.outcome === 'already_revoked')).toHaveLength(9);
+      expect((await eventsFor(`token:${record.id}`)).filter((e) => e.action === 'credential.leaked')).toHaveLength(1);
+    });
+  });
+
   describe('rotate', () => {
     it('issues a new value with the same name, scopes and lifetime; the old one stops working', async () => {
       const user = await newUser();

@@ -119,6 +119,15 @@ const DESCRIBERS: Record<string, Describer> = {
   'token.revoked': (d) => ({ what: 'Access token revoked', details: lines(tokenLine(d)) }),
   'token.rotated': (d) => ({ what: 'Access token replaced', details: lines(tokenLine(d), text(d.newHint) && `new token ${String(d.newHint)}…`) }),
   'token.failed_use': (d) => ({ what: 'Refused use of an access token', details: lines(text(d.hint) && `token ${String(d.hint)}…`, text(d.reason) && `reason: ${String(d.reason).replaceAll('_', ' ')}`, typeof d.suppressed === 'number' && `and ${d.suppressed} more refusals not listed`) }),
+  'credential.leaked': (d) => ({
+    what: d.kind === 'session' ? 'Session ended: its token was found in public' : d.kind === 'personal_access_token' ? 'Access token revoked: it was found in public' : 'App or device login ended: a token of it was found in public',
+    details: lines(
+      d.kind === 'session' ? 'an API session token' : d.kind === 'personal_access_token' ? tokenLine(d) : `${TOKEN_KINDS[String(d.kind)] ?? 'a token'}${text(d.clientId) ? ` of the app ${String(d.clientId)}` : ''}`,
+      text(d.url) ? `found at ${String(d.url)}` : 'where it was found was not said',
+      text(d.source) && `in: ${String(d.source).replaceAll('_', ' ')}`,
+      text(d.reporter) && `reported by the secret scanner “${String(d.reporter)}”`,
+    ),
+  }),
   'device.approved': (d) => ({ what: 'Device connected', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, list(d.scopes) && `access: ${list(d.scopes)}`, list(d.withheld) && `not granted: ${list(d.withheld)}`) }),
   'device.denied': (d) => ({ what: 'Device refused', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, d.reason === 'no_grantable_scope' && 'none of the access it asked for may be granted') }),
   'authorization.approved': (d) => ({ what: 'App authorized', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, list(d.scopes) && `access: ${list(d.scopes)}`, list(d.withheld) && `not granted: ${list(d.withheld)}`) }),
