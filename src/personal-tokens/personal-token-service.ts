@@ -67,6 +67,8 @@ export interface PersonalTokenServiceOptions {
   audit: AuditLog;
   /** The scope catalog: a token's scopes must be in it (and among the user's allowed scopes). */
   scopeCatalog: Record<string, string>;
+  /** The catalog's path-scoped names (config.pathScopes). */
+  pathScopes?: readonly string[];
   /** The longest lifetime a user may choose, in days (default 365). */
   maxExpiryDays?: number;
   /** The lifetime when the request names none (default 30, or maxExpiryDays when smaller). */
@@ -120,7 +122,7 @@ function assertWholeNumber(value: number, name: string, min: number): void {
 }
 
 export function createPersonalTokenService(options: PersonalTokenServiceOptions): PersonalTokenService {
-  const { database, audit, scopeCatalog, allowNoExpiry = false, clock = Date.now } = options;
+  const { database, audit, scopeCatalog, pathScopes = [], allowNoExpiry = false, clock = Date.now } = options;
   const maxExpiryDays = options.maxExpiryDays ?? 365;
   const defaultExpiryDays = options.defaultExpiryDays ?? Math.min(30, maxExpiryDays);
   const lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
@@ -167,7 +169,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
     },
 
     async create(user, input, by) {
-      const valid = parseInput(createPersonalTokenSchema(user, { scopeCatalog, maxExpiryDays, allowNoExpiry }), {
+      const valid = parseInput(createPersonalTokenSchema(user, { scopeCatalog, pathScopes, maxExpiryDays, allowNoExpiry }), {
         name: input.name,
         scopes: input.scopes ?? DEFAULT_TOKEN_SCOPES,
         expiresInDays: input.expiresInDays === undefined ? defaultExpiryDays : input.expiresInDays,
