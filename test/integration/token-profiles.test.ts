@@ -210,6 +210,29 @@ describe('token profiles and path scopes', () => {
       await expect(tessera.core.personalTokens.create(alice, { name: 'dots', scopes: ['deposit:write:/records/123/../124'] }, by)).rejects.toMatchObject({ status: 400 });
     });
 
+    it('is made on the settings page by ticking the scope and typing the path beside it', async () => {
+      const browser = new HttpBrowser(issuer);
+      const login = await browser.request('/login');
+      await browser.submit(login, { username: 'alice', password: 'alice-password' });
+      const page = await browser.request('/settings/tokens');
+      expect(page.status).toBe(200);
+      // Her path scope is offered with its path, and may be narrowed further.
+      expect(page.html).toContain('value="deposit:write:/records/123"');
+      expect(page.html).toContain('Only under /records/123.');
+      expect(page.html).toContain('name="path:deposit:write:/records/123"');
+      const csrf = /<form method="post" action="\/settings\/tokens">\s*<input type="hidden" name="csrf" value="([^"]+)">/.exec(page.html)![1]!;
+      const create = (path: string) =>
+        browser.request('/settings/tokens', { form: { csrf, name: `files ${path}`, scopes: 'deposit:write:/records/123', 'path:deposit:write:/records/123': path, expires_in_days: '30' } });
+      const created = await create('/records/123/files');
+      expect(created.html).toContain('scopes: deposit:write:/records/123/files');
+      const wider = await create('/records');
+      expect(wider.status).toBe(400);
+      expect(wider.html).toContain('is not one of your allowed scopes');
+      const malformed = await create('/records/123/../124');
+      expect(malformed.status).toBe(400);
+      expect(malformed.html).toContain('a path may not hold');
+    });
+
     it('is accepted by @tessera/verifier for /records/123/files and refused for /records/1234', async () => {
       const verifier = createTesseraVerifier({ issuer, clientId: 'records-api', clientSecret: rsSecret, cache: false });
       const app = express();
