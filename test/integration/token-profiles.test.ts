@@ -267,6 +267,28 @@ describe('token profiles and path scopes', () => {
     });
   });
 
+  it('@tessera/verifier verifies WLCG tokens locally (their own audience, or "any" when listed) and checks the method\'s capability on the path', async () => {
+    const verifier = createTesseraVerifier({ issuer, clientId: 'records-api', clientSecret: rsSecret, audience: [STORAGE, WLCG_ANY], cache: false });
+    const app = express();
+    app.all('/atlas/*path', verifier.requireCapability('wlcg'), (req, res) => res.json({ method: req.method, by: req.tessera!.verifiedBy }));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    servers.push(server);
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const config = await serviceConfig('transfer', transferSecret);
+    for (const resource of [STORAGE, WLCG_ANY]) {
+      const { access_token: token } = await oidc.clientCredentialsGrant(config, { scope: 'storage.read:/atlas/data storage.modify:/atlas/scratch', resource });
+      const call = (method: string, path: string) => fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+      const read = await call('GET', '/atlas/data/f.root');
+      expect(read.status).toBe(200);
+      expect(await read.json()).toEqual({ method: 'GET', by: 'jwt' });
+      expect((await call('PUT', '/atlas/data/f.root')).status).toBe(403);
+      expect((await call('PUT', '/atlas/scratch/f.root')).status).toBe(200);
+      expect((await call('DELETE', '/atlas/scratch/f.root')).status).toBe(200);
+      expect((await call('GET', '/atlas/datax/f.root')).status).toBe(403);
+    }
+  });
+
   it('forward-auth maps the forwarded method to a WLCG capability on the path', async () => {
     const tokens = await oidc.clientCredentialsGrant(await serviceConfig('transfer', transferSecret), { scope: 'storage.read:/atlas/data storage.modify:/atlas/scratch' });
     // The WLCG token is checked by Tessera's own verifier (its signature, its grant), then its path.
