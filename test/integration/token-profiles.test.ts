@@ -63,7 +63,7 @@ describe('token profiles and path scopes', () => {
     rsSecret = (await tessera.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server', scopes: ['read'] }, by)).secret!;
     transferSecret = (await tessera.core.clients.create({ clientId: 'transfer', name: 'Transfer service', kind: 'service', scopes: ['storage.read:/atlas', 'storage.modify:/atlas/scratch', 'compute.read'], defaultResource: STORAGE }, by)).secret!;
     osdfSecret = (await tessera.core.clients.create({ clientId: 'osdf-job', name: 'OSDF job', kind: 'service', scopes: ['read:/osdf/public', 'write:/osdf/alice'], defaultResource: OSDF }, by)).secret!;
-    await tessera.core.clients.create({ clientId: 'cli', name: 'Grid CLI', kind: 'device', scopes: ['storage.read', 'storage.create:/atlas/user', 'wlcg.groups:/atlas', 'wlcg.groups:/atlas/production', 'read'] }, by);
+    await tessera.core.clients.create({ clientId: 'cli', name: 'Grid CLI', kind: 'device', scopes: ['storage.read', 'storage.create:/atlas/user', 'wlcg.groups:/atlas', 'wlcg.groups:/atlas/production', 'read', 'offline_access'] }, by);
     await tessera.core.accounts.createUser({ username: 'alice', email: 'alice@example.org', password: 'alice-password', scopes: ['read', 'deposit:write:/records/123', 'storage.read:/atlas', 'storage.create:/atlas/user/alice', 'wlcg.groups:/atlas'] }, by);
     aliceId = (await tessera.core.accounts.findUser('alice'))!.id;
     const jwks = (await (await fetch(`${issuer}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
@@ -120,7 +120,7 @@ describe('token profiles and path scopes', () => {
 
     it('gives a person\'s device login the path scopes they and the client both cover, and their groups as wlcg.groups', async () => {
       const config = await oidc.discovery(new URL(issuer), 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-      const start = await oidc.initiateDeviceAuthorization(config, { scope: 'storage.read:/atlas/data storage.create:/atlas/user/alice/new storage.create:/atlas/user/bob wlcg.groups:/atlas wlcg.groups:/atlas/production', resource: STORAGE });
+      const start = await oidc.initiateDeviceAuthorization(config, { scope: 'storage.read:/atlas/data storage.create:/atlas/user/alice/new storage.create:/atlas/user/bob wlcg.groups:/atlas wlcg.groups:/atlas/production offline_access', resource: STORAGE });
       const browser = new HttpBrowser(issuer);
       const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
       const consent = await browser.submit(confirm, { confirm: 'yes' });
@@ -134,6 +134,12 @@ describe('token profiles and path scopes', () => {
       expect((await scitokens.verify(tokens.access_token)).ok).toBe(true);
       expect((await scitokens.testAccess(tokens.access_token, issuer, STORAGE, 'create', '/atlas/user/alice/new/f')).allowed).toBe(true);
       expect((await scitokens.testAccess(tokens.access_token, issuer, STORAGE, 'create', '/atlas/user/bob/f')).allowed).toBe(false);
+      // A refresh keeps the paths and groups; asking for a narrower path narrows, a wider one is refused.
+      const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+      expect(decodeJwt(refreshed.access_token)).toMatchObject({ scope: 'storage.read:/atlas/data storage.create:/atlas/user/alice/new', 'wlcg.groups': ['/atlas'] });
+      const narrower = await oidc.refreshTokenGrant(config, refreshed.refresh_token!, { scope: 'storage.read:/atlas/data' });
+      expect(decodeJwt(narrower.access_token).scope).toBe('storage.read:/atlas/data');
+      await expect(oidc.refreshTokenGrant(config, narrower.refresh_token!, { scope: 'storage.read:/atlas' })).rejects.toMatchObject({ error: 'invalid_scope' });
     });
   });
 
