@@ -295,6 +295,15 @@ describe('token profiles and path scopes', () => {
     }
   });
 
+  it('shows an account\'s path scopes ticked on its console page, so that saving its scopes keeps them', async () => {
+    const browser = new HttpBrowser(issuer);
+    await browser.submit(await browser.request('/login'), { username: 'admin', password: 'initial-admin-password' });
+    const page = await browser.request(`/admin/users/${aliceId}`);
+    expect(page.status).toBe(200);
+    expect(page.html).toMatch(/value="storage\.read:\/atlas" checked/);
+    expect(page.html).toContain('Only under /atlas.');
+  });
+
   it('forward-auth maps the forwarded method to a WLCG capability on the path', async () => {
     const tokens = await oidc.clientCredentialsGrant(await serviceConfig('transfer', transferSecret), { scope: 'storage.read:/atlas/data storage.modify:/atlas/scratch' });
     // The WLCG token is checked by Tessera's own verifier (its signature, its grant), then its path.
