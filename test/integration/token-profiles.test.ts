@@ -143,6 +143,20 @@ describe('token profiles and path scopes', () => {
     });
   });
 
+  it('gives a client holding path scopes only no protocol scope it was not given (no refresh token without offline_access)', async () => {
+    await tessera.core.clients.create({ clientId: 'reader-cli', name: 'Reader CLI', kind: 'device', scopes: ['storage.read:/atlas'] }, by);
+    const config = await oidc.discovery(new URL(issuer), 'reader-cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(config, { scope: 'storage.read:/atlas/data offline_access', resource: STORAGE });
+    const browser = new HttpBrowser(issuer);
+    const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
+    const consent = await browser.submit(confirm, { confirm: 'yes' });
+    const done = await browser.submit(consent, { username: 'alice', password: 'alice-password', decision: 'approve' });
+    expect(done.html).toMatch(/Device connected/);
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, start);
+    expect(tokens.refresh_token).toBeUndefined();
+    expect(decodeJwt(tokens.access_token).scope).toBe('storage.read:/atlas/data');
+  });
+
   describe('SciTokens', () => {
     it('issues a SciTokens 2.0 token with read:/path and write:/path, which scitokens-cpp accepts', async () => {
       const config = await serviceConfig('osdf-job', osdfSecret);

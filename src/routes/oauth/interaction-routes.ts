@@ -278,7 +278,9 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
       // A path scope is granted when a scope the user holds and one the client may have both cover it.
       const clientScopes = clientScopesOf(client as { scope?: unknown; tessera_path_scopes?: unknown } | undefined);
       const apiScopes = requested.filter((scope) => isApiScope(scope) && anyCovers(user.allowedScopes, scope, pathScoped) && anyCovers(clientScopes, scope, pathScoped));
-      const protocolScopes = requested.filter((scope) => scope === 'openid' || scope === 'offline_access');
+      // (oidc-provider refuses protocol scopes a client's `scope` omits, but a client with path
+      // scopes only has no `scope` for it to read: the client's own list decides here too.)
+      const protocolScopes = requested.filter((scope) => (scope === 'openid' || scope === 'offline_access') && clientScopes.includes(scope));
       if (apiScopes.length === 0) {
         await provider.interactionFinished(
           req,
@@ -303,6 +305,8 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
         grant.rejectOIDCScope(withheld.join(' '));
         grant.rejectResourceScope(resource, withheld.join(' '));
       }
+      const withheldProtocol = requested.filter((scope) => (scope === 'openid' || scope === 'offline_access') && !protocolScopes.includes(scope));
+      if (withheldProtocol.length) grant.rejectOIDCScope(withheldProtocol.join(' '));
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
       recordDecision(req, details, user, 'approved', { grantId, scopes: [...protocolScopes, ...apiScopes], ...(withheld.length ? { withheld } : {}), resource });
