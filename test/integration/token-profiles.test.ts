@@ -157,6 +157,24 @@ describe('token profiles and path scopes', () => {
     expect(decodeJwt(tokens.access_token).scope).toBe('storage.read:/atlas/data');
   });
 
+  it('keeps a narrowed path in an opaque token of a person\'s login, as introspection answers it', async () => {
+    await tessera.core.clients.create({ clientId: 'records-cli', name: 'Records CLI', kind: 'device', scopes: ['read', 'deposit:write'] }, by);
+    const config = await oidc.discovery(new URL(issuer), 'records-cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(config, { scope: 'deposit:write:/records/123/files read' });
+    const browser = new HttpBrowser(issuer);
+    const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
+    const consent = await browser.submit(confirm, { confirm: 'yes' });
+    expect((await browser.submit(consent, { username: 'alice', password: 'alice-password', decision: 'approve' })).html).toMatch(/Device connected/);
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, start);
+    expect(tokens.scope).toBe('deposit:write:/records/123/files read');
+    const answer = await fetch(`${issuer}/oauth/introspect`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`records-api:${rsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.access_token }),
+    });
+    expect(await answer.json()).toMatchObject({ active: true, scope: 'deposit:write:/records/123/files read' });
+  });
+
   describe('SciTokens', () => {
     it('issues a SciTokens 2.0 token with read:/path and write:/path, which scitokens-cpp accepts', async () => {
       const config = await serviceConfig('osdf-job', osdfSecret);
@@ -270,6 +288,16 @@ describe('token profiles and path scopes', () => {
       expect((await put('/records/123/../1234')).status).toBe(403);
       expect((await put('/records/123/%2e%2e/1234')).status).toBe(403);
       expect((await put('/records/123%2Ffiles')).status).toBe(403);
+    });
+
+    it('stays active when narrowed below the owner\'s path, and is checked against its own path', async () => {
+      const alice = (await tessera.core.accounts.findUser('alice'))!;
+      const deeper = (await tessera.core.personalTokens.create(alice, { name: 'files only', scopes: ['deposit:write:/records/123/files'] }, by)).token;
+      const check = (uri: string) => fetch(`${issuer}/auth/verify?path_scope=deposit:write`, { headers: { authorization: `Bearer ${deeper}`, 'x-original-uri': uri } });
+      const accepted = await check('/records/123/files/data.csv');
+      expect(accepted.status).toBe(200);
+      expect(accepted.headers.get('x-auth-scope')).toBe('deposit:write:/records/123/files');
+      expect((await check('/records/123/metadata')).status).toBe(403);
     });
 
     it('is accepted by forward-auth for /records/123/files and refused for /records/1234', async () => {
