@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { allowsPath, createTesseraVerifier } from '@tessera/verifier';
+import { documentedFetch } from '../support/documented-answers.ts';
 import { HttpBrowser } from '../support/http-browser.ts';
 import { freePort } from '../support/private-redis.ts';
 import { scitokensCppTrusting, scitokensCppVersion, type ScitokensCpp } from '../support/scitokens-cpp.ts';
@@ -246,6 +247,24 @@ describe('token profiles and path scopes', () => {
       await expect(tessera.core.personalTokens.create(alice, { name: 'wider', scopes: ['deposit:write:/records'] }, by)).rejects.toMatchObject({ status: 400 });
       await expect(tessera.core.personalTokens.create(alice, { name: 'sibling', scopes: ['deposit:write:/records/1234'] }, by)).rejects.toMatchObject({ status: 400 });
       await expect(tessera.core.personalTokens.create(alice, { name: 'dots', scopes: ['deposit:write:/records/123/../124'] }, by)).rejects.toMatchObject({ status: 400 });
+    });
+
+    it('is made through the JSON API in the normal form; a wider or malformed path is a 400 naming it', async () => {
+      const fetch = documentedFetch(() => issuer);
+      const login = await fetch(`${issuer}/users/alice/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'alice-password' }) });
+      const session = String(((await login.json()) as { session: string }).session);
+      const create = async (scopes: string[]) => {
+        const res = await fetch(`${issuer}/api/v1/tokens`, { method: 'POST', headers: { 'x-session': session, 'content-type': 'application/json' }, body: JSON.stringify({ name: `api ${scopes.join(' ')}`, scopes, expires_in_days: 7 }) });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const made = await create(['deposit:write:/records/123/files/']);
+      expect(made).toMatchObject({ status: 201, body: { scopes: ['deposit:write:/records/123/files'] } });
+      const wider = await create(['deposit:write:/records']);
+      expect(wider.status).toBe(400);
+      expect(JSON.stringify(wider.body)).toContain('scope \\"deposit:write:/records\\" is not one of your allowed scopes');
+      const malformed = await create(['deposit:write:/records/123//files']);
+      expect(malformed.status).toBe(400);
+      expect(JSON.stringify(malformed.body)).toContain('a path may not hold \\"//\\"');
     });
 
     it('is made on the settings page by ticking the scope and typing the path beside it', async () => {
