@@ -9,13 +9,19 @@ export const WLCG_ANY_AUDIENCE = 'https://wlcg.cern.ch/jwt/v1/any';
 /** Group scopes ("wlcg.groups:/vo/group"): requested as scopes, issued in the wlcg.groups claim. */
 const WLCG_GROUP_SCOPE = 'wlcg.groups';
 
+/**
+ * Claims every profile keeps besides its own: client_id (RFC 9068), Tessera's grant reference (how
+ * revocation reaches a JWT), and what must never be lost by reshaping: a sender constraint (`cnf`,
+ * RFC 9449 / 8705) and a delegation's actor (`act`, RFC 8693).
+ */
+const ALWAYS_KEPT = ['client_id', JWT_GRANT_CLAIM, 'cnf', 'act'];
+
 /** The claims a profile keeps from oidc-provider's payload (anything else is dropped). */
 const KEPT: Record<Exclude<TokenProfile, 'rfc9068'>, readonly string[]> = {
-  // WLCG 1.0 §"Common Claims": iss, sub, aud, exp, iat, nbf, jti, scope, wlcg.ver, wlcg.groups;
-  // client_id (RFC 9068) and Tessera's grant reference (how revocation reaches a JWT) stay.
-  wlcg: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'scope', 'client_id', JWT_GRANT_CLAIM],
+  // WLCG 1.0 §"Common Claims": iss, sub, aud, exp, iat, nbf, jti, scope, wlcg.ver, wlcg.groups.
+  wlcg: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'scope', ...ALWAYS_KEPT],
   // SciTokens 2.0: ver, iss, sub, aud, exp, iat, nbf, jti, scope.
-  scitokens: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'scope', 'client_id', JWT_GRANT_CLAIM],
+  scitokens: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'scope', ...ALWAYS_KEPT],
 };
 
 type Payload = Record<string, unknown>;
