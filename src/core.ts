@@ -188,6 +188,7 @@ function createAccounts(config: Config, database: Database, audit: AuditLog, onl
     ...(online ? { endSignIns: (user: User) => endSignIns(online, user) } : {}),
     hasher,
     scopeCatalog: accountScopeCatalog(config.scopes),
+    pathScopes: config.pathScopes,
     defaultScopes: config.accounts.defaultScopes,
     passwordMinLength: config.passwords.minLength,
   });
@@ -211,6 +212,7 @@ function createClients(config: Config, database: Database, audit: AuditLog, onli
     ],
     declared: config.clients,
     scopeCatalog: config.scopes,
+    pathScopes: config.pathScopes,
     resources: config.oauth.resources,
     signingAlgorithm: config.oauth.signingAlgorithm,
     defaultResource: config.oauth.defaultResource,
@@ -250,6 +252,7 @@ export async function openCore(config: Config, logger: Logger, options: OpenCore
       database,
       audit,
       scopeCatalog: config.scopes,
+      pathScopes: config.pathScopes,
       maxExpiryDays: config.tokens.maxExpiryDays,
       allowNoExpiry: config.tokens.allowNoExpiry,
       ...(options.clock ? { clock: options.clock } : {}),

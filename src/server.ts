@@ -7,6 +7,7 @@ import { HashingBusyError } from './accounts/hashing/bounded-hasher.ts';
 import { lowerHashingPriority } from './accounts/hashing/hashing-priority.ts';
 import { createUserCache } from './accounts/user-cache.ts';
 import { createClientMetadataCache } from './clients/client-metadata-cache.ts';
+import { clientScopesOf } from './clients/oidc-client-metadata.ts';
 import { resolveSecrets } from './config/secrets.ts';
 import type { Config } from './config/schema.ts';
 import { openCore, type OnlineCore } from './core.ts';
@@ -191,8 +192,9 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   });
   const tokenRequestCheck = createTokenRequestCheck({
     devicePolls,
-    clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
+    clientScopes: async (clientId) => clientScopesOf(await clientMetadata.peekOidcMetadata(clientId)),
     refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
+    pathScopes: config.pathScopes,
   });
   // RFC 9701 answers are signed with the key that signs tokens now (the first of the set).
   const introspectionSigner = createIntrospectionSigner({ issuer: config.issuer, currentKey: () => signingKeys.privateJwks().keys[0]!, ...clocked });

@@ -7,6 +7,7 @@ import { parseInput } from '../shared/validation.ts';
 import type { PasswordHasher } from './hashing/password-hasher.ts';
 import { emailSchema, usernameSchema, type User } from './user.ts';
 import { UniqueViolation, withoutSecret, type UserRepository } from './user-repository.ts';
+import { checkCatalogScope } from '../shared/path-scopes.ts';
 
 /** Who asked for a change, for the audit log. */
 export interface Actor {
@@ -41,6 +42,8 @@ export interface AccountServiceOptions {
   hasher: PasswordHasher;
   /** The scope catalog: a user's allowed scopes must come from it. */
   scopeCatalog: Record<string, string>;
+  /** The catalog's path-scoped names: an account may hold "storage.read:/atlas" (config.pathScopes). */
+  pathScopes?: readonly string[];
   defaultScopes: string[];
   passwordMinLength: number;
   listeners?: AccountListener[];
@@ -101,7 +104,8 @@ const userSearchSchema = z.object({
 const cursorAfter = (user: User) => Buffer.from(user.username).toString('base64url');
 
 export function createAccountService(options: AccountServiceOptions) {
-  const { users, audit, hasher, scopeCatalog, listeners = [] } = options;
+  const { users, audit, hasher, scopeCatalog, pathScopes = [], listeners = [] } = options;
+  const pathScoped = new Set(pathScopes);
 
   const passwordSchema = z
     .string()
@@ -112,9 +116,8 @@ export function createAccountService(options: AccountServiceOptions) {
     .min(1, { message: 'must name at least one scope' })
     .superRefine((scopes, context) => {
       scopes.forEach((scope, index) => {
-        if (!(scope in scopeCatalog)) {
-          context.addIssue({ code: 'custom', path: [index], message: `unknown scope "${scope}" (known: ${Object.keys(scopeCatalog).join(', ')})` });
-        }
+        const checked = checkCatalogScope(scope, scopeCatalog, pathScoped);
+        if (!checked.ok) context.addIssue({ code: 'custom', path: [index], message: `${checked.problem} (known: ${Object.keys(scopeCatalog).join(', ')})` });
       });
     })
     .transform((scopes) => [...new Set(scopes)]);

@@ -4,6 +4,7 @@ import { importJWK } from 'jose';
 import { z } from 'zod';
 import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, introspectionMetadataProblems, type ClientJwks, type ClientKind, type ClientPublicJwk, type Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
+import { checkCatalogScope } from '../shared/path-scopes.ts';
 import { isConfidential } from './client.ts';
 
 /** Kinds whose tokens may come with an ID token or a refresh token. */
@@ -35,21 +36,23 @@ function redirectUriProblem(value: string): string | null {
 }
 
 /**
- * The schema of CreateClientInput: scopes from the catalog, a default resource from `resources`,
- * RFC 9701 metadata checked against `signingAlgorithm` (and then not kept: every client's signed
- * answers use it).
+ * The schema of CreateClientInput: scopes from the catalog (path scopes under a `pathScopes` name),
+ * a default resource from `resources`, RFC 9701 metadata checked against `signingAlgorithm` (and
+ * then not kept: every client's signed answers use it).
  */
-export function createClientSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], signingAlgorithm: Config['oauth']['signingAlgorithm']) {
+export function createClientSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], signingAlgorithm: Config['oauth']['signingAlgorithm'], pathScopes: readonly string[] = []) {
+  const pathScoped = new Set(pathScopes);
   const scopesSchema = z
     .array(z.string())
     .min(1, { message: 'must name at least one scope' })
     .superRefine((scopes, context) => {
       scopes.forEach((scope, index) => {
-        if (!Object.hasOwn(scopeCatalog, scope) && !PROTOCOL_SCOPES.has(scope)) {
+        const checked = PROTOCOL_SCOPES.has(scope) ? null : checkCatalogScope(scope, scopeCatalog, pathScoped);
+        if (checked && !checked.ok) {
           context.addIssue({
             code: 'custom',
             path: [index],
-            message: `unknown scope "${scope}" (known: ${[...Object.keys(scopeCatalog), ...PROTOCOL_SCOPES].join(', ')})`,
+            message: `${checked.problem} (known: ${[...Object.keys(scopeCatalog), ...PROTOCOL_SCOPES].join(', ')})`,
           });
         }
       });

@@ -22,6 +22,8 @@ export interface ClientServiceOptions {
   declared: DeclaredClient[];
   /** The scope catalog: a client's scopes come from it (or are openid / offline_access). */
   scopeCatalog: Record<string, string>;
+  /** The catalog's path-scoped names (config.pathScopes). */
+  pathScopes?: readonly string[];
   /** oauth.resources: the audiences a client's default resource may name. */
   resources: Config['oauth']['resources'];
   /** oauth.defaultResource. */
@@ -73,11 +75,11 @@ function byId(a: Client, b: Client): number {
 }
 
 export function createClientService(options: ClientServiceOptions): ClientService {
-  const { database, audit, scopeCatalog, resources, listeners = [] } = options;
+  const { database, audit, scopeCatalog, pathScopes = [], resources, listeners = [] } = options;
   const clients = createClientRepository(database);
   const declared = new Map(options.declared.map((client) => [client.clientId, client]));
 
-  const createSchema = createClientSchema(scopeCatalog, resources, options.signingAlgorithm ?? 'RS256');
+  const createSchema = createClientSchema(scopeCatalog, resources, options.signingAlgorithm ?? 'RS256', pathScopes);
 
   /** Declared clients change only with the configuration; `instead` says how. */
   function notDeclared(clientId: string, instead: string): void {

@@ -18,8 +18,17 @@ export type OidcClientMetadata = {
   client_secret?: string;
   /** 'private_key_jwt' only: the public keys that verify its client assertions (a copy). */
   jwks?: ClientJwks;
-  /** The allowed scopes, space-separated. */
-  scope: string;
+  /**
+   * The allowed scopes, space-separated: the catalog's names (oidc-provider checks these against
+   * its list). Absent when the client has path scopes only (oidc-provider refuses an empty one);
+   * Tessera's own checks then bound what it gets (clientScopesOf).
+   */
+  scope?: string;
+  /**
+   * The allowed path scopes ("storage.read:/atlas"), space-separated, when there are any: kept
+   * apart because oidc-provider accepts in `scope` only the names it was configured with.
+   */
+  tessera_path_scopes?: string;
   tessera_kind: ClientKind;
   /** The client's default resource, or the global one. */
   tessera_default_resource: string;
@@ -47,7 +56,6 @@ export function toOidcMetadata(client: Client, secretSha256: string | null, defa
     grant_types: [...profile.grantTypes],
     response_types: [...profile.responseTypes],
     redirect_uris: client.kind === 'web' ? [...client.redirectUris] : [],
-    scope: client.scopes.join(' '),
     tessera_kind: client.kind,
     tessera_default_resource: client.defaultResource ?? defaultResource,
   };
@@ -60,5 +68,17 @@ export function toOidcMetadata(client: Client, secretSha256: string | null, defa
   }
   if (client.accessTokenTtlSeconds !== null) metadata.tessera_access_token_ttl = client.accessTokenTtlSeconds;
   if (client.mayIntrospect) metadata.tessera_may_introspect = true;
+  const plainScopes = client.scopes.filter((scope) => !isPathForm(scope));
+  if (plainScopes.length) metadata.scope = plainScopes.join(' ');
+  const pathScopes = client.scopes.filter(isPathForm);
+  if (pathScopes.length) metadata.tessera_path_scopes = pathScopes.join(' ');
   return metadata;
+}
+
+/** "name:/path": a path scope (the catalog's check let only path-scoped names have this form). */
+const isPathForm = (scope: string) => scope.includes(':/');
+
+/** Every scope a client may obtain, from its metadata: its `scope` and its path scopes. */
+export function clientScopesOf(metadata: { scope?: unknown; tessera_path_scopes?: unknown } | undefined | null): string[] {
+  return [metadata?.scope, metadata?.tessera_path_scopes].flatMap((value) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []));
 }

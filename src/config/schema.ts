@@ -5,6 +5,7 @@ import { ADMIN_SCOPE } from './admin-scope.ts';
 import { brandingSchema } from './branding-schema.ts';
 import { clientJwksSchema } from './client-jwks.ts';
 import { identityProvidersSchema } from './identity-providers.ts';
+import { readScope } from '../shared/path-scopes.ts';
 
 export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
 
@@ -87,6 +88,34 @@ export function introspectionMetadataProblems(client: IntrospectionResponseMetad
 export const SCOPE_NAME = /^[a-z][a-z0-9:_.-]{0,63}$/;
 
 const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * The token profiles a resource server's JWT access tokens follow (docs/wlcg-tokens.md): RFC 9068,
+ * the WLCG Common JWT Profile 1.0, or SciTokens 2.0.
+ */
+export const TOKEN_PROFILES = ['rfc9068', 'wlcg', 'scitokens'] as const;
+export type TokenProfile = (typeof TOKEN_PROFILES)[number];
+
+/** The algorithms the WLCG and SciTokens profiles' verifiers accept (scitokens-cpp: RS256 and ES256). */
+const PROFILE_ALGORITHMS = ['RS256', 'ES256'];
+
+/**
+ * An entry of the scope catalog: its description, or `{ description, paths: true }` for a scope
+ * people may narrow to a path ("deposit:write:/records/123"; docs/configuration.md#path-scopes).
+ */
+const scopeEntrySchema = z.union([
+  z.string().min(1),
+  z.object({ description: z.string().min(1), paths: z.boolean().default(false) }).strict(),
+]);
+
+/** Whether `scope` is in the catalog: a name of it, or a path-scoped name with a valid path. */
+function catalogProblem(scope: string, catalog: Record<string, z.output<typeof scopeEntrySchema>>): string | null {
+  const pathScoped = new Set(Object.entries(catalog).filter(([, entry]) => typeof entry === 'object' && entry.paths).map(([name]) => name));
+  const reading = readScope(scope, pathScoped);
+  if (reading.kind === 'invalid') return reading.problem;
+  if (reading.kind === 'path') return null;
+  return scope in catalog ? null : `"${scope}" is not in the scope catalog`;
+}
 
 const validPort = (port: string | undefined) => port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
 
@@ -331,23 +360,34 @@ export const configSchema = z.object({
     userCodeAttemptsPerSessionPerHour: positiveInt,
     signingAlgorithm: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA']),
     /** Resource servers (RFC 8707 audiences) and the format of their access tokens. */
-    resources: z.record(z.string().min(1), z.object({ format: z.enum(['opaque', 'jwt']) })),
+    resources: z.record(
+      z.string().min(1),
+      z.object({
+        format: z.enum(['opaque', 'jwt']),
+        /** What its JWT access tokens look like: RFC 9068 (absent), WLCG 1.0 or SciTokens 2.0 (docs/wlcg-tokens.md). */
+        profile: z.enum(TOKEN_PROFILES).optional(),
+      }),
+    ),
     /** The audience of tokens for clients that never send `resource`. */
     defaultResource: z.string().min(1),
     /** Whether client_credentials and refresh_token may be issued ahead of oidc-provider (oauth/grants/). */
     directGrants: z.boolean(),
   }),
   clients: z.array(declaredClientSchema),
-  /** The scope catalog: name → description shown to people granting it. Operators add their own. */
+  /**
+   * The scope catalog: name → description shown to people granting it, or `{ description, paths:
+   * true }` for a scope that may be narrowed to a path. Operators add their own. (Parsed, `scopes`
+   * holds the descriptions and `pathScopes` the path-scoped names.)
+   */
   scopes: z
-    .record(z.string().regex(SCOPE_NAME, { message: 'scope names are lower-case letters, digits and : _ . -' }), z.string().min(1))
+    .record(z.string().regex(SCOPE_NAME, { message: 'scope names are lower-case letters, digits and : _ . -' }), scopeEntrySchema)
     .refine((catalog) => 'read' in catalog, { message: 'must define the scope "read"' })
     .refine((catalog) => !(ADMIN_SCOPE in catalog), {
       message: `may not define "${ADMIN_SCOPE}": that scope is Tessera's own (accounts hold it to administer Tessera) and is never put in a token`,
     }),
   accounts: z.object({
     /** Allowed scopes of a user created without --scopes. */
-    defaultScopes: z.array(z.string().regex(SCOPE_NAME)).min(1),
+    defaultScopes: z.array(z.string().min(1)).min(1),
   }),
   admin: z.object({
     username: z.string().min(1),
@@ -427,6 +467,15 @@ export const configSchema = z.object({
   if (!(config.oauth.defaultResource in config.oauth.resources)) {
     context.addIssue({ code: 'custom', path: ['oauth', 'defaultResource'], message: `"${config.oauth.defaultResource}" is not one of oauth.resources` });
   }
+  for (const [audience, server] of Object.entries(config.oauth.resources)) {
+    if (server.profile === undefined || server.profile === 'rfc9068') continue;
+    if (server.format !== 'jwt') {
+      context.addIssue({ code: 'custom', path: ['oauth', 'resources', audience, 'profile'], message: `the ${server.profile} profile is a JWT profile: set format to "jwt" (it is "${server.format}")` });
+    }
+    if (!PROFILE_ALGORITHMS.includes(config.oauth.signingAlgorithm)) {
+      context.addIssue({ code: 'custom', path: ['oauth', 'resources', audience, 'profile'], message: `${server.profile} tokens must be signed with ${PROFILE_ALGORITHMS.join(' or ')}, which its verifiers accept: oauth.signingAlgorithm is ${config.oauth.signingAlgorithm}` });
+    }
+  }
   if (new URL(config.issuer).protocol === 'https:') {
     for (const key of ['keyEncryptionSecret', 'cookieKeys'] as const) {
       if (config.secrets[key] === null) {
@@ -452,9 +501,8 @@ export const configSchema = z.object({
     }
     if (client.kind === 'web' && client.redirectUris.length === 0) context.addIssue({ code: 'custom', path: ['clients', index, 'redirectUris'], message: 'a web client needs at least one redirect URI' });
     client.scopes.forEach((scope, i) => {
-      if (!(scope in config.scopes) && scope !== 'openid' && scope !== 'offline_access') {
-        context.addIssue({ code: 'custom', path: ['clients', index, 'scopes', i], message: `"${scope}" is not in the scope catalog` });
-      }
+      const problem = scope === 'openid' || scope === 'offline_access' ? null : catalogProblem(scope, config.scopes);
+      if (problem) context.addIssue({ code: 'custom', path: ['clients', index, 'scopes', i], message: problem });
     });
     if (client.defaultResource && !(client.defaultResource in config.oauth.resources)) {
       context.addIssue({ code: 'custom', path: ['clients', index, 'defaultResource'], message: `"${client.defaultResource}" is not one of oauth.resources` });
@@ -462,9 +510,8 @@ export const configSchema = z.object({
     for (const { field, message } of introspectionMetadataProblems(client, config.oauth.signingAlgorithm)) context.addIssue({ code: 'custom', path: ['clients', index, field], message });
   });
   for (const [index, scope] of config.accounts.defaultScopes.entries()) {
-    if (!(scope in config.scopes)) {
-      context.addIssue({ code: 'custom', path: ['accounts', 'defaultScopes', index], message: `"${scope}" is not in the scope catalog` });
-    }
+    const problem = catalogProblem(scope, config.scopes);
+    if (problem) context.addIssue({ code: 'custom', path: ['accounts', 'defaultScopes', index], message: problem });
   }
   config.identityProviders.forEach((provider, index) => {
     const granted = [...(provider.defaultScopes ?? []), ...provider.scopeRules.flatMap((rule) => rule.scopes)];
@@ -481,7 +528,13 @@ export const configSchema = z.object({
       message: `must be less than sessions.idleTimeoutSeconds (${config.sessions.idleTimeoutSeconds}), or sessions used only at resource servers would go idle`,
     });
   }
-});
+}).transform(({ scopes, ...config }) => ({
+  ...config,
+  /** The scope catalog's descriptions, by name. */
+  scopes: Object.fromEntries(Object.entries(scopes).map(([name, entry]) => [name, typeof entry === 'string' ? entry : entry.description])),
+  /** The catalog's names that may carry a path ("storage.read" → "storage.read:/atlas"). */
+  pathScopes: Object.entries(scopes).filter(([, entry]) => typeof entry === 'object' && entry.paths).map(([name]) => name),
+}));
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -12,6 +12,7 @@ import { oidcDigest } from '../oauth/adapter/oidc-keys.ts';
 import { tokenFormat } from '../credentials/token-format.ts';
 import { invalidationTarget as target } from '../cache/invalidations.ts';
 import type { Awaitable } from '../shared/awaitable.ts';
+import { anyCovers } from '../shared/path-scopes.ts';
 
 /** What an active credential grants, whatever its kind. */
 export interface ActiveCredential {
@@ -73,6 +74,9 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  */
 export function createCredentialVerifier(deps: CredentialVerifierDependencies): CredentialVerifier {
   const { config, accounts, clients } = deps;
+  const pathScoped = new Set(config.pathScopes);
+  /** Whether the user still holds the scope, or a path scope covering it (a narrowed grant). */
+  const stillHeld = (allowed: readonly string[], scope: string) => allowed.includes(scope) || (pathScoped.size > 0 && anyCovers(allowed, scope, pathScoped));
   const clock = deps.clock ?? Date.now;
 
   async function activeUser(id: string) {
@@ -110,7 +114,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       kind: model === 'RefreshToken' ? 'refresh_token' : 'access_token',
       sub: user.id,
       username: user.username,
-      scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
+      scopes: scopes.filter((s) => stillHeld(user.allowedScopes, s) || s === 'openid' || s === 'offline_access'),
       ...common,
       ...(typeof payload.grantId === 'string' ? { grantId: payload.grantId } : {}),
       invalidatedBy,
@@ -166,7 +170,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
           sub: user.id,
           username: user.username,
           // The admin scope is Tessera's own: a resource server is never told of it.
-          scopes: session.scopes.filter((s) => s !== ADMIN_SCOPE && user.allowedScopes.includes(s)),
+          scopes: session.scopes.filter((s) => s !== ADMIN_SCOPE && stillHeld(user.allowedScopes, s)),
           clientId: null,
           aud: null,
           iat,

@@ -2,6 +2,7 @@
 // scopes and the operator's limits.
 import { z } from 'zod';
 import type { User } from '../accounts/user.ts';
+import { anyCovers, checkCatalogScope } from '../shared/path-scopes.ts';
 
 export const MAX_TOKEN_NAME_LENGTH = 100;
 
@@ -28,12 +29,15 @@ export function disguisingCharacterIn(name: string): string | null {
 
 export interface PersonalTokenLimits {
   scopeCatalog: Record<string, string>;
+  /** The catalog's path-scoped names: a token may be narrowed to a path under one the user holds. */
+  pathScopes?: readonly string[];
   maxExpiryDays: number;
   allowNoExpiry: boolean;
 }
 
 /** The schema of CreatePersonalTokenInput for this user, defaults already applied by the caller. */
-export function createPersonalTokenSchema(user: User, { scopeCatalog, maxExpiryDays, allowNoExpiry }: PersonalTokenLimits) {
+export function createPersonalTokenSchema(user: User, { scopeCatalog, pathScopes = [], maxExpiryDays, allowNoExpiry }: PersonalTokenLimits) {
+  const pathScoped = new Set(pathScopes);
   return z
     .object({
       name: z
@@ -51,9 +55,10 @@ export function createPersonalTokenSchema(user: User, { scopeCatalog, maxExpiryD
         .min(1, { message: 'must name at least one scope' })
         .superRefine((scopes, context) => {
           scopes.forEach((scope, index) => {
-            if (!Object.hasOwn(scopeCatalog, scope)) {
-              context.addIssue({ code: 'custom', path: [index], message: `unknown scope "${scope}"` });
-            } else if (!user.allowedScopes.includes(scope)) {
+            const checked = checkCatalogScope(scope, scopeCatalog, pathScoped);
+            if (!checked.ok) {
+              context.addIssue({ code: 'custom', path: [index], message: checked.problem });
+            } else if (!anyCovers(user.allowedScopes, checked.scope, pathScoped)) {
               context.addIssue({
                 code: 'custom',
                 path: [index],
@@ -62,7 +67,7 @@ export function createPersonalTokenSchema(user: User, { scopeCatalog, maxExpiryD
             }
           });
         })
-        .transform((scopes) => [...new Set(scopes)]),
+        .transform((scopes) => [...new Set(scopes.map((scope) => (checkCatalogScope(scope, scopeCatalog, pathScoped) as { scope: string }).scope))]),
       expiresInDays: z
         .number({ message: `must be a number of days (1–${maxExpiryDays})${allowNoExpiry ? ' or null for no expiry' : ''}` })
         .int({ message: 'must be a whole number of days' })

@@ -12,6 +12,7 @@ import { createPersonalTokenRepository, type NewPersonalToken, type PersonalToke
 import { tokenFormat } from '../credentials/token-format.ts';
 import { createPersonalTokenSchema } from './personal-token-input.ts';
 import { createTokenUseRecords, type FailedUseReason } from './token-use-records.ts';
+import { anyCovers } from '../shared/path-scopes.ts';
 
 /** A token as its owner sees it in a list: never the value, nor its digest. */
 export interface PersonalToken {
@@ -67,6 +68,8 @@ export interface PersonalTokenServiceOptions {
   audit: AuditLog;
   /** The scope catalog: a token's scopes must be in it (and among the user's allowed scopes). */
   scopeCatalog: Record<string, string>;
+  /** The catalog's path-scoped names (config.pathScopes). */
+  pathScopes?: readonly string[];
   /** The longest lifetime a user may choose, in days (default 365). */
   maxExpiryDays?: number;
   /** The lifetime when the request names none (default 30, or maxExpiryDays when smaller). */
@@ -127,7 +130,10 @@ function assertWholeNumber(value: number, name: string, min: number): void {
 }
 
 export function createPersonalTokenService(options: PersonalTokenServiceOptions): PersonalTokenService {
-  const { database, audit, scopeCatalog, allowNoExpiry = false, clock = Date.now } = options;
+  const { database, audit, scopeCatalog, pathScopes = [], allowNoExpiry = false, clock = Date.now } = options;
+  const pathScoped = new Set(pathScopes);
+  /** Whether the owner still holds the scope, or a path scope covering it (a token narrowed to a path). */
+  const stillHeld = (allowed: readonly string[], scope: string) => allowed.includes(scope) || (pathScoped.size > 0 && anyCovers(allowed, scope, pathScoped));
   const maxExpiryDays = options.maxExpiryDays ?? 365;
   const defaultExpiryDays = options.defaultExpiryDays ?? Math.min(30, maxExpiryDays);
   const lastUsedIntervalMs = options.lastUsedIntervalMs ?? 60_000;
@@ -174,7 +180,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
     },
 
     async create(user, input, by) {
-      const valid = parseInput(createPersonalTokenSchema(user, { scopeCatalog, maxExpiryDays, allowNoExpiry }), {
+      const valid = parseInput(createPersonalTokenSchema(user, { scopeCatalog, pathScopes, maxExpiryDays, allowNoExpiry }), {
         name: input.name,
         scopes: input.scopes ?? DEFAULT_TOKEN_SCOPES,
         expiresInDays: input.expiresInDays === undefined ? defaultExpiryDays : input.expiresInDays,
@@ -231,7 +237,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
         user.id,
         new Date(now),
         (old) => {
-          const scopes = old.scopes.filter((scope) => user.allowedScopes.includes(scope));
+          const scopes = old.scopes.filter((scope) => stillHeld(user.allowedScopes, scope));
           // Thrown inside the transaction: the old token stays as it was.
           if (scopes.length === 0) throw AppError.conflict("None of this token's scopes is among your allowed scopes any more: create a new token instead.");
           const issued = issue({
@@ -303,7 +309,7 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
         return null;
       }
       const { token, owner } = found;
-      const scopes = token.scopes.filter((scope) => owner.allowedScopes.includes(scope));
+      const scopes = token.scopes.filter((scope) => stillHeld(owner.allowedScopes, scope));
       const refusal: FailedUseReason | null =
         token.revokedAt !== null ? 'revoked'
         : isExpired(token, now) ? 'expired'

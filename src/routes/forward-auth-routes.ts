@@ -10,6 +10,7 @@ import type { FailedLookupLimiter } from '../introspection/failed-lookup-limiter
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 import { isPromise } from '../shared/awaitable.ts';
 import type { Logger } from 'pino';
+import { allowsPath, parseRequestPath, parseScopePath } from '../shared/path-scopes.ts';
 
 /** RFC 6749 §3.3: the characters a scope may hold (also all that may go into WWW-Authenticate's scope). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
@@ -20,6 +21,19 @@ const verifyQuery = z.object({
     .union([z.string(), z.array(z.string())], { error: 'must be a scope list' })
     .optional()
     .meta({ description: 'Scopes the credential must hold, separated by spaces or commas (the parameter may repeat).' }),
+  path_scope: z
+    .union([z.string(), z.array(z.string())], { error: 'must be a scope list' })
+    .optional()
+    .meta({ description: 'Path-scoped scopes that must each cover the forwarded request\'s path (`X-Original-URI`, then `X-Forwarded-Uri`): `deposit:write` is met by `deposit:write:/records/123` for /records/123/files, never for /records/1234.' }),
+  capability: z
+    .enum(['wlcg', 'scitokens'])
+    .optional()
+    .meta({ description: 'The forwarded request needs the capability its method maps to (`X-Original-Method`, then `X-Forwarded-Method`) on its path: WLCG storage.read / storage.create / storage.modify, SciTokens read / write.' }),
+  strip_prefix: z
+    .string()
+    .regex(/^\/[\x21\x23-\x7e]*$/, { message: 'must be a path starting with "/"' })
+    .optional()
+    .meta({ description: 'A prefix of the forwarded path the scopes do not name (a gateway\'s location, e.g. /storage): removed before the path is compared.' }),
 });
 
 function requiredScopes(raw: z.output<typeof verifyQuery>['scope']): string[] {
@@ -55,7 +69,7 @@ export const verifyOperation = defineOperation({
       body: verifiedSchema,
       headers: { 'X-Auth-Subject': 'The user (or client) id.', 'X-Auth-Username': 'Empty for a client.', 'X-Auth-Scope': 'The scopes, separated by spaces.', 'X-Auth-Client-Id': 'Empty but for OAuth tokens.', 'X-Auth-Credential': 'The credential\'s kind.' },
     },
-    400: errorResponse('The scope parameter holds a character no scope has.'),
+    400: errorResponse('The scope parameter holds a character no scope has, or a path check has no forwarded path or method.'),
     401: UNAUTHENTICATED,
     403: errorResponse('A scope asked for is missing (`WWW-Authenticate` with `error="insufficient_scope"`).', { 'WWW-Authenticate': 'The Bearer challenge, naming the scopes required.' }),
     ...SERVER_FAILURES,
@@ -110,6 +124,23 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
         { 'WWW-Authenticate': presented ? 'Bearer realm="tessera", error="invalid_token"' : 'Bearer realm="tessera"' },
       );
     }
+    const pathCheck = forwardedPathCheck(req.headers, query);
+    if (pathCheck) {
+      const { all, anyOf, path } = pathCheck;
+      // Each path_scope must cover the path; of a capability's scopes, one is enough. A path
+      // outside strip_prefix is covered by nothing.
+      const covers = (name: string) => path !== null && allowsPath(valid.scopes, name, path);
+      if (!all.every(covers) || (anyOf.length > 0 && !anyOf.some(covers))) {
+        const names = [...all, ...anyOf];
+        const shown = parseRequestPath(path ?? '');
+        const nameable = shown.ok && shown.path !== '/' && parseScopePath(shown.path).ok;
+        const scope = names.map((name) => (nameable ? `${name}:${(shown as { path: string }).path}` : name)).join(' ');
+        const wanted = [...all, ...(anyOf.length ? [anyOf.join(' or ')] : [])].join(' and ');
+        throw new AppError(403, 'insufficient_scope', `This requires the scope ${wanted} for ${shown.ok ? shown.path : 'a well-formed path'}.`, {
+          headers: { 'WWW-Authenticate': `Bearer realm="tessera", error="insufficient_scope", scope="${scope}"` },
+        });
+      }
+    }
     const required = requiredScopes(query.scope);
     const missing = required.filter((scope) => !valid.scopes.includes(scope));
     if (missing.length) {
@@ -128,4 +159,51 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
   });
   router.all('/auth/verify', methodNotAllowed(['GET']));
   return router;
+}
+
+/** The first of these headers the gateway set. */
+function forwardedHeader(headers: Record<string, string | string[] | undefined>, names: string[]): string | undefined {
+  for (const name of names) {
+    const value = headers[name];
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return undefined;
+}
+
+/**
+ * What `path_scope` and `capability` ask of the forwarded request: the path-scoped names, and the
+ * path they must cover (the forwarded URI's path, without `strip_prefix`). Null when neither is asked.
+ */
+function forwardedPathCheck(headers: Record<string, string | string[] | undefined>, query: z.output<typeof verifyQuery>): { all: string[]; anyOf: string[]; path: string | null } | null {
+  const named = requiredScopes(query.path_scope);
+  if (named.length === 0 && !query.capability) return null;
+  const uri = forwardedHeader(headers, ['x-original-uri', 'x-forwarded-uri']);
+  if (uri === undefined) throw AppError.badRequest('A path check needs the forwarded request\'s URI: have the gateway send X-Original-URI or X-Forwarded-Uri.');
+  let path: string | null = uri.split(/[?#]/, 1)[0]!;
+  if (query.strip_prefix !== undefined && query.strip_prefix !== '/') {
+    const prefix = query.strip_prefix.replace(/\/$/, '');
+    // Only a whole segment is a prefix: /storage strips /storage/x, never /storagex.
+    path = path === prefix ? '/' : path.startsWith(`${prefix}/`) ? path.slice(prefix.length) : null;
+  }
+  let anyOf: string[] = [];
+  if (query.capability) {
+    const method = forwardedHeader(headers, ['x-original-method', 'x-forwarded-method']);
+    if (method === undefined) throw AppError.badRequest('A capability check needs the forwarded request\'s method: have the gateway send X-Original-Method or X-Forwarded-Method.');
+    anyOf = capabilitiesFor(query.capability, method);
+  }
+  return { all: named, anyOf, path };
+}
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS', 'PROPFIND']);
+const CREATES = new Set(['PUT', 'POST', 'MKCOL', 'COPY']);
+
+/** The capabilities, any one of which allows a method (as @tessera/verifier's capabilitiesFor). */
+function capabilitiesFor(profile: 'wlcg' | 'scitokens', method: string): string[] {
+  const verb = method.toUpperCase();
+  if (profile === 'wlcg') {
+    if (READS.has(verb)) return ['storage.read'];
+    if (CREATES.has(verb)) return ['storage.create', 'storage.modify'];
+    return ['storage.modify'];
+  }
+  return READS.has(verb) ? ['read'] : ['write'];
 }

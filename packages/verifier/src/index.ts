@@ -12,8 +12,10 @@ import { createIssuerKeySet, createJwtAccessTokenVerifier, JWT_SHAPE } from './j
 import { createSignedAnswerVerifier } from './signed-introspection.ts';
 import { createTesseraClient, HEADER_NAME, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
 import { createVerificationCache, tokenDigest } from './verification-cache.ts';
+import { allowsPath, capabilitiesFor, parseRequestPath, parseScopePath, type CapabilityProfile } from './path-scopes.ts';
 
 export { errorBody, sendError, type ErrorBody, type FieldError } from './error-response.ts';
+export { allowsPath, capabilitiesFor, parseRequestPath, parseScopePath, pathContains, type CapabilityProfile, type PathResult } from './path-scopes.ts';
 export { TesseraUnavailableError } from './tessera-client.ts';
 export type { CredentialSource } from './credentials.ts';
 
@@ -358,6 +360,47 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     };
   }
 
+  /**
+   * Authenticates (unless done already), then requires the path-scoped scope `name` to cover the
+   * request's path (docs/resource-servers.md#path-scopes): the credential holds `name` itself, or
+   * `name:/p` with /p containing the path (/a covers /a/b, never /ab). The path is
+   * `options.path(req)`, by default the request's URL path as it arrived (req.originalUrl).
+   */
+  function requirePathScope(name: string, options: { path?: (req: Request) => string } = {}): RequestHandler {
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(name)) throw new TypeError(`requirePathScope: "${name}" is not a scope name`);
+    return requireAnyPathScope(() => [name], options.path);
+  }
+
+  /**
+   * Authenticates, then requires the capability a WLCG or SciTokens token needs for the request's
+   * method on its path (capabilitiesFor: GET → storage.read / read, PUT → storage.create or
+   * storage.modify / write, DELETE → storage.modify / write).
+   */
+  function requireCapability(profile: CapabilityProfile, options: { path?: (req: Request) => string } = {}): RequestHandler {
+    return requireAnyPathScope((req) => capabilitiesFor(profile, req.method), options.path);
+  }
+
+  function requireAnyPathScope(names: (req: Request) => string[], pathOf: (req: Request) => string = (req) => req.originalUrl): RequestHandler {
+    return (req: Request, res: Response, next: NextFunction) => {
+      authenticateRequest(req, res).then((ok) => {
+        if (!ok) return;
+        const wanted = names(req);
+        const path = pathOf(req);
+        if (!wanted.some((name) => allowsPath(req.tessera!.scopes, name, path))) {
+          const shown = parseRequestPath(path);
+          // The challenge names the path only when it is one a scope could carry (no quotes, no spaces).
+          const nameable = shown.ok && shown.path !== '/' && parseScopePath(shown.path).ok;
+          const scope = wanted.map((name) => (nameable ? `${name}:${(shown as { path: string }).path}` : name)).join(' ');
+          sendError(res, 403, `This requires the scope ${wanted.join(' or ')} for ${shown.ok ? shown.path : 'a well-formed path'}.`, {
+            headers: { 'WWW-Authenticate': bearerChallenge(realm, { error: 'insufficient_scope', scope }) },
+          });
+          return;
+        }
+        next();
+      }, next);
+    };
+  }
+
   /** Authenticates (unless done already), then requires every scope listed: 403 insufficient_scope otherwise. */
   function requireScopes(...scopes: string[]): RequestHandler {
     for (const scope of scopes) if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)) throw new TypeError(`requireScopes: "${scope}" is not a scope name`);
@@ -380,6 +423,8 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   return {
     authenticate,
     requireScopes,
+    requirePathScope,
+    requireCapability,
     verify,
     /** Forgets every cached answer (e.g. after a credential was revoked here). */
     clearCache(): void {

@@ -36,7 +36,7 @@ export function createClientCredentialsGrant(deps: ClientCredentialsGrantDepende
       if (requested.some((name) => knownScopes.has(name) && !allowed.has(name))) return null;
     }
 
-    const resourceServer = resourceServerFor(provider, deps.defaultResource(client), client, deps.resourceServerInfo);
+    const resourceServer = resourceServerFor(provider, deps.defaultResource(client), client, deps.resourceServerInfo, requested);
     if (!resourceServer) return null;
     const granted = requested.filter((name) => resourceServer.scopes.has(name)).join(' ') || undefined;
     const token = await issueClientCredentials(provider, client, requested.join(' ') || undefined, resourceServer, granted);

@@ -106,16 +106,16 @@ export async function authenticatedClient(provider: Provider, form: URLSearchPar
 }
 
 /** features.resourceIndicators.getResourceServerInfo, without a request context; throws for an unknown resource. */
-export type ResourceServerInfo = (resource: string, client: OidcClient) => ResourceServer;
+export type ResourceServerInfo = (resource: string, client: OidcClient, requested?: Iterable<string>) => ResourceServer;
 
 /** The resource server `identifier` names, as oidc-provider builds one, or null to leave the request to it. */
-export function resourceServerFor(provider: Provider, identifier: unknown, client: OidcClient, info: ResourceServerInfo): ResourceServerInstance | null {
+export function resourceServerFor(provider: Provider, identifier: unknown, client: OidcClient, info: ResourceServerInfo, requested: Iterable<string> = []): ResourceServerInstance | null {
   if (typeof identifier !== 'string' || identifier === '') return null;
   const href = URL.parse(identifier)?.href;
   if (!href || href.includes('#')) return null;
   let resolved: ResourceServer;
   try {
-    resolved = info(identifier, client);
+    resolved = info(identifier, client, requested);
   } catch {
     return null;
   }

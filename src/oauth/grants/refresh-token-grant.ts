@@ -47,7 +47,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenGrantDependencies): Di
     // The token's granted resource (useGrantedResource), a single one.
     const resource = token.resource;
     if (typeof resource !== 'string' || !token.resourceIndicators.has(resource)) return null;
-    const resourceServer = resourceServerFor(provider, resource, client, deps.resourceServerInfo);
+    const resourceServer = resourceServerFor(provider, resource, client, deps.resourceServerInfo, requested);
     if (!resourceServer) return null;
     const account = await deps.findAccount(token.accountId);
     if (!account || typeof account.accountId !== 'string' || account.accountId === '' || token.accountId !== grant.accountId) return null;

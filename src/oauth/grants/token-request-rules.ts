@@ -1,6 +1,7 @@
 import type { UserCache } from '../../accounts/user-cache.ts';
 import { formDecode, parseBasicAuthorization } from '../../credentials/basic-auth.ts';
 import { OAuthError } from '../../shared/errors.ts';
+import { anyCovers, readScope } from '../../shared/path-scopes.ts';
 import type { OidcAdapter } from '../adapter/oidc-adapter.ts';
 import { CODE_VERIFIER, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 
@@ -16,6 +17,8 @@ export interface TokenRequestRuleDependencies {
    * unknown (oidc-provider then answers invalid_grant itself).
    */
   refreshTokenUserScopes(refreshToken: string): Promise<{ granted: string[]; allowed: string[] } | null>;
+  /** The scope catalog's path-scoped names (config.pathScopes): a held path scope covers narrower ones. */
+  pathScopes?: readonly string[];
 }
 
 /**
@@ -27,9 +30,15 @@ export interface TokenRequestRuleDependencies {
  */
 export type TokenRequestCheck = (form: URLSearchParams, authorization: string | undefined) => Promise<'amended' | null>;
 
-export function createTokenRequestCheck({ devicePolls, clientScopes, refreshTokenUserScopes }: TokenRequestRuleDependencies): TokenRequestCheck {
+export function createTokenRequestCheck({ devicePolls, clientScopes, refreshTokenUserScopes, pathScopes = [] }: TokenRequestRuleDependencies): TokenRequestCheck {
+  const pathScoped = new Set(pathScopes);
   return async (form, authorization) => {
     const grantType = form.get('grant_type');
+    // A path scope whose path the rules refuse ("storage.read:/a/../b") is refused by name.
+    for (const scope of (form.get('scope') ?? '').split(' ')) {
+      const reading = readScope(scope, pathScoped);
+      if (reading.kind === 'invalid') throw new OAuthError(400, 'invalid_scope', reading.problem);
+    }
     if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') {
       const deviceCode = form.get('device_code');
       if (!deviceCode) return null; // oidc-provider answers the missing parameter.
@@ -61,7 +70,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
         const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
         const wanted = requested.length ? requested : scopes.granted;
         // Scopes beyond the token's are left in: oidc-provider answers those with invalid_scope.
-        const kept = wanted.filter((scope) => scopes.allowed.includes(scope) || !scopes.granted.includes(scope));
+        const kept = wanted.filter((scope) => anyCovers(scopes.allowed, scope, pathScoped) || !scopes.granted.includes(scope));
         if (kept.length < wanted.length) {
           if (!kept.some((scope) => scope !== 'openid' && scope !== 'offline_access')) {
             throw new OAuthError(400, 'invalid_grant', 'the account may no longer be granted any of these scopes');
@@ -77,7 +86,7 @@ export function createTokenRequestCheck({ devicePolls, clientScopes, refreshToke
       const clientId = basicClientId(authorization) ?? form.get('client_id');
       const allowed = new Set(clientId ? await clientScopes(clientId) : []);
       const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
-      const scopes = (requested.length ? requested : ['read']).filter((scope) => allowed.has(scope) && scope !== 'offline_access' && scope !== 'openid');
+      const scopes = (requested.length ? requested : ['read']).filter((scope) => anyCovers(allowed, scope, pathScoped) && scope !== 'offline_access' && scope !== 'openid');
       if (scopes.length === 0 && clientId && allowed.size > 0) {
         // Dropping every scope would give a token good for nothing: say so instead.
         throw new OAuthError(400, 'invalid_scope', 'none of the requested scopes may be granted to this client');

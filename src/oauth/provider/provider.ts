@@ -15,6 +15,7 @@ import type { DirectGrant } from '../grants/direct-grant.ts';
 import { createRefreshTokenGrant } from '../grants/refresh-token-grant.ts';
 import { createRefreshReuseGrace, RotationInFlight, type RefreshReuseGrace, type TokenAnswerBody } from '../grants/refresh-reuse-grace.ts';
 import { secretMatches } from '../../clients/client-secret.ts';
+import { clientScopesOf } from '../../clients/oidc-client-metadata.ts';
 import { successSource, userCodeConfirmSource, userCodeInputSource } from '../device/device-pages.ts';
 import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-poll-policy.ts';
 import { renderOAuthErrorPage } from './error-page.ts';
@@ -26,6 +27,8 @@ import { recordDeviceCancelled, recordJwtRevocation, recordReuseDetected, record
 import type { AuditLog } from '../../audit/audit-log.ts';
 import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
+import { anyCovers, readScope } from '../../shared/path-scopes.ts';
+import { shapeForProfile } from './token-profiles.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -81,6 +84,7 @@ interface TesseraClient {
   tessera_default_resource?: string;
   tessera_access_token_ttl?: number;
   tessera_may_introspect?: boolean;
+  tessera_path_scopes?: string;
 }
 
 /**
@@ -112,22 +116,35 @@ const refusedAsStructured = (body: unknown) => (body as { error?: unknown } | nu
 export function createOidcProvider(deps: ProviderDependencies): TesseraProvider {
   const { config, accounts, clients } = deps;
   const catalog = Object.keys(config.scopes);
+  const pathScoped = new Set(config.pathScopes);
   const secureCookies = new URL(config.issuer).protocol === 'https:';
 
+  /** The client's API scopes: catalog names, and path scopes ("storage.read:/atlas") of path-scoped names. */
   const allowedApiScopes = (client: TesseraClient): string[] => {
-    const listed = client.scope ? client.scope.split(' ') : [];
-    return catalog.filter((scope) => listed.includes(scope));
+    const listed = clientScopesOf(client);
+    return listed.filter((scope) => catalog.includes(scope) || readScope(scope, pathScoped).kind === 'path');
+  };
+
+  /**
+   * The scopes a resource server may put in this token: the client's API scopes, and each requested
+   * path scope one of them covers (a client holding storage.read:/atlas may ask for
+   * storage.read:/atlas/data). oidc-provider keeps of the requested scopes only those listed here.
+   */
+  const resourceScopes = (client: TesseraClient, requested: Iterable<string>): string[] => {
+    const allowed = allowedApiScopes(client);
+    const narrowed = [...requested].filter((scope) => !allowed.includes(scope) && readScope(scope, pathScoped).kind === 'path' && anyCovers(allowed, scope, pathScoped));
+    return [...allowed, ...narrowed];
   };
 
   // The resource indicators (RFC 8707) oidc-provider resolves, here to be shared with the
   // client_credentials grant issued outside it (client-credentials-grant.ts).
   const defaultResource = (client: object): string => (client as TesseraClient).tessera_default_resource ?? config.oauth.defaultResource;
-  const resourceServerInfo = (resource: string, client: object): ResourceServer => {
+  const resourceServerInfo = (resource: string, client: object, requested: Iterable<string> = []): ResourceServer => {
     const server = config.oauth.resources[resource];
     if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
     const tesseraClient = client as TesseraClient;
     return {
-      scope: allowedApiScopes(tesseraClient).join(' '),
+      scope: resourceScopes(tesseraClient, requested).join(' '),
       audience: resource,
       accessTokenTTL: tesseraClient.tessera_access_token_ttl ?? config.oauth.accessTokenTtlSeconds,
       accessTokenFormat: server.format,
@@ -181,7 +198,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     // a user flow asking for one its client may not have is invalid_scope.
     scopes: [...PROTOCOL_SCOPES, ...catalog],
     claims: { openid: ['sub', 'preferred_username'] },
-    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect', 'tessera_path_scopes'] },
     routes: OIDC_ROUTES,
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
@@ -224,7 +241,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
         enabled: true,
         defaultResource: (_ctx, client) => defaultResource(client),
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource, client) => resourceServerInfo(resource, client),
+        getResourceServerInfo: (ctx, resource, client) => resourceServerInfo(resource, client, requestedScopes(ctx, resource)),
       },
     },
     pkce: {
@@ -238,6 +255,16 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       const grantId = (token as { grantId?: string }).grantId;
       const format = (token as { resourceServer?: { accessTokenFormat?: string } }).resourceServer?.accessTokenFormat;
       return grantId && format === 'jwt' ? { [JWT_GRANT_CLAIM]: grantId } : undefined;
+    },
+    // A resource server's profile (oauth.resources.<aud>.profile) shapes its JWTs' claims (token-profiles.ts).
+    formats: {
+      customizers: {
+        jwt: (_ctx, token, jwt) => {
+          const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
+          const profile = audience === undefined ? undefined : config.oauth.resources[audience]?.profile;
+          if (profile && profile !== 'rfc9068') jwt.payload = shapeForProfile(profile, jwt.payload as Record<string, unknown>) as typeof jwt.payload;
+        },
+      },
     },
     rotateRefreshToken: true,
     // oidc-provider's own answer, which also notes whose a reused code was (for the audit log).
@@ -428,6 +455,23 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       ]
     : [];
   return { provider, devicePolls, directGrants };
+}
+
+/**
+ * The scopes a request asks for, wherever oidc-provider holds them at this point: the request's
+ * `scope`, and the scopes of the code, device code, refresh token or grant it redeems. Only path
+ * scopes among them matter (resourceScopes); the grant's consent still bounds what is issued.
+ */
+function requestedScopes(ctx: KoaContextWithOIDC, resource: string): string[] {
+  const found = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === 'string') for (const scope of value.split(' ')) if (scope) found.add(scope);
+  };
+  add(ctx.oidc?.params?.scope);
+  const entities = (ctx.oidc?.entities ?? {}) as Record<string, { scope?: unknown; getResourceScope?: (resource: string) => unknown } | undefined>;
+  for (const name of ['AuthorizationCode', 'DeviceCode', 'RefreshToken', 'BackchannelAuthenticationRequest']) add(entities[name]?.scope);
+  add(entities.Grant?.getResourceScope?.(resource));
+  return [...found];
 }
 
 /**

@@ -52,6 +52,13 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
   const router = Router();
   const scopes: ScopeChoice[] = Object.entries(deps.scopeCatalog).map(([value, description]) => ({ value, description }));
 
+  /** A held path scope's description: its name's, and the path. */
+  const describeHeld = (scope: string): string => {
+    const at = scope.indexOf(':/');
+    const base = at > 0 ? scope.slice(0, at) : scope;
+    return at > 0 ? `${deps.scopeCatalog[base] ?? base} Only under ${scope.slice(at + 1)}.` : (deps.scopeCatalog[base] ?? base);
+  };
+
   async function target(req: Request): Promise<User> {
     const user = await accounts.findUserById(String(req.params.id));
     if (!user) throw AppError.notFound('No such user: it may have been deleted.');
@@ -70,7 +77,10 @@ export function createUserConsoleRoutes(deps: UserConsoleDependencies): Router {
   async function renderUser(req: Request, res: Response, status: number, user: User, refused?: Parameters<typeof userPage>[0]['refused']) {
     const { events } = await auditQuery.page({ userId: user.id }, { limit: 10 });
     const shown = refused ? undefined : doneNotice(req, user);
-    sendPage(res, status, userPage({ viewer: consoleViewer(res), user, scopes, events, names: await partyNames(accounts, events), ...(shown ? { notice: shown } : {}), ...(refused ? { refused } : {}) }));
+    // The path scopes the account holds ("storage.read:/atlas") are choices too, ticked, so that
+    // saving the form keeps them (they are given with `tessera user scopes` or the admin API).
+    const held = user.allowedScopes.filter((scope) => !Object.hasOwn(deps.scopeCatalog, scope)).map((value) => ({ value, description: describeHeld(value) }));
+    sendPage(res, status, userPage({ viewer: consoleViewer(res), user, scopes: [...scopes, ...held], events, names: await partyNames(accounts, events), ...(shown ? { notice: shown } : {}), ...(refused ? { refused } : {}) }));
   }
 
   router.get('/admin/users', async (req, res) => {

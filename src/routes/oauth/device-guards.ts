@@ -9,6 +9,7 @@ import { html } from '../../views/html.ts';
 import { sendPage } from '../../http/pages.ts';
 import { CODE_CHALLENGE } from '../../oauth/device/device-poll-policy.ts';
 import { replayRequestBody } from '../../oauth/provider/internals.ts';
+import { readScope } from '../../shared/path-scopes.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 
 // Checks on the device flow's forms (the device authorization request, the user-code page) before
@@ -50,11 +51,15 @@ function withFormBody(check: (form: URLSearchParams, req: Request, res: Response
  */
 export function deviceAuthorizationGuard(config: Config): RequestHandler {
   const known = new Set([...Object.keys(config.scopes), 'openid', 'offline_access']);
+  const pathScoped = new Set(config.pathScopes);
   return withFormBody(async (form, req) => {
     const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
-    const unknown = scopes.filter((scope) => !known.has(scope));
+    const readings = scopes.map((scope) => readScope(scope, pathScoped));
+    const invalid = readings.find((reading) => reading.kind === 'invalid');
+    if (invalid?.kind === 'invalid') throw new OAuthError(400, 'invalid_scope', invalid.problem);
+    const unknown = scopes.filter((scope, i) => !known.has(scope) && readings[i]!.kind !== 'path');
     if (unknown.length) throw new OAuthError(400, 'invalid_scope', `unknown scope: ${unknown.join(' ')}`);
-    if (!scopes.some((scope) => scope in config.scopes)) form.set('scope', [...scopes, 'read'].join(' '));
+    if (!scopes.some((scope, i) => scope in config.scopes || readings[i]!.kind === 'path')) form.set('scope', [...scopes, 'read'].join(' '));
 
     const challenge = form.get('code_challenge');
     const method = form.get('code_challenge_method');

@@ -16,6 +16,8 @@ import { providerButtons } from '../identity-providers/identity-provider-pages.t
 import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
 import { secondFactorEnrolmentNeededPage, secondStepAtInteraction } from '../second-factor/interaction-second-step.ts';
 import { stepAnswer, tooManyCodes, WRONG_CODE } from '../second-factor/sign-in-step-routes.ts';
+import { anyCovers, readScope } from '../../shared/path-scopes.ts';
+import { clientScopesOf } from '../../clients/oidc-client-metadata.ts';
 
 // The sign-in and consent page of the issuer (reached from the device flow, and from the
 // authorization endpoint for web apps): it asks for username and password when there is no login
@@ -49,7 +51,14 @@ const PROTOCOL_SCOPE_TEXT: Record<string, string> = {
 export function createInteractionRoutes({ provider, accounts, config, signIn, csrfKey, audit, secondStep }: Dependencies): Router {
   const router = Router();
   const csrf = createCsrf(csrfKey);
-  const describe = (scope: string) => config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
+  const pathScoped = new Set(config.pathScopes);
+  /** A catalog scope, or a path scope of a path-scoped name ("deposit:write:/records/123"). */
+  const isApiScope = (scope: string) => scope in config.scopes || readScope(scope, pathScoped).kind === 'path';
+  const describe = (scope: string) => {
+    const reading = readScope(scope, pathScoped);
+    if (reading.kind === 'path' && reading.scope.path !== '/') return `${config.scopes[reading.scope.base] ?? reading.scope.base} Only under ${reading.scope.path}.`;
+    return config.scopes[scope] ?? PROTOCOL_SCOPE_TEXT[scope] ?? scope;
+  };
 
   /**
    * The decision on a device login (device.approved, device.denied) or a web app's authorization
@@ -74,9 +83,9 @@ export function createInteractionRoutes({ provider, accounts, config, signIn, cs
   }
 
   function render(res: Response, view: InteractionView, status = 200) {
-    const grantable = new Set(view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested);
+    const grantable = view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested;
     const scopeList = view.requested.map((scope) =>
-      grantable.has(scope)
+      anyCovers(grantable, scope, pathScoped)
         ? html`<li><code>${scope}</code><br><span class="muted">${describe(scope)}</span></li>`
         : html`<li class="withheld"><code>${scope}</code><br><span class="muted">${describe(scope)} Not granted: your account may not have it.</span></li>`,
     );
@@ -266,9 +275,12 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
     // (The block is the body the POST route had before the second step moved it here, unchanged.)
     {
       // Grant what was asked, narrowed to what the user and the client may have.
-      const clientScopes = new Set(String(client?.scope ?? '').split(' '));
-      const apiScopes = requested.filter((scope) => scope in config.scopes && user.allowedScopes.includes(scope) && clientScopes.has(scope));
-      const protocolScopes = requested.filter((scope) => scope === 'openid' || scope === 'offline_access');
+      // A path scope is granted when a scope the user holds and one the client may have both cover it.
+      const clientScopes = clientScopesOf(client as { scope?: unknown; tessera_path_scopes?: unknown } | undefined);
+      const apiScopes = requested.filter((scope) => isApiScope(scope) && anyCovers(user.allowedScopes, scope, pathScoped) && anyCovers(clientScopes, scope, pathScoped));
+      // (oidc-provider refuses protocol scopes a client's `scope` omits, but a client with path
+      // scopes only has no `scope` for it to read: the client's own list decides here too.)
+      const protocolScopes = requested.filter((scope) => (scope === 'openid' || scope === 'offline_access') && clientScopes.includes(scope));
       if (apiScopes.length === 0) {
         await provider.interactionFinished(
           req,
@@ -288,11 +300,13 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
       const resource = typeof details.params.resource === 'string' ? details.params.resource : ((client as unknown as { tessera_default_resource?: string })?.tessera_default_resource ?? config.oauth.defaultResource);
       grant.addResourceScope(resource, apiScopes.join(' '));
       // What was asked but may not be granted is recorded as refused, so the consent is complete.
-      const withheld = requested.filter((scope) => scope in config.scopes && !apiScopes.includes(scope));
+      const withheld = requested.filter((scope) => isApiScope(scope) && !apiScopes.includes(scope));
       if (withheld.length) {
         grant.rejectOIDCScope(withheld.join(' '));
         grant.rejectResourceScope(resource, withheld.join(' '));
       }
+      const withheldProtocol = requested.filter((scope) => (scope === 'openid' || scope === 'offline_access') && !protocolScopes.includes(scope));
+      if (withheldProtocol.length) grant.rejectOIDCScope(withheldProtocol.join(' '));
       const grantId = await grant.save();
       await provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
       recordDecision(req, details, user, 'approved', { grantId, scopes: [...protocolScopes, ...apiScopes], ...(withheld.length ? { withheld } : {}), resource });

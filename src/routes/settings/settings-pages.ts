@@ -49,8 +49,8 @@ ${options.alternatives ?? ''}`,
 
 export interface TokensPageOptions extends SettingsViewer {
   tokens: PersonalToken[];
-  /** Scopes the user may give a token, with their descriptions. */
-  grantable: { name: string; description: string }[];
+  /** Scopes the user may give a token, with their descriptions; `paths`: it may be narrowed to a path. */
+  grantable: { name: string; description: string; paths?: boolean }[];
   expiry: { choices: number[]; defaultDays: number; allowNoExpiry: boolean };
   error?: string;
   notice?: string;
@@ -114,7 +114,11 @@ ${live.length
     <legend>Scopes</legend>
     ${o.grantable.map(
       (s) => html`<div class="check"><input type="checkbox" id="scope-${s.name}" name="scopes" value="${s.name}"${checked.includes(s.name) ? html` checked` : ''}${o.form?.errors.scopes ? html` aria-invalid="true"` : ''}>
-    <label for="scope-${s.name}"><code>${s.name}</code> <span class="muted">${s.description}</span></label></div>`,
+    <label for="scope-${s.name}"><code>${s.name}</code> <span class="muted">${s.description}</span></label>${s.paths
+      ? html`
+    <label for="path-${s.name}" class="muted">Only under this path<span class="visually-hidden"> for ${s.name}</span> (optional)</label>
+    <input id="path-${s.name}" name="path:${s.name}" type="text" maxlength="256" placeholder="/records/123" spellcheck="false" autocapitalize="off">`
+      : ''}</div>`,
     )}
     ${scopes.message}
   </fieldset>

@@ -23,6 +23,7 @@ import { refusedForm, formValues } from '../console/console-views.ts';
 import { COPY_SCRIPT, loginPage, revokePage, securityPage, tokenCreatedPage, tokensPage, type TokensPageOptions } from './settings-pages.ts';
 import type { SecondFactorStep } from '../second-factor/second-factor-step.ts';
 import { createBrowserSessionStarter } from './browser-session.ts';
+import { readScope } from '../../shared/path-scopes.ts';
 
 export interface SettingsRouteDependencies {
   config: Config;
@@ -166,7 +167,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       tokensPage({
         ...viewer(req),
         tokens: await personalTokens.list(user.id),
-        grantable: user.allowedScopes.filter((s) => s in config.scopes).map((name) => ({ name, description: config.scopes[name]! })),
+        grantable: grantableScopes(user.allowedScopes),
         expiry: personalTokens.expiry,
         ...extra,
       }),
@@ -184,6 +185,26 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
     }
   });
 
+  const pathScoped = new Set(config.pathScopes);
+  /** The user's scopes a token may have: catalog names, and path scopes (which may be narrowed further). */
+  const grantableScopes = (allowed: string[]): TokensPageOptions['grantable'] =>
+    allowed.flatMap((name) => {
+      const reading = readScope(name, pathScoped);
+      if (reading.kind === 'path') {
+        const description = config.scopes[reading.scope.base] ?? reading.scope.base;
+        return [{ name, description: reading.scope.path === '/' ? description : `${description} Only under ${reading.scope.path}.`, paths: true }];
+      }
+      return name in config.scopes ? [{ name, description: config.scopes[name]! }] : [];
+    });
+
+  /** A ticked scope narrowed to the path typed beside it ("deposit:write" + "/records/123"). */
+  const narrowedScopes = (body: Record<string, unknown>): string[] =>
+    formList(body.scopes).map((scope) => {
+      const path = body[`path:${scope}`];
+      const reading = readScope(scope, pathScoped);
+      return reading.kind === 'path' && typeof path === 'string' && path.trim() !== '' ? `${reading.scope.base}:${path.trim()}` : scope;
+    });
+
   /** The service's field names as the form's. */
   const TOKEN_FORM_FIELDS: Record<string, string> = { name: 'name', scopes: 'scopes', expiresInDays: 'expires_in_days' };
 
@@ -195,7 +216,7 @@ export function createSettingsRoutes(deps: SettingsRouteDependencies): Router {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const expires = body.expires_in_days === 'never' ? null : Number(body.expires_in_days);
       try {
-        const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: formList(body.scopes), expiresInDays: expires }, actor(req));
+        const { token, record } = await personalTokens.create(req.caller!.user, { name: String(body.name ?? ''), scopes: narrowedScopes(body), expiresInDays: expires }, actor(req));
         const handle = await shownOnce.keep(req.caller!.sessionId!, JSON.stringify({ id: record.id, token }));
         res.redirect(303, `/settings/tokens/created?shown=${handle}`);
       } catch (error) {
