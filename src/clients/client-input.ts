@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, type ClientJwks, type ClientKind, type ClientPublicJwk, type Config } from '../config/schema.ts';
 import { AppError } from '../shared/errors.ts';
 import { isConfidential } from './client.ts';
+import { EXCHANGING_KINDS, tokenExchangePolicyProblems, tokenExchangePolicySchema } from '../config/token-exchange-policy.ts';
 
 /** Kinds whose tokens may come with an ID token or a refresh token. */
 const USER_FACING_KINDS: ReadonlySet<ClientKind> = new Set(['device', 'web']);
@@ -76,6 +77,7 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       accessTokenTtlSeconds: z.number().int({ message: 'must be a whole number of seconds' }).min(60, { message: 'must be at least 60' }).max(86400, { message: 'must be at most 86400' }).nullish(),
       jwks: clientJwksSchema.nullish(),
       mayIntrospect: z.boolean({ message: 'must be true or false' }).optional(),
+      tokenExchange: policySchema(scopeCatalog, resources).nullish(),
     })
     .superRefine((input, context) => {
       const redirectUris = input.redirectUris ?? [];
@@ -91,6 +93,9 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       if (input.mayIntrospect && input.kind !== 'service' && input.kind !== 'resource_server') {
         context.addIssue({ code: 'custom', path: ['mayIntrospect'], message: `only service clients may be granted introspection (resource servers always have it), not ${input.kind} clients` });
       }
+      if (input.tokenExchange && !EXCHANGING_KINDS.has(input.kind)) {
+        context.addIssue({ code: 'custom', path: ['tokenExchange'], message: `a ${input.kind} client cannot authenticate, so it may not exchange tokens` });
+      }
       if (!USER_FACING_KINDS.has(input.kind)) {
         (input.scopes ?? []).forEach((scope, index) => {
           if (PROTOCOL_SCOPES.has(scope)) {
@@ -99,6 +104,18 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
         });
       }
     });
+}
+
+/** A token-exchange policy whose audiences are resources and whose scopes are in the catalog. */
+function policySchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources']) {
+  return tokenExchangePolicySchema.superRefine((policy, context) => {
+    for (const problem of tokenExchangePolicyProblems(policy, scopeCatalog, resources)) context.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  });
+}
+
+/** The input of setTokenExchange (null removes the policy), under the same field name as at creation. */
+export function tokenExchangeInputSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources']) {
+  return z.object({ tokenExchange: policySchema(scopeCatalog, resources).nullable() });
 }
 
 /** The input of rotateKeys, under the same field name as at creation. */

@@ -1,6 +1,7 @@
 // The client metadata oidc-provider's Client model receives, built from a Client.
 import type { ClientJwks, ClientKind } from '../config/schema.ts';
-import { copyJwks, type Client, type ClientAuthMethod } from './client.ts';
+import { copyJwks, copyPolicy, type Client, type ClientAuthMethod } from './client.ts';
+import { TOKEN_EXCHANGE_GRANT, type TokenExchangePolicy } from '../config/token-exchange-policy.ts';
 
 /**
  * `client_secret` is the hex SHA-256 of the secret, so oidc-provider's compareClientSecret must
@@ -27,6 +28,8 @@ export type OidcClientMetadata = {
   tessera_access_token_ttl?: number;
   /** Present (true) when it may call the introspection endpoint: resource servers, granted service clients. */
   tessera_may_introspect?: true;
+  /** Present when it may exchange tokens (RFC 8693): its policy; its grant_types then list the exchange. */
+  tessera_token_exchange?: TokenExchangePolicy;
 };
 
 /** What each kind fixes in the metadata (how it authenticates: Client.authMethod). */
@@ -60,5 +63,9 @@ export function toOidcMetadata(client: Client, secretSha256: string | null, defa
   }
   if (client.accessTokenTtlSeconds !== null) metadata.tessera_access_token_ttl = client.accessTokenTtlSeconds;
   if (client.mayIntrospect) metadata.tessera_may_introspect = true;
+  if (client.tokenExchange) {
+    metadata.grant_types.push(TOKEN_EXCHANGE_GRANT);
+    metadata.tessera_token_exchange = copyPolicy(client.tokenExchange);
+  }
   return metadata;
 }

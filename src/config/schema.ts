@@ -5,6 +5,7 @@ import { ADMIN_SCOPE } from './admin-scope.ts';
 import { brandingSchema } from './branding-schema.ts';
 import { clientJwksSchema } from './client-jwks.ts';
 import { identityProvidersSchema } from './identity-providers.ts';
+import { EXCHANGING_KINDS, tokenExchangePolicyProblems, tokenExchangePolicySchema } from './token-exchange-policy.ts';
 
 export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
 
@@ -48,6 +49,8 @@ export const declaredClientSchema = z.object({
   accessTokenTtlSeconds: z.number().int().min(60).max(86400).optional(),
   /** A service client granted introspection (resource servers have it anyway). */
   mayIntrospect: z.boolean().optional(),
+  /** May exchange a person's credentials for narrower tokens (RFC 8693; docs/token-exchange.md). */
+  tokenExchange: tokenExchangePolicySchema.optional(),
 });
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
 
@@ -304,6 +307,8 @@ export const configSchema = z.object({
     defaultResource: z.string().min(1),
     /** Whether client_credentials and refresh_token may be issued ahead of oidc-provider (oauth/grants/). */
     directGrants: z.boolean(),
+    /** The lifetime of a token issued by token exchange, never beyond its subject credential's (docs/token-exchange.md). */
+    tokenExchangeTtlSeconds: positiveInt.min(30).max(3600).default(300),
   }),
   clients: z.array(declaredClientSchema),
   /** The scope catalog: name → description shown to people granting it. Operators add their own. */
@@ -404,6 +409,12 @@ export const configSchema = z.object({
     });
     if (client.defaultResource && !(client.defaultResource in config.oauth.resources)) {
       context.addIssue({ code: 'custom', path: ['clients', index, 'defaultResource'], message: `"${client.defaultResource}" is not one of oauth.resources` });
+    }
+    if (client.tokenExchange) {
+      if (!EXCHANGING_KINDS.has(client.kind)) context.addIssue({ code: 'custom', path: ['clients', index, 'tokenExchange'], message: `a ${client.kind} client cannot authenticate, so it may not exchange tokens` });
+      for (const problem of tokenExchangePolicyProblems(client.tokenExchange, config.scopes, config.oauth.resources)) {
+        context.addIssue({ code: 'custom', path: ['clients', index, 'tokenExchange', ...problem.path], message: problem.message });
+      }
     }
   });
   for (const [index, scope] of config.accounts.defaultScopes.entries()) {

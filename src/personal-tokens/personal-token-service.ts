@@ -107,6 +107,11 @@ export interface PersonalTokenService {
    * token (wrong prefix, mistyped: the checksum fails) is refused without touching the database.
    */
   verify(value: string, context: { ip: string | null }): Promise<VerifiedPersonalToken | null>;
+  /**
+   * Whether the token with this id is neither revoked nor expired (its owner is checked by the
+   * caller): what a token obtained by exchanging it depends on (docs/token-exchange.md). No use is recorded.
+   */
+  isActive(tokenId: string): Promise<boolean>;
 }
 
 /** The lifetimes offered to people; any whole number of days up to the maximum is accepted. */
@@ -260,6 +265,11 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
       options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(tokenId));
       return { token: value, record: toPersonalToken(rotated.created, now) };
+    },
+
+    async isActive(tokenId) {
+      const token = await tokens.findById(tokenId);
+      return token !== null && token.revokedAt === null && !isExpired(token, clock());
     },
 
     async verify(value, { ip }) {

@@ -21,6 +21,8 @@ async function setUp() {
     findOidcToken: async () => undefined,
     verificationKey: createLocalJWKSet({ keys: [jwk] } as JSONWebKeySet),
     jwtRevoked: async (jti) => revoked.has(jti),
+    exchangedTokenLinks: async () => null,
+    findOidcTokenByDigest: async () => undefined,
   });
   const sign = (claims: Record<string, unknown>) =>
     new SignJWT({ client_id: 'harvester', scope: 'read', ...claims })

@@ -1,0 +1,299 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { approveDevice } from '../support/device-approval.ts';
+import { freePort } from '../support/private-redis.ts';
+import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+const STORAGE = 'https://storage.example.org';
+const COMPUTE = 'https://compute.example.org';
+const JWT_API = 'https://records.example.org';
+const BATCH_SECRET = 'batch-jobs-secret-0123456789abcdefghijklmnop';
+const by = { actor: 'test' };
+
+// RFC 8693 token exchange (docs/token-exchange.md) against two real Tessera processes sharing
+// PostgreSQL and Redis: node A in this process, node B a child process. Every exchange goes
+// through openid-client's genericGrantRequest; the exchanged JWTs are checked with jose against
+// the published JWKS and introspected on both nodes, before and after their subject ends.
+describe('token exchange (RFC 8693)', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let configDir: string;
+  let a: TestTessera;
+  let b: ServerProcess;
+  let issuer: URL;
+  let rsSecret: string;
+  let pipelineSecret: string;
+  let plainSecret: string;
+  let batch: oidc.Configuration;
+  let pipeline: oidc.Configuration;
+  let device: oidc.Configuration;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    configDir = await mkdtemp(join(tmpdir(), 'tessera-exchange-'));
+    const configFile = join(configDir, 'tessera.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' }, [STORAGE]: { format: 'jwt' }, [COMPUTE]: { format: 'opaque' } } },
+        // The batch system's client, declared in the configuration with its policy.
+        clients: [
+          {
+            clientId: 'batch-jobs',
+            name: 'Batch jobs',
+            kind: 'service',
+            secretSha256: createHash('sha256').update(BATCH_SECRET).digest('hex'),
+            scopes: ['read'],
+            tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token', 'session'], audiences: [STORAGE], scopes: ['read', 'deposit:write'] },
+          },
+        ],
+      }),
+    );
+    const port = await freePort();
+    issuer = new URL(`http://127.0.0.1:${port}`);
+    const shared = {
+      ISSUER: issuer.origin,
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      TESSERA_REDIS_PREFIX: prefix,
+      TESSERA_CONFIG: configFile,
+      TESSERA_KEY_SECRET: 'exchange-key-encryption-secret-0123456789',
+      TESSERA_COOKIE_KEYS: 'exchange-cookie-key-0123456789abcdefghijkl',
+      TESSERA_DEVICE_POLL_INTERVAL: '1',
+      TESSERA_INTROSPECTION_CACHE_TTL: '60',
+    };
+    a = await startTestTessera({ ...shared, PORT: String(port) });
+    b = await startServerProcess({ ...shared, PORT: '0' });
+
+    aliceId = (await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write', 'deposit:actions'] }, by)).id;
+    await a.core.accounts.createUser({ username: 'bob', password: 'bob-password-long', scopes: ['read'] }, by);
+    rsSecret = (await a.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
+    // Registered at run time: exchanges what batch-jobs issued (access tokens) for the compute service.
+    pipelineSecret = (
+      await a.core.clients.create({ clientId: 'pipeline', name: 'Pipeline', kind: 'service', scopes: ['read'], tokenExchange: { subjectTokenKinds: ['access_token'], audiences: [COMPUTE, STORAGE], scopes: ['read'] } }, by)
+    ).secret!;
+    plainSecret = (await a.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
+    await a.core.clients.create({ clientId: 'cli', name: 'CLI', kind: 'device', scopes: ['read', 'deposit:write', 'deposit:actions', 'offline_access'] }, by);
+    const insecure = { execute: [oidc.allowInsecureRequests] };
+    batch = await oidc.discovery(issuer, 'batch-jobs', BATCH_SECRET, undefined, insecure);
+    pipeline = await oidc.discovery(issuer, 'pipeline', pipelineSecret, undefined, insecure);
+    device = await oidc.discovery(issuer, 'cli', undefined, oidc.None(), insecure);
+  }, 60_000);
+
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+    if (configDir) await rm(configDir, { recursive: true, force: true });
+  });
+
+  const exchange = (config: oidc.Configuration, parameters: Record<string, string>) => oidc.genericGrantRequest(config, EXCHANGE, { subject_token_type: ACCESS_TOKEN, ...parameters });
+
+  async function introspect(base: string, token: string): Promise<Record<string, unknown>> {
+    const res = await fetch(`${base}/oauth/introspect`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`records-api:${rsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token }),
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  /** Active on both nodes (and cached there), then ended by `end`, then inactive on both within generous bounds. */
+  async function endsEverywhere(tokens: string[], end: () => Promise<void>) {
+    for (const token of tokens) {
+      for (const base of [a.url, b.url, b.url]) expect(await introspect(base, token)).toMatchObject({ active: true });
+    }
+    await end();
+    for (const token of tokens) {
+      expect(await introspect(a.url, token)).toEqual({ active: false });
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const answer = await introspect(b.url, token);
+        if (!answer.active) break;
+        if (Date.now() > deadline) throw new Error('node B still answers active 5 s after the subject ended');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  }
+
+  async function personalToken(scopes: string[] = ['read', 'deposit:write', 'deposit:actions']) {
+    const alice = (await a.core.accounts.findUser('alice'))!;
+    return a.core.personalTokens.create(alice, { name: `job ${Math.random()}`, scopes }, by);
+  }
+
+  async function login(username: string, password: string): Promise<string> {
+    const res = await fetch(`${a.url}/users/${username}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password }) });
+    expect(res.status).toBe(200);
+    return String(((await res.json()) as { session: string }).session);
+  }
+
+  async function deviceTokens(resource?: string) {
+    const start = await oidc.initiateDeviceAuthorization(device, { scope: 'read deposit:write offline_access', ...(resource ? { resource } : {}) });
+    await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const tokens = await oidc.pollDeviceAuthorizationGrant(device, start);
+    return { access: tokens.access_token, refresh: tokens.refresh_token! };
+  }
+
+  async function revoke(token: string, client: { id: string; secret?: string }) {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (client.secret) headers.authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+    const res = await fetch(`${a.url}/oauth/revoke`, { method: 'POST', headers, body: new URLSearchParams({ token, ...(client.secret ? {} : { client_id: client.id }) }) });
+    expect(res.status).toBe(200);
+  }
+
+  const refusal = (promise: Promise<unknown>) => promise.then(() => ({ error: 'none' }), (error: { error?: string; error_description?: string }) => ({ error: error.error, error_description: error.error_description }));
+
+  it('is advertised in the discovery documents', () => {
+    expect(batch.serverMetadata().grant_types_supported).toContain(EXCHANGE);
+  });
+
+  it('exchanges a personal access token for a short-lived JWT for one audience, which verifies against the JWKS and ends with the token', async () => {
+    const since = new Date();
+    const pat = await personalToken();
+    const answer = await exchange(batch, { subject_token: pat.token, audience: STORAGE, scope: 'read' });
+    expect(answer).toMatchObject({ issued_token_type: ACCESS_TOKEN, token_type: 'bearer', scope: 'read' });
+    expect(answer.refresh_token).toBeUndefined();
+    expect(answer.expires_in).toBeGreaterThan(290);
+    expect(answer.expires_in).toBeLessThanOrEqual(300);
+
+    const jwks = createRemoteJWKSet(new URL(batch.serverMetadata().jwks_uri!));
+    const { payload, protectedHeader } = await jwtVerify(answer.access_token, jwks, { issuer: issuer.href.replace(/\/$/, ''), audience: STORAGE, typ: 'at+jwt' });
+    expect(protectedHeader.kid).toEqual(expect.any(String));
+    expect(payload).toMatchObject({ sub: aliceId, client_id: 'batch-jobs', scope: 'read', act: { sub: 'batch-jobs', client_id: 'batch-jobs' }, jti: expect.any(String) });
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
+    expect(payload.tessera_grant).toBeUndefined();
+
+    expect(await introspect(b.url, answer.access_token)).toMatchObject({ active: true, sub: aliceId, username: 'alice', client_id: 'batch-jobs', aud: STORAGE, scope: 'read', act: { sub: 'batch-jobs', client_id: 'batch-jobs' } });
+    await endsEverywhere([answer.access_token], async () => {
+      await a.core.personalTokens.revoke(aliceId, pat.record.id, by);
+    });
+
+    await a.core.audit.settled();
+    const [event] = (await a.core.auditQuery.page({ action: 'token.exchanged', since })).events;
+    expect(event).toMatchObject({ actor: 'client:batch-jobs', subject: `user:${aliceId}`, details: { clientId: 'batch-jobs', userId: aliceId, subjectKind: 'personal_access_token', audience: STORAGE, scopes: ['read'] } });
+    expect(JSON.stringify(event)).not.toContain(pat.token);
+  }, 30_000);
+
+  it('exchanges an API session, and the exchanged token ends at its logout', async () => {
+    const session = await login('alice', 'alice-password');
+    const answer = await exchange(batch, { subject_token: session, resource: STORAGE });
+    expect(decodeJwt(answer.access_token)).toMatchObject({ sub: aliceId, aud: STORAGE });
+    await endsEverywhere([answer.access_token], async () => {
+      expect((await fetch(`${a.url}/logout`, { method: 'POST', headers: { 'x-session': session } })).status).toBeLessThan(300);
+    });
+  });
+
+  it('exchanges an opaque OAuth access token, ended by its revocation, and a JWT one, ended with its login', async () => {
+    const opaque = await deviceTokens();
+    const fromOpaque = await exchange(batch, { subject_token: opaque.access, audience: STORAGE, scope: 'deposit:write' });
+    expect(decodeJwt(fromOpaque.access_token)).toMatchObject({ sub: aliceId, scope: 'deposit:write' });
+    await endsEverywhere([fromOpaque.access_token], () => revoke(opaque.access, { id: 'cli' }));
+
+    const jwt = await deviceTokens(JWT_API);
+    const fromJwt = await exchange(batch, { subject_token: jwt.access });
+    expect(decodeJwt(fromJwt.access_token)).toMatchObject({ sub: aliceId, aud: STORAGE, scope: 'read deposit:write' });
+    await endsEverywhere([fromJwt.access_token], () => revoke(jwt.refresh, { id: 'cli' }));
+  }, 40_000);
+
+  it('narrows: with no scope, what the credential, the policy and the person share; never wider', async () => {
+    const pat = await personalToken(['read', 'deposit:write', 'deposit:actions']);
+    // deposit:actions is the person's and the token's, but not in batch-jobs's policy.
+    expect((await exchange(batch, { subject_token: pat.token })).scope).toBe('read deposit:write');
+    expect(await refusal(exchange(batch, { subject_token: pat.token, scope: 'read deposit:actions' }))).toEqual({ error: 'invalid_scope', error_description: 'this client may not exchange for the scope deposit:actions' });
+    const readOnly = await personalToken(['read']);
+    expect(await refusal(exchange(batch, { subject_token: readOnly.token, scope: 'deposit:write' }))).toEqual({
+      error: 'invalid_scope',
+      error_description: 'the subject credential does not hold the scope deposit:write: an exchange only narrows',
+    });
+    // The person loses a scope after the token was made: the exchange gives no more than they have now.
+    const both = await personalToken(['read', 'deposit:write']);
+    await a.core.accounts.setAllowedScopes('alice', ['read', 'deposit:actions'], by);
+    try {
+      expect((await exchange(batch, { subject_token: both.token })).scope).toBe('read');
+    } finally {
+      await a.core.accounts.setAllowedScopes('alice', ['read', 'deposit:write', 'deposit:actions'], by);
+    }
+  });
+
+  it('refuses unlisted and unknown audiences, two targets, a client without a policy and a kind outside it', async () => {
+    const since = new Date();
+    const pat = await personalToken();
+    expect(await refusal(exchange(batch, { subject_token: pat.token, audience: COMPUTE }))).toEqual({ error: 'invalid_target', error_description: `this client may not exchange tokens for the audience ${COMPUTE}` });
+    expect(await refusal(exchange(batch, { subject_token: pat.token, audience: 'https://elsewhere.example.org' }))).toEqual({ error: 'invalid_target', error_description: 'unknown audience https://elsewhere.example.org' });
+    expect(await refusal(exchange(batch, { subject_token: pat.token, audience: STORAGE, resource: COMPUTE }))).toMatchObject({ error: 'invalid_target' });
+    // pipeline may exchange for two audiences: it must say which.
+    const first = await exchange(batch, { subject_token: pat.token });
+    expect(await refusal(exchange(pipeline, { subject_token: first.access_token }))).toEqual({ error: 'invalid_target', error_description: 'name the audience (audience or resource): this client may exchange for several' });
+
+    const harvester = await oidc.discovery(issuer, 'harvester', plainSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    expect(await refusal(exchange(harvester, { subject_token: pat.token, audience: STORAGE }))).toMatchObject({ error: 'unauthorized_client' });
+    expect(await refusal(exchange(pipeline, { subject_token: pat.token, audience: COMPUTE }))).toEqual({ error: 'unauthorized_client', error_description: 'this client may not exchange personal access tokens' });
+    expect(await refusal(exchange(batch, { subject_token: pat.token, subject_token_type: 'urn:ietf:params:oauth:token-type:id_token' }))).toMatchObject({ error: 'invalid_request' });
+    expect(await refusal(oidc.genericGrantRequest(batch, EXCHANGE, { subject_token: pat.token }))).toMatchObject({ error: 'invalid_request' });
+    expect(await refusal(exchange(batch, { subject_token: pat.token, actor_token: pat.token }))).toEqual({ error: 'invalid_request', error_description: 'actor_token and actor_token_type go together' });
+
+    await a.core.audit.settled();
+    const refused = (await a.core.auditQuery.page({ action: 'token.exchange_refused', since })).events;
+    expect(refused.map((event) => event.details.error)).toEqual(expect.arrayContaining(['invalid_target', 'unauthorized_client', 'invalid_request']));
+    expect(refused.find((event) => event.actor === 'client:harvester')).toMatchObject({ details: { clientId: 'harvester', error: 'unauthorized_client' } });
+    expect(JSON.stringify(refused)).not.toContain(pat.token);
+  });
+
+  it('refuses a revoked or expired subject, and never outlives one about to expire', async () => {
+    const revoked = await personalToken();
+    await a.core.personalTokens.revoke(aliceId, revoked.record.id, by);
+    expect(await refusal(exchange(batch, { subject_token: revoked.token }))).toEqual({ error: 'invalid_grant', error_description: 'subject_token is invalid, expired or revoked' });
+
+    const expired = await personalToken();
+    await a.core.database.query("UPDATE personal_tokens SET created_at = now() - interval '2 days', expires_at = now() - interval '1 second' WHERE id = $1", [expired.record.id]);
+    expect(await refusal(exchange(batch, { subject_token: expired.token }))).toEqual({ error: 'invalid_grant', error_description: 'subject_token is invalid, expired or revoked' });
+
+    const ending = await personalToken();
+    await a.core.database.query("UPDATE personal_tokens SET expires_at = now() + interval '100 seconds' WHERE id = $1", [ending.record.id]);
+    const answer = await exchange(batch, { subject_token: ending.token });
+    expect(answer.expires_in).toBeLessThanOrEqual(100);
+    const { exp } = decodeJwt(answer.access_token);
+    expect(exp! * 1000).toBeLessThanOrEqual(Date.now() + 100_000);
+
+    const serviceToken = (await oidc.clientCredentialsGrant(pipeline, { scope: 'read', resource: JWT_API })).access_token;
+    expect(await refusal(exchange(pipeline, { subject_token: serviceToken, audience: COMPUTE }))).toEqual({ error: 'invalid_grant', error_description: "subject_token is a client's own token: only a person's credentials are exchanged" });
+  });
+
+  it('records each actor: nested act when an exchanged token is exchanged again, the actor token\'s subject when one is sent; all end with the first subject', async () => {
+    const pat = await personalToken();
+    const first = await exchange(batch, { subject_token: pat.token, scope: 'read' });
+    const second = await exchange(pipeline, { subject_token: first.access_token, audience: COMPUTE });
+    expect(decodeJwt(second.access_token)).toMatchObject({ sub: aliceId, aud: COMPUTE, client_id: 'pipeline', scope: 'read', act: { sub: 'pipeline', client_id: 'pipeline', act: { sub: 'batch-jobs', client_id: 'batch-jobs' } } });
+    expect(await introspect(b.url, second.access_token)).toMatchObject({ active: true, act: { sub: 'pipeline', act: { sub: 'batch-jobs' } } });
+
+    const bobSession = await login('bob', 'bob-password-long');
+    const bob = (await a.core.accounts.findUser('bob'))!;
+    const acted = await exchange(pipeline, { subject_token: first.access_token, audience: STORAGE, actor_token: bobSession, actor_token_type: ACCESS_TOKEN });
+    expect(decodeJwt(acted.access_token)).toMatchObject({ sub: aliceId, act: { sub: bob.id, client_id: 'pipeline', act: { sub: 'batch-jobs' } } });
+
+    await endsEverywhere([first.access_token, second.access_token, acted.access_token], async () => {
+      await a.core.personalTokens.revoke(aliceId, pat.record.id, by);
+    });
+  });
+
+  it('ends an exchanged token revoked by its client (RFC 7009), and what was exchanged for it, while its subject stays active', async () => {
+    const pat = await personalToken();
+    const first = await exchange(batch, { subject_token: pat.token });
+    const second = await exchange(pipeline, { subject_token: first.access_token, audience: COMPUTE });
+    await endsEverywhere([first.access_token, second.access_token], () => revoke(first.access_token, { id: 'batch-jobs', secret: BATCH_SECRET }));
+    expect(await introspect(a.url, pat.token)).toMatchObject({ active: true });
+  });
+});
