@@ -113,9 +113,9 @@ function policySchema(scopeCatalog: Record<string, string>, resources: Config['o
   });
 }
 
-/** The input of setTokenExchange (null removes the policy), under the same field name as at creation. */
+/** The input of setTokenExchange: a policy, or null to remove it. */
 export function tokenExchangeInputSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources']) {
-  return z.object({ tokenExchange: policySchema(scopeCatalog, resources).nullable() });
+  return policySchema(scopeCatalog, resources).nullable();
 }
 
 /** The input of rotateKeys, under the same field name as at creation. */

@@ -261,7 +261,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
 
     async setTokenExchange(clientId, input, by) {
       notDeclared(clientId, 'set its tokenExchange in the configuration instead');
-      const { tokenExchange: policy } = parseInput(policySchema, { tokenExchange: input });
+      const policy = parseInput(policySchema, input);
       const existing = CLIENT_ID.test(clientId) ? await clients.find(clientId) : null;
       if (!existing) throw AppError.notFound(`No client "${clientId}".`);
       if (!isConfidential(existing.kind)) throw AppError.conflict(`Client "${clientId}" is a device client: it cannot authenticate, so it may not exchange tokens.`);

@@ -60,8 +60,8 @@ export interface CreateClientInput {
   jwks?: unknown;
   /** Grants a service client introspection (default false); resource servers have it anyway. */
   mayIntrospect?: boolean;
-  /** Lets a confidential client exchange people's credentials (RFC 8693); default none. */
-  tokenExchange?: TokenExchangePolicy | null;
+  /** A TokenExchangePolicy (checked by the service): lets a confidential client exchange people's credentials (RFC 8693); default none. */
+  tokenExchange?: unknown;
 }
 
 /** A created client, and its secret (null for device clients and clients with keys): shown once, never stored. */

@@ -10,6 +10,7 @@ import { freePort } from '../support/private-redis.ts';
 import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import { documentedFetch } from '../support/documented-answers.ts';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -286,6 +287,68 @@ describe('token exchange (RFC 8693)', () => {
 
     await endsEverywhere([first.access_token, second.access_token, acted.access_token], async () => {
       await a.core.personalTokens.revoke(aliceId, pat.record.id, by);
+    });
+  });
+
+  describe('policies of registered clients, through the admin API', () => {
+    // Every answer of node A here is held to /openapi.json (test/support/documented-answers.ts).
+    const documented = documentedFetch(() => a.url);
+    let adminSession: string;
+    const admin = async (path: string, init: { method?: string; body?: unknown } = {}) => {
+      const res = await documented(`${a.url}/api/v1/admin/clients${path}`, {
+        method: init.method ?? 'GET',
+        headers: { 'x-session': adminSession, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    beforeAll(async () => {
+      adminSession = await login('admin', 'initial-admin-password');
+    });
+
+    it('registers a client with a policy, sets one on a client without, removes it, and refuses what does not fit', async () => {
+      const created = await admin('', { method: 'POST', body: { client_id: 'archiver', name: 'Archiver', kind: 'service', scopes: ['read'], token_exchange: { subject_token_kinds: ['session'], audiences: [STORAGE], scopes: ['read'] } } });
+      expect(created.status).toBe(201);
+      expect(created.body.token_exchange).toEqual({ subject_token_kinds: ['session'], audiences: [STORAGE], scopes: ['read'] });
+      const archiver = await oidc.discovery(issuer, 'archiver', String(created.body.client_secret), undefined, { execute: [oidc.allowInsecureRequests] });
+      expect(decodeJwt((await exchange(archiver, { subject_token: await login('alice', 'alice-password') })).access_token)).toMatchObject({ client_id: 'archiver', aud: STORAGE, scope: 'read' });
+
+      const pat = await personalToken();
+      const harvester = await oidc.discovery(issuer, 'harvester', plainSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+      expect(await refusal(exchange(harvester, { subject_token: pat.token }))).toMatchObject({ error: 'unauthorized_client' });
+      const set = await admin('/harvester/token-exchange', { method: 'PUT', body: { subject_token_kinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } });
+      expect(set.status).toBe(200);
+      expect(set.body).toMatchObject({ client_id: 'harvester', token_exchange: { subject_token_kinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } });
+      // At once, on both nodes (the change drops every node's cached client).
+      expect((await exchange(harvester, { subject_token: pat.token })).scope).toBe('read');
+      const onB = await oidc.discovery(issuer, 'harvester', plainSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+      // Node B shares the issuer; its requests go to B's own port.
+      const viaB = new URL(b.url).origin;
+      onB[oidc.customFetch] = (url, options) => fetch(url.replace(issuer.origin, viaB), options as RequestInit);
+      expect(await exchange(onB, { subject_token: pat.token })).toMatchObject({ issued_token_type: ACCESS_TOKEN, scope: 'read' });
+
+      const removed = await admin('/harvester/token-exchange', { method: 'DELETE' });
+      expect(removed.body.token_exchange).toBeNull();
+      expect(await refusal(exchange(harvester, { subject_token: pat.token }))).toMatchObject({ error: 'unauthorized_client' });
+
+      const wrong = await admin('/harvester/token-exchange', { method: 'PUT', body: { subject_token_kinds: ['session'], audiences: ['https://elsewhere.example.org'], scopes: ['deposit:nope'] } });
+      expect(wrong.status).toBe(400);
+      expect((wrong.body.errors as { field: string }[]).map((e) => e.field).sort()).toEqual(['audiences.0', 'scopes.0']);
+      const kind = await admin('/harvester/token-exchange', { method: 'PUT', body: { subject_token_kinds: ['refresh_token'], audiences: [STORAGE], scopes: ['read'] } });
+      expect((kind.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['subject_token_kinds.0']);
+      const device = await admin('', { method: 'POST', body: { name: 'Tool', kind: 'device', token_exchange: { subject_token_kinds: ['session'], audiences: [STORAGE], scopes: ['read'] } } });
+      expect(device.status).toBe(400);
+      expect((device.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['token_exchange']);
+      expect((await admin('/batch-jobs/token-exchange', { method: 'DELETE' })).status).toBe(409);
+      expect((await admin('/nobody/token-exchange', { method: 'DELETE' })).status).toBe(404);
+      expect((await admin('/cli/token-exchange', { method: 'PUT', body: { subject_token_kinds: ['session'], audiences: [STORAGE], scopes: ['read'] } })).status).toBe(409);
+      expect([...documented.checked]).toEqual(
+        expect.arrayContaining([
+          'POST /api/v1/admin/clients 201', 'POST /api/v1/admin/clients 400',
+          'PUT /api/v1/admin/clients/{id}/token-exchange 200', 'PUT /api/v1/admin/clients/{id}/token-exchange 400', 'PUT /api/v1/admin/clients/{id}/token-exchange 409',
+          'DELETE /api/v1/admin/clients/{id}/token-exchange 200', 'DELETE /api/v1/admin/clients/{id}/token-exchange 404', 'DELETE /api/v1/admin/clients/{id}/token-exchange 409',
+        ]),
+      );
     });
   });
 
