@@ -11,6 +11,7 @@ import { startServerProcess, type ServerProcess } from '../support/server-proces
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
+import { runTessera } from '../support/cli-process.ts';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -160,6 +161,13 @@ describe('token exchange (RFC 8693)', () => {
   it('is advertised in the discovery documents', () => {
     expect(batch.serverMetadata().grant_types_supported).toContain(EXCHANGE);
   });
+
+  it('shows each policy in `tessera client show`', async () => {
+    const env = { DATABASE_URL: db.url, TESSERA_CONFIG: join(configDir, 'tessera.json') };
+    expect((await runTessera(['client', 'show', 'batch-jobs'], env)).stdout).toContain(`token_exchange:     personal_access_token access_token session → ${STORAGE} (scopes read deposit:write)`);
+    expect((await runTessera(['client', 'show', 'pipeline'], env)).stdout).toContain(`token_exchange:     access_token → ${COMPUTE} ${STORAGE} (scopes read)`);
+    expect((await runTessera(['client', 'show', 'harvester'], env)).stdout).toContain('token_exchange:     no');
+  }, 30_000);
 
   it('exchanges a personal access token for a short-lived JWT for one audience, which verifies against the JWKS and ends with the token', async () => {
     const since = new Date();
