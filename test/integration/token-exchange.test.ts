@@ -12,6 +12,7 @@ import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix,
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
 import { runTessera } from '../support/cli-process.ts';
+import { HttpBrowser } from '../support/http-browser.ts';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -335,7 +336,15 @@ describe('token exchange (RFC 8693)', () => {
       onB[oidc.customFetch] = (url, options) => fetch(url.replace(issuer.origin, viaB), options as RequestInit);
       expect(await exchange(onB, { subject_token: pat.token })).toMatchObject({ issued_token_type: ACCESS_TOKEN, scope: 'read' });
 
+      // The admin console shows it on the client's page.
+      const browser = new HttpBrowser(a.url);
+      await browser.submit(await browser.request('/login'), { username: 'admin', password: 'initial-admin-password' });
+      const page = await browser.request('/admin/clients/harvester');
+      expect(page.status).toBe(200);
+      expect(page.html).toContain(`<dt>Token exchange</dt><dd>exchanges <code>personal_access_token</code> for <code class="wrap">${STORAGE}</code> with at most <code>read</code> </dd>`);
+
       const removed = await admin('/harvester/token-exchange', { method: 'DELETE' });
+      expect((await browser.request('/admin/clients/harvester')).html).toContain('<dt>Token exchange</dt><dd><span class="muted">may not exchange</span></dd>');
       expect(removed.body.token_exchange).toBeNull();
       expect(await refusal(exchange(harvester, { subject_token: pat.token }))).toMatchObject({ error: 'unauthorized_client' });
 

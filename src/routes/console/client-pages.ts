@@ -127,6 +127,9 @@ ${o.secretGone ? html`<p class="error" role="alert">That secret was shown once a
   <dt>Default resource</dt><dd>${client.defaultResource ?? html`<span class="muted">the global default</span>`}</dd>
   <dt>Access token lifetime</dt><dd>${client.accessTokenTtlSeconds === null ? html`<span class="muted">the global default</span>` : `${client.accessTokenTtlSeconds} s`}</dd>
   <dt>Introspection</dt><dd>${client.mayIntrospect ? 'may introspect tokens' : 'may not introspect'}</dd>
+  <dt>Token exchange</dt><dd>${client.tokenExchange
+    ? html`exchanges ${client.tokenExchange.subjectTokenKinds.map((k) => html`<code>${k}</code> `)}for ${client.tokenExchange.audiences.map((a) => html`<code class="wrap">${a}</code> `)}with at most ${client.tokenExchange.scopes.map((s) => html`<code>${s}</code> `)}`
+    : html`<span class="muted">may not exchange</span>`}</dd>
   <dt>Source</dt><dd>${stored ? 'registered here' : 'declared in the configuration'}</dd>
   ${stored ? html`<dt>Created</dt><dd>${when(client.createdAt)}</dd><dt>Secret rotated</dt><dd>${when(client.secretRotatedAt)}</dd>` : ''}
   ${client.jwks ? html`<dt>Public keys</dt><dd>${client.jwks.keys.map((k) => html`<code>${k.kid ?? '(no kid)'}</code> ${k.kty} `)}</dd>` : ''}
