@@ -200,6 +200,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     users,
     exchangedTokens,
     audit: core.audit,
+    failedLookups: createFailedLookupLimiter({ failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...clocked }),
     ...clocked,
   });
   const tokenRequestCheck = createTokenRequestCheck({

@@ -13,6 +13,7 @@ import { startTestTessera, type TestTessera } from '../support/start-tessera.ts'
 import { documentedFetch } from '../support/documented-answers.ts';
 import { runTessera } from '../support/cli-process.ts';
 import { HttpBrowser } from '../support/http-browser.ts';
+import { tokenFormat } from '../../src/credentials/token-format.ts';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -21,6 +22,7 @@ const COMPUTE = 'https://compute.example.org';
 const JWT_API = 'https://records.example.org';
 const BATCH_SECRET = 'batch-jobs-secret-0123456789abcdefghijklmnop';
 const by = { actor: 'test' };
+const GUESSES = 20;
 
 // RFC 8693 token exchange (docs/token-exchange.md) against two real Tessera processes sharing
 // PostgreSQL and Redis: node A in this process, node B a child process. Every exchange goes
@@ -74,6 +76,9 @@ describe('token exchange (RFC 8693)', () => {
       TESSERA_COOKIE_KEYS: 'exchange-cookie-key-0123456789abcdefghijkl',
       TESSERA_DEVICE_POLL_INTERVAL: '1',
       TESSERA_INTROSPECTION_CACHE_TTL: '60',
+      // Personal-token guessing: a budget a test can use up (and the other tests do not).
+      TESSERA_FAILED_LOOKUPS_PER_SOURCE: String(GUESSES),
+      TESSERA_FAILED_LOOKUP_WINDOW: '3600',
     };
     a = await startTestTessera({ ...shared, PORT: String(port) });
     b = await startServerProcess({ ...shared, PORT: '0' });
@@ -280,6 +285,25 @@ describe('token exchange (RFC 8693)', () => {
 
     const serviceToken = (await oidc.clientCredentialsGrant(pipeline, { scope: 'read', resource: JWT_API })).access_token;
     expect(await refusal(exchange(pipeline, { subject_token: serviceToken, audience: COMPUTE }))).toEqual({ error: 'invalid_grant', error_description: "subject_token is a client's own token: only a person's credentials are exchanged" });
+  });
+
+  it('limits a client that keeps presenting unknown personal tokens (429), and stops a delegation chain at four earlier actors', async () => {
+    const secret = (await a.core.clients.create({ clientId: 'guesser', name: 'Guesser', kind: 'service', scopes: ['read'], tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } }, by)).secret!;
+    const guesser = await oidc.discovery(issuer, 'guesser', secret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const pat = await personalToken(['read']);
+    // Well-formed (a right checksum): each costs a lookup in the database, so each counts.
+    const guess = () => tokenFormat.generate('personal_access_token');
+    for (let i = 0; i < GUESSES; i += 1) expect((await refusal(exchange(guesser, { subject_token: guess() }))).error).toBe('invalid_grant');
+    const limited = (await exchange(guesser, { subject_token: pat.token }).catch((error: unknown) => error)) as oidc.ResponseBodyError;
+    expect(limited).toMatchObject({ status: 429, error: 'rate_limited', error_description: 'too many personal-token lookups found nothing; try again later' });
+    expect(Number(limited.response.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Another client is not limited by it.
+    expect((await exchange(batch, { subject_token: pat.token })).scope).toBe('read');
+
+    let token = (await exchange(batch, { subject_token: pat.token })).access_token;
+    for (let depth = 1; depth < 4; depth += 1) token = (await exchange(pipeline, { subject_token: token, audience: COMPUTE })).access_token;
+    expect(decodeJwt(token)).toMatchObject({ act: { act: { act: { act: { sub: 'batch-jobs' } } } } });
+    expect(await refusal(exchange(pipeline, { subject_token: token, audience: COMPUTE }))).toEqual({ error: 'invalid_grant', error_description: 'subject_token was already exchanged 4 times: the delegation chain is too long' });
   });
 
   it('records each actor: nested act when an exchanged token is exchanged again, the actor token\'s subject when one is sent; all end with the first subject', async () => {

@@ -51,6 +51,15 @@ export interface TokenExchangeDependencies {
   users: Pick<UserCache, 'peekUser'>;
   exchangedTokens: Pick<ExchangedTokens, 'record'>;
   audit: Pick<AuditLog, 'recordInBackground'>;
+  /**
+   * Personal-token guessing through the exchange, per client, as at introspection
+   * (introspection/failed-lookup-limiter.ts; docs/resource-servers.md#limits-on-guessing).
+   */
+  failedLookups: {
+    personalTokenWaitMs(source: string, token: string): number;
+    personalTokenMissed(source: string, token: string): boolean;
+    refusalHeaders(retryAfterMs: number): Record<string, string>;
+  };
   clock?: () => number;
 }
 
@@ -128,9 +137,18 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     return { kid: current.kid, alg, key };
   }
 
-  async function verified(value: string, name: string): Promise<ExchangeCredential> {
+  /** The active credential a value is; a client that keeps presenting unknown personal tokens is limited (429). */
+  async function verified(ctx: KoaContextWithOIDC, clientId: string, value: string, name: string): Promise<ExchangeCredential> {
+    const waitMs = deps.failedLookups.personalTokenWaitMs(clientId, value);
+    if (waitMs > 0) {
+      for (const [header, headerValue] of Object.entries(deps.failedLookups.refusalHeaders(waitMs))) ctx.set(header, headerValue);
+      throw Object.assign(new errors.CustomOIDCProviderError('rate_limited', 'too many personal-token lookups found nothing; try again later'), { status: 429, statusCode: 429 });
+    }
     const credential = await deps.verifyCredential(value);
-    if (!credential) throw refuse.grant(`${name} is invalid, expired or revoked`);
+    if (!credential) {
+      deps.failedLookups.personalTokenMissed(clientId, value);
+      throw refuse.grant(`${name} is invalid, expired or revoked`);
+    }
     return credential;
   }
 
@@ -150,7 +168,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (actorType !== undefined && actorType !== ACCESS_TOKEN_TYPE) throw refuse.request(`unsupported actor_token_type: send ${ACCESS_TOKEN_TYPE}`);
     const audience = targetOf(ctx, policy, deps.resources);
 
-    const subject = await verified(subjectToken, 'subject_token');
+    const subject = await verified(ctx, client.clientId, subjectToken, 'subject_token');
     if (!(policy.subjectTokenKinds as string[]).includes(subject.kind)) {
       throw refuse.client(`this client may not exchange ${KIND_NAMES[subject.kind as ExchangeableKind] ?? subject.kind}`);
     }
@@ -159,7 +177,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const user = await deps.users.peekUser(subject.sub);
     if (!user || user.disabled) throw refuse.grant('subject_token is invalid, expired or revoked');
     const scopes = scopesOf(ctx, subject, policy, user.allowedScopes);
-    const actor = actorToken === undefined ? null : await verified(actorToken, 'actor_token');
+    const actor = actorToken === undefined ? null : await verified(ctx, client.clientId, actorToken, 'actor_token');
 
     const now = Math.floor(clock() / 1000);
     const lifetime = Math.min(deps.ttlSeconds, subject.exp === null ? Infinity : subject.exp - now);
