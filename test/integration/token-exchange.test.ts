@@ -80,7 +80,7 @@ describe('token exchange (RFC 8693)', () => {
       TESSERA_FAILED_LOOKUPS_PER_SOURCE: String(GUESSES),
       TESSERA_FAILED_LOOKUP_WINDOW: '3600',
     };
-    a = await startTestTessera({ ...shared, PORT: String(port) });
+    a = await startTestTessera({ ...shared, PORT: String(port), TESSERA_METRICS_PORT: '0' });
     b = await startServerProcess({ ...shared, PORT: '0' });
 
     aliceId = (await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write', 'deposit:actions'] }, by)).id;
@@ -195,6 +195,9 @@ describe('token exchange (RFC 8693)', () => {
     await endsEverywhere([answer.access_token], async () => {
       await a.core.personalTokens.revoke(aliceId, pat.record.id, by);
     });
+
+    const metrics = await (await fetch(`${a.metricsUrl!}/metrics`)).text();
+    expect(Number(/^tessera_oauth_tokens_issued_total\{kind="exchanged_access_token"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
 
     await a.core.audit.settled();
     const [event] = (await a.core.auditQuery.page({ action: 'token.exchanged', since })).events;
