@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
 import { freePort } from '../support/private-redis.ts';
@@ -309,6 +309,17 @@ describe('token exchange (RFC 8693)', () => {
     expect(await refusal(exchange(pipeline, { subject_token: token, audience: COMPUTE }))).toEqual({ error: 'invalid_grant', error_description: 'subject_token was already exchanged 4 times: the delegation chain is too long' });
   });
 
+  it('authenticates an exchanging client as for any grant: with private_key_jwt too, and never without its credentials', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'signer-1', alg: 'ES256', use: 'sig' }] };
+    await a.core.clients.create({ clientId: 'signer', name: 'Signer', kind: 'service', scopes: ['read'], jwks, tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } }, by);
+    const signer = await oidc.discovery(issuer, 'signer', undefined, oidc.PrivateKeyJwt(privateKey, { kid: 'signer-1' }), { execute: [oidc.allowInsecureRequests] });
+    const pat = await personalToken(['read']);
+    expect(decodeJwt((await exchange(signer, { subject_token: pat.token })).access_token)).toMatchObject({ client_id: 'signer', act: { sub: 'signer' } });
+    const anonymous = await oidc.discovery(issuer, 'batch-jobs', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    expect(await refusal(exchange(anonymous, { subject_token: pat.token }))).toMatchObject({ error: 'invalid_client' });
+  });
+
   it('records each actor: nested act when an exchanged token is exchanged again, the actor token\'s subject when one is sent; all end with the first subject', async () => {
     const pat = await personalToken();
     const first = await exchange(batch, { subject_token: pat.token, scope: 'read' });
@@ -372,6 +383,19 @@ describe('token exchange (RFC 8693)', () => {
 
       const removed = await admin('/harvester/token-exchange', { method: 'DELETE' });
       expect((await browser.request('/admin/clients/harvester')).html).toContain('<dt>Token exchange</dt><dd><span class="muted">may not exchange</span></dd>');
+
+      // …and sets or withdraws it with a form.
+      const csrf = /name="csrf" value="([^"]+)"/.exec((await browser.request('/admin/clients/archiver')).html)![1]!;
+      const saved = await browser.request('/admin/clients/archiver/token-exchange', { form: { csrf, subject_token_kinds: 'personal_access_token', audiences: `${STORAGE}`, scopes: 'read deposit:write' } });
+      expect(saved.html).toContain('Saved the token-exchange policy of archiver.');
+      expect((await a.core.clients.find('archiver'))!.tokenExchange).toEqual({ subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read', 'deposit:write'] });
+      const refusedPage = await browser.request('/admin/clients/archiver/token-exchange', { form: { csrf, subject_token_kinds: 'session', audiences: 'https://nowhere.example.org', scopes: 'read' } });
+      expect(refusedPage.status).toBe(400);
+      expect(refusedPage.html).toContain('&quot;https://nowhere.example.org&quot; is not one of oauth.resources');
+      expect((await a.core.clients.find('archiver'))!.tokenExchange!.subjectTokenKinds).toEqual(['personal_access_token']);
+      const withdrawn = await browser.request('/admin/clients/archiver/token-exchange', { form: { csrf, remove: 'yes' } });
+      expect(withdrawn.html).toContain('archiver may no longer exchange tokens.');
+      expect((await a.core.clients.find('archiver'))!.tokenExchange).toBeNull();
       expect(removed.body.token_exchange).toBeNull();
       expect(await refusal(exchange(harvester, { subject_token: pat.token }))).toMatchObject({ error: 'unauthorized_client' });
 
