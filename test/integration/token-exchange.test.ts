@@ -313,7 +313,7 @@ describe('token exchange (RFC 8693)', () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
     const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'signer-1', alg: 'ES256', use: 'sig' }] };
     await a.core.clients.create({ clientId: 'signer', name: 'Signer', kind: 'service', scopes: ['read'], jwks, tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } }, by);
-    const signer = await oidc.discovery(issuer, 'signer', undefined, oidc.PrivateKeyJwt(privateKey, { kid: 'signer-1' }), { execute: [oidc.allowInsecureRequests] });
+    const signer = await oidc.discovery(issuer, 'signer', undefined, oidc.PrivateKeyJwt({ key: privateKey, kid: 'signer-1' }), { execute: [oidc.allowInsecureRequests] });
     const pat = await personalToken(['read']);
     expect(decodeJwt((await exchange(signer, { subject_token: pat.token })).access_token)).toMatchObject({ client_id: 'signer', act: { sub: 'signer' } });
     const anonymous = await oidc.discovery(issuer, 'batch-jobs', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
