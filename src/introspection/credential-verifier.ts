@@ -208,6 +208,8 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       // revoking the refresh token, or the grant, ends it here even though the JWT still verifies.
       const grantId = payload[JWT_GRANT_CLAIM];
       const act = isActClaim(payload.act) ? payload.act : undefined;
+      // An actor claim Tessera did not write (malformed, or beside a grant or without a jti) was never issued here.
+      if (payload.act !== undefined && (!act || typeof grantId === 'string' || typeof payload.jti !== 'string')) return null;
       if (typeof grantId === 'string') {
         if (!(await deps.oidcModel('Grant').find(grantId))) return null;
         invalidatedBy.push(target.grant(grantId));
@@ -224,8 +226,6 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         if (await deps.jwtRevoked(payload.jti)) return null;
         invalidatedBy.push(target.jwtAccessToken(payload.jti));
         links.push({ type: 'jwt', jti: payload.jti });
-      } else if (payload.act !== undefined) {
-        return null; // an actor without a jti was never issued here
       }
       if (payload.sub === clientId && !act) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy, links };
       const user = payload.sub ? await activeUser(payload.sub) : null;
