@@ -337,6 +337,24 @@ describe('token exchange (RFC 8693)', () => {
     });
   });
 
+  it("ends with the person's account (disabled) and with the exchanging client (deleted), on every node", async () => {
+    const bob = (await a.core.accounts.findUser('bob'))!;
+    const pat = await a.core.personalTokens.create(bob, { name: 'job', scopes: ['read'] }, by);
+    const exchanged = await exchange(batch, { subject_token: pat.token });
+    expect(decodeJwt(exchanged.access_token)).toMatchObject({ sub: bob.id, scope: 'read' });
+    await endsEverywhere([exchanged.access_token], async () => {
+      await a.core.accounts.setDisabled('bob', true, by);
+    });
+    await a.core.accounts.setDisabled('bob', false, by);
+
+    const secret = (await a.core.clients.create({ clientId: 'short-lived', name: 'Short-lived', kind: 'service', scopes: ['read'], tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE], scopes: ['read'] } }, by)).secret!;
+    const shortLived = await oidc.discovery(issuer, 'short-lived', secret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const fromDeleted = await exchange(shortLived, { subject_token: pat.token });
+    await endsEverywhere([fromDeleted.access_token], async () => {
+      await a.core.clients.delete('short-lived', by);
+    });
+  });
+
   describe('policies of registered clients, through the admin API', () => {
     // Every answer of node A here is held to /openapi.json (test/support/documented-answers.ts).
     const documented = documentedFetch(() => a.url);
