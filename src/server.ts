@@ -25,7 +25,9 @@ import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter
 import { createIntrospectionSigner } from './introspection/introspection-signer.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
-import { findOidcToken } from './oauth/adapter/stored-payload.ts';
+import { findOidcToken, findOidcTokenByDigest } from './oauth/adapter/stored-payload.ts';
+import { createExchangedTokens } from './oauth/adapter/exchanged-tokens.ts';
+import { registerTokenExchange } from './oauth/grants/token-exchange-grant.ts';
 import { createTokenRequestCheck, refreshTokenUserScopesFrom } from './oauth/grants/token-request-rules.ts';
 import { createOidcProvider, OIDC_ROUTES } from './oauth/provider/provider.ts';
 import { createSigningKeyStore } from './oauth/signing-keys.ts';
@@ -143,6 +145,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   const signingKeys = await createPublishedSigningKeys({ store: keyStore, logger, ...clocked });
   const clientMetadata = createClientMetadataCache((clientId) => core.clients.findOidcMetadata(clientId), clocked);
   const users = createUserCache((id) => core.accounts.findUserById(id), clocked);
+  const exchangedTokens = createExchangedTokens(ephemeral);
   const verifier = createCachedCredentialVerifier(
     createCredentialVerifier({
       config,
@@ -152,6 +155,8 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
       personalTokens: core.personalTokens,
       oidcModel: oidcAdapters,
       findOidcToken: (value, models) => findOidcToken(ephemeral, value, models),
+      findOidcTokenByDigest: (digest, models) => findOidcTokenByDigest(ephemeral, digest, models),
+      exchangedTokenLinks: (jti) => exchangedTokens.links(jti),
       verificationKey: signingKeys.verificationKey,
       jwtRevoked: (jti) => core.jwtRevocations.isRevoked(jti),
       ...clocked,
@@ -188,6 +193,20 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     cookieKeys: secrets.cookieKeys,
     audit: core.audit,
     ephemeral,
+    ...clocked,
+  });
+  // RFC 8693 token exchange, inside oidc-provider (oauth/grants/token-exchange-grant.ts).
+  registerTokenExchange(provider, {
+    issuer: config.issuer,
+    resources: config.oauth.resources,
+    ttlSeconds: config.oauth.tokenExchangeTtlSeconds,
+    signingAlgorithm: config.oauth.signingAlgorithm,
+    signingKeys,
+    verifyCredential: (value) => verifier.verify(value, { refreshTokens: false }),
+    users,
+    exchangedTokens,
+    audit: core.audit,
+    failedLookups: createFailedLookupLimiter({ failures: config.introspection.failedLookupsPerSource, windowSeconds: config.introspection.failedLookupWindowSeconds, ...clocked }),
     ...clocked,
   });
   const tokenRequestCheck = createTokenRequestCheck({
@@ -458,7 +477,7 @@ export async function startTessera(config: Config, logger: Logger, options: Star
 }
 
 /** The tokens oidc-provider issues, counted from its events ('<model>.saved', or '.issued' for a JWT), and what is read at each scrape. */
-const ISSUED_KINDS = ['access_token', 'client_credentials', 'refresh_token', 'authorization_code'] as const;
+const ISSUED_KINDS = ['access_token', 'client_credentials', 'refresh_token', 'authorization_code', 'exchanged_access_token'] as const;
 
 function countOAuthAndHashing(metrics: Metrics, core: OnlineCore, oauth: OAuthParts): void {
   // (The provider is an EventEmitter; its types list each event name on its own.)

@@ -92,6 +92,8 @@ function describeClient(client: Client, io: Output): void {
   io.out(`redirect_uris:      ${client.redirectUris.length ? client.redirectUris.join(' ') : '-'}`);
   io.out(`default_resource:   ${client.defaultResource ?? '(the global oauth.defaultResource)'}`);
   io.out(`introspection:      ${client.mayIntrospect ? (client.kind === 'resource_server' ? 'yes (every resource server)' : 'granted') : 'no'}`);
+  const exchange = client.tokenExchange;
+  io.out(`token_exchange:     ${exchange ? `${exchange.subjectTokenKinds.join(' ')} → ${exchange.audiences.join(' ')} (scopes ${exchange.scopes.join(' ')})` : 'no'}`);
   io.out(`access_token_ttl:   ${client.accessTokenTtlSeconds === null ? '(the global oauth.accessTokenTtlSeconds)' : `${client.accessTokenTtlSeconds} s`}`);
   if (client.source === 'database') {
     io.out(`created_at:         ${date(client.createdAt)}`);

@@ -6,6 +6,7 @@ import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, introspectionMetadataProblem
 import { AppError } from '../shared/errors.ts';
 import { checkCatalogScope } from '../shared/path-scopes.ts';
 import { isConfidential } from './client.ts';
+import { EXCHANGING_KINDS, tokenExchangePolicyProblems, tokenExchangePolicySchema } from '../config/token-exchange-policy.ts';
 
 /** Kinds whose tokens may come with an ID token or a refresh token. */
 const USER_FACING_KINDS: ReadonlySet<ClientKind> = new Set(['device', 'web']);
@@ -86,6 +87,7 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       introspectionSignedResponseAlg: z.string({ message: 'must be a JWS algorithm name' }).nullish(),
       introspectionEncryptedResponseAlg: z.unknown().optional(),
       introspectionEncryptedResponseEnc: z.unknown().optional(),
+      tokenExchange: policySchema(scopeCatalog, resources, pathScoped).nullish(),
     })
     .superRefine((input, context) => {
       const redirectUris = input.redirectUris ?? [];
@@ -102,6 +104,9 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
       if (input.mayIntrospect && input.kind !== 'service' && input.kind !== 'resource_server') {
         context.addIssue({ code: 'custom', path: ['mayIntrospect'], message: `only service clients may be granted introspection (resource servers always have it), not ${input.kind} clients` });
       }
+      if (input.tokenExchange && !EXCHANGING_KINDS.has(input.kind)) {
+        context.addIssue({ code: 'custom', path: ['tokenExchange'], message: `a ${input.kind} client cannot authenticate, so it may not exchange tokens` });
+      }
       if (!USER_FACING_KINDS.has(input.kind)) {
         (input.scopes ?? []).forEach((scope, index) => {
           if (PROTOCOL_SCOPES.has(scope)) {
@@ -110,6 +115,18 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
         });
       }
     });
+}
+
+/** A token-exchange policy whose audiences are resources and whose scopes are in the catalog. */
+function policySchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], pathScoped: ReadonlySet<string>) {
+  return tokenExchangePolicySchema.superRefine((policy, context) => {
+    for (const problem of tokenExchangePolicyProblems(policy, scopeCatalog, resources, pathScoped)) context.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  });
+}
+
+/** The input of setTokenExchange: a policy, or null to remove it. */
+export function tokenExchangeInputSchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], pathScopes: readonly string[] = []) {
+  return policySchema(scopeCatalog, resources, new Set(pathScopes)).nullable();
 }
 
 /** The input of rotateKeys, under the same field name as at creation. */

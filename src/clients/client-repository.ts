@@ -1,4 +1,5 @@
 import type { ClientJwks, ClientKind } from '../config/schema.ts';
+import type { TokenExchangePolicy } from '../config/token-exchange-policy.ts';
 import type { Database, Queryable } from '../store/sql/database.ts';
 
 /**
@@ -19,6 +20,8 @@ export interface ClientRecord {
   accessTokenTtlSeconds: number | null;
   /** Service clients only: granted introspection (resource servers may introspect by their kind). */
   mayIntrospect: boolean;
+  /** Confidential kinds only: what it may obtain by token exchange; null: nothing. */
+  tokenExchange: TokenExchangePolicy | null;
   createdAt: Date;
   updatedAt: Date;
   secretRotatedAt: Date | null;
@@ -53,6 +56,8 @@ export interface ClientRepository {
   updateKeys(clientId: string, jwks: ClientJwks, connection?: Queryable): Promise<ClientRecord | null>;
   /** Grants or withdraws introspection of a service client; null when there is no such service client. */
   updateMayIntrospect(clientId: string, mayIntrospect: boolean, connection?: Queryable): Promise<ClientRecord | null>;
+  /** Replaces (or, with null, removes) the token-exchange policy of a confidential client; null when there is no such client. */
+  updateTokenExchange(clientId: string, policy: TokenExchangePolicy | null, connection?: Queryable): Promise<ClientRecord | null>;
 }
 
 interface ClientRow {
@@ -66,6 +71,7 @@ interface ClientRow {
   default_resource: string | null;
   access_token_ttl_seconds: number | null;
   may_introspect: boolean;
+  token_exchange: TokenExchangePolicy | null;
   created_at: Date;
   updated_at: Date;
   secret_rotated_at: Date | null;
@@ -73,7 +79,7 @@ interface ClientRow {
 }
 
 const COLUMNS =
-  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect, created_at, updated_at, secret_rotated_at, keys_rotated_at';
+  'client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect, token_exchange, created_at, updated_at, secret_rotated_at, keys_rotated_at';
 
 function toRecord(row: ClientRow): ClientRecord {
   return {
@@ -87,6 +93,7 @@ function toRecord(row: ClientRow): ClientRecord {
     defaultResource: row.default_resource,
     accessTokenTtlSeconds: row.access_token_ttl_seconds,
     mayIntrospect: row.may_introspect,
+    tokenExchange: row.token_exchange,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     secretRotatedAt: row.secret_rotated_at,
@@ -103,8 +110,8 @@ export function createClientRepository(database: Database): ClientRepository {
     async insert(client, connection = database) {
       try {
         const created = await one(
-          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+          `INSERT INTO clients (client_id, name, kind, secret_sha256, jwks, redirect_uris, scopes, default_resource, access_token_ttl_seconds, may_introspect, token_exchange)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11::jsonb) RETURNING ${COLUMNS}`,
           [
             client.clientId,
             client.name,
@@ -116,6 +123,7 @@ export function createClientRepository(database: Database): ClientRepository {
             client.defaultResource,
             client.accessTokenTtlSeconds,
             client.mayIntrospect,
+            client.tokenExchange === null ? null : JSON.stringify(client.tokenExchange),
           ],
           connection,
         );
@@ -150,6 +158,13 @@ export function createClientRepository(database: Database): ClientRepository {
         `UPDATE clients SET may_introspect = $2, updated_at = now()
          WHERE client_id = $1 AND kind = 'service' RETURNING ${COLUMNS}`,
         [clientId, mayIntrospect],
+        connection,
+      ),
+    updateTokenExchange: (clientId, policy, connection = database) =>
+      one(
+        `UPDATE clients SET token_exchange = $2::jsonb, updated_at = now()
+         WHERE client_id = $1 AND kind <> 'device' RETURNING ${COLUMNS}`,
+        [clientId, policy === null ? null : JSON.stringify(policy)],
         connection,
       ),
   };

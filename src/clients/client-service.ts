@@ -7,7 +7,7 @@ import { AppError } from '../shared/errors.ts';
 import { parseInput } from '../shared/validation.ts';
 import type { Database } from '../store/sql/database.ts';
 import { fromDeclared, fromRecord, isConfidential, type Client, type ClientListener, type CreateClientInput, type CreatedClient } from './client.ts';
-import { createClientSchema, provePublicKeys, rotateKeysSchema } from './client-input.ts';
+import { createClientSchema, provePublicKeys, rotateKeysSchema, tokenExchangeInputSchema } from './client-input.ts';
 import { ClientIdTaken, createClientRepository } from './client-repository.ts';
 import { digestClientSecret, generateClientSecret, randomBase62 } from './client-secret.ts';
 import { toOidcMetadata, type OidcClientMetadata } from './oidc-client-metadata.ts';
@@ -57,6 +57,8 @@ export interface ClientService {
    * once. 404 for an unknown client, 409 for declared clients and other kinds.
    */
   setIntrospection(clientId: string, mayIntrospect: boolean, by: Actor): Promise<Client>;
+  /** Replaces (null: removes) a registered confidential client's token-exchange policy (docs/token-exchange.md). */
+  setTokenExchange(clientId: string, policy: unknown, by: Actor): Promise<Client>;
   /** The metadata oidc-provider needs for a client id, or undefined for an unknown one. */
   findOidcMetadata(clientId: string): Promise<OidcClientMetadata | undefined>;
 }
@@ -80,6 +82,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
   const declared = new Map(options.declared.map((client) => [client.clientId, client]));
 
   const createSchema = createClientSchema(scopeCatalog, resources, options.signingAlgorithm ?? 'RS256', pathScopes);
+  const policySchema = tokenExchangeInputSchema(scopeCatalog, resources, pathScopes);
 
   /** Declared clients change only with the configuration; `instead` says how. */
   function notDeclared(clientId: string, instead: string): void {
@@ -119,6 +122,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
               defaultResource: valid.defaultResource ?? null,
               accessTokenTtlSeconds: valid.accessTokenTtlSeconds ?? null,
               mayIntrospect: valid.kind === 'service' && valid.mayIntrospect === true,
+              tokenExchange: valid.tokenExchange ?? null,
             },
             tx,
           );
@@ -135,6 +139,7 @@ export function createClientService(options: ClientServiceOptions): ClientServic
                 defaultResource: created.defaultResource,
                 accessTokenTtlSeconds: created.accessTokenTtlSeconds,
                 ...(created.mayIntrospect ? { mayIntrospect: true } : {}),
+                ...(created.tokenExchange ? { tokenExchange: created.tokenExchange } : {}),
                 ...(created.jwks ? { authMethod: 'private_key_jwt', keys: describeKeys(created.jwks) } : {}),
               },
             },
@@ -249,6 +254,24 @@ export function createClientService(options: ClientServiceOptions): ClientServic
         if (updated && updated.mayIntrospect !== existing.mayIntrospect) {
           await audit.record({ ...by, action: 'client.introspection_changed', subject: `client:${clientId}`, details: { mayIntrospect } }, tx);
         }
+        return updated;
+      });
+      // Deleted between the two statements.
+      if (!record) throw AppError.notFound(`No client "${clientId}".`);
+      const client = fromRecord(record);
+      for (const listener of listeners) await listener.changed?.(client);
+      return client;
+    },
+
+    async setTokenExchange(clientId, input, by) {
+      notDeclared(clientId, 'set its tokenExchange in the configuration instead');
+      const policy = parseInput(policySchema, input);
+      const existing = CLIENT_ID.test(clientId) ? await clients.find(clientId) : null;
+      if (!existing) throw AppError.notFound(`No client "${clientId}".`);
+      if (!isConfidential(existing.kind)) throw AppError.conflict(`Client "${clientId}" is a device client: it cannot authenticate, so it may not exchange tokens.`);
+      const record = await database.transaction(async (tx) => {
+        const updated = await clients.updateTokenExchange(clientId, policy, tx);
+        if (updated) await audit.record({ ...by, action: 'client.token_exchange_changed', subject: `client:${clientId}`, details: { tokenExchange: policy } }, tx);
         return updated;
       });
       // Deleted between the two statements.

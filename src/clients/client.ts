@@ -1,6 +1,7 @@
 // What a client is, as the rest of Tessera sees it, and how one is built from the configuration
 // or from a database row.
 import type { ClientJwks, ClientKind, DeclaredClient } from '../config/schema.ts';
+import type { TokenExchangePolicy } from '../config/token-exchange-policy.ts';
 import type { ClientRecord } from './client-repository.ts';
 
 /**
@@ -32,6 +33,8 @@ export interface Client {
    * granted it (one registration for a backend that calls APIs and checks tokens).
    */
   mayIntrospect: boolean;
+  /** What it may obtain by token exchange (RFC 8693); null: it may not exchange. */
+  tokenExchange: TokenExchangePolicy | null;
   /** 'config': declared in the configuration, read-only here. 'database': registered at run time. */
   source: 'config' | 'database';
   /** Null for declared clients. */
@@ -64,6 +67,8 @@ export interface CreateClientInput {
   introspectionSignedResponseAlg?: string | null;
   introspectionEncryptedResponseAlg?: unknown;
   introspectionEncryptedResponseEnc?: unknown;
+  /** A TokenExchangePolicy (checked by the service): lets a confidential client exchange people's credentials (RFC 8693); default none. */
+  tokenExchange?: unknown;
 }
 
 /** A created client, and its secret (null for device clients and clients with keys): shown once, never stored. */
@@ -105,6 +110,11 @@ export function copyJwks(jwks: ClientJwks): ClientJwks {
   return { keys: jwks.keys.map((key) => ({ ...key })) };
 }
 
+/** A copy of a policy, so that no caller can change another's (plain objects, as for copyJwks). */
+export function copyPolicy(policy: TokenExchangePolicy): TokenExchangePolicy {
+  return { subjectTokenKinds: [...policy.subjectTokenKinds], audiences: [...policy.audiences], scopes: [...policy.scopes] };
+}
+
 export function fromDeclared(client: DeclaredClient): Client {
   return {
     clientId: client.clientId,
@@ -118,6 +128,7 @@ export function fromDeclared(client: DeclaredClient): Client {
     defaultResource: client.defaultResource ?? null,
     accessTokenTtlSeconds: client.accessTokenTtlSeconds ?? null,
     mayIntrospect: mayIntrospect(client.kind, client.mayIntrospect),
+    tokenExchange: client.tokenExchange ? copyPolicy(client.tokenExchange) : null,
     source: 'config',
     createdAt: null,
     updatedAt: null,
@@ -139,6 +150,7 @@ export function fromRecord(record: ClientRecord): Client {
     defaultResource: record.defaultResource,
     accessTokenTtlSeconds: record.accessTokenTtlSeconds,
     mayIntrospect: mayIntrospect(record.kind, record.mayIntrospect),
+    tokenExchange: record.tokenExchange ? copyPolicy(record.tokenExchange) : null,
     source: 'database',
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,

@@ -1,6 +1,7 @@
 // The client metadata oidc-provider's Client model receives, built from a Client.
 import type { ClientJwks, ClientKind } from '../config/schema.ts';
-import { copyJwks, type Client, type ClientAuthMethod } from './client.ts';
+import { copyJwks, copyPolicy, type Client, type ClientAuthMethod } from './client.ts';
+import { TOKEN_EXCHANGE_GRANT, type TokenExchangePolicy } from '../config/token-exchange-policy.ts';
 
 /**
  * `client_secret` is the hex SHA-256 of the secret, so oidc-provider's compareClientSecret must
@@ -36,6 +37,8 @@ export type OidcClientMetadata = {
   tessera_access_token_ttl?: number;
   /** Present (true) when it may call the introspection endpoint: resource servers, granted service clients. */
   tessera_may_introspect?: true;
+  /** Present when it may exchange tokens (RFC 8693): its policy; its grant_types then list the exchange. */
+  tessera_token_exchange?: TokenExchangePolicy;
 };
 
 /** What each kind fixes in the metadata (how it authenticates: Client.authMethod). */
@@ -72,6 +75,10 @@ export function toOidcMetadata(client: Client, secretSha256: string | null, defa
   if (plainScopes.length) metadata.scope = plainScopes.join(' ');
   const pathScopes = client.scopes.filter(isPathForm);
   if (pathScopes.length) metadata.tessera_path_scopes = pathScopes.join(' ');
+  if (client.tokenExchange) {
+    metadata.grant_types.push(TOKEN_EXCHANGE_GRANT);
+    metadata.tessera_token_exchange = copyPolicy(client.tokenExchange);
+  }
   return metadata;
 }
 

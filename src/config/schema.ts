@@ -6,6 +6,7 @@ import { brandingSchema } from './branding-schema.ts';
 import { clientJwksSchema } from './client-jwks.ts';
 import { identityProvidersSchema } from './identity-providers.ts';
 import { readScope } from '../shared/path-scopes.ts';
+import { EXCHANGING_KINDS, tokenExchangePolicyProblems, tokenExchangePolicySchema } from './token-exchange-policy.ts';
 
 export { CLIENT_JWKS_MAX_KEYS, CLIENT_RSA_MIN_BITS, clientJwksSchema, jwkThumbprint, type ClientJwks, type ClientPublicJwk } from './client-jwks.ts';
 
@@ -54,6 +55,8 @@ export const declaredClientSchema = z.object({
   /** RFC 9701: refused, Tessera encrypts no introspection answer; named so that it is not silently dropped. */
   introspectionEncryptedResponseAlg: z.unknown().optional(),
   introspectionEncryptedResponseEnc: z.unknown().optional(),
+  /** May exchange a person's credentials for narrower tokens (RFC 8693; docs/token-exchange.md). */
+  tokenExchange: tokenExchangePolicySchema.optional(),
 });
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
 
@@ -109,9 +112,13 @@ const scopeEntrySchema = z.union([
 ]);
 
 /** Whether `scope` is in the catalog: a name of it, or a path-scoped name with a valid path. */
+/** The names of a catalog whose entries take paths (`{ paths: true }`). */
+function pathScopedNames(catalog: Record<string, z.output<typeof scopeEntrySchema>>): Set<string> {
+  return new Set(Object.entries(catalog).filter(([, entry]) => typeof entry === 'object' && entry.paths).map(([name]) => name));
+}
+
 function catalogProblem(scope: string, catalog: Record<string, z.output<typeof scopeEntrySchema>>): string | null {
-  const pathScoped = new Set(Object.entries(catalog).filter(([, entry]) => typeof entry === 'object' && entry.paths).map(([name]) => name));
-  const reading = readScope(scope, pathScoped);
+  const reading = readScope(scope, pathScopedNames(catalog));
   if (reading.kind === 'invalid') return reading.problem;
   if (reading.kind === 'path') return null;
   return scope in catalog ? null : `"${scope}" is not in the scope catalog`;
@@ -372,6 +379,8 @@ export const configSchema = z.object({
     defaultResource: z.string().min(1),
     /** Whether client_credentials and refresh_token may be issued ahead of oidc-provider (oauth/grants/). */
     directGrants: z.boolean(),
+    /** The lifetime of a token issued by token exchange, never beyond its subject credential's (docs/token-exchange.md). */
+    tokenExchangeTtlSeconds: positiveInt.min(30).max(3600).default(300),
   }),
   clients: z.array(declaredClientSchema),
   /**
@@ -508,6 +517,12 @@ export const configSchema = z.object({
       context.addIssue({ code: 'custom', path: ['clients', index, 'defaultResource'], message: `"${client.defaultResource}" is not one of oauth.resources` });
     }
     for (const { field, message } of introspectionMetadataProblems(client, config.oauth.signingAlgorithm)) context.addIssue({ code: 'custom', path: ['clients', index, field], message });
+    if (client.tokenExchange) {
+      if (!EXCHANGING_KINDS.has(client.kind)) context.addIssue({ code: 'custom', path: ['clients', index, 'tokenExchange'], message: `a ${client.kind} client cannot authenticate, so it may not exchange tokens` });
+      for (const problem of tokenExchangePolicyProblems(client.tokenExchange, config.scopes, config.oauth.resources, pathScopedNames(config.scopes))) {
+        context.addIssue({ code: 'custom', path: ['clients', index, 'tokenExchange', ...problem.path], message: problem.message });
+      }
+    }
   });
   for (const [index, scope] of config.accounts.defaultScopes.entries()) {
     const problem = catalogProblem(scope, config.scopes);

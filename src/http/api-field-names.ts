@@ -7,8 +7,8 @@ import { AppError } from '../shared/errors.ts';
 export function inApiFieldNames(error: unknown, names: Readonly<Record<string, string>>): unknown {
   if (!(error instanceof AppError) || !error.errors?.length) return error;
   const errors = error.errors.map((e) => {
-    const [head = '', ...rest] = e.field.split('.');
-    return { ...e, field: [names[head] ?? head, ...rest].join('.') };
+    // Every segment: a nested object's fields are named as the API names them too.
+    return { ...e, field: e.field.split('.').map((segment) => names[segment] ?? segment).join('.') };
   });
   return new AppError(error.status, error.code, error.message, { errors, ...(error.detail ? { detail: error.detail } : {}), ...(error.headers ? { headers: error.headers } : {}) });
 }

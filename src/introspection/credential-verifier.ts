@@ -13,6 +13,7 @@ import { tokenFormat } from '../credentials/token-format.ts';
 import { invalidationTarget as target } from '../cache/invalidations.ts';
 import type { Awaitable } from '../shared/awaitable.ts';
 import { anyCovers } from '../shared/path-scopes.ts';
+import type { ActClaim, CredentialLink } from '../oauth/adapter/exchanged-tokens.ts';
 
 /** What an active credential grants, whatever its kind. */
 export interface ActiveCredential {
@@ -37,6 +38,14 @@ export interface ActiveCredential {
    * answer is dropped when any of these is invalidated. Never part of an answer to a caller.
    */
   invalidatedBy: string[];
+  /**
+   * What must remain for it to stay active (its own token, session, grant, client…), checkable
+   * without it: a token exchanged for it records these (oauth/adapter/exchanged-tokens.ts). Never
+   * part of an answer to a caller.
+   */
+  links: CredentialLink[];
+  /** An exchanged token's actors (RFC 8693 §4.1). */
+  act?: ActClaim;
 }
 
 export interface VerifyOptions {
@@ -60,9 +69,20 @@ export interface CredentialVerifierDependencies {
   verificationKey: JWTVerifyGetKey;
   /** Whether a JWT access token without a grant was revoked, by its jti (jwt-revocations.ts). */
   jwtRevoked: (jti: string) => Promise<boolean>;
+  /** What an exchanged token's subject credential depended on, by the token's jti (exchanged-tokens.ts). */
+  exchangedTokenLinks: (jti: string) => Promise<CredentialLink[] | null>;
+  /** An opaque OAuth token's payload by the digest of its value, when the store still has it. */
+  findOidcTokenByDigest: (digest: string, models: readonly string[]) => Promise<{ model: string; payload: AdapterPayload } | undefined>;
   clock?: () => number;
 }
 
+
+/** An `act` claim as Tessera issues one: a subject, perhaps a client, perhaps earlier actors, at most a few deep. */
+function isActClaim(value: unknown, depth = 0): value is ActClaim {
+  if (typeof value !== 'object' || value === null || depth > 8) return false;
+  const claim = value as Record<string, unknown>;
+  return typeof claim.sub === 'string' && (claim.client_id === undefined || typeof claim.client_id === 'string') && (claim.act === undefined || isActClaim(claim.act, depth + 1));
+}
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -98,15 +118,18 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
     if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
     const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
     const aud = typeof payload.aud === 'string' ? payload.aud : null;
-    const invalidatedBy = [target.oauthToken(oidcDigest(value)), target.client(clientId)];
+    const digest = oidcDigest(value);
+    const invalidatedBy = [target.oauthToken(digest), target.client(clientId)];
+    const links: CredentialLink[] = [{ type: 'oauth_token', digest }, { type: 'client', id: clientId }];
     if (typeof payload.grantId === 'string') {
       // Inactive once its grant is gone, as a JWT is: a token issued while its grant was being
       // revoked can miss the revocation's sweep of the grant's index, never this check.
       if (!(await deps.oidcModel('Grant').find(payload.grantId))) return null;
       invalidatedBy.push(target.grant(payload.grantId));
+      links.push({ type: 'grant', id: payload.grantId });
     }
     const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
-    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
+    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy, links };
     const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
     if (!user) return null;
     invalidatedBy.push(target.user(user.id));
@@ -118,7 +141,60 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       ...common,
       ...(typeof payload.grantId === 'string' ? { grantId: payload.grantId } : {}),
       invalidatedBy,
+      links,
     };
+  }
+
+  /** Whether a link an exchanged token recorded still holds (exchanged-tokens.ts). */
+  async function linkHolds(link: CredentialLink, now: number): Promise<boolean> {
+    switch (link.type) {
+      case 'personal_token':
+        return deps.personalTokens.isActive(link.id);
+      case 'session':
+        return (await deps.sessions.peekByDigest(link.digest)) !== null;
+      case 'oauth_token': {
+        const found = await deps.findOidcTokenByDigest(link.digest, ['AccessToken', 'ClientCredentials']);
+        return found !== undefined && !found.payload.consumed && !(typeof found.payload.exp === 'number' && found.payload.exp <= now);
+      }
+      case 'grant':
+        return (await deps.oidcModel('Grant').find(link.id)) !== undefined;
+      case 'jwt':
+        return !(await deps.jwtRevoked(link.jti));
+      case 'client':
+        return (await clients.findOidcMetadata(link.id)) !== undefined;
+    }
+  }
+
+  /** The invalidation a link's end publishes. */
+  function linkTarget(link: CredentialLink): string {
+    switch (link.type) {
+      case 'personal_token':
+        return target.personalToken(link.id);
+      case 'session':
+        return target.session(link.digest);
+      case 'oauth_token':
+        return target.oauthToken(link.digest);
+      case 'grant':
+        return target.grant(link.id);
+      case 'jwt':
+        return target.jwtAccessToken(link.jti);
+      case 'client':
+        return target.client(link.id);
+    }
+  }
+
+  /**
+   * An exchanged token (docs/token-exchange.md): its own revocation record, then every link its
+   * subject credential had, each of which ends it. Null when any is gone, or its record is.
+   */
+  async function exchangedLinks(jti: string, clientId: string): Promise<CredentialLink[] | null> {
+    if (await deps.jwtRevoked(jti)) return null;
+    const recorded = await deps.exchangedTokenLinks(jti);
+    if (!recorded) return null;
+    const now = Math.floor(clock() / 1000);
+    const holds = await Promise.all(recorded.map((link) => linkHolds(link, now)));
+    if (holds.includes(false)) return null;
+    return [...recorded, { type: 'jwt', jti }, { type: 'client', id: clientId }];
   }
 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {
@@ -131,23 +207,45 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       const aud = Array.isArray(payload.aud) ? (payload.aud[0] ?? null) : (payload.aud ?? null);
       const common = { clientId, aud, iat: payload.iat ?? null, exp: payload.exp ?? null };
       const invalidatedBy = [target.client(clientId)];
+      let links: CredentialLink[] = [{ type: 'client', id: clientId }];
       // A JWT issued under a grant (device or browser login) lives only as long as its grant:
       // revoking the refresh token, or the grant, ends it here even though the JWT still verifies.
       const grantId = payload[JWT_GRANT_CLAIM];
+      const act = isActClaim(payload.act) ? payload.act : undefined;
+      // An actor claim Tessera did not write (malformed, or beside a grant or without a jti) was never issued here.
+      if (payload.act !== undefined && (!act || typeof grantId === 'string' || typeof payload.jti !== 'string')) return null;
       if (typeof grantId === 'string') {
         if (!(await deps.oidcModel('Grant').find(grantId))) return null;
         invalidatedBy.push(target.grant(grantId));
+        links.push({ type: 'grant', id: grantId });
+      } else if (typeof payload.jti === 'string' && act) {
+        // Exchanged (RFC 8693): it ends with the credential it was exchanged for, and with itself.
+        const exchanged = await exchangedLinks(payload.jti, clientId);
+        if (!exchanged) return null;
+        links = exchanged;
+        invalidatedBy.push(...exchanged.map(linkTarget));
       } else if (typeof payload.jti === 'string') {
         // Without a grant (client credentials), a revocation leaves a record by jti. Read only here,
         // when the token is verified afresh: a cached answer is dropped by the revocation's invalidation.
         if (await deps.jwtRevoked(payload.jti)) return null;
         invalidatedBy.push(target.jwtAccessToken(payload.jti));
+        links.push({ type: 'jwt', jti: payload.jti });
       }
-      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
+      if (payload.sub === clientId && !act) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy, links };
       const user = payload.sub ? await activeUser(payload.sub) : null;
       if (!user) return null;
       invalidatedBy.push(target.user(user.id));
-      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, ...(typeof grantId === 'string' ? { grantId } : {}), invalidatedBy };
+      return {
+        kind: 'access_token',
+        sub: user.id,
+        username: user.username,
+        scopes: act ? scopes.filter((s) => user.allowedScopes.includes(s)) : scopes,
+        ...common,
+        ...(typeof grantId === 'string' ? { grantId } : {}),
+        invalidatedBy: [...new Set(invalidatedBy)],
+        links,
+        ...(act ? { act } : {}),
+      };
     } catch {
       return null;
     }
@@ -176,6 +274,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
           iat,
           exp: Math.floor(session.expiresAt.getTime() / 1000),
           invalidatedBy: [target.session(tokenFormat.digest(value)), target.user(user.id)],
+          links: [{ type: 'session', digest: tokenFormat.digest(value) }],
         };
       }
       if (kind === 'personal_access_token') {
@@ -193,6 +292,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
           iat: Math.floor(token.createdAt.getTime() / 1000),
           exp: token.expiresAt ? Math.floor(token.expiresAt.getTime() / 1000) : null,
           invalidatedBy: [target.personalToken(token.tokenId), target.user(user.id)],
+          links: [{ type: 'personal_token', id: token.tokenId }],
         };
       }
       if (value.startsWith('tsr_')) return null; // a Tessera prefix with a bad checksum: mistyped

@@ -57,6 +57,8 @@ export interface PersonalTokenRepository {
   listForUser(userId: string): Promise<PersonalTokenRecord[]>;
   /** The token with this digest and its owner, whatever the token's state; null when none. */
   findByDigest(digest: string): Promise<PersonalTokenWithOwner | null>;
+  /** The token with this id, whatever its state; null when none. */
+  findById(id: string): Promise<PersonalTokenRecord | null>;
   /**
    * Revokes the token if it is the user's and not revoked yet, atomically: of concurrent callers
    * exactly one gets the record, the others null.
@@ -162,6 +164,8 @@ export function createPersonalTokenRepository(database: Database): PersonalToken
         owner: { id: row.user_id, username: row.owner_username, email: row.owner_email, disabled: row.owner_disabled, allowedScopes: row.owner_allowed_scopes },
       };
     },
+
+    findById: (id) => (UUID.test(id) ? one(`SELECT ${COLUMNS} FROM personal_tokens WHERE id = $1`, [id], database) : Promise.resolve(null)),
 
     revoke: (id, userId, at, connection = database) =>
       UUID.test(id) && UUID.test(userId)

@@ -117,6 +117,11 @@ export interface PersonalTokenService {
    * (nothing written) when it was revoked before.
    */
   revokeLeaked(value: string, by: Actor, details: Record<string, unknown>): Promise<{ outcome: 'revoked' | 'already_revoked'; tokenId: string; userId: string; name: string; hint: string } | null>;
+  /**
+   * Whether the token with this id is neither revoked nor expired (its owner is checked by the
+   * caller): what a token obtained by exchanging it depends on (docs/token-exchange.md). No use is recorded.
+   */
+  isActive(tokenId: string): Promise<boolean>;
 }
 
 /** The lifetimes offered to people; any whole number of days up to the maximum is accepted. */
@@ -297,6 +302,11 @@ export function createPersonalTokenService(options: PersonalTokenServiceOptions)
       options.onRevoked?.();
       await options.invalidate?.(invalidationTarget.personalToken(revoked.id));
       return { outcome: 'revoked', ...about };
+    },
+
+    async isActive(tokenId) {
+      const token = await tokens.findById(tokenId);
+      return token !== null && token.revokedAt === null && !isExpired(token, clock());
     },
 
     async verify(value, { ip }) {

@@ -45,6 +45,8 @@ export interface ApiSessionStore {
   authenticate(token: string): Promise<ApiSession | null>;
   /** The live session of a token without touching it (for introspection). */
   peek(token: string): Promise<ApiSession | null>;
+  /** The same by the token's digest (what a token obtained by exchanging a session remembers: docs/token-exchange.md). */
+  peekByDigest(digest: string): Promise<ApiSession | null>;
   /** Live sessions of a user, newest first. */
   listForUser(userId: string): Promise<ApiSession[]>;
   /** Ends one session of the user by its public id; false when it is not theirs or not live. */
@@ -264,6 +266,11 @@ export function createApiSessionStore(store: EphemeralStore, options: ApiSession
     async peek(token) {
       const digest = digestOf(token);
       if (digest === null) return null;
+      const record = await load(digest);
+      return record && toSession(record);
+    },
+
+    async peekByDigest(digest) {
       const record = await load(digest);
       return record && toSession(record);
     },

@@ -274,6 +274,16 @@ export function describeApiSessionStoreContract(name: string, open: () => Promis
         expect(await sessions.peek(token)).toBeNull();
         expect(await sessions.authenticate(token)).toBeNull();
       });
+
+      it('answers by the digest of the token too, without sliding it, and nothing once it ended', async () => {
+        const { token, session } = await login('user-1');
+        const digest = tokenFormat.digest(token);
+        advanceSeconds(3000);
+        expect(await sessions.peekByDigest(digest)).toEqual(session);
+        expect(await sessions.peekByDigest(tokenFormat.digest(tokenFormat.generate('session')))).toBeNull();
+        expect(await sessions.endByToken(token)).toBe(true);
+        expect(await sessions.peekByDigest(digest)).toBeNull();
+      });
     });
 
     describe('listForUser', () => {

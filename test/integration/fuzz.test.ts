@@ -109,6 +109,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/api/v1/admin/clients/:id', family: 'api' },
   { path: '/api/v1/admin/clients/:id/secret', family: 'api' },
   { path: '/api/v1/admin/clients/:id/jwks', family: 'api' },
+  { path: '/api/v1/admin/clients/:id/token-exchange', family: 'api' },
   { path: '/api/v1/admin/keys', family: 'api' },
   { path: '/api/v1/admin/keys/rotate', family: 'api' },
   { path: '/api/v1/admin/audit', family: 'api' },

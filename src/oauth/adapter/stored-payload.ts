@@ -39,7 +39,11 @@ export function keepsJti(payload: AdapterPayload): boolean {
  * of an opaque token is not known in advance.
  */
 export async function findOidcToken(store: EphemeralStore, value: string, models: readonly string[]): Promise<{ model: string; payload: AdapterPayload } | undefined> {
-  const digest = oidcDigest(value);
+  return findOidcTokenByDigest(store, oidcDigest(value), models, value);
+}
+
+/** The same by the digest of the value (what a token exchanged for it remembers); the payload then has no id. */
+export async function findOidcTokenByDigest(store: EphemeralStore, digest: string, models: readonly string[], value?: string): Promise<{ model: string; payload: AdapterPayload } | undefined> {
   const found = await store.getMany(models.flatMap((model) => [oidcKeys.payload(model, digest), oidcKeys.consumed(model, digest)]));
   for (const [index, model] of models.entries()) {
     const payload = storedPayload(found[index * 2], value, found[index * 2 + 1]);

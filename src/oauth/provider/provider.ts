@@ -198,7 +198,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     // a user flow asking for one its client may not have is invalid_scope.
     scopes: [...PROTOCOL_SCOPES, ...catalog],
     claims: { openid: ['sub', 'preferred_username'] },
-    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect', 'tessera_path_scopes'] },
+    extraClientMetadata: { properties: ['tessera_kind', 'tessera_default_resource', 'tessera_access_token_ttl', 'tessera_may_introspect', 'tessera_path_scopes', 'tessera_token_exchange'] },
     routes: OIDC_ROUTES,
     responseTypes: ['code'],
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],

@@ -22,6 +22,8 @@ const API_FIELD_NAMES: Readonly<Record<string, string>> = {
   introspectionSignedResponseAlg: 'introspection_signed_response_alg',
   introspectionEncryptedResponseAlg: 'introspection_encrypted_response_alg',
   introspectionEncryptedResponseEnc: 'introspection_encrypted_response_enc',
+  tokenExchange: 'token_exchange',
+  subjectTokenKinds: 'subject_token_kinds',
 };
 
 /** A JWK Set of public keys; the client service checks each key. */
@@ -43,6 +45,17 @@ const jwksSchema = z
   })
   .meta({ description: 'A JWK Set of public keys (`private_key_jwt`).' });
 
+/** A token-exchange policy (RFC 8693; docs/token-exchange.md), as this API names its fields. */
+const tokenExchangeSchema = z
+  .strictObject({
+    subject_token_kinds: z.array(z.string()).meta({ description: 'Which of a person\'s credentials it may exchange: `personal_access_token`, `access_token`, `session`.' }),
+    audiences: z.array(z.string()).meta({ description: 'Audiences (`oauth.resources`) it may obtain tokens for.' }),
+    scopes: z.array(z.string()).meta({ description: 'The most an exchanged token may hold (also never more than the subject credential and the person).' }),
+  })
+  .meta({ description: 'What the client may obtain by token exchange; null: nothing.' });
+
+const toPolicy = (policy: z.infer<typeof tokenExchangeSchema>) => ({ subjectTokenKinds: policy.subject_token_kinds, audiences: policy.audiences, scopes: policy.scopes });
+
 // The shapes only: the client service checks every value (scopes, URIs, keys) and names what is wrong.
 const createBody = z.object({
   client_id: z.string().nullable().optional().meta({ description: 'Generated when left out.' }),
@@ -61,6 +74,7 @@ const createBody = z.object({
     .meta({ description: 'RFC 9701: the algorithm of signed introspection answers. Only the one Tessera signs with (`introspection_signing_alg_values_supported` in discovery) is accepted; it applies to every client and is not stored.' }),
   introspection_encrypted_response_alg: z.unknown().optional().meta({ description: 'RFC 9701 encryption: refused, Tessera does not encrypt introspection answers.' }),
   introspection_encrypted_response_enc: z.unknown().optional().meta({ description: 'RFC 9701 encryption: refused, Tessera does not encrypt introspection answers.' }),
+  token_exchange: tokenExchangeSchema.nullable().optional(),
 });
 
 const changeBody = z.strictObject({ may_introspect: z.boolean() });
@@ -77,6 +91,7 @@ const clientSchema = z.object({
   default_resource: z.string().nullable(),
   access_token_ttl_seconds: z.number().int().nullable(),
   may_introspect: z.boolean(),
+  token_exchange: tokenExchangeSchema.nullable(),
   source: z.enum(['config', 'database']).meta({ description: '`config`: declared in the configuration, never changed here.' }),
   created_at: isoDateOrNull,
   updated_at: isoDateOrNull,
@@ -137,6 +152,19 @@ export const replaceClientKeysOperation = defineOperation({
   responses: { 200: { description: 'The client with its new keys.', body: clientSchema }, ...ADMIN_BODY_FAILURES, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
 });
 
+export const setClientTokenExchangeOperation = defineOperation({
+  method: 'put', path: `${CLIENTS}/:id/token-exchange`, operationId: 'adminSetClientTokenExchange', summary: "Set a client's token-exchange policy", description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  body: { schema: tokenExchangeSchema, required: true },
+  responses: { 200: { description: 'The client with its policy.', body: clientSchema }, ...ADMIN_BODY_FAILURES, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
+export const removeClientTokenExchangeOperation = defineOperation({
+  method: 'delete', path: `${CLIENTS}/:id/token-exchange`, operationId: 'adminRemoveClientTokenExchange', summary: "Remove a client's token-exchange policy (it may no longer exchange)", description: ADMIN_DESCRIPTION, tag: TAG, credentials: ADMIN_CREDENTIALS,
+  params: clientId,
+  responses: { 200: { description: 'The client without a policy.', body: clientSchema }, 404: NO_SUCH_CLIENT, 409: NOT_HERE, ...ADMIN_FAILURES },
+});
+
 export function describeClient(client: Client): z.input<typeof clientSchema> {
   return {
     client_id: client.clientId,
@@ -150,6 +178,7 @@ export function describeClient(client: Client): z.input<typeof clientSchema> {
     default_resource: client.defaultResource,
     access_token_ttl_seconds: client.accessTokenTtlSeconds,
     may_introspect: client.mayIntrospect,
+    token_exchange: client.tokenExchange && { subject_token_kinds: client.tokenExchange.subjectTokenKinds, audiences: client.tokenExchange.audiences, scopes: client.tokenExchange.scopes },
     source: client.source,
     created_at: isoOrNull(client.createdAt),
     updated_at: isoOrNull(client.updatedAt),
@@ -187,6 +216,7 @@ export function createAdminClientRoutes({ clients }: { clients: ClientService })
           ...(input.introspection_signed_response_alg !== undefined ? { introspectionSignedResponseAlg: input.introspection_signed_response_alg } : {}),
           ...(input.introspection_encrypted_response_alg !== undefined ? { introspectionEncryptedResponseAlg: input.introspection_encrypted_response_alg } : {}),
           ...(input.introspection_encrypted_response_enc !== undefined ? { introspectionEncryptedResponseEnc: input.introspection_encrypted_response_enc } : {}),
+          ...(input.token_exchange ? { tokenExchange: toPolicy(input.token_exchange) } : {}),
         },
         adminActor(req),
       );
@@ -229,6 +259,20 @@ export function createAdminClientRoutes({ clients }: { clients: ClientService })
     res.set('Cache-Control', 'no-store').json(describeClient(client));
   });
   router.all(`${CLIENTS}/:id/jwks`, methodNotAllowed(['PUT']));
+
+  route(router, setClientTokenExchangeOperation, [requireJsonBody()], async (req, res, { params, body }) => {
+    try {
+      const client = await clients.setTokenExchange(params.id, toPolicy(body), adminActor(req));
+      res.set('Cache-Control', 'no-store').json(describeClient(client));
+    } catch (error) {
+      throw inApiFieldNames(error, API_FIELD_NAMES);
+    }
+  });
+  route(router, removeClientTokenExchangeOperation, [], async (req, res, { params }) => {
+    const client = await clients.setTokenExchange(params.id, null, adminActor(req));
+    res.set('Cache-Control', 'no-store').json(describeClient(client));
+  });
+  router.all(`${CLIENTS}/:id/token-exchange`, methodNotAllowed(['PUT', 'DELETE']));
 
   return router;
 }

@@ -80,6 +80,10 @@ function doneNotice(req: Request, client: Client): string | undefined {
       return `${client.clientId} may no longer introspect tokens.`;
     case 'keys':
       return `Replaced the public keys of ${client.clientId}; its tokens have ended.`;
+    case 'exchange-set':
+      return `Saved the token-exchange policy of ${client.clientId}.`;
+    case 'exchange-withdrawn':
+      return `${client.clientId} may no longer exchange tokens.`;
     default:
       return undefined;
   }
@@ -164,6 +168,24 @@ export function createClientConsoleRoutes({ clients, shownOnce, config }: Client
     const grant = text(formValues(req.body), 'may_introspect') === 'true';
     const client = await clients.setIntrospection(String(req.params.id), grant, adminActor(req));
     res.redirect(303, `${clientPath(client.clientId)}?done=${grant ? 'introspection-granted' : 'introspection-withdrawn'}`);
+  });
+
+  // The token-exchange policy (docs/token-exchange.md): set from the form, or withdrawn.
+  router.post('/admin/clients/:id/token-exchange', async (req, res) => {
+    const client = await target(req);
+    const values = formValues(req.body, ['subject_token_kinds']);
+    const words = (name: string) => text(values, name).split(/[\s,]+/).filter(Boolean);
+    const withdraw = text(values, 'remove') === 'yes';
+    try {
+      const policy = withdraw ? null : { subjectTokenKinds: values.subject_token_kinds ?? [], audiences: words('audiences'), scopes: words('scopes') };
+      await clients.setTokenExchange(client.clientId, policy, adminActor(req));
+      res.redirect(303, `${clientPath(client.clientId)}?done=${withdraw ? 'exchange-withdrawn' : 'exchange-set'}`);
+    } catch (error) {
+      const refused = refusal(error);
+      if (!refused) throw error;
+      const fields: Record<string, string> = { subjectTokenKinds: 'subject_token_kinds', audiences: 'audiences', scopes: 'scopes' };
+      sendPage(res, refused.status, clientPage({ viewer: consoleViewer(res), client, exchange: refusedForm(refused, values, (field) => fields[field]) }));
+    }
   });
 
   router.post('/admin/clients/:id/jwks', async (req, res) => {

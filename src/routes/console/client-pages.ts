@@ -95,6 +95,46 @@ export interface ClientPageOptions {
   /** The handle of a secret that was already shown (a reload): say so. */
   secretGone?: boolean;
   keys?: FormState;
+  /** The token-exchange form as refused. */
+  exchange?: FormState;
+}
+
+/** The kinds of credential a token-exchange policy may admit, as the form offers them. */
+const EXCHANGE_KINDS: [string, string][] = [
+  ['personal_access_token', 'personal access tokens'],
+  ['access_token', 'OAuth access tokens (exchanged ones too)'],
+  ['session', 'API sessions'],
+];
+
+/** The form that sets (or withdraws) a registered confidential client's token-exchange policy. */
+function exchangeSection(client: Client, path: string, o: ClientPageOptions) {
+  const policy = client.tokenExchange;
+  const f = o.exchange;
+  const chosen = (kind: string) => (f ? Array.isArray(f.values.subject_token_kinds) && f.values.subject_token_kinds.includes(kind) : (policy?.subjectTokenKinds as string[] | undefined)?.includes(kind) === true);
+  const kindsError = f?.errors.subject_token_kinds;
+  return html`<section aria-labelledby="token-exchange">
+<h2 id="token-exchange">Token exchange</h2>
+<p class="muted">Which of a person's credentials it may trade for a short-lived token for one audience, and for at most which scopes (<a href="https://www.rfc-editor.org/rfc/rfc8693">RFC 8693</a>).</p>
+${formError(f)}
+<form method="post" action="${path}/token-exchange" novalidate>
+  ${csrfField(o.viewer)}
+  <fieldset${kindsError ? html` aria-describedby="exchange-kinds-error"` : ''}><legend>Credentials it may exchange</legend>
+  ${EXCHANGE_KINDS.map(([kind, label]) => html`<div class="check"><input type="checkbox" id="exchange-${kind}" name="subject_token_kinds" value="${kind}"${chosen(kind) ? html` checked` : ''}>
+  <label for="exchange-${kind}">${label}</label></div>`)}
+  ${kindsError ? html`<p class="field-error" id="exchange-kinds-error">${kindsError}</p>` : ''}
+  </fieldset>
+  ${textField({ form: 'exchange', name: 'audiences', label: 'Audiences', state: f, value: policy?.audiences.join(' ') ?? '', hint: 'Resources of oauth.resources, separated by spaces.' })}
+  ${textField({ form: 'exchange', name: 'scopes', label: 'Scopes', state: f, value: policy?.scopes.join(' ') ?? '', hint: 'The most an exchanged token may hold, separated by spaces.' })}
+  <div class="actions"><button type="submit">Save the token-exchange policy${naming(`of ${client.clientId}`)}</button></div>
+</form>
+${policy
+  ? html`<form method="post" action="${path}/token-exchange">
+  ${csrfField(o.viewer)}
+  <input type="hidden" name="remove" value="yes">
+  <button type="submit" class="secondary">Withdraw token exchange${naming(`from ${client.clientId}`)}</button>
+</form>`
+  : ''}
+</section>`;
 }
 
 export function clientPage(o: ClientPageOptions): Page {
@@ -127,6 +167,9 @@ ${o.secretGone ? html`<p class="error" role="alert">That secret was shown once a
   <dt>Default resource</dt><dd>${client.defaultResource ?? html`<span class="muted">the global default</span>`}</dd>
   <dt>Access token lifetime</dt><dd>${client.accessTokenTtlSeconds === null ? html`<span class="muted">the global default</span>` : `${client.accessTokenTtlSeconds} s`}</dd>
   <dt>Introspection</dt><dd>${client.mayIntrospect ? 'may introspect tokens' : 'may not introspect'}</dd>
+  <dt>Token exchange</dt><dd>${client.tokenExchange
+    ? html`exchanges ${client.tokenExchange.subjectTokenKinds.map((k) => html`<code>${k}</code> `)}for ${client.tokenExchange.audiences.map((a) => html`<code class="wrap">${a}</code> `)}with at most ${client.tokenExchange.scopes.map((s) => html`<code>${s}</code> `)}`
+    : html`<span class="muted">may not exchange</span>`}</dd>
   <dt>Source</dt><dd>${stored ? 'registered here' : 'declared in the configuration'}</dd>
   ${stored ? html`<dt>Created</dt><dd>${when(client.createdAt)}</dd><dt>Secret rotated</dt><dd>${when(client.secretRotatedAt)}</dd>` : ''}
   ${client.jwks ? html`<dt>Public keys</dt><dd>${client.jwks.keys.map((k) => html`<code>${k.kid ?? '(no kid)'}</code> ${k.kty} `)}</dd>` : ''}
@@ -160,6 +203,7 @@ ${formError(o.keys)}
 </form>
 </section>`
   : ''}
+${client.confidential ? exchangeSection(client, path, o) : ''}
 <section aria-labelledby="delete-heading">
 <h2 id="delete-heading">Delete</h2>
 <a class="button danger" href="${path}/delete">Delete${naming(client.clientId)}</a>

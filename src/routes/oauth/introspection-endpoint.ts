@@ -48,6 +48,8 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     ...(active.iat !== null ? { iat: active.iat } : {}),
     iss: issuer,
     ...(active.aud ? { aud: active.aud } : {}),
+    // RFC 8693 §4.1: who acts for the subject of an exchanged token.
+    ...(active.act ? { act: active.act } : {}),
   };
 }
 

@@ -56,6 +56,13 @@ const TOKEN_KINDS: Record<string, string> = {
   client_credentials: 'a service token',
 };
 
+/** What a token exchange took (token.exchanged's subjectKind). */
+const EXCHANGED_KINDS: Record<string, string> = {
+  personal_access_token: 'a personal access token',
+  access_token: 'an app\'s access token',
+  session: 'an API session',
+};
+
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const list = (value: unknown): string | undefined => (Array.isArray(value) && value.length ? value.map(String).join(', ') : undefined);
 const minutes = (seconds: unknown): string | undefined => (typeof seconds === 'number' && seconds > 0 ? `${Math.max(1, Math.ceil(seconds / 60))} min` : undefined);
@@ -127,6 +134,10 @@ const DESCRIBERS: Record<string, Describer> = {
       text(d.source) && `in: ${String(d.source).replaceAll('_', ' ')}`,
       text(d.reporter) && `reported by the secret scanner “${String(d.reporter)}”`,
     ),
+  }),
+  'token.exchanged': (d) => ({
+    what: 'Credential exchanged by an app for a short-lived token',
+    details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, EXCHANGED_KINDS[String(d.subjectKind)] && `in exchange for ${EXCHANGED_KINDS[String(d.subjectKind)]}`, text(d.audience) && `for: ${String(d.audience)}`, list(d.scopes) && `access: ${list(d.scopes)}`),
   }),
   'device.approved': (d) => ({ what: 'Device connected', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, list(d.scopes) && `access: ${list(d.scopes)}`, list(d.withheld) && `not granted: ${list(d.withheld)}`) }),
   'device.denied': (d) => ({ what: 'Device refused', details: lines(text(d.clientId) && `app: ${String(d.clientId)}`, d.reason === 'no_grantable_scope' && 'none of the access it asked for may be granted') }),

@@ -86,6 +86,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it("checks a declared client's token-exchange policy against the resources and the catalog, and reads the exchange lifetime", () => {
+    const digest = 'a'.repeat(64);
+    const policy = { subjectTokenKinds: ['personal_access_token', 'session'], audiences: ['urn:tessera:api'], scopes: ['read'] };
+    const config = loadConfig({ env: { TESSERA_TOKEN_EXCHANGE_TTL: '120' }, overrides: { clients: [{ clientId: 'jobs', name: 'Jobs', kind: 'service', secretSha256: digest, scopes: ['read'], tokenExchange: policy }] } });
+    expect(fromDeclared(config.clients[0]!).tokenExchange).toEqual(policy);
+    expect(config.oauth.tokenExchangeTtlSeconds).toBe(120);
+    expect(loadConfig({ env: {} }).oauth.tokenExchangeTtlSeconds).toBe(300);
+    const wrong = { clientId: 'jobs', name: 'Jobs', kind: 'service', secretSha256: digest, scopes: ['read'], tokenExchange: { ...policy, audiences: ['https://nowhere.example.org'], scopes: ['nope'] } };
+    expect(() => loadConfig({ env: {}, overrides: { clients: [wrong] } })).toThrow(/clients\.0\.tokenExchange\.audiences\.0: "https:\/\/nowhere\.example\.org" is not one of oauth\.resources[\s\S]*clients\.0\.tokenExchange\.scopes\.0: "nope" is not in the scope catalog/);
+    const device = { clientId: 'cli', name: 'CLI', kind: 'device', scopes: ['read'], tokenExchange: policy };
+    expect(() => loadConfig({ env: {}, overrides: { clients: [device] } })).toThrow(/clients\.0\.tokenExchange: a device client cannot authenticate/);
+    expect(() => loadConfig({ env: { TESSERA_TOKEN_EXCHANGE_TTL: '7200' } })).toThrow(/TESSERA_TOKEN_EXCHANGE_TTL/);
+  });
+
   it('keeps the introspection cache shorter than the session idle timeout', () => {
     expect(() => loadConfig({ env: { TESSERA_INTROSPECTION_CACHE_TTL: '120', TESSERA_SESSION_IDLE_TIMEOUT: '120' } })).toThrow(
       /TESSERA_INTROSPECTION_CACHE_TTL \(introspection\.cacheTtlSeconds\): must be less than sessions\.idleTimeoutSeconds \(120\)/,

@@ -9,7 +9,7 @@ import { createGate } from '../../support/gate.ts';
 // test/integration/introspection-*.test.ts.
 
 function credential(overrides: Partial<ActiveCredential> = {}): ActiveCredential {
-  return { kind: 'session', sub: 'u1', username: 'alice', scopes: ['read'], clientId: null, aud: null, iat: 0, exp: null, invalidatedBy: ['session:d1', 'user:u1'], ...overrides };
+  return { kind: 'session', sub: 'u1', username: 'alice', scopes: ['read'], clientId: null, aud: null, iat: 0, exp: null, invalidatedBy: ['session:d1', 'user:u1'], links: [{ type: 'session', digest: 'd1' }], ...overrides };
 }
 
 function setup(options: { maxEntries?: number; activeTtlMs?: number; inactiveTtlMs?: number } = {}) {

@@ -3,6 +3,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JSONWebKey
 import type { Config } from '../../../src/config/schema.ts';
 import { invalidationTarget } from '../../../src/cache/invalidations.ts';
 import { createCredentialVerifier } from '../../../src/introspection/credential-verifier.ts';
+import type { CredentialLink } from '../../../src/oauth/adapter/exchanged-tokens.ts';
 
 const ISSUER = 'https://auth.example.org';
 
@@ -11,9 +12,10 @@ async function setUp() {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
   const revoked = new Set<string>();
+  const exchanged = new Map<string, CredentialLink[]>();
   const verifier = createCredentialVerifier({
     config: { issuer: ISSUER } as Config,
-    accounts: { peekUser: () => null },
+    accounts: { peekUser: (id) => (id === 'u1' ? ({ id: 'u1', username: 'alice', disabled: false, allowedScopes: ['read'] } as never) : null) },
     clients: { findOidcMetadata: (clientId) => (clientId === 'harvester' ? { client_id: 'harvester' } : undefined) as never },
     sessions: {} as never,
     personalTokens: {} as never,
@@ -21,16 +23,18 @@ async function setUp() {
     findOidcToken: async () => undefined,
     verificationKey: createLocalJWKSet({ keys: [jwk] } as JSONWebKeySet),
     jwtRevoked: async (jti) => revoked.has(jti),
+    exchangedTokenLinks: async (jti) => exchanged.get(jti) ?? null,
+    findOidcTokenByDigest: async () => undefined,
   });
   const sign = (claims: Record<string, unknown>) =>
     new SignJWT({ client_id: 'harvester', scope: 'read', ...claims })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
       .setIssuer(ISSUER)
-      .setSubject('harvester')
+      .setSubject(String(claims.sub ?? 'harvester'))
       .setIssuedAt()
       .setExpirationTime('10m')
       .sign(privateKey);
-  return { verifier, sign, revoked };
+  return { verifier, sign, revoked, exchanged };
 }
 
 describe('the credential verifier on JWT access tokens', () => {
@@ -48,5 +52,25 @@ describe('the credential verifier on JWT access tokens', () => {
   it('never answers a sender-constrained (cnf) JWT as a bearer token', async () => {
     const { verifier, sign } = await setUp();
     expect(await verifier.verify(await sign({ jti: 'jti-2', cnf: { jkt: 'kEEvs2UUMH2iY1KGBqdQ3dxmxX1v3UVdcY0ULKVqE7w' } }))).toBeNull();
+  });
+
+  it('answers an exchanged JWT (act) only while its record is there and every link holds, and never one with an actor it did not write', async () => {
+    const { verifier, sign, revoked, exchanged } = await setUp();
+    const act = { sub: 'harvester', client_id: 'harvester' };
+    const token = await sign({ jti: 'x-1', sub: 'u1', act });
+    expect(await verifier.verify(token)).toBeNull(); // no record
+    exchanged.set('x-1', [{ type: 'jwt', jti: 'subject-jti' }, { type: 'client', id: 'harvester' }]);
+    const active = await verifier.verify(token);
+    expect(active).toMatchObject({ sub: 'u1', username: 'alice', act, scopes: ['read'] });
+    expect(active!.invalidatedBy).toEqual(expect.arrayContaining([invalidationTarget.jwtAccessToken('x-1'), invalidationTarget.jwtAccessToken('subject-jti'), invalidationTarget.user('u1')]));
+    revoked.add('subject-jti');
+    expect(await verifier.verify(token)).toBeNull();
+    exchanged.set('x-2', [{ type: 'client', id: 'deleted-client' }]);
+    expect(await verifier.verify(await sign({ jti: 'x-2', sub: 'u1', act }))).toBeNull();
+    exchanged.set('x-3', []);
+    expect(await verifier.verify(await sign({ jti: 'x-3', sub: 'u1', act: { client_id: 'harvester' } }))).toBeNull();
+    expect(await verifier.verify(await sign({ sub: 'u1', act }))).toBeNull();
+    expect(await verifier.verify(await sign({ jti: 'x-3', sub: 'u1', act, tessera_grant: 'g1' }))).toBeNull();
+    expect(await verifier.verify(await sign({ jti: 'x-3', sub: 'u1', act }))).toMatchObject({ act });
   });
 });

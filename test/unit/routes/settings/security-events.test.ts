@@ -21,6 +21,14 @@ describe('the security page in words', () => {
     expect(describeEvent(event('token.revoked', `user:${USER}`, { name: 'nightly', hint: 'tsr_pat_Ab3x' }), USER).details).toEqual(['token “nightly” (tsr_pat_Ab3x…)']);
   });
 
+  it('says which app exchanged which credential, for what', () => {
+    const exchanged = event('token.exchanged', 'client:batch-jobs', { clientId: 'batch-jobs', subjectKind: 'personal_access_token', audience: 'https://storage.example.org', scopes: ['read', 'deposit:write'], jti: 'j1' });
+    expect(describeEvent(exchanged, USER)).toEqual({
+      what: 'Credential exchanged by an app for a short-lived token',
+      details: ['app: batch-jobs', 'in exchange for a personal access token', 'for: https://storage.example.org', 'access: read, deposit:write', 'by the client batch-jobs'],
+    });
+  });
+
   it("says which account or client an administrator's own action was about", () => {
     const created = { ...event('user.created', `user:${USER}`, { username: 'carol', scopes: ['read'] }), subject: 'user:0000-carol' };
     expect(describeEvent(created, USER).details).toEqual(['scopes: read', 'on the account carol']);
