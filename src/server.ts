@@ -21,6 +21,8 @@ import { createCachedCredentialVerifier, type CredentialCacheStats } from './int
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
+import { createSenderConstraintCheck } from './introspection/sender-constraint.ts';
+import { dpopNonceSecret } from './oauth/dpop-nonce-secret.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
 import { findOidcToken } from './oauth/adapter/stored-payload.ts';
@@ -180,6 +182,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
+    dpopNonceSecret: dpopNonceSecret(secrets.keyEncryptionSecret),
     audit: core.audit,
     ephemeral,
     ...clocked,
@@ -189,7 +192,9 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     clientScopes: async (clientId) => String((await clientMetadata.peekOidcMetadata(clientId))?.scope ?? '').split(' ').filter(Boolean),
     refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
   });
-  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
+  // DPoP-bound tokens at Tessera's own resource paths (forward-auth, /api/v1/me, userinfo).
+  const senderConstraint = createSenderConstraintCheck({ ephemeral, proofMaxAgeSeconds: config.oauth.dpop.proofMaxAgeSeconds, ...clocked });
+  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, senderConstraint, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
 }
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
@@ -255,7 +260,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     config,
     logger,
     trustProxy: trustsProxy,
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       { router: createBrandRoutes({ config }) },
@@ -282,8 +287,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           identityProviders: core.identityProviders,
         }),
       },
-      { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
-      { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
+      { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, findUserById: (id) => core.accounts.findUserById(id) }) },
+      { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit, secondFactors: core.secondFactors }) },
       { router: createApiReferenceRoutes({ config, version: packageVersion() }) },
     ],

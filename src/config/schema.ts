@@ -304,6 +304,13 @@ export const configSchema = z.object({
     defaultResource: z.string().min(1),
     /** Whether client_credentials and refresh_token may be issued ahead of oidc-provider (oauth/grants/). */
     directGrants: z.boolean(),
+    /** DPoP (RFC 9449): sender-constrained tokens (docs/dpop.md). */
+    dpop: z.object({
+      /** Whether every DPoP proof at the token endpoint must carry a nonce Tessera gave (DPoP-Nonce). */
+      requireNonce: z.boolean(),
+      /** How far a proof's iat may be from now at Tessera's resource paths (forward-auth, /api/v1/me, userinfo), in seconds. */
+      proofMaxAgeSeconds: positiveInt.min(5).max(300),
+    }),
   }),
   clients: z.array(declaredClientSchema),
   /** The scope catalog: name → description shown to people granting it. Operators add their own. */

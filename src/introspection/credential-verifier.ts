@@ -32,6 +32,11 @@ export interface ActiveCredential {
   /** The grant (a person's login) an OAuth token was issued under, if any: what it was granted besides the token's own scopes. */
   grantId?: string;
   /**
+   * The JWK thumbprint (RFC 7638) of the key a DPoP-bound token is bound to (RFC 9449 §6: its
+   * `cnf.jkt`). Such a token is good only with a proof signed by that key: never as a bearer token.
+   */
+  jkt?: string;
+  /**
    * What ends it (see invalidations.ts): its own token, its grant, its client, its user. A cached
    * answer is dropped when any of these is invalidated. Never part of an answer to a caller.
    */
@@ -43,6 +48,11 @@ export interface VerifyOptions {
   refreshTokens?: boolean;
   /** The caller's address, for the personal-token audit trail. */
   ip?: string | null;
+  /**
+   * Whether the caller checks DPoP proofs: DPoP-bound tokens are then answered with their `jkt`;
+   * otherwise a bound token is inactive (never usable as a bearer token).
+   */
+  senderConstrained?: boolean;
 }
 
 export interface CredentialVerifierDependencies {
@@ -62,6 +72,9 @@ export interface CredentialVerifierDependencies {
   clock?: () => number;
 }
 
+
+/** A DPoP-bound token is inactive to a caller that does not check proofs (VerifyOptions.senderConstrained). */
+export const withoutBoundTokens = (active: ActiveCredential | null, options: VerifyOptions) => (active?.jkt !== undefined && !options.senderConstrained ? null : active);
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -88,8 +101,10 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
     const { model, payload } = found;
     if (typeof payload.exp === 'number' && payload.exp <= now) return null;
     if (payload.consumed) return null;
-    // Sender-constrained (RFC 9449; none issued now, docs/clients.md#dpop): never as a bearer token.
-    if (payload.jkt !== undefined || payload['x5t#S256'] !== undefined) return null;
+    // Certificate-bound tokens (RFC 8705) are not issued, and would pass nowhere; a DPoP-bound one
+    // is answered with its key's thumbprint (the caller checks its proof: senderConstrained).
+    if (payload['x5t#S256'] !== undefined || (payload.jkt !== undefined && typeof payload.jkt !== 'string')) return null;
+    const bound = typeof payload.jkt === 'string' ? { jkt: payload.jkt } : {};
     const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
     if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
     const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
@@ -102,7 +117,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       invalidatedBy.push(target.grant(payload.grantId));
     }
     const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
-    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
+    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, ...bound, invalidatedBy };
     const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
     if (!user) return null;
     invalidatedBy.push(target.user(user.id));
@@ -113,6 +128,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       scopes: scopes.filter((s) => user.allowedScopes.includes(s) || s === 'openid' || s === 'offline_access'),
       ...common,
       ...(typeof payload.grantId === 'string' ? { grantId: payload.grantId } : {}),
+      ...bound,
       invalidatedBy,
     };
   }
@@ -120,7 +136,10 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {
     try {
       const { payload } = await jwtVerify(value, deps.verificationKey, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
-      if (payload.cnf !== undefined) return null; // sender-constrained: never as a bearer token (as above)
+      // DPoP-bound (cnf.jkt) is answered with the thumbprint; any other confirmation passes nowhere.
+      const cnf = payload.cnf as Record<string, unknown> | undefined;
+      if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Object.keys(cnf).length !== 1 || typeof cnf.jkt !== 'string')) return null;
+      const bound = cnf ? { jkt: cnf.jkt as string } : {};
       const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
       if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
@@ -139,11 +158,11 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         if (await deps.jwtRevoked(payload.jti)) return null;
         invalidatedBy.push(target.jwtAccessToken(payload.jti));
       }
-      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy };
+      if (payload.sub === clientId) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, ...bound, invalidatedBy };
       const user = payload.sub ? await activeUser(payload.sub) : null;
       if (!user) return null;
       invalidatedBy.push(target.user(user.id));
-      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, ...(typeof grantId === 'string' ? { grantId } : {}), invalidatedBy };
+      return { kind: 'access_token', sub: user.id, username: user.username, scopes, ...common, ...(typeof grantId === 'string' ? { grantId } : {}), ...bound, invalidatedBy };
     } catch {
       return null;
     }
@@ -192,8 +211,8 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         };
       }
       if (value.startsWith('tsr_')) return null; // a Tessera prefix with a bad checksum: mistyped
-      if (JWT_SHAPE.test(value)) return verifyJwt(value);
-      return verifyOAuth(value, { refreshTokens: options.refreshTokens ?? false });
+      const active = JWT_SHAPE.test(value) ? await verifyJwt(value) : await verifyOAuth(value, { refreshTokens: options.refreshTokens ?? false });
+      return withoutBoundTokens(active, options);
     },
   };
 }
