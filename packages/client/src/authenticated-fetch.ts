@@ -61,6 +61,16 @@ export abstract class TokenAuth implements AccessTokenSource {
     return Promise.resolve(undefined);
   }
 
+  /**
+   * The headers that authorize one request with the current access token: `Authorization: Bearer`,
+   * or `Authorization: DPoP` and a `DPoP` proof for this method and URL (single use: one request).
+   */
+  async authorizationHeaders(method: string, url: string): Promise<Record<string, string>> {
+    const token = await this.getAccessToken();
+    const key = await this.dpopKeyFor(token);
+    return key ? { authorization: `DPoP ${token}`, dpop: await key.proof(method, url, token) } : { authorization: `Bearer ${token}` };
+  }
+
   /** fetch, with the Bearer token (or the DPoP token and its proof); on a 401 the token is renewed and the request sent once more. */
   readonly fetch: FetchFunction = (input, init) => authenticatedFetch(this, { fetch: this.fetchImplementation() })(input, init);
 
