@@ -1,5 +1,9 @@
-import { beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import express from 'express';
 import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createTesseraVerifier, type TesseraVerifierOptions } from '@tessera/verifier';
 import { calculateJwkThumbprint, exportJWK, SignJWT, type CryptoKey } from 'jose';
 
 type CryptoKeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
@@ -184,6 +188,75 @@ describe('DPoP (sender-constrained tokens)', () => {
     expect(await verify(await handProof(keys, { htm: 'PUT', htu: 'https://repository.example.org/records/43', ath }))).toBe(401);
     // Without the forwarded request, no proof can be checked.
     expect(await verify(await handProof(keys, { htm: 'PUT', htu: original, ath }), {})).toBe(401);
+  });
+
+  describe('@tessera/verifier in an express API', () => {
+    const servers: Server[] = [];
+    afterAll(async () => {
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    });
+
+    /** An API with `GET /records` and `PUT /records/:id`, each needing `read`. */
+    async function startApi(options: Partial<TesseraVerifierOptions> = {}) {
+      const verifier = createTesseraVerifier({ issuer: issuer.origin, clientId: 'records-api', clientSecret: rsSecret, audience: ['urn:tessera:api', JWT_API], ...options });
+      const app = express();
+      app.get('/records', verifier.requireScopes('read'), (req, res) => res.json(req.tessera));
+      app.put('/records/:id', verifier.requireScopes('read'), (req, res) => res.json(req.tessera));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      servers.push(server);
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    }
+
+    it('accepts a bound token with its proof (opaque, introspected; JWT, verified locally) and refuses every bad proof', async () => {
+      const api = await startApi();
+      const config = await oidc.discovery(issuer, 'harvester', serviceSecret, undefined, insecure);
+      const keys = await oidc.randomDPoPKeyPair('ES256');
+      const DPoP = oidc.getDPoPHandle(config, keys);
+      for (const resource of ['urn:tessera:api', JWT_API]) {
+        const { access_token: token } = await oidc.clientCredentialsGrant(config, { scope: 'read', resource }, { DPoP });
+        const good = await oidc.fetchProtectedResource(config, token, new URL(`${api}/records`), 'GET', undefined, undefined, { DPoP });
+        expect(good.status).toBe(200);
+        expect(await good.json()).toMatchObject({ sub: 'harvester', jkt: await thumbprintOf(keys), verifiedBy: resource === JWT_API ? 'jwt' : 'introspection' });
+
+        const records = `${api}/records`;
+        const ath = accessTokenHash(token);
+        const send = async (proof: string, init: { method?: string; url?: string; scheme?: string } = {}) => {
+          const answer = await fetch(init.url ?? records, { method: init.method ?? 'GET', headers: { authorization: `${init.scheme ?? 'DPoP'} ${token}`, dpop: proof } });
+          return [answer.status, answer.headers.get('www-authenticate')?.match(/error="([a-z_]+)"/)?.[1]];
+        };
+        const refused = [401, 'invalid_dpop_proof'];
+        expect(await send(await handProof(keys, { htm: 'PUT', htu: records, ath }))).toEqual(refused);
+        expect(await send(await handProof(keys, { htm: 'PUT', htu: `${api}/records/2`, ath }), { method: 'PUT', url: `${api}/records/1` })).toEqual(refused);
+        expect(await send(await handProof(keys, { htm: 'GET', htu: records, ath, iat: Math.floor(Date.now() / 1000) - 300 }))).toEqual(refused);
+        expect(await send(await handProof(keys, { htm: 'GET', htu: records, ath: accessTokenHash('another-token') }))).toEqual(refused);
+        expect(await send(await handProof(await oidc.randomDPoPKeyPair('ES256'), { htm: 'GET', htu: records, ath }))).toEqual(refused);
+        // As a bearer token: the DPoP challenge, invalid_token.
+        const asBearer = await fetch(records, { headers: { authorization: `Bearer ${token}` } });
+        expect(asBearer.status).toBe(401);
+        expect(asBearer.headers.get('www-authenticate')).toMatch(/^DPoP algs="[^"]+", error="invalid_token"/);
+        // A good proof once, then replayed.
+        const once = await handProof(keys, { htm: 'PUT', htu: `${api}/records/1`, ath });
+        expect(await send(once, { method: 'PUT', url: `${api}/records/1` })).toEqual([200, undefined]);
+        expect(await send(once, { method: 'PUT', url: `${api}/records/1` })).toEqual(refused);
+      }
+    });
+
+    it('asks for its own nonce when configured to (use_dpop_nonce with DPoP-Nonce), which openid-client sends on its retry', async () => {
+      const api = await startApi({ dpop: { nonces: true } });
+      const config = await oidc.discovery(issuer, 'harvester', serviceSecret, undefined, insecure);
+      const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+      const { access_token: token } = await oidc.clientCredentialsGrant(config, { scope: 'read' }, { DPoP });
+      const statuses: number[] = [];
+      config[oidc.customFetch] = async (url, options) => {
+        const answer = await fetch(url, options as RequestInit);
+        if (url.startsWith(api)) statuses.push(answer.status);
+        return answer;
+      };
+      const answer = await oidc.fetchProtectedResource(config, token, new URL(`${api}/records`), 'GET', undefined, undefined, { DPoP });
+      expect(answer.status).toBe(200);
+      expect(statuses).toEqual([401, 200]);
+    });
   });
 
   it('keeps unbound tokens on the bearer path: the DPoP scheme is refused for them', async () => {
