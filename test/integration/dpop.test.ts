@@ -12,6 +12,10 @@ import { accessTokenHash } from '../../src/introspection/dpop-proof.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import type { TestTessera } from '../support/start-tessera.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
+import { freePort } from '../support/private-redis.ts';
+import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import { startTestTessera } from '../support/start-tessera.ts';
 
 const JWT_API = 'https://records.example.org';
 const by = { actor: 'test' };
@@ -298,5 +302,74 @@ describe('DPoP with nonces required', () => {
     await oidc.clientCredentialsGrant(config, { scope: 'read' }, { DPoP });
     expect(seen).toHaveLength(3);
     expect(seen[2]!.status).toBe(200);
+  });
+});
+
+// Two Tessera processes on one database and one Redis prefix, as two nodes behind a load balancer:
+// a proof spent at one is spent at both, and a nonce one gave is good at the other.
+describe('DPoP across two Tessera nodes', () => {
+  const prefix = uniqueRedisPrefix();
+  let db: TestDatabase;
+  let a: TestTessera;
+  let b: ServerProcess;
+  let secret: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await freePort();
+    const shared = {
+      ISSUER: `http://127.0.0.1:${port}`,
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      TESSERA_REDIS_PREFIX: prefix,
+      TESSERA_KEY_SECRET: 'dpop-two-nodes-key-encryption-secret-0123',
+      TESSERA_COOKIE_KEYS: 'dpop-two-nodes-cookie-key-0123456789abcd',
+      TESSERA_DPOP_REQUIRE_NONCE: 'true',
+    };
+    a = await startTestTessera({ ...shared, PORT: String(port) });
+    b = await startServerProcess({ ...shared, PORT: '0' });
+    secret = (await a.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await db?.drop();
+    await dropRedisPrefix(prefix);
+  });
+
+  /** A client-credentials request to `node` with a proof (and `nonce`, if given). */
+  async function tokenRequest(node: string, keys: CryptoKeyPair, nonce?: string) {
+    const endpoint = `${node}/oauth/token`;
+    const jwk = await exportJWK(keys.publicKey);
+    const proof = await new SignJWT({ htm: 'POST', htu: endpoint, jti: randomUUID(), ...(nonce ? { nonce } : {}) })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .setIssuedAt()
+      .sign(keys.privateKey);
+    const answer = await fetch(endpoint, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`harvester:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop: proof },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+    });
+    return { status: answer.status, nonce: answer.headers.get('dpop-nonce'), body: (await answer.json()) as { error?: string; access_token?: string; token_type?: string } };
+  }
+
+  it('accepts at one node the nonce the other gave, and refuses at one node a proof spent at the other', async () => {
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const asked = await tokenRequest(a.url, keys);
+    expect([asked.status, asked.body.error]).toEqual([400, 'use_dpop_nonce']);
+    const issued = await tokenRequest(b.url, keys, asked.nonce!);
+    expect([issued.status, issued.body.token_type]).toEqual([200, 'DPoP']);
+    const token = issued.body.access_token!;
+
+    // Forward-auth on both nodes, for one request a gateway forwards: the proof is good once.
+    const original = 'https://repository.example.org/records/42';
+    const forwarded = { 'x-original-method': 'GET', 'x-original-uri': '/records/42', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'repository.example.org' };
+    const proof = await handProof(keys, { htm: 'GET', htu: original, ath: accessTokenHash(token) });
+    const verify = (node: string) => fetch(`${node}/auth/verify`, { headers: { ...forwarded, authorization: `DPoP ${token}`, dpop: proof } }).then((answer) => answer.status);
+    expect(await verify(a.url)).toBe(200);
+    expect(await verify(b.url)).toBe(401);
+    const another = await handProof(keys, { htm: 'GET', htu: original, ath: accessTokenHash(token) });
+    const both = await Promise.all([a.url, b.url].map((node) => fetch(`${node}/auth/verify`, { headers: { ...forwarded, authorization: `DPoP ${token}`, dpop: another } }).then((answer) => answer.status)));
+    expect(both.sort()).toEqual([200, 401]);
   });
 });
