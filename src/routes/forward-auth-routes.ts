@@ -46,6 +46,8 @@ export const verifyOperation = defineOperation({
   description:
     'For nginx `auth_request` and Traefik ForwardAuth (docs/resource-servers.md#forward-auth-for-gateways). ' +
     'The credential may also be `?access_token=` of the forwarded URL (`X-Original-URI`, then `X-Forwarded-Uri`). ' +
+    'A DPoP-bound token comes as `Authorization: DPoP` with its `DPoP` proof, checked against the forwarded request ' +
+    '(`X-Original-Method` or `X-Forwarded-Method`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Original-URI` or `X-Forwarded-Uri`); as a bearer token it is refused. ' +
     'The answer\'s headers are what a gateway passes on.',
   tag: 'Forward-auth',
   credentials: ['accessToken', 'personalToken', 'apiSession'],
