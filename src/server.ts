@@ -21,7 +21,7 @@ import { createCachedCredentialVerifier, type CredentialCacheStats } from './int
 import { createCredentialVerifier } from './introspection/credential-verifier.ts';
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
-import { createSenderConstraintCheck } from './introspection/sender-constraint.ts';
+import { createResourceNonces, createSenderConstraintCheck } from './introspection/sender-constraint.ts';
 import { dpopNonceSecret } from './oauth/dpop-nonce-secret.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
@@ -133,6 +133,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   const { config, logger, ephemeral, oidcAdapters } = core;
   const clocked = clock ? { clock } : {};
   const secrets = await resolveSecrets(config, logger);
+  const nonceSecret = dpopNonceSecret(secrets.keyEncryptionSecret);
   const keyStore = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
   const { kid, created } = await keyStore.ensureSigningKey();
   if (created) logger.info({ kid }, 'generated the first signing key');
@@ -182,7 +183,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
-    dpopNonceSecret: dpopNonceSecret(secrets.keyEncryptionSecret),
+    dpopNonceSecret: nonceSecret,
     audit: core.audit,
     ephemeral,
     ...clocked,
@@ -193,7 +194,9 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     refreshTokenUserScopes: refreshTokenUserScopesFrom(oidcAdapters('RefreshToken'), users),
   });
   // DPoP-bound tokens at Tessera's own resource paths (forward-auth, /api/v1/me, userinfo).
-  const senderConstraint = createSenderConstraintCheck({ ephemeral, proofMaxAgeSeconds: config.oauth.dpop.proofMaxAgeSeconds, ...clocked });
+  const { proofMaxAgeSeconds, resourceNonces } = config.oauth.dpop;
+  const nonces = resourceNonces ? createResourceNonces(nonceSecret, proofMaxAgeSeconds) : undefined;
+  const senderConstraint = createSenderConstraintCheck({ ephemeral, proofMaxAgeSeconds, nonces, ...clocked });
   return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, senderConstraint, introspectionCallers, provider, devicePolls, directGrants, tokenRequestCheck };
 }
 

@@ -82,6 +82,7 @@ export const ENV_BINDINGS: Record<string, EnvBinding> = {
   TESSERA_DIRECT_GRANTS: { path: ['oauth', 'directGrants'], kind: 'boolean' },
   TESSERA_DPOP_REQUIRE_NONCE: { path: ['oauth', 'dpop', 'requireNonce'], kind: 'boolean' },
   TESSERA_DPOP_PROOF_MAX_AGE_SECONDS: { path: ['oauth', 'dpop', 'proofMaxAgeSeconds'], kind: 'int' },
+  TESSERA_DPOP_RESOURCE_NONCES: { path: ['oauth', 'dpop', 'resourceNonces'], kind: 'boolean' },
   TESSERA_SMTP_URL: { path: ['mail', 'smtp', 'url'], kind: 'string', secret: true },
   TESSERA_SMTP_HOST: { path: ['mail', 'smtp', 'host'], kind: 'string' },
   TESSERA_SMTP_PORT: { path: ['mail', 'smtp', 'port'], kind: 'int' },

@@ -310,6 +310,8 @@ export const configSchema = z.object({
       requireNonce: z.boolean(),
       /** How far a proof's iat may be from now at Tessera's resource paths (forward-auth, /api/v1/me, userinfo), in seconds. */
       proofMaxAgeSeconds: positiveInt.min(5).max(300),
+      /** Whether those paths ask for a nonce of Tessera's in each proof (RFC 9449 §9). */
+      resourceNonces: z.boolean(),
     }),
   }),
   clients: z.array(declaredClientSchema),

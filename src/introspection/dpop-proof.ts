@@ -30,11 +30,16 @@ export interface DpopProofOptions {
    * outlives the proof's acceptance window.
    */
   claimProof: (id: string, ttlSeconds: number) => Promise<boolean>;
+  /** Given: the proof must carry a nonce this accepts (resource-server nonces, RFC 9449 §9). */
+  nonceValid?: (nonce: unknown, nowMs: number) => boolean;
   clock?: () => number;
 }
 
 /** Why a proof is refused: a description for the client (never the proof itself). */
 export class DpopProofError extends Error {}
+
+/** A proof that would do but for its nonce: the client is to send it again with a current one. */
+export class DpopNonceRequired extends DpopProofError {}
 
 /**
  * A URL as htu compares it (RFC 9449 §4.3, RFC 3986 §6.2.2/§6.2.3): without query and fragment,
@@ -84,6 +89,7 @@ export async function checkDpopProof(request: DpopRequest, options: DpopProofOpt
   if (Math.abs(now - payload.iat) > options.maxAgeSeconds) throw new DpopProofError('the DPoP proof is too old or from the future');
   if (payload.ath !== accessTokenHash(request.accessToken)) throw new DpopProofError('the DPoP proof is for another access token');
   if ((await calculateJwkThumbprint(header.jwk!)) !== request.jkt) throw new DpopProofError('the DPoP proof is signed by a key the token is not bound to');
+  if (options.nonceValid && !options.nonceValid(payload.nonce, clock())) throw new DpopNonceRequired('the DPoP proof needs a current nonce of this server');
   // Last: only a proof that would have been accepted is spent. One record per key and jti.
   const claimed = await options.claimProof(sha256Base64url(`${request.jkt}.${payload.jti}`), Math.ceil(options.maxAgeSeconds * 2 + 1));
   if (!claimed) throw new DpopProofError('the DPoP proof was used before');

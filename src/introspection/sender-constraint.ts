@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { EphemeralStore } from '../store/ephemeral/ephemeral-store.ts';
 import type { ActiveCredential } from './credential-verifier.ts';
 import { DPOP_ALGORITHMS } from '../oauth/dpop-algorithms.ts';
-import { checkDpopProof, DpopProofError } from './dpop-proof.ts';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { checkDpopProof, DpopNonceRequired, DpopProofError } from './dpop-proof.ts';
 
 // The one rule of every path of Tessera that accepts access tokens (forward-auth, /api/v1/me,
 // userinfo): a DPoP-bound token (RFC 9449) is good only under the DPoP scheme with a proof of its
@@ -44,20 +45,40 @@ export function dpopProofs(headers: IncomingHttpHeaders): string[] {
 }
 
 /** The WWW-Authenticate challenge of a refusal at a resource path (RFC 9449 §7.1, RFC 6750 §3). */
-export function dpopChallenge(error: 'invalid_token' | 'invalid_dpop_proof', description?: string): string {
+export function dpopChallenge(error: 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce', description?: string): string {
   const text = description ? `, error_description="${description.replace(/["\\]/g, '')}"` : '';
   return `DPoP algs="${DPOP_ALGORITHMS.join(' ')}", error="${error}"${text}`;
 }
 
-/** A refusal: status 401 and the challenge to send. */
+/** A refusal: status 401, and the headers to send (the challenge; a nonce to use when one is asked for). */
 export class SenderConstraintRefusal extends Error {
-  readonly challenge: string;
-  readonly error: 'invalid_token' | 'invalid_dpop_proof';
-  constructor(error: 'invalid_token' | 'invalid_dpop_proof', description: string) {
+  readonly error: 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+  readonly headers: Record<string, string>;
+  constructor(error: 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce', description: string, nonce?: string) {
     super(description);
     this.error = error;
-    this.challenge = dpopChallenge(error, description);
+    this.headers = { 'WWW-Authenticate': dpopChallenge(error, description), ...(nonce ? { 'DPoP-Nonce': nonce } : {}) };
   }
+}
+
+/**
+ * Nonces of Tessera's resource paths (RFC 9449 §9): an HMAC of the time step under a key every node
+ * derives alike, good for the current step and the one before, so any node accepts any node's.
+ */
+export function createResourceNonces(secret: Buffer, stepSeconds: number) {
+  const of = (step: number) => `${step.toString(36)}.${createHmac('sha256', secret).update(`resource nonce ${step}`).digest('base64url')}`;
+  const stepAt = (nowMs: number) => Math.floor(nowMs / 1000 / stepSeconds);
+  return {
+    current: (nowMs: number) => of(stepAt(nowMs)),
+    valid(nonce: unknown, nowMs: number): boolean {
+      if (typeof nonce !== 'string' || nonce.length > 128) return false;
+      const given = Buffer.from(nonce);
+      return [stepAt(nowMs), stepAt(nowMs) - 1].some((step) => {
+        const expected = Buffer.from(of(step));
+        return expected.length === given.length && timingSafeEqual(expected, given);
+      });
+    },
+  };
 }
 
 export interface PresentedToken {
@@ -73,6 +94,8 @@ export interface SenderConstraintDependencies {
   ephemeral: Pick<EphemeralStore, 'set'>;
   /** How far a proof's iat may be from now, in seconds. */
   proofMaxAgeSeconds: number;
+  /** Given: proofs must carry one of these nonces (createResourceNonces). */
+  nonces?: ReturnType<typeof createResourceNonces> | undefined;
   clock?: () => number;
 }
 
@@ -88,6 +111,7 @@ export type SenderConstraintCheck = (active: ActiveCredential, presented: Presen
  */
 export function createSenderConstraintCheck(deps: SenderConstraintDependencies): SenderConstraintCheck {
   const clock = deps.clock ?? Date.now;
+  const { nonces } = deps;
   const claimProof = (id: string, ttlSeconds: number) => deps.ephemeral.set(`${PROOF_KEY}${id}`, '1', { onlyIfAbsent: true, ttlMs: ttlSeconds * 1000 });
   return async (active, presented) => {
     if (active.jkt === undefined) {
@@ -99,9 +123,10 @@ export function createSenderConstraintCheck(deps: SenderConstraintDependencies):
     try {
       await checkDpopProof(
         { proofs: dpopProofs(presented.headers), method: presented.method, url: presented.url, accessToken: presented.token, jkt: active.jkt },
-        { maxAgeSeconds: deps.proofMaxAgeSeconds, claimProof, clock },
+        { maxAgeSeconds: deps.proofMaxAgeSeconds, claimProof, clock, ...(nonces ? { nonceValid: nonces.valid } : {}) },
       );
     } catch (error) {
+      if (error instanceof DpopNonceRequired) throw new SenderConstraintRefusal('use_dpop_nonce', error.message, nonces!.current(clock()));
       if (error instanceof DpopProofError) throw new SenderConstraintRefusal('invalid_dpop_proof', error.message);
       throw error;
     }

@@ -118,7 +118,7 @@ export function createForwardAuthRoutes({ config, logger, verifier, senderConstr
         await senderConstraint(valid, { token: presented!.token, scheme: dpopToken ? 'dpop' : 'bearer', method: forwarded.method, url: forwarded.url, headers: req.headers });
       } catch (error) {
         if (!(error instanceof SenderConstraintRefusal)) throw error;
-        throw new AppError(401, error.error, error.message, { headers: { 'WWW-Authenticate': error.challenge } });
+        throw new AppError(401, error.error, error.message, { headers: error.headers });
       }
     }
     if (!valid) {

@@ -203,7 +203,7 @@ export function createPersonalTokenRoutes({ personalTokens, callers, verifier, s
         await senderConstraint(active, { token: bearer!, scheme: dpopToken ? 'dpop' : 'bearer', method: req.method, url: `${req.protocol}://${req.get('host')}${req.originalUrl}`, headers: req.headers });
       } catch (error) {
         if (!(error instanceof SenderConstraintRefusal)) throw error;
-        throw new AppError(401, error.error, error.message, { headers: { 'WWW-Authenticate': error.challenge } });
+        throw new AppError(401, error.error, error.message, { headers: error.headers });
       }
       const user = active.username !== null ? await findUserById(active.sub) : null;
       res.json({ sub: active.sub, username: active.username, email: user?.email ?? null, scopes: active.scopes, credential: 'access_token', client_id: active.clientId, exp: active.exp } satisfies z.input<typeof meSchema>);

@@ -275,9 +275,9 @@ describe('DPoP (sender-constrained tokens)', () => {
 });
 
 describe('DPoP with nonces required', () => {
-  const suite = tesseraForSuite({ TESSERA_DPOP_REQUIRE_NONCE: 'true' }, {}, { issuerOnItsPort: true });
+  const suite = tesseraForSuite({ TESSERA_DPOP_REQUIRE_NONCE: 'true', TESSERA_DPOP_RESOURCE_NONCES: 'true' }, {}, { issuerOnItsPort: true });
 
-  it('asks for a nonce (use_dpop_nonce with DPoP-Nonce) and accepts the retry that carries it', async () => {
+  it('asks for a nonce (use_dpop_nonce with DPoP-Nonce) at the token endpoint and at its resource paths, and accepts the retry that carries it', async () => {
     const { tessera, issuer } = suite;
     const secret = (await tessera.core.clients.create({ clientId: 'nonce-service', name: 'Nonce service', kind: 'service', scopes: ['read'] }, by)).secret!;
     const config = await oidc.discovery(issuer, 'nonce-service', secret, undefined, insecure);
@@ -302,6 +302,37 @@ describe('DPoP with nonces required', () => {
     await oidc.clientCredentialsGrant(config, { scope: 'read' }, { DPoP });
     expect(seen).toHaveLength(3);
     expect(seen[2]!.status).toBe(200);
+
+    // Tessera's resource paths ask for a nonce of their own (RFC 9449 §9), which openid-client sends on its retry.
+    const me: number[] = [];
+    config[oidc.customFetch] = async (url, options) => {
+      const answer = await fetch(url, options as RequestInit);
+      if (new URL(url).pathname === '/api/v1/me') me.push(answer.status);
+      return answer;
+    };
+    const answer = await oidc.fetchProtectedResource(config, tokens.access_token, new URL('/api/v1/me', issuer), 'GET', undefined, undefined, { DPoP });
+    expect([answer.status, me]).toEqual([200, [401, 200]]);
+
+    // At forward-auth: a proof without a nonce is answered use_dpop_nonce with DPoP-Nonce; with it, it passes.
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const bound = await oidc.clientCredentialsGrant(config, { scope: 'read' }, { DPoP: oidc.getDPoPHandle(config, keys) });
+    const original = 'https://repository.example.org/records/42';
+    const forwarded = { 'x-original-method': 'GET', 'x-original-uri': '/records/42', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'repository.example.org' };
+    const verify = async (nonce?: string) => {
+      const jwk = await exportJWK(keys.publicKey);
+      const proof = await new SignJWT({ htm: 'GET', htu: original, jti: randomUUID(), ath: accessTokenHash(bound.access_token), ...(nonce ? { nonce } : {}) })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+        .setIssuedAt()
+        .sign(keys.privateKey);
+      return fetch(new URL('/auth/verify', issuer), { headers: { ...forwarded, authorization: `DPoP ${bound.access_token}`, dpop: proof } });
+    };
+    const asked = await verify();
+    expect(asked.status).toBe(401);
+    expect(asked.headers.get('www-authenticate')).toMatch(/error="use_dpop_nonce"/);
+    const nonce = asked.headers.get('dpop-nonce');
+    expect(nonce).toEqual(expect.any(String));
+    expect((await verify(nonce!)).status).toBe(200);
+    expect((await verify('made-up')).status).toBe(401);
   });
 });
 

@@ -61,7 +61,7 @@ export function createUserinfoRoutes(deps: UserinfoDependencies): Router {
         await deps.senderConstraint(active, { ...presented, method: req.method, url: `${req.protocol}://${req.get('host')}${req.originalUrl}`, headers: req.headers });
       } catch (error) {
         if (!(error instanceof SenderConstraintRefusal)) throw error;
-        throw new OAuthError(401, error.error, error.message, { headers: { 'WWW-Authenticate': error.challenge } });
+        throw new OAuthError(401, error.error, error.message, { headers: error.headers });
       }
       const openIdScopes = active.grantId ? await deps.grantOpenIdScopes(active.grantId) : undefined;
       if (!openIdScopes?.includes('openid')) throw NO_OPENID;
