@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createTesseraVerifier, type TesseraVerifierOptions } from '@tessera/verifier';
+import { ClientCredentialsAuth } from '@tessera/client';
 import { calculateJwkThumbprint, exportJWK, SignJWT, type CryptoKey } from 'jose';
 
 type CryptoKeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
@@ -333,6 +334,27 @@ describe('DPoP with nonces required', () => {
     expect(nonce).toEqual(expect.any(String));
     expect((await verify(nonce!)).status).toBe(200);
     expect((await verify('made-up')).status).toBe(401);
+  });
+});
+
+describe('@tessera/client with nonces required at the token endpoint and at the resource', () => {
+  const suite = tesseraForSuite({ TESSERA_DPOP_REQUIRE_NONCE: 'true', TESSERA_DPOP_RESOURCE_NONCES: 'true' }, {}, { issuerOnItsPort: true });
+
+  it('answers use_dpop_nonce at both by sending the request again with the nonce', async () => {
+    const { tessera, issuer } = suite;
+    const secret = (await tessera.core.clients.create({ clientId: 'nonce-client', name: 'Nonce client', kind: 'service', scopes: ['read'] }, by)).secret!;
+    const seen: string[] = [];
+    const counting: typeof fetch = async (input, init) => {
+      const answer = await fetch(input, init);
+      const request = new Request(input, init);
+      seen.push(`${request.method} ${new URL(request.url).pathname} ${answer.status}`);
+      return answer;
+    };
+    const auth = new ClientCredentialsAuth({ issuer: issuer.origin, clientId: 'nonce-client', clientSecret: secret, dpop: true, fetch: counting });
+    const answer = await auth.fetch(`${issuer.origin}/api/v1/me`);
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ client_id: 'nonce-client' });
+    expect(seen.filter((line) => !line.includes('openid-configuration'))).toEqual(['POST /oauth/token 400', 'POST /oauth/token 200', 'GET /api/v1/me 401', 'GET /api/v1/me 200']);
   });
 });
 
