@@ -193,6 +193,9 @@ describe('DPoP (sender-constrained tokens)', () => {
     expect(await verify(await handProof(keys, { htm: 'PUT', htu: 'https://repository.example.org/records/43', ath }))).toBe(401);
     // Without the forwarded request, no proof can be checked.
     expect(await verify(await handProof(keys, { htm: 'PUT', htu: original, ath }), {})).toBe(401);
+    // Traefik's ForwardAuth names the request with X-Forwarded-Method and X-Forwarded-Uri.
+    const traefik = { 'x-forwarded-method': 'PUT', 'x-forwarded-uri': '/records/42?page=2', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'repository.example.org' };
+    expect(await verify(await handProof(keys, { htm: 'PUT', htu: original, ath }), traefik)).toBe(200);
   });
 
   describe('@tessera/verifier in an express API', () => {
