@@ -23,6 +23,8 @@ import { createCredentialVerifier } from './introspection/credential-verifier.ts
 import { createIntrospectionCallers, type CallerMetadata } from './introspection/introspection-callers.ts';
 import { createFailedLookupLimiter } from './introspection/failed-lookup-limiter.ts';
 import { createIntrospectionSigner } from './introspection/introspection-signer.ts';
+import { createResourceNonces, createSenderConstraintCheck } from './introspection/sender-constraint.ts';
+import { dpopNonceSecret } from './oauth/dpop-nonce-secret.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.ts';
 import { findOidcToken, findOidcTokenByDigest } from './oauth/adapter/stored-payload.ts';
@@ -139,6 +141,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   const { config, logger, ephemeral, oidcAdapters } = core;
   const clocked = clock ? { clock } : {};
   const secrets = await resolveSecrets(config, logger);
+  const nonceSecret = dpopNonceSecret(secrets.keyEncryptionSecret);
   const keyStore = createSigningKeyStore({ database: core.database, secret: secrets.keyEncryptionSecret, algorithm: config.oauth.signingAlgorithm });
   const { kid, created } = await keyStore.ensureSigningKey();
   if (created) logger.info({ kid }, 'generated the first signing key');
@@ -191,6 +194,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     signingKeys,
     jwtRevocations: core.jwtRevocations,
     cookieKeys: secrets.cookieKeys,
+    dpopNonceSecret: nonceSecret,
     audit: core.audit,
     ephemeral,
     ...clocked,
@@ -217,7 +221,11 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
   });
   // RFC 9701 answers are signed with the key that signs tokens now (the first of the set).
   const introspectionSigner = createIntrospectionSigner({ issuer: config.issuer, currentKey: () => signingKeys.privateJwks().keys[0]!, ...clocked });
-  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, introspectionCallers, introspectionSigner, provider, devicePolls, directGrants, tokenRequestCheck };
+  // DPoP-bound tokens at Tessera's own resource paths (forward-auth, /api/v1/me, userinfo).
+  const { proofMaxAgeSeconds, resourceNonces } = config.oauth.dpop;
+  const nonces = resourceNonces ? createResourceNonces(nonceSecret, proofMaxAgeSeconds) : undefined;
+  const senderConstraint = createSenderConstraintCheck({ ephemeral, proofMaxAgeSeconds, nonces, ...clocked });
+  return { csrfKey: newestCookieKey(secrets.cookieKeys), verifier, senderConstraint, introspectionCallers, introspectionSigner, provider, devicePolls, directGrants, tokenRequestCheck };
 }
 
 type OAuthParts = Awaited<ReturnType<typeof buildOAuth>>;
@@ -327,7 +335,7 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
     logger,
     trustProxy: trustsProxy,
     rawBodyRoutes: leakedTokenRoutes(core, options.clock),
-    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
+    oauthRoutes: createOAuthRoutes({ config, provider: oauth.provider, devicePolls: oauth.devicePolls, accounts: core.accounts, ephemeral, csrfKey: oauth.csrfKey, signIn, secondStep, audit: core.audit, trustsProxy: (address) => trustsProxy(address, 0), userinfo: { verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, grantOpenIdScopes: (grantId) => grantOpenIdScopes(core, grantId) } }),
     apiRoutes: [
       { router: createHealthRoutes({ database: core.database, ephemeral, draining: connections.isDraining }) },
       { router: createBrandRoutes({ config }) },
@@ -354,8 +362,8 @@ function buildServer(core: OnlineCore, oauth: OAuthParts, issuerCheck: IssuerSel
           identityProviders: core.identityProviders,
         }),
       },
-      { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, findUserById: (id) => core.accounts.findUserById(id) }) },
-      { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
+      { router: createPersonalTokenRoutes({ personalTokens: core.personalTokens, callers, verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, findUserById: (id) => core.accounts.findUserById(id) }) },
+      { router: createForwardAuthRoutes({ config, logger, verifier: oauth.verifier, senderConstraint: oauth.senderConstraint, findUserByLogin: (login) => core.accounts.findUserByLogin(login), failedLookups: createFailedLookupLimiter(failedLookupLimit) }) },
       { router: createSessionRoutes({ config, accounts: core.accounts, sessions, signIn, audit: core.audit, secondFactors: core.secondFactors }) },
       { router: createApiReferenceRoutes({ config, version: packageVersion() }) },
     ],

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { renderUnicodeCompact } from 'uqr';
-import { defaultCredentialsPath, PROFILE_NAME, SavedDeviceGrantAuth, TesseraClientError, type DevicePrompt } from '@tessera/client';
+import { defaultCredentialsPath, DpopKey, PROFILE_NAME, SavedDeviceGrantAuth, TesseraClientError, type DevicePrompt } from '@tessera/client';
 import { openBrowser } from './open-browser.ts';
 
 /**
@@ -16,14 +16,17 @@ export type LoginCommandOutcome = 'ok' | 'failure' | 'usage' | 'loginRequired' |
 export const DEFAULT_CLIENT_ID = 'tessera-cli';
 
 export const LOGIN_USAGE = `Usage:
-  tessera login [--issuer URL] [--client-id ID] [--scope S ...] [--profile NAME] [--open]
-  tessera token [--profile NAME]
+  tessera login [--issuer URL] [--client-id ID] [--scope S ...] [--profile NAME] [--open] [--bearer]
+  tessera token [--profile NAME] [--url URL [--method METHOD]]
   tessera whoami [--profile NAME]
   tessera logout [--profile NAME]
 
 --issuer defaults to $TESSERA_ISSUER, then to the profile's saved issuer; --client-id to
 $TESSERA_CLIENT_ID, then the saved one, then ${DEFAULT_CLIENT_ID}; --scope (repeatable, or
 comma-separated) to the profile's saved scopes, then read; offline_access is always added.
+The tokens are bound to a key pair saved with them (DPoP) when the issuer offers it; --bearer
+saves plain bearer tokens instead. \`tessera token --url URL\` prints the request headers for
+one request to URL (with a DPoP proof for it): curl -H @<(tessera token --url URL) URL.
 Credentials: $XDG_CONFIG_HOME/tessera/credentials.json (mode 0600).`;
 
 export interface LoginCommandIo {
@@ -64,9 +67,12 @@ interface Options {
   'client-id'?: string;
   scope?: string[];
   open?: boolean;
+  bearer?: boolean;
+  url?: string;
+  method?: string;
 }
 
-function parse(args: string[], withLoginOptions: boolean): Options {
+function parse(args: string[], command: string): Options {
   try {
     const values = parseArgs({
       args,
@@ -75,9 +81,10 @@ function parse(args: string[], withLoginOptions: boolean): Options {
       options: {
         profile: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-        ...(withLoginOptions
-          ? { issuer: { type: 'string' }, 'client-id': { type: 'string' }, scope: { type: 'string', multiple: true }, open: { type: 'boolean' } }
+        ...(command === 'login'
+          ? { issuer: { type: 'string' }, 'client-id': { type: 'string' }, scope: { type: 'string', multiple: true }, open: { type: 'boolean' }, bearer: { type: 'boolean' } }
           : {}),
+        ...(command === 'token' ? { url: { type: 'string' }, method: { type: 'string' } } : {}),
       },
     }).values as Omit<Options, 'profile'> & { profile?: string };
     const profile = values.profile ?? 'default';
@@ -133,7 +140,8 @@ async function login(options: Options, io: LoginCommandIo): Promise<LoginCommand
   const scopes = asked.length ? asked : sameIssuer && saved.scope ? saved.scope.split(' ') : ['read'];
 
   io.err(`Logging in to ${issuer} with the client ${clientId} (profile ${profile}).\n`);
-  const result = await auth.login({ issuer, clientId, scopes, onPrompt: promptPrinter(io, options.open === true) });
+  const result = await auth.login({ issuer, clientId, scopes, onPrompt: promptPrinter(io, options.open === true), dpop: options.bearer !== true });
+  const bound = result.tokenType === 'DPoP';
   let who = '';
   try {
     const identity = await auth.identity();
@@ -144,7 +152,11 @@ async function login(options: Options, io: LoginCommandIo): Promise<LoginCommand
   io.err(
     `\nLogged in to ${result.issuer}${who} with the scopes ${result.scope || '(none)'}. The access token expires ${result.expiresAt ? relative(Date.parse(result.expiresAt), io.clock()) : 'at an unknown time'}` +
       `${result.refreshToken ? ' and is refreshed automatically' : '; there is no refresh token, so log in again then'}.\n` +
-      `Saved in ${auth.file.path}${profile === 'default' ? '' : ` (profile ${profile})`}. Use it with: curl -H "Authorization: Bearer $(tessera token${profile === 'default' ? '' : ` --profile ${profile}`})" …\n`,
+      (bound ? 'The tokens are bound to a key saved with them (DPoP): each request needs a proof made with it.\n' : '') +
+      `Saved in ${auth.file.path}${profile === 'default' ? '' : ` (profile ${profile})`}. Use it with: ` +
+      (bound
+        ? `curl -H @<(tessera token${profile === 'default' ? '' : ` --profile ${profile}`} --url URL) URL\n`
+        : `curl -H "Authorization: Bearer $(tessera token${profile === 'default' ? '' : ` --profile ${profile}`})" …\n`),
   );
   return 'ok';
 }
@@ -154,6 +166,15 @@ async function token(options: Options, io: LoginCommandIo): Promise<LoginCommand
   // Asked of the issuer first, as whoami asks: a token still fresh by the clock here may belong to
   // a login the issuer has ended. A refused one is refreshed; a refused refresh is login_required.
   await auth.identity();
+  if (options.method !== undefined && options.url === undefined) throw new LoginUsageError('--method goes with --url');
+  if (options.url !== undefined) {
+    const url = URL.parse(options.url);
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new LoginUsageError(`"${options.url}" is not an http(s) URL`);
+    // One request's headers, as curl -H @file reads them: the proof is good for this method and URL, once.
+    const headers = await auth.authorizationHeaders((options.method ?? 'GET').toUpperCase(), url.href);
+    io.out(Object.entries(headers).map(([name, value]) => `${name === 'dpop' ? 'DPoP' : 'Authorization'}: ${value}\n`).join(''));
+    return 'ok';
+  }
   io.out(`${await auth.getAccessToken()}\n`);
   return 'ok';
 }
@@ -172,6 +193,7 @@ async function whoami(options: Options, io: LoginCommandIo): Promise<LoginComman
     ['username', identity.username ?? '(the issuer did not say)'],
     ['scopes', (identity.scopes ?? saved.scope.split(' ')).join(' ')],
     ['expires', expiry(saved.expiresAt, io.clock())],
+    ['binding', saved.tokenType === 'DPoP' && saved.dpopKey ? `DPoP (key thumbprint ${(await DpopKey.fromJwk(saved.dpopKey)).thumbprint})` : 'bearer'],
   ];
   io.out(rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}\n`).join(''));
   return 'ok';
@@ -214,7 +236,7 @@ function describe(error: TesseraClientError, profile: string): { message: string
 export async function loginCommand(command: string, args: string[], io: LoginCommandIo = defaultIo): Promise<LoginCommandOutcome> {
   let options: Options;
   try {
-    options = parse(args, command === 'login');
+    options = parse(args, command);
   } catch (error) {
     io.err(`tessera ${command}: ${(error as Error).message}\n\n${LOGIN_USAGE}\n`);
     return 'usage';

@@ -381,6 +381,15 @@ export const configSchema = z.object({
     directGrants: z.boolean(),
     /** The lifetime of a token issued by token exchange, never beyond its subject credential's (docs/token-exchange.md). */
     tokenExchangeTtlSeconds: positiveInt.min(30).max(3600).default(300),
+    /** DPoP (RFC 9449): sender-constrained tokens (docs/dpop.md). */
+    dpop: z.object({
+      /** Whether every DPoP proof at the token endpoint must carry a nonce Tessera gave (DPoP-Nonce). */
+      requireNonce: z.boolean(),
+      /** How far a proof's iat may be from now at Tessera's resource paths (forward-auth, /api/v1/me, userinfo), in seconds. */
+      proofMaxAgeSeconds: positiveInt.min(5).max(300),
+      /** Whether those paths ask for a nonce of Tessera's in each proof (RFC 9449 §9). */
+      resourceNonces: z.boolean(),
+    }),
   }),
   clients: z.array(declaredClientSchema),
   /**

@@ -1,6 +1,6 @@
 import { sha256Base64url } from '../shared/sha256.ts';
 import type { ConnectionState } from '../store/ephemeral/ephemeral-store.ts';
-import type { ActiveCredential, CredentialVerifier, VerifyOptions } from './credential-verifier.ts';
+import { withoutBoundTokens, type ActiveCredential, type CredentialVerifier, type VerifyOptions } from './credential-verifier.ts';
 import { thenNow, type Awaitable } from '../shared/awaitable.ts';
 import type { InvalidationSubscriber } from '../cache/invalidations.ts';
 
@@ -8,6 +8,8 @@ import type { InvalidationSubscriber } from '../cache/invalidations.ts';
 const MAX_VALUE_LENGTH = 4096;
 
 const withoutRefreshTokens = (active: ActiveCredential | null) => (active?.kind === 'refresh_token' ? null : active);
+/** What a caller that counts no refresh tokens and checks no proofs is answered: bound tokens are inactive. */
+const bearerOnly = (active: ActiveCredential | null) => (active?.kind === 'refresh_token' || active?.jkt !== undefined ? null : active);
 
 export interface CredentialCacheOptions {
   /** Most answers kept; the oldest go first. */
@@ -109,7 +111,7 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
 
   /** The answer with refresh tokens counted; callers that do not count them filter it. */
   function lookup(value: string, options: VerifyOptions): Awaitable<ActiveCredential | null> {
-    if (!serving) return verifier.verify(value, { ...options, refreshTokens: true });
+    if (!serving) return verifier.verify(value, { ...options, refreshTokens: true, senderConstrained: true });
     const digest = sha256Base64url(value);
     const entry = fresh(digest);
     if (entry) return entry.active;
@@ -117,7 +119,7 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
     const pending = inFlight.get(digest);
     if (pending) return pending;
     const startedAt = generation;
-    const promise = Promise.resolve(verifier.verify(value, { ...options, refreshTokens: true })).then(
+    const promise = Promise.resolve(verifier.verify(value, { ...options, refreshTokens: true, senderConstrained: true })).then(
       (active) => {
         if (inFlight.get(digest) === promise) inFlight.delete(digest);
         if (serving && generation === startedAt) store(digest, active, clock());
@@ -136,8 +138,8 @@ export function createCachedCredentialVerifier(verifier: CredentialVerifier, opt
     verify(value, verifyOptions = {}) {
       if (!value || value.length > MAX_VALUE_LENGTH) return null;
       const active = lookup(value, verifyOptions);
-      if (verifyOptions.refreshTokens) return active;
-      return thenNow(active, withoutRefreshTokens);
+      if (verifyOptions.refreshTokens) return verifyOptions.senderConstrained ? active : thenNow(active, (found) => withoutBoundTokens(found, verifyOptions));
+      return thenNow(active, verifyOptions.senderConstrained ? withoutRefreshTokens : bearerOnly);
     },
 
     invalidate(targets) {

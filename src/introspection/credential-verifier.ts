@@ -34,6 +34,11 @@ export interface ActiveCredential {
   /** The grant (a person's login) an OAuth token was issued under, if any: what it was granted besides the token's own scopes. */
   grantId?: string;
   /**
+   * The JWK thumbprint (RFC 7638) of the key a DPoP-bound token is bound to (RFC 9449 §6: its
+   * `cnf.jkt`). Such a token is good only with a proof signed by that key: never as a bearer token.
+   */
+  jkt?: string;
+  /**
    * What ends it (see invalidations.ts): its own token, its grant, its client, its user. A cached
    * answer is dropped when any of these is invalidated. Never part of an answer to a caller.
    */
@@ -53,6 +58,11 @@ export interface VerifyOptions {
   refreshTokens?: boolean;
   /** The caller's address, for the personal-token audit trail. */
   ip?: string | null;
+  /**
+   * Whether the caller checks DPoP proofs: DPoP-bound tokens are then answered with their `jkt`;
+   * otherwise a bound token is inactive (never usable as a bearer token).
+   */
+  senderConstrained?: boolean;
 }
 
 export interface CredentialVerifierDependencies {
@@ -83,6 +93,8 @@ function isActClaim(value: unknown, depth = 0): value is ActClaim {
   const claim = value as Record<string, unknown>;
   return typeof claim.sub === 'string' && (claim.client_id === undefined || typeof claim.client_id === 'string') && (claim.act === undefined || isActClaim(claim.act, depth + 1));
 }
+/** A DPoP-bound token is inactive to a caller that does not check proofs (VerifyOptions.senderConstrained). */
+export const withoutBoundTokens = (active: ActiveCredential | null, options: VerifyOptions) => (active?.jkt !== undefined && !options.senderConstrained ? null : active);
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -112,8 +124,10 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
     const { model, payload } = found;
     if (typeof payload.exp === 'number' && payload.exp <= now) return null;
     if (payload.consumed) return null;
-    // Sender-constrained (RFC 9449; none issued now, docs/clients.md#dpop): never as a bearer token.
-    if (payload.jkt !== undefined || payload['x5t#S256'] !== undefined) return null;
+    // Certificate-bound tokens (RFC 8705) are not issued, and would pass nowhere; a DPoP-bound one
+    // is answered with its key's thumbprint (the caller checks its proof: senderConstrained).
+    if (payload['x5t#S256'] !== undefined || (payload.jkt !== undefined && typeof payload.jkt !== 'string')) return null;
+    const bound = typeof payload.jkt === 'string' ? { jkt: payload.jkt } : {};
     const clientId = typeof payload.clientId === 'string' ? payload.clientId : null;
     if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
     const scopes = String(payload.scope ?? '').split(' ').filter(Boolean);
@@ -129,7 +143,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       links.push({ type: 'grant', id: payload.grantId });
     }
     const common = { clientId, aud, iat: typeof payload.iat === 'number' ? payload.iat : null, exp: typeof payload.exp === 'number' ? payload.exp : null };
-    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy, links };
+    if (model === 'ClientCredentials') return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, ...bound, invalidatedBy, links };
     const user = typeof payload.accountId === 'string' ? await activeUser(payload.accountId) : null;
     if (!user) return null;
     invalidatedBy.push(target.user(user.id));
@@ -140,6 +154,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
       scopes: scopes.filter((s) => stillHeld(user.allowedScopes, s) || s === 'openid' || s === 'offline_access'),
       ...common,
       ...(typeof payload.grantId === 'string' ? { grantId: payload.grantId } : {}),
+      ...bound,
       invalidatedBy,
       links,
     };
@@ -200,7 +215,10 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
   async function verifyJwt(value: string): Promise<ActiveCredential | null> {
     try {
       const { payload } = await jwtVerify(value, deps.verificationKey, { issuer: config.issuer, typ: 'at+jwt', currentDate: new Date(clock()) });
-      if (payload.cnf !== undefined) return null; // sender-constrained: never as a bearer token (as above)
+      // DPoP-bound (cnf.jkt) is answered with the thumbprint; any other confirmation passes nowhere.
+      const cnf = payload.cnf as Record<string, unknown> | undefined;
+      if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Object.keys(cnf).length !== 1 || typeof cnf.jkt !== 'string')) return null;
+      const bound = cnf ? { jkt: cnf.jkt as string } : {};
       const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
       if (!clientId || !(await clients.findOidcMetadata(clientId))) return null;
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
@@ -231,7 +249,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         invalidatedBy.push(target.jwtAccessToken(payload.jti));
         links.push({ type: 'jwt', jti: payload.jti });
       }
-      if (payload.sub === clientId && !act) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, invalidatedBy, links };
+      if (payload.sub === clientId && !act) return { kind: 'access_token', sub: clientId, username: null, scopes, ...common, ...bound, invalidatedBy, links };
       const user = payload.sub ? await activeUser(payload.sub) : null;
       if (!user) return null;
       invalidatedBy.push(target.user(user.id));
@@ -242,6 +260,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         scopes: act ? scopes.filter((s) => user.allowedScopes.includes(s)) : scopes,
         ...common,
         ...(typeof grantId === 'string' ? { grantId } : {}),
+        ...bound,
         invalidatedBy: [...new Set(invalidatedBy)],
         links,
         ...(act ? { act } : {}),
@@ -296,8 +315,8 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         };
       }
       if (value.startsWith('tsr_')) return null; // a Tessera prefix with a bad checksum: mistyped
-      if (JWT_SHAPE.test(value)) return verifyJwt(value);
-      return verifyOAuth(value, { refreshTokens: options.refreshTokens ?? false });
+      const active = JWT_SHAPE.test(value) ? await verifyJwt(value) : await verifyOAuth(value, { refreshTokens: options.refreshTokens ?? false });
+      return withoutBoundTokens(active, options);
     },
   };
 }

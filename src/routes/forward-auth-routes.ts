@@ -9,6 +9,7 @@ import type { CredentialVerifier } from '../introspection/credential-verifier.ts
 import type { FailedLookupLimiter } from '../introspection/failed-lookup-limiter.ts';
 import { configuredSources, presentedCredential } from '../credentials/presented-credential.ts';
 import { isPromise } from '../shared/awaitable.ts';
+import { dpopAuthorizationToken, forwardedRequest, SenderConstraintRefusal, type SenderConstraintCheck } from '../introspection/sender-constraint.ts';
 import type { Logger } from 'pino';
 import { allowsPath, parseRequestPath, parseScopePath } from '../shared/path-scopes.ts';
 
@@ -59,6 +60,8 @@ export const verifyOperation = defineOperation({
   description:
     'For nginx `auth_request` and Traefik ForwardAuth (docs/resource-servers.md#forward-auth-for-gateways). ' +
     'The credential may also be `?access_token=` of the forwarded URL (`X-Original-URI`, then `X-Forwarded-Uri`). ' +
+    'A DPoP-bound token comes as `Authorization: DPoP` with its `DPoP` proof, checked against the forwarded request ' +
+    '(`X-Original-Method` or `X-Forwarded-Method`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Original-URI` or `X-Forwarded-Uri`); as a bearer token it is refused. ' +
     'The answer\'s headers are what a gateway passes on.',
   tag: 'Forward-auth',
   credentials: ['accessToken', 'personalToken', 'apiSession'],
@@ -81,6 +84,8 @@ export interface ForwardAuthDependencies {
   config: Config;
   logger: Logger;
   verifier: CredentialVerifier;
+  /** DPoP-bound tokens: their proof for the forwarded request (sender-constraint.ts). */
+  senderConstraint: SenderConstraintCheck;
   findUserByLogin: (login: string) => Promise<{ id: string } | null>;
   /** Failed personal-token lookups, per client address (req.ip: the original client behind a trusted gateway). */
   failedLookups: FailedLookupLimiter;
@@ -92,13 +97,15 @@ export interface ForwardAuthDependencies {
  * one (with WWW-Authenticate, RFC 6750), 403 when a scope is missing, 429 for a personal token from
  * an address whose personal-token lookups keep finding nothing.
  */
-export function createForwardAuthRoutes({ config, logger, verifier, findUserByLogin, failedLookups }: ForwardAuthDependencies): Router {
+export function createForwardAuthRoutes({ config, logger, verifier, senderConstraint, findUserByLogin, failedLookups }: ForwardAuthDependencies): Router {
   const router = Router();
   // The forwarded request's credential; its query is the one in X-Original-URI or X-Forwarded-URI.
   const sources = configuredSources(config, { apiKey: true, bearer: 'any', query: 'forwarded' });
   route(router, verifyOperation, [], async (req, res, { query }) => {
     res.set('Cache-Control', 'no-store');
-    const presented = presentedCredential(req, sources);
+    // `Authorization: DPoP` (RFC 9449 §7.1): a bound token, its proof checked against the forwarded request.
+    const dpopToken = dpopAuthorizationToken(req.headers.authorization);
+    const presented = dpopToken ? { token: dpopToken, source: 'authorization' as const, apiUser: undefined } : presentedCredential(req, sources);
     // Personal-token guessing (docs/resource-servers.md#limits-on-guessing): the source is the
     // client address as the trusted gateway forwards it. Refused with 429, never called invalid.
     const source = req.ip ?? '';
@@ -106,7 +113,7 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
     if (waitMs > 0) {
       throw new AppError(429, 'rate_limited', 'Too many personal-token lookups from this address found nothing. Try again later.', { headers: failedLookups.refusalHeaders(waitMs) });
     }
-    const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null }) : null;
+    const lookup = presented ? verifier.verify(presented.token, { ip: req.ip ?? null, senderConstrained: true }) : null;
     const active = isPromise(lookup) ? await lookup : lookup;
     // Only a lookup in the stores counts (an answer from memory costs nothing).
     if (isPromise(lookup) && active === null && failedLookups.personalTokenMissed(source, presented!.token)) {
@@ -118,10 +125,20 @@ export function createForwardAuthRoutes({ config, logger, verifier, findUserByLo
       const named = presented.apiUser ? await findUserByLogin(presented.apiUser) : null;
       if (active.kind !== 'personal_access_token' || named?.id !== active.sub) valid = null;
     }
+    if (valid && (valid.jkt !== undefined || dpopToken)) {
+      // Only here is anything more asked of the store (the proof's jti); an unbound token under Bearer passes untouched.
+      const forwarded = forwardedRequest(req.headers);
+      try {
+        await senderConstraint(valid, { token: presented!.token, scheme: dpopToken ? 'dpop' : 'bearer', method: forwarded.method, url: forwarded.url, headers: req.headers });
+      } catch (error) {
+        if (!(error instanceof SenderConstraintRefusal)) throw error;
+        throw new AppError(401, error.error, error.message, { headers: error.headers });
+      }
+    }
     if (!valid) {
       throw AppError.unauthorized(
         presented ? 'The credential is invalid, expired or revoked.' : 'Authentication required.',
-        { 'WWW-Authenticate': presented ? 'Bearer realm="tessera", error="invalid_token"' : 'Bearer realm="tessera"' },
+        { 'WWW-Authenticate': presented ? `${dpopToken ? 'DPoP' : 'Bearer realm="tessera",'} error="invalid_token"` : 'Bearer realm="tessera"' },
       );
     }
     const pathCheck = forwardedPathCheck(req.headers, query);

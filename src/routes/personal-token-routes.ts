@@ -7,6 +7,7 @@ import { defineOperation, route } from '../http/api-operation.ts';
 import { errorResponse, LIMITED_API_FAILURES, NOT_JSON, TOO_LARGE, UNAUTHENTICATED, VALIDATION_FAILED } from '../http/common-responses.ts';
 import type { User } from '../accounts/user.ts';
 import type { CredentialVerifier } from '../introspection/credential-verifier.ts';
+import { dpopAuthorizationToken, SenderConstraintRefusal, type SenderConstraintCheck } from '../introspection/sender-constraint.ts';
 import type { CallerAuthenticator } from './settings/caller.ts';
 import type { PersonalToken, PersonalTokenService } from '../personal-tokens/personal-token-service.ts';
 import { presentedCredential, type CredentialSources } from '../credentials/presented-credential.ts';
@@ -142,6 +143,8 @@ export interface PersonalTokenRouteDependencies {
   callers: CallerAuthenticator;
   /** For /api/v1/me with an OAuth access token (the callers know sessions and personal tokens). */
   verifier: CredentialVerifier;
+  /** DPoP-bound access tokens at /api/v1/me: their proof (sender-constraint.ts). */
+  senderConstraint: SenderConstraintCheck;
   findUserById: (id: string) => Promise<User | null>;
 }
 
@@ -152,7 +155,7 @@ const BEARER_ONLY: CredentialSources = { bearer: 'any', sessionHeaders: [] };
 /** The service's names of the fields it checks, as this API's clients send them. */
 const API_FIELD_NAMES: Readonly<Record<string, string>> = { expiresInDays: 'expires_in_days' };
 
-export function createPersonalTokenRoutes({ personalTokens, callers, verifier, findUserById }: PersonalTokenRouteDependencies): Router {
+export function createPersonalTokenRoutes({ personalTokens, callers, verifier, senderConstraint, findUserById }: PersonalTokenRouteDependencies): Router {
   const router = Router();
   const manage = callers.requireLoginSession('api');
   const actor = (req: Request) => ({ actor: `user:${req.caller!.user.id}`, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
@@ -192,14 +195,21 @@ export function createPersonalTokenRoutes({ personalTokens, callers, verifier, f
       return;
     }
     // An OAuth access token (what `tessera login` holds): a person's, or a client's own.
-    const bearer = presentedCredential(req, BEARER_ONLY)?.token;
-    const active = bearer ? await verifier.verify(bearer, { ip: req.ip ?? null }) : null;
+    const dpopToken = dpopAuthorizationToken(req.headers.authorization);
+    const bearer = dpopToken ?? presentedCredential(req, BEARER_ONLY)?.token;
+    const active = bearer ? await verifier.verify(bearer, { ip: req.ip ?? null, senderConstrained: true }) : null;
     if (active?.kind === 'access_token') {
+      try {
+        await senderConstraint(active, { token: bearer!, scheme: dpopToken ? 'dpop' : 'bearer', method: req.method, url: `${req.protocol}://${req.get('host')}${req.originalUrl}`, headers: req.headers });
+      } catch (error) {
+        if (!(error instanceof SenderConstraintRefusal)) throw error;
+        throw new AppError(401, error.error, error.message, { headers: error.headers });
+      }
       const user = active.username !== null ? await findUserById(active.sub) : null;
       res.json({ sub: active.sub, username: active.username, email: user?.email ?? null, scopes: active.scopes, credential: 'access_token', client_id: active.clientId, exp: active.exp } satisfies z.input<typeof meSchema>);
       return;
     }
-    throw AppError.unauthorized('A valid credential is required.', { 'WWW-Authenticate': 'Bearer realm="tessera", error="invalid_token"' });
+    throw AppError.unauthorized('A valid credential is required.', { 'WWW-Authenticate': dpopToken ? 'DPoP error="invalid_token"' : 'Bearer realm="tessera", error="invalid_token"' });
   });
   router.all('/api/v1/me', methodNotAllowed(['GET']));
 

@@ -11,6 +11,8 @@ export const REDACTED_PATHS = [
   'req.headers["x-session"]',
   'req.headers["x-api-key"]',
   'req.headers["x-csrf-token"]',
+  // A DPoP proof is good once, but until then for anyone holding it with its token.
+  'req.headers.dpop',
   'res.headers["set-cookie"]',
   'password',
   '*.password',

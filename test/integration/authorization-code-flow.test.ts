@@ -56,6 +56,32 @@ describe('authorization code flow for web clients', () => {
     await new Promise((resolve) => callback?.close(resolve));
   });
 
+  it('binds the tokens of a code redeemed with a DPoP proof to its key; a confidential client\'s refresh token stays bound to its secret', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(portal, {
+      redirect_uri: redirectUri,
+      scope: 'read offline_access',
+      prompt: 'consent',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const returned = new URL((await signIn(url)).url);
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const DPoP = oidc.getDPoPHandle(portal, keys);
+    const tokens = await oidc.authorizationCodeGrant(portal, returned, { pkceCodeVerifier: verifier, expectedState: state }, { redirect_uri: redirectUri }, { DPoP });
+    expect(tokens.token_type.toLowerCase()).toBe('dpop');
+    const jkt = (await introspect(tokens.access_token)).cnf as { jkt?: string } | undefined;
+    expect(jkt?.jkt).toEqual(expect.any(String));
+    expect(await introspect(tokens.access_token)).toMatchObject({ active: true, token_type: 'DPoP', username: 'alice' });
+    // RFC 9449 §5: only a public client's refresh token is bound to the key.
+    expect((await introspect(tokens.refresh_token!)).cnf).toBeUndefined();
+    const refreshed = await oidc.refreshTokenGrant(portal, tokens.refresh_token!, undefined, { DPoP });
+    expect(refreshed.token_type.toLowerCase()).toBe('dpop');
+    expect(await introspect(refreshed.access_token)).toMatchObject({ active: true, token_type: 'DPoP', cnf: jkt });
+  });
+
   it('signs a person in and gives the portal tokens for what both may have, then refreshes them', async () => {
     const started = new Date();
     const verifier = oidc.randomPKCECodeVerifier();

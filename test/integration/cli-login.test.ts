@@ -4,6 +4,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientCredentialsAuth, CredentialsFile, DeviceGrantAuth, SavedDeviceGrantAuth, type SavedLogin } from '@tessera/client';
+import { calculateJwkThumbprint } from 'jose';
 import { CLI_ARGS } from '../support/cli-process.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import { ledgerLog, recordPrintedSecrets } from '../support/secret-ledger.ts';
@@ -177,6 +178,7 @@ describe('tessera login, token, whoami and logout', () => {
     expect((await stat(credentialsPath())).mode & 0o777).toBe(0o600);
     expect((await readdir(directory)).sort()).toEqual(['credentials.json']);
     const profile = (await saved()).default!;
+    // The tokens are bound to a key pair kept with them, in the same file (mode 0600): DPoP.
     expect(profile).toEqual({
       issuer,
       clientId: 'tessera-cli',
@@ -184,12 +186,17 @@ describe('tessera login, token, whoami and logout', () => {
       accessToken: expect.any(String),
       expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       scope: 'read deposit:write',
+      tokenType: 'DPoP',
+      dpopKey: { kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String), d: expect.any(String) },
     });
+    expect(result.stdout).toContain('The tokens are bound to a key saved with them (DPoP)');
     expect(Date.parse(profile.expiresAt!) - Date.now()).toBeGreaterThan(3500_000);
-    expect(await introspect(profile.refreshToken!)).toMatchObject({ active: true, client_id: 'tessera-cli', username: 'alice', credential_kind: 'refresh_token' });
+    const jkt = await calculateJwkThumbprint({ kty: 'EC', crv: 'P-256', x: profile.dpopKey!.x, y: profile.dpopKey!.y });
+    expect(await introspect(profile.refreshToken!)).toMatchObject({ active: true, client_id: 'tessera-cli', username: 'alice', credential_kind: 'refresh_token', cnf: { jkt } });
+    expect(await introspect(profile.accessToken!)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } });
   });
 
-  it('prints the saved access token, and only it, unchanged while it is fresh: usable as a Bearer token', async () => {
+  it('prints the saved access token, and only it, unchanged while it is fresh: DPoP-bound, so refused as a Bearer token', async () => {
     const before = (await saved()).default!;
     const first = await tessera(['token'], env);
     const second = await tessera(['token'], env);
@@ -197,10 +204,25 @@ describe('tessera login, token, whoami and logout', () => {
     expect(second).toEqual(first);
     expect((await saved()).default).toEqual(before);
 
-    // curl -H "Authorization: Bearer $(tessera token)" …
-    const call = await fetch(`${issuer}/auth/verify`, { headers: { authorization: `Bearer ${first.stdout.trim()}` } });
+    const asBearer = await fetch(`${issuer}/api/v1/me`, { headers: { authorization: `Bearer ${first.stdout.trim()}` } });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.headers.get('www-authenticate')).toMatch(/^DPoP .*error="invalid_token"/);
+  });
+
+  it('prints the headers of one request with a proof for it (curl -H @<(tessera token --url URL) URL), each proof good once', async () => {
+    const me = `${issuer}/api/v1/me`;
+    const printed = await tessera(['token', '--url', me], env);
+    expect([printed.code, printed.stderr]).toEqual([0, '']);
+    const lines = printed.stdout.trim().split('\n');
+    expect(lines).toEqual([expect.stringMatching(/^Authorization: DPoP \S+$/), expect.stringMatching(/^DPoP: \S+$/)]);
+    const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
+    const call = await fetch(me, { headers });
     expect(call.status).toBe(200);
-    expect(call.headers.get('x-auth-username')).toBe('alice');
+    expect(await call.json()).toMatchObject({ username: 'alice', credential: 'access_token', client_id: 'tessera-cli' });
+    // The same proof again is a replay; a proof for GET is no good for POST elsewhere.
+    expect((await fetch(me, { headers })).status).toBe(401);
+    const post = await tessera(['token', '--url', `${issuer}/oauth/userinfo`, '--method', 'post'], env);
+    expect(post.stdout).toMatch(/^Authorization: DPoP /);
   });
 
   it('whoami prints the subject, username, scopes and expiry', async () => {
@@ -213,6 +235,27 @@ describe('tessera login, token, whoami and logout', () => {
     expect(who.stdout).toContain('username: alice\n');
     expect(who.stdout).toContain('scopes:   read deposit:write\n');
     expect(who.stdout).toMatch(/^expires: {2}\d{4}-\d\d-\d\dT\S+ \(in 60 min\)$/m);
+    expect(who.stdout).toMatch(/^binding: {2}DPoP \(key thumbprint [A-Za-z0-9_-]{43}\)$/m);
+  });
+
+  it('keeps a login saved without a key (before DPoP, or with --bearer) working with bearer tokens', async () => {
+    const login = await loginApproved(['--issuer', issuer, '--profile', 'plain', '--bearer']);
+    expect(login.code).toBe(0);
+    expect(login.stderr).toContain('Use it with: curl -H "Authorization: Bearer $(tessera token --profile plain)"');
+    const plain = (await saved()).plain!;
+    // Exactly what a login saved before DPoP holds.
+    expect(Object.keys(plain).sort()).toEqual(['accessToken', 'clientId', 'expiresAt', 'issuer', 'refreshToken', 'scope']);
+    expect(await introspect(plain.accessToken!)).toMatchObject({ active: true, token_type: 'Bearer' });
+    const token = (await tessera(['token', '--profile', 'plain'], env)).stdout.trim();
+    const call = await fetch(`${issuer}/auth/verify`, { headers: { authorization: `Bearer ${token}` } });
+    expect(call.headers.get('x-auth-username')).toBe('alice');
+    expect((await tessera(['whoami', '--profile', 'plain'], env)).stdout).toMatch(/^binding: {2}bearer$/m);
+    // Refreshed, it stays a bearer login.
+    const auth = new SavedDeviceGrantAuth({ file: credentialsPath(), profile: 'plain' });
+    expect(await auth.renewAccessToken(plain.accessToken!)).not.toBe(plain.accessToken);
+    expect((await saved()).plain!.tokenType).toBeUndefined();
+    expect((await auth.fetch(`${issuer}/api/v1/me`)).status).toBe(200);
+    expect((await tessera(['logout', '--profile', 'plain'], env)).code).toBe(0);
   });
 
   it('refreshes a token that expires within 60 s and saves the rotated refresh token', async () => {
@@ -232,8 +275,11 @@ describe('tessera login, token, whoami and logout', () => {
     expect(after.accessToken).not.toBe(before.accessToken);
     expect(after.refreshToken).not.toBe(before.refreshToken);
     expect(Date.parse(after.expiresAt!)).toBeGreaterThan(Date.parse(before.expiresAt!));
-    expect(await introspect(after.accessToken!)).toMatchObject({ active: true, client_id: 'short-cli', username: 'alice', scope: 'read deposit:write' });
-    expect(await introspect(after.refreshToken!)).toMatchObject({ active: true });
+    // The binding survives the refresh: the same key, the new tokens bound to it.
+    expect(after.dpopKey).toEqual(before.dpopKey);
+    const jkt = await calculateJwkThumbprint({ kty: 'EC', crv: 'P-256', x: after.dpopKey!.x, y: after.dpopKey!.y });
+    expect(await introspect(after.accessToken!)).toMatchObject({ active: true, client_id: 'short-cli', username: 'alice', scope: 'read deposit:write', token_type: 'DPoP', cnf: { jkt } });
+    expect(await introspect(after.refreshToken!)).toMatchObject({ active: true, cnf: { jkt } });
     // The other profile is untouched.
     expect((await saved()).default!.clientId).toBe('tessera-cli');
   });
@@ -284,7 +330,7 @@ describe('tessera login, token, whoami and logout', () => {
     expect(token.stdout).toBe('');
     expect(token.stderr).toMatch(/the saved login \(profile "revoked"\) has expired or was revoked: the server refused its refresh token: run `tessera login --profile revoked` again/);
     // The dead tokens are gone; the issuer and client stay for the next login.
-    expect((await saved()).revoked).toEqual({ issuer, clientId: 'short-cli', refreshToken: null, accessToken: null, expiresAt: null, scope: 'read' });
+    expect((await saved()).revoked).toEqual({ issuer, clientId: 'short-cli', refreshToken: null, accessToken: null, expiresAt: null, scope: 'read', tokenType: 'DPoP', dpopKey: login.dpopKey });
     expect((await tessera(['whoami', '--profile', 'revoked'], env)).code).toBe(67);
   });
 
@@ -307,7 +353,7 @@ describe('tessera login, token, whoami and logout', () => {
     expect([whoami.code, whoami.stdout]).toEqual([67, '']);
     expect(whoami.stderr).toMatch(/run `tessera login --profile refused`/);
     // The dead tokens are gone from the profile; the issuer and client stay for the next login.
-    expect((await saved()).refused).toEqual({ issuer, clientId: 'tessera-cli', refreshToken: null, accessToken: null, expiresAt: null, scope: 'read' });
+    expect((await saved()).refused).toEqual({ issuer, clientId: 'tessera-cli', refreshToken: null, accessToken: null, expiresAt: null, scope: 'read', tokenType: 'DPoP', dpopKey: login.dpopKey });
   });
 
   it('exits 77 when the login is denied on the page, and still logs in without a browser to open', async () => {
@@ -371,13 +417,26 @@ describe('tessera login, token, whoami and logout', () => {
 
       const auth = new SavedDeviceGrantAuth({ file });
       expect(await auth.getAccessToken()).toBe('no-longer-accepted');
-      const response = await auth.fetch(`${issuer}/auth/verify`);
+      const response = await auth.fetch(`${issuer}/api/v1/me`);
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ sub: aliceId, username: 'alice', client_id: 'tessera-cli' });
+      // Through a gateway's forward-auth too: the proof names the request the gateway forwards.
+      const target = 'https://repository.example.org/records/7';
+      const headers = await auth.authorizationHeaders('GET', target);
+      const forwarded = { 'x-original-method': 'GET', 'x-original-uri': '/records/7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'repository.example.org' };
+      expect((await fetch(`${issuer}/auth/verify`, { headers: { ...headers, ...forwarded } })).headers.get('x-auth-username')).toBe('alice');
       const after = (await saved()).default!;
       expect(after.accessToken).not.toBe('no-longer-accepted');
       expect(after.refreshToken).not.toBe(before.refreshToken);
       expect((await tessera(['token'], env)).stdout).toBe(`${after.accessToken}\n`);
+    });
+
+    it('ClientCredentialsAuth with dpop: bound tokens, and calls with proofs', async () => {
+      const auth = new ClientCredentialsAuth({ issuer, clientId: 'harvester', clientSecret: harvesterSecret, dpop: true });
+      const token = await auth.getAccessToken();
+      expect(await introspect(token)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: expect.any(String) } });
+      const me = await auth.fetch(`${issuer}/api/v1/me`);
+      expect([me.status, ((await me.json()) as { client_id?: string }).client_id]).toEqual([200, 'harvester']);
     });
 
     it('ClientCredentialsAuth: a token for the service, and a new one when the old is rejected', async () => {
@@ -410,7 +469,7 @@ describe('tessera login, token, whoami and logout', () => {
         },
       });
       const token = await auth.getAccessToken();
-      expect(auth.tokens).toMatchObject({ accessToken: token, refreshToken: expect.any(String), scope: 'read' });
+      expect(auth.tokens).toMatchObject({ accessToken: token, refreshToken: expect.any(String), scope: 'read', tokenType: 'DPoP' });
       expect(await auth.identity()).toMatchObject({ subject: aliceId, username: 'alice', scopes: ['read'], credential: 'access_token' });
     });
   });

@@ -108,9 +108,9 @@ describe('client_credentials issued ahead of oidc-provider', () => {
     const repeated = new URLSearchParams([['grant_type', 'client_credentials'], ['scope', 'read'], ['scope', 'read']]);
     const answer = await token(repeated, { authorization: basic('harvester', secret) });
     expect([answer.status, answer.body.error, answer.answeredBy]).toEqual([400, 'invalid_request', 'oidc-provider']);
-    // Any DPoP header is refused by Tessera itself: it issues no bound tokens (dpop.test.ts).
+    // A request with a DPoP header is oidc-provider's, which binds tokens to the proof's key (dpop.test.ts).
     const dpop = await token({ grant_type: 'client_credentials' }, { authorization: basic('harvester', secret), dpop: 'not-a-jwt' });
-    expect([dpop.status, dpop.body.error, dpop.answeredBy]).toEqual([400, 'invalid_dpop_proof', 'tessera']);
+    expect([dpop.status, dpop.body.error, dpop.answeredBy]).toEqual([400, 'invalid_dpop_proof', 'oidc-provider']);
   });
 
   it('stops issuing to a client the moment it is deleted, and its tokens end with it', async () => {

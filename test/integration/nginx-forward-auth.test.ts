@@ -11,6 +11,9 @@ import { NGINX, startPrivateNginx } from '../support/private-nginx.ts';
 import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
 import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
 import { createSelfSignedCertificate } from '../support/test-certificates.ts';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { accessTokenHash } from '../../src/introspection/dpop-proof.ts';
 
 const by = { actor: 'test' };
 
@@ -120,6 +123,16 @@ function httpsGet(gateway: Gateway, path: string, headers: Record<string, string
   });
 }
 
+type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
+
+/** A DPoP proof (RFC 9449 §4.2) for one request. */
+async function dpopProof(keys: KeyPair, htm: string, htu: string, accessToken?: string): Promise<string> {
+  return new SignJWT({ htm, htu, jti: randomUUID(), ...(accessToken ? { ath: accessTokenHash(accessToken) } : {}) })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(keys.publicKey) })
+    .setIssuedAt()
+    .sign(keys.privateKey);
+}
+
 describe('forward-auth through a real nginx, configured with the documented snippet', () => {
   let upstream: Server;
   let upstreamPort: number;
@@ -182,6 +195,54 @@ describe('forward-auth through a real nginx, configured with the documented snip
     });
   });
 
+  /** A DPoP-bound client-credentials token of a new service client, and its key. */
+  async function boundToken(tessera: TestTessera, clientId: string, headers: Record<string, string> = {}) {
+    const secret = (await tessera.core.clients.create({ clientId, name: clientId, kind: 'service', scopes: ['read'] }, by)).secret!;
+    const keys = await generateKeyPair('ES256');
+    const tokenEndpoint = `${tessera.url}/oauth/token`;
+    // The proof names the URL as the client addressed it (the scheme a proxy says it used).
+    const htu = headers['x-forwarded-proto'] === 'https' ? tokenEndpoint.replace('http:', 'https:') : tokenEndpoint;
+    const answer = await fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: { ...headers, authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop: await dpopProof(keys, 'POST', htu) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read' }),
+    });
+    const body = (await answer.json()) as { access_token: string; token_type: string };
+    expect(body.token_type).toBe('DPoP');
+    return { token: body.access_token, keys };
+  }
+
+  describe('with an http issuer, DPoP-bound tokens', () => {
+    const running = tesseraBehindGateway({});
+
+    it('lets a bound token through with a proof for the request nginx received, and refuses the rest', async () => {
+      const { tessera, gateway } = running;
+      const { token, keys } = await boundToken(tessera, 'dpop-harvester');
+      const url = `${gateway.httpBase}/records/42?page=1`;
+      const get = async (proof: string, scheme = 'DPoP') => fetch(url, { headers: { authorization: `${scheme} ${token}`, dpop: proof } });
+
+      const allowed = await get(await dpopProof(keys, 'GET', url, token));
+      expect(allowed.status).toBe(200);
+      expect(await allowed.json()).toEqual({ path: '/records/42?page=1', username: null });
+
+      const refusals: [string, Response][] = [
+        ['wrong method', await get(await dpopProof(keys, 'POST', url, token))],
+        ['wrong URL', await get(await dpopProof(keys, 'GET', `${gateway.httpBase}/records/43`, token))],
+        ['other key', await get(await dpopProof(await generateKeyPair('ES256'), 'GET', url, token))],
+        ['no ath', await get(await dpopProof(keys, 'GET', url))],
+        ['as a bearer token', await get(await dpopProof(keys, 'GET', url, token), 'Bearer')],
+      ];
+      for (const [what, answer] of refusals) {
+        expect([what, answer.status]).toEqual([what, 401]);
+        // nginx passes Tessera's challenge on.
+        expect([what, answer.headers.get('www-authenticate')]).toEqual([what, expect.stringMatching(/^DPoP /)]);
+      }
+      const once = await dpopProof(keys, 'GET', url, token);
+      expect((await get(once)).status).toBe(200);
+      expect((await get(once)).status).toBe(401);
+    });
+  });
+
   describe('with an https issuer, nginx terminating TLS', () => {
     const running = tesseraBehindGateway({ ISSUER: 'https://auth.example.org', TESSERA_KEY_SECRET: 'k'.repeat(40), TESSERA_COOKIE_KEYS: 'c'.repeat(40) });
 
@@ -192,6 +253,16 @@ describe('forward-auth through a real nginx, configured with the documented snip
       expect(allowed).toEqual({ status: 200, body: JSON.stringify({ path: '/records/42', username: 'secure-reader' }) });
       expect((await httpsGet(gateway, '/deposits/7', { authorization: `Bearer ${token}` })).status).toBe(403);
       expect((await httpsGet(gateway, '/records/42')).status).toBe(401);
+    });
+
+    it('checks a DPoP proof against the https URL the client used', async () => {
+      const { tessera, gateway } = running;
+      // (Tessera's token endpoint reached as the gateway would: X-Forwarded-Proto from loopback.)
+      const { token, keys } = await boundToken(tessera, 'secure-dpop-harvester', { 'x-forwarded-proto': 'https' });
+      const url = `${gateway.httpsBase}/records/42`;
+      const withProof = async (htu: string) => httpsGet(gateway, '/records/42', { authorization: `DPoP ${token}`, dpop: await dpopProof(keys, 'GET', htu, token) });
+      expect((await withProof(url)).status).toBe(200);
+      expect((await withProof(url.replace('https:', 'http:'))).status).toBe(401);
     });
 
     it('refuses what did not come over https, and logs why without the credential', async () => {

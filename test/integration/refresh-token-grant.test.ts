@@ -150,9 +150,9 @@ describe('refresh_token issued ahead of oidc-provider', () => {
     const repeated = new URLSearchParams([...Object.entries(form), ['scope', 'read'], ['scope', 'read']]);
     const twice = await refresh(repeated);
     expect([twice.status, twice.body.error, twice.answeredBy]).toEqual([400, 'invalid_request', 'oidc-provider']);
-    // Any DPoP header is refused by Tessera itself: it issues no bound tokens (dpop.test.ts).
+    // A request with a DPoP header is oidc-provider's, which binds tokens to the proof's key (dpop.test.ts).
     const dpop = await refresh(form, { dpop: 'not-a-jwt' });
-    expect([dpop.status, dpop.body.error, dpop.answeredBy]).toEqual([400, 'invalid_dpop_proof', 'tessera']);
+    expect([dpop.status, dpop.body.error, dpop.answeredBy]).toEqual([400, 'invalid_dpop_proof', 'oidc-provider']);
 
     // None of those spent the token.
     const first = await refresh(form);

@@ -3,6 +3,7 @@ import { DEFAULT_MIN_VALIDITY_SECONDS, stillValid, type AuthOptions } from './de
 import { discover, normaliseIssuer, type IssuerMetadata } from './discovery.ts';
 import { http, postForm, type Http } from './http.ts';
 import { clientParameters, errorOf, tokenSetOf, type TokenSet } from './token-endpoint.ts';
+import { DpopKey, offersDpop } from './dpop.ts';
 
 export interface ClientCredentialsAuthOptions extends AuthOptions {
   issuer: string;
@@ -12,6 +13,8 @@ export interface ClientCredentialsAuthOptions extends AuthOptions {
   clientSecret: string;
   /** Default: none named, so the issuer's default (read). */
   scopes?: string[];
+  /** Bind the tokens to a key pair kept in memory (DPoP, RFC 9449) when the issuer offers it. Default false. */
+  dpop?: boolean;
 }
 
 /**
@@ -29,9 +32,12 @@ export class ClientCredentialsAuth extends TokenAuth {
   readonly #queue = new SerialQueue();
   #metadata: Promise<IssuerMetadata> | undefined;
   #tokens: TokenSet | undefined;
+  readonly #wantsDpop: boolean;
+  #key: Promise<DpopKey | undefined> | undefined;
 
   constructor(options: ClientCredentialsAuthOptions) {
     super();
+    this.#wantsDpop = options.dpop === true;
     this.issuer = normaliseIssuer(options.issuer);
     this.clientId = options.clientId;
     this.#secret = options.clientSecret;
@@ -46,10 +52,13 @@ export class ClientCredentialsAuth extends TokenAuth {
       this.#metadata = undefined;
       throw error;
     });
+    const metadata = await this.#metadata;
+    this.#key ??= this.#wantsDpop && offersDpop(metadata) ? DpopKey.generate() : Promise.resolve(undefined);
+    const key = await this.#key;
     const { form, headers } = clientParameters({ clientId: this.clientId, clientSecret: this.#secret });
-    const answer = await postForm(this.#http, (await this.#metadata).token_endpoint, { grant_type: 'client_credentials', ...(this.#scope ? { scope: this.#scope } : {}), ...form }, headers);
+    const answer = await postForm(this.#http, metadata.token_endpoint, { grant_type: 'client_credentials', ...(this.#scope ? { scope: this.#scope } : {}), ...form }, headers, key);
     if (answer.status !== 200) throw errorOf(answer, 'the issuer refused the client credentials');
-    this.#tokens = tokenSetOf(answer, this.#clock(), this.#scope);
+    this.#tokens = tokenSetOf(answer, this.#clock(), this.#scope, undefined, key);
     return this.#tokens.accessToken;
   }
 
@@ -62,6 +71,10 @@ export class ClientCredentialsAuth extends TokenAuth {
 
   renewAccessToken(rejected: string): Promise<string> {
     return this.#queue.run(async () => (this.#tokens && this.#tokens.accessToken !== rejected ? this.#tokens.accessToken : this.#request()));
+  }
+
+  override async dpopKeyFor(token: string): Promise<DpopKey | undefined> {
+    return this.#tokens?.accessToken === token && this.#tokens.tokenType === 'DPoP' ? this.#key : undefined;
   }
 
   protected fetchImplementation(): typeof fetch {

@@ -4,7 +4,8 @@ import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { TesseraClientError } from './errors.ts';
 import { withFileLock, type FileLockOptions } from './file-lock.ts';
-import { nullable, object, parse, recordOf, string } from './shape.ts';
+import { nullable, object, optional, parse, recordOf, ShapeError, string, type Reader } from './shape.ts';
+import type { DpopPrivateJwk } from './dpop.ts';
 
 /** One saved login. Tokens are null once the server has refused them (log in again). */
 export interface SavedLogin {
@@ -16,6 +17,10 @@ export interface SavedLogin {
   expiresAt: string | null;
   /** The granted scopes, space-separated. */
   scope: string;
+  /** `DPoP` when the tokens are bound to `dpopKey` (RFC 9449); absent in logins saved before DPoP (bearer tokens). */
+  tokenType?: 'Bearer' | 'DPoP';
+  /** The login's DPoP private key (a P-256 JWK), kept in this file with the tokens it binds. */
+  dpopKey?: DpopPrivateJwk;
   /** Members a newer version wrote are kept as they are. */
   [member: string]: unknown;
 }
@@ -25,8 +30,27 @@ export interface Credentials {
   [member: string]: unknown;
 }
 
+const tokenType: Reader<'Bearer' | 'DPoP'> = (value, path) => {
+  if (value !== 'Bearer' && value !== 'DPoP') throw new ShapeError(path, 'must be "Bearer" or "DPoP"');
+  return value;
+};
+/** The key's shape is checked where it is used (DpopKey.fromJwk). */
+const jwk: Reader<DpopPrivateJwk> = (value, path) => {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ShapeError(path, 'must be a JWK');
+  return value as DpopPrivateJwk;
+};
+
 const readSavedLogin = object<SavedLogin>(
-  { issuer: string(), clientId: string(), refreshToken: nullable(string()), accessToken: nullable(string()), expiresAt: nullable(string()), scope: string() },
+  {
+    issuer: string(),
+    clientId: string(),
+    refreshToken: nullable(string()),
+    accessToken: nullable(string()),
+    expiresAt: nullable(string()),
+    scope: string(),
+    tokenType: optional(tokenType),
+    dpopKey: optional(jwk),
+  },
   { keepUnknown: true },
 );
 const readCredentialsFile = object<Credentials>({ profiles: recordOf(readSavedLogin) }, { keepUnknown: true });

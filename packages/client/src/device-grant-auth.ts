@@ -5,6 +5,7 @@ import { TesseraClientError } from './errors.ts';
 import { http, type Http, type HttpOptions } from './http.ts';
 import { fetchIdentity, type Identity } from './identity.ts';
 import { refreshTokens, type TokenSet } from './token-endpoint.ts';
+import { DpopKey, offersDpop } from './dpop.ts';
 
 /** Options every `*Auth` class takes. */
 export interface AuthOptions extends HttpOptions {
@@ -37,6 +38,8 @@ export interface DeviceGrantAuthOptions extends AuthOptions {
   onPrompt?: (prompt: DevicePrompt) => void | Promise<void>;
   /** Cancels a login waiting for approval. */
   signal?: AbortSignal;
+  /** Bind the tokens to a key pair kept in memory (DPoP, RFC 9449) when the issuer offers it. Default true. */
+  dpop?: boolean;
 }
 
 /**
@@ -53,6 +56,7 @@ export class DeviceGrantAuth extends TokenAuth {
   readonly #queue = new SerialQueue();
   #metadata: Promise<IssuerMetadata> | undefined;
   #tokens: TokenSet | undefined;
+  #key: DpopKey | undefined;
 
   constructor(options: DeviceGrantAuthOptions) {
     super();
@@ -84,7 +88,11 @@ export class DeviceGrantAuth extends TokenAuth {
   }
 
   async #login(): Promise<TokenSet> {
-    this.#tokens = await deviceLogin(this.#http, await this.metadata(), {
+    const metadata = await this.metadata();
+    // A new login, a new key: what the old one bound is over.
+    this.#key = this.#options.dpop !== false && offersDpop(metadata) ? await DpopKey.generate() : undefined;
+    this.#tokens = await deviceLogin(this.#http, metadata, {
+      dpop: this.#key,
       clientId: this.clientId,
       scopes: this.scopes,
       onPrompt: this.#options.onPrompt ?? printDevicePrompt,
@@ -97,7 +105,7 @@ export class DeviceGrantAuth extends TokenAuth {
   async #renew(): Promise<TokenSet> {
     if (!this.#tokens?.refreshToken) return this.#login();
     try {
-      this.#tokens = await refreshTokens(this.#http, (await this.metadata()).token_endpoint, { clientId: this.clientId }, this.#tokens, this.#clock);
+      this.#tokens = await refreshTokens(this.#http, (await this.metadata()).token_endpoint, { clientId: this.clientId }, this.#tokens, this.#clock, this.#key);
       return this.#tokens;
     } catch (error) {
       if (error instanceof TesseraClientError && error.code === 'login_required') return this.#login();
@@ -118,6 +126,10 @@ export class DeviceGrantAuth extends TokenAuth {
       if (this.#tokens && this.#tokens.accessToken !== rejected) return this.#tokens.accessToken;
       return (await this.#renew()).accessToken;
     });
+  }
+
+  override async dpopKeyFor(token: string): Promise<DpopKey | undefined> {
+    return this.#tokens?.accessToken === token && this.#tokens.tokenType === 'DPoP' ? this.#key : undefined;
   }
 
   /** Who the access token belongs to, as the issuer says. */

@@ -5,6 +5,7 @@ import { TesseraClientError } from './errors.ts';
 import { oauthError, postForm, type Http } from './http.ts';
 import { number, object, optional, parse, string, url } from './shape.ts';
 import { errorOf, tokenSetOf, type TokenSet } from './token-endpoint.ts';
+import type { DpopKey } from './dpop.ts';
 
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -26,6 +27,8 @@ export interface DeviceLoginOptions {
   clock: () => number;
   /** Cancels the login (e.g. on Ctrl-C). */
   signal?: AbortSignal | undefined;
+  /** The key the tokens are bound to (DPoP, RFC 9449): every poll carries a proof of it. */
+  dpop?: DpopKey | undefined;
 }
 
 /** RFC 8628 §3.2: the device authorization answer. */
@@ -117,7 +120,7 @@ export async function deviceLogin(client: Http, metadata: IssuerMetadata, option
         device_code: device.device_code,
         client_id: clientId,
         ...(challenge ? { code_verifier: challenge.verifier } : {}),
-      });
+      }, {}, options.dpop);
     } catch (error) {
       // RFC 8628 §3.5: back off on a poll that got no answer; give up after a few in a row.
       if (!(error instanceof TesseraClientError) || error.code !== 'issuer_unreachable' || ++unanswered >= UNANSWERED_POLLS_TOLERATED) throw error;
@@ -125,7 +128,7 @@ export async function deviceLogin(client: Http, metadata: IssuerMetadata, option
       continue;
     }
     unanswered = 0;
-    if (answer.status === 200) return tokenSetOf(answer, clock(), scope);
+    if (answer.status === 200) return tokenSetOf(answer, clock(), scope, undefined, options.dpop);
     const error = oauthError(answer.body)?.error;
     if (error === 'authorization_pending') continue;
     if (error === 'slow_down') {

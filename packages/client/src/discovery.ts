@@ -9,6 +9,8 @@ export interface IssuerMetadata {
   device_authorization_endpoint?: string;
   revocation_endpoint?: string;
   code_challenge_methods_supported?: string[];
+  /** The algorithms the issuer takes DPoP proofs in (RFC 9449 §5.1); absent: no DPoP. */
+  dpop_signing_alg_values_supported?: string[];
 }
 
 const readMetadata = object<IssuerMetadata>({
@@ -17,6 +19,7 @@ const readMetadata = object<IssuerMetadata>({
   device_authorization_endpoint: optional(url),
   revocation_endpoint: optional(url),
   code_challenge_methods_supported: optional(arrayOf(string())),
+  dpop_signing_alg_values_supported: optional(arrayOf(string())),
 });
 
 /** The issuer URL as it is compared and saved: no trailing slash, no query or fragment. */

@@ -1,4 +1,5 @@
 import { TesseraClientError } from './errors.ts';
+import { asksForNonce, type DpopKey } from './dpop.ts';
 import { object, optional, parse, string } from './shape.ts';
 
 /** How the client library talks HTTP: which fetch, and how long it waits for one answer. */
@@ -74,16 +75,25 @@ export interface FormAnswer {
   body: Record<string, unknown> | undefined;
 }
 
-/** POSTs a form (RFC 6749's endpoints all take one) and reads the JSON answer. */
-export async function postForm(client: Http, url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<FormAnswer> {
-  const response = await send(client, url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
-    body: new URLSearchParams(form).toString(),
-  });
-  if (isGatewayFailure(response.status)) {
-    await response.body?.cancel();
-    throw new TesseraClientError('issuer_unreachable', `${new URL(url).origin} is not answering (HTTP ${response.status} from ${new URL(url).pathname})`, { status: response.status });
+/**
+ * POSTs a form (RFC 6749's endpoints all take one) and reads the JSON answer. With a DPoP key, the
+ * request carries a proof of it (RFC 9449 §5), and is sent once more with the server's nonce when
+ * the server asks for one (`use_dpop_nonce`, §8).
+ */
+export async function postForm(client: Http, url: string, form: Record<string, string>, headers: Record<string, string> = {}, dpop?: DpopKey): Promise<FormAnswer> {
+  for (let attempt = 1; ; attempt += 1) {
+    const response = await send(client, url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers, ...(dpop ? { dpop: await dpop.proof('POST', url) } : {}) },
+      body: new URLSearchParams(form).toString(),
+    });
+    if (isGatewayFailure(response.status)) {
+      await response.body?.cancel();
+      throw new TesseraClientError('issuer_unreachable', `${new URL(url).origin} is not answering (HTTP ${response.status} from ${new URL(url).pathname})`, { status: response.status });
+    }
+    dpop?.rememberNonce(url, response);
+    const body = await jsonObject(response);
+    if (dpop && attempt === 1 && asksForNonce(response.status, response.headers, body)) continue;
+    return { status: response.status, body };
   }
-  return { status: response.status, body: await jsonObject(response) };
 }

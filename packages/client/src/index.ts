@@ -10,6 +10,7 @@ export { CredentialsFile, defaultCredentialsPath, PROFILE_NAME, type Credentials
 export { DeviceGrantAuth, printDevicePrompt, type AuthOptions, type DeviceGrantAuthOptions } from './device-grant-auth.ts';
 export type { DevicePrompt } from './device-login.ts';
 export { discover, type IssuerMetadata } from './discovery.ts';
+export { DpopKey, type DpopPrivateJwk } from './dpop.ts';
 export { TesseraClientError, type TesseraClientErrorCode } from './errors.ts';
 export type { FileLockOptions } from './file-lock.ts';
 export type { Identity } from './identity.ts';

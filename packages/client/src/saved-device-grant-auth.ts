@@ -8,6 +8,7 @@ import type { FileLockOptions } from './file-lock.ts';
 import { http, type Http } from './http.ts';
 import { fetchIdentity, type Identity } from './identity.ts';
 import { refreshTokens, revokeToken, type TokenSet } from './token-endpoint.ts';
+import { DpopKey, offersDpop } from './dpop.ts';
 
 export interface SavedDeviceGrantAuthOptions extends AuthOptions {
   /** Default: `default`. */
@@ -24,6 +25,11 @@ export interface LoginOptions {
   scopes?: string[];
   onPrompt?: (prompt: DevicePrompt) => void | Promise<void>;
   signal?: AbortSignal;
+  /**
+   * Bind the tokens to a new key pair kept with the login (DPoP, RFC 9449), when the issuer offers
+   * DPoP. Default true; false saves bearer tokens.
+   */
+  dpop?: boolean;
 }
 
 export interface LogoutResult {
@@ -36,10 +42,17 @@ export interface LogoutResult {
 
 function tokenSetOf(saved: SavedLogin): TokenSet | undefined {
   if (!saved.accessToken) return undefined;
-  return { accessToken: saved.accessToken, refreshToken: saved.refreshToken ?? undefined, expiresAt: saved.expiresAt === null ? undefined : Date.parse(saved.expiresAt), scope: saved.scope };
+  return {
+    accessToken: saved.accessToken,
+    refreshToken: saved.refreshToken ?? undefined,
+    expiresAt: saved.expiresAt === null ? undefined : Date.parse(saved.expiresAt),
+    scope: saved.scope,
+    tokenType: saved.tokenType === 'DPoP' ? 'DPoP' : 'Bearer',
+  };
 }
 
-function savedOf(issuer: string, clientId: string, tokens: TokenSet): SavedLogin {
+/** The login to save; its DPoP key stays with it (a login saved before DPoP has none, and stays bearer). */
+function savedOf(issuer: string, clientId: string, tokens: TokenSet, key: DpopKey | undefined): SavedLogin {
   return {
     issuer,
     clientId,
@@ -47,6 +60,7 @@ function savedOf(issuer: string, clientId: string, tokens: TokenSet): SavedLogin
     accessToken: tokens.accessToken,
     expiresAt: tokens.expiresAt === undefined ? null : new Date(tokens.expiresAt).toISOString(),
     scope: tokens.scope,
+    ...(key ? { tokenType: tokens.tokenType, dpopKey: key.toJwk() } : {}),
   };
 }
 
@@ -63,6 +77,10 @@ export class SavedDeviceGrantAuth extends TokenAuth {
   readonly #clock: () => number;
   readonly #minValiditySeconds: number;
   readonly #queue = new SerialQueue();
+  /** The saved DPoP key, read once (its nonces live with it), by its private part. */
+  #key: { d: string; key: DpopKey } | undefined;
+  /** The DPoP-bound access token last handed out, and its key. */
+  #bound: { token: string; key: DpopKey } | undefined;
 
   constructor(options: SavedDeviceGrantAuthOptions = {}) {
     super();
@@ -87,16 +105,39 @@ export class SavedDeviceGrantAuth extends TokenAuth {
     const issuer = normaliseIssuer(options.issuer);
     const requested = options.scopes?.length ? options.scopes : ['read'];
     const scopes = requested.includes('offline_access') ? requested : [...requested, 'offline_access'];
-    const tokens = await deviceLogin(this.#http, await discover(this.#http, issuer), {
+    const metadata = await discover(this.#http, issuer);
+    const key = options.dpop !== false && offersDpop(metadata) ? await DpopKey.generate() : undefined;
+    const tokens = await deviceLogin(this.#http, metadata, {
       clientId: options.clientId,
       scopes,
       onPrompt: options.onPrompt ?? printDevicePrompt,
       clock: this.#clock,
       signal: options.signal,
+      dpop: key,
     });
-    const saved = savedOf(issuer, options.clientId, tokens);
+    const saved = savedOf(issuer, options.clientId, tokens, key);
     await this.file.update(this.profile, async () => ({ profile: saved, result: undefined }));
     return saved;
+  }
+
+  /** The DPoP key saved with a login, if it has one. */
+  async #keyOf(saved: SavedLogin): Promise<DpopKey | undefined> {
+    const jwk = saved.dpopKey;
+    if (jwk === undefined) return undefined;
+    if (this.#key?.d !== jwk.d) this.#key = { d: jwk.d, key: await DpopKey.fromJwk(jwk) };
+    return this.#key.key;
+  }
+
+  /** The access token to hand out, remembered with its key when it is DPoP-bound. */
+  async #handOut(saved: SavedLogin, tokens: TokenSet): Promise<string> {
+    const key = tokens.tokenType === 'DPoP' ? await this.#keyOf(saved) : undefined;
+    if (tokens.tokenType === 'DPoP' && !key) throw new TesseraClientError('credentials_file', `the saved login (profile "${this.profile}") holds DPoP tokens without their key: log in again`);
+    this.#bound = key ? { token: tokens.accessToken, key } : undefined;
+    return tokens.accessToken;
+  }
+
+  override async dpopKeyFor(token: string): Promise<DpopKey | undefined> {
+    return this.#bound?.token === token ? this.#bound.key : undefined;
   }
 
   #notLoggedIn(saved: SavedLogin | undefined): TesseraClientError {
@@ -111,15 +152,18 @@ export class SavedDeviceGrantAuth extends TokenAuth {
    * refreshed it), else a refresh whose rotated refresh token is saved before the lock is let go.
    * A refused refresh token is removed from the file (issuer and client stay, for the next login).
    */
-  async #refresh(usable: (tokens: TokenSet) => boolean): Promise<TokenSet> {
-    const outcome = await this.file.update(this.profile, async (saved): Promise<{ profile: SavedLogin | undefined; result: TokenSet | TesseraClientError }> => {
+  async #refresh(usable: (tokens: TokenSet) => boolean): Promise<string> {
+    const outcome = await this.file.update(this.profile, async (saved): Promise<{ profile: SavedLogin | undefined; result: string | TesseraClientError }> => {
       const tokens = saved && tokenSetOf(saved);
       if (!saved || !tokens) return { profile: saved, result: this.#notLoggedIn(saved) };
-      if (usable(tokens)) return { profile: saved, result: tokens };
+      if (usable(tokens)) return { profile: saved, result: await this.#handOut(saved, tokens) };
       const metadata = await discover(this.#http, saved.issuer);
+      // A login with a key refreshes with a proof of it: its refresh token is bound to it (RFC 9449 §5).
+      const key = await this.#keyOf(saved);
       try {
-        const refreshed = await refreshTokens(this.#http, metadata.token_endpoint, { clientId: saved.clientId }, tokens, this.#clock);
-        return { profile: savedOf(saved.issuer, saved.clientId, refreshed), result: refreshed };
+        const refreshed = await refreshTokens(this.#http, metadata.token_endpoint, { clientId: saved.clientId }, tokens, this.#clock, key);
+        const profile = savedOf(saved.issuer, saved.clientId, refreshed, key);
+        return { profile, result: await this.#handOut(profile, refreshed) };
       } catch (error) {
         if (!(error instanceof TesseraClientError && error.code === 'login_required')) throw error;
         const refused =
@@ -142,15 +186,15 @@ export class SavedDeviceGrantAuth extends TokenAuth {
       const saved = await this.saved();
       const tokens = saved && tokenSetOf(saved);
       if (!saved || !tokens) throw this.#notLoggedIn(saved);
-      if (fresh(tokens)) return tokens.accessToken;
-      return (await this.#refresh(fresh)).accessToken;
+      if (fresh(tokens)) return this.#handOut(saved, tokens);
+      return this.#refresh(fresh);
     });
   }
 
   renewAccessToken(rejected: string): Promise<string> {
     return this.#queue.run(async () => {
       const newerAndFresh = (tokens: TokenSet) => tokens.accessToken !== rejected && stillValid(tokens.expiresAt, this.#clock(), this.#minValiditySeconds);
-      return (await this.#refresh(newerAndFresh)).accessToken;
+      return this.#refresh(newerAndFresh);
     });
   }
 
@@ -167,7 +211,7 @@ export class SavedDeviceGrantAuth extends TokenAuth {
       try {
         const metadata = await discover(this.#http, saved.issuer);
         if (!metadata.revocation_endpoint) throw new TesseraClientError('invalid_issuer', `${saved.issuer} offers no revocation endpoint`);
-        await revokeToken(this.#http, metadata.revocation_endpoint, { clientId: saved.clientId }, token, saved.refreshToken ? 'refresh_token' : 'access_token');
+        await revokeToken(this.#http, metadata.revocation_endpoint, { clientId: saved.clientId }, token, saved.refreshToken ? 'refresh_token' : 'access_token', await this.#keyOf(saved));
         return { profile: undefined, result: { loggedIn: true, revoked: true } };
       } catch (error) {
         if (!(error instanceof TesseraClientError)) throw error;

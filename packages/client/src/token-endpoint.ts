@@ -1,4 +1,5 @@
 import { TesseraClientError } from './errors.ts';
+import type { DpopKey } from './dpop.ts';
 import { basicAuthorization, oauthError, postForm, type FormAnswer, type Http } from './http.ts';
 import { number, object, optional, ShapeError, parse, string, type Reader } from './shape.ts';
 
@@ -11,6 +12,8 @@ export interface TokenSet {
   expiresAt: number | undefined;
   /** The granted scopes, space-separated. */
   scope: string;
+  /** `DPoP` when the access token is bound to the client's DPoP key (RFC 9449), else `Bearer`. */
+  tokenType: 'Bearer' | 'DPoP';
 }
 
 interface TokenAnswer {
@@ -21,15 +24,15 @@ interface TokenAnswer {
   scope?: string;
 }
 
-const bearer: Reader<string> = (value, path) => {
+const bearerOrDpop: Reader<string> = (value, path) => {
   const type = string()(value, path);
-  if (type.toLowerCase() !== 'bearer') throw new ShapeError(path, 'not a Bearer token');
+  if (type.toLowerCase() !== 'bearer' && type.toLowerCase() !== 'dpop') throw new ShapeError(path, 'neither a Bearer nor a DPoP token');
   return type;
 };
 
 const readTokenAnswer = object<TokenAnswer>({
   access_token: string({ nonEmpty: true }),
-  token_type: bearer,
+  token_type: bearerOrDpop,
   expires_in: optional(number({ min: 0 })),
   refresh_token: optional(string({ nonEmpty: true })),
   scope: optional(string()),
@@ -48,15 +51,18 @@ export function errorOf(answer: FormAnswer, what: string): TesseraClientError {
  * scope (RFC 6749 §5.1: then it is the requested one); `previous` keeps a refresh token that a
  * server which does not rotate them did not send again.
  */
-export function tokenSetOf(answer: FormAnswer, now: number, requestedScope: string, previous?: TokenSet): TokenSet {
+export function tokenSetOf(answer: FormAnswer, now: number, requestedScope: string, previous?: TokenSet, dpop?: DpopKey): TokenSet {
   const parsed = parse(readTokenAnswer, answer.body);
-  if (!parsed.success) throw new TesseraClientError('oauth_error', `the token endpoint answered HTTP ${answer.status} without a usable Bearer token`, { status: answer.status });
+  if (!parsed.success) throw new TesseraClientError('oauth_error', `the token endpoint answered HTTP ${answer.status} without a usable Bearer or DPoP token`, { status: answer.status });
   const body = parsed.data;
+  const tokenType = body.token_type.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+  if (tokenType === 'DPoP' && !dpop) throw new TesseraClientError('oauth_error', 'the token endpoint answered a DPoP token to a request without a proof', { status: answer.status });
   return {
     accessToken: body.access_token,
     refreshToken: body.refresh_token ?? previous?.refreshToken,
     expiresAt: body.expires_in === undefined ? undefined : now + body.expires_in * 1000,
     scope: body.scope ?? requestedScope,
+    tokenType,
   };
 }
 
@@ -83,10 +89,11 @@ export async function refreshTokens(
   client: ClientAuthentication,
   current: TokenSet,
   now: () => number,
+  dpop?: DpopKey,
 ): Promise<TokenSet> {
   if (!current.refreshToken) throw new TesseraClientError('login_required', 'the login has expired and has no refresh token (it was made without offline_access)');
   const { form, headers } = clientParameters(client);
-  const answer = await postForm(httpClient, tokenEndpoint, { grant_type: 'refresh_token', refresh_token: current.refreshToken, ...form }, headers);
+  const answer = await postForm(httpClient, tokenEndpoint, { grant_type: 'refresh_token', refresh_token: current.refreshToken, ...form }, headers, dpop);
   if (answer.status !== 200) {
     const error = errorOf(answer, 'the refresh was refused');
     if (error.oauthError === 'invalid_grant') {
@@ -94,7 +101,7 @@ export async function refreshTokens(
     }
     throw error;
   }
-  return tokenSetOf(answer, now(), current.scope, current);
+  return tokenSetOf(answer, now(), current.scope, current, dpop);
 }
 
 /** RFC 7009: revokes a token; the server answers 200 whether or not it knew it. */
@@ -104,8 +111,9 @@ export async function revokeToken(
   client: ClientAuthentication,
   token: string,
   hint: 'refresh_token' | 'access_token',
+  dpop?: DpopKey,
 ): Promise<void> {
   const { form, headers } = clientParameters(client);
-  const answer = await postForm(httpClient, revocationEndpoint, { token, token_type_hint: hint, ...form }, headers);
+  const answer = await postForm(httpClient, revocationEndpoint, { token, token_type_hint: hint, ...form }, headers, dpop);
   if (answer.status !== 200) throw errorOf(answer, 'the revocation was refused');
 }

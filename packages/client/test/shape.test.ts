@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { arrayOf, nullable, number, object, optional, parse, recordOf, string, url } from '../src/shape.ts';
 import { tokenSetOf } from '../src/token-endpoint.ts';
+import { DpopKey } from '../src/dpop.ts';
 
 // The readers that stand in for a schema library (the package has no dependencies), and the token
 // answer they guard: what they refuse, and where they say the problem is.
@@ -43,17 +44,21 @@ describe('@tessera/client: checking the shape of answers', () => {
     expect(parse(arrayOf(string()), ['a', 2])).toMatchObject({ success: false, error: { path: ['1'] } });
   });
 
-  it('takes only a usable Bearer token from the token endpoint', () => {
+  it('takes only a usable Bearer token, or a DPoP token for a request with a proof, from the token endpoint', async () => {
     const answer = (body: Record<string, unknown>) => ({ status: 200, body });
-    expect(tokenSetOf(answer({ access_token: 'at', token_type: 'bearer', expires_in: 60, scope: 'read' }), 1000, 'x')).toEqual({ accessToken: 'at', refreshToken: undefined, expiresAt: 61_000, scope: 'read' });
+    expect(tokenSetOf(answer({ access_token: 'at', token_type: 'bearer', expires_in: 60, scope: 'read' }), 1000, 'x')).toEqual({ accessToken: 'at', refreshToken: undefined, expiresAt: 61_000, scope: 'read', tokenType: 'Bearer' });
+    const key = await DpopKey.generate();
+    expect(tokenSetOf(answer({ access_token: 'at', token_type: 'DPoP' }), 0, 'read', undefined, key)).toMatchObject({ accessToken: 'at', tokenType: 'DPoP' });
+    // A DPoP token to a request that sent no proof: the server is not what it claims.
+    expect(() => tokenSetOf(answer({ access_token: 'at', token_type: 'DPoP' }), 0, 'read')).toThrow(/DPoP token to a request without a proof/);
     for (const body of [
-      { access_token: 'at', token_type: 'DPoP' },
+      { access_token: 'at', token_type: 'mac' },
       { access_token: '', token_type: 'Bearer' },
       { access_token: 'at', token_type: 'Bearer', expires_in: -1 },
       { access_token: 'at', token_type: 'Bearer', refresh_token: '' },
       { token_type: 'Bearer' },
     ]) {
-      expect(() => tokenSetOf(answer(body), 0, 'read')).toThrow(/without a usable Bearer token/);
+      expect(() => tokenSetOf(answer(body), 0, 'read')).toThrow(/without a usable Bearer or DPoP token/);
     }
   });
 });

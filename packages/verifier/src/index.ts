@@ -13,6 +13,7 @@ import { createSignedAnswerVerifier } from './signed-introspection.ts';
 import { createTesseraClient, HEADER_NAME, TesseraUnavailableError, type IntrospectionAnswer } from './tessera-client.ts';
 import { createVerificationCache, tokenDigest } from './verification-cache.ts';
 import { allowsPath, capabilitiesFor, parseRequestPath, parseScopePath, type CapabilityProfile } from './path-scopes.ts';
+import { checkProof, createNonces, createProofReplayCache, dpopChallenge, DpopRefusal } from './dpop.ts';
 
 export { errorBody, sendError, type ErrorBody, type FieldError } from './error-response.ts';
 export { allowsPath, capabilitiesFor, parseRequestPath, parseScopePath, pathContains, type CapabilityProfile, type PathResult } from './path-scopes.ts';
@@ -46,6 +47,8 @@ export interface TesseraPrincipal {
    * a cached principal carries the answer of the introspection it came from.
    */
   introspectionJwt?: string;
+  /** The thumbprint of the key a DPoP-bound token is bound to (its `cnf.jkt`), whose proof came with the request. */
+  jkt?: string;
 }
 
 declare module 'express-serve-static-core' {
@@ -56,9 +59,20 @@ declare module 'express-serve-static-core' {
 }
 
 /** Why a credential was not accepted. */
-export type RefusalReason = 'inactive' | 'refresh_token' | 'wrong_api_user' | 'audience' | 'expired';
+export type RefusalReason = 'inactive' | 'refresh_token' | 'wrong_api_user' | 'audience' | 'expired' | 'dpop_bound' | 'not_dpop_bound' | 'invalid_dpop_proof' | 'use_dpop_nonce';
 
-export type VerificationResult = { active: true; principal: TesseraPrincipal } | { active: false; reason: RefusalReason };
+export type VerificationResult = { active: true; principal: TesseraPrincipal } | { active: false; reason: RefusalReason; description?: string };
+
+/** How a token came (for DPoP-bound tokens, RFC 9449 §7): its scheme, and the request its proof must name. */
+export interface DpopPresentation {
+  /** `Authorization: DPoP` (with a proof) or a bearer token (any other place). */
+  scheme: 'dpop' | 'bearer';
+  /** The `DPoP` header's proofs (exactly one is accepted). */
+  proofs: string[];
+  /** The request's method and absolute URL as the client addressed it. */
+  method: string;
+  url: string;
+}
 
 export interface TesseraVerifierOptions {
   /** Tessera's issuer URL (its ISSUER), e.g. https://auth.example.org. */
@@ -120,6 +134,14 @@ export interface TesseraVerifierOptions {
   fetch?: typeof fetch;
   /** Milliseconds since the epoch (default Date.now): for expiry and the cache. */
   clock?: () => number;
+  /**
+   * DPoP-bound tokens (RFC 9449): their proof is checked, and they are refused as bearer tokens.
+   * `maxAgeSeconds`: how far a proof's iat may be from now (default 60); `replayCacheSize`: proofs
+   * remembered to refuse replays, in this process (default 100 000); `nonces`: ask clients for a
+   * nonce of this server (DPoP-Nonce, §9); `requestUrl`: the URL the client addressed (default
+   * from express: req.protocol, the Host header and req.originalUrl — set `trust proxy` behind one).
+   */
+  dpop?: { maxAgeSeconds?: number; replayCacheSize?: number; nonces?: boolean; requestUrl?: (req: Request) => string };
   /** Told why Tessera could not be asked, each time the middleware answers 503 (e.g. to log it). */
   onUnavailable?: (error: TesseraUnavailableError, req: Request) => void;
 }
@@ -162,16 +184,23 @@ function namesOwner(apiUser: string, candidate: Candidate): boolean {
 const credentialKind = (answer: IntrospectionAnswer) => answer.credential_kind ?? answer.token_type;
 
 /**
- * A sender-constrained token (RFC 9449 DPoP, RFC 8705 mTLS) is bound to a key its presenter must
- * prove; this middleware checks no proof, so such a token is never accepted as a bearer token.
+ * The key thumbprint of a DPoP-bound token (RFC 9449 §6: `cnf.jkt`); null for a token bound some
+ * other way (RFC 8705 mTLS: no proof of it can be checked here, so never accepted), or a DPoP
+ * token without a thumbprint; undefined for a bearer token.
  */
-const senderConstrained = (answer: IntrospectionAnswer) =>
-  answer.cnf !== undefined || (answer.credential_kind !== undefined && answer.token_type !== undefined && answer.token_type.toLowerCase() !== 'bearer');
+function dpopBinding(cnf: unknown, tokenType: string | undefined, hasKind: boolean): string | null | undefined {
+  if (cnf === undefined) return hasKind && tokenType !== undefined && tokenType.toLowerCase() !== 'bearer' ? null : undefined;
+  const members = cnf && typeof cnf === 'object' ? Object.keys(cnf) : [];
+  const jkt = (cnf as { jkt?: unknown } | null)?.jkt;
+  return members.length === 1 && typeof jkt === 'string' && jkt !== '' ? jkt : null;
+}
 
 function fromIntrospection(answer: IntrospectionAnswer): Candidate | null {
   const kind = credentialKind(answer);
-  if (!answer.active || !answer.sub || !kind || senderConstrained(answer)) return null;
+  const jkt = dpopBinding(answer.cnf, answer.token_type, answer.credential_kind !== undefined);
+  if (!answer.active || !answer.sub || !kind || jkt === null) return null;
   return {
+    ...(jkt !== undefined ? { jkt } : {}),
     sub: answer.sub,
     username: answer.username ?? null,
     ...(answer.email ? { ownerEmail: answer.email } : {}),
@@ -232,6 +261,11 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   const keySet = createIssuerKeySet({ jwksUri: () => tessera.jwksUri(), timeoutMs, fetch: fetchImpl });
   const verifyJwt = createJwtAccessTokenVerifier({ issuer, audiences, keySet, clock });
   const verifySigned = options.signedIntrospection === true ? createSignedAnswerVerifier({ issuer, clientId: options.clientId, keySet, clock }) : undefined;
+  const dpopOptions = options.dpop ?? {};
+  const proofMaxAgeSeconds = integerAtLeast('dpop.maxAgeSeconds', dpopOptions.maxAgeSeconds ?? 60, 1);
+  const proofReplays = createProofReplayCache(integerAtLeast('dpop.replayCacheSize', dpopOptions.replayCacheSize ?? 100_000, 1));
+  const nonces = dpopOptions.nonces ? createNonces(proofMaxAgeSeconds) : undefined;
+  const requestUrl = dpopOptions.requestUrl ?? ((req: Request) => `${req.protocol}://${req.get('host') ?? ''}${req.originalUrl}`);
   const cache = createVerificationCache<Candidate | null>({ maxEntries: ttlMs > 0 ? maxEntries : 0, clock });
   /** Lookups under way, by token digest: concurrent requests with one token share one introspection. */
   const inFlight = new Map<string, Promise<Candidate | null>>();
@@ -258,8 +292,10 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   async function lookUp(token: string): Promise<Candidate | null> {
     if (jwtMode === 'local' && JWT_SHAPE.test(token)) {
       const payload = await verifyJwt(token);
-      if (!payload || payload.cnf !== undefined) return null; // sender-constrained: see senderConstrained
+      const jkt = payload ? dpopBinding(payload.cnf, undefined, false) : null;
+      if (!payload || jkt === null) return null; // bound some way a proof of cannot be checked: see dpopBinding
       return {
+        ...(jkt !== undefined ? { jkt } : {}),
         sub: payload.sub!,
         username: null,
         scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
@@ -279,7 +315,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
    * user it names (username or e-mail, case-insensitive, or user id). Throws TesseraUnavailableError when
    * Tessera cannot be asked.
    */
-  async function verify(token: string, presented: { apiUser?: string; source?: CredentialSource } = {}): Promise<VerificationResult> {
+  async function verify(token: string, presented: { apiUser?: string; source?: CredentialSource; dpop?: DpopPresentation } = {}): Promise<VerificationResult> {
     if (!token || token.length > MAX_TOKEN_LENGTH) return { active: false, reason: 'inactive' };
     const candidate = await lookUp(token);
     if (!candidate) return { active: false, reason: 'inactive' };
@@ -292,6 +328,21 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     if (presented.apiUser !== undefined && (candidate.tokenType !== 'personal_access_token' || !namesOwner(presented.apiUser, candidate))) {
       return { active: false, reason: 'wrong_api_user' };
     }
+    const scheme = presented.dpop?.scheme ?? 'bearer';
+    if (candidate.jkt === undefined && scheme === 'dpop') return { active: false, reason: 'not_dpop_bound' };
+    if (candidate.jkt !== undefined) {
+      // RFC 9449 §7.1: a bound token only under the DPoP scheme, with a proof of its key for this request.
+      if (scheme !== 'dpop' || !presented.dpop) return { active: false, reason: 'dpop_bound' };
+      try {
+        await checkProof(
+          { proofs: presented.dpop.proofs, method: presented.dpop.method, url: presented.dpop.url, accessToken: token, jkt: candidate.jkt },
+          { maxAgeSeconds: proofMaxAgeSeconds, replay: proofReplays, nonces, nowMs: clock() },
+        );
+      } catch (error) {
+        if (!(error instanceof DpopRefusal)) throw error;
+        return { active: false, reason: error.error, description: error.message };
+      }
+    }
     const { ownerEmail: _ownerEmail, ...granted } = candidate;
     const principal: TesseraPrincipal = { ...granted, tokenType: candidate.tokenType as CallerTokenType, scopes: [...candidate.scopes], aud: [...candidate.aud] };
     if (presented.source) principal.source = presented.source;
@@ -301,12 +352,24 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
   const unauthorized = (res: Response, presented: boolean, message: string) =>
     sendError(res, 401, message, { headers: { 'WWW-Authenticate': presented ? bearerChallenge(realm, { error: 'invalid_token' }) : bearerChallenge(realm) } });
 
+  /** A refusal that concerns DPoP: the DPoP challenge (RFC 9449 §7.1), with a nonce when one is wanted. */
+  function refusedDpop(res: Response, reason: RefusalReason, description: string): void {
+    const error = reason === 'invalid_dpop_proof' || reason === 'use_dpop_nonce' ? reason : 'invalid_token';
+    const headers: Record<string, string> = { 'WWW-Authenticate': dpopChallenge({ error, error_description: description }) };
+    if (reason === 'use_dpop_nonce' && nonces) headers['DPoP-Nonce'] = nonces.current(clock());
+    sendError(res, 401, description, { headers });
+  }
+
   const REFUSALS: Record<RefusalReason, string> = {
     inactive: 'The credential is invalid, expired or revoked.',
     expired: 'The credential is invalid, expired or revoked.',
     audience: 'The credential is invalid, expired or revoked.',
     wrong_api_user: 'The credential is invalid, expired or revoked.',
     refresh_token: 'A refresh token cannot be used to call an API: send an access token.',
+    dpop_bound: 'The token is DPoP-bound: send it with the DPoP scheme and a proof.',
+    not_dpop_bound: 'The token is not DPoP-bound: send it as a Bearer token.',
+    invalid_dpop_proof: 'The DPoP proof is invalid.',
+    use_dpop_nonce: 'The DPoP proof needs a current nonce of this server (DPoP-Nonce).',
   };
 
   /** 503 for a request whose credential cannot be checked because Tessera cannot be asked. */
@@ -325,7 +388,9 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
       unavailable(error, req, res);
       return false;
     }
-    const presented: PresentedCredential | undefined = presentedCredential(req, names);
+    // `Authorization: DPoP` (RFC 9449 §7.1) before the other places: a DPoP-bound token and its proof.
+    const dpopToken = /^dpop\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    const presented: PresentedCredential | undefined = dpopToken ? { token: dpopToken, source: 'authorization' } : presentedCredential(req, names);
     if (!presented) {
       unauthorized(res, false, 'Authentication required.');
       return false;
@@ -339,15 +404,20 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     }
     let result: VerificationResult;
     try {
-      result = await verify(presented.token, { ...(presented.apiUser !== undefined ? { apiUser: presented.apiUser } : {}), source: presented.source });
+      const proofs = [req.headers.dpop ?? []].flat().flatMap((value) => value.split(',')).map((value) => value.trim()).filter(Boolean);
+      const dpop: DpopPresentation = { scheme: dpopToken ? 'dpop' : 'bearer', proofs, method: req.method, url: requestUrl(req) };
+      result = await verify(presented.token, { ...(presented.apiUser !== undefined ? { apiUser: presented.apiUser } : {}), source: presented.source, dpop });
     } catch (error) {
       unavailable(error, req, res);
       return false;
     }
     if (!result.active) {
-      unauthorized(res, true, REFUSALS[result.reason]);
+      if (dpopToken || ['dpop_bound', 'not_dpop_bound', 'invalid_dpop_proof', 'use_dpop_nonce'].includes(result.reason)) refusedDpop(res, result.reason, result.description ?? REFUSALS[result.reason]);
+      else unauthorized(res, true, REFUSALS[result.reason]);
       return false;
     }
+    // A fresh nonce for the client's next proof (RFC 9449 §9), once the current one ages.
+    if (nonces && result.principal.jkt !== undefined) res.setHeader('DPoP-Nonce', nonces.current(clock()));
     // RFC 6750 §5.3: a response to a request with the token in its URL must not be cached by others.
     if (presented.source === 'query') res.setHeader('Cache-Control', 'private');
     req.tessera = result.principal;
@@ -433,6 +503,7 @@ export function createTesseraVerifier(options: TesseraVerifierOptions) {
     /** Drops the cache; nothing of the verifier keeps the process alive. */
     close(): void {
       cache.clear();
+      proofReplays.clear();
       inFlight.clear();
     },
   };

@@ -32,7 +32,7 @@ export type DirectGrant = (form: URLSearchParams, headers: IncomingHttpHeaders) 
  * The cross-origin headers oidc-provider's token endpoint adds to an answer to a request without
  * an Origin header (a request with one is left to it: Tessera allows no browser origin).
  */
-export const CROSS_ORIGIN_HEADERS: readonly string[] = ['Access-Control-Allow-Origin', '*', 'Access-Control-Expose-Headers', 'WWW-Authenticate', 'Vary', 'Origin'];
+export const CROSS_ORIGIN_HEADERS: readonly string[] = ['Access-Control-Allow-Origin', '*', 'Access-Control-Expose-Headers', 'DPoP-Nonce,WWW-Authenticate', 'Vary', 'Origin'];
 
 /** RFC 6749 §3.3 scope-token syntax, as oidc-provider checks it. */
 export const SCOPE_SYNTAX = /^[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*$/u;

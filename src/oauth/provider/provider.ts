@@ -29,6 +29,7 @@ import { createStoreOutageSeam } from './store-outage.ts';
 import { isPromise } from '../../shared/awaitable.ts';
 import { anyCovers, readScope } from '../../shared/path-scopes.ts';
 import { shapeForProfile } from './token-profiles.ts';
+import { DPOP_ALGORITHMS } from '../dpop-algorithms.ts';
 
 /** The routes oidc-provider serves (everything else is express). */
 export const OIDC_ROUTES = {
@@ -71,6 +72,11 @@ export interface ProviderDependencies {
   ephemeral: EphemeralStore;
   /** Where reuse detections and revocations are recorded (oauth-audit.ts). */
   audit: Pick<AuditLog, 'recordInBackground'>;
+  /**
+   * 32 bytes keying the DPoP nonces the token endpoint hands out (RFC 9449 §8): the same on every
+   * node, so a nonce one node gave is good at all of them (derived from the key-encryption secret).
+   */
+  dpopNonceSecret: Buffer;
   /** Milliseconds since the epoch, for the refresh-token reuse grace. Default Date.now. */
   clock?: () => number;
 }
@@ -224,9 +230,12 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       // Tessera answers userinfo itself: oidc-provider's refuses tokens issued for a resource server,
       // and every token Tessera issues is (src/routes/oauth/userinfo-endpoint.ts).
       userinfo: { enabled: false },
-      // Not advertised, no bound tokens: the token endpoint refuses DPoP proofs (token-endpoint.ts)
-      // until forward-auth, @tessera/verifier and /api/v1/me check them (docs/clients.md#dpop).
-      dPoP: { enabled: false },
+      // Sender-constrained tokens (RFC 9449) for every grant: a token request with a proof gets
+      // tokens bound to its key (a public client's refresh token too, §5). Forward-auth,
+      // /api/v1/me, userinfo (introspection/sender-constraint.ts) and @tessera/verifier check
+      // proofs (docs/dpop.md). Nonces are offered always, required when configured; proof replay is
+      // refused through ReplayDetection (internals.ts makes that one SET NX).
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret, requireNonce: () => config.oauth.dpop.requireNonce, allowReplay: false },
       pushedAuthorizationRequests: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       deviceFlow: {
@@ -287,6 +296,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
     renderError: renderOAuthErrorPage as never,
     enabledJWA: {
       authorizationSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      dPoPSigningAlgValues: [...DPOP_ALGORITHMS],
       // Every key type a client may register (config/schema.ts clientJwksSchema) can sign its
       // private_key_jwt assertions, here as at the introspection endpoint. No HMAC: clients have
       // no shared secret for it.

@@ -30,8 +30,9 @@ export interface IntrospectionEndpointDependencies {
 
 /**
  * The answer for an active credential (RFC 7662 §2.2); nothing internal leaves. `token_type` is the
- * OAuth token type (RFC 6749 §7.1: every credential Tessera issues is presented as a bearer token;
- * a refresh token is presented to no one but the token endpoint, so it has none); which kind of
+ * OAuth token type (RFC 6749 §7.1): `DPoP` for a DPoP-bound token, with the key's thumbprint in
+ * `cnf.jkt` (RFC 9449 §6.2), `Bearer` for every other credential (a refresh token is presented to
+ * no one but the token endpoint, so it has none; a bound one still names its key). Which kind of
  * Tessera credential it is goes in `credential_kind`.
  */
 export function introspectionAnswer(active: ActiveCredential, issuer: string): Record<string, unknown> {
@@ -42,7 +43,7 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     ...(active.username ? { username: active.username } : {}),
     ...(active.email ? { email: active.email } : {}),
     sub: active.sub,
-    ...(active.kind === 'refresh_token' ? {} : { token_type: 'Bearer' }),
+    ...(active.kind === 'refresh_token' ? {} : { token_type: active.jkt !== undefined ? 'DPoP' : 'Bearer' }),
     credential_kind: active.kind,
     ...(active.exp !== null ? { exp: active.exp } : {}),
     ...(active.iat !== null ? { iat: active.iat } : {}),
@@ -50,6 +51,7 @@ export function introspectionAnswer(active: ActiveCredential, issuer: string): R
     ...(active.aud ? { aud: active.aud } : {}),
     // RFC 8693 §4.1: who acts for the subject of an exchanged token.
     ...(active.act ? { act: active.act } : {}),
+    ...(active.jkt !== undefined ? { cnf: { jkt: active.jkt } } : {}),
   };
 }
 
@@ -70,7 +72,7 @@ export function wantsSignedAnswer(accept: string | undefined): boolean {
 }
 
 /** Introspection counts refresh tokens; the personal-token audit trail gets no address from here. */
-const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null });
+const VERIFY_OPTIONS: VerifyOptions = Object.freeze({ refreshTokens: true, ip: null, senderConstrained: true });
 
 /** What a failure answers: here, what fails is the stores. */
 const UNAVAILABLE = new OAuthError(503, 'temporarily_unavailable', 'the token store is unavailable; try again', { headers: { 'Retry-After': '1' } });

@@ -14,13 +14,6 @@ import type { TokenRequestCheck } from '../../oauth/grants/token-request-rules.t
 
 const CROSS_ORIGIN: Record<string, string> = Object.fromEntries(CROSS_ORIGIN_HEADERS.flatMap((name, i) => (i % 2 ? [] : [[name, CROSS_ORIGIN_HEADERS[i + 1]!]])));
 
-/**
- * No sender-constrained tokens (RFC 9449) until every resource-server path checks their proofs: a
- * bound token would pass as a bearer token at all of them (docs/clients.md#dpop). Refused before
- * anything is read, so a refused request consumes no code or refresh token.
- */
-const DPOP_REFUSED = new OAuthError(400, 'invalid_dpop_proof', 'DPoP is not supported: send the request without a DPoP header for a Bearer token', { headers: CROSS_ORIGIN });
-
 /** Who answered a token request: Tessera (a direct grant, or one of its own refusals) or oidc-provider. */
 export interface TokenAnswerEvent {
   requestId: string;
@@ -84,7 +77,6 @@ export function createTokenEndpoint(deps: TokenEndpointDependencies): RawHandler
       deps.logger.warn({ reqId: requestId, detail }, 'token request refused: HTTPS is required');
       throw new OAuthError(403, 'invalid_request', 'HTTPS is required', { detail });
     }
-    if (req.headers.dpop !== undefined) throw DPOP_REFUSED;
     let form: URLSearchParams | undefined;
     if (req.method === 'POST' && isFormRequest(req)) {
       const body = await readBody(req, limit);

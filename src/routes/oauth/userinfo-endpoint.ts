@@ -1,5 +1,6 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { CredentialVerifier } from '../../introspection/credential-verifier.ts';
+import { dpopAuthorizationToken, SenderConstraintRefusal, type SenderConstraintCheck, type TokenScheme } from '../../introspection/sender-constraint.ts';
 import { OIDC_ROUTES } from '../../oauth/provider/provider.ts';
 import { oauthNotAllowedError } from '../../http/refusals.ts';
 import { OAuthError } from '../../shared/errors.ts';
@@ -12,6 +13,8 @@ import { OAuthError } from '../../shared/errors.ts';
 
 export interface UserinfoDependencies {
   verifier: CredentialVerifier;
+  /** DPoP-bound access tokens: their proof (sender-constraint.ts). */
+  senderConstraint: SenderConstraintCheck;
   /** The OpenID scopes a grant holds (`openid` among them when the login asked for it), or undefined when it is gone. */
   grantOpenIdScopes: (grantId: string) => Promise<string[] | undefined>;
 }
@@ -20,21 +23,26 @@ const CHALLENGE = 'Bearer realm="tessera"';
 const NO_TOKEN = new OAuthError(400, 'invalid_request', 'no access token provided', { headers: { 'WWW-Authenticate': `${CHALLENGE}, error="invalid_request"` } });
 const TWO_TOKENS = new OAuthError(400, 'invalid_request', 'access token must only be provided using one mechanism', { headers: { 'WWW-Authenticate': `${CHALLENGE}, error="invalid_request"` } });
 const INVALID_TOKEN = new OAuthError(401, 'invalid_token', 'invalid token provided', { headers: { 'WWW-Authenticate': `${CHALLENGE}, error="invalid_token"` } });
+const INVALID_DPOP_TOKEN = new OAuthError(401, 'invalid_token', 'invalid token provided', { headers: { 'WWW-Authenticate': 'DPoP error="invalid_token"' } });
 const NO_OPENID = new OAuthError(403, 'insufficient_scope', 'access token missing openid scope', { headers: { 'WWW-Authenticate': `${CHALLENGE}, error="insufficient_scope", scope="openid"` } });
 const UNREADABLE_BODY = new OAuthError(400, 'invalid_request', 'the request body could not be read');
 const BEARER = /^Bearer +([\x21-\x7e]+)$/i;
 
-/** The access token of a request: `Authorization: Bearer` (RFC 6750 §2.1) or a form's access_token (§2.2), never both. */
-function presentedToken(req: Request): string {
+/**
+ * The access token of a request: `Authorization: Bearer` (RFC 6750 §2.1), `Authorization: DPoP`
+ * (RFC 9449 §7.1) or a form's access_token (§2.2), never two of them.
+ */
+function presentedToken(req: Request): { token: string; scheme: TokenScheme } {
   const header = req.get('authorization');
-  const fromHeader = header === undefined ? undefined : BEARER.exec(header)?.[1];
+  const dpop = dpopAuthorizationToken(header);
+  const fromHeader = header === undefined ? undefined : (dpop ?? BEARER.exec(header)?.[1]);
   if (header !== undefined && fromHeader === undefined) throw INVALID_TOKEN;
   const body = (req.body ?? {}) as Record<string, unknown>;
   const fromBody = req.method === 'POST' && req.is('application/x-www-form-urlencoded') ? body.access_token : undefined;
   if (Array.isArray(fromBody) || (fromHeader !== undefined && fromBody !== undefined)) throw TWO_TOKENS;
   const token = fromHeader ?? fromBody;
   if (typeof token !== 'string' || token === '') throw NO_TOKEN;
-  return token;
+  return { token, scheme: dpop ? 'dpop' : 'bearer' };
 }
 
 export function createUserinfoRoutes(deps: UserinfoDependencies): Router {
@@ -46,8 +54,15 @@ export function createUserinfoRoutes(deps: UserinfoDependencies): Router {
   const answer = async (req: Request, res: Response, next: NextFunction) => {
     try {
       res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
-      const active = await deps.verifier.verify(presentedToken(req), { ip: req.ip ?? null });
-      if (active?.kind !== 'access_token' || active.username === null) throw INVALID_TOKEN;
+      const presented = presentedToken(req);
+      const active = await deps.verifier.verify(presented.token, { ip: req.ip ?? null, senderConstrained: true });
+      if (active?.kind !== 'access_token' || active.username === null) throw presented.scheme === 'dpop' ? INVALID_DPOP_TOKEN : INVALID_TOKEN;
+      try {
+        await deps.senderConstraint(active, { ...presented, method: req.method, url: `${req.protocol}://${req.get('host')}${req.originalUrl}`, headers: req.headers });
+      } catch (error) {
+        if (!(error instanceof SenderConstraintRefusal)) throw error;
+        throw new OAuthError(401, error.error, error.message, { headers: error.headers });
+      }
       const openIdScopes = active.grantId ? await deps.grantOpenIdScopes(active.grantId) : undefined;
       if (!openIdScopes?.includes('openid')) throw NO_OPENID;
       res.json({ sub: active.sub, preferred_username: active.username });

@@ -38,6 +38,27 @@ function setup(options: { maxEntries?: number; activeTtlMs?: number; inactiveTtl
 }
 
 describe('the credential cache', () => {
+  it('answers a DPoP-bound token only to callers that check proofs, from one lookup, and an unbound one at once to all', async () => {
+    const t = setup();
+    t.table.set('bound', credential({ kind: 'access_token', clientId: 'cli', jkt: 'thumbprint' }));
+    t.table.set('refresh', credential({ kind: 'refresh_token', clientId: 'cli', jkt: 'thumbprint' }));
+    t.table.set('plain', credential({ kind: 'access_token', clientId: 'cli' }));
+    expect(await t.cache.verify('bound')).toBeNull();
+    expect(await t.cache.verify('bound', { senderConstrained: true })).toMatchObject({ jkt: 'thumbprint' });
+    expect(await t.cache.verify('refresh', { refreshTokens: true })).toBeNull();
+    expect(await t.cache.verify('refresh', { refreshTokens: true, senderConstrained: true })).toMatchObject({ kind: 'refresh_token', jkt: 'thumbprint' });
+    expect(await t.cache.verify('refresh', { senderConstrained: true })).toBeNull();
+    expect(t.lookups()).toBe(2);
+    // The fast path stays what it was: an unbound token from memory, not a promise, whatever the caller.
+    await t.cache.verify('plain');
+    for (const options of [{}, { senderConstrained: true }, { refreshTokens: true, senderConstrained: true }]) {
+      const answer = t.cache.verify('plain', options);
+      expect(isPromise(answer)).toBe(false);
+      expect(answer).toMatchObject({ kind: 'access_token' });
+    }
+    expect(t.lookups()).toBe(3);
+  });
+
   it('answers a repeated lookup from memory until its TTL ends', async () => {
     const t = setup({ activeTtlMs: 1000 });
     t.table.set('tok', credential());
