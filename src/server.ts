@@ -206,7 +206,9 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     ttlSeconds: config.oauth.tokenExchangeTtlSeconds,
     signingAlgorithm: config.oauth.signingAlgorithm,
     signingKeys,
-    verifyCredential: (value) => verifier.verify(value, { refreshTokens: false }),
+    // Bound tokens are answered (senderConstrained) so that the exchange can refuse them by name.
+    verifyCredential: (value) => verifier.verify(value, { refreshTokens: false, senderConstrained: true }),
+    pathScopes: new Set(config.pathScopes),
     users,
     exchangedTokens,
     audit: core.audit,

@@ -257,7 +257,7 @@ export function createCredentialVerifier(deps: CredentialVerifierDependencies): 
         kind: 'access_token',
         sub: user.id,
         username: user.username,
-        scopes: act ? scopes.filter((s) => user.allowedScopes.includes(s)) : scopes,
+        scopes: act ? scopes.filter((s) => stillHeld(user.allowedScopes, s)) : scopes,
         ...common,
         ...(typeof grantId === 'string' ? { grantId } : {}),
         ...bound,

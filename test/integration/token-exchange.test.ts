@@ -20,6 +20,8 @@ const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 const STORAGE = 'https://storage.example.org';
 const COMPUTE = 'https://compute.example.org';
 const JWT_API = 'https://records.example.org';
+/** A grid storage element accepting WLCG tokens (docs/wlcg-tokens.md). */
+const STORAGE_ELEMENT = 'https://se.example.org';
 const BATCH_SECRET = 'batch-jobs-secret-0123456789abcdefghijklmnop';
 const by = { actor: 'test' };
 const GUESSES = 20;
@@ -50,7 +52,15 @@ describe('token exchange (RFC 8693)', () => {
     await writeFile(
       configFile,
       JSON.stringify({
-        oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' }, [STORAGE]: { format: 'jwt' }, [COMPUTE]: { format: 'opaque' } } },
+        oauth: {
+          resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' }, [STORAGE]: { format: 'jwt' }, [COMPUTE]: { format: 'opaque' }, [STORAGE_ELEMENT]: { format: 'jwt', profile: 'wlcg' } },
+        },
+        scopes: {
+          read: 'Read records.',
+          'deposit:write': 'Create depositions.',
+          'deposit:actions': 'Publish depositions.',
+          'storage.read': { description: 'Read files on grid storage.', paths: true },
+        },
         // The batch system's client, declared in the configuration with its policy.
         clients: [
           {
@@ -60,6 +70,15 @@ describe('token exchange (RFC 8693)', () => {
             secretSha256: createHash('sha256').update(BATCH_SECRET).digest('hex'),
             scopes: ['read'],
             tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token', 'session'], audiences: [STORAGE], scopes: ['read', 'deposit:write'] },
+          },
+          // A grid workflow's client: exchanges personal tokens for storage-element tokens under /atlas.
+          {
+            clientId: 'grid-jobs',
+            name: 'Grid jobs',
+            kind: 'service',
+            secretSha256: createHash('sha256').update(BATCH_SECRET).digest('hex'),
+            scopes: ['read'],
+            tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE_ELEMENT], scopes: ['storage.read:/atlas'] },
           },
         ],
       }),
@@ -147,12 +166,12 @@ describe('token exchange (RFC 8693)', () => {
     return String(((await res.json()) as { session: string }).session);
   }
 
-  async function deviceTokens(resource?: string) {
+  async function deviceTokens(resource?: string, DPoP?: oidc.DPoPHandle) {
     const start = await oidc.initiateDeviceAuthorization(device, { scope: 'read deposit:write offline_access', ...(resource ? { resource } : {}) });
     await approveDevice(issuer.origin, start.user_code, 'alice', 'alice-password');
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    const tokens = await oidc.pollDeviceAuthorizationGrant(device, start);
-    return { access: tokens.access_token, refresh: tokens.refresh_token! };
+    const tokens = await oidc.pollDeviceAuthorizationGrant(device, start, undefined, DPoP ? { DPoP } : undefined);
+    return { access: tokens.access_token, refresh: tokens.refresh_token!, type: tokens.token_type.toLowerCase() };
   }
 
   async function revoke(token: string, client: { id: string; secret?: string }) {
@@ -444,5 +463,37 @@ describe('token exchange (RFC 8693)', () => {
     const second = await exchange(pipeline, { subject_token: first.access_token, audience: COMPUTE });
     await endsEverywhere([first.access_token, second.access_token], () => revoke(first.access_token, { id: 'batch-jobs', secret: BATCH_SECRET }));
     expect(await introspect(a.url, pat.token)).toMatchObject({ active: true });
+  });
+
+  it('narrows path scopes by containment (/atlas covers /atlas/data, never /atlasx) and shapes the token for a WLCG audience', async () => {
+    await a.core.accounts.setAllowedScopes('alice', ['read', 'deposit:write', 'deposit:actions', 'storage.read:/atlas'], by);
+    try {
+      const pat = await personalToken(['read', 'storage.read:/atlas']);
+      const grid = await oidc.discovery(issuer, 'grid-jobs', BATCH_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+      const answer = await exchange(grid, { subject_token: pat.token, scope: 'storage.read:/atlas/data' });
+      expect(answer.scope).toBe('storage.read:/atlas/data');
+      const jwks = createRemoteJWKSet(new URL(batch.serverMetadata().jwks_uri!));
+      const { payload } = await jwtVerify(answer.access_token, jwks, { issuer: issuer.href.replace(/\/$/, ''), audience: STORAGE_ELEMENT });
+      // The WLCG Common JWT Profile's claims, the delegation kept.
+      expect(payload).toMatchObject({ 'wlcg.ver': '1.0', sub: aliceId, scope: 'storage.read:/atlas/data', act: { sub: 'grid-jobs', client_id: 'grid-jobs' } });
+      expect(payload.nbf).toBe(payload.iat);
+      expect(typeof payload.jti).toBe('string');
+      expect(await refusal(exchange(grid, { subject_token: pat.token, scope: 'storage.read:/atlasx' }))).toEqual({
+        error: 'invalid_scope',
+        error_description: 'the subject credential does not hold the scope storage.read:/atlasx: an exchange only narrows',
+      });
+      expect(await introspect(b.url, answer.access_token)).toMatchObject({ active: true, scope: 'storage.read:/atlas/data', act: { sub: 'grid-jobs' } });
+    } finally {
+      await a.core.accounts.setAllowedScopes('alice', ['read', 'deposit:write', 'deposit:actions'], by);
+    }
+  });
+
+  it('refuses a DPoP-bound subject token by name: only the holder of its key may use it', async () => {
+    const bound = await deviceTokens(undefined, oidc.getDPoPHandle(device, await oidc.randomDPoPKeyPair('ES256')));
+    expect(bound.type).toBe('dpop');
+    expect(await refusal(exchange(batch, { subject_token: bound.access }))).toEqual({
+      error: 'invalid_grant',
+      error_description: 'subject_token is bound to a DPoP key: only its holder may use it; exchange a personal access token or an unbound token',
+    });
   });
 });

@@ -11,10 +11,13 @@ import Provider, { errors } from 'oidc-provider';
 import type { UserCache } from '../../accounts/user-cache.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import { TOKEN_EXCHANGE_GRANT, type ExchangeableKind, type TokenExchangePolicy } from '../../config/token-exchange-policy.ts';
+import type { TokenProfile } from '../../config/schema.ts';
 import type { Awaitable } from '../../shared/awaitable.ts';
+import { anyCovers } from '../../shared/path-scopes.ts';
 import type { ActClaim, CredentialLink, ExchangedTokens } from '../adapter/exchanged-tokens.ts';
 import type { PublishedSigningKeys } from '../published-signing-keys.ts';
 import { correctDisallowedGrantError } from '../provider/internals.ts';
+import { shapeForProfile } from '../provider/token-profiles.ts';
 
 /** RFC 8693 §3: the one token type Tessera takes and issues (what each Tessera credential is at a resource server). */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -37,12 +40,16 @@ export interface ExchangeCredential {
   exp: number | null;
   links: CredentialLink[];
   act?: ActClaim;
+  /** The thumbprint of the DPoP key the credential is bound to (RFC 9449), if it is bound. */
+  jkt?: string;
 }
 
 export interface TokenExchangeDependencies {
   issuer: string;
-  /** oauth.resources: the audiences there are. */
-  resources: Readonly<Record<string, unknown>>;
+  /** oauth.resources: the audiences there are, and the token profile of each (token-profiles.ts). */
+  resources: Readonly<Record<string, { profile?: TokenProfile }>>;
+  /** The catalog's path-scoped names: "storage.read:/atlas" covers "storage.read:/atlas/data". */
+  pathScopes: ReadonlySet<string>;
   ttlSeconds: number;
   signingAlgorithm: string;
   signingKeys: Pick<PublishedSigningKeys, 'privateJwks'>;
@@ -102,9 +109,14 @@ function targetOf(ctx: KoaContextWithOIDC, policy: TokenExchangePolicy, resource
   return target;
 }
 
-/** The narrowed scopes: those asked for, each held by the subject credential, the policy and the person; all of them when none is asked for. */
-function scopesOf(ctx: KoaContextWithOIDC, subject: ExchangeCredential, policy: TokenExchangePolicy, allowed: readonly string[]): string[] {
-  const available = subject.scopes.filter((scope) => !PROTOCOL_SCOPES.has(scope) && policy.scopes.includes(scope) && allowed.includes(scope));
+/**
+ * The narrowed scopes: those asked for, each covered by a scope of the subject credential, of the
+ * policy and of the person (a path scope covers its sub-paths: path-scopes.ts); all the subject's
+ * scopes the policy and the person cover when none is asked for.
+ */
+function scopesOf(ctx: KoaContextWithOIDC, subject: ExchangeCredential, policy: TokenExchangePolicy, allowed: readonly string[], pathScoped: ReadonlySet<string>): string[] {
+  const covered = (held: readonly string[], scope: string) => anyCovers(held, scope, pathScoped);
+  const available = subject.scopes.filter((scope) => !PROTOCOL_SCOPES.has(scope) && covered(policy.scopes, scope) && covered(allowed, scope));
   const asked = param(ctx, 'scope');
   if (asked === undefined) {
     if (available.length === 0) throw refuse.scope('none of the subject credential\'s scopes may be exchanged by this client', '');
@@ -112,9 +124,9 @@ function scopesOf(ctx: KoaContextWithOIDC, subject: ExchangeCredential, policy: 
   }
   const requested = [...new Set(asked.split(' '))];
   for (const scope of requested) {
-    if (!subject.scopes.includes(scope) || PROTOCOL_SCOPES.has(scope)) throw refuse.scope(`the subject credential does not hold the scope ${scope}: an exchange only narrows`, asked);
-    if (!policy.scopes.includes(scope)) throw refuse.scope(`this client may not exchange for the scope ${scope}`, asked);
-    if (!allowed.includes(scope)) throw refuse.scope(`the account may no longer be granted the scope ${scope}`, asked);
+    if (PROTOCOL_SCOPES.has(scope) || !covered(subject.scopes, scope)) throw refuse.scope(`the subject credential does not hold the scope ${scope}: an exchange only narrows`, asked);
+    if (!covered(policy.scopes, scope)) throw refuse.scope(`this client may not exchange for the scope ${scope}`, asked);
+    if (!covered(allowed, scope)) throw refuse.scope(`the account may no longer be granted the scope ${scope}`, asked);
   }
   return requested;
 }
@@ -149,6 +161,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       deps.failedLookups.personalTokenMissed(clientId, value);
       throw refuse.grant(`${name} is invalid, expired or revoked`);
     }
+    // A DPoP-bound token is its holder's alone (RFC 9449): the exchanging client cannot prove the key.
+    if (credential.jkt !== undefined) throw refuse.grant(`${name} is bound to a DPoP key: only its holder may use it; exchange a personal access token or an unbound token`);
     return credential;
   }
 
@@ -176,7 +190,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (depth(subject.act) >= MAX_DELEGATION_DEPTH) throw refuse.grant(`subject_token was already exchanged ${MAX_DELEGATION_DEPTH} times: the delegation chain is too long`);
     const user = await deps.users.peekUser(subject.sub);
     if (!user || user.disabled) throw refuse.grant('subject_token is invalid, expired or revoked');
-    const scopes = scopesOf(ctx, subject, policy, user.allowedScopes);
+    const scopes = scopesOf(ctx, subject, policy, user.allowedScopes, deps.pathScopes);
     const actor = actorToken === undefined ? null : await verified(ctx, client.clientId, actorToken, 'actor_token');
 
     const now = Math.floor(clock() / 1000);
@@ -188,15 +202,10 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     // Recorded first: a token whose record is missing is inactive at introspection.
     await deps.exchangedTokens.record(jti, exp, subject.links);
     const { kid, alg, key } = signingKey();
-    const token = await new SignJWT({ client_id: client.clientId, scope: scopes.join(' '), act })
-      .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
-      .setIssuer(deps.issuer)
-      .setSubject(subject.sub)
-      .setAudience(audience)
-      .setIssuedAt(now)
-      .setExpirationTime(exp)
-      .setJti(jti)
-      .sign(await key);
+    // The claims of RFC 9068, reshaped for the audience's profile (WLCG, SciTokens) as oidc-provider's JWTs are.
+    const claims = { iss: deps.issuer, sub: subject.sub, aud: audience, iat: now, exp, jti, client_id: client.clientId, scope: scopes.join(' '), act };
+    const profile = deps.resources[audience]?.profile ?? 'rfc9068';
+    const token = await new SignJWT(shapeForProfile(profile, claims)).setProtectedHeader({ alg, kid, typ: 'at+jwt' }).sign(await key);
 
     deps.audit.recordInBackground({
       actor: `client:${client.clientId}`,
