@@ -151,6 +151,9 @@ describe('token profiles and path scopes', () => {
     const browser = new HttpBrowser(issuer);
     const confirm = await browser.submit(await browser.request('/device'), { user_code: start.user_code });
     const consent = await browser.submit(confirm, { confirm: 'yes' });
+    // The page says so before anything is approved.
+    expect(consent.html).toMatch(/<li class="withheld"><code>offline_access<\/code>.*?Not granted: this application may not have it\.<\/span><\/li>/s);
+    expect(consent.html).not.toMatch(/<li class="withheld"><code>storage\.read:\/atlas\/data/);
     const done = await browser.submit(consent, { username: 'alice', password: 'alice-password', decision: 'approve' });
     expect(done.html).toMatch(/Device connected/);
     const tokens = await oidc.pollDeviceAuthorizationGrant(config, start);

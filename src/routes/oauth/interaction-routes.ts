@@ -38,6 +38,8 @@ interface InteractionView {
   uid: string;
   clientName: string;
   requested: string[];
+  /** The scopes the client may have (path scopes among them): what it lacks is not granted either. */
+  clientScopes: string[];
   user: User | null;
   error?: string;
   username?: string;
@@ -83,12 +85,14 @@ export function createInteractionRoutes({ provider, accounts, config, signIn, cs
   }
 
   function render(res: Response, view: InteractionView, status = 200) {
+    // As approve() grants: a scope both the account (for protocol scopes: anyone) and the client hold.
     const grantable = view.user ? [...view.user.allowedScopes, 'openid', 'offline_access'] : view.requested;
-    const scopeList = view.requested.map((scope) =>
-      anyCovers(grantable, scope, pathScoped)
+    const scopeList = view.requested.map((scope) => {
+      const why = !anyCovers(grantable, scope, pathScoped) ? 'your account may not have it' : !anyCovers(view.clientScopes, scope, pathScoped) ? 'this application may not have it' : null;
+      return why === null
         ? html`<li><code>${scope}</code><br><span class="muted">${describe(scope)}</span></li>`
-        : html`<li class="withheld"><code>${scope}</code><br><span class="muted">${describe(scope)} Not granted: your account may not have it.</span></li>`,
-    );
+        : html`<li class="withheld"><code>${scope}</code><br><span class="muted">${describe(scope)} Not granted: ${why}.</span></li>`;
+    });
     const login: SafeHtml = view.user
       ? html`<p class="muted">Signed in as <strong>${view.user.username}</strong>.</p>`
       : html`<label for="username">Username or e-mail</label>
@@ -122,7 +126,8 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
     const requested = String(details.params.scope ?? '').split(' ').filter(Boolean);
     const accountId = details.session?.accountId;
     const user = accountId ? await accounts.findUserById(accountId) : null;
-    return { details, client, clientName: client?.clientName ?? clientId, requested, user: user && !user.disabled ? user : null };
+    const clientScopes = clientScopesOf(client as { scope?: unknown; tessera_path_scopes?: unknown } | undefined);
+    return { details, client, clientName: client?.clientName ?? clientId, requested, clientScopes, user: user && !user.disabled ? user : null };
   }
 
   /**
@@ -147,8 +152,8 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
 
   router.get('/interaction/:uid', async (req, res, next) => {
     try {
-      const { details, clientName, requested, user } = await load(req, res);
-      render(res, { uid: details.uid, clientName, requested, user });
+      const { details, clientName, requested, clientScopes, user } = await load(req, res);
+      render(res, { uid: details.uid, clientName, requested, clientScopes, user });
     } catch (error) {
       failed(res, next, error);
     }
@@ -156,10 +161,10 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
 
   router.post('/interaction/:uid', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
     try {
-      const { details, client, clientName, requested, user: sessionUser } = await load(req, res);
+      const { details, client, clientName, requested, clientScopes, user: sessionUser } = await load(req, res);
       const body = (req.body ?? {}) as Record<string, string | undefined>;
       if (!csrf.verify('interaction', details.uid, body.csrf)) {
-        render(res, { uid: details.uid, clientName, requested, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
+        render(res, { uid: details.uid, clientName, requested, clientScopes, user: sessionUser, error: 'The form expired. Please try again.' }, 403);
         return;
       }
       if (body.decision !== 'approve') {
@@ -177,16 +182,16 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
         } catch (error) {
           if (!(error instanceof HashingBusyError)) throw error;
           res.set('Retry-After', '1');
-          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'The service is busy. Try again in a moment.' }, 503);
+          render(res, { uid: details.uid, clientName, requested, clientScopes, user: null, username, error: 'The service is busy. Try again in a moment.' }, 503);
           return;
         }
         if (result.status === 'limited') {
           res.set(rateLimitHeaders(result.limit, result.retryAfterSeconds));
-          render(res, { uid: details.uid, clientName, requested, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.` }, 429);
+          render(res, { uid: details.uid, clientName, requested, clientScopes, user: null, username, error: `Too many sign-in attempts. Try again in ${Math.ceil(result.retryAfterSeconds / 60)} minutes.` }, 429);
           return;
         }
         if (result.status === 'failed') {
-          render(res, { uid: details.uid, clientName, requested, user: null, username, error: 'Wrong username or password.' }, 401);
+          render(res, { uid: details.uid, clientName, requested, clientScopes, user: null, username, error: 'Wrong username or password.' }, 401);
           return;
         }
         user = result.user;
@@ -230,7 +235,7 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
 
   router.post('/interaction/:uid/second-factor', express.urlencoded({ extended: false, limit: '10kb' }), async (req, res, next) => {
     try {
-      const { details, client, requested } = await load(req, res);
+      const { details, client, requested, clientScopes } = await load(req, res);
       const body = (req.body ?? {}) as Record<string, string | undefined>;
       const again = async (status: number, error: string) => {
         if (!(await secondStepPage(req, res, details.uid, status, error))) res.redirect(303, `/interaction/${details.uid}`);
@@ -242,7 +247,7 @@ ${view.user ? '' : providerButtons(config.identityProviders, (provider) => `/int
       const result = await secondStep.attempt(req, res, stepAnswer(body), details.uid);
       if (result.status === 'expired') {
         const { clientName } = await load(req, res);
-        render(res, { uid: details.uid, clientName, requested, user: null, error: 'The sign-in took too long. Sign in again.' }, 401);
+        render(res, { uid: details.uid, clientName, requested, clientScopes, user: null, error: 'The sign-in took too long. Sign in again.' }, 401);
         return;
       }
       if (result.status === 'limited') {
