@@ -288,6 +288,8 @@ describe('token profiles and path scopes', () => {
       const wider = await create('/records');
       expect(wider.status).toBe(400);
       expect(wider.html).toContain('is not one of your allowed scopes');
+      // The refused form keeps the path typed and marks it.
+      expect(wider.html).toMatch(/<input id="path-deposit:write:\/records\/123" [^>]*value="\/records" aria-invalid="true" aria-describedby="scopes-error">/);
       const malformed = await create('/records/123/../124');
       expect(malformed.status).toBe(400);
       expect(malformed.html).toContain('a path may not hold');

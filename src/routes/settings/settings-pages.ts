@@ -69,6 +69,11 @@ export function tokensPage(o: TokensPageOptions): Page {
   const live = o.tokens.filter((t) => !t.revoked);
   // A refused form keeps what was typed; a fresh one offers read and the default lifetime.
   const typedName = o.form?.values.name;
+  /** The path typed beside a path scope, kept when the form is refused. */
+  const typedPath = (scope: string) => {
+    const value = o.form?.values[`path:${scope}`];
+    return typeof value === 'string' ? value : '';
+  };
   const typedScopes = o.form?.values.scopes;
   const checked = o.form ? (Array.isArray(typedScopes) ? typedScopes : typeof typedScopes === 'string' ? [typedScopes] : []) : ['read'];
   const typedExpiry = o.form?.values.expires_in_days;
@@ -117,7 +122,7 @@ ${live.length
     <label for="scope-${s.name}"><code>${s.name}</code> <span class="muted">${s.description}</span></label>${s.paths
       ? html`
     <label for="path-${s.name}" class="muted">Only under this path<span class="visually-hidden"> for ${s.name}</span> (optional)</label>
-    <input id="path-${s.name}" name="path:${s.name}" type="text" maxlength="256" placeholder="/records/123" spellcheck="false" autocapitalize="off">`
+    <input id="path-${s.name}" name="path:${s.name}" type="text" maxlength="256" placeholder="/records/123" spellcheck="false" autocapitalize="off" value="${typedPath(s.name)}"${o.form?.errors.scopes && typedPath(s.name) ? html` aria-invalid="true" aria-describedby="scopes-error"` : ''}>`
       : ''}</div>`,
     )}
     ${scopes.message}
