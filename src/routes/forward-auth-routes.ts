@@ -11,7 +11,7 @@ import { configuredSources, presentedCredential } from '../credentials/presented
 import { isPromise } from '../shared/awaitable.ts';
 import { dpopAuthorizationToken, forwardedRequest, SenderConstraintRefusal, type SenderConstraintCheck } from '../introspection/sender-constraint.ts';
 import type { Logger } from 'pino';
-import { allowsPath, parseRequestPath, parseScopePath } from '../shared/path-scopes.ts';
+import { allowsPath, capabilitiesFor, parseRequestPath, parseScopePath } from '../shared/path-scopes.ts';
 
 /** RFC 6749 §3.3: the characters a scope may hold (also all that may go into WWW-Authenticate's scope). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
@@ -209,18 +209,4 @@ function forwardedPathCheck(headers: Record<string, string | string[] | undefine
     anyOf = capabilitiesFor(query.capability, method);
   }
   return { all: named, anyOf, path };
-}
-
-const READS = new Set(['GET', 'HEAD', 'OPTIONS', 'PROPFIND']);
-const CREATES = new Set(['PUT', 'POST', 'MKCOL', 'COPY']);
-
-/** The capabilities, any one of which allows a method (as @tessera/verifier's capabilitiesFor). */
-function capabilitiesFor(profile: 'wlcg' | 'scitokens', method: string): string[] {
-  const verb = method.toUpperCase();
-  if (profile === 'wlcg') {
-    if (READS.has(verb)) return ['storage.read'];
-    if (CREATES.has(verb)) return ['storage.create', 'storage.modify'];
-    return ['storage.modify'];
-  }
-  return READS.has(verb) ? ['read'] : ['write'];
 }

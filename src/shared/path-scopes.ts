@@ -148,3 +148,21 @@ export function checkCatalogScope(scope: string, catalog: Readonly<Record<string
   if (reading.kind === 'path') return { ok: true, scope: reading.canonical };
   return Object.hasOwn(catalog, scope) ? { ok: true, scope } : { ok: false, problem: `unknown scope "${scope}"` };
 }
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS', 'PROPFIND']);
+const CREATES = new Set(['PUT', 'POST', 'MKCOL', 'COPY']);
+
+/**
+ * The capabilities, any one of which allows a request method on a path (WLCG: storage.read for
+ * reading, storage.create or storage.modify for writing, storage.modify for the rest; SciTokens:
+ * read or write). The same rule as @tessera/verifier's capabilitiesFor.
+ */
+export function capabilitiesFor(profile: 'wlcg' | 'scitokens', method: string): string[] {
+  const verb = method.toUpperCase();
+  if (profile === 'wlcg') {
+    if (READS.has(verb)) return ['storage.read'];
+    if (CREATES.has(verb)) return ['storage.create', 'storage.modify'];
+    return ['storage.modify'];
+  }
+  return READS.has(verb) ? ['read'] : ['write'];
+}

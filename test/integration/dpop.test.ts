@@ -13,10 +13,8 @@ import { accessTokenHash } from '../../src/introspection/dpop-proof.ts';
 import { approveDevice } from '../support/device-approval.ts';
 import type { TestTessera } from '../support/start-tessera.ts';
 import { tesseraForSuite } from '../support/suite-tessera.ts';
-import { freePort } from '../support/private-redis.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
-import { startTestTessera } from '../support/start-tessera.ts';
+import type { ServerProcess } from '../support/server-process.ts';
+import { startTwoNodes, type TwoNodes } from '../support/two-nodes.ts';
 
 const JWT_API = 'https://records.example.org';
 const by = { actor: 'test' };
@@ -364,33 +362,18 @@ describe('@tessera/client with nonces required at the token endpoint and at the 
 // Two Tessera processes on one database and one Redis prefix, as two nodes behind a load balancer:
 // a proof spent at one is spent at both, and a nonce one gave is good at the other.
 describe('DPoP across two Tessera nodes', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
+  let nodes: TwoNodes;
   let a: TestTessera;
   let b: ServerProcess;
   let secret: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const port = await freePort();
-    const shared = {
-      ISSUER: `http://127.0.0.1:${port}`,
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      TESSERA_REDIS_PREFIX: prefix,
-      TESSERA_KEY_SECRET: 'dpop-two-nodes-key-encryption-secret-0123',
-      TESSERA_COOKIE_KEYS: 'dpop-two-nodes-cookie-key-0123456789abcd',
-      TESSERA_DPOP_REQUIRE_NONCE: 'true',
-    };
-    a = await startTestTessera({ ...shared, PORT: String(port) });
-    b = await startServerProcess({ ...shared, PORT: '0' });
+    nodes = await startTwoNodes({ settings: { TESSERA_DPOP_REQUIRE_NONCE: 'true' } });
+    ({ a, b } = nodes);
     secret = (await a.core.clients.create({ clientId: 'harvester', name: 'Harvester', kind: 'service', scopes: ['read'] }, by)).secret!;
   }, 60_000);
   afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
+    await nodes?.stop();
   });
 
   /** A client-credentials request to `node` with a proof (and `nonce`, if given). */

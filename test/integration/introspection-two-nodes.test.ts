@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
-import { freePort } from '../support/private-redis.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import type { ServerProcess } from '../support/server-process.ts';
+import type { TestTessera } from '../support/start-tessera.ts';
+import { introspectAs } from '../support/token-requests.ts';
+import { startTwoNodes, type TwoNodes } from '../support/two-nodes.ts';
 
 const JWT_API = 'https://records.example.org';
 /** The issue's bound: a revocation on one node is honoured by introspection on every node within this. */
@@ -19,9 +16,7 @@ const PROPAGATION_BOUND_MS = 100;
 // introspected on B until B has it cached, ended on A, and must read inactive on B within 100 ms.
 // B's cache keeps active answers for 60 s, so only the invalidation can make it let go in time.
 describe('introspection across two Tessera processes sharing Redis and PostgreSQL', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
-  let configDir: string;
+  let nodes: TwoNodes;
   let a: TestTessera;
   let b: ServerProcess;
   let issuer: URL;
@@ -31,25 +26,11 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
   let serviceSecret: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    configDir = await mkdtemp(join(tmpdir(), 'tessera-two-nodes-'));
-    const configFile = join(configDir, 'tessera.json');
-    await writeFile(configFile, JSON.stringify({ oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' } } } }));
-    const port = await freePort();
-    issuer = new URL(`http://127.0.0.1:${port}`);
-    const shared = {
-      ISSUER: issuer.origin,
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      TESSERA_REDIS_PREFIX: prefix,
-      TESSERA_CONFIG: configFile,
-      TESSERA_KEY_SECRET: 'two-nodes-key-encryption-secret-0123456789',
-      TESSERA_COOKIE_KEYS: 'two-nodes-cookie-key-0123456789abcdefghij',
-      TESSERA_DEVICE_POLL_INTERVAL: '1',
-      TESSERA_INTROSPECTION_CACHE_TTL: '60',
-    };
-    a = await startTestTessera({ ...shared, PORT: String(port) });
-    b = await startServerProcess({ ...shared, PORT: '0' });
+    nodes = await startTwoNodes({
+      config: { oauth: { resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' } } } },
+      settings: { TESSERA_DEVICE_POLL_INTERVAL: '1', TESSERA_INTROSPECTION_CACHE_TTL: '60' },
+    });
+    ({ a, b, issuer } = nodes);
 
     await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write'] }, by);
     await a.core.accounts.createUser({ username: 'bob', password: 'bob-password-long', scopes: ['read'] }, by);
@@ -60,22 +41,10 @@ describe('introspection across two Tessera processes sharing Redis and PostgreSQ
   }, 60_000);
 
   afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
-    if (configDir) await rm(configDir, { recursive: true, force: true });
+    await nodes?.stop();
   });
 
-  async function introspect(base: string, token: string): Promise<Record<string, unknown>> {
-    const res = await fetch(`${base}/oauth/introspect`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`records-api:${rsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token }),
-    });
-    expect(res.status).toBe(200);
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (base: string, token: string) => introspectAs({ url: base }, { id: 'records-api', secret: rsSecret }, token);
 
   /**
    * Introspects on B until it has the answer cached, ends the credential on A, then asks B again

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
-import { freePort } from '../support/private-redis.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
+import type { ServerProcess } from '../support/server-process.ts';
 import { startSmtpMailbox, type SmtpMailbox } from '../support/smtp-mailbox.ts';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import type { TestTessera } from '../support/start-tessera.ts';
+import { introspectAs } from '../support/token-requests.ts';
+import { startTwoNodes, type TwoNodes } from '../support/two-nodes.ts';
 
 // The leaked-token endpoint as GitHub's secret scanning uses it: a stand-in of GitHub's key
 // endpoint served here over HTTP, reports signed with the openssl command (not Tessera's code),
@@ -37,9 +37,8 @@ interface TestKey {
 }
 
 describe('reports of leaked tokens (GitHub secret scanning partner format)', () => {
-  const prefix = uniqueRedisPrefix();
+  let nodes: TwoNodes;
   let dir: string;
-  let db: TestDatabase;
   let a: TestTessera;
   let b: ServerProcess;
   let smtp: SmtpMailbox;
@@ -81,15 +80,7 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     return send(body, { 'github-public-key-identifier': keyId, 'github-public-key-signature': await sign(body, key) });
   }
 
-  async function introspect(base: string, token: string): Promise<Record<string, unknown>> {
-    const res = await fetch(`${base}/oauth/introspect`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`records-api:${rsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token }),
-    });
-    expect(res.status).toBe(200);
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (base: string, token: string) => introspectAs({ url: base }, { id: 'records-api', secret: rsSecret }, token);
 
   /** Asks until the answer is inactive; B caches active answers for 60 s, so only the invalidation gets it there in time. */
   async function inactiveWithin(base: string, token: string, ms: number): Promise<void> {
@@ -134,29 +125,20 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     await new Promise<void>((resolve) => keyServer.listen(0, '127.0.0.1', resolve));
     const keysUrl = `http://127.0.0.1:${(keyServer.address() as AddressInfo).port}/meta/public_keys/secret_scanning`;
 
-    db = await createTestDatabase();
     smtp = await startSmtpMailbox();
-    const port = await freePort();
-    const shared = {
-      ISSUER: `http://127.0.0.1:${port}`,
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      TESSERA_REDIS_PREFIX: prefix,
-      TESSERA_KEY_SECRET: 'leaks-key-encryption-secret-0123456789abc',
-      TESSERA_COOKIE_KEYS: 'leaks-cookie-key-0123456789abcdefghijklmn',
-      TESSERA_INTROSPECTION_CACHE_TTL: '60',
-      TESSERA_DEVICE_POLL_INTERVAL: '1',
-    };
-    a = await startTestTessera(
-      { ...shared, PORT: String(port), TESSERA_LEAKED_TOKENS: 'true' },
-      {
-        leakedTokens: { reporters: { github: { keysUrl } }, maxBodyBytes: 65_536, maxTokensPerReport: 50 },
-        mail: { smtp: { host: '127.0.0.1', port: smtp.port }, from: 'Records <no-reply@records.example>' },
-        branding: { productName: 'Records' },
+    nodes = await startTwoNodes({
+      settings: { TESSERA_INTROSPECTION_CACHE_TTL: '60', TESSERA_DEVICE_POLL_INTERVAL: '1' },
+      a: {
+        settings: { TESSERA_LEAKED_TOKENS: 'true' },
+        overrides: {
+          leakedTokens: { reporters: { github: { keysUrl } }, maxBodyBytes: 65_536, maxTokensPerReport: 50 },
+          mail: { smtp: { host: '127.0.0.1', port: smtp.port }, from: 'Records <no-reply@records.example>' },
+          branding: { productName: 'Records' },
+        },
+        options: { clock: () => Date.now() + clockOffsetMs },
       },
-      { clock: () => Date.now() + clockOffsetMs },
-    );
-    b = await startServerProcess({ ...shared, PORT: '0' });
+    });
+    ({ a, b } = nodes);
     await a.core.accounts.createUser({ username: 'alice', email: 'alice@example.org', password: 'alice-password', scopes: ['read'] }, by);
     rsSecret = (await a.core.clients.create({ clientId: 'records-api', name: 'Records API', kind: 'resource_server' }, by)).secret!;
     await a.core.clients.create({ clientId: 'cli', name: 'Repository CLI', kind: 'device', scopes: ['read', 'offline_access'] }, by);
@@ -164,12 +146,9 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
   }, 60_000);
 
   afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
+    await nodes?.stop();
     await smtp?.stop();
     await new Promise((resolve) => keyServer?.close(resolve));
-    await db?.drop();
-    await dropRedisPrefix(prefix);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
-import { freePort } from '../support/private-redis.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
-import { createTestDatabase, dropRedisPrefix, TEST_REDIS_URL, uniqueRedisPrefix, type TestDatabase } from '../support/services.ts';
-import { startTestTessera, type TestTessera } from '../support/start-tessera.ts';
+import type { ServerProcess } from '../support/server-process.ts';
+import type { TestTessera } from '../support/start-tessera.ts';
+import { introspectAs } from '../support/token-requests.ts';
+import { startTwoNodes, type TwoNodes } from '../support/two-nodes.ts';
 import { documentedFetch } from '../support/documented-answers.ts';
 import { runTessera } from '../support/cli-process.ts';
 import { HttpBrowser } from '../support/http-browser.ts';
@@ -31,9 +28,7 @@ const GUESSES = 20;
 // through openid-client's genericGrantRequest; the exchanged JWTs are checked with jose against
 // the published JWKS and introspected on both nodes, before and after their subject ends.
 describe('token exchange (RFC 8693)', () => {
-  const prefix = uniqueRedisPrefix();
-  let db: TestDatabase;
-  let configDir: string;
+  let nodes: TwoNodes;
   let a: TestTessera;
   let b: ServerProcess;
   let issuer: URL;
@@ -46,12 +41,8 @@ describe('token exchange (RFC 8693)', () => {
   let aliceId: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    configDir = await mkdtemp(join(tmpdir(), 'tessera-exchange-'));
-    const configFile = join(configDir, 'tessera.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
+    nodes = await startTwoNodes({
+      config: {
         oauth: {
           resources: { 'urn:tessera:api': { format: 'opaque' }, [JWT_API]: { format: 'jwt' }, [STORAGE]: { format: 'jwt' }, [COMPUTE]: { format: 'opaque' }, [STORAGE_ELEMENT]: { format: 'jwt', profile: 'wlcg' } },
         },
@@ -81,26 +72,17 @@ describe('token exchange (RFC 8693)', () => {
             tokenExchange: { subjectTokenKinds: ['personal_access_token'], audiences: [STORAGE_ELEMENT], scopes: ['storage.read:/atlas'] },
           },
         ],
-      }),
-    );
-    const port = await freePort();
-    issuer = new URL(`http://127.0.0.1:${port}`);
-    const shared = {
-      ISSUER: issuer.origin,
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      TESSERA_REDIS_PREFIX: prefix,
-      TESSERA_CONFIG: configFile,
-      TESSERA_KEY_SECRET: 'exchange-key-encryption-secret-0123456789',
-      TESSERA_COOKIE_KEYS: 'exchange-cookie-key-0123456789abcdefghijkl',
-      TESSERA_DEVICE_POLL_INTERVAL: '1',
-      TESSERA_INTROSPECTION_CACHE_TTL: '60',
-      // Personal-token guessing: a budget a test can use up (and the other tests do not).
-      TESSERA_FAILED_LOOKUPS_PER_SOURCE: String(GUESSES),
-      TESSERA_FAILED_LOOKUP_WINDOW: '3600',
-    };
-    a = await startTestTessera({ ...shared, PORT: String(port), TESSERA_METRICS_PORT: '0' });
-    b = await startServerProcess({ ...shared, PORT: '0' });
+      },
+      settings: {
+        TESSERA_DEVICE_POLL_INTERVAL: '1',
+        TESSERA_INTROSPECTION_CACHE_TTL: '60',
+        // Personal-token guessing: a budget a test can use up (and the other tests do not).
+        TESSERA_FAILED_LOOKUPS_PER_SOURCE: String(GUESSES),
+        TESSERA_FAILED_LOOKUP_WINDOW: '3600',
+      },
+      a: { settings: { TESSERA_METRICS_PORT: '0' } },
+    });
+    ({ a, b, issuer } = nodes);
 
     aliceId = (await a.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write', 'deposit:actions'] }, by)).id;
     await a.core.accounts.createUser({ username: 'bob', password: 'bob-password-long', scopes: ['read'] }, by);
@@ -118,24 +100,12 @@ describe('token exchange (RFC 8693)', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-    await db?.drop();
-    await dropRedisPrefix(prefix);
-    if (configDir) await rm(configDir, { recursive: true, force: true });
+    await nodes?.stop();
   });
 
   const exchange = (config: oidc.Configuration, parameters: Record<string, string>) => oidc.genericGrantRequest(config, EXCHANGE, { subject_token_type: ACCESS_TOKEN, ...parameters });
 
-  async function introspect(base: string, token: string): Promise<Record<string, unknown>> {
-    const res = await fetch(`${base}/oauth/introspect`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`records-api:${rsSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token }),
-    });
-    expect(res.status).toBe(200);
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const introspect = (base: string, token: string) => introspectAs({ url: base }, { id: 'records-api', secret: rsSecret }, token);
 
   /** Active on both nodes (and cached there), then ended by `end`, then inactive on both within generous bounds. */
   async function endsEverywhere(tokens: string[], end: () => Promise<void>) {
@@ -188,7 +158,7 @@ describe('token exchange (RFC 8693)', () => {
   });
 
   it('shows each policy in `tessera client show`', async () => {
-    const env = { DATABASE_URL: db.url, TESSERA_CONFIG: join(configDir, 'tessera.json') };
+    const env = { DATABASE_URL: nodes.db.url, TESSERA_CONFIG: nodes.configFile! };
     expect((await runTessera(['client', 'show', 'batch-jobs'], env)).stdout).toContain(`token_exchange:     personal_access_token access_token session → ${STORAGE} (scopes read deposit:write)`);
     expect((await runTessera(['client', 'show', 'pipeline'], env)).stdout).toContain(`token_exchange:     access_token → ${COMPUTE} ${STORAGE} (scopes read)`);
     expect((await runTessera(['client', 'show', 'harvester'], env)).stdout).toContain('token_exchange:     no');

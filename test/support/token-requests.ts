@@ -39,7 +39,7 @@ export async function tokenRequest(tessera: TestTessera, form: Record<string, st
 }
 
 /** What `tessera`'s introspection endpoint says of `token`, asked by the resource server `caller`. */
-export async function introspectAs(tessera: TestTessera, caller: { id: string; secret: string }, token: string): Promise<Record<string, unknown>> {
+export async function introspectAs(tessera: { url: string }, caller: { id: string; secret: string }, token: string): Promise<Record<string, unknown>> {
   const res = await fetch(new URL('/oauth/introspect', tessera.url), { method: 'POST', headers: { ...FORM, authorization: basic(caller.id, caller.secret) }, body: new URLSearchParams({ token }) });
   return (await res.json()) as Record<string, unknown>;
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import * as server from '../../../src/shared/path-scopes.ts';
 import * as verifier from '../../../packages/verifier/src/path-scopes.ts';
-import { capabilitiesFor } from '../../../packages/verifier/src/path-scopes.ts';
 
 // The server's rules (src/shared/path-scopes.ts) and the verifier package's copy
 // (packages/verifier/src/path-scopes.ts) decide one table of cases the same way.
@@ -88,11 +87,13 @@ describe('the server\'s reading of scopes against the catalog', () => {
   });
 });
 
-describe('capabilities by method', () => {
+describe.each(IMPLEMENTATIONS)('capabilities by method (%s)', (_name, { capabilitiesFor }) => {
   it('maps methods to WLCG and SciTokens capabilities', () => {
     expect(capabilitiesFor('wlcg', 'GET')).toEqual(['storage.read']);
     expect(capabilitiesFor('wlcg', 'head')).toEqual(['storage.read']);
+    expect(capabilitiesFor('wlcg', 'PROPFIND')).toEqual(['storage.read']);
     expect(capabilitiesFor('wlcg', 'PUT')).toEqual(['storage.create', 'storage.modify']);
+    expect(capabilitiesFor('wlcg', 'MKCOL')).toEqual(['storage.create', 'storage.modify']);
     expect(capabilitiesFor('wlcg', 'DELETE')).toEqual(['storage.modify']);
     expect(capabilitiesFor('scitokens', 'GET')).toEqual(['read']);
     expect(capabilitiesFor('scitokens', 'DELETE')).toEqual(['write']);
