@@ -39,8 +39,8 @@ function describeCliOn(name: string, setup: () => Promise<{ env: Record<string, 
     it('migrates, creates a user whose password then checks, and lists it', async () => {
       const migrated = await tessera(['migrate'], env);
       expect(migrated).toMatchObject({ code: 0 });
-      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks, 7_client_introspection, 8_audit_events_subject_index, 9_audit_events_actor_index, 10_audit_events_user_index, 11_audit_events_client_index, 12_audit_events_action_index, 13_audit_events_time_index, 14_audit_events_drop_time_indexes, 15_user_identities, 16_totp_factors, 17_recovery_codes, 18_passkey_credentials, 19_password_resets; schema at 19\./);
-      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(19\)/);
+      expect(migrated.stdout).toMatch(/Applied 1_users, 2_audit_events, 3_signing_keys, 4_clients, 5_personal_tokens, 6_client_jwks, 7_client_introspection, 8_audit_events_subject_index, 9_audit_events_actor_index, 10_audit_events_user_index, 11_audit_events_client_index, 12_audit_events_action_index, 13_audit_events_time_index, 14_audit_events_drop_time_indexes, 15_user_identities, 16_totp_factors, 17_recovery_codes, 18_passkey_credentials, 19_password_resets, 20_client_token_exchange; schema at 20\./);
+      expect((await tessera(['migrate'], env)).stdout).toMatch(/Schema is up to date \(20\)/);
 
       const created = await tessera(['user', 'create', 'alice', '--email', 'alice@example.org', '--scopes', 'read,deposit:write', '--password-stdin'], env, 'a long enough password\n');
       expect(created.stderr).toBe('');

@@ -131,6 +131,7 @@ const ROUTES: readonly FuzzRoute[] = [
   { path: '/admin/clients/:id', family: 'page' },
   { path: '/admin/clients/:id/introspection', family: 'page' },
   { path: '/admin/clients/:id/jwks', family: 'page' },
+  { path: '/admin/clients/:id/token-exchange', family: 'page' },
   { path: '/admin/clients/:id/rotate-secret', family: 'page' },
   { path: '/admin/clients/:id/delete', family: 'page' },
   { path: '/admin/keys', family: 'page' },

@@ -69,6 +69,7 @@ const NOT_IN_THE_DOCUMENT: Readonly<Record<string, string>> = {
   '/admin/clients/:id': 'the admin console: a page',
   '/admin/clients/:id/introspection': "the admin console: a page's form",
   '/admin/clients/:id/jwks': "the admin console: a page's form",
+  '/admin/clients/:id/token-exchange': "the admin console: a page's form",
   '/admin/clients/:id/rotate-secret': 'the admin console: a confirmation page and its form',
   '/admin/clients/:id/delete': 'the admin console: a confirmation page and its form',
   '/admin/keys': 'the admin console: a page',
