@@ -44,7 +44,8 @@ describe('embedded mode: the server with nothing configured', () => {
     } finally {
       expect(await again.stop()).toBe(0);
     }
-  });
+    // Two starts on a new PGlite database (one creating it and migrating) are heavy on a busy machine.
+  }, 60_000);
 
   it('refuses a second process on the same data directory with a clear message', async () => {
     const server = await startServerProcess({}, { cwd: dir });
