@@ -96,9 +96,9 @@ describe('authorization code flow for web clients', () => {
       state,
     });
     const done = await signIn(url);
-    expect(done.html).toBe('the portal');
     const returned = new URL(done.url);
-    expect(returned.origin + returned.pathname).toBe(redirectUri);
+    // Status and address too, so that a page answered instead of the redirect says which it was.
+    expect([done.status, returned.origin + returned.pathname, done.html]).toEqual([200, redirectUri, 'the portal']);
     expect(returned.searchParams.get('state')).toBe(state);
 
     const tokens = await oidc.authorizationCodeGrant(portal, returned, { pkceCodeVerifier: verifier, expectedState: state }, { redirect_uri: redirectUri });

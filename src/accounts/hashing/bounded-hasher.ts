@@ -13,7 +13,8 @@ export interface HashingLimits {
 
 /**
  * While the gauge says busy, a hash starts no sooner than (mean hash time ÷ busyShare) after the
- * previous one: kernel priorities alone do not hold hashing back (see the architecture note).
+ * previous one, capped at half of deadlineMs: kernel priorities alone do not hold hashing back
+ * (see the architecture note).
  */
 export interface HashingPacing {
   /** The share of one core (0 < share ≤ 1) hashing may take while the gauge says busy; 1: no pacing. */
@@ -77,10 +78,15 @@ export function createBoundedPasswordHasher(hasher: PasswordHasher, limits: Hash
   let lastStartAt = 0;
   let paceTimer: ReturnType<typeof setTimeout> | undefined;
 
-  /** How long the next start must wait for the pace, in ms (0: it may start now). */
+  /**
+   * How long the next start must wait for the pace, in ms (0: it may start now). The gap is at
+   * most half the deadline: when hashes are slow (a loaded machine), the pace alone must not make
+   * the one sign-in at the head of the queue fail as busy.
+   */
   function paceWait(): number {
     if (!paced) return 0;
-    const wait = lastStartAt + meanHashMs / paced.busyShare - now();
+    const gap = Math.min(meanHashMs / paced.busyShare, deadlineMs / 2);
+    const wait = lastStartAt + gap - now();
     return wait > 0 && paced.gauge.isBusy() ? wait : 0;
   }
 

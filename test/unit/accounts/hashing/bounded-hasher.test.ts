@@ -272,19 +272,42 @@ describe('bounded password hasher', () => {
       expect(fake.labels()).toEqual(['hash:a', 'hash:b', 'hash:c']);
     });
 
-    it('a waiter held back by the pace still fails with HashingBusyError at its deadline', async () => {
+    it('holds a waiter back by the pace for at most half its deadline, so slow hashes alone never make a sign-in fail', async () => {
+      // a takes 100 ms and the share is a tenth: the pace alone would hold b until 1,000 ms, past
+      // its 500 ms deadline. The gap is capped at 250 ms instead.
       const { fake, bounded, advance } = pacedSetup(0.1, { deadlineMs: 500 });
       observe(bounded.hash('a'));
       const held = observe(bounded.hash('b'));
       await advance(100);
       fake.started[0]!.resolve('A');
-      await advance(399);
-      expect(held.status).toBe('pending');
-      await advance(1); // b's deadline; the pace would let it start at 1,000 ms
-      expect(held.status).toBe('rejected');
-      expect(held.error).toBeInstanceOf(HashingBusyError);
-      await advance(1000);
+      await advance(149);
       expect(fake.labels()).toEqual(['hash:a']);
+      await advance(1);
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      fake.started[1]!.resolve('B');
+      await settle();
+      expect(held).toMatchObject({ status: 'resolved', value: 'B' });
+      expect(jest.getTimerCount()).toBe(0);
+    });
+
+    it('a waiter that gets no slot before its deadline still fails with HashingBusyError while paced', async () => {
+      const { fake, bounded, advance } = pacedSetup(0.1, { deadlineMs: 500 });
+      observe(bounded.hash('a'));
+      const second = observe(bounded.hash('b'));
+      const third = observe(bounded.hash('c'));
+      await advance(100);
+      fake.started[0]!.resolve('A');
+      await advance(150); // b starts at the capped gap and keeps the one slot
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
+      await advance(249);
+      expect(third.status).toBe('pending');
+      await advance(1); // c's deadline, with b still running
+      expect(third.status).toBe('rejected');
+      expect(third.error).toBeInstanceOf(HashingBusyError);
+      fake.started[1]!.resolve('B');
+      await advance(1000);
+      expect(second.status).toBe('resolved');
+      expect(fake.labels()).toEqual(['hash:a', 'hash:b']);
       expect(bounded.stats()).toEqual({ running: 0, queued: 0 });
     });
 
