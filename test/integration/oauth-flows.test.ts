@@ -42,7 +42,9 @@ function describeDeviceFlow(mode: 'PostgreSQL and Redis' | 'embedded (PGlite, in
       await tessera.core.accounts.createUser({ username: 'alice', password: 'alice-password', scopes: ['read', 'deposit:write'] }, by);
       await tessera.core.clients.create({ clientId: 'cli', name: 'Repository CLI', kind: 'device', scopes: ['read', 'deposit:write', 'deposit:actions', 'offline_access'] }, by);
       deviceConfig = await oidc.discovery(issuer, 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    });
+      // Embedded, PGlite (WebAssembly) starts and runs every migration first: on two busy cores that
+      // has taken more than the default 20 s.
+    }, 60_000);
     afterAll(async () => {
       await tessera?.stop();
       await db?.drop();
