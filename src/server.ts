@@ -204,7 +204,6 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     issuer: config.issuer,
     resources: config.oauth.resources,
     ttlSeconds: config.oauth.tokenExchangeTtlSeconds,
-    signingAlgorithm: config.oauth.signingAlgorithm,
     signingKeys,
     // Bound tokens are answered (senderConstrained) so that the exchange can refuse them by name.
     verifyCredential: (value) => verifier.verify(value, { refreshTokens: false, senderConstrained: true }),
@@ -222,7 +221,7 @@ async function buildOAuth(core: OnlineCore, subscriptions: Subscription[], clock
     pathScopes: config.pathScopes,
   });
   // RFC 9701 answers are signed with the key that signs tokens now (the first of the set).
-  const introspectionSigner = createIntrospectionSigner({ issuer: config.issuer, currentKey: () => signingKeys.privateJwks().keys[0]!, ...clocked });
+  const introspectionSigner = createIntrospectionSigner({ issuer: config.issuer, signingKeys, ...clocked });
   // DPoP-bound tokens at Tessera's own resource paths (forward-auth, /api/v1/me, userinfo).
   const { proofMaxAgeSeconds, resourceNonces } = config.oauth.dpop;
   const nonces = resourceNonces ? createResourceNonces(nonceSecret, proofMaxAgeSeconds) : undefined;

@@ -1,5 +1,5 @@
-import { CompactSign, importJWK, type CryptoKey, type KeyObject } from 'jose';
-import type { PrivateJwk } from '../oauth/signing-keys.ts';
+import { CompactSign } from 'jose';
+import type { PublishedSigningKeys } from '../oauth/published-signing-keys.ts';
 
 /** RFC 9701 §5: the media type of a signed answer, and (without `application/`) its JWT `typ`. */
 export const INTROSPECTION_JWT_MEDIA_TYPE = 'application/token-introspection+jwt';
@@ -7,8 +7,8 @@ export const INTROSPECTION_JWT_TYPE = 'token-introspection+jwt';
 
 export interface IntrospectionSignerDependencies {
   issuer: string;
-  /** The key signing now (PublishedSigningKeys: the current key, first of the set). */
-  currentKey: () => PrivateJwk;
+  /** The key that signs tokens now. */
+  signingKeys: Pick<PublishedSigningKeys, 'currentSigningKey'>;
   clock?: () => number;
 }
 
@@ -22,27 +22,12 @@ export function createIntrospectionSigner(deps: IntrospectionSignerDependencies)
   const clock = deps.clock ?? Date.now;
   const issuerJson = JSON.stringify(deps.issuer);
   const encoder = new TextEncoder();
-  /** The current key, imported once per key (a rotation brings a new object). */
-  let imported: { jwk: PrivateJwk; key: Promise<CryptoKey | KeyObject | Uint8Array> } | undefined;
-
-  function keyFor(jwk: PrivateJwk) {
-    if (imported?.jwk !== jwk) {
-      const key = importJWK(jwk, jwk.alg);
-      imported = { jwk, key };
-      // A failed import is not remembered: the next answer tries again.
-      key.catch(() => {
-        if (imported?.key === key) imported = undefined;
-      });
-    }
-    return imported.key;
-  }
-
   return {
     /** The compact JWS of `answerJson` (an answer as serialised for the JSON path) for `audience`. */
     async sign(audience: string, answerJson: string): Promise<string> {
-      const jwk = deps.currentKey();
+      const { kid, alg, key } = await deps.signingKeys.currentSigningKey();
       const payload = `{"iss":${issuerJson},"aud":${JSON.stringify(audience)},"iat":${Math.floor(clock() / 1000)},"token_introspection":${answerJson}}`;
-      return new CompactSign(encoder.encode(payload)).setProtectedHeader({ alg: jwk.alg, kid: jwk.kid, typ: INTROSPECTION_JWT_TYPE }).sign(await keyFor(jwk));
+      return new CompactSign(encoder.encode(payload)).setProtectedHeader({ alg, kid, typ: INTROSPECTION_JWT_TYPE }).sign(key);
     },
   };
 }

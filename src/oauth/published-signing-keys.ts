@@ -1,4 +1,4 @@
-import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, errors, importJWK, type CryptoKey, type JSONWebKeySet, type JWTVerifyGetKey, type KeyObject } from 'jose';
 import type { Logger } from 'pino';
 import type { PrivateJwk, SigningKeyStore } from './signing-keys.ts';
 
@@ -11,6 +11,8 @@ import type { PrivateJwk, SigningKeyStore } from './signing-keys.ts';
 export interface PublishedSigningKeys {
   /** oidc-provider's `jwks`: the private keys, the current one first. */
   privateJwks(): { keys: PrivateJwk[] };
+  /** The key signing now (the first), imported for jose once per key: for JWTs Tessera signs itself. */
+  currentSigningKey(): Promise<CurrentSigningKey>;
   publicJwks(): JSONWebKeySet;
   /** For jose's jwtVerify: the published key a token's header names. */
   verificationKey: JWTVerifyGetKey;
@@ -18,6 +20,12 @@ export interface PublishedSigningKeys {
   reload(): Promise<void>;
   /** Told of every new set (oidc-provider's keystore is replaced with it). */
   onChange(listener: (jwks: { keys: PrivateJwk[] }) => void): void;
+}
+
+export interface CurrentSigningKey {
+  kid: string;
+  alg: string;
+  key: CryptoKey | KeyObject | Uint8Array;
 }
 
 export interface PublishedSigningKeysOptions {
@@ -42,6 +50,22 @@ export async function createPublishedSigningKeys(options: PublishedSigningKeysOp
   let lastReloadAt = clock();
   let reloading: Promise<void> | undefined;
   const listeners: ((jwks: { keys: PrivateJwk[] }) => void)[] = [];
+  /** The current key as imported, with the JWK it came from (a rotation brings a new one). */
+  let imported: { jwk: PrivateJwk; key: Promise<CurrentSigningKey> } | undefined;
+
+  function currentSigningKey(): Promise<CurrentSigningKey> {
+    const [jwk] = current.keys;
+    if (!jwk) return Promise.reject(new Error('no signing key'));
+    if (imported?.jwk !== jwk) {
+      const key = importJWK(jwk, jwk.alg).then((imported) => ({ kid: jwk.kid, alg: jwk.alg, key: imported }));
+      imported = { jwk, key };
+      // A failed import is not remembered: the next caller tries again.
+      key.catch(() => {
+        if (imported?.key === key) imported = undefined;
+      });
+    }
+    return imported.key;
+  }
 
   const reload = () =>
     (reloading ??= (async () => {
@@ -60,6 +84,7 @@ export async function createPublishedSigningKeys(options: PublishedSigningKeysOp
 
   return {
     privateJwks: () => current,
+    currentSigningKey,
     publicJwks: () => publicPart(current),
     async verificationKey(header, token) {
       try {

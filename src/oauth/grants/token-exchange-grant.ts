@@ -5,7 +5,7 @@
 // This handler applies the client's policy and issues a short-lived RFC 9068 JWT, signed with the
 // keys oidc-provider signs with. Semantics and limits: docs/token-exchange.md.
 import { randomBytes } from 'node:crypto';
-import { importJWK, SignJWT, type CryptoKey } from 'jose';
+import { SignJWT } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import Provider, { errors } from 'oidc-provider';
 import type { UserCache } from '../../accounts/user-cache.ts';
@@ -51,8 +51,7 @@ export interface TokenExchangeDependencies {
   /** The catalog's path-scoped names: "storage.read:/atlas" covers "storage.read:/atlas/data". */
   pathScopes: ReadonlySet<string>;
   ttlSeconds: number;
-  signingAlgorithm: string;
-  signingKeys: Pick<PublishedSigningKeys, 'privateJwks'>;
+  signingKeys: Pick<PublishedSigningKeys, 'currentSigningKey'>;
   /** Tessera's one credential verifier: the active credential a value is, or null. */
   verifyCredential: (value: string) => Awaitable<ExchangeCredential | null>;
   users: Pick<UserCache, 'peekUser'>;
@@ -134,20 +133,6 @@ function scopesOf(ctx: KoaContextWithOIDC, subject: ExchangeCredential, policy: 
 /** Registers the grant type; `grant.error` events of the exchange become audit events. */
 export function registerTokenExchange(provider: Provider, deps: TokenExchangeDependencies): void {
   const clock = deps.clock ?? Date.now;
-  const keys = new Map<string, Promise<CryptoKey | Uint8Array>>();
-
-  /** The current signing key (the first of the keys oidc-provider signs with), imported once per kid. */
-  function signingKey(): { kid: string; alg: string; key: Promise<CryptoKey | Uint8Array> } {
-    const [current] = deps.signingKeys.privateJwks().keys;
-    if (!current) throw new Error('no signing key');
-    const alg = current.alg ?? deps.signingAlgorithm;
-    let key = keys.get(current.kid);
-    if (!key) {
-      key = importJWK({ ...current }, alg);
-      keys.set(current.kid, key);
-    }
-    return { kid: current.kid, alg, key };
-  }
 
   /** The active credential a value is; a client that keeps presenting unknown personal tokens is limited (429). */
   async function verified(ctx: KoaContextWithOIDC, clientId: string, value: string, name: string): Promise<ExchangeCredential> {
@@ -201,11 +186,11 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const exp = now + lifetime;
     // Recorded first: a token whose record is missing is inactive at introspection.
     await deps.exchangedTokens.record(jti, exp, subject.links);
-    const { kid, alg, key } = signingKey();
+    const { kid, alg, key } = await deps.signingKeys.currentSigningKey();
     // The claims of RFC 9068, reshaped for the audience's profile (WLCG, SciTokens) as oidc-provider's JWTs are.
     const claims = { iss: deps.issuer, sub: subject.sub, aud: audience, iat: now, exp, jti, client_id: client.clientId, scope: scopes.join(' '), act };
     const profile = deps.resources[audience]?.profile ?? 'rfc9068';
-    const token = await new SignJWT(shapeForProfile(profile, claims)).setProtectedHeader({ alg, kid, typ: 'at+jwt' }).sign(await key);
+    const token = await new SignJWT(shapeForProfile(profile, claims)).setProtectedHeader({ alg, kid, typ: 'at+jwt' }).sign(key);
 
     deps.audit.recordInBackground({
       actor: `client:${client.clientId}`,
