@@ -66,7 +66,7 @@ export interface EndedCredential {
 
 export interface LeakReportsOptions {
   personalTokens: Pick<PersonalTokenService, 'revokeLeaked'>;
-  sessions: Pick<ApiSessionStore, 'endAndReturn'>;
+  sessions: Pick<ApiSessionStore, 'peek' | 'endAndReturn'>;
   audit: Pick<AuditLog, 'record'>;
   /** Remembers ended sessions' digests, so that a repeated report of one still reads true_positive. */
   ephemeral: Pick<EphemeralStore, 'get' | 'set'>;
@@ -116,15 +116,20 @@ export function createLeakReports({ personalTokens, sessions, audit, ephemeral, 
     if (!found || !kind || clientId === null) return (await ephemeral.get(endedOAuthKey(digest))) !== null;
     const { accountId, grantId } = found.payload;
     const by = { actor: `reporter:${reporter}` };
-    if (typeof grantId === 'string' && typeof accountId === 'string') {
-      await oauthTokens.revokeGrant(grantId);
+    const personal = typeof grantId === 'string' && typeof accountId === 'string';
+    // Of reports of one token at once (two scanners, two nodes), the one that marks it ended records
+    // it: one event, one e-mail. Marked before it ends, so a report that finds it gone already
+    // finds the mark; every report ends it, so none depends on another finishing.
+    const first = await ephemeral.set(endedOAuthKey(digest), '1', { ttlMs: endedSessionMemoryMs, onlyIfAbsent: true });
+    if (personal) await oauthTokens.revokeGrant(grantId);
+    else await oauthTokens.destroy(found.model, value);
+    if (!first) return true;
+    if (personal) {
       await audit.record({ ...by, action: 'credential.leaked', subject: `user:${accountId}`, details: { ...sighting, kind, userId: accountId, clientId, grantId } });
       endedFor(accountId, { kind, clientId, url: sighting.url!, source: sighting.source!, reporter });
     } else {
-      await oauthTokens.destroy(found.model, value);
       await audit.record({ ...by, action: 'credential.leaked', subject: `client:${clientId}`, details: { ...sighting, kind: 'client_credentials', clientId } });
     }
-    await ephemeral.set(endedOAuthKey(digest), '1', { ttlMs: endedSessionMemoryMs });
     logger.warn({ reporter, kind, clientId, source: sighting.source }, 'revoked an OAuth token reported as leaked');
     return true;
   }
@@ -146,9 +151,11 @@ export function createLeakReports({ personalTokens, sessions, audit, ephemeral, 
       return result !== null;
     }
     const digest = tokenFormat.digest(report.token);
+    // Marked before it ends, so that a report of it at the same time that finds it gone already
+    // finds the mark; only the report that ends it records it.
+    if (await sessions.peek(report.token)) await ephemeral.set(endedSessionKey(digest), '1', { ttlMs: endedSessionMemoryMs });
     const session = await sessions.endAndReturn(report.token);
     if (session === null) return (await ephemeral.get(endedSessionKey(digest))) !== null;
-    await ephemeral.set(endedSessionKey(digest), '1', { ttlMs: endedSessionMemoryMs });
     await audit.record({ ...by, action: 'credential.leaked', subject: `user:${session.userId}`, details: { ...sighting, kind: 'session', userId: session.userId, session: session.id } });
     logger.warn({ reporter, kind, session: session.id, userId: session.userId, source: sighting.source }, 'ended an API session reported as leaked');
     endedFor(session.userId, { kind, url: sighting.url, source: sighting.source, reporter });

@@ -293,6 +293,30 @@ describe('reports of leaked tokens (GitHub secret scanning partner format)', () 
     expect(page).toContain('a refresh token of the app cli');
   }, 30_000);
 
+  it('records each credential once when reports of it arrive at the same time', async () => {
+    const alice = (await a.core.accounts.findUserByLogin('alice'))!;
+    const config = await oidc.discovery(new URL(a.config.issuer), 'cli', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const start = await oidc.initiateDeviceAuthorization(config, { scope: 'read offline_access' });
+    await approveDevice(a.config.issuer, start.user_code, 'alice', 'alice-password');
+    const { refresh_token: refresh } = await oidc.pollDeviceAuthorizationGrant(config, start);
+    const session = await login('alice', 'alice-password');
+    const { token } = await personalToken(session, 'found twice at once');
+    const url = 'https://github.com/o/r/blob/2/b';
+    const reports = [
+      { token: refresh!, type: 'tessera_oauth_token', url, source: 'commit' },
+      { token, type: 'tessera_personal_access_token', url, source: 'commit' },
+      { token: session, type: 'tessera_session_token', url, source: 'commit' },
+    ];
+    const before = (await leakEvents(alice.id)).length;
+    // Eight scanners' reports of the same three credentials, all at once.
+    const answers = await Promise.all(Array.from({ length: 8 }, async () => (await report(reports)).json() as Promise<{ label: string }[]>));
+    for (const answer of answers) expect(answer.map((verdict) => verdict.label)).toEqual(['true_positive', 'true_positive', 'true_positive']);
+    const all = await leakEvents(alice.id);
+    const events = all.slice(0, all.length - before); // newest first: this report's
+    expect(events.map((event) => event.details.kind).sort()).toEqual(['personal_access_token', 'refresh_token', 'session']);
+    for (const value of [refresh!, token, session]) expect(await introspect(a.url, value)).toEqual({ active: false });
+  }, 30_000);
+
   it('refuses what is not a signed JSON report from a configured reporter, saying why', async () => {
     const body = JSON.stringify([{ token: 'x', type: 't', url: '', source: 'content' }]);
     const signature = await sign(body, keyA);

@@ -29,6 +29,10 @@ function setUp() {
       },
     },
     sessions: {
+      // A lookup is counted where the session is ended; peeking first is part of that lookup.
+      async peek(token) {
+        return live.has(token) ? ({ id: 'S1', userId: 'u1' } as ApiSession) : null;
+      },
       async endAndReturn(token) {
         lookups.push(token);
         if (!live.delete(token)) return null;
@@ -52,7 +56,7 @@ describe('leak reports', () => {
     const asked: string[] = [];
     const withOAuth = createLeakReports({
       personalTokens: { revokeLeaked: async () => null },
-      sessions: { endAndReturn: async () => null },
+      sessions: { peek: async () => null, endAndReturn: async () => null },
       audit: { record: async () => undefined },
       ephemeral: createMemoryEphemeralStore(),
       endedSessionMemoryMs: 60_000,
