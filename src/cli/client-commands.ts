@@ -17,6 +17,7 @@ const USAGE = {
   rotateSecret: 'tessera client rotate-secret <client-id>',
   rotateKeys: 'tessera client rotate-keys <client-id> --jwks-file PATH',
   setIntrospection: 'tessera client set-introspection <client-id> on|off',
+  setTokenExchange: 'tessera client set-token-exchange <client-id> --subject-kinds K,... --audiences A,... --scopes S,... | off',
 };
 
 function oneClientId(positionals: string[], usage: string): string {
@@ -217,7 +218,25 @@ export function planClientCommand(args: string[]): PlannedCommand<ClientCore> {
         io.out(setting === 'on' ? `${clientId} may now call the introspection endpoint.` : `${clientId} may no longer call the introspection endpoint.`);
       };
     }
+    case 'set-token-exchange': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { 'subject-kinds': { type: 'string' }, audiences: { type: 'string' }, scopes: { type: 'string' } },
+      });
+      const [clientId, off] = positionals;
+      const given = [values['subject-kinds'], values.audiences, values.scopes];
+      const removing = positionals.length === 2 && off === 'off' && given.every((value) => value === undefined);
+      if (!removing && (positionals.length !== 1 || given.some((value) => value === undefined))) throw new UsageError(`usage: ${USAGE.setTokenExchange}`);
+      // The service checks kinds, audiences and scopes against the configuration, naming any that do not fit.
+      const policy = removing ? null : { subjectTokenKinds: splitList(values['subject-kinds']), audiences: splitList(values.audiences), scopes: splitList(values.scopes) };
+      return async ({ clients }, io) => {
+        const client = await clients.setTokenExchange(clientId!, policy, cliActor());
+        const exchange = client.tokenExchange;
+        io.out(exchange ? `${clientId} may now exchange ${exchange.subjectTokenKinds.join(', ')} for tokens for ${exchange.audiences.join(', ')}, with at most the scopes ${exchange.scopes.join(', ')}.` : `${clientId} may no longer exchange tokens.`);
+      };
+    }
     default:
-      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys|set-introspection ...\n  ${Object.values(USAGE).join('\n  ')}`);
+      throw new UsageError(`usage: tessera client create|list|show|delete|rotate-secret|rotate-keys|set-introspection|set-token-exchange ...\n  ${Object.values(USAGE).join('\n  ')}`);
   }
 }

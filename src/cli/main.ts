@@ -21,8 +21,12 @@ Usage:
   tessera client create --kind device|service|resource_server|web --name NAME [--id ID]
                  [--scopes S,...] [--redirect-uri URI ...] [--default-resource R] [--access-token-ttl SECONDS]
                  [--jwks-file PATH]     public keys (a JWK Set or one JWK): private_key_jwt, no secret
+                 [--may-introspect]     a service client that may also call the introspection endpoint
   tessera client list | show <id> | delete <id> | rotate-secret <id>
   tessera client rotate-keys <id> --jwks-file PATH   replace the public keys of a private_key_jwt client
+  tessera client set-introspection <id> on|off       let a service client call the introspection endpoint
+  tessera client set-token-exchange <id> --subject-kinds K,... --audiences A,... --scopes S,... | off
+                                            what a client may exchange (RFC 8693), for which audiences and scopes
   tessera keys list                         signing keys, current first
   tessera keys rotate                       add a signing key; the old one stays published until its tokens expire
   tessera audit [--user NAME | --user-id ID] [--action A | --action PREFIX.] [--client ID]

@@ -430,6 +430,31 @@ describe('client service on PostgreSQL', () => {
       await expect(database.query("UPDATE clients SET may_introspect = true WHERE client_id = 'records-api'")).rejects.toThrow(/clients_may_introspect_by_kind/);
     });
 
+    it('sets and removes a token-exchange policy (tessera client set-token-exchange), naming what does not fit', async () => {
+      issued.push(secretIn(await run(['create', '--kind', 'service', '--name', 'Grid jobs', '--id', 'grid-jobs']))!);
+      const policy = ['--subject-kinds', 'personal_access_token,access_token', '--audiences', 'urn:tessera:files', '--scopes', 'read'];
+      expect(await run(['set-token-exchange', 'grid-jobs', ...policy])).toBe(
+        'grid-jobs may now exchange personal_access_token, access_token for tokens for urn:tessera:files, with at most the scopes read.',
+      );
+      expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token'], audiences: ['urn:tessera:files'], scopes: ['read'] } });
+      expect(await run(['show', 'grid-jobs'])).toMatch(/^token_exchange: +personal_access_token access_token → urn:tessera:files \(scopes read\)$/m);
+      const wrongKind = await failure(run(['set-token-exchange', 'grid-jobs', '--subject-kinds', 'password', '--audiences', 'urn:tessera:files', '--scopes', 'read']));
+      expect([wrongKind.status, fields(wrongKind)]).toEqual([400, ['subjectTokenKinds.0']]);
+      const wrongTargets = await failure(run(['set-token-exchange', 'grid-jobs', '--subject-kinds', 'session', '--audiences', 'urn:elsewhere', '--scopes', 'read,admin']));
+      expect([wrongTargets.status, fields(wrongTargets)]).toEqual([400, ['audiences.0', 'scopes.1']]);
+      expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token'] } });
+      await expect(run(['set-token-exchange', 'declared-cli', ...policy])).rejects.toMatchObject({ status: 409 });
+      await expect(run(['set-token-exchange', 'nobody', ...policy])).rejects.toMatchObject({ status: 404 });
+      await expect(run(['set-token-exchange', 'grid-jobs', '--audiences', 'urn:tessera:files'])).rejects.toBeInstanceOf(UsageError);
+      await expect(run(['set-token-exchange', 'grid-jobs', 'off', '--scopes', 'read'])).rejects.toBeInstanceOf(UsageError);
+      expect(await run(['set-token-exchange', 'grid-jobs', 'off'])).toBe('grid-jobs may no longer exchange tokens.');
+      expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: null });
+      const { rows } = await database.query<{ details: { tokenExchange: unknown } }>(
+        "SELECT details FROM audit_events WHERE action = 'client.token_exchange_changed' AND subject = 'client:grid-jobs' ORDER BY id",
+      );
+      expect(rows.map((row) => row.details.tokenExchange === null)).toEqual([false, true]);
+    });
+
     it('creates web and device clients from the command line', async () => {
       const web = await run(['create', '--kind', 'web', '--name', 'Viewer', '--id', 'viewer', '--redirect-uri', 'https://viewer.example.org/cb', '--redirect-uri', 'http://localhost:5173/cb', '--default-resource', 'urn:tessera:files']);
       issued.push(secretIn(web)!);
