@@ -115,6 +115,31 @@ describe('DPoP (sender-constrained tokens)', () => {
     }
   }, 60_000);
 
+  it('answers a refresh retried with the same key within the reuse grace with the same tokens, and no other key or replayed proof', async () => {
+    const config = await oidc.discovery(issuer, 'cli', undefined, oidc.None(), insecure);
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const tokens = await deviceLogin(config, 'urn:tessera:api', oidc.getDPoPHandle(config, keys));
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(config, keys) });
+    // Its answer lost on the way: the CLI sends the old refresh token again, with a new proof of its key.
+    const retried = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(config, keys) });
+    expect([retried.access_token, retried.refresh_token, retried.token_type.toLowerCase()]).toEqual([refreshed.access_token, refreshed.refresh_token, 'dpop']);
+
+    // Another key, or no proof, is no retry: refused, and the login stands.
+    const other = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: other })).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // A proof is good once, on the retry path too.
+    const tokenEndpoint = config.serverMetadata().token_endpoint!;
+    const proof = await handProof(keys, { htm: 'POST', htu: tokenEndpoint });
+    const send = () => fetch(tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: 'cli' }) });
+    const first = await send();
+    expect([first.status, ((await first.json()) as { access_token?: string }).access_token]).toEqual([200, refreshed.access_token]);
+    const replayed = await send();
+    expect([replayed.status, ((await replayed.json()) as { error?: string }).error]).toEqual([400, 'invalid_grant']);
+    expect(await introspect(refreshed.access_token)).toMatchObject({ active: true, token_type: 'DPoP' });
+    expect(await introspect(refreshed.refresh_token!)).toMatchObject({ active: true });
+  }, 60_000);
+
   it('answers /api/v1/me and userinfo to a bound token with its proof, and refuses it as a bearer token', async () => {
     const config = await oidc.discovery(issuer, 'cli', undefined, oidc.None(), insecure);
     const keys = await oidc.randomDPoPKeyPair('ES256');

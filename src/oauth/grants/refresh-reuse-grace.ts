@@ -36,14 +36,15 @@ export interface RefreshReuseGraceOptions {
 
 export interface RefreshReuseGrace {
   /**
-   * The answer to a refresh of `value` by the (authenticated) client `clientId`: within the grace
-   * of its rotation, that rotation's answer (waiting for it while it is in flight); otherwise, for
-   * a token not rotated before, `rotate()`'s answer, which is then kept for the grace. Null when
-   * the token was rotated and its grace is over, or its successor has been used since, or there is
-   * no answer `clientId` may have, or `rotate` is not given and nothing was kept: the caller then
-   * answers as without a grace (reuse revokes the login).
+   * The answer to a refresh of `value` by `holder`, the (authenticated) client's id, with the
+   * thumbprint of its DPoP key where the request has a proof: within the grace of its rotation,
+   * that rotation's answer (waiting for it while it is in flight); otherwise, for a token not
+   * rotated before, `rotate()`'s answer, which is then kept for the grace. Null when the token was
+   * rotated and its grace is over, or its successor has been used since, or there is no answer
+   * `holder` may have, or `rotate` is not given and nothing was kept: the caller then answers as
+   * without a grace (reuse revokes the login).
    */
-  answer(value: string, clientId: string, rotate?: () => Promise<TokenAnswerBody>): Promise<TokenAnswerBody | null>;
+  answer(value: string, holder: string, rotate?: () => Promise<TokenAnswerBody>): Promise<TokenAnswerBody | null>;
 }
 
 /** Keys live this much longer than the grace in the store; the grace itself is decided by the clock. */

@@ -6,6 +6,8 @@ import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, Refres
 import readProviderInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 // @ts-expect-error -- untyped: how the constructor turns the `jwks` configuration into its keystore.
 import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
+// @ts-expect-error -- untyped: the token endpoint's DPoP proof check and its replay check.
+import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
 
 // The only module in src/ that reaches past oidc-provider's documented API (its docs/README.md
 // and @types/oidc-provider). Reviewed against the version below; when it changes, re-read each
@@ -20,6 +22,7 @@ import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js
 //   - the provider's router (lib/helpers/router.js `match`), to learn which methods a path serves
 //   - Session.prototype.persist (wrapped), for a session that was never saved
 //   - the keystore built from the `jwks` configuration (lib/helpers/initialize_keystore.js), built again on a key rotation
+//   - the token endpoint's DPoP proof checks (lib/helpers/validate_dpop.js), for a refresh answered within its reuse grace
 // Why each is needed: docs/design/oidc-provider-seam.md.
 
 /** The oidc-provider version this module and the direct grants were last reviewed against. */
@@ -70,6 +73,28 @@ export function wrapGrantHandler(provider: Provider, grantType: string, wrap: (o
 /** Replaces the replay check of client assertions: `unique` answers whether (iss, jti) is new, and claims it. */
 export function replaceAssertionReplayCheck(provider: Provider, unique: (iss: string, jti: string, exp: number) => Promise<boolean>): void {
   (provider.ReplayDetection as unknown as { unique: typeof unique }).unique = unique;
+}
+
+/** A DPoP proof at the token endpoint, as oidc-provider checked it. */
+export interface TokenEndpointDpopProof {
+  /** The RFC 7638 thumbprint of the proof's key: what the tokens are bound to. */
+  thumbprint: string;
+  jti: string;
+  iat: number;
+}
+
+/**
+ * The request's DPoP proof checked as oidc-provider's grant handlers check it (signature, typ,
+ * htm, htu, iat or nonce, with `use_dpop_nonce` when one is needed); undefined without a DPoP
+ * header. The result is remembered for the request, so the handler that runs next reuses it.
+ */
+export function tokenEndpointDpopProof(provider: Provider, ctx: KoaContextWithOIDC): Promise<TokenEndpointDpopProof | undefined> {
+  return (validateDpop as (provider: Provider, ctx: KoaContextWithOIDC) => Promise<TokenEndpointDpopProof | undefined>)(provider, ctx);
+}
+
+/** Refuses (invalid_grant) a proof whose jti was seen before, and claims it: for a request no grant handler runs for. */
+export function claimTokenEndpointDpopProof(provider: Provider, ctx: KoaContextWithOIDC, proof: TokenEndpointDpopProof, clientId: string): Promise<void> {
+  return (checkDpopReplay as (provider: Provider, ctx: KoaContextWithOIDC, proof: TokenEndpointDpopProof, clientId: string) => Promise<void>)(provider, ctx, proof, clientId);
 }
 
 /** Whether the client's secret has expired (client_secret_expires_at, with the clock tolerance). */

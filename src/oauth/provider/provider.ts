@@ -21,7 +21,7 @@ import { createDevicePollPolicy, type DevicePollPolicy } from '../device/device-
 import { renderOAuthErrorPage } from './error-page.ts';
 import type { JwtRevocations } from '../adapter/jwt-revocations.ts';
 import { createJwtAccessTokenRevocation, JWT_GRANT_CLAIM } from './jwt-access-token-revocation.ts';
-import { correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, replaceSigningKeys, reuseClientsByMetadata, skipPersistingUnsavedSessions, wrapGrantHandler } from './internals.ts';
+import { claimTokenEndpointDpopProof, correctDisallowedGrantError, patchClientSecretComparison, replaceAssertionReplayCheck, replaceSigningKeys, reuseClientsByMetadata, skipPersistingUnsavedSessions, tokenEndpointDpopProof, wrapGrantHandler } from './internals.ts';
 import type { PublishedSigningKeys } from '../published-signing-keys.ts';
 import { recordDeviceCancelled, recordJwtRevocation, recordReuseDetected, recordRevocation, revokeGrantPolicy } from './oauth-audit.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
@@ -356,7 +356,7 @@ export function createOidcProvider(deps: ProviderDependencies): TesseraProvider 
       ...(deps.clock ? { clock: deps.clock } : {}),
     })
     : undefined;
-  if (reuseGrace) wrapGrantHandler(provider, 'refresh_token', (original) => refreshWithGrace(reuseGrace, original));
+  if (reuseGrace) wrapGrantHandler(provider, 'refresh_token', (original) => refreshWithGrace(provider, reuseGrace, original));
 
   // A POST /device without a session answers its form with the error, not a 500 (internals.ts says why).
   skipPersistingUnsavedSessions(provider);
@@ -488,17 +488,22 @@ function requestedScopes(ctx: KoaContextWithOIDC, resource: string): string[] {
  * oidc-provider's refresh_token handler inside the reuse grace: a token rotated within the grace
  * gets its rotation's answer again, and of concurrent refreshes only one runs the handler (the
  * others wait for its answer). Otherwise, and after the grace, the handler answers as it does
- * (reuse revokes the grant). A DPoP request keeps the handler's own rules: a replayed answer would
- * have to be checked against its proof's key.
+ * (reuse revokes the grant). With DPoP the answer is kept for the client and the proof's key
+ * together: a retry gets it only with a fresh, valid proof of the same key (its jti claimed here,
+ * since the handler, which would, does not run), so a bound token is never handed to another key.
  */
-function refreshWithGrace(grace: RefreshReuseGrace, original: (ctx: KoaContextWithOIDC) => Promise<void>) {
+function refreshWithGrace(provider: Provider, grace: RefreshReuseGrace, original: (ctx: KoaContextWithOIDC) => Promise<void>) {
   return async (ctx: KoaContextWithOIDC): Promise<void> => {
     const value = ctx.oidc.params?.refresh_token;
     const clientId = ctx.oidc.client?.clientId;
-    if (typeof value !== 'string' || !clientId || ctx.get('dpop')) return original(ctx);
+    if (typeof value !== 'string' || !clientId) return original(ctx);
+    const proof = await tokenEndpointDpopProof(provider, ctx);
+    const holder = proof ? `${clientId} dpop:${proof.thumbprint}` : clientId;
+    let rotated = false;
     let answer: TokenAnswerBody | null;
     try {
-      answer = await grace.answer(value, clientId, async () => {
+      answer = await grace.answer(value, holder, async () => {
+        rotated = true;
         await original(ctx);
         return ctx.body as TokenAnswerBody;
       });
@@ -508,6 +513,7 @@ function refreshWithGrace(grace: RefreshReuseGrace, original: (ctx: KoaContextWi
       throw Object.assign(new errors.TemporarilyUnavailable(error.message), { status: 503, statusCode: 503 });
     }
     if (answer === null) return original(ctx);
+    if (proof && !rotated) await claimTokenEndpointDpopProof(provider, ctx, proof, clientId);
     ctx.body = answer;
   };
 }
