@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { approveDevice } from '../support/device-approval.ts';
 import type { ServerProcess } from '../support/server-process.ts';
@@ -456,6 +456,33 @@ describe('token exchange (RFC 8693)', () => {
     } finally {
       await a.core.accounts.setAllowedScopes('alice', ['read', 'deposit:write', 'deposit:actions'], by);
     }
+  });
+
+  it('binds the new token to the key of a DPoP proof sent with the exchange, and spends each proof once', async () => {
+    const pat = await personalToken();
+    const keys = await oidc.randomDPoPKeyPair('ES256');
+    const answer = await oidc.genericGrantRequest(batch, EXCHANGE, { subject_token_type: ACCESS_TOKEN, subject_token: pat.token, audience: STORAGE, scope: 'read' }, { DPoP: oidc.getDPoPHandle(batch, keys) });
+    expect(answer).toMatchObject({ issued_token_type: ACCESS_TOKEN, token_type: 'dpop', scope: 'read' });
+    const jkt = await calculateJwkThumbprint(await exportJWK(keys.publicKey));
+    const { payload } = await jwtVerify(answer.access_token, createRemoteJWKSet(new URL(batch.serverMetadata().jwks_uri!)), { audience: STORAGE, typ: 'at+jwt' });
+    expect(payload).toMatchObject({ cnf: { jkt }, act: { sub: 'batch-jobs' } });
+    expect(await introspect(b.url, answer.access_token)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } });
+
+    // The same proof twice: the second exchange is refused, the first's token stands.
+    const tokenEndpoint = batch.serverMetadata().token_endpoint!;
+    const jwk = await exportJWK(keys.publicKey);
+    const proof = await new SignJWT({ htm: 'POST', htu: tokenEndpoint, jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(keys.privateKey);
+    const send = () =>
+      fetch(tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`batch-jobs:${BATCH_SECRET}`).toString('base64')}`, dpop: proof },
+        body: new URLSearchParams({ grant_type: EXCHANGE, subject_token_type: ACCESS_TOKEN, subject_token: pat.token, audience: STORAGE }),
+      }).then(async (res) => [res.status, (await res.json()) as Record<string, unknown>] as const);
+    const [firstStatus, first] = await send();
+    expect([firstStatus, first.token_type]).toEqual([200, 'DPoP']);
+    const [againStatus, again] = await send();
+    expect([againStatus, again.error]).toEqual([400, 'invalid_grant']);
+    expect(await introspect(a.url, String(first.access_token))).toMatchObject({ active: true, cnf: { jkt } });
   });
 
   it('refuses a DPoP-bound subject token by name: only the holder of its key may use it', async () => {

@@ -16,7 +16,7 @@ import type { Awaitable } from '../../shared/awaitable.ts';
 import { anyCovers } from '../../shared/path-scopes.ts';
 import type { ActClaim, CredentialLink, ExchangedTokens } from '../adapter/exchanged-tokens.ts';
 import type { PublishedSigningKeys } from '../published-signing-keys.ts';
-import { correctDisallowedGrantError } from '../provider/internals.ts';
+import { claimTokenEndpointDpopProof, correctDisallowedGrantError, tokenEndpointDpopProof } from '../provider/internals.ts';
 import { shapeForProfile } from '../provider/token-profiles.ts';
 
 /** RFC 8693 §3: the one token type Tessera takes and issues (what each Tessera credential is at a resource server). */
@@ -166,6 +166,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if ((actorToken === undefined) !== (actorType === undefined)) throw refuse.request('actor_token and actor_token_type go together');
     if (actorType !== undefined && actorType !== ACCESS_TOKEN_TYPE) throw refuse.request(`unsupported actor_token_type: send ${ACCESS_TOKEN_TYPE}`);
     const audience = targetOf(ctx, policy, deps.resources);
+    // With a DPoP proof (RFC 9449 §5), the new token is bound to its key, as every other grant's.
+    const proof = await tokenEndpointDpopProof(provider, ctx);
 
     const subject = await verified(ctx, client.clientId, subjectToken, 'subject_token');
     if (!(policy.subjectTokenKinds as string[]).includes(subject.kind)) {
@@ -182,13 +184,14 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const lifetime = Math.min(deps.ttlSeconds, subject.exp === null ? Infinity : subject.exp - now);
     if (lifetime <= 0) throw refuse.grant('subject_token is invalid, expired or revoked');
     const act: ActClaim = { sub: actor?.sub ?? client.clientId, client_id: client.clientId, ...(subject.act ? { act: subject.act } : {}) };
+    if (proof) await claimTokenEndpointDpopProof(provider, ctx, proof, client.clientId);
     const jti = randomBytes(18).toString('base64url');
     const exp = now + lifetime;
     // Recorded first: a token whose record is missing is inactive at introspection.
     await deps.exchangedTokens.record(jti, exp, subject.links);
     const { kid, alg, key } = await deps.signingKeys.currentSigningKey();
     // The claims of RFC 9068, reshaped for the audience's profile (WLCG, SciTokens) as oidc-provider's JWTs are.
-    const claims = { iss: deps.issuer, sub: subject.sub, aud: audience, iat: now, exp, jti, client_id: client.clientId, scope: scopes.join(' '), act };
+    const claims = { iss: deps.issuer, sub: subject.sub, aud: audience, iat: now, exp, jti, client_id: client.clientId, scope: scopes.join(' '), act, ...(proof ? { cnf: { jkt: proof.thumbprint } } : {}) };
     const profile = deps.resources[audience]?.profile ?? 'rfc9068';
     const token = await new SignJWT(shapeForProfile(profile, claims)).setProtectedHeader({ alg, kid, typ: 'at+jwt' }).sign(key);
 
@@ -198,11 +201,11 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       subject: `user:${subject.sub}`,
       ip: ctx.ip || null,
       userAgent: ctx.get('user-agent') || null,
-      details: { clientId: client.clientId, userId: subject.sub, subjectKind: subject.kind, audience, scopes, jti, expiresIn: lifetime, ...(actor ? { actorSub: actor.sub } : {}), ...(subject.act ? { delegationDepth: depth(subject.act) } : {}) },
+      details: { clientId: client.clientId, userId: subject.sub, subjectKind: subject.kind, audience, scopes, jti, expiresIn: lifetime, ...(actor ? { actorSub: actor.sub } : {}), ...(proof ? { jkt: proof.thumbprint } : {}), ...(subject.act ? { delegationDepth: depth(subject.act) } : {}) },
     });
     // Counted with the tokens oidc-provider issues (server.ts counts '<kind>.issued').
     provider.emit('exchanged_access_token.issued', ctx);
-    ctx.body = { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: lifetime, scope: scopes.join(' ') };
+    ctx.body = { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: proof ? 'DPoP' : 'Bearer', expires_in: lifetime, scope: scopes.join(' ') };
   }
 
   provider.registerGrantType(TOKEN_EXCHANGE_GRANT, exchange, PARAMETERS);
