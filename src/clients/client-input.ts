@@ -6,7 +6,7 @@ import { CLIENT_ID, CLIENT_KINDS, clientJwksSchema, introspectionMetadataProblem
 import { AppError } from '../shared/errors.ts';
 import { checkCatalogScope } from '../shared/path-scopes.ts';
 import { isConfidential } from './client.ts';
-import { EXCHANGING_KINDS, tokenExchangePolicyProblems, tokenExchangePolicySchema } from '../config/token-exchange-policy.ts';
+import { audienceProblems, EXCHANGING_KINDS, scopeProblems, tokenExchangePolicySchema } from '../config/token-exchange-policy.ts';
 
 /** Kinds whose tokens may come with an ID token or a refresh token. */
 const USER_FACING_KINDS: ReadonlySet<ClientKind> = new Set(['device', 'web']);
@@ -118,9 +118,15 @@ export function createClientSchema(scopeCatalog: Record<string, string>, resourc
 }
 
 /** A token-exchange policy whose audiences are resources and whose scopes are in the catalog. */
+/** A policy that fits the catalog and resources; each field is checked on its own, so one answer names every field that does not fit. */
 function policySchema(scopeCatalog: Record<string, string>, resources: Config['oauth']['resources'], pathScoped: ReadonlySet<string>) {
-  return tokenExchangePolicySchema.superRefine((policy, context) => {
-    for (const problem of tokenExchangePolicyProblems(policy, scopeCatalog, resources, pathScoped)) context.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  const { shape } = tokenExchangePolicySchema;
+  const report = (problems: { index: number; message: string }[], context: z.RefinementCtx) => {
+    for (const { index, message } of problems) context.addIssue({ code: 'custom', path: [index], message });
+  };
+  return tokenExchangePolicySchema.extend({
+    audiences: shape.audiences.superRefine((audiences, context) => report(audienceProblems(audiences, resources), context)),
+    scopes: shape.scopes.superRefine((scopes, context) => report(scopeProblems(scopes, scopeCatalog, pathScoped), context)),
   });
 }
 

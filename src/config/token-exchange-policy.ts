@@ -32,6 +32,19 @@ export type TokenExchangePolicy = z.infer<typeof tokenExchangePolicySchema>;
 /** Client kinds that may hold a policy: confidential ones (a device client cannot authenticate). */
 export const EXCHANGING_KINDS: ReadonlySet<string> = new Set(['service', 'web', 'resource_server']);
 
+/** Why each listed audience is not one of `oauth.resources`, by its index (empty when all are). */
+export function audienceProblems(audiences: readonly string[], resources: Record<string, unknown>): { index: number; message: string }[] {
+  return audiences.flatMap((audience, index) => (Object.hasOwn(resources, audience) ? [] : [{ index, message: `"${audience}" is not one of oauth.resources (known: ${Object.keys(resources).join(', ')})` }]));
+}
+
+/** Why each listed scope is not in the catalog, by its index: a path scope ("storage.read:/atlas") where its name is path-scoped. */
+export function scopeProblems(scopes: readonly string[], catalog: Readonly<Record<string, unknown>>, pathScoped: ReadonlySet<string> = new Set()): { index: number; message: string }[] {
+  return scopes.flatMap((scope, index) => {
+    const checked = checkCatalogScope(scope, catalog, pathScoped);
+    return checked.ok ? [] : [{ index, message: scope.includes(':/') ? checked.problem : `"${scope}" is not in the scope catalog` }];
+  });
+}
+
 /** Why a policy does not fit the scope catalog and resources, per field (empty when it fits). */
 export function tokenExchangePolicyProblems(
   policy: TokenExchangePolicy,
@@ -39,14 +52,8 @@ export function tokenExchangePolicyProblems(
   resources: Record<string, unknown>,
   pathScoped: ReadonlySet<string> = new Set(),
 ): { path: (string | number)[]; message: string }[] {
-  const problems: { path: (string | number)[]; message: string }[] = [];
-  policy.audiences.forEach((audience, index) => {
-    if (!Object.hasOwn(resources, audience)) problems.push({ path: ['audiences', index], message: `"${audience}" is not one of oauth.resources (known: ${Object.keys(resources).join(', ')})` });
-  });
-  policy.scopes.forEach((scope, index) => {
-    // A path scope ("storage.read:/atlas") is allowed where its name is path-scoped in the catalog.
-    const checked = checkCatalogScope(scope, catalog, pathScoped);
-    if (!checked.ok) problems.push({ path: ['scopes', index], message: scope.includes(':/') ? checked.problem : `"${scope}" is not in the scope catalog` });
-  });
-  return problems;
+  return [
+    ...audienceProblems(policy.audiences, resources).map(({ index, message }) => ({ path: ['audiences', index], message })),
+    ...scopeProblems(policy.scopes, catalog, pathScoped).map(({ index, message }) => ({ path: ['scopes', index], message })),
+  ];
 }

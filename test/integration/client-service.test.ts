@@ -438,10 +438,12 @@ describe('client service on PostgreSQL', () => {
       );
       expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token'], audiences: ['urn:tessera:files'], scopes: ['read'] } });
       expect(await run(['show', 'grid-jobs'])).toMatch(/^token_exchange: +personal_access_token access_token → urn:tessera:files \(scopes read\)$/m);
-      const wrongKind = await failure(run(['set-token-exchange', 'grid-jobs', '--subject-kinds', 'password', '--audiences', 'urn:tessera:files', '--scopes', 'read']));
-      expect([wrongKind.status, fields(wrongKind)]).toEqual([400, ['subjectTokenKinds.0']]);
-      const wrongTargets = await failure(run(['set-token-exchange', 'grid-jobs', '--subject-kinds', 'session', '--audiences', 'urn:elsewhere', '--scopes', 'read,admin']));
-      expect([wrongTargets.status, fields(wrongTargets)]).toEqual([400, ['audiences.0', 'scopes.1']]);
+      // Every field that does not fit is named in one answer.
+      const wrong = await failure(run(['set-token-exchange', 'grid-jobs', '--subject-kinds', 'password', '--audiences', 'urn:elsewhere', '--scopes', 'read,admin']));
+      expect([wrong.status, fields(wrong)]).toEqual([400, ['audiences.0', 'scopes.1', 'subjectTokenKinds.0']]);
+      expect(wrong.errors!.find((e) => e.field === 'audiences.0')!.message).toMatch(/"urn:elsewhere" is not one of oauth.resources/);
+      const extra = await failure(clients.setTokenExchange('grid-jobs', { subjectTokenKinds: ['session'], audiences: ['urn:tessera:files'], scopes: ['read'], maxLifetime: 60 }, by));
+      expect([extra.status, fields(extra)]).toEqual([400, ['(body)']]);
       expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token'] } });
       await expect(run(['set-token-exchange', 'declared-cli', ...policy])).rejects.toMatchObject({ status: 409 });
       await expect(run(['set-token-exchange', 'nobody', ...policy])).rejects.toMatchObject({ status: 404 });
