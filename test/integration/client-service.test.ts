@@ -443,7 +443,7 @@ describe('client service on PostgreSQL', () => {
       expect([wrong.status, fields(wrong)]).toEqual([400, ['audiences.0', 'scopes.1', 'subjectTokenKinds.0']]);
       expect(wrong.errors!.find((e) => e.field === 'audiences.0')!.message).toMatch(/"urn:elsewhere" is not one of oauth.resources/);
       const extra = await failure(clients.setTokenExchange('grid-jobs', { subjectTokenKinds: ['session'], audiences: ['urn:tessera:files'], scopes: ['read'], maxLifetime: 60 }, by));
-      expect([extra.status, fields(extra)]).toEqual([400, ['(body)']]);
+      expect([extra.status, fields(extra)]).toEqual([400, ['maxLifetime']]);
       expect(await clients.find('grid-jobs')).toMatchObject({ tokenExchange: { subjectTokenKinds: ['personal_access_token', 'access_token'] } });
       await expect(run(['set-token-exchange', 'declared-cli', ...policy])).rejects.toMatchObject({ status: 409 });
       await expect(run(['set-token-exchange', 'nobody', ...policy])).rejects.toMatchObject({ status: 404 });
